@@ -1,0 +1,386 @@
+"""The emulator's HTTP/1.1 server and its OpenAI-compatible routes.
+
+Written on asyncio protocols rather than a web framework so that one core
+streams well over 50,000 chunks a second: each chunk is one pre-built byte
+string and one ``transport.write``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from emulator import tokenizer
+from emulator.engine import Engine, EngineConfig, Sequence
+from emulator.faults import FaultPlan
+from emulator.metrics import Metrics
+
+_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+            413: "Payload Too Large", 429: "Too Many Requests", 500: "Internal Server Error",
+            503: "Service Unavailable"}
+
+OUTPUT_WORDS = [f" {w}".encode() for w in (
+    "the model streams tokens at a steady pace while the batch grows and the cache keeps shared prefixes warm "
+    "so that repeated requests skip most of their prefill work and answer sooner than cold ones do"
+).split()]
+
+
+@dataclass
+class ServerConfig:
+    model: str = "emulated-llama"
+    api_key: str | None = None
+    dev_mode: bool = True  # enables POST /reset_prefix_cache, as VLLM_SERVER_DEV_MODE=1 does
+    request_log: str | None = None
+    include_cached_tokens: bool = True  # vLLM's --enable-prompt-tokens-details
+
+
+class RequestLog:
+    """Ground truth: one JSON line per request, flushed as it is written."""
+
+    def __init__(self, path: str | None) -> None:
+        self._file = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115
+
+    def write(self, entry: dict[str, Any]) -> None:
+        if self._file is not None:
+            self._file.write(json.dumps(entry) + "\n")
+            self._file.flush()
+
+
+class App:
+    def __init__(self, server: ServerConfig, engine_config: EngineConfig, faults: FaultPlan) -> None:
+        self.cfg = server
+        self.metrics = Metrics(server.model)
+        self.engine = Engine(engine_config, self.metrics)
+        self.faults = faults
+        self.log = RequestLog(server.request_log)
+        self.created = int(time.time())
+        self.received = 0  # generation requests received
+        self.completed = 0
+        self.by_path: dict[str, int] = {}
+        self._rng = random.Random(engine_config.seed + 1)
+
+    # -- routing ---------------------------------------------------------------
+    def handle(self, conn: Connection, method: str, path: str, headers: dict[str, str], body: bytes) -> None:
+        path = path.split("?", 1)[0]
+        self.by_path[path] = self.by_path.get(path, 0) + 1
+        if self.cfg.api_key and path.startswith("/v1/"):
+            if headers.get("authorization") != f"Bearer {self.cfg.api_key}":
+                conn.respond_json(401, {"error": "Unauthorized"})
+                return
+        if path == "/health":
+            conn.respond(200, b"", "application/json")
+        elif path == "/v1/models":
+            conn.respond_json(200, self._models())
+        elif path == "/metrics":
+            text = self.metrics.render(len(self.engine.running), len(self.engine.waiting), self.engine.kv_usage())
+            conn.respond(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
+        elif path in ("/v1/chat/completions", "/v1/completions") and method == "POST":
+            self._generate(conn, path, headers, body)
+        elif path == "/tokenize" and method == "POST":
+            self._tokenize(conn, body)
+        elif path == "/reset_prefix_cache" and method == "POST" and self.cfg.dev_mode:
+            self.engine.reset_prefix_cache()
+            conn.respond(200, b"", "application/json")
+        elif path == "/emulator/stats":
+            conn.respond_json(200, {"received": self.received, "completed": self.completed, "by_path": self.by_path,
+                                    "running": len(self.engine.running), "waiting": len(self.engine.waiting),
+                                    "steps": self.engine.steps, "cache_blocks": len(self.engine.cache)})
+        else:
+            conn.respond_json(404, {"detail": "Not Found"})
+
+    def _models(self) -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": self.cfg.model, "object": "model", "created": self.created,
+                                            "owned_by": "vllm", "root": self.cfg.model, "parent": None,
+                                            "max_model_len": self.engine.config.max_model_len}]}
+
+    def _tokenize(self, conn: Connection, body: bytes) -> None:
+        try:
+            req = json.loads(body)
+            if "messages" in req:
+                ids = tokenizer.chat_ids(req["messages"])
+            else:
+                ids = tokenizer.prompt_ids(str(req["prompt"]), req.get("add_special_tokens", True))
+        except (ValueError, KeyError, TypeError, AttributeError):
+            conn.respond_json(400, _error("tokenize needs 'prompt' or 'messages'", 400))
+            return
+        conn.respond_json(200, {"count": len(ids), "max_model_len": self.engine.config.max_model_len,
+                                "tokens": ids, "token_strs": None})
+
+    def _generate(self, conn: Connection, path: str, headers: dict[str, str], body: bytes) -> None:
+        received_mono = time.perf_counter()
+        received_wall = time.time()
+        self.received += 1
+        chat = path == "/v1/chat/completions"
+        try:
+            req = json.loads(body)
+            if not isinstance(req, dict):
+                raise ValueError("body is not a JSON object")
+            model = req.get("model") or self.cfg.model
+            max_tokens = int(req.get("max_tokens") or req.get("max_completion_tokens") or 16)
+            prompt = tokenizer.chat_ids(req["messages"]) if chat else tokenizer.prompt_ids(str(req["prompt"]))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            conn.respond_json(400, _error(f"invalid request: {exc}", 400))
+            return
+        if model != self.cfg.model:
+            conn.respond_json(404, _error(f"The model `{model}` does not exist.", 404, "NotFoundError"))
+            return
+        limit = self.engine.config.max_model_len
+        if len(prompt) + max_tokens > limit or max_tokens < 1:
+            conn.respond_json(400, _error(
+                f"This model's maximum context length is {limit} tokens. However, you requested "
+                f"{len(prompt) + max_tokens} tokens ({len(prompt)} in the messages, {max_tokens} in the completion).",
+                400))
+            return
+        fault = self.faults.pick()
+        if fault and fault.before_headers(conn):
+            self.log.write({"id": None, "fault": fault.kind, "received_wall": received_wall})
+            return
+        rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
+        stream = bool(req.get("stream"))
+        include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
+        sink = StreamSink(self, conn, rid, model, chat, stream, include_usage, fault) if stream else \
+            FullSink(self, conn, rid, model, chat)
+        seq = Sequence(rid, prompt, max_tokens, bool(req.get("ignore_eos")), sink,
+                       received_mono=received_mono, received_wall=received_wall)
+        conn.active = seq
+        self.engine.submit(seq)
+
+    def finished(self, seq: Sequence, status: str) -> None:
+        self.completed += 1
+        self.log.write({
+            "id": seq.request_id, "status": status, "received_wall": seq.received_wall,
+            "first_token_wall": seq.first_wall or None,
+            "ttft_s": (seq.first_mono - seq.received_mono) if seq.first_mono else None,
+            "e2e_s": (seq.last_mono - seq.received_mono) if seq.last_mono else None,
+            "prompt_tokens": len(seq.prompt), "cached_tokens": seq.cached, "output_tokens": seq.generated,
+            "finish_reason": seq.finish_reason,
+        })
+
+
+def _error(message: str, code: int, kind: str = "BadRequestError") -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+class StreamSink:
+    """Formats one streaming response in vLLM's chunk shapes."""
+
+    __slots__ = ("app", "conn", "chat", "include_usage", "fault", "_pre", "_post", "_head", "_obj", "rid", "model",
+                 "_words")
+
+    def __init__(self, app: App, conn: Connection, rid: str, model: str, chat: bool, stream: bool,
+                 include_usage: bool, fault: Any) -> None:
+        self.app = app
+        self.conn = conn
+        self.rid = rid
+        self.model = model
+        self.chat = chat
+        self.include_usage = include_usage
+        self.fault = fault
+        created = int(time.time())
+        obj = "chat.completion.chunk" if chat else "text_completion"
+        self._obj = obj
+        self._head = f'{{"id":"{rid}","object":"{obj}","created":{created},"model":{json.dumps(model)},'.encode()
+        if chat:
+            self._pre = self._head + b'"choices":[{"index":0,"delta":{"content":"'
+            self._post = b'"},"logprobs":null,"finish_reason":null}]}'
+        else:
+            self._pre = self._head + b'"choices":[{"index":0,"text":"'
+            self._post = b'","logprobs":null,"finish_reason":null,"stop_reason":null}]}'
+        self._words = app._rng.randrange(len(OUTPUT_WORDS))
+        conn.start_stream()
+
+    def on_token(self, seq: Sequence, index: int, finish_reason: str) -> None:
+        conn = self.conn
+        if conn.closed:
+            seq.cancelled = True
+            return
+        word = OUTPUT_WORDS[(self._words + index) % len(OUTPUT_WORDS)]
+        if finish_reason:
+            if self.chat:
+                payload = (self._head + b'"choices":[{"index":0,"delta":{"content":"' + word +
+                           b'"},"logprobs":null,"finish_reason":"' + finish_reason.encode() + b'","stop_reason":null}]}')
+            else:
+                payload = (self._head + b'"choices":[{"index":0,"text":"' + word +
+                           b'","logprobs":null,"finish_reason":"' + finish_reason.encode() + b'","stop_reason":null}]}')
+        else:
+            payload = self._pre + word + self._post
+        out = b"data: " + payload + b"\n\n"
+        if index == 0:
+            if self.chat:  # vLLM sends the role chunk with the first token
+                role = self._head + b'"choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}'
+                out = b"data: " + role + b"\n\n" + out
+        fault = self.fault
+        if fault is not None and fault.mid_stream(self, seq, index, out):
+            return
+        conn.send_chunk(out)
+        now = time.perf_counter()
+        seq.last_mono = now
+        if index == 0:
+            seq.first_mono = now
+            seq.first_wall = time.time()
+            self.app.metrics.on_first_token(now - seq.received_mono)
+        if finish_reason:
+            self.finish(seq)
+
+    def usage_bytes(self, seq: Sequence) -> bytes:
+        usage: dict[str, Any] = {"prompt_tokens": len(seq.prompt), "total_tokens": len(seq.prompt) + seq.generated,
+                                 "completion_tokens": seq.generated}
+        if self.app.cfg.include_cached_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": seq.cached}
+        return self._head + b'"choices":[],"usage":' + json.dumps(usage, separators=(",", ":")).encode() + b"}"
+
+    def finish(self, seq: Sequence) -> None:
+        tail = b""
+        if self.include_usage:
+            tail += b"data: " + self.usage_bytes(seq) + b"\n\n"
+        tail += b"data: [DONE]\n\n"
+        self.conn.send_chunk(tail)
+        self.conn.end_stream()
+        self.app.finished(seq, "ok")
+
+    def abort(self, seq: Sequence, status: str) -> None:
+        self.app.finished(seq, status)
+
+    def finish_without_tokens(self, seq: Sequence) -> None:
+        """A stream that carries no token: only the role chunk, usage and [DONE]."""
+        tail = b""
+        if self.chat:
+            tail += b"data: " + self._head + b'"choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}\n\n'
+        if self.include_usage:
+            tail += b"data: " + self.usage_bytes(seq) + b"\n\n"
+        self.conn.send_chunk(tail + b"data: [DONE]\n\n")
+        self.conn.end_stream()
+        self.app.finished(seq, "fault:empty")
+
+
+class FullSink:
+    """A non-streaming response: everything at the end."""
+
+    def __init__(self, app: App, conn: Connection, rid: str, model: str, chat: bool) -> None:
+        self.app, self.conn, self.rid, self.model, self.chat = app, conn, rid, model, chat
+        self.parts: list[bytes] = []
+        self._words = app._rng.randrange(len(OUTPUT_WORDS))
+
+    def on_token(self, seq: Sequence, index: int, finish_reason: str) -> None:
+        if self.conn.closed:
+            seq.cancelled = True
+            return
+        self.parts.append(OUTPUT_WORDS[(self._words + index) % len(OUTPUT_WORDS)])
+        now = time.perf_counter()
+        seq.last_mono = now
+        if index == 0:
+            seq.first_mono, seq.first_wall = now, time.time()
+            self.app.metrics.on_first_token(now - seq.received_mono)
+        if not finish_reason:
+            return
+        text = b"".join(self.parts).decode()
+        usage = {"prompt_tokens": len(seq.prompt), "total_tokens": len(seq.prompt) + seq.generated,
+                 "completion_tokens": seq.generated, "prompt_tokens_details": {"cached_tokens": seq.cached}}
+        if self.chat:
+            choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason}
+            obj = "chat.completion"
+        else:
+            choice = {"index": 0, "text": text, "finish_reason": finish_reason}
+            obj = "text_completion"
+        self.conn.respond_json(200, {"id": self.rid, "object": obj, "created": int(time.time()), "model": self.model,
+                                     "choices": [choice], "usage": usage})
+        self.app.finished(seq, "ok")
+
+
+class Connection(asyncio.Protocol):
+    """One client connection: parses requests, one at a time, and writes responses."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.transport: asyncio.Transport | None = None
+        self.buf = b""
+        self.busy = False
+        self.closed = False
+        self.active: Sequence | None = None
+        self.keep_alive = True
+        self.stalled = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.active is not None:
+            self.active.cancelled = True
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        self._parse()
+
+    def _parse(self) -> None:
+        while not self.busy and not self.closed:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buf) > 65536:
+                    self.respond_json(413, {"detail": "headers too large"}, close=True)
+                return
+            lines = self.buf[:end].decode("latin-1").split("\r\n")
+            try:
+                method, target, version = lines[0].split(" ", 2)
+            except ValueError:
+                self.respond_json(400, {"detail": "bad request line"}, close=True)
+                return
+            headers = {}
+            for line in lines[1:]:
+                k, _, v = line.partition(":")
+                headers[k.strip().lower()] = v.strip()
+            length = int(headers.get("content-length") or 0)
+            if len(self.buf) < end + 4 + length:
+                return
+            body = self.buf[end + 4 : end + 4 + length]
+            self.buf = self.buf[end + 4 + length :]
+            self.keep_alive = headers.get("connection", "").lower() != "close" and version == "HTTP/1.1"
+            self.busy = True
+            self.app.handle(self, method, target, headers, body)
+
+    # -- responses ---------------------------------------------------------------
+    def respond(self, status: int, body: bytes, content_type: str, close: bool = False) -> None:
+        if self.closed:
+            return
+        keep = self.keep_alive and not close
+        head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\ncontent-type: {content_type}\r\n"
+                f"content-length: {len(body)}\r\n{'' if keep else 'connection: close' + chr(13) + chr(10)}\r\n")
+        self.transport.write(head.encode() + body)
+        self._done(keep)
+
+    def respond_json(self, status: int, obj: Any, close: bool = False) -> None:
+        self.respond(status, json.dumps(obj).encode(), "application/json", close)
+
+    def start_stream(self) -> None:
+        self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
+                             b"transfer-encoding: chunked\r\n\r\n")
+
+    def send_chunk(self, payload: bytes) -> None:
+        if not self.closed:
+            self.transport.write(b"%x\r\n%b\r\n" % (len(payload), payload))
+
+    def end_stream(self) -> None:
+        if not self.closed:
+            self.transport.write(b"0\r\n\r\n")
+        self._done(self.keep_alive)
+
+    def abort(self) -> None:
+        """Drop the connection at once (a reset, for fault injection)."""
+        if self.transport is not None:
+            self.transport.abort()
+        self.closed = True
+
+    def _done(self, keep: bool) -> None:
+        self.active = None
+        self.busy = False
+        if not keep:
+            self.transport.close()
+            self.closed = True
+            return
+        if self.buf:
+            self._parse()

@@ -1,0 +1,253 @@
+"""A small keep-alive HTTP/1.1 client that hands bytes over the moment they arrive.
+
+Generic HTTP clients read streamed bodies in fixed-size blocks, which holds
+SSE events back on slow streams. This one returns whatever one ``recv`` gave,
+so the caller can timestamp every read. It uses the ``socket`` and ``ssl``
+modules as they are at call time: under Locust, gevent has patched them.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from users.sse import ChunkedDecoder
+
+RECV_SIZE = 65536
+MAX_HEAD = 65536
+
+
+class TransportError(Exception):
+    """The connection failed: refused, reset, closed early, timed out or garbled."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    scheme: str
+    host: str
+    port: int
+    base_path: str  # "" or a path prefix without a trailing slash
+
+    @classmethod
+    def parse(cls, url: str) -> Target:
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"host must look like http://HOST:PORT or https://HOST:PORT, got {url!r}")
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            raise ValueError(f"bad port in host {url!r}") from None
+        return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
+
+    @property
+    def host_header(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        return self.host if self.port == default else f"{self.host}:{self.port}"
+
+
+@dataclass(slots=True)
+class Head:
+    status: int
+    reason: str
+    headers: dict[str, str]  # lower-case names
+
+    @property
+    def chunked(self) -> bool:
+        return "chunked" in self.headers.get("transfer-encoding", "").lower()
+
+    @property
+    def content_length(self) -> int | None:
+        value = self.headers.get("content-length")
+        return int(value) if value is not None and value.isdigit() else None
+
+
+class Connection:
+    """One keep-alive connection to one server, used by one greenlet at a time."""
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 600.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.target = target
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        if target.scheme == "https" and ssl_context is None:
+            ssl_context = ssl.create_default_context()
+        self.ssl_context = ssl_context
+        self._sock: socket.socket | None = None
+        self._buf = b""
+        self.requests_on_socket = 0
+
+    # -- connection management -------------------------------------------------
+    def _connect(self) -> socket.socket:
+        try:
+            sock = socket.create_connection((self.target.host, self.target.port), timeout=self.connect_timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.ssl_context is not None:
+                sock = self.ssl_context.wrap_socket(sock, server_hostname=self.target.host)
+        except ssl.SSLError as exc:
+            raise TransportError(f"TLS handshake with {self.target.host}:{self.target.port} failed: {exc}") from None
+        except OSError as exc:
+            raise TransportError(f"cannot connect to {self.target.host}:{self.target.port}: {_os_reason(exc)}") from None
+        sock.settimeout(self.read_timeout)
+        self._sock = sock
+        self._buf = b""
+        self.requests_on_socket = 0
+        return sock
+
+    def close(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+        self._sock = None
+        self._buf = b""
+
+    # -- request/response ----------------------------------------------------------
+    def build_request(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> bytes:
+        lines = [f"{method} {self.target.base_path}{path} HTTP/1.1", f"Host: {self.target.host_header}"]
+        lines.extend(f"{k}: {v}" for k, v in headers.items())
+        if body is not None:
+            lines.append(f"Content-Length: {len(body)}")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        return head + body if body else head
+
+    def send(self, raw: bytes) -> bool:
+        """Write a request. Returns True when it went out on a reused socket."""
+        reused = self._sock is not None
+        sock = self._sock or self._connect()
+        try:
+            sock.sendall(raw)
+        except OSError as exc:
+            self.close()
+            if not reused:
+                raise TransportError(f"connection failed while sending: {_os_reason(exc)}") from None
+            sock = self._connect()  # a stale keep-alive socket: the server never saw the request
+            reused = False
+            try:
+                sock.sendall(raw)
+            except OSError as exc2:
+                self.close()
+                raise TransportError(f"connection failed while sending: {_os_reason(exc2)}") from None
+        self.requests_on_socket += 1
+        return reused
+
+    def recv(self) -> bytes:
+        """The next bytes of the response body, b"" at EOF. Raises TransportError."""
+        if self._buf:
+            data, self._buf = self._buf, b""
+            return data
+        sock = self._sock
+        if sock is None:
+            return b""
+        try:
+            return sock.recv(RECV_SIZE)
+        except TimeoutError:
+            self.close()
+            raise TransportError(f"stalled: no data for {self.read_timeout:g} s") from None
+        except OSError as exc:
+            self.close()
+            raise TransportError(f"connection broken mid-response: {_os_reason(exc)}") from None
+
+    def read_head(self) -> Head:
+        """Read the status line and headers; body bytes read with them stay buffered."""
+        buf = self._buf
+        self._buf = b""
+        while True:
+            end = buf.find(b"\r\n\r\n")
+            if end >= 0:
+                break
+            if len(buf) > MAX_HEAD:
+                self.close()
+                raise TransportError("response headers too large")
+            data = self.recv()
+            if not data:
+                self.close()
+                if buf:
+                    raise TransportError("connection closed in the middle of the response headers")
+                raise TransportError("connection closed before the response headers")
+            buf += data
+        self._buf = buf[end + 4 :]
+        lines = buf[:end].decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ", 2)
+        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+            self.close()
+            raise TransportError(f"not an HTTP response: {lines[0][:60]!r}")
+        headers: dict[str, str] = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        return Head(int(parts[1]), parts[2] if len(parts) > 2 else "", headers)
+
+    def read_body(self, head: Head, limit: int = 16 * 1024 * 1024) -> bytes:
+        """Read a whole (non-streamed) body."""
+        out = []
+        size = 0
+        if head.chunked:
+            dec = ChunkedDecoder()
+            while not dec.done:
+                data = self.recv()
+                if not data:
+                    self.close()
+                    raise TransportError("connection closed in the middle of the response body")
+                piece = dec.feed(data)
+                out.append(piece)
+                size += len(piece)
+                if size > limit:
+                    self.close()
+                    raise TransportError("response body too large")
+            self._after_body(head)
+            return b"".join(out)
+        length = head.content_length
+        while length is None or size < length:
+            data = self.recv()
+            if not data:
+                if length is None:
+                    break
+                self.close()
+                raise TransportError("connection closed in the middle of the response body")
+            out.append(data)
+            size += len(data)
+            if size > limit:
+                self.close()
+                raise TransportError("response body too large")
+        body = b"".join(out)
+        if length is not None and size > length:
+            self._buf = body[length:]
+            body = body[:length]
+        if length is None:
+            self.close()
+        else:
+            self._after_body(head)
+        return body
+
+    def _after_body(self, head: Head) -> None:
+        if head.headers.get("connection", "").lower() == "close":
+            self.close()
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[Head, bytes]:
+        """A plain request/response, for the small control calls (models, tokenize, metrics)."""
+        self.send(self.build_request(method, path, body, headers or {}))
+        head = self.read_head()
+        return head, self.read_body(head)
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset by peer"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve host ({exc.strerror})"
+    return exc.strerror or exc.__class__.__name__

@@ -1,0 +1,205 @@
+"""Per-request measurement with the semantics of vLLM's ``bench serve``.
+
+Plain Python with no Locust import. The caller owns the clock: it passes the
+monotonic time at which each read returned, so tests drive it with a scripted
+clock and the numbers are exact.
+
+- TTFT: start -> first SSE event that carries generated text (role-only and
+  empty chunks do not count).
+- ITL: the gaps between successive text-carrying events.
+- E2E: start -> last text-carrying event (usage chunk and ``[DONE]`` excluded).
+- TPOT: (e2e - ttft) / (output_tokens - 1), only when output_tokens > 1.
+- Token counts: the server's ``usage``; text events are counted only when the
+  server sends none, and such records say so (``usage_source == "chunks"``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import orjson
+
+# Keys whose non-empty string value marks a chunk that carries generated text.
+CHAT_TEXT_KEYS = (b'"content":"', b'"reasoning_content":"', b'"reasoning":"')
+COMPLETION_TEXT_KEYS = (b'"text":"',)
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """What one request measured. Times in seconds; ``start_time`` is unix time."""
+
+    start_time: float = 0.0
+    request_id: str = ""
+    ttft: float | None = None
+    itl: list[float] = field(default_factory=list)
+    e2e: float | None = None
+    prompt_tokens: int | None = None
+    cached_tokens: int | None = None
+    output_tokens: int | None = None
+    usage_source: str = ""  # "server", "chunks" or "" (nothing received)
+    finish_reason: str = ""
+    status: int = 0
+    success: bool = False
+    error: str = ""
+
+    @property
+    def tpot(self) -> float | None:
+        if self.ttft is None or self.e2e is None or not self.output_tokens or self.output_tokens < 2:
+            return None
+        return (self.e2e - self.ttft) / (self.output_tokens - 1)
+
+    @property
+    def decode_tps(self) -> float | None:
+        tpot = self.tpot
+        if not tpot:
+            return None
+        return 1.0 / tpot
+
+
+class StreamAccumulator:
+    """Turns timed SSE payloads of one streaming response into a RequestRecord.
+
+    ``start`` is the monotonic time taken just before the request was written.
+    Call ``on_event(payload, t)`` for every SSE data payload, with ``t`` the
+    monotonic time of the read that completed it; it returns True at ``[DONE]``.
+    Then ``finish()`` once, with an error message if the transfer failed.
+    """
+
+    __slots__ = ("record", "start", "_first", "_last", "_text_events", "_done", "_text_keys", "_error")
+
+    def __init__(self, record: RequestRecord, start: float, text_keys: tuple[bytes, ...] = CHAT_TEXT_KEYS):
+        self.record = record
+        self.start = start
+        self._first: float | None = None
+        self._last = 0.0
+        self._text_events = 0
+        self._done = False
+        self._text_keys = text_keys
+        self._error = ""
+
+    def on_event(self, payload: bytes, t: float) -> bool:
+        if self._fast_text(payload):
+            if self._first is None and not self.record.request_id:
+                self._take_id(payload)
+            self._on_text(t)
+            return False
+        if payload == b"[DONE]":
+            self._done = True
+            return True
+        self._on_other(payload, t)
+        return False
+
+    def _fast_text(self, payload: bytes) -> bool:
+        """A plain text chunk, recognised without a JSON parse.
+
+        Only chunks that end like a JSON object and say ``"finish_reason":null``
+        take this path; anything else is parsed in full by ``_on_other``. Inside
+        JSON strings quotes are escaped, so a key pattern cannot match text.
+        """
+        if payload[-1:] != b"}" or b'"finish_reason":null' not in payload:
+            return False
+        for key in self._text_keys:
+            i = payload.find(key)
+            if i >= 0 and payload[i + len(key) : i + len(key) + 1] != b'"':
+                return True
+        return False
+
+    def _on_text(self, t: float) -> None:
+        if self._first is None:
+            self._first = t
+        else:
+            self.record.itl.append(t - self._last)
+        self._last = t
+        self._text_events += 1
+
+    def _on_other(self, payload: bytes, t: float) -> None:
+        try:
+            obj = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            self._fail(f"malformed JSON in stream: {payload[:80].decode('utf-8', 'replace')!r}")
+            return
+        if not isinstance(obj, dict):
+            self._fail("malformed chunk in stream: not a JSON object")
+            return
+        error = obj.get("error")
+        if error is not None or obj.get("object") == "error":
+            self._fail("server error in stream: " + _error_message(error if error is not None else obj))
+            return
+        rec = self.record
+        if not rec.request_id and isinstance(obj.get("id"), str):
+            rec.request_id = obj["id"]
+        usage = obj.get("usage")
+        if isinstance(usage, dict):
+            _apply_usage(rec, usage)
+        choices = obj.get("choices")
+        if isinstance(choices, list) and choices:
+            choice = choices[0] if isinstance(choices[0], dict) else {}
+            if choice.get("finish_reason"):
+                rec.finish_reason = str(choice["finish_reason"])
+            if _has_text(choice):
+                self._on_text(t)
+
+    def _fail(self, message: str) -> None:
+        if not self._error:
+            self._error = message
+
+    def _take_id(self, payload: bytes) -> None:
+        """Take the response id from a text chunk without a full parse."""
+        i = payload.find(b'"id":"')
+        if i >= 0:
+            j = payload.find(b'"', i + 6)
+            if j > 0:
+                self.record.request_id = payload[i + 6 : j].decode("utf-8", "replace")
+
+    @property
+    def text_events(self) -> int:
+        return self._text_events
+
+    def finish(self, error: str = "") -> RequestRecord:
+        """Close the record. ``error`` is a transport failure, if there was one."""
+        rec = self.record
+        if self._first is not None:
+            rec.ttft = self._first - self.start
+            rec.e2e = self._last - self.start
+        if rec.output_tokens is None and self._text_events:
+            rec.output_tokens = self._text_events
+            rec.usage_source = "chunks"
+        message = self._error or error
+        if not message and not self._done:
+            message = "stream ended without [DONE]"
+        if not message and self._first is None:
+            message = "stream carried no tokens"
+        rec.error = message
+        rec.success = not message
+        return rec
+
+
+def _has_text(choice: dict) -> bool:
+    delta = choice.get("delta")
+    if isinstance(delta, dict):
+        for key in ("content", "reasoning_content", "reasoning"):
+            if delta.get(key):
+                return True
+        return False
+    return bool(choice.get("text"))
+
+
+def _apply_usage(rec: RequestRecord, usage: dict) -> None:
+    prompt = usage.get("prompt_tokens")
+    completion = usage.get("completion_tokens")
+    if isinstance(prompt, int):
+        rec.prompt_tokens = prompt
+    if isinstance(completion, int):
+        rec.output_tokens = completion
+        rec.usage_source = "server"
+    details = usage.get("prompt_tokens_details")
+    if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
+        rec.cached_tokens = details["cached_tokens"]
+
+
+def _error_message(error: object) -> str:
+    if isinstance(error, dict):
+        message = error.get("message") or error.get("msg") or error
+        code = error.get("code")
+        return f"{message} (code {code})" if code is not None else str(message)
+    return str(error)
