@@ -21,20 +21,28 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--api-key", default=None, help="require this Bearer token on /v1/*")
     p.add_argument("--max-num-seqs", type=int, default=256)
     p.add_argument("--max-num-batched-tokens", type=int, default=2048)
-    p.add_argument("--step-ms", type=float, default=30.0, help="decode step time with an empty batch")
-    p.add_argument("--step-ms-per-seq", type=float, default=0.1, help="step time added per running sequence")
-    p.add_argument("--prefill-ms-per-token", type=float, default=0.01)
+    p.add_argument("--step-ms", type=float, default=20.0, help="decode step time with an empty batch")
+    p.add_argument("--step-ms-per-seq", type=float, default=0.15, help="step time added per running sequence")
+    p.add_argument("--prefill-ms-per-token", type=float, default=0.005)
     p.add_argument("--block-size", type=int, default=16)
     p.add_argument("--num-blocks", type=int, default=200_000, help="KV-cache capacity in blocks")
     p.add_argument("--eos-prob", type=float, default=1 / 300, help="chance per token of ending early")
     p.add_argument("--max-model-len", type=int, default=131072)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--request-log", default=None, help="append one JSON line of ground truth per request")
-    p.add_argument("--no-cached-tokens", action="store_true",
-                   help="omit usage.prompt_tokens_details (as vLLM without --enable-prompt-tokens-details)")
+    p.add_argument(
+        "--no-cached-tokens",
+        action="store_true",
+        help="omit usage.prompt_tokens_details (as vLLM without --enable-prompt-tokens-details)",
+    )
     p.add_argument("--no-dev-mode", action="store_true", help="disable POST /reset_prefix_cache")
-    p.add_argument("--fault", action="append", default=[], metavar="KIND=RATE",
-                   help=f"inject a fault at a rate in [0, 1]; kinds: {', '.join(KINDS)}")
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND=RATE",
+        help=f"inject a fault at a rate in [0, 1]; kinds: {', '.join(KINDS)}",
+    )
     p.add_argument("--fault-at-token", type=int, default=1, help="token index at which mid-stream faults strike")
     return p.parse_args(argv)
 
@@ -42,16 +50,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def serve(args: argparse.Namespace) -> None:
     faults = FaultPlan.parse(args.fault, args.seed, args.fault_at_token)
     engine_cfg = EngineConfig(
-        max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_num_batched_tokens, step_ms=args.step_ms,
-        step_ms_per_seq=args.step_ms_per_seq, prefill_ms_per_token=args.prefill_ms_per_token,
-        block_size=args.block_size, num_blocks=args.num_blocks, eos_prob=args.eos_prob,
-        max_model_len=args.max_model_len, seed=args.seed)
-    server_cfg = ServerConfig(model=args.model, api_key=args.api_key, dev_mode=not args.no_dev_mode,
-                              request_log=args.request_log, include_cached_tokens=not args.no_cached_tokens)
+        max_num_seqs=args.max_num_seqs,
+        max_num_batched_tokens=args.max_num_batched_tokens,
+        step_ms=args.step_ms,
+        step_ms_per_seq=args.step_ms_per_seq,
+        prefill_ms_per_token=args.prefill_ms_per_token,
+        block_size=args.block_size,
+        num_blocks=args.num_blocks,
+        eos_prob=args.eos_prob,
+        max_model_len=args.max_model_len,
+        seed=args.seed,
+    )
+    server_cfg = ServerConfig(
+        model=args.model,
+        api_key=args.api_key,
+        dev_mode=not args.no_dev_mode,
+        request_log=args.request_log,
+        include_cached_tokens=not args.no_cached_tokens,
+    )
     app = App(server_cfg, engine_cfg, faults)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: Connection(app), args.host, args.port, family=socket.AF_INET,
-                                      backlog=4096, reuse_address=True)
+    server = await loop.create_server(
+        lambda: Connection(app), args.host, args.port, family=socket.AF_INET, backlog=4096, reuse_address=True
+    )
     port = server.sockets[0].getsockname()[1]
     print(f"emulator ready on http://{args.host}:{port} model={args.model}", flush=True)
     stop = asyncio.Event()

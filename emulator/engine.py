@@ -24,9 +24,9 @@ from emulator.prefix_cache import PrefixCache
 class EngineConfig:
     max_num_seqs: int = 256
     max_num_batched_tokens: int = 2048
-    step_ms: float = 30.0  # decode step time with an empty batch
-    step_ms_per_seq: float = 0.1  # added per running sequence
-    prefill_ms_per_token: float = 0.01  # added per prompt token computed in the step
+    step_ms: float = 20.0  # decode step time with an empty batch
+    step_ms_per_seq: float = 0.15  # added per running sequence
+    prefill_ms_per_token: float = 0.005  # added per prompt token computed in the step
     block_size: int = 16
     num_blocks: int = 200_000  # KV-cache capacity in blocks
     eos_prob: float = 1 / 300  # chance that a token ends the output (unless ignore_eos)

@@ -28,11 +28,29 @@ class Fault:
     def before_headers(self, conn: Any) -> bool:
         """Handle faults that strike before the response starts. True when handled."""
         if self.kind == "http_500":
-            conn.respond_json(500, {"error": {"message": "injected fault: internal error", "type": "InternalServerError",
-                                              "param": None, "code": 500}})
+            conn.respond_json(
+                500,
+                {
+                    "error": {
+                        "message": "injected fault: internal error",
+                        "type": "InternalServerError",
+                        "param": None,
+                        "code": 500,
+                    }
+                },
+            )
         elif self.kind == "http_429":
-            conn.respond_json(429, {"error": {"message": "injected fault: too many requests", "type": "RateLimitError",
-                                              "param": None, "code": 429}})
+            conn.respond_json(
+                429,
+                {
+                    "error": {
+                        "message": "injected fault: too many requests",
+                        "type": "RateLimitError",
+                        "param": None,
+                        "code": 429,
+                    }
+                },
+            )
         elif self.kind == "refuse":
             conn.abort()
         else:
@@ -66,8 +84,10 @@ class Fault:
             conn.send_chunk(out + b'data: {"id":"' + sink.rid.encode() + b'","choices":[{"delta":{"content":"x\n\n')
             return False  # then carry on: the client must still fail the request
         if kind == "error_frame":
-            conn.send_chunk(out + b'data: {"error": {"message": "injected fault: engine error", "type": '
-                            b'"InternalServerError", "code": 500}}\n\ndata: [DONE]\n\n')
+            conn.send_chunk(
+                out + b'data: {"error": {"message": "injected fault: engine error", "type": '
+                b'"InternalServerError", "code": 500}}\n\ndata: [DONE]\n\n'
+            )
             conn.end_stream()
             seq.cancelled = True
             sink.abort(seq, "fault:error_frame")

@@ -20,14 +20,25 @@ from emulator.engine import Engine, EngineConfig, Sequence
 from emulator.faults import FaultPlan
 from emulator.metrics import Metrics
 
-_REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
-            413: "Payload Too Large", 429: "Too Many Requests", 500: "Internal Server Error",
-            503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Payload Too Large",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
-OUTPUT_WORDS = [f" {w}".encode() for w in (
-    "the model streams tokens at a steady pace while the batch grows and the cache keeps shared prefixes warm "
-    "so that repeated requests skip most of their prefill work and answer sooner than cold ones do"
-).split()]
+OUTPUT_WORDS = [
+    f" {w}".encode()
+    for w in (
+        "the model streams tokens at a steady pace while the batch grows and the cache keeps shared prefixes warm "
+        "so that repeated requests skip most of their prefill work and answer sooner than cold ones do"
+    ).split()
+]
 
 
 @dataclass
@@ -87,16 +98,36 @@ class App:
             self.engine.reset_prefix_cache()
             conn.respond(200, b"", "application/json")
         elif path == "/emulator/stats":
-            conn.respond_json(200, {"received": self.received, "completed": self.completed, "by_path": self.by_path,
-                                    "running": len(self.engine.running), "waiting": len(self.engine.waiting),
-                                    "steps": self.engine.steps, "cache_blocks": len(self.engine.cache)})
+            conn.respond_json(
+                200,
+                {
+                    "received": self.received,
+                    "completed": self.completed,
+                    "by_path": self.by_path,
+                    "running": len(self.engine.running),
+                    "waiting": len(self.engine.waiting),
+                    "steps": self.engine.steps,
+                    "cache_blocks": len(self.engine.cache),
+                },
+            )
         else:
             conn.respond_json(404, {"detail": "Not Found"})
 
     def _models(self) -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": self.cfg.model, "object": "model", "created": self.created,
-                                            "owned_by": "vllm", "root": self.cfg.model, "parent": None,
-                                            "max_model_len": self.engine.config.max_model_len}]}
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": self.cfg.model,
+                    "object": "model",
+                    "created": self.created,
+                    "owned_by": "vllm",
+                    "root": self.cfg.model,
+                    "parent": None,
+                    "max_model_len": self.engine.config.max_model_len,
+                }
+            ],
+        }
 
     def _tokenize(self, conn: Connection, body: bytes) -> None:
         try:
@@ -108,8 +139,10 @@ class App:
         except (ValueError, KeyError, TypeError, AttributeError):
             conn.respond_json(400, _error("tokenize needs 'prompt' or 'messages'", 400))
             return
-        conn.respond_json(200, {"count": len(ids), "max_model_len": self.engine.config.max_model_len,
-                                "tokens": ids, "token_strs": None})
+        conn.respond_json(
+            200,
+            {"count": len(ids), "max_model_len": self.engine.config.max_model_len, "tokens": ids, "token_strs": None},
+        )
 
     def _generate(self, conn: Connection, path: str, headers: dict[str, str], body: bytes) -> None:
         received_mono = time.perf_counter()
@@ -131,10 +164,14 @@ class App:
             return
         limit = self.engine.config.max_model_len
         if len(prompt) + max_tokens > limit or max_tokens < 1:
-            conn.respond_json(400, _error(
-                f"This model's maximum context length is {limit} tokens. However, you requested "
-                f"{len(prompt) + max_tokens} tokens ({len(prompt)} in the messages, {max_tokens} in the completion).",
-                400))
+            conn.respond_json(
+                400,
+                _error(
+                    f"This model's maximum context length is {limit} tokens. However, you requested "
+                    f"{len(prompt) + max_tokens} tokens ({len(prompt)} in the messages, {max_tokens} in the completion).",
+                    400,
+                ),
+            )
             return
         fault = self.faults.pick()
         if fault and fault.before_headers(conn):
@@ -143,23 +180,39 @@ class App:
         rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
         stream = bool(req.get("stream"))
         include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
-        sink = StreamSink(self, conn, rid, model, chat, stream, include_usage, fault) if stream else \
-            FullSink(self, conn, rid, model, chat)
-        seq = Sequence(rid, prompt, max_tokens, bool(req.get("ignore_eos")), sink,
-                       received_mono=received_mono, received_wall=received_wall)
+        sink = (
+            StreamSink(self, conn, rid, model, chat, stream, include_usage, fault)
+            if stream
+            else FullSink(self, conn, rid, model, chat)
+        )
+        seq = Sequence(
+            rid,
+            prompt,
+            max_tokens,
+            bool(req.get("ignore_eos")),
+            sink,
+            received_mono=received_mono,
+            received_wall=received_wall,
+        )
         conn.active = seq
         self.engine.submit(seq)
 
     def finished(self, seq: Sequence, status: str) -> None:
         self.completed += 1
-        self.log.write({
-            "id": seq.request_id, "status": status, "received_wall": seq.received_wall,
-            "first_token_wall": seq.first_wall or None,
-            "ttft_s": (seq.first_mono - seq.received_mono) if seq.first_mono else None,
-            "e2e_s": (seq.last_mono - seq.received_mono) if seq.last_mono else None,
-            "prompt_tokens": len(seq.prompt), "cached_tokens": seq.cached, "output_tokens": seq.generated,
-            "finish_reason": seq.finish_reason,
-        })
+        self.log.write(
+            {
+                "id": seq.request_id,
+                "status": status,
+                "received_wall": seq.received_wall,
+                "first_token_wall": seq.first_wall or None,
+                "ttft_s": (seq.first_mono - seq.received_mono) if seq.first_mono else None,
+                "e2e_s": (seq.last_mono - seq.received_mono) if seq.last_mono else None,
+                "prompt_tokens": len(seq.prompt),
+                "cached_tokens": seq.cached,
+                "output_tokens": seq.generated,
+                "finish_reason": seq.finish_reason,
+            }
+        )
 
 
 def _error(message: str, code: int, kind: str = "BadRequestError") -> dict[str, Any]:
@@ -169,11 +222,32 @@ def _error(message: str, code: int, kind: str = "BadRequestError") -> dict[str, 
 class StreamSink:
     """Formats one streaming response in vLLM's chunk shapes."""
 
-    __slots__ = ("app", "conn", "chat", "include_usage", "fault", "_pre", "_post", "_head", "_obj", "rid", "model",
-                 "_words")
+    __slots__ = (
+        "_head",
+        "_obj",
+        "_post",
+        "_pre",
+        "_words",
+        "app",
+        "chat",
+        "conn",
+        "fault",
+        "include_usage",
+        "model",
+        "rid",
+    )
 
-    def __init__(self, app: App, conn: Connection, rid: str, model: str, chat: bool, stream: bool,
-                 include_usage: bool, fault: Any) -> None:
+    def __init__(
+        self,
+        app: App,
+        conn: Connection,
+        rid: str,
+        model: str,
+        chat: bool,
+        stream: bool,
+        include_usage: bool,
+        fault: Any,
+    ) -> None:
         self.app = app
         self.conn = conn
         self.rid = rid
@@ -202,17 +276,32 @@ class StreamSink:
         word = OUTPUT_WORDS[(self._words + index) % len(OUTPUT_WORDS)]
         if finish_reason:
             if self.chat:
-                payload = (self._head + b'"choices":[{"index":0,"delta":{"content":"' + word +
-                           b'"},"logprobs":null,"finish_reason":"' + finish_reason.encode() + b'","stop_reason":null}]}')
+                payload = (
+                    self._head
+                    + b'"choices":[{"index":0,"delta":{"content":"'
+                    + word
+                    + b'"},"logprobs":null,"finish_reason":"'
+                    + finish_reason.encode()
+                    + b'","stop_reason":null}]}'
+                )
             else:
-                payload = (self._head + b'"choices":[{"index":0,"text":"' + word +
-                           b'","logprobs":null,"finish_reason":"' + finish_reason.encode() + b'","stop_reason":null}]}')
+                payload = (
+                    self._head
+                    + b'"choices":[{"index":0,"text":"'
+                    + word
+                    + b'","logprobs":null,"finish_reason":"'
+                    + finish_reason.encode()
+                    + b'","stop_reason":null}]}'
+                )
         else:
             payload = self._pre + word + self._post
         out = b"data: " + payload + b"\n\n"
         if index == 0:
             if self.chat:  # vLLM sends the role chunk with the first token
-                role = self._head + b'"choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}'
+                role = (
+                    self._head
+                    + b'"choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}'
+                )
                 out = b"data: " + role + b"\n\n" + out
         fault = self.fault
         if fault is not None and fault.mid_stream(self, seq, index, out):
@@ -228,8 +317,11 @@ class StreamSink:
             self.finish(seq)
 
     def usage_bytes(self, seq: Sequence) -> bytes:
-        usage: dict[str, Any] = {"prompt_tokens": len(seq.prompt), "total_tokens": len(seq.prompt) + seq.generated,
-                                 "completion_tokens": seq.generated}
+        usage: dict[str, Any] = {
+            "prompt_tokens": len(seq.prompt),
+            "total_tokens": len(seq.prompt) + seq.generated,
+            "completion_tokens": seq.generated,
+        }
         if self.app.cfg.include_cached_tokens:
             usage["prompt_tokens_details"] = {"cached_tokens": seq.cached}
         return self._head + b'"choices":[],"usage":' + json.dumps(usage, separators=(",", ":")).encode() + b"}"
@@ -250,7 +342,8 @@ class StreamSink:
         """A stream that carries no token: only the role chunk, usage and [DONE]."""
         tail = b""
         if self.chat:
-            tail += b"data: " + self._head + b'"choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}\n\n'
+            tail += b"data: " + self._head + b'"choices":[{"index":0,"delta":{"role":"assistant","content":""},'
+            tail += b'"logprobs":null,"finish_reason":null}]}\n\n'
         if self.include_usage:
             tail += b"data: " + self.usage_bytes(seq) + b"\n\n"
         self.conn.send_chunk(tail + b"data: [DONE]\n\n")
@@ -279,16 +372,29 @@ class FullSink:
         if not finish_reason:
             return
         text = b"".join(self.parts).decode()
-        usage = {"prompt_tokens": len(seq.prompt), "total_tokens": len(seq.prompt) + seq.generated,
-                 "completion_tokens": seq.generated, "prompt_tokens_details": {"cached_tokens": seq.cached}}
+        usage = {
+            "prompt_tokens": len(seq.prompt),
+            "total_tokens": len(seq.prompt) + seq.generated,
+            "completion_tokens": seq.generated,
+            "prompt_tokens_details": {"cached_tokens": seq.cached},
+        }
         if self.chat:
             choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish_reason}
             obj = "chat.completion"
         else:
             choice = {"index": 0, "text": text, "finish_reason": finish_reason}
             obj = "text_completion"
-        self.conn.respond_json(200, {"id": self.rid, "object": obj, "created": int(time.time()), "model": self.model,
-                                     "choices": [choice], "usage": usage})
+        self.conn.respond_json(
+            200,
+            {
+                "id": self.rid,
+                "object": obj,
+                "created": int(time.time()),
+                "model": self.model,
+                "choices": [choice],
+                "usage": usage,
+            },
+        )
         self.app.finished(seq, "ok")
 
 
@@ -348,8 +454,10 @@ class Connection(asyncio.Protocol):
         if self.closed:
             return
         keep = self.keep_alive and not close
-        head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\ncontent-type: {content_type}\r\n"
-                f"content-length: {len(body)}\r\n{'' if keep else 'connection: close' + chr(13) + chr(10)}\r\n")
+        head = (
+            f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}\r\ncontent-type: {content_type}\r\n"
+            f"content-length: {len(body)}\r\n{'' if keep else 'connection: close' + chr(13) + chr(10)}\r\n"
+        )
         self.transport.write(head.encode() + body)
         self._done(keep)
 
@@ -357,8 +465,9 @@ class Connection(asyncio.Protocol):
         self.respond(status, json.dumps(obj).encode(), "application/json", close)
 
     def start_stream(self) -> None:
-        self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
-                             b"transfer-encoding: chunked\r\n\r\n")
+        self.transport.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\ntransfer-encoding: chunked\r\n\r\n"
+        )
 
     def send_chunk(self, payload: bytes) -> None:
         if not self.closed:

@@ -8,6 +8,7 @@ modules as they are at call time: under Locust, gevent has patched them.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 from dataclasses import dataclass
@@ -94,7 +95,9 @@ class Connection:
         except ssl.SSLError as exc:
             raise TransportError(f"TLS handshake with {self.target.host}:{self.target.port} failed: {exc}") from None
         except OSError as exc:
-            raise TransportError(f"cannot connect to {self.target.host}:{self.target.port}: {_os_reason(exc)}") from None
+            raise TransportError(
+                f"cannot connect to {self.target.host}:{self.target.port}: {_os_reason(exc)}"
+            ) from None
         sock.settimeout(self.read_timeout)
         self._sock = sock
         self._buf = b""
@@ -103,10 +106,8 @@ class Connection:
 
     def close(self) -> None:
         if self._sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._sock.close()
-            except OSError:
-                pass
         self._sock = None
         self._buf = b""
 

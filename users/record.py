@@ -40,6 +40,7 @@ class RequestRecord:
     finish_reason: str = ""
     status: int = 0
     success: bool = False
+    cancelled: bool = False
     error: str = ""
 
     @property
@@ -65,7 +66,7 @@ class StreamAccumulator:
     Then ``finish()`` once, with an error message if the transfer failed.
     """
 
-    __slots__ = ("record", "start", "_first", "_last", "_text_events", "_done", "_text_keys", "_error")
+    __slots__ = ("_done", "_error", "_first", "_last", "_text_events", "_text_keys", "record", "start")
 
     def __init__(self, record: RequestRecord, start: float, text_keys: tuple[bytes, ...] = CHAT_TEXT_KEYS):
         self.record = record
@@ -177,10 +178,7 @@ class StreamAccumulator:
 def _has_text(choice: dict) -> bool:
     delta = choice.get("delta")
     if isinstance(delta, dict):
-        for key in ("content", "reasoning_content", "reasoning"):
-            if delta.get(key):
-                return True
-        return False
+        return any(delta.get(key) for key in ("content", "reasoning_content", "reasoning"))
     return bool(choice.get("text"))
 
 

@@ -17,6 +17,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from prompts.synthetic import SyntheticPrompts
 from users.budget import RequestBudget
 from users.http import Target
+from users.locust_csv import install_final_csv_write
 from users.options import ConfigError, Settings
 from users.record import RequestRecord
 from users.request_log import RequestLog
@@ -61,19 +62,37 @@ class LLMRun:
         fire = self.environment.events.request.fire
         name = self.endpoint.path
         e2e = rec.e2e if rec.e2e is not None else elapsed
+        # A request cut off by the end of the test is neither a success nor a server failure:
+        # it gets its own row type, so Locust counts it without failing the run.
         fire(
-            request_type="POST",
+            request_type="CANCELLED" if rec.cancelled else "POST",
             name=name,
             response_time=e2e * 1000.0,
             response_length=rec.output_tokens or 0,
-            exception=None if rec.success else rec.error,
+            exception=None if rec.success or rec.cancelled else rec.error,
             context={"llm_record": rec, "llm_endpoint": self.endpoint.name},
         )
+        if rec.cancelled:
+            return
         if rec.ttft is not None:
-            fire(request_type="TTFT", name=name, response_time=rec.ttft * 1000.0, response_length=0, exception=None, context={})
+            fire(
+                request_type="TTFT",
+                name=name,
+                response_time=rec.ttft * 1000.0,
+                response_length=0,
+                exception=None,
+                context={},
+            )
         tpot = rec.tpot
         if tpot is not None and rec.success:
-            fire(request_type="TPOT", name=name, response_time=tpot * 1000.0, response_length=0, exception=None, context={})
+            fire(
+                request_type="TPOT",
+                name=name,
+                response_time=tpot * 1000.0,
+                response_length=0,
+                exception=None,
+                context={},
+            )
 
     def _on_budget_complete(self) -> None:
         logger.info("All %s requests finished", self.budget.total)
@@ -126,6 +145,8 @@ def register(environment: Any, preflight: bool = True) -> LLMRun:
             fail_fast(str(exc), code=1)
         settings = Settings(**{**settings.__dict__, "model": model})
     csv_prefix = getattr(options, "csv_prefix", None) if options is not None else None
+    if csv_prefix:
+        install_final_csv_write()
     worker = runner.client_id if is_worker else "local"
     request_log = RequestLog(f"{csv_prefix}_requests.csv" if csv_prefix else None, worker=worker, forward=is_worker)
     request_log.register(environment)

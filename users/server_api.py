@@ -32,7 +32,9 @@ def list_models(target: Target, api_key: str | None, timeout: float = 10.0) -> l
         obj = orjson.loads(body)
         models = [m["id"] for m in obj["data"]]
     except (orjson.JSONDecodeError, KeyError, TypeError):
-        raise ConfigError(f"server {where} is not OpenAI-compatible: GET /v1/models did not return a model list") from None
+        raise ConfigError(
+            f"server {where} is not OpenAI-compatible: GET /v1/models did not return a model list"
+        ) from None
     if not models:
         raise ConfigError(f"server {where} serves no models")
     return [str(m) for m in models]

@@ -20,7 +20,7 @@ class ChunkedDecoder:
     true after the terminating zero-length chunk.
     """
 
-    __slots__ = ("_buf", "_payload_left", "_crlf_left", "done")
+    __slots__ = ("_buf", "_crlf_left", "_payload_left", "done")
 
     def __init__(self) -> None:
         self._buf = b""

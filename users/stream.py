@@ -25,6 +25,8 @@ class Endpoint:
 
 
 CHAT = Endpoint("chat", "/v1/chat/completions", CHAT_TEXT_KEYS)
+CANCELLED = "cancelled: the test stopped while the request was in flight"
+
 COMPLETIONS = Endpoint("completions", "/v1/completions", COMPLETION_TEXT_KEYS)
 ENDPOINTS = {e.name: e for e in (CHAT, COMPLETIONS)}
 
@@ -63,13 +65,18 @@ def stream_request(
     clock: Callable[[], float] = time.perf_counter,
     wall: Callable[[], float] = time.time,
     deadline_s: float | None = None,
+    record: RequestRecord | None = None,
 ) -> RequestRecord:
     """Send one streaming request and time every SSE event as its bytes arrive.
 
     Never raises for a failed request: the record says what went wrong.
-    ``deadline_s`` bounds the whole request (``--request-timeout``).
+    ``deadline_s`` bounds the whole request (``--request-timeout``). When the
+    caller is interrupted (the test stops, Ctrl-C), the ``record`` it passed in
+    is closed as cancelled, keeping what was measured, and the interruption
+    propagates.
     """
-    record = RequestRecord()
+    if record is None:
+        record = RequestRecord()
     raw = conn.build_request("POST", endpoint.path, payload, headers)
     record.start_time = wall()
     start = clock()
@@ -118,6 +125,11 @@ def stream_request(
     except ProtocolError as exc:
         conn.close()
         return acc.finish(f"bad stream framing: {exc}")
+    except BaseException:  # interrupted from outside: keep the sample, then let it through
+        conn.close()
+        acc.finish(CANCELLED)
+        record.cancelled = True
+        raise
 
 
 def _http_error(status: int, reason: str, body: bytes) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+from gevent import GreenletExit
 from locust import User, constant, task
 from locust.exception import StopUser
 
@@ -53,7 +54,14 @@ class VLLMUser(User):
                 ignore_eos=settings.ignore_eos,
                 temperature=settings.temperature,
             )
-            rec = stream_request(self.conn, run.endpoint, payload, run.headers, deadline_s=settings.request_timeout)
+            rec = RequestRecord()
+            try:
+                stream_request(
+                    self.conn, run.endpoint, payload, run.headers, deadline_s=settings.request_timeout, record=rec
+                )
+            except GreenletExit:  # the test is stopping: record the in-flight request as cancelled
+                run.record(rec, time.perf_counter() - started)
+                raise
             run.record(rec, time.perf_counter() - started)
         finally:
             run.budget.finish()

@@ -1,0 +1,112 @@
+"""The seed scenario with real processes: a headless locust against the emulator."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from tests.procs import run_locust
+
+FAST = ("--step-ms", "10", "--step-ms-per-seq", "0.02", "--prefill-ms-per-token", "0.002")
+
+
+def read_rows(prefix) -> list[dict]:
+    with open(f"{prefix}_requests.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.timeout(240)
+def test_seed_scenario_runs_exactly_n_requests_with_exact_ttft(emulator_factory, tmp_path):
+    emu = emulator_factory(*FAST)
+    prefix = tmp_path / "out" / "seed"
+    run = run_locust(
+        "--headless",
+        "-u",
+        "128",
+        "-r",
+        "16",
+        "-n",
+        "500",
+        "-H",
+        emu.url,
+        "--max-tokens",
+        "32",
+        "--input-tokens",
+        "256",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+    )
+    assert run.returncode == 0, run
+    assert "Traceback" not in run.output
+    stats = emu.stats()
+    assert stats["by_path"].get("/v1/chat/completions") == 500
+    rows = read_rows(prefix)
+    assert len(rows) == 500
+    assert all(r["success"] == "true" for r in rows)
+    truth = {t["id"]: t for t in emu.truth()}
+    assert len(truth) == 500
+    errors = []
+    for r in rows:
+        t = truth[r["request_id"]]
+        assert int(r["prompt_tokens"]) == t["prompt_tokens"]
+        assert int(r["output_tokens"]) == t["output_tokens"]
+        assert int(r["cached_tokens"]) == t["cached_tokens"]
+        errors.append(float(r["ttft_s"]) - t["ttft_s"])
+    errors.sort()
+    # the client's TTFT can only be later than the server's send time, and by little
+    assert errors[0] > -0.0005, errors[:5]
+    assert errors[len(errors) // 2] < 0.003, errors[len(errors) // 2]
+    assert errors[-1] < 0.025, errors[-5:]
+    # Locust's own stats carry the request and its TTFT/TPOT rows
+    with open(f"{prefix}_stats.csv", newline="") as f:
+        stats_rows = {(r["Type"], r["Name"]): r for r in csv.DictReader(f)}
+    assert stats_rows[("POST", "/v1/chat/completions")]["Request Count"] == "500"
+    assert stats_rows[("TTFT", "/v1/chat/completions")]["Request Count"] == "500"
+    print("ttft error p50/p99/max ms:", errors[250] * 1e3, errors[495] * 1e3, errors[-1] * 1e3)
+
+
+@pytest.mark.timeout(120)
+def test_completions_endpoint_and_run_time_together_with_n(emulator_factory, tmp_path):
+    emu = emulator_factory(*FAST)
+    prefix = tmp_path / "comp"
+    # -t ends this run long before -n could
+    run = run_locust(
+        "--headless",
+        "-u",
+        "4",
+        "-r",
+        "4",
+        "-n",
+        "100000",
+        "-t",
+        "3s",
+        "-H",
+        emu.url,
+        "--endpoint",
+        "completions",
+        "--max-tokens",
+        "8",
+        "--input-tokens",
+        "64",
+        "--ignore-eos",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+    )
+    assert run.returncode == 0, run
+    rows = read_rows(prefix)
+    assert 20 < len(rows) < 100000
+    by_path = emu.stats()["by_path"]
+    assert by_path.get("/v1/completions") == len(rows)
+    assert "/v1/chat/completions" not in by_path
+    # requests in flight when -t struck are kept, as cancelled, with what they had received
+    cancelled = [r for r in rows if r["error"].startswith("cancelled:")]
+    done = [r for r in rows if r["success"] == "true"]
+    assert len(cancelled) + len(done) == len(rows)
+    assert 1 <= len(cancelled) <= 4  # at most one per user
+    assert all(r["endpoint"] == "completions" and r["output_tokens"] == "8" for r in done)
+    with open(f"{prefix}_stats.csv", newline="") as f:
+        counts = {r["Type"]: int(r["Request Count"]) for r in csv.DictReader(f)}
+    assert counts["POST"] == len(done) and counts.get("CANCELLED", 0) == len(cancelled)

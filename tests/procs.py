@@ -1,0 +1,146 @@
+"""Real processes for the tests: the emulator and Locust, with drained output and bounded waits."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+LOCUST = str(Path(PYTHON).with_name("locust"))
+
+
+class Drain:
+    """Reads a process's combined output on a thread so its pipe never fills."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._run, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _run(self, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            self.lines.append(line)
+
+    def join(self, timeout: float = 10) -> None:
+        self._thread.join(timeout)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+
+class Emulator:
+    """``python -m emulator`` on a free port; ``stop()`` checks it exited cleanly."""
+
+    def __init__(self, tmp: Path, *args: str, ready_timeout: float = 20) -> None:
+        self.log_path = tmp / f"emulator-{time.monotonic_ns()}.jsonl"
+        cmd = [PYTHON, "-m", "emulator", "--port", "0", "--request-log", str(self.log_path), *args]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.drain = Drain(self.proc)
+        deadline = time.monotonic() + ready_timeout
+        self.url = ""
+        while time.monotonic() < deadline and not self.url:
+            for line in list(self.drain.lines):
+                if line.startswith("emulator ready on "):
+                    self.url = line.split()[3]
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"emulator exited: {self.drain.text}")
+            time.sleep(0.02)
+        if not self.url:
+            self.proc.kill()
+            raise RuntimeError(f"emulator not ready: {self.drain.text}")
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.05)
+
+    def get_json(self, path: str) -> dict:
+        with urllib.request.urlopen(self.url + path, timeout=10) as r:
+            return json.loads(r.read())
+
+    def get_text(self, path: str) -> str:
+        with urllib.request.urlopen(self.url + path, timeout=10) as r:
+            return r.read().decode()
+
+    def stats(self) -> dict:
+        return self.get_json("/emulator/stats")
+
+    def truth(self) -> list[dict]:
+        """The emulator's own per-request log."""
+        if not self.log_path.exists():
+            return []
+        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.drain.join()
+        out = self.drain.text
+        assert "Traceback" not in out, out
+        return out
+
+
+class Run:
+    def __init__(self, returncode: int, output: str) -> None:
+        self.returncode = returncode
+        self.output = output
+
+    def __repr__(self) -> str:
+        return f"Run(rc={self.returncode}, output=...{self.output[-3000:]})"
+
+
+def locust_cmd(*args: str) -> list[str]:
+    return [LOCUST, "-f", str(ROOT / "locustfile.py"), *args]
+
+
+def run_locust(*args: str, timeout: float = 180, env: dict | None = None) -> Run:
+    """Run ``locust`` to completion; fails the test on timeout."""
+    full_env = _env(env)
+    proc = subprocess.run(
+        locust_cmd(*args),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+        stdin=subprocess.DEVNULL,
+    )
+    return Run(proc.returncode, proc.stdout + proc.stderr)
+
+
+def _env(extra: dict | None) -> dict:
+    """The test's environment: no stray API key unless the test sets one."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def start_locust(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, Drain]:
+    full_env = _env(env)
+    proc = subprocess.Popen(
+        locust_cmd(*args),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=full_env,
+        stdin=subprocess.DEVNULL,
+    )
+    return proc, Drain(proc)

@@ -1,0 +1,52 @@
+from types import SimpleNamespace
+
+import pytest
+
+from users.options import ConfigError, Settings
+
+
+def opts(**kw):
+    base = dict(
+        num_requests=None,
+        model="",
+        max_tokens=512,
+        input_tokens=2048,
+        ignore_eos=False,
+        temperature=None,
+        endpoint="chat",
+        api_key=None,
+        stream_timeout=600.0,
+        request_timeout=None,
+        seed=0,
+        num_users=1,
+        headless=True,
+    )
+    base.update(kw)
+    return SimpleNamespace(**base)
+
+
+def test_defaults_are_the_seed_scenario():
+    s = Settings.from_options(opts())
+    assert (s.max_tokens, s.input_tokens, s.endpoint, s.num_requests) == (512, 2048, "chat", None)
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"num_requests": 0}, "-n/--num-requests must be a positive number of requests, got 0"),
+        ({"num_requests": -5}, "-n/--num-requests must be a positive number of requests, got -5"),
+        ({"num_users": 0}, "-u/--users must be at least 1, got 0"),
+        ({"max_tokens": 0}, "--max-tokens must be at least 1, got 0"),
+        ({"stream_timeout": 0.0}, "--stream-timeout must be positive, got 0"),
+    ],
+)
+def test_bad_values_give_one_clear_line(kw, message):
+    with pytest.raises(ConfigError) as err:
+        Settings.from_options(opts(**kw))
+    assert str(err.value) == message
+
+
+def test_api_key_falls_back_to_environment(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    assert Settings.from_options(opts()).api_key == "sk-env"
+    assert Settings.from_options(opts(api_key="sk-flag")).api_key == "sk-flag"

@@ -1,0 +1,203 @@
+"""The timed request path against a scripted server and a scripted clock: exact numbers."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.scripted import END, HEAD, FakeClock, chat_chunk, frame, scripted_connection, usage_chunk
+from users.stream import CHAT, COMPLETIONS, build_payload, stream_request
+
+
+def run(reads, endpoint=CHAT):
+    clock = FakeClock()
+    conn, sock = scripted_connection(clock, reads)
+    rec = stream_request(conn, endpoint, b"{}", {}, clock=clock, wall=lambda: 1000.0)
+    return rec, sock
+
+
+def test_role_chunk_does_not_count_and_usage_gives_the_counts():
+    rec, _ = run(
+        [
+            (0.010, HEAD + frame(chat_chunk("", role="assistant"))),  # role-only, sent at once
+            (0.200, frame(chat_chunk("Hello"))),
+            (0.250, frame(chat_chunk(" world"))),
+            (0.300, frame(chat_chunk("!", finish="stop"))),
+            (0.310, frame(usage_chunk(100, 3, cached=64), b"[DONE]") + END),
+        ]
+    )
+    assert rec.success, rec.error
+    assert rec.ttft == pytest.approx(0.200)
+    assert rec.itl == pytest.approx([0.050, 0.050])
+    assert rec.e2e == pytest.approx(0.300)  # usage chunk and [DONE] excluded
+    assert (rec.prompt_tokens, rec.cached_tokens, rec.output_tokens) == (100, 64, 3)
+    assert rec.usage_source == "server"
+    assert rec.tpot == pytest.approx(0.050)  # (0.300 - 0.200) / (3 - 1)
+    assert rec.decode_tps == pytest.approx(20.0)
+    assert rec.finish_reason == "stop"
+    assert rec.request_id == "c-1"
+    assert rec.start_time == 1000.0
+
+
+def test_empty_content_chunks_are_not_tokens():
+    rec, _ = run(
+        [
+            (0.1, HEAD + frame(chat_chunk(""), chat_chunk(None))),
+            (0.4, frame(chat_chunk("a"))),
+            (0.5, frame(chat_chunk("b"), chat_chunk("", finish="length"), usage_chunk(5, 2), b"[DONE]") + END),
+        ]
+    )
+    assert rec.ttft == pytest.approx(0.4)
+    assert rec.itl == pytest.approx([0.1])
+    assert rec.e2e == pytest.approx(0.5)
+    assert rec.output_tokens == 2
+    assert rec.finish_reason == "length"
+
+
+def test_several_events_in_one_read_share_its_time():
+    rec, _ = run(
+        [(0.2, HEAD + frame(chat_chunk("a"), chat_chunk("b"), chat_chunk("c"), usage_chunk(5, 3), b"[DONE]") + END)]
+    )
+    assert rec.ttft == pytest.approx(0.2)
+    assert rec.itl == [0.0, 0.0]
+    assert rec.tpot == 0.0 and rec.decode_tps is None
+
+
+def test_an_event_split_across_reads_is_timed_when_complete():
+    whole = frame(chat_chunk("token"))
+    rec, _ = run(
+        [
+            (0.1, HEAD + whole[:25]),
+            (0.3, whole[25:]),
+            (0.4, frame(usage_chunk(5, 1), b"[DONE]") + END),
+        ]
+    )
+    assert rec.ttft == pytest.approx(0.3)
+    assert rec.output_tokens == 1 and rec.tpot is None
+
+
+def test_headers_and_first_token_in_the_same_read():
+    rec, _ = run([(0.05, HEAD + frame(chat_chunk("a"))), (0.07, frame(chat_chunk("b"), b"[DONE]") + END)])
+    assert rec.ttft == pytest.approx(0.05)
+
+
+def test_without_usage_chunks_are_counted_and_marked():
+    rec, _ = run([(0.1, HEAD + frame(chat_chunk("a"))), (0.2, frame(chat_chunk("b"), b"[DONE]") + END)])
+    assert rec.success
+    assert rec.output_tokens == 2 and rec.usage_source == "chunks"
+    assert rec.prompt_tokens is None and rec.cached_tokens is None
+
+
+def test_reasoning_content_counts_as_text():
+    rec, _ = run(
+        [
+            (0.1, HEAD + frame(chat_chunk("think", key="reasoning_content"))),
+            (0.2, frame(chat_chunk("answer"), usage_chunk(3, 2), b"[DONE]") + END),
+        ]
+    )
+    assert rec.ttft == pytest.approx(0.1) and rec.output_tokens == 2
+
+
+def test_completions_text_chunks():
+    def chunk(text, finish=None):
+        return (
+            b'{"id":"cmpl-1","object":"text_completion","created":1,"model":"m","choices":[{"index":0,"text":'
+            + (b'"%s"' % text.encode())
+            + b',"logprobs":null,"finish_reason":'
+            + (b'"%s"' % finish.encode() if finish else b"null")
+            + b"}]}"
+        )
+
+    rec, _ = run(
+        [
+            (0.1, HEAD + frame(chunk(""))),
+            (0.2, frame(chunk("x"))),
+            (0.3, frame(chunk("y", "length"))),
+            (0.3, frame(usage_chunk(4, 2), b"[DONE]") + END),
+        ],
+        endpoint=COMPLETIONS,
+    )
+    assert rec.ttft == pytest.approx(0.2) and rec.e2e == pytest.approx(0.3) and rec.output_tokens == 2
+
+
+def test_content_length_body_and_no_chunking():
+    body = b"".join(b"data: " + e + b"\n\n" for e in (chat_chunk("a"), chat_chunk("b"), b"[DONE]"))
+    head = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(body)
+    rec, _ = run([(0.1, head + body[:40]), (0.2, body[40:])])
+    assert rec.success and rec.output_tokens == 2
+
+
+def test_http_error_carries_the_server_message():
+    body = b'{"error":{"message":"too many requests, slow down","type":"RateLimitError","code":429}}'
+    rec, _ = run([(0.1, b"HTTP/1.1 429 Too Many Requests\r\ncontent-length: %d\r\n\r\n" % len(body) + body)])
+    assert not rec.success
+    assert rec.status == 429
+    assert rec.error == "HTTP 429 Too Many Requests: too many requests, slow down"
+    assert rec.ttft is None
+
+
+def test_stream_without_done_fails_but_keeps_what_it_measured():
+    rec, _ = run([(0.1, HEAD + frame(chat_chunk("a"))), (0.2, frame(chat_chunk("b")) + END)])
+    assert not rec.success and rec.error == "stream ended without [DONE]"
+    assert rec.ttft == pytest.approx(0.1) and rec.output_tokens == 2
+
+
+def test_error_frame_in_stream_fails_the_request():
+    rec, _ = run(
+        [
+            (0.1, HEAD + frame(chat_chunk("a"))),
+            (0.2, frame(b'{"error":{"message":"engine died","code":500}}', b"[DONE]") + END),
+        ]
+    )
+    assert not rec.success and rec.error == "server error in stream: engine died (code 500)"
+    assert rec.ttft == pytest.approx(0.1)
+
+
+def test_malformed_json_fails_the_request():
+    rec, _ = run(
+        [(0.1, HEAD + frame(chat_chunk("a"), b'{"choices":[{"delta":{"content":"x')), (0.2, frame(b"[DONE]") + END)]
+    )
+    assert not rec.success and rec.error.startswith("malformed JSON in stream")
+
+
+def test_stream_with_no_token_fails():
+    rec, _ = run([(0.1, HEAD + frame(chat_chunk("", role="assistant"), usage_chunk(5, 0), b"[DONE]") + END)])
+    assert not rec.success and rec.error == "stream carried no tokens"
+
+
+def test_reset_mid_stream_fails_and_keeps_ttft():
+    rec, sock = run([(0.1, HEAD + frame(chat_chunk("a"))), (0.2, ConnectionResetError(104, "reset"))])
+    assert not rec.success and rec.error == "connection broken mid-response: connection reset by peer"
+    assert rec.ttft == pytest.approx(0.1) and rec.output_tokens == 1
+    assert sock.closed
+
+
+def test_connection_closed_mid_stream():
+    rec, _ = run([(0.1, HEAD + frame(chat_chunk("a")))])
+    assert not rec.success and rec.error == "connection closed in the middle of the stream"
+
+
+def test_stall_is_a_timeout_failure():
+    rec, _ = run([(0.1, HEAD + frame(chat_chunk("a"))), (5.0, TimeoutError())])
+    assert not rec.success and rec.error.startswith("stalled: no data for")
+
+
+def test_request_is_written_with_host_and_length():
+    _, sock = run([(0.1, HEAD + frame(chat_chunk("a"), b"[DONE]") + END)])
+    assert sock.sent.startswith(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:9\r\n")
+    assert b"Content-Length: 2\r\n\r\n{}" in sock.sent
+
+
+def test_payload_asks_for_streamed_usage():
+    import json
+
+    body = json.loads(build_payload(CHAT, "m", "hi", 7, ignore_eos=True, temperature=0.0))
+    assert body == {
+        "model": "m",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 7,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "ignore_eos": True,
+        "temperature": 0.0,
+    }
+    assert json.loads(build_payload(COMPLETIONS, "m", "hi", 7))["prompt"] == "hi"

@@ -1,0 +1,57 @@
+"""Make Locust's own ``--csv`` files end with the run's final figures.
+
+Locust 2.47 rewrites ``_stats.csv``, ``_failures.csv`` and ``_exceptions.csv``
+once a second and closes them at shutdown without a last write, so a run that
+ends by ``-n`` (or Ctrl-C) loses up to its last second from Locust's CSVs.
+This wraps ``StatsCSVFileWriter.close_files`` to write the final rows first,
+with Locust's own row functions, and append one last history row.
+"""
+
+from __future__ import annotations
+
+import time
+
+from locust.stats import StatsCSVFileWriter
+
+_MARK = "_llm_final_write_installed"
+
+
+def _rewrite(handle, writer, columns, write_rows) -> None:
+    handle.seek(0)
+    writer.writerow(columns)
+    write_rows(writer)
+    handle.truncate()
+
+
+def install_final_csv_write() -> None:
+    cls = StatsCSVFileWriter
+    if getattr(cls, _MARK, False):
+        return
+    original = cls.close_files
+
+    def close_files(self: StatsCSVFileWriter) -> None:
+        try:
+            _rewrite(
+                self.requests_csv_filehandle,
+                self.requests_csv_writer,
+                self.requests_csv_columns,
+                self._requests_data_rows,
+            )
+            _rewrite(
+                self.failures_csv_filehandle, self.failures_csv_writer, self.failures_columns, self._failures_data_rows
+            )
+            _rewrite(
+                self.exceptions_csv_filehandle,
+                self.exceptions_csv_writer,
+                self.exceptions_columns,
+                self._exceptions_data_rows,
+            )
+            if self.stats_history_csv_filehandle.tell() == 0:
+                self.stats_history_csv_writer.writerow(self.stats_history_csv_columns)
+            self._stats_history_data_rows(self.stats_history_csv_writer, time.time())
+        except (OSError, ValueError):  # already closed: nothing more to write
+            pass
+        original(self)
+
+    cls.close_files = close_files
+    setattr(cls, _MARK, True)
