@@ -24,7 +24,9 @@ else:
 PY
 # Seed: -u 128 -r 16 -n 500, ~2048 input tokens, 512 max output. Scaled: fewer requests, shorter outputs.
 .venv/bin/locust -f locustfile.py --headless -u 128 -r 16 -n "${REQUESTS:-300}" -H "http://127.0.0.1:$port" \
-  --input-tokens 2048 --max-tokens "${MAX_TOKENS:-256}" --csv "$out/run" --only-summary
+  --input-tokens 2048 --max-tokens "${MAX_TOKENS:-256}" --csv "$out/run" --csv-full-history --only-summary
+.venv/bin/python -m reports "$out/run"
 echo
 echo "Results: $out/"
 ls -1 "$out"
+echo "Open $out/run_report.html for the charts and the summary."

@@ -6,11 +6,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
+import time
+from dataclasses import asdict
 from typing import Any
 
 import gevent
+import locust
 from gevent.lock import Semaphore
 from locust.runners import MasterRunner, WorkerRunner
 
@@ -117,6 +121,22 @@ def stop_run(environment: Any) -> None:
             environment.web_ui.stop()
 
 
+def write_run_config(path: str, settings: Settings, options: Any, host: str | None) -> None:
+    """The run's configuration for the report, without the API key."""
+    config = {k: v for k, v in asdict(settings).items() if k != "api_key"}
+    config["api_key_set"] = settings.api_key is not None
+    config.update(
+        host=host,
+        users=getattr(options, "num_users", None),
+        spawn_rate=getattr(options, "spawn_rate", None),
+        run_time=getattr(options, "run_time", None),
+        locust_version=locust.__version__,
+        started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(config, f, indent=2)
+
+
 def get_run(environment: Any) -> LLMRun:
     run = getattr(environment, "llm_run", None)
     if run is None:  # an Environment built by hand, without register()
@@ -147,6 +167,7 @@ def register(environment: Any, preflight: bool = True) -> LLMRun:
     csv_prefix = getattr(options, "csv_prefix", None) if options is not None else None
     if csv_prefix:
         install_final_csv_write()
+        write_run_config(f"{csv_prefix}_config.json", settings, options, host)
     worker = runner.client_id if is_worker else "local"
     request_log = RequestLog(f"{csv_prefix}_requests.csv" if csv_prefix else None, worker=worker, forward=is_worker)
     request_log.register(environment)

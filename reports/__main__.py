@@ -1,0 +1,122 @@
+"""``python -m reports PREFIX [PREFIX2 ...]``: summary JSON, charts and an HTML page beside the CSVs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+import pandas as pd
+
+from reports import charts
+from reports.html import write_report
+from reports.load import ReportInputError, RunData, load_run
+from reports.metrics import parse_slo, summarize, windows
+
+
+def _clean(summary: dict) -> dict:
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in summary.items()}
+
+
+def _users_over_time(run: RunData) -> pd.DataFrame | None:
+    h = run.history
+    if h is None or h.empty:
+        return None
+    agg = h[h["Name"] == "Aggregated"]
+    if agg.empty or run.requests is None or run.requests.empty:
+        return None
+    t0 = run.requests["start_time"].min()
+    return pd.DataFrame({"time_s": agg["Timestamp"] - t0, "users": agg["User Count"]})
+
+
+def report_run(run: RunData, slo: dict) -> tuple[dict, list[str], list[str]]:
+    """Write one run's outputs; returns its summary, chart paths and notes."""
+    p = run.prefix
+    out_charts: list[str] = []
+    notes: list[str] = []
+    if run.requests is not None and not run.requests.empty:
+        rows = run.requests
+        summary = summarize(rows, run.server, slo)
+        out_charts.append(charts.seed_figure(rows, f"{p}_overview.png", f"{run.name}: per-request figures"))
+        duration = summary["duration_s"] or 1.0
+        width = max(1.0, round(duration / 60.0, 1))
+        out_charts.append(
+            charts.percentiles_over_time(
+                windows(rows, width), _users_over_time(run), f"{p}_percentiles_over_time.png", f"{width:g} s windows"
+            )
+        )
+        out_charts.append(charts.cdfs({run.name: rows}, f"{p}_cdf.png"))
+        out_charts.append(charts.cache_hit_vs_miss(rows, f"{p}_cache_hit_vs_miss.png"))
+    elif run.stats is not None:
+        notes.append(
+            "This run has no _requests.csv: figures come from Locust's own CSVs, whose percentiles are "
+            "bucketed to about two significant digits."
+        )
+        summary = _summary_from_locust(run.stats)
+        out_charts.append(charts.locust_percentiles(run.stats, f"{p}_locust_percentiles.png"))
+    else:
+        raise ReportInputError(f"{p}_requests.csv: no rows to report")
+    if run.server is not None and len(run.server) >= 2:
+        out_charts.append(charts.server_metrics(run.server, f"{p}_server_metrics.png"))
+    with open(f"{p}_summary.json", "w", encoding="utf-8") as f:
+        json.dump(_clean(summary), f, indent=2)
+    return summary, out_charts, notes
+
+
+def _summary_from_locust(stats: pd.DataFrame) -> dict:
+    out: dict = {"source": "locust _stats.csv (bucketed)"}
+    for kind, name in (("POST", "e2el"), ("TTFT", "ttft"), ("TPOT", "tpot")):
+        row = stats[stats["Type"] == kind]
+        if row.empty:
+            continue
+        r = row.iloc[0]
+        if kind == "POST":
+            out["completed"] = int(r["Request Count"]) - int(r["Failure Count"])
+            out["failed"] = int(r["Failure Count"])
+        out[f"median_{name}_ms"] = float(pd.to_numeric(r["50%"], errors="coerce"))
+        out[f"p90_{name}_ms"] = float(pd.to_numeric(r["90%"], errors="coerce"))
+        out[f"p99_{name}_ms"] = float(pd.to_numeric(r["99%"], errors="coerce"))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__)
+    parser.add_argument("prefixes", nargs="+", metavar="PREFIX", help="the --csv prefix of a run (several: compare)")
+    parser.add_argument("--slo", default=None, help="goodput SLOs, e.g. ttft_ms=500,tpot_ms=50,e2el_ms=20000")
+    args = parser.parse_args(argv)
+    try:
+        slo = parse_slo(args.slo)
+        runs = [load_run(p) for p in args.prefixes]
+        summaries: dict[str, dict] = {}
+        for run in runs:
+            summary, run_charts, notes = report_run(run, slo)
+            summaries[run.name] = summary
+            page = write_report(
+                f"{run.prefix}_report.html",
+                f"Load test report: {run.name}",
+                {run.name: summary},
+                run_charts,
+                run.config,
+                notes,
+            )
+            print(f"report: {page}")
+        if len(runs) > 1:
+            first = runs[0].prefix
+            with_rows = {r.name: r.requests for r in runs if r.requests is not None and not r.requests.empty}
+            compare_charts = [charts.cdfs(with_rows, f"{first}_compare_cdf.png")] if with_rows else []
+            page = write_report(
+                f"{first}_compare.html", "Comparison: " + " vs ".join(summaries), summaries, compare_charts, {}, []
+            )
+            print(f"comparison: {page}")
+    except (ReportInputError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot write the report: {exc.strerror} ({exc.filename})", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""One function per chart. Each takes data, writes one PNG (150 dpi, >= 1200 px wide), returns its path."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+DPI = 150
+SCATTER_MAX = 50_000  # points drawn in a scatter; more are sampled (seeded) to keep plots fast
+
+plt.rcParams.update({"font.size": 10, "axes.titlesize": 12, "axes.grid": True, "grid.alpha": 0.3})
+
+
+def _save(fig: plt.Figure, path: str) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=DPI)
+    plt.close(fig)
+    return path
+
+
+def _hist_with_lines(ax, values: np.ndarray, lines: dict[str, float], xlabel: str, log_if_long_tail: bool) -> None:
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        return
+    positive = values[values > 0]
+    long_tail = log_if_long_tail and positive.size and np.percentile(positive, 99) > 10 * np.median(positive)
+    if long_tail:
+        bins = np.logspace(np.log10(positive.min()), np.log10(positive.max() * 1.01), 60)
+        ax.hist(positive, bins=bins, color="#4C72B0", alpha=0.85)
+        ax.set_xscale("log")
+    else:
+        ax.hist(values, bins=60, color="#4C72B0", alpha=0.85)
+    colors = ["#2ca02c", "#ff7f0e", "#d62728", "#9467bd"]
+    for (label, x), color in zip(lines.items(), colors, strict=False):
+        if np.isfinite(x):
+            ax.axvline(x, color=color, linestyle="--", linewidth=1.5, label=f"{label} = {x:,.3g}")
+    ax.set_xlabel(xlabel + (" (log scale)" if long_tail else ""))
+    ax.set_ylabel("requests")
+    ax.legend(loc="upper right")
+
+
+def seed_figure(rows: pd.DataFrame, path: str, title: str = "") -> str:
+    """The seed's four panels: TTFT distribution, decode tok/s, duration vs output length, output lengths."""
+    ok = rows[rows["success"]]
+    fig, axes = plt.subplots(2, 2, figsize=(14, 9))
+    ttft = ok["ttft_s"].to_numpy(dtype=float)
+    finite = ttft[np.isfinite(ttft)]
+    pct = {f"p{p}": float(np.percentile(finite, p)) if finite.size else np.nan for p in (50, 90, 99)}
+    ax = axes[0, 0]
+    _hist_with_lines(ax, ttft, {k: v for k, v in pct.items()}, "time to first token (s)", log_if_long_tail=True)
+    ax.set_title("Time to first token")
+    ax = axes[0, 1]
+    tps = ok["decode_tps"].to_numpy(dtype=float)
+    mean_tps = float(np.nanmean(tps)) if np.isfinite(tps).any() else np.nan
+    _hist_with_lines(ax, tps, {"mean": mean_tps}, "decode tokens/s per request", log_if_long_tail=False)
+    ax.set_title("Decode throughput per request")
+    ax = axes[1, 0]
+    sample = ok.sample(SCATTER_MAX, random_state=0) if len(ok) > SCATTER_MAX else ok
+    ax.scatter(sample["output_tokens"], sample["e2e_s"], s=8, alpha=0.5, color="#4C72B0", edgecolors="none")
+    ax.set_xlabel("output tokens")
+    ax.set_ylabel("end-to-end duration (s)")
+    note = f" ({SCATTER_MAX:,} of {len(ok):,} sampled)" if len(ok) > SCATTER_MAX else ""
+    ax.set_title("Total duration vs output length" + note)
+    ax = axes[1, 1]
+    out = ok["output_tokens"].to_numpy(dtype=float)
+    _hist_with_lines(ax, out, {"mean": float(np.nanmean(out)) if out.size else np.nan}, "output tokens", False)
+    ax.set_title("Output length distribution")
+    fig.suptitle(title or "Per-request latency and throughput", fontsize=14)
+    return _save(fig, path)
+
+
+def percentiles_over_time(win: pd.DataFrame, users: pd.DataFrame | None, path: str, note: str = "") -> str:
+    """p50/p95/p99 of TTFT and e2e over time, with users and requests/s."""
+    fig, axes = plt.subplots(3, 1, figsize=(12, 10), sharex=True)
+    for ax, name, label in ((axes[0], "ttft", "TTFT"), (axes[1], "e2e", "end-to-end")):
+        if not win.empty:
+            for q, style in ((50, "-"), (95, "--"), (99, ":")):
+                col = f"p{q}_{name}_ms"
+                if col in win:
+                    ax.plot(win["time_s"], win[col], style, label=f"p{q}", linewidth=1.8)
+            ax.legend(loc="upper left")
+        ax.set_ylabel(f"{label} (ms)")
+        ax.set_title(f"{label} percentiles over time" + (f" — {note}" if note else ""))
+    ax = axes[2]
+    if not win.empty and "requests_per_s" in win:
+        ax.plot(win["time_s"], win["requests_per_s"], color="#2ca02c", label="requests/s")
+    ax.set_ylabel("requests/s")
+    ax.set_xlabel("time since start (s)")
+    if users is not None and not users.empty:
+        ax2 = ax.twinx()
+        ax2.plot(users["time_s"], users["users"], color="#9467bd", linestyle="--", label="users")
+        ax2.set_ylabel("users")
+        ax2.grid(False)
+        ax2.legend(loc="upper right")
+    ax.legend(loc="upper left")
+    ax.set_title("Load")
+    return _save(fig, path)
+
+
+def _cdf(ax, values_ms: np.ndarray, label: str) -> None:
+    v = np.sort(values_ms[np.isfinite(values_ms)])
+    if v.size:
+        ax.plot(v, np.arange(1, v.size + 1) / v.size, label=label, linewidth=1.8)
+
+
+def cdfs(series: dict[str, pd.DataFrame], path: str) -> str:
+    """CDFs of TTFT and TPOT; one line per run (several runs overlay for comparison)."""
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5))
+    for name, rows in series.items():
+        ok = rows[rows["success"]]
+        _cdf(axes[0], ok["ttft_s"].to_numpy(dtype=float) * 1000, name)
+        _cdf(axes[1], ok["tpot_s"].to_numpy(dtype=float) * 1000, name)
+    for ax, label in ((axes[0], "TTFT (ms)"), (axes[1], "TPOT (ms)")):
+        ax.set_xlabel(label)
+        ax.set_ylabel("fraction of requests")
+        ax.set_ylim(0, 1.01)
+        ax.set_title(f"CDF of {label.split()[0]}")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
+def server_metrics(server: pd.DataFrame, path: str) -> str:
+    """Running/waiting requests, KV-cache usage and prefix-cache hit rate over time."""
+    t = server["time"] - server["time"].iloc[0]
+    fig, axes = plt.subplots(3, 1, figsize=(12, 9), sharex=True)
+    for col, label in (("num_requests_running", "running"), ("num_requests_waiting", "waiting")):
+        if col in server:
+            axes[0].plot(t, server[col], label=label)
+    axes[0].set_ylabel("requests")
+    axes[0].legend(loc="upper left")
+    axes[0].set_title("Server queue")
+    if "kv_cache_usage_perc" in server:
+        axes[1].plot(t, server["kv_cache_usage_perc"] * 100, color="#d62728")
+    axes[1].set_ylabel("KV-cache usage (%)")
+    axes[1].set_title("KV-cache usage")
+    if {"prefix_cache_hits_total", "prefix_cache_queries_total"} <= set(server.columns):
+        dq = server["prefix_cache_queries_total"].diff()
+        dh = server["prefix_cache_hits_total"].diff()
+        rate = (dh / dq.where(dq > 0)) * 100
+        axes[2].plot(t, rate, color="#2ca02c", marker=".", label="per interval")
+        total = (server["prefix_cache_hits_total"] - server["prefix_cache_hits_total"].iloc[0]) / (
+            server["prefix_cache_queries_total"] - server["prefix_cache_queries_total"].iloc[0]
+        ).where(lambda s: s > 0)
+        axes[2].plot(t, total * 100, color="#1f77b4", linestyle="--", label="cumulative")
+        axes[2].legend(loc="lower right")
+    axes[2].set_ylabel("prefix-cache hit rate (%)")
+    axes[2].set_xlabel("time since first scrape (s)")
+    axes[2].set_title("Prefix-cache hit rate")
+    return _save(fig, path)
+
+
+def cache_hit_vs_miss(rows: pd.DataFrame, path: str) -> str:
+    """TTFT of requests that hit the prefix cache against those that missed."""
+    ok = rows[rows["success"]]
+    cached = ok["cached_tokens"].fillna(0)
+    groups = {"cache hit": ok.loc[cached > 0, "ttft_s"] * 1000, "cache miss": ok.loc[cached <= 0, "ttft_s"] * 1000}
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.5))
+    data = [g.dropna().to_numpy() for g in groups.values()]
+    labels = [f"{k}\n(n={len(d):,})" for k, d in zip(groups, data, strict=True)]
+    if any(len(d) for d in data):
+        axes[0].boxplot([d if len(d) else [np.nan] for d in data], tick_labels=labels, showfliers=False)
+    axes[0].set_ylabel("TTFT (ms)")
+    axes[0].set_title("TTFT by prefix-cache outcome")
+    for name, d in zip(groups, data, strict=True):
+        _cdf(axes[1], d, name)
+    axes[1].set_xlabel("TTFT (ms)")
+    axes[1].set_ylabel("fraction of requests")
+    axes[1].set_title("CDF of TTFT, hit vs miss")
+    if axes[1].get_legend_handles_labels()[0]:
+        axes[1].legend(loc="lower right")
+    return _save(fig, path)
+
+
+def locust_percentiles(stats: pd.DataFrame, path: str) -> str:
+    """For runs without per-request rows: Locust's own (bucketed) percentiles per request type."""
+    cols = [c for c in stats.columns if c.endswith("%")]
+    fig, ax = plt.subplots(figsize=(12, 5.5))
+    for _, row in stats[stats["Name"] != "Aggregated"].iterrows():
+        values = pd.to_numeric(row[cols], errors="coerce").to_numpy(dtype=float)
+        ax.plot([float(c.rstrip("%")) for c in cols], values, marker="o", label=f"{row['Type']} {row['Name']}")
+    ax.set_xlabel("percentile")
+    ax.set_ylabel("ms")
+    ax.set_yscale("log")
+    ax.set_title("Locust percentiles (bucketed to ~2 significant digits: no per-request rows in this run)")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left")
+    return _save(fig, path)

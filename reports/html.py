@@ -1,0 +1,75 @@
+"""One self-contained HTML page: summary table, charts (embedded), and the run's configuration."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import os
+
+SECRET_WORDS = ("key", "token", "secret", "password", "authorization")
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "–"
+        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+    return html.escape(str(value))
+
+
+def _img(path: str) -> str:
+    with open(path, "rb") as f:
+        data = base64.b64encode(f.read()).decode()
+    alt = html.escape(os.path.basename(path))
+    return f'<figure><img alt="{alt}" src="data:image/png;base64,{data}"><figcaption>{alt}</figcaption></figure>'
+
+
+def safe_config(config: dict) -> dict:
+    """The configuration with anything secret-looking removed."""
+    return {k: v for k, v in config.items() if not any(w in k.lower() for w in SECRET_WORDS)}
+
+
+def summary_table(summaries: dict[str, dict]) -> str:
+    names = list(summaries)
+    keys: list[str] = []
+    for s in summaries.values():
+        keys.extend(k for k in s if k not in keys)
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    body = "".join(
+        f"<tr><td>{html.escape(k)}</td>" + "".join(f"<td>{_fmt(summaries[n].get(k, ''))}</td>" for n in names) + "</tr>"
+        for k in keys
+    )
+    return f"<table><tr><th>metric</th>{head}</tr>{body}</table>"
+
+
+def write_report(
+    path: str, title: str, summaries: dict[str, dict], charts: list[str], config: dict, notes: list[str]
+) -> str:
+    conf = safe_config(config)
+    conf_rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{_fmt(v)}</td></tr>" for k, v in conf.items())
+    note_html = "".join(f"<p class=note>{html.escape(n)}</p>" for n in notes)
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1500px; color: #222; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+td, th {{ border: 1px solid #ccc; padding: 3px 10px; text-align: right; }}
+td:first-child, th:first-child {{ text-align: left; }}
+img {{ max-width: 100%; }} figure {{ margin: 1.5em 0; }} .note {{ color: #8a5a00; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+{note_html}
+<h2>Summary</h2>
+<p>Keys follow vLLM's <code>bench serve</code> result JSON; times in ms. TPOT = (e2e − TTFT) / (output tokens − 1);
+ITL gaps are pooled over all successful requests.</p>
+{summary_table(summaries)}
+<h2>Charts</h2>
+{"".join(_img(c) for c in charts)}
+<h2>Configuration</h2>
+<table>{conf_rows or "<tr><td>not recorded</td><td></td></tr>"}</table>
+</body></html>
+"""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(page)
+    return path

@@ -1,0 +1,141 @@
+"""Load a run's CSV files into DataFrames, with one clear error per bad file."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+REQUEST_COLUMNS = ["start_time", "success", "ttft_s", "e2e_s", "output_tokens"]
+REQUEST_NUMERIC = [
+    "start_time",
+    "ttft_s",
+    "tpot_s",
+    "e2e_s",
+    "decode_tps",
+    "prompt_tokens",
+    "cached_tokens",
+    "output_tokens",
+    "status",
+]
+STATS_COLUMNS = ["Type", "Name", "Request Count", "Failure Count", "50%", "90%", "99%"]
+HISTORY_COLUMNS = ["Timestamp", "User Count", "Type", "Name", "Requests/s"]
+SERVER_COLUMNS = ["time"]
+
+
+class ReportInputError(Exception):
+    """A file the report needs is missing or unreadable: one line, naming the file."""
+
+
+@dataclass
+class RunData:
+    prefix: str
+    requests: pd.DataFrame | None = None  # our exact per-request rows
+    stats: pd.DataFrame | None = None  # Locust's _stats.csv
+    history: pd.DataFrame | None = None  # Locust's _stats_history.csv
+    failures: pd.DataFrame | None = None
+    server: pd.DataFrame | None = None  # our _server_metrics.csv
+    config: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.prefix) or self.prefix
+
+
+def _read(path: str, required: list[str], dtype: dict | None = None) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(
+            path, dtype=dtype, na_values=["N/A", "n/a", "NA", "nan", ""], keep_default_na=False, low_memory=False
+        )
+    except FileNotFoundError:
+        raise ReportInputError(f"{path}: file not found") from None
+    except pd.errors.EmptyDataError:
+        raise ReportInputError(f"{path}: the file is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise ReportInputError(f"{path}: not a readable CSV ({first})") from None
+    except OSError as exc:
+        raise ReportInputError(f"{path}: cannot read ({exc.strerror})") from None
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ReportInputError(f"{path}: missing column(s) {', '.join(missing)}; is this the right file?")
+    if len(df) and not _ends_with_newline(path):
+        sys.stderr.write(f"warning: {path}: the last line is incomplete (truncated file?); it is left out\n")
+        df = df.iloc[:-1]
+    return df
+
+
+def _ends_with_newline(path: str) -> bool:
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() == 0:
+            return True
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) == b"\n"
+
+
+def load_requests(path: str) -> pd.DataFrame:
+    df = _read(
+        path,
+        REQUEST_COLUMNS,
+        dtype={
+            "request_id": str,
+            "error": str,
+            "itl_s": str,
+            "worker": str,
+            "success": str,
+            "usage_source": str,
+            "finish_reason": str,
+            "endpoint": str,
+        },
+    )
+    for col in REQUEST_NUMERIC:
+        if col in df.columns:
+            df[col] = pd.to_numeric(df[col], errors="coerce")
+    df["success"] = df["success"].astype(str).str.strip().str.lower().eq("true")
+    df["error"] = df["error"].fillna("") if "error" in df.columns else ""
+    df["cancelled"] = df["error"].str.startswith("cancelled:")
+    if "itl_s" not in df.columns:
+        df["itl_s"] = ""
+    df["itl_s"] = df["itl_s"].fillna("")
+    if df["start_time"].isna().all() and len(df):
+        raise ReportInputError(f"{path}: no usable start_time values")
+    return df
+
+
+def load_run(prefix: str) -> RunData:
+    """Read what exists for ``prefix``; at least _requests.csv or _stats.csv must be there."""
+    run = RunData(prefix)
+    req_path = f"{prefix}_requests.csv"
+    stats_path = f"{prefix}_stats.csv"
+    if not os.path.exists(req_path) and not os.path.exists(stats_path):
+        raise ReportInputError(f"{prefix}: found neither {req_path} nor {stats_path}")
+    if os.path.exists(req_path):
+        run.requests = load_requests(req_path)
+    if os.path.exists(stats_path):
+        run.stats = _read(stats_path, STATS_COLUMNS)
+    hist_path = f"{prefix}_stats_history.csv"
+    if os.path.exists(hist_path) and os.path.getsize(hist_path) > 0:
+        run.history = _read(hist_path, HISTORY_COLUMNS)
+        for col in run.history.columns[4:]:
+            run.history[col] = pd.to_numeric(run.history[col], errors="coerce")
+        run.history["Timestamp"] = pd.to_numeric(run.history["Timestamp"], errors="coerce")
+    fail_path = f"{prefix}_failures.csv"
+    if os.path.exists(fail_path) and os.path.getsize(fail_path) > 0:
+        run.failures = _read(fail_path, ["Method", "Name", "Error", "Occurrences"])
+    server_path = f"{prefix}_server_metrics.csv"
+    if os.path.exists(server_path):
+        run.server = _read(server_path, SERVER_COLUMNS)
+        for col in run.server.columns:
+            run.server[col] = pd.to_numeric(run.server[col], errors="coerce")
+    config_path = f"{prefix}_config.json"
+    if os.path.exists(config_path):
+        try:
+            with open(config_path, encoding="utf-8") as f:
+                run.config = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise ReportInputError(f"{config_path}: not readable JSON ({exc})") from None
+    return run

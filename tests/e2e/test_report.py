@@ -1,0 +1,70 @@
+"""A real run followed by the report: figures checked against the emulator's ground truth."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from tests.procs import ROOT, run_locust
+
+KEY = "sk-test-5ecret-do-not-leak-4242"
+
+
+@pytest.mark.timeout(240)
+def test_report_matches_ground_truth_and_keeps_the_key_secret(emulator_factory, tmp_path):
+    emu = emulator_factory("--api-key", KEY, "--step-ms", "10", "--step-ms-per-seq", "0.05")
+    prefix = tmp_path / "rep" / "run"
+    run = run_locust(
+        "--headless",
+        "-u",
+        "32",
+        "-r",
+        "32",
+        "-n",
+        "150",
+        "-H",
+        emu.url,
+        "--max-tokens",
+        "48",
+        "--input-tokens",
+        "300",
+        "--csv",
+        str(prefix),
+        "--csv-full-history",
+        "--only-summary",
+        env={"OPENAI_API_KEY": KEY},
+    )
+    assert run.returncode == 0, run
+    assert KEY not in run.output
+    proc = subprocess.run(
+        [sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    summary = json.loads(prefix.with_name("run_summary.json").read_text())
+    truth = [t for t in emu.truth() if t.get("id")]
+    assert summary["completed"] == len(truth) == 150
+    assert summary["failed"] == 0
+    assert summary["total_output_tokens"] == sum(t["output_tokens"] for t in truth)
+    assert summary["total_input_tokens"] == sum(t["prompt_tokens"] for t in truth)
+    true_mean_ttft_ms = 1000 * sum(t["ttft_s"] for t in truth) / len(truth)
+    assert summary["mean_ttft_ms"] == pytest.approx(true_mean_ttft_ms, abs=5.0)
+    true_mean_e2e_ms = 1000 * sum(t["e2e_s"] for t in truth) / len(truth)
+    assert summary["mean_e2el_ms"] == pytest.approx(true_mean_e2e_ms, abs=5.0)
+    for name in ("overview", "percentiles_over_time", "cdf", "cache_hit_vs_miss"):
+        png = prefix.with_name(f"run_{name}.png")
+        with Image.open(png) as img:
+            img.verify()
+        with Image.open(png) as img:
+            assert img.format == "PNG" and img.size[0] >= 1200 and img.size[1] >= 600, (name, img.size)
+    html = prefix.with_name("run_report.html").read_text()
+    assert html.count("data:image/png;base64,") == 4
+    assert "median_ttft_ms" in html
+    for path in prefix.parent.iterdir():
+        assert KEY not in path.read_bytes().decode("utf-8", "replace"), path
+    config = json.loads(prefix.with_name("run_config.json").read_text())
+    assert config["api_key_set"] is True and "api_key" not in config

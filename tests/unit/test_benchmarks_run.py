@@ -1,0 +1,26 @@
+"""The benchmark scripts run and write their figures (performance itself is shown by running them)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.procs import ROOT
+
+
+@pytest.mark.timeout(120)
+def test_report_speed_benchmark_runs_small():
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.report_speed", "--rows", "3000", "--gaps", "4"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout[proc.stdout.index("{") :])
+    assert result["rows"] == 3000 and result["report_seconds"] > 0 and result["peak_rss_mb"] > 0
+    assert "bench_report.html" in result["outputs"] and "bench_overview.png" in result["outputs"]
