@@ -35,6 +35,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="omit usage.prompt_tokens_details (as vLLM without --enable-prompt-tokens-details)",
     )
+    p.add_argument("--no-tokenize", action="store_true", help="disable POST /tokenize (as some servers lack it)")
     p.add_argument("--no-dev-mode", action="store_true", help="disable POST /reset_prefix_cache")
     p.add_argument(
         "--fault",
@@ -67,6 +68,7 @@ async def serve(args: argparse.Namespace) -> None:
         dev_mode=not args.no_dev_mode,
         request_log=args.request_log,
         include_cached_tokens=not args.no_cached_tokens,
+        tokenize=not args.no_tokenize,
     )
     app = App(server_cfg, engine_cfg, faults)
     loop = asyncio.get_running_loop()

@@ -48,6 +48,7 @@ class ServerConfig:
     dev_mode: bool = True  # enables POST /reset_prefix_cache, as VLLM_SERVER_DEV_MODE=1 does
     request_log: str | None = None
     include_cached_tokens: bool = True  # vLLM's --enable-prompt-tokens-details
+    tokenize: bool = True  # serve POST /tokenize
 
 
 class RequestLog:
@@ -92,7 +93,7 @@ class App:
             conn.respond(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
         elif path in ("/v1/chat/completions", "/v1/completions") and method == "POST":
             self._generate(conn, path, headers, body)
-        elif path == "/tokenize" and method == "POST":
+        elif path == "/tokenize" and method == "POST" and self.cfg.tokenize:
             self._tokenize(conn, body)
         elif path == "/reset_prefix_cache" and method == "POST" and self.cfg.dev_mode:
             self.engine.reset_prefix_cache()

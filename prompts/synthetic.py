@@ -1,28 +1,100 @@
-"""Synthetic prompts of roughly a target length, unique per request.
+"""Synthetic shared-prefix prompt sets of exact token length.
 
-Each prompt starts with a unique request tag, so no two share a cached prefix;
-the body is a window into a pool of natural text built once at start-up.
-Lengths are approximate here (about one token per word or punctuation mark).
+Each prompt is ``prefix(group) + suffix``: ``--prefix-groups`` distinct shared
+prefixes of ``--prefix-tokens`` tokens, and a suffix unique to the request, so
+the only reuse between requests is the prefix. Lengths are counted with the
+served model's tokenizer, chat template included, and adjusted until the whole
+prompt is ``--input-tokens`` long (optionally drawn with a spread).
+The text is natural-looking sentences, not one repeated token.
 """
 
 from __future__ import annotations
 
 import random
 
+from prompts.source import Prompt, PromptError
 from prompts.text import join, words
+from prompts.tokenizer import TokenCounter
+
+MAX_ADJUST = 6
 
 
-class SyntheticPrompts:
-    def __init__(self, input_tokens: int, seed: int = 0, pool_factor: int = 4) -> None:
+class SharedPrefixPrompts:
+    def __init__(
+        self,
+        counter: TokenCounter,
+        chat: bool,
+        input_tokens: int,
+        prefix_tokens: int = 0,
+        prefix_groups: int = 1,
+        input_tokens_stddev: float = 0.0,
+        seed: int = 0,
+        stream: str = "0",
+    ) -> None:
+        if prefix_tokens < 0 or prefix_groups < 1:
+            raise PromptError("--prefix-tokens must be >= 0 and --prefix-groups >= 1")
+        if prefix_tokens >= input_tokens:
+            raise PromptError(
+                f"--prefix-tokens ({prefix_tokens}) must be smaller than --input-tokens ({input_tokens}): "
+                "each request needs a unique suffix"
+            )
+        self.counter = counter
+        self.chat = chat
         self.input_tokens = input_tokens
-        self._rng = random.Random(seed)
-        self._pool = words(self._rng, max(input_tokens * pool_factor, 256))
+        self.prefix_tokens = prefix_tokens
+        self.groups = prefix_groups
+        self.stddev = input_tokens_stddev
+        self.stream = stream
+        # prefixes depend on the seed alone, so every worker shares them; suffixes also on the stream
+        prefix_rng = random.Random(f"prefix-{seed}")
+        self._rng = random.Random(f"suffix-{seed}-{stream}")
+        self._pool = words(random.Random(f"pool-{seed}-{stream}"), max(4 * input_tokens, 512))
+        self._overhead = counter.count("", chat)
+        self.prefixes = [self._build_prefix(prefix_rng, g) for g in range(prefix_groups)] if prefix_tokens else [""]
         self._count = 0
-        self._tag = f"{seed:x}"
 
-    def next_prompt(self) -> str:
+    def _measure(self, text: str) -> int:
+        return self.counter.count(text, self.chat) - self._overhead
+
+    def _build_prefix(self, rng: random.Random, group: int) -> str:
+        """A text whose tokens, in front of any suffix, number ``prefix_tokens``."""
+        head = f"Shared context {group}."
+        pieces = words(rng, self.prefix_tokens * 2 + 16)
+        n = max(self.prefix_tokens - 4, 1)
+        text = ""
+        for _ in range(MAX_ADJUST):
+            text = head + " " + join(pieces[:n]) + "\n\n"
+            got = self._measure(text)
+            if got == self.prefix_tokens:
+                break
+            n = max(1, n + (self.prefix_tokens - got))
+        return text
+
+    def _target(self) -> int:
+        if self.stddev <= 0:
+            return self.input_tokens
+        low = self.prefix_tokens + 8
+        return max(low, round(self._rng.gauss(self.input_tokens, self.stddev)))
+
+    def next_prompt(self) -> Prompt:
         self._count += 1
-        body_len = max(self.input_tokens - 6, 1)
-        offset = self._rng.randrange(0, len(self._pool) - body_len + 1) if len(self._pool) > body_len else 0
-        head = f"Request {self._tag}-{self._count}:"
-        return head + " " + join(self._pool[offset : offset + body_len])
+        group = self._rng.randrange(self.groups)
+        prefix = self.prefixes[group]
+        target = self._target()
+        tag = f"Request {self.stream}-{self._count}:"
+        n = max(target - self.prefix_tokens - len(tag.split()) - 2, 1)
+        offset = self._rng.randrange(0, max(len(self._pool) - n, 1))
+        best: tuple[int, str] | None = None
+        for _ in range(MAX_ADJUST):
+            body = self._pool[offset : offset + n]
+            if len(body) < n:  # wrap around the pool
+                body = body + self._pool[: n - len(body)]
+            text = prefix + tag + " " + join(body)
+            got = self.counter.count(text, self.chat)
+            if best is None or abs(got - target) < abs(best[0] - target):
+                best = (got, text)
+            if got == target:
+                break
+            n = max(1, n + (target - got))
+        assert best is not None
+        return Prompt(best[1], best[0], group if self.prefix_tokens else None)

@@ -132,6 +132,74 @@ def add_options(parser: Any, **_kw: object) -> None:
         help="Fail a request that takes longer than this many seconds in total",
     )
     parser.add_argument(
+        "--prefix-tokens",
+        type=_int_arg,
+        default=0,
+        env_var="LOCUST_PREFIX_TOKENS",
+        help="Tokens of shared prefix at the start of every prompt (0: no sharing)",
+    )
+    parser.add_argument(
+        "--prefix-groups",
+        type=_int_arg,
+        default=1,
+        env_var="LOCUST_PREFIX_GROUPS",
+        help="How many distinct shared prefixes; each request picks one",
+    )
+    parser.add_argument(
+        "--input-tokens-stddev",
+        type=_float_arg,
+        default=0.0,
+        env_var="LOCUST_INPUT_TOKENS_STDDEV",
+        help="Spread (standard deviation) of prompt lengths around --input-tokens",
+    )
+    parser.add_argument(
+        "--dataset",
+        default="",
+        env_var="LOCUST_DATASET",
+        help="JSONL (or JSON array) of prompts or ShareGPT conversations, instead of synthetic prompts",
+    )
+    parser.add_argument(
+        "--turns",
+        type=_int_arg,
+        default=1,
+        env_var="LOCUST_TURNS",
+        help="Multi-turn conversations: each user re-sends the history for this many turns",
+    )
+    parser.add_argument(
+        "--turn-tokens",
+        type=_int_arg,
+        default=128,
+        env_var="LOCUST_TURN_TOKENS",
+        help="Approximate length of each follow-up user message in multi-turn runs",
+    )
+    parser.add_argument(
+        "--tokenizer",
+        default="",
+        env_var="LOCUST_TOKENIZER",
+        help="The served model's tokenizer (local folder or HF cache) to size prompts (default: server /tokenize)",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=_int_arg,
+        default=0,
+        env_var="LOCUST_WARMUP",
+        help="Unmeasured requests per prefix group sent before measuring, to prime the prefix cache",
+    )
+    parser.add_argument(
+        "--reset-prefix-cache",
+        action="store_true",
+        default=False,
+        env_var="LOCUST_RESET_PREFIX_CACHE",
+        help="POST /reset_prefix_cache before the run (vLLM needs VLLM_SERVER_DEV_MODE=1)",
+    )
+    parser.add_argument(
+        "--metrics-interval",
+        type=_float_arg,
+        default=5.0,
+        env_var="LOCUST_METRICS_INTERVAL",
+        help="Seconds between scrapes of the server's /metrics (0: do not scrape)",
+    )
+    parser.add_argument(
         "--seed",
         type=_int_arg,
         default=0,
@@ -155,6 +223,16 @@ class Settings:
     stream_timeout: float
     request_timeout: float | None
     seed: int
+    prefix_tokens: int = 0
+    prefix_groups: int = 1
+    input_tokens_stddev: float = 0.0
+    dataset: str = ""
+    turns: int = 1
+    turn_tokens: int = 128
+    tokenizer: str = ""
+    warmup: int = 0
+    reset_prefix_cache: bool = False
+    metrics_interval: float = 5.0
 
     @classmethod
     def from_options(cls, options: Any) -> Settings:
@@ -179,7 +257,33 @@ class Settings:
         request_timeout = get("request_timeout")
         if request_timeout is not None and request_timeout <= 0:
             raise ConfigError(f"--request-timeout must be positive, got {request_timeout:g}")
+        prefix_tokens = get("prefix_tokens", 0) or 0
+        if prefix_tokens < 0:
+            raise ConfigError(f"--prefix-tokens must be 0 or more, got {prefix_tokens}")
+        if prefix_tokens and prefix_tokens >= input_tokens:
+            raise ConfigError(
+                f"--prefix-tokens ({prefix_tokens}) must be smaller than --input-tokens ({input_tokens}): "
+                "each request needs a unique suffix"
+            )
+        prefix_groups = get("prefix_groups", 1) or 1
+        if prefix_groups < 1:
+            raise ConfigError(f"--prefix-groups must be at least 1, got {prefix_groups}")
+        stddev = get("input_tokens_stddev", 0.0) or 0.0
+        if stddev < 0:
+            raise ConfigError(f"--input-tokens-stddev must be 0 or more, got {stddev:g}")
+        turns = get("turns", 1) or 1
+        if turns < 1:
+            raise ConfigError(f"--turns must be at least 1, got {turns}")
         endpoint = get("endpoint", "chat")
+        if turns > 1 and endpoint != "chat":
+            raise ConfigError("--turns needs --endpoint chat (conversations are chat messages)")
+        warmup = get("warmup", 0) or 0
+        if warmup < 0:
+            raise ConfigError(f"--warmup must be 0 or more, got {warmup}")
+        interval = get("metrics_interval", 5.0)
+        interval = 5.0 if interval is None else interval
+        if interval < 0:
+            raise ConfigError(f"--metrics-interval must be 0 or more, got {interval:g}")
         if endpoint not in ENDPOINT_CHOICES:
             raise ConfigError(f"--endpoint must be one of {', '.join(ENDPOINT_CHOICES)}, got {endpoint!r}")
         return cls(
@@ -194,4 +298,14 @@ class Settings:
             stream_timeout=stream_timeout,
             request_timeout=request_timeout,
             seed=get("seed", 0) or 0,
+            prefix_tokens=prefix_tokens,
+            prefix_groups=prefix_groups,
+            input_tokens_stddev=stddev,
+            dataset=get("dataset", "") or "",
+            turns=turns,
+            turn_tokens=max(1, get("turn_tokens", 128) or 128),
+            tokenizer=get("tokenizer", "") or "",
+            warmup=warmup,
+            reset_prefix_cache=bool(get("reset_prefix_cache", False)),
+            metrics_interval=interval,
         )

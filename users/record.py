@@ -42,6 +42,7 @@ class RequestRecord:
     success: bool = False
     cancelled: bool = False
     error: str = ""
+    text: str = ""  # the generated text, only when asked for (multi-turn runs)
 
     @property
     def tpot(self) -> float | None:
@@ -66,10 +67,17 @@ class StreamAccumulator:
     Then ``finish()`` once, with an error message if the transfer failed.
     """
 
-    __slots__ = ("_done", "_error", "_first", "_last", "_text_events", "_text_keys", "record", "start")
+    __slots__ = ("_done", "_error", "_first", "_last", "_text_events", "_text_keys", "_texts", "record", "start")
 
-    def __init__(self, record: RequestRecord, start: float, text_keys: tuple[bytes, ...] = CHAT_TEXT_KEYS):
+    def __init__(
+        self,
+        record: RequestRecord,
+        start: float,
+        text_keys: tuple[bytes, ...] = CHAT_TEXT_KEYS,
+        collect_text: bool = False,
+    ):
         self.record = record
+        self._texts: list[str] | None = [] if collect_text else None
         self.start = start
         self._first: float | None = None
         self._last = 0.0
@@ -82,6 +90,8 @@ class StreamAccumulator:
         if self._fast_text(payload):
             if self._first is None and not self.record.request_id:
                 self._take_id(payload)
+            if self._texts is not None:
+                self._texts.append(_text_of(orjson.loads(payload)))
             self._on_text(t)
             return False
         if payload == b"[DONE]":
@@ -138,6 +148,8 @@ class StreamAccumulator:
             if choice.get("finish_reason"):
                 rec.finish_reason = str(choice["finish_reason"])
             if _has_text(choice):
+                if self._texts is not None:
+                    self._texts.append(_text_of(obj))
                 self._on_text(t)
 
     def _fail(self, message: str) -> None:
@@ -172,6 +184,8 @@ class StreamAccumulator:
             message = "stream carried no tokens"
         rec.error = message
         rec.success = not message
+        if self._texts is not None:
+            rec.text = "".join(self._texts)
         return rec
 
 
@@ -180,6 +194,15 @@ def _has_text(choice: dict) -> bool:
     if isinstance(delta, dict):
         return any(delta.get(key) for key in ("content", "reasoning_content", "reasoning"))
     return bool(choice.get("text"))
+
+
+def _text_of(obj: dict) -> str:
+    """The generated text of a chunk: content (not reasoning) for chat, text for completions."""
+    choice = (obj.get("choices") or [{}])[0]
+    delta = choice.get("delta")
+    if isinstance(delta, dict):
+        return delta.get("content") or ""
+    return choice.get("text") or ""
 
 
 def _apply_usage(rec: RequestRecord, usage: dict) -> None:

@@ -1,7 +1,12 @@
-"""Run-wide state and Locust wiring: settings, budget, prompts, model, recording.
+"""Run-wide state and Locust wiring: settings, budget, prompts, model, recording, server state.
 
 ``register(environment)`` is the one call the locustfile makes from its
-``init`` listener; tests call it on an Environment of their own.
+``init`` listener; tests call it on an Environment of their own. Roles:
+
+- local (one process): everything;
+- master: checks the server, resets/primes the cache, scrapes ``/metrics``,
+  writes the per-request CSV from the workers' reports; sends no load;
+- worker: builds its prompts and sends the load; ships its rows to the master.
 """
 
 from __future__ import annotations
@@ -10,25 +15,34 @@ import json
 import logging
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 import gevent
 import locust
 from gevent.lock import Semaphore
+from gevent.pool import Pool
 from locust.runners import MasterRunner, WorkerRunner
 
-from prompts.synthetic import SyntheticPrompts
+from prompts.dataset import DatasetPrompts, load_dataset
+from prompts.source import Prompt, PromptError, PromptSource
+from prompts.synthetic import SharedPrefixPrompts
+from prompts.tokenizer import LocalTokenizer, ServerTokenizer, TokenCounter
 from users.budget import RequestBudget
+from users.cache_control import reset_prefix_cache, warm_up
 from users.http import Target
 from users.locust_csv import install_final_csv_write
 from users.options import ConfigError, Settings
+from users.prompt_pool import PromptPool
 from users.record import RequestRecord
 from users.request_log import RequestLog
 from users.server_api import auth_headers, resolve_model
+from users.server_metrics import ServerMetrics
 from users.stream import ENDPOINTS, Endpoint
 
 logger = logging.getLogger(__name__)
+
+PREBUILD_MAX = 4096  # prompts built before the run at most; more are built in the background
 
 
 def fail_fast(message: str, code: int = 2) -> None:
@@ -38,21 +52,47 @@ def fail_fast(message: str, code: int = 2) -> None:
     sys.exit(code)
 
 
+def role_of(runner: Any) -> str:
+    if isinstance(runner, MasterRunner):
+        return "master"
+    if isinstance(runner, WorkerRunner):
+        return "worker"
+    return "local"
+
+
 class LLMRun:
     """What every user of one Locust process shares."""
 
-    def __init__(self, environment: Any, settings: Settings, request_log: RequestLog | None = None) -> None:
+    def __init__(
+        self, environment: Any, settings: Settings, request_log: RequestLog | None = None, role: str = "local"
+    ) -> None:
         self.environment = environment
+        self.role = role
+        self.request_log = request_log
+        self.budget = RequestBudget(settings.num_requests, on_complete=self._on_budget_complete)
+        self.prompts: PromptSource | None = None
+        self.metrics: ServerMetrics | None = None
+        self._metrics_loop: gevent.Greenlet | None = None
+        self._prepared_for: tuple | None = None
+        self._model_lock = Semaphore()
+        self.apply_settings(settings)
+
+    def apply_settings(self, settings: Settings) -> None:
         self.settings = settings
         self.endpoint: Endpoint = ENDPOINTS[settings.endpoint]
-        self.budget = RequestBudget(settings.num_requests, on_complete=self._on_budget_complete)
-        self.prompts = SyntheticPrompts(settings.input_tokens, settings.seed)
-        self.request_log = request_log
         self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         self.headers.update(auth_headers(settings.api_key))
         self._model: str | None = settings.model or None
-        self._model_lock = Semaphore()
+        self.budget.total = settings.num_requests
 
+    @property
+    def stream_id(self) -> str:
+        """Distinguishes the prompt suffixes of different worker processes."""
+        runner = self.environment.runner
+        index = getattr(runner, "worker_index", None)
+        return f"w{index}" if self.role == "worker" and index is not None else "0"
+
+    # -- the model ----------------------------------------------------------------------
     def model(self, host: str) -> str:
         """The served model, looked up once per process (raises ConfigError)."""
         if self._model is None:
@@ -61,6 +101,98 @@ class LLMRun:
                     self._model = resolve_model(Target.parse(host), self.settings.api_key, self.settings.model)
         return self._model
 
+    # -- prompts --------------------------------------------------------------------------
+    def token_counter(self, host: str) -> TokenCounter:
+        s = self.settings
+        if s.tokenizer:
+            return LocalTokenizer(s.tokenizer)
+        return ServerTokenizer(Target.parse(host), self.model(host), auth_headers(s.api_key))
+
+    def build_prompt_source(self, host: str, stream: str) -> PromptSource:
+        s = self.settings
+        if s.dataset:
+            return DatasetPrompts(load_dataset(s.dataset), s.seed, stream)
+        counter = self.token_counter(host)
+        return SharedPrefixPrompts(
+            counter,
+            chat=self.endpoint.name == "chat",
+            input_tokens=s.input_tokens,
+            prefix_tokens=s.prefix_tokens,
+            prefix_groups=s.prefix_groups,
+            input_tokens_stddev=s.input_tokens_stddev,
+            seed=s.seed,
+            stream=stream,
+        )
+
+    def prepare_prompts(self, host: str) -> None:
+        """Build the prompt source and fill its pool before users start (raises PromptError/ConfigError)."""
+        key = (host, self.settings)
+        if self._prepared_for == key and self.prompts is not None:
+            return
+        source = self.build_prompt_source(host, self.stream_id)
+        if isinstance(source, DatasetPrompts):
+            self.prompts = source
+        else:
+            n = self.settings.num_requests
+            pool = PromptPool(source, min(n, PREBUILD_MAX) if n else 256)
+            started = time.perf_counter()
+            pool.fill()
+            logger.info("built %d prompts in %.1f s", pool.built, time.perf_counter() - started)
+            self.prompts = pool
+        self._prepared_for = key
+
+    def next_prompt(self) -> Prompt:
+        assert self.prompts is not None, "prompts are prepared at test start"
+        return self.prompts.next_prompt()
+
+    # -- server state before and during the run -------------------------------------------------
+    def prime_server(self, host: str) -> None:
+        """Reset and warm the prefix cache as asked, then start scraping /metrics."""
+        s = self.settings
+        target = Target.parse(host)
+        headers = auth_headers(s.api_key)
+        if s.reset_prefix_cache:
+            reset_prefix_cache(target, headers)
+        if s.warmup:
+            contents = self.warmup_prompts(host)
+            pool = Pool(16)
+            ok = warm_up(
+                target,
+                self.endpoint,
+                self.model(host),
+                self.headers,
+                contents,
+                run_all=lambda jobs: gevent.joinall([pool.spawn(j) for j in jobs]),
+            )
+            logger.info("warm-up: %d of %d unmeasured requests succeeded", ok, len(contents))
+        if s.metrics_interval > 0:
+            prefix = getattr(self.environment.parsed_options, "csv_prefix", None)
+            self.metrics = ServerMetrics(target, headers, f"{prefix}_server_metrics.csv" if prefix else None)
+            self.metrics.scrape()
+            self._metrics_loop = gevent.spawn(self._scrape_every, s.metrics_interval)
+
+    def warmup_prompts(self, host: str) -> list[str]:
+        s = self.settings
+        source = self.build_prompt_source(host, "warmup")
+        if isinstance(source, SharedPrefixPrompts):
+            return [f"{prefix}Warm-up {g}-{k}." for g, prefix in enumerate(source.prefixes) for k in range(s.warmup)]
+        return [source.next_prompt().content for _ in range(s.warmup)]
+
+    def _scrape_every(self, interval: float) -> None:
+        while self.metrics is not None and self.metrics.available:
+            gevent.sleep(interval)
+            if self.metrics is not None:
+                self.metrics.scrape()
+
+    def stop_metrics(self) -> None:
+        if self._metrics_loop is not None:
+            self._metrics_loop.kill(block=True)
+            self._metrics_loop = None
+        if self.metrics is not None:
+            self.metrics.scrape()  # the end of the run
+            self.metrics.close()
+
+    # -- recording ----------------------------------------------------------------------------
     def record(self, rec: RequestRecord, elapsed: float) -> None:
         """Report one finished request through Locust's request event (and TTFT/TPOT rows)."""
         fire = self.environment.events.request.fire
@@ -101,6 +233,29 @@ class LLMRun:
     def _on_budget_complete(self) -> None:
         logger.info("All %s requests finished", self.budget.total)
         gevent.spawn(stop_run, self.environment)
+
+    # -- Locust events ------------------------------------------------------------------------------
+    def on_test_start(self, environment: Any, **_kw: object) -> None:
+        host = environment.host
+        if not host:
+            logger.error("no host: set -H http://HOST:PORT or the host field of the web UI")
+            return
+        try:
+            if self.role == "worker":  # the master's options arrived with the spawn message
+                self.apply_settings(Settings.from_options(environment.parsed_options))
+                self.budget = RequestBudget(self.settings.num_requests, on_complete=self._on_budget_complete)
+            if self.role in ("local", "worker"):
+                self.prepare_prompts(host)
+            if self.role in ("local", "master"):
+                self.prime_server(host)
+        except (PromptError, ConfigError, ValueError) as exc:
+            logger.error("cannot start the test: %s", exc)
+            gevent.spawn(stop_run, environment)
+
+    def on_test_stop(self, **_kw: object) -> None:
+        self.stop_metrics()
+        if isinstance(self.prompts, PromptPool):
+            self.prompts.stop()
 
 
 def stop_run(environment: Any) -> None:
@@ -145,7 +300,26 @@ def get_run(environment: Any) -> LLMRun:
     return run
 
 
-def register(environment: Any, preflight: bool = True) -> LLMRun:
+def preflight(run: LLMRun, host: str | None) -> None:
+    """Headless runs check everything before the first request: one clear line on any problem."""
+    if not host:
+        fail_fast("no server given: pass -H http://HOST:PORT (the vLLM server)")
+    try:
+        target = Target.parse(host)
+        model = resolve_model(target, run.settings.api_key, run.settings.model)
+        run.apply_settings(replace(run.settings, model=model))
+        if run.role == "local":
+            run.prepare_prompts(host)
+        else:  # the master builds no load, but checks that prompts can be made
+            source = run.build_prompt_source(host, "check")
+            source.next_prompt()
+    except ValueError as exc:
+        fail_fast(str(exc), code=2)
+    except (ConfigError, PromptError) as exc:
+        fail_fast(str(exc), code=1)
+
+
+def register(environment: Any, preflight_checks: bool = True) -> LLMRun:
     """Validate options, check the server, and wire recording into ``environment``."""
     options = environment.parsed_options
     try:
@@ -153,26 +327,21 @@ def register(environment: Any, preflight: bool = True) -> LLMRun:
     except ConfigError as exc:
         fail_fast(str(exc))
     runner = environment.runner
-    is_worker = isinstance(runner, WorkerRunner)
+    role = role_of(runner)
     host = environment.host or getattr(options, "host", None)
-    if preflight and options is not None and getattr(options, "headless", False) and not is_worker:
-        if not host:
-            fail_fast("no server given: pass -H http://HOST:PORT (the vLLM server)")
-        try:
-            Target.parse(host)
-            model = resolve_model(Target.parse(host), settings.api_key, settings.model)
-        except (ConfigError, ValueError) as exc:
-            fail_fast(str(exc), code=1)
-        settings = Settings(**{**settings.__dict__, "model": model})
     csv_prefix = getattr(options, "csv_prefix", None) if options is not None else None
+    worker = runner.client_id if role == "worker" else "local"
+    request_log = RequestLog(
+        f"{csv_prefix}_requests.csv" if csv_prefix else None, worker=worker, forward=role == "worker"
+    )
+    run = LLMRun(environment, settings, request_log, role)
+    environment.llm_run = run
+    if preflight_checks and options is not None and getattr(options, "headless", False) and role != "worker":
+        preflight(run, host)
     if csv_prefix:
         install_final_csv_write()
-        write_run_config(f"{csv_prefix}_config.json", settings, options, host)
-    worker = runner.client_id if is_worker else "local"
-    request_log = RequestLog(f"{csv_prefix}_requests.csv" if csv_prefix else None, worker=worker, forward=is_worker)
+        write_run_config(f"{csv_prefix}_config.json", run.settings, options, host)
     request_log.register(environment)
-    run = LLMRun(environment, settings, request_log)
-    environment.llm_run = run
-    if isinstance(runner, MasterRunner):
-        logger.debug("master: rows arrive in worker reports")
+    environment.events.test_start.add_listener(run.on_test_start)
+    environment.events.test_stop.add_listener(run.on_test_stop)
     return run

@@ -34,7 +34,7 @@ ENDPOINTS = {e.name: e for e in (CHAT, COMPLETIONS)}
 def build_payload(
     endpoint: Endpoint,
     model: str,
-    prompt: str | list[dict[str, str]],
+    prompt: str | list[dict[str, str]],  # a user message, or the whole conversation
     max_tokens: int,
     *,
     ignore_eos: bool = False,
@@ -66,6 +66,7 @@ def stream_request(
     wall: Callable[[], float] = time.time,
     deadline_s: float | None = None,
     record: RequestRecord | None = None,
+    collect_text: bool = False,
 ) -> RequestRecord:
     """Send one streaming request and time every SSE event as its bytes arrive.
 
@@ -80,7 +81,7 @@ def stream_request(
     raw = conn.build_request("POST", endpoint.path, payload, headers)
     record.start_time = wall()
     start = clock()
-    acc = StreamAccumulator(record, start, endpoint.text_keys)
+    acc = StreamAccumulator(record, start, endpoint.text_keys, collect_text)
     try:
         conn.send(raw)
         head = conn.read_head()

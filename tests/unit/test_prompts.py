@@ -1,0 +1,132 @@
+"""Prompt sources: exact lengths, shared prefixes, datasets, and their errors."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from prompts.dataset import DatasetPrompts, load_dataset
+from prompts.source import PromptError
+from prompts.synthetic import SharedPrefixPrompts
+from prompts.tokenizer import LocalTokenizer
+from tools.tiny_llama import build_tokenizer
+
+_PIECE = re.compile(r"\w+|[^\w\s]")
+
+
+class PieceCounter:
+    """Counts words and punctuation marks; a chat template adds 7 tokens."""
+
+    name = "pieces"
+    calls = 0
+
+    def count(self, content: str, chat: bool) -> int:
+        self.calls += 1
+        return len(_PIECE.findall(content)) + (7 if chat else 1)
+
+
+@pytest.fixture(scope="module")
+def tiny_tokenizer(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tok")
+    build_tokenizer(str(path))
+    return LocalTokenizer(str(path))
+
+
+def test_exact_lengths_shared_prefixes_and_unique_suffixes():
+    counter = PieceCounter()
+    src = SharedPrefixPrompts(counter, chat=True, input_tokens=300, prefix_tokens=200, prefix_groups=3, seed=1)
+    prompts = [src.next_prompt() for _ in range(60)]
+    assert all(p.input_tokens == 300 for p in prompts)
+    assert all(counter.count(p.content, True) == 300 for p in prompts)
+    assert {p.group for p in prompts} == {0, 1, 2}
+    for p in prompts:
+        prefix = src.prefixes[p.group]
+        assert p.content.startswith(prefix)
+        assert len(_PIECE.findall(prefix)) == 200  # the shared part, in tokens
+    assert len({p.content for p in prompts}) == 60  # every suffix is unique
+    assert len({p.content[len(src.prefixes[p.group]) :][:40] for p in prompts}) == 60
+
+
+def test_prompts_are_deterministic_per_seed_and_prefixes_shared_across_streams():
+    a = SharedPrefixPrompts(PieceCounter(), True, 120, 80, 2, seed=7, stream="w1")
+    b = SharedPrefixPrompts(PieceCounter(), True, 120, 80, 2, seed=7, stream="w1")
+    c = SharedPrefixPrompts(PieceCounter(), True, 120, 80, 2, seed=7, stream="w2")
+    assert [a.next_prompt() for _ in range(5)] == [b.next_prompt() for _ in range(5)]
+    assert a.prefixes == c.prefixes
+    assert a.next_prompt().content != c.next_prompt().content
+
+
+def test_length_spread():
+    src = SharedPrefixPrompts(PieceCounter(), False, 400, 100, 1, input_tokens_stddev=50, seed=3)
+    lengths = [src.next_prompt().input_tokens for _ in range(200)]
+    assert min(lengths) >= 108 and 350 < sum(lengths) / len(lengths) < 450 and len(set(lengths)) > 50
+
+
+def test_text_is_not_one_repeated_token():
+    p = SharedPrefixPrompts(PieceCounter(), True, 500, 0, 1, seed=0).next_prompt()
+    pieces = _PIECE.findall(p.content)
+    assert len(set(pieces)) > 100
+
+
+def test_prefix_must_be_shorter_than_input():
+    with pytest.raises(PromptError, match="must be smaller than --input-tokens"):
+        SharedPrefixPrompts(PieceCounter(), True, 100, 100, 1)
+
+
+@pytest.mark.parametrize("chat", [True, False])
+def test_real_tokenizer_lengths_are_exact_or_within_one_percent(tiny_tokenizer, chat):
+    src = SharedPrefixPrompts(tiny_tokenizer, chat=chat, input_tokens=1024, prefix_tokens=768, prefix_groups=2, seed=5)
+    for _ in range(20):
+        p = src.next_prompt()
+        got = tiny_tokenizer.count(p.content, chat)  # recounted independently, template included
+        assert got == p.input_tokens
+        assert abs(got - 1024) <= 10, got
+    for prefix in src.prefixes:
+        assert abs(tiny_tokenizer.count(prefix, chat) - tiny_tokenizer.count("", chat) - 768) <= 8
+
+
+def test_tokenizer_that_cannot_be_loaded(tmp_path):
+    with pytest.raises(PromptError, match="cannot load tokenizer"):
+        LocalTokenizer(str(tmp_path / "nope"))
+
+
+def test_dataset_formats(tmp_path):
+    path = tmp_path / "d.jsonl"
+    lines = [
+        {"prompt": "plain prompt", "output_tokens": 12},
+        {"messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": "chat prompt"}]},
+        {"conversations": [{"from": "human", "value": "sharegpt prompt"}, {"from": "gpt", "value": "one two three"}]},
+        {"unrelated": 1},
+    ]
+    path.write_text("\n".join(json.dumps(x) for x in lines) + "\n\n")
+    prompts = load_dataset(str(path))
+    assert [(p.content, p.max_tokens) for p in prompts] == [
+        ("plain prompt", 12),
+        ("chat prompt", None),
+        ("sharegpt prompt", 3),
+    ]
+    array = tmp_path / "d.json"
+    array.write_text(json.dumps(lines))
+    assert len(load_dataset(str(array))) == 3
+    src = DatasetPrompts(prompts, seed=1)
+    assert sorted(src.next_prompt().content for _ in range(3)) == sorted(p.content for p in prompts)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "no such file"),
+        ("", "no usable prompts"),
+        ('{"x": 1}\n', "no usable prompts"),
+        ('{"prompt": "a"}\nnot json\n', "line 2 is not valid JSON"),
+        ("[1, 2", "not valid JSON"),
+    ],
+)
+def test_dataset_errors(tmp_path, content, message):
+    path = tmp_path / "d.jsonl"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(PromptError, match=message):
+        load_dataset(str(path))

@@ -1,0 +1,57 @@
+"""Prompts built ahead of use, so counting tokens never runs on the timed path.
+
+``fill(n)`` builds n prompts concurrently before the test; afterwards a
+background greenlet tops the pool up whenever it runs below half.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+
+import gevent
+from gevent.pool import Pool
+
+from prompts.source import Prompt, PromptError, PromptSource
+
+logger = logging.getLogger(__name__)
+
+
+class PromptPool:
+    def __init__(self, source: PromptSource, target_size: int, concurrency: int = 8) -> None:
+        self.source = source
+        self.target_size = max(1, target_size)
+        self.concurrency = concurrency
+        self._ready: deque[Prompt] = deque()
+        self._refill: gevent.Greenlet | None = None
+        self.built = 0
+
+    def _build(self) -> None:
+        self._ready.append(self.source.next_prompt())
+        self.built += 1
+
+    def fill(self, n: int | None = None) -> None:
+        """Build prompts until the pool holds ``n`` (default: its target size); raises PromptError."""
+        want = (n or self.target_size) - len(self._ready)
+        if want <= 0:
+            return
+        pool = Pool(self.concurrency)
+        jobs = [pool.spawn(self._build) for _ in range(want)]
+        gevent.joinall(jobs, raise_error=True)
+
+    def next_prompt(self) -> Prompt:
+        if not self._ready:
+            self._build()  # ran dry: build one now (outside any request's timing)
+        if len(self._ready) < self.target_size // 2 and (self._refill is None or self._refill.dead):
+            self._refill = gevent.spawn(self._top_up)
+        return self._ready.popleft()
+
+    def _top_up(self) -> None:
+        try:
+            self.fill(self.target_size)
+        except PromptError as exc:
+            logger.error("building prompts failed: %s", exc)
+
+    def stop(self) -> None:
+        if self._refill is not None:
+            self._refill.kill(block=False)
