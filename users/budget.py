@@ -35,3 +35,66 @@ class RequestBudget:
             self._completed = True
             if self._on_complete is not None:
                 self._on_complete()
+
+
+class GrantLedger:
+    """The master's side of a global ``-n``: request grants handed to workers.
+
+    ``available`` = total − (grants held by live workers) − (requests finished by departed
+    workers). A worker that leaves gives back what it was granted but did not finish, so
+    the run still reaches ``total`` finished requests on the workers that remain.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.granted: dict[str, int] = {}
+        self.done: dict[str, int] = {}
+        self.departed: set[str] = set()
+        self.waiting: dict[str, int] = {}  # workers that asked while nothing was available
+
+    @property
+    def finished(self) -> int:
+        return sum(self.done.values())
+
+    @property
+    def committed(self) -> int:
+        live = sum(g for w, g in self.granted.items() if w not in self.departed)
+        gone = sum(d for w, d in self.done.items() if w in self.departed)
+        return live + gone
+
+    @property
+    def available(self) -> int:
+        return max(0, self.total - self.committed)
+
+    @property
+    def complete(self) -> bool:
+        return self.finished >= self.total
+
+    def request(self, worker: str, want: int) -> int:
+        """Grant up to ``want`` requests to ``worker``; remembers it as waiting when none are left."""
+        if worker in self.departed:
+            return 0
+        give = min(max(want, 0), self.available)
+        self.granted[worker] = self.granted.get(worker, 0) + give
+        if give < want:
+            self.waiting[worker] = want - give
+        else:
+            self.waiting.pop(worker, None)
+        return give
+
+    def finished_by(self, worker: str, count: int) -> None:
+        self.done[worker] = self.done.get(worker, 0) + count
+
+    def depart(self, worker: str) -> None:
+        """A worker left: what it held but did not finish becomes available again."""
+        self.departed.add(worker)
+        self.waiting.pop(worker, None)
+
+    def regrant(self) -> dict[str, int]:
+        """Hand reclaimed requests to waiting workers; returns the new grants by worker."""
+        out: dict[str, int] = {}
+        for worker, want in list(self.waiting.items()):
+            give = self.request(worker, want)
+            if give:
+                out[worker] = give
+        return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from users.record import RequestRecord
@@ -37,6 +38,7 @@ COLUMNS = [
     "worker",
 ]
 REPORT_KEY = "llm_rows"
+ROWS_MESSAGE = "llm_rows"
 
 
 def _num(value: float | int | None) -> str:
@@ -69,16 +71,21 @@ def record_to_row(rec: RequestRecord, endpoint: str, worker: str) -> list[str]:
 
 
 class RequestLog:
-    """Collects per-request rows and writes or forwards them."""
+    """Collects per-request rows and writes them (local, master) or ships them (worker)."""
+
+    FLUSH_INTERVAL_S = 0.5  # a worker ships rows at least this often, besides its periodic reports
 
     def __init__(self, path: str | None, worker: str = "local", forward: bool = False) -> None:
         self.path = path
         self.worker = worker
         self.forward = forward  # True on a worker: rows go to the master
         self.rows_written = 0
+        self.on_rows: Callable[[str, int], None] | None = None  # master: rows received from a worker
+        self._send: Callable[[str, Any], None] | None = None
         self._pending: list[list[str]] = []
         self._file: TextIO | None = None
         self._writer: Any = None
+        self._flusher: Any = None
 
     # -- Locust wiring ---------------------------------------------------------
     def register(self, environment: Any) -> None:
@@ -86,9 +93,24 @@ class RequestLog:
         events.request.add_listener(self.on_request)
         if self.forward:
             events.report_to_master.add_listener(self.on_report_to_master)
+            events.test_stop.add_listener(self.ship)
+            events.quitting.add_listener(self.ship)
         else:
             events.worker_report.add_listener(self.on_worker_report)
-        events.quitting.add_listener(self.on_quitting)
+        events.quit.add_listener(self.on_quit)
+
+    def ship_with(self, send: Callable[[str, Any], None]) -> None:
+        """Worker: also ship rows every FLUSH_INTERVAL_S through ``send(message_type, rows)``."""
+        import gevent
+
+        self._send = send
+
+        def loop() -> None:
+            while True:
+                gevent.sleep(self.FLUSH_INTERVAL_S)
+                self.ship()
+
+        self._flusher = gevent.spawn(loop)
 
     def on_request(self, context: dict | None = None, **_kw: object) -> None:
         rec = context.get("llm_record") if context else None
@@ -100,16 +122,31 @@ class RequestLog:
         else:
             self.write_rows([row])
 
+    def ship(self, **_kw: object) -> None:
+        """Worker: send the pending rows to the master now."""
+        if self._pending and self._send is not None:
+            rows, self._pending = self._pending, []
+            self._send(ROWS_MESSAGE, {"rows": rows})
+
     def on_report_to_master(self, client_id: str, data: dict, **_kw: object) -> None:
         if self._pending:
             data[REPORT_KEY], self._pending = self._pending, []
 
     def on_worker_report(self, client_id: str, data: dict, **_kw: object) -> None:
-        rows = data.get(REPORT_KEY)
+        self.receive(client_id, data.get(REPORT_KEY))
+
+    def on_rows_message(self, environment: Any = None, msg: Any = None, **_kw: object) -> None:
+        self.receive(msg.node_id, (msg.data or {}).get("rows"))
+
+    def receive(self, worker: str, rows: list[list[str]] | None) -> None:
         if rows:
             self.write_rows(rows)
+            if self.on_rows is not None:
+                self.on_rows(worker, len(rows))
 
-    def on_quitting(self, **_kw: object) -> None:
+    def on_quit(self, **_kw: object) -> None:
+        if self._flusher is not None:
+            self._flusher.kill(block=False)
         self.close()
 
     # -- file ----------------------------------------------------------------

@@ -22,7 +22,7 @@ import gevent
 import locust
 from gevent.lock import Semaphore
 from gevent.pool import Pool
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import STATE_INIT, STATE_STOPPED, STATE_STOPPING, MasterRunner, WorkerRunner
 
 from prompts.dataset import DatasetPrompts, load_dataset
 from prompts.source import Prompt, PromptError, PromptSource
@@ -30,12 +30,13 @@ from prompts.synthetic import SharedPrefixPrompts
 from prompts.tokenizer import LocalTokenizer, ServerTokenizer, TokenCounter
 from users.budget import RequestBudget
 from users.cache_control import reset_prefix_cache, warm_up
+from users.distributed import GRANT, GRANT_REQUEST, MasterCoordinator, WorkerBudget
 from users.http import Target
 from users.locust_csv import install_final_csv_write
 from users.options import ConfigError, Settings
 from users.prompt_pool import PromptPool
 from users.record import RequestRecord
-from users.request_log import RequestLog
+from users.request_log import ROWS_MESSAGE, RequestLog
 from users.server_api import auth_headers, resolve_model
 from users.server_metrics import ServerMetrics
 from users.stream import ENDPOINTS, Endpoint
@@ -69,7 +70,10 @@ class LLMRun:
         self.environment = environment
         self.role = role
         self.request_log = request_log
-        self.budget = RequestBudget(settings.num_requests, on_complete=self._on_budget_complete)
+        self.budget: RequestBudget | WorkerBudget = RequestBudget(
+            settings.num_requests, on_complete=self._on_budget_complete
+        )
+        self.coordinator: MasterCoordinator | None = None
         self.prompts: PromptSource | None = None
         self.metrics: ServerMetrics | None = None
         self._metrics_loop: gevent.Greenlet | None = None
@@ -83,7 +87,6 @@ class LLMRun:
         self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         self.headers.update(auth_headers(settings.api_key))
         self._model: str | None = settings.model or None
-        self.budget.total = settings.num_requests
 
     @property
     def stream_id(self) -> str:
@@ -243,7 +246,22 @@ class LLMRun:
         try:
             if self.role == "worker":  # the master's options arrived with the spawn message
                 self.apply_settings(Settings.from_options(environment.parsed_options))
+                runner = environment.runner
+                self.budget = (
+                    WorkerBudget(lambda kind, data: runner.send_message(kind, data))
+                    if self.settings.num_requests
+                    else RequestBudget(None)
+                )
+            elif self.role == "local":
                 self.budget = RequestBudget(self.settings.num_requests, on_complete=self._on_budget_complete)
+            else:  # master: a new ledger for every test
+                if self.coordinator is not None:
+                    self.coordinator.stop()
+                self.coordinator = MasterCoordinator(
+                    environment, self.settings.num_requests, on_complete=self._on_budget_complete
+                )
+                self.request_log.on_rows = self.coordinator.on_rows
+                self.coordinator.start()
             if self.role in ("local", "worker"):
                 self.prepare_prompts(host)
             if self.role in ("local", "master"):
@@ -252,7 +270,24 @@ class LLMRun:
             logger.error("cannot start the test: %s", exc)
             gevent.spawn(stop_run, environment)
 
+    def on_grant_request(self, environment: Any = None, msg: Any = None, **_kw: object) -> None:
+        if self.coordinator is not None:
+            self.coordinator.on_grant_request(msg.node_id, int((msg.data or {}).get("want", 1)))
+
+    def on_grant(self, environment: Any = None, msg: Any = None, **_kw: object) -> None:
+        if isinstance(self.budget, WorkerBudget):
+            self.budget.on_grant(int((msg.data or {}).get("count", 0)))
+
+    def on_master_quitting(self, environment: Any, **_kw: object) -> None:
+        """Ctrl-C or SIGTERM at the master: stop the workers first, so their last rows arrive."""
+        runner = environment.runner
+        if runner.state not in (STATE_INIT, STATE_STOPPED, STATE_STOPPING):
+            logger.info("stopping the workers to collect their last rows")
+            runner.stop()
+
     def on_test_stop(self, **_kw: object) -> None:
+        if self.coordinator is not None:
+            self.coordinator.stop()
         self.stop_metrics()
         if isinstance(self.prompts, PromptPool):
             self.prompts.stop()
@@ -264,6 +299,8 @@ def stop_run(environment: Any) -> None:
     runner = environment.runner
     if runner is None:
         return
+    if isinstance(runner, MasterRunner):
+        runner.stop()  # waits for the workers to stop, so their last rows arrive before the files close
     if options is None or getattr(options, "headless", False):
         runner.quit()
         return
@@ -344,4 +381,11 @@ def register(environment: Any, preflight_checks: bool = True) -> LLMRun:
     request_log.register(environment)
     environment.events.test_start.add_listener(run.on_test_start)
     environment.events.test_stop.add_listener(run.on_test_stop)
+    if role == "worker":
+        request_log.ship_with(lambda kind, data: runner.send_message(kind, data))
+        runner.register_message(GRANT, run.on_grant)
+    elif role == "master":
+        runner.register_message(GRANT_REQUEST, run.on_grant_request)
+        runner.register_message(ROWS_MESSAGE, request_log.on_rows_message)
+        environment.events.quitting.add_listener(run.on_master_quitting)
     return run

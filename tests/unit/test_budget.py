@@ -21,3 +21,39 @@ def test_unlimited_budget_never_completes():
         assert b.take()
         b.finish()
     assert done == [] and not b.exhausted
+
+
+from users.budget import GrantLedger  # noqa: E402
+
+
+def test_ledger_grants_exactly_the_total_across_workers():
+    ledger = GrantLedger(10)
+    assert ledger.request("a", 4) == 4
+    assert ledger.request("b", 4) == 4
+    assert ledger.request("c", 4) == 2  # 10 in all, whatever the number of workers
+    assert ledger.request("a", 1) == 0 and ledger.waiting == {"c": 2, "a": 1}
+    for w, n in (("a", 4), ("b", 4), ("c", 2)):
+        ledger.finished_by(w, n)
+    assert ledger.complete and ledger.finished == 10
+
+
+def test_departed_worker_gives_back_what_it_did_not_finish():
+    ledger = GrantLedger(9)
+    assert [ledger.request(w, 3) for w in "abc"] == [3, 3, 3]
+    ledger.finished_by("a", 3)
+    ledger.finished_by("b", 1)  # b dies with 2 unfinished
+    assert ledger.request("a", 2) == 0
+    ledger.depart("b")
+    assert ledger.available == 2
+    assert ledger.regrant() == {"a": 2}
+    ledger.finished_by("a", 2)
+    ledger.finished_by("c", 3)
+    assert ledger.complete and ledger.finished == 9
+    assert ledger.request("b", 5) == 0  # a departed worker gets nothing
+
+
+def test_late_joiner_shares_the_remaining_budget():
+    ledger = GrantLedger(5)
+    assert ledger.request("a", 3) == 3
+    assert ledger.request("late", 3) == 2
+    assert ledger.available == 0

@@ -67,7 +67,7 @@ def test_rows_are_written_exactly_and_flushed_per_request(tmp_path):
     assert first["itl_s"] == "0.002500 0.003000"
     assert rows[1]["success"] == "false" and rows[1]["error"] == "HTTP 500 Internal Server Error: boom"
     assert rows[1]["ttft_s"] == "" and rows[1]["tpot_s"] == ""
-    env.events.quitting.fire(environment=env)
+    env.events.quit.fire(exit_code=0)
     assert path.read_text().endswith("\n")
 
 
@@ -91,7 +91,23 @@ def test_worker_ships_rows_in_reports_and_master_writes_them(tmp_path):
     again: dict = {}
     worker_env.events.report_to_master.fire(client_id="host_abc", data=again)
     assert REPORT_KEY not in again  # each row travels once
+    received = []
+    master.on_rows = lambda worker, n: received.append((worker, n))
     master_env.events.worker_report.fire(client_id="host_abc", data=data)
+    assert received == [("host_abc", 3)]
     rows = list(csv.DictReader(master_path.open()))
     assert [r["request_id"] for r in rows] == ["r0", "r1", "r2"]
     assert {r["worker"] for r in rows} == {"host_abc"}
+
+
+def test_worker_ships_pending_rows_at_test_stop():
+    env = Env()
+    log = RequestLog(None, worker="w1", forward=True)
+    log.register(env)
+    sent = []
+    log._send = lambda kind, data: sent.append((kind, data))
+    fire(env, a_record(request_id="x"))
+    env.events.test_stop.fire(environment=env)
+    assert sent and sent[0][0] == "llm_rows" and sent[0][1]["rows"][0][0] == "x"
+    env.events.test_stop.fire(environment=env)
+    assert len(sent) == 1  # nothing pending, nothing sent

@@ -1,0 +1,166 @@
+"""Master/worker runs with real processes: an exact global -n, rows at the master, worker loss."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections import Counter
+
+import psutil
+import pytest
+
+from tests.procs import locust_cmd, run_locust, start_locust
+
+FAST = ("--step-ms", "10", "--step-ms-per-seq", "0.02")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rows_of(prefix) -> list[dict]:
+    with open(f"{prefix}_requests.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def run_cluster(emu, prefix, n, workers=3, kill_one_after=None, extra=()):
+    port = free_port()
+    master, master_out = start_locust(
+        "--master", "--headless", "--expect-workers", str(workers), "--master-bind-host", "127.0.0.1",
+        "--master-bind-port", str(port), "-u", "30", "-r", "30", "-n", str(n), "-H", emu.url,
+        "--input-tokens", "128", "--csv", str(prefix), "--only-summary", *extra,
+    )  # fmt: skip
+    procs = [start_locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(port)) for _ in range(workers)]
+    try:
+        if kill_one_after is not None:
+            time.sleep(kill_one_after)
+            procs[1][0].kill()  # SIGKILL: no goodbye, no final report
+        master.wait(timeout=120)
+        for proc, _ in procs:
+            proc.wait(timeout=30)
+    finally:
+        for proc, _ in [(master, master_out), *procs]:
+            if proc.poll() is None:
+                proc.kill()
+    master_out.join()
+    outputs = [master_out.text] + [d.text for _, d in procs]
+    return master.returncode, outputs
+
+
+@pytest.mark.timeout(180)
+def test_global_n_is_exact_across_three_workers(emulator_factory, tmp_path):
+    emu = emulator_factory(*FAST)
+    prefix = tmp_path / "dist"
+    rc, outputs = run_cluster(emu, prefix, 301, extra=("--max-tokens", "16"))
+    assert rc == 0, outputs[0][-3000:]
+    assert all("Traceback" not in out for out in outputs), outputs
+    assert emu.stats()["by_path"]["/v1/chat/completions"] == 301  # not 301 per worker
+    rows = rows_of(prefix)
+    assert len(rows) == 301 and all(r["success"] == "true" for r in rows)
+    by_worker = Counter(r["worker"] for r in rows)
+    assert len(by_worker) == 3 and all(n >= 50 for n in by_worker.values()), by_worker
+    assert len({r["request_id"] for r in rows}) == 301
+
+
+@pytest.mark.timeout(180)
+def test_killed_worker_keeps_its_rows_and_the_others_finish_the_budget(emulator_factory, tmp_path):
+    emu = emulator_factory("--step-ms", "20", "--step-ms-per-seq", "0")
+    prefix = tmp_path / "kill"
+    rc, outputs = run_cluster(emu, prefix, 200, kill_one_after=3.0, extra=("--max-tokens", "32", "--ignore-eos"))
+    assert rc == 0, outputs[0][-3000:]
+    assert "Traceback" not in outputs[0]
+    rows = rows_of(prefix)
+    by_worker = Counter(r["worker"] for r in rows)
+    assert len(by_worker) == 3, by_worker  # the killed worker's finished rows were kept
+    assert len(rows) == 200  # its unfinished grants went to the workers that remained
+    assert all(r["success"] == "true" for r in rows)
+    assert "left with" in outputs[0] and "giving them to the others" in outputs[0]
+    # the server saw every row's request (and perhaps the killed worker's unreported ones)
+    truth_ids = {t["id"] for t in emu.truth()}
+    assert {r["request_id"] for r in rows} <= truth_ids
+
+
+@pytest.mark.timeout(180)
+def test_processes_mode_has_the_same_exact_total(emulator_factory, tmp_path):
+    emu = emulator_factory(*FAST)
+    prefix = tmp_path / "procs"
+    run = run_locust(
+        "--processes",
+        "2",
+        "--headless",
+        "-u",
+        "20",
+        "-r",
+        "20",
+        "-n",
+        "101",
+        "-H",
+        emu.url,
+        "--max-tokens",
+        "8",
+        "--input-tokens",
+        "128",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        timeout=150,
+    )
+    assert run.returncode == 0, run
+    assert "Traceback" not in run.output
+    assert emu.stats()["by_path"]["/v1/chat/completions"] == 101
+    rows = rows_of(prefix)
+    assert len(rows) == 101 and len(Counter(r["worker"] for r in rows)) == 2
+
+
+@pytest.mark.timeout(180)
+def test_processes_mode_survives_a_killed_child(emulator_factory, tmp_path):
+    emu = emulator_factory("--step-ms", "20", "--step-ms-per-seq", "0")
+    prefix = tmp_path / "pk"
+    cmd = locust_cmd(
+        "--processes",
+        "2",
+        "--headless",
+        "-u",
+        "20",
+        "-r",
+        "20",
+        "-n",
+        "150",
+        "-H",
+        emu.url,
+        "--max-tokens",
+        "32",
+        "--ignore-eos",
+        "--input-tokens",
+        "128",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+    )
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, stdin=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 30
+        children: list = []
+        while len(children) < 2 and time.monotonic() < deadline:
+            children = psutil.Process(proc.pid).children()
+            time.sleep(0.2)
+        assert len(children) == 2
+        time.sleep(3.0)
+        os.kill(children[0].pid, signal.SIGKILL)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "Traceback" not in out
+    rows = rows_of(prefix)
+    assert len(rows) == 150, out[-3000:]
+    assert len(Counter(r["worker"] for r in rows)) == 2
