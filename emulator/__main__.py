@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import signal
 import socket
+import ssl
 import sys
 
 from emulator.engine import EngineConfig
@@ -44,6 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="KIND=RATE",
         help=f"inject a fault at a rate in [0, 1]; kinds: {', '.join(KINDS)}",
     )
+    p.add_argument("--ssl-certfile", default=None, help="serve https with this certificate (PEM)")
+    p.add_argument("--ssl-keyfile", default=None, help="the certificate's private key (PEM)")
     p.add_argument("--fault-at-token", type=int, default=1, help="token index at which mid-stream faults strike")
     return p.parse_args(argv)
 
@@ -72,11 +75,16 @@ async def serve(args: argparse.Namespace) -> None:
     )
     app = App(server_cfg, engine_cfg, faults)
     loop = asyncio.get_running_loop()
+    tls = None
+    if args.ssl_certfile:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(args.ssl_certfile, args.ssl_keyfile)
     server = await loop.create_server(
-        lambda: Connection(app), args.host, args.port, family=socket.AF_INET, backlog=4096, reuse_address=True
+        lambda: Connection(app), args.host, args.port, family=socket.AF_INET, backlog=4096, reuse_address=True, ssl=tls
     )
     port = server.sockets[0].getsockname()[1]
-    print(f"emulator ready on http://{args.host}:{port} model={args.model}", flush=True)
+    scheme = "https" if tls else "http"
+    print(f"emulator ready on {scheme}://{args.host}:{port} model={args.model}", flush=True)
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)

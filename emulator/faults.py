@@ -76,7 +76,7 @@ class Fault:
             return False
         if kind == "reset":
             conn.send_chunk(out)
-            conn.abort()
+            conn.abort(reset=True)
             seq.cancelled = True
             sink.abort(seq, "fault:reset")
             return True

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import socket
+import struct
 import time
 import uuid
 from dataclasses import dataclass
@@ -109,6 +111,7 @@ class App:
                     "waiting": len(self.engine.waiting),
                     "steps": self.engine.steps,
                     "cache_blocks": len(self.engine.cache),
+                    "faults_injected": self.faults.injected,
                 },
             )
         else:
@@ -307,8 +310,10 @@ class StreamSink:
         fault = self.fault
         if fault is not None and fault.mid_stream(self, seq, index, out):
             return
-        conn.send_chunk(out)
+        # ground truth is the instant the token is handed to the kernel: taken just before the write,
+        # so a pause of this process after the write cannot make it look later than the client saw it
         now = time.perf_counter()
+        conn.send_chunk(out)
         seq.last_mono = now
         if index == 0:
             seq.first_mono = now
@@ -479,9 +484,12 @@ class Connection(asyncio.Protocol):
             self.transport.write(b"0\r\n\r\n")
         self._done(self.keep_alive)
 
-    def abort(self) -> None:
-        """Drop the connection at once (a reset, for fault injection)."""
+    def abort(self, reset: bool = False) -> None:
+        """Drop the connection at once; with ``reset`` the peer gets a TCP RST (fault injection)."""
         if self.transport is not None:
+            sock = self.transport.get_extra_info("socket")
+            if reset and sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.transport.abort()
         self.closed = True
 

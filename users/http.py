@@ -64,6 +64,28 @@ class Head:
         return int(value) if value is not None and value.isdigit() else None
 
 
+def tls_context(ca_bundle: str = "", insecure: bool = False) -> ssl.SSLContext:
+    """Verification against the system CAs, a given CA bundle, or (insecure) none."""
+    if insecure:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    try:
+        return ssl.create_default_context(cafile=ca_bundle or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"--ca-bundle {ca_bundle}: not a usable CA file ({exc})") from None
+
+
+_default_tls: ssl.SSLContext | None = None
+
+
+def configure_tls(ca_bundle: str = "", insecure: bool = False) -> None:
+    """Set how every https connection of this process verifies the server (from the options)."""
+    global _default_tls
+    _default_tls = tls_context(ca_bundle, insecure) if (ca_bundle or insecure) else None
+
+
 class Connection:
     """One keep-alive connection to one server, used by one greenlet at a time."""
 
@@ -79,7 +101,7 @@ class Connection:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         if target.scheme == "https" and ssl_context is None:
-            ssl_context = ssl.create_default_context()
+            ssl_context = _default_tls or ssl.create_default_context()
         self.ssl_context = ssl_context
         self._sock: socket.socket | None = None
         self._buf = b""

@@ -200,6 +200,26 @@ def add_options(parser: Any, **_kw: object) -> None:
         help="Seconds between scrapes of the server's /metrics (0: do not scrape)",
     )
     parser.add_argument(
+        "--max-fail-ratio",
+        type=_float_arg,
+        default=None,
+        env_var="LOCUST_MAX_FAIL_RATIO",
+        help="Stop the run early once the share of failed requests exceeds this (0-1), after 20 requests",
+    )
+    parser.add_argument(
+        "--ca-bundle",
+        default="",
+        env_var="LOCUST_CA_BUNDLE",
+        help="CA certificates (PEM) to verify an https server with",
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        default=False,
+        env_var="LOCUST_INSECURE",
+        help="Do not verify the https server's certificate",
+    )
+    parser.add_argument(
         "--seed",
         type=_int_arg,
         default=0,
@@ -233,6 +253,9 @@ class Settings:
     warmup: int = 0
     reset_prefix_cache: bool = False
     metrics_interval: float = 5.0
+    max_fail_ratio: float | None = None
+    ca_bundle: str = ""
+    insecure: bool = False
 
     @classmethod
     def from_options(cls, options: Any) -> Settings:
@@ -286,6 +309,12 @@ class Settings:
             raise ConfigError(f"--metrics-interval must be 0 or more, got {interval:g}")
         if endpoint not in ENDPOINT_CHOICES:
             raise ConfigError(f"--endpoint must be one of {', '.join(ENDPOINT_CHOICES)}, got {endpoint!r}")
+        ratio = get("max_fail_ratio")
+        if ratio is not None and not 0 <= ratio <= 1:
+            raise ConfigError(f"--max-fail-ratio must be between 0 and 1, got {ratio:g}")
+        ca_bundle = get("ca_bundle", "") or ""
+        if ca_bundle and not os.path.isfile(ca_bundle):
+            raise ConfigError(f"--ca-bundle {ca_bundle}: no such file")
         return cls(
             num_requests=num,
             model=get("model", "") or "",
@@ -308,4 +337,7 @@ class Settings:
             warmup=warmup,
             reset_prefix_cache=bool(get("reset_prefix_cache", False)),
             metrics_interval=interval,
+            max_fail_ratio=ratio,
+            ca_bundle=ca_bundle,
+            insecure=bool(get("insecure", False)),
         )

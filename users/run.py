@@ -31,7 +31,8 @@ from prompts.tokenizer import LocalTokenizer, ServerTokenizer, TokenCounter
 from users.budget import RequestBudget
 from users.cache_control import reset_prefix_cache, warm_up
 from users.distributed import GRANT, GRANT_REQUEST, MasterCoordinator, WorkerBudget
-from users.http import Target
+from users.fail_ratio import FailRatioGuard
+from users.http import Target, configure_tls
 from users.locust_csv import install_final_csv_write
 from users.options import ConfigError, Settings
 from users.prompt_pool import PromptPool
@@ -74,6 +75,7 @@ class LLMRun:
             settings.num_requests, on_complete=self._on_budget_complete
         )
         self.coordinator: MasterCoordinator | None = None
+        self.fail_guard: FailRatioGuard | None = None
         self.prompts: PromptSource | None = None
         self.metrics: ServerMetrics | None = None
         self._metrics_loop: gevent.Greenlet | None = None
@@ -83,6 +85,7 @@ class LLMRun:
 
     def apply_settings(self, settings: Settings) -> None:
         self.settings = settings
+        configure_tls(settings.ca_bundle, settings.insecure)
         self.endpoint: Endpoint = ENDPOINTS[settings.endpoint]
         self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         self.headers.update(auth_headers(settings.api_key))
@@ -266,6 +269,14 @@ class LLMRun:
                 self.prepare_prompts(host)
             if self.role in ("local", "master"):
                 self.prime_server(host)
+                if self.settings.max_fail_ratio is not None:
+                    self.fail_guard = FailRatioGuard(
+                        environment.stats,
+                        self.endpoint.path,
+                        self.settings.max_fail_ratio,
+                        lambda: gevent.spawn(stop_run, environment),
+                    )
+                    self.fail_guard.start()
         except (PromptError, ConfigError, ValueError) as exc:
             logger.error("cannot start the test: %s", exc)
             gevent.spawn(stop_run, environment)
@@ -286,6 +297,8 @@ class LLMRun:
             runner.stop()
 
     def on_test_stop(self, **_kw: object) -> None:
+        if self.fail_guard is not None:
+            self.fail_guard.stop()
         if self.coordinator is not None:
             self.coordinator.stop()
         self.stop_metrics()
@@ -356,6 +369,19 @@ def preflight(run: LLMRun, host: str | None) -> None:
         fail_fast(str(exc), code=1)
 
 
+def warn_if_exposed(options: Any, settings: Settings) -> None:
+    """A web UI open to other hosts can start tests with the API key: say so when it has no login."""
+    if options is None or getattr(options, "headless", True) or getattr(options, "worker", False):
+        return
+    host = getattr(options, "web_host", "") or ""
+    if settings.api_key and host not in ("127.0.0.1", "localhost", "::1") and not getattr(options, "web_login", False):
+        logger.warning(
+            "the web UI listens on %s without a login while an API key is set: anyone who reaches it can run "
+            "tests with the key; use --web-login or --web-host 127.0.0.1",
+            host or "all interfaces",
+        )
+
+
 def register(environment: Any, preflight_checks: bool = True) -> LLMRun:
     """Validate options, check the server, and wire recording into ``environment``."""
     options = environment.parsed_options
@@ -371,8 +397,12 @@ def register(environment: Any, preflight_checks: bool = True) -> LLMRun:
     request_log = RequestLog(
         f"{csv_prefix}_requests.csv" if csv_prefix else None, worker=worker, forward=role == "worker"
     )
-    run = LLMRun(environment, settings, request_log, role)
+    try:
+        run = LLMRun(environment, settings, request_log, role)
+    except ValueError as exc:
+        fail_fast(str(exc))
     environment.llm_run = run
+    warn_if_exposed(options, settings)
     if preflight_checks and options is not None and getattr(options, "headless", False) and role != "worker":
         preflight(run, host)
     if csv_prefix:

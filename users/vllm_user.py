@@ -11,6 +11,7 @@ import logging
 import random
 import time
 
+import gevent
 from gevent import GreenletExit
 from locust import User, constant, task
 from locust.exception import StopUser
@@ -23,6 +24,8 @@ from users.run import LLMRun, get_run
 from users.stream import build_payload, stream_request
 
 logger = logging.getLogger(__name__)
+
+FAILED_CONNECT_PAUSE_S = 0.05
 
 
 class VLLMUser(User):
@@ -97,6 +100,8 @@ class VLLMUser(User):
                 raise
             self._last = rec
             run.record(rec, time.perf_counter() - started)
+            if not rec.success and not rec.status:
+                gevent.sleep(FAILED_CONNECT_PAUSE_S)  # no response at all: do not hammer a dead server
         except (GreenletExit, StopUser):
             raise
         except Exception as exc:  # a bug of ours must not lose the sample: record it as a failure

@@ -1,0 +1,119 @@
+"""Faults: every request gets exactly one row and one Locust event; each fault is a failure with its reason."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from tests.procs import run_locust
+
+FAST = ("--step-ms", "5", "--step-ms-per-seq", "0.02", "--eos-prob", "0")
+
+# fault kind -> the start of the error it must produce in the row
+EXPECTED = {
+    "http_500": "HTTP 500 Internal Server Error: injected fault: internal error",
+    "http_429": "HTTP 429 Too Many Requests: injected fault: too many requests",
+    "refuse": "connection closed before the response headers",
+    "reset": "connection broken mid-response: connection reset by peer",
+    "malformed": "malformed JSON in stream",
+    "error_frame": "server error in stream: injected fault: engine error",
+    "no_done": "stream ended without [DONE]",
+    "empty": "stream carried no tokens",
+    "stall": "stalled: no data for 1 s",
+}
+
+
+def rows_of(prefix) -> list[dict]:
+    with open(f"{prefix}_requests.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("kind", sorted(EXPECTED))
+def test_each_fault_is_recorded_once_with_its_reason(emulator_factory, tmp_path, kind):
+    emu = emulator_factory(*FAST, "--fault", f"{kind}=0.25", "--seed", "3")
+    prefix = tmp_path / kind
+    run = run_locust(
+        "--headless", "-u", "8", "-r", "8", "-n", "60", "-H", emu.url, "--max-tokens", "6", "--input-tokens", "64",
+        "--stream-timeout", "1", "--csv", str(prefix), "--only-summary",
+    )  # fmt: skip
+    assert run.returncode == 1, run  # failures make Locust's exit code non-zero (--exit-code-on-error)
+    assert "Traceback" not in run.output
+    stats = emu.stats()
+    injected = stats["faults_injected"].get(kind, 0)
+    assert injected > 0
+    rows = rows_of(prefix)
+    assert len(rows) == 60 == stats["by_path"]["/v1/chat/completions"]  # one row per request sent
+    failed = [r for r in rows if r["success"] == "false"]
+    assert len(failed) == injected  # one failure per injected fault
+    assert all(r["error"].startswith(EXPECTED[kind]) for r in failed), {r["error"] for r in failed}
+    clean = [r for r in rows if r["success"] == "true"]
+    truth = {t["id"]: t for t in emu.truth() if t.get("status") == "ok"}
+    assert len(clean) == 60 - injected
+    for r in clean:  # the clean requests are unaffected
+        assert int(r["output_tokens"]) == 6 == truth[r["request_id"]]["output_tokens"]
+    if kind in ("reset", "malformed", "error_frame", "no_done", "stall"):
+        assert all(r["ttft_s"] for r in failed)  # a request that failed partway keeps its TTFT
+    with open(f"{prefix}_stats.csv", newline="") as f:
+        post = next(r for r in csv.DictReader(f) if r["Type"] == "POST")
+    assert int(post["Request Count"]) == 60 and int(post["Failure Count"]) == injected
+    with open(f"{prefix}_failures.csv", newline="") as f:
+        failures = list(csv.DictReader(f))
+    assert sum(int(r["Occurrences"]) for r in failures) == injected
+
+
+@pytest.mark.timeout(120)
+def test_request_timeout_bounds_a_whole_request(emulator_factory, tmp_path):
+    emu = emulator_factory("--step-ms", "100", "--step-ms-per-seq", "0", "--eos-prob", "0")
+    prefix = tmp_path / "rt"
+    run = run_locust(
+        "--headless",
+        "-u",
+        "2",
+        "-n",
+        "2",
+        "-H",
+        emu.url,
+        "--max-tokens",
+        "50",
+        "--input-tokens",
+        "32",
+        "--request-timeout",
+        "1",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+    )
+    assert run.returncode == 1
+    rows = rows_of(prefix)
+    assert len(rows) == 2 and all(r["error"] == "request timed out after 1 s" for r in rows)
+    assert all(0 < int(r["output_tokens"]) < 50 for r in rows)
+
+
+@pytest.mark.timeout(120)
+def test_max_fail_ratio_stops_the_run_early(emulator_factory, tmp_path):
+    emu = emulator_factory(*FAST, "--fault", "http_500=0.6")
+    prefix = tmp_path / "mf"
+    run = run_locust(
+        "--headless",
+        "-u",
+        "4",
+        "-n",
+        "100000",
+        "-H",
+        emu.url,
+        "--max-tokens",
+        "4",
+        "--input-tokens",
+        "32",
+        "--max-fail-ratio",
+        "0.2",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        timeout=90,
+    )
+    assert run.returncode == 1
+    assert "exceeds --max-fail-ratio 0.2: stopping the run" in run.output
+    assert 20 <= len(rows_of(prefix)) < 5000
