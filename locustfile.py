@@ -5,12 +5,18 @@
 Thin on purpose: options, listeners and the user classes live in ``users/``.
 """
 
+import os
+import sys
+
 from locust import events  # first: gevent patches the standard library before anything else
 
 from users import options, run
+from users.openai_user import OpenAISDKUser, requested
 from users.vllm_user import VLLMUser
 
-__all__ = ["VLLMUser"]
+# VLLMUser by default; the openai-SDK user only when named: locust -f locustfile.py OpenAISDKUser
+OpenAISDKUser.abstract = not requested(sys.argv, dict(os.environ))
+__all__ = ["OpenAISDKUser", "VLLMUser"]
 
 
 @events.init_command_line_parser.add_listener

@@ -50,7 +50,7 @@ class WorkerBudget:
                 if not self._asked and not self._parked:
                     self._asked = True
                     self._send(GRANT_REQUEST, {"want": self._waiting})
-                if not self._event.wait(timeout=REASK_AFTER_S):
+                if not self._event.wait(timeout=REASK_AFTER_S):  # no answer: ask again
                     self._asked = False
                     self._parked = False
             finally:
@@ -63,8 +63,9 @@ class WorkerBudget:
         self._asked = False
         self._parked = count <= 0
         self.local += max(count, 0)
-        self._event.set()
-        self._event.clear()
+        # wake everyone waiting on this round; later waiters wait on a fresh event
+        event, self._event = self._event, Event()
+        event.set()
 
     def finish(self) -> None:
         """Completions are counted at the master, from the rows."""

@@ -162,6 +162,19 @@ class Connection:
         self.requests_on_socket += 1
         return reused
 
+    def take_buffered(self) -> bytes:
+        """Body bytes that arrived together with the headers."""
+        data, self._buf = self._buf, b""
+        return data
+
+    def os_socket(self) -> socket.socket | None:
+        """The non-blocking OS socket under gevent's cooperative one (plain TCP only), for a reactor."""
+        sock = self._sock
+        if sock is None or isinstance(sock, ssl.SSLSocket):
+            return None
+        raw = getattr(sock, "_sock", None)
+        return raw if raw is not None and not raw.getblocking() else None
+
     def recv(self) -> bytes:
         """The next bytes of the response body, b"" at EOF. Raises TransportError."""
         if self._buf:

@@ -18,9 +18,10 @@ logger = logging.getLogger(__name__)
 
 
 class PromptPool:
-    def __init__(self, source: PromptSource, target_size: int, concurrency: int = 8) -> None:
+    def __init__(self, source: PromptSource, target_size: int, concurrency: int = 8, total: int | None = None) -> None:
         self.source = source
         self.target_size = max(1, target_size)
+        self.total = total  # when the run's size is known, never build more than it needs
         self.concurrency = concurrency
         self._ready: deque[Prompt] = deque()
         self._refill: gevent.Greenlet | None = None
@@ -33,6 +34,8 @@ class PromptPool:
     def fill(self, n: int | None = None) -> None:
         """Build prompts until the pool holds ``n`` (default: its target size); raises PromptError."""
         want = (n or self.target_size) - len(self._ready)
+        if self.total is not None:
+            want = min(want, self.total - self.built)
         if want <= 0:
             return
         pool = Pool(self.concurrency)
@@ -42,7 +45,8 @@ class PromptPool:
     def next_prompt(self) -> Prompt:
         if not self._ready:
             self._build()  # ran dry: build one now (outside any request's timing)
-        if len(self._ready) < self.target_size // 2 and (self._refill is None or self._refill.dead):
+        more_needed = self.total is None or self.built < self.total
+        if more_needed and len(self._ready) < self.target_size // 2 and (self._refill is None or self._refill.dead):
             self._refill = gevent.spawn(self._top_up)
         return self._ready.popleft()
 

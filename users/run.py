@@ -15,11 +15,13 @@ import json
 import logging
 import sys
 import time
+from collections import deque
 from dataclasses import asdict, replace
 from typing import Any
 
 import gevent
 import locust
+from gevent.event import Event
 from gevent.lock import Semaphore
 from gevent.pool import Pool
 from locust.runners import STATE_INIT, STATE_STOPPED, STATE_STOPPING, MasterRunner, WorkerRunner
@@ -33,9 +35,10 @@ from users.cache_control import reset_prefix_cache, warm_up
 from users.distributed import GRANT, GRANT_REQUEST, MasterCoordinator, WorkerBudget
 from users.fail_ratio import FailRatioGuard
 from users.http import Target, configure_tls
-from users.locust_csv import install_final_csv_write
+from users.locust_fixes import install_cached_default_args, install_final_csv_write
 from users.options import ConfigError, Settings
 from users.prompt_pool import PromptPool
+from users.reactor import StreamReactor
 from users.record import RequestRecord
 from users.request_log import ROWS_MESSAGE, RequestLog
 from users.server_api import auth_headers, resolve_model
@@ -44,7 +47,8 @@ from users.stream import ENDPOINTS, Endpoint
 
 logger = logging.getLogger(__name__)
 
-PREBUILD_MAX = 4096  # prompts built before the run at most; more are built in the background
+PREBUILD_MAX = 4096
+RECORD_DEFER_MAX_S = 0.05  # recording waits for an idle event loop at most this long  # prompts built before the run at most; more are built in the background
 
 
 def fail_fast(message: str, code: int = 2) -> None:
@@ -75,6 +79,10 @@ class LLMRun:
             settings.num_requests, on_complete=self._on_budget_complete
         )
         self.coordinator: MasterCoordinator | None = None
+        self.reactor = StreamReactor()
+        self._queue: deque[tuple[RequestRecord, float]] = deque()
+        self._queued = Event()
+        self._recorder: gevent.Greenlet | None = gevent.spawn(self._record_queued) if role != "master" else None
         self.fail_guard: FailRatioGuard | None = None
         self.prompts: PromptSource | None = None
         self.metrics: ServerMetrics | None = None
@@ -140,7 +148,8 @@ class LLMRun:
             self.prompts = source
         else:
             n = self.settings.num_requests
-            pool = PromptPool(source, min(n, PREBUILD_MAX) if n else 256)
+            # no process issues more than -n requests (a worker's share is at most the global total)
+            pool = PromptPool(source, min(n, PREBUILD_MAX) if n else 256, total=n)
             started = time.perf_counter()
             pool.fill()
             logger.info("built %d prompts in %.1f s", pool.built, time.perf_counter() - started)
@@ -199,7 +208,35 @@ class LLMRun:
             self.metrics.close()
 
     # -- recording ----------------------------------------------------------------------------
-    def record(self, rec: RequestRecord, elapsed: float) -> None:
+    def record(self, rec: RequestRecord, elapsed: float, now: bool = False) -> None:
+        """Queue a finished request for recording; ``now`` records it at once (a stopping test).
+
+        Recording (Locust's events, the CSV row) runs in a greenlet of its own that waits for
+        the event loop to be idle, so a burst of requests ending in the same decode step does
+        not delay the chunks that arrive right after it.
+        """
+        if now or self._recorder is None:
+            self.record_now(rec, elapsed)
+            return
+        self._queue.append((rec, elapsed))
+        self._queued.set()
+
+    def _record_queued(self) -> None:
+        while True:
+            self._queued.wait()
+            self._queued.clear()
+            while self._queue:
+                with gevent.Timeout(RECORD_DEFER_MAX_S, False):
+                    gevent.idle()  # after every pending read of the streams, but never later than that
+                for _ in range(min(8, len(self._queue))):
+                    self.record_now(*self._queue.popleft())
+
+    def drain_records(self, **_kw: object) -> None:
+        """Record everything still queued (at test stop, before rows are shipped or files closed)."""
+        while self._queue:
+            self.record_now(*self._queue.popleft())
+
+    def record_now(self, rec: RequestRecord, elapsed: float) -> None:
         """Report one finished request through Locust's request event (and TTFT/TPOT rows)."""
         fire = self.environment.events.request.fire
         name = self.endpoint.path
@@ -297,6 +334,7 @@ class LLMRun:
             runner.stop()
 
     def on_test_stop(self, **_kw: object) -> None:
+        self.drain_records()
         if self.fail_guard is not None:
             self.fail_guard.stop()
         if self.coordinator is not None:
@@ -391,6 +429,8 @@ def register(environment: Any, preflight_checks: bool = True) -> LLMRun:
         fail_fast(str(exc))
     runner = environment.runner
     role = role_of(runner)
+    if role == "worker":
+        install_cached_default_args()
     host = environment.host or getattr(options, "host", None)
     csv_prefix = getattr(options, "csv_prefix", None) if options is not None else None
     worker = runner.client_id if role == "worker" else "local"
@@ -408,9 +448,11 @@ def register(environment: Any, preflight_checks: bool = True) -> LLMRun:
     if csv_prefix:
         install_final_csv_write()
         write_run_config(f"{csv_prefix}_config.json", run.settings, options, host)
+    # test_stop: drain queued records first, then the request log ships (worker) what they produced
+    environment.events.test_stop.add_listener(run.on_test_stop)
+    environment.events.quitting.add_listener(run.drain_records)
     request_log.register(environment)
     environment.events.test_start.add_listener(run.on_test_start)
-    environment.events.test_stop.add_listener(run.on_test_stop)
     if role == "worker":
         request_log.ship_with(lambda kind, data: runner.send_message(kind, data))
         runner.register_message(GRANT, run.on_grant)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from users.http import Connection, TransportError
+from users.http import Connection, Head, TransportError
 from users.record import CHAT_TEXT_KEYS, COMPLETION_TEXT_KEYS, RequestRecord, StreamAccumulator
 from users.sse import ChunkedDecoder, ProtocolError, SSEDecoder
 
@@ -56,6 +56,66 @@ def build_payload(
     return orjson.dumps(body)
 
 
+class StreamBody:
+    """Feeds one streamed response body into an accumulator, read by read. No I/O.
+
+    ``feed`` returns True once the body is complete (the terminating chunk, or
+    Content-Length reached); it raises ProtocolError on broken framing.
+    """
+
+    __slots__ = ("_chunked", "_on_event", "_remaining", "_sse")
+
+    def __init__(self, head: Head, acc: StreamAccumulator) -> None:
+        self._chunked = ChunkedDecoder() if head.chunked else None
+        self._sse = SSEDecoder()
+        self._remaining = head.content_length
+        self._on_event = acc.on_event
+
+    def feed(self, data: bytes, t: float) -> bool:
+        chunked = self._chunked
+        if chunked is not None:
+            payload = chunked.feed(data)
+        else:
+            payload = data
+            if self._remaining is not None:
+                self._remaining -= len(data)
+        if payload:
+            on_event = self._on_event
+            for event in self._sse.feed(payload):
+                on_event(event, t)
+        if chunked is not None:
+            return chunked.done
+        return self._remaining is not None and self._remaining <= 0
+
+    def eof_error(self) -> str:
+        """What a connection closed now would mean: "" when the body may end at EOF."""
+        if self._chunked is not None or (self._remaining is not None and self._remaining > 0):
+            return "connection closed in the middle of the stream"
+        return ""
+
+    @property
+    def incomplete_event(self) -> bool:
+        return bool(self._sse.pending.strip())
+
+
+def read_body(
+    conn: Connection, body: StreamBody, clock: Callable[[], float], start: float, deadline_s: float | None
+) -> str:
+    """Read a streamed body in this greenlet, one timestamp per read; returns an error or ""."""
+    data = conn.recv()  # whatever came with the headers, or the next read
+    t = clock()
+    while data:
+        if body.feed(data, t):
+            return ""
+        if deadline_s is not None and t - start > deadline_s:
+            conn.close()
+            return f"request timed out after {deadline_s:g} s"
+        data = conn.recv()
+        t = clock()
+    conn.close()
+    return body.eof_error()
+
+
 def stream_request(
     conn: Connection,
     endpoint: Endpoint,
@@ -67,6 +127,7 @@ def stream_request(
     deadline_s: float | None = None,
     record: RequestRecord | None = None,
     collect_text: bool = False,
+    reactor: object | None = None,
 ) -> RequestRecord:
     """Send one streaming request and time every SSE event as its bytes arrive.
 
@@ -74,7 +135,8 @@ def stream_request(
     ``deadline_s`` bounds the whole request (``--request-timeout``). When the
     caller is interrupted (the test stops, Ctrl-C), the ``record`` it passed in
     is closed as cancelled, keeping what was measured, and the interruption
-    propagates.
+    propagates. With a ``reactor`` (see users/reactor.py) the body is read by
+    one shared greenlet for all streams instead of by this one.
     """
     if record is None:
         record = RequestRecord()
@@ -87,38 +149,18 @@ def stream_request(
         head = conn.read_head()
         record.status = head.status
         if head.status != 200:
-            body = conn.read_body(head, limit=65536)
-            return acc.finish(_http_error(head.status, head.reason, body))
-        chunked = ChunkedDecoder() if head.chunked else None
-        sse = SSEDecoder()
-        remaining = head.content_length
-        on_event = acc.on_event
-        data = conn.recv()  # whatever came with the headers, or the next read
-        t = clock()
-        while data:
-            if chunked is not None:
-                payload_bytes = chunked.feed(data)
-            else:
-                payload_bytes = data
-                if remaining is not None:
-                    remaining -= len(data)
-            if payload_bytes:
-                for event in sse.feed(payload_bytes):
-                    on_event(event, t)
-            if (chunked is not None and chunked.done) or (remaining is not None and remaining <= 0):
-                break
-            if deadline_s is not None and t - start > deadline_s:
-                conn.close()
-                return acc.finish(f"request timed out after {deadline_s:g} s")
-            data = conn.recv()
-            t = clock()
+            body_bytes = conn.read_body(head, limit=65536)
+            return acc.finish(_http_error(head.status, head.reason, body_bytes))
+        body = StreamBody(head, acc)
+        if reactor is not None and reactor.accepts(conn):
+            error = reactor.read_body(conn, body, clock, start, deadline_s)
         else:
-            conn.close()
-            if (chunked is not None and not chunked.done) or (remaining is not None and remaining > 0):
-                return acc.finish("connection closed in the middle of the stream")
+            error = read_body(conn, body, clock, start, deadline_s)
+        if error:
+            return acc.finish(error)
         if head.headers.get("connection", "").lower() == "close":
             conn.close()
-        if sse.pending.strip():
+        if body.incomplete_event:
             return acc.finish("stream ended inside an incomplete event")
         return acc.finish()
     except TransportError as exc:

@@ -94,9 +94,10 @@ class VLLMUser(User):
                     deadline_s=settings.request_timeout,
                     record=rec,
                     collect_text=multi_turn,
+                    reactor=run.reactor,
                 )
             except GreenletExit:  # the test is stopping: record the in-flight request as cancelled
-                run.record(rec, time.perf_counter() - started)
+                run.record(rec, time.perf_counter() - started, now=True)
                 raise
             self._last = rec
             run.record(rec, time.perf_counter() - started)

@@ -29,7 +29,14 @@ def rows_of(prefix) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def run_cluster(emu, prefix, n, workers=3, kill_one_after=None, extra=()):
+def rows_from_workers(prefix) -> int:
+    try:
+        return len({r["worker"] for r in rows_of(prefix)})
+    except (FileNotFoundError, KeyError):
+        return 0
+
+
+def run_cluster(emu, prefix, n, workers=3, kill_one=False, extra=()):
     port = free_port()
     master, master_out = start_locust(
         "--master", "--headless", "--expect-workers", str(workers), "--master-bind-host", "127.0.0.1",
@@ -38,8 +45,10 @@ def run_cluster(emu, prefix, n, workers=3, kill_one_after=None, extra=()):
     )  # fmt: skip
     procs = [start_locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(port)) for _ in range(workers)]
     try:
-        if kill_one_after is not None:
-            time.sleep(kill_one_after)
+        if kill_one:  # once every worker has shipped rows, one dies mid-run
+            deadline = time.monotonic() + 60
+            while rows_from_workers(prefix) < workers and time.monotonic() < deadline:
+                time.sleep(0.1)
             procs[1][0].kill()  # SIGKILL: no goodbye, no final report
         master.wait(timeout=120)
         for proc, _ in procs:
@@ -72,7 +81,7 @@ def test_global_n_is_exact_across_three_workers(emulator_factory, tmp_path):
 def test_killed_worker_keeps_its_rows_and_the_others_finish_the_budget(emulator_factory, tmp_path):
     emu = emulator_factory("--step-ms", "20", "--step-ms-per-seq", "0")
     prefix = tmp_path / "kill"
-    rc, outputs = run_cluster(emu, prefix, 200, kill_one_after=3.0, extra=("--max-tokens", "32", "--ignore-eos"))
+    rc, outputs = run_cluster(emu, prefix, 200, kill_one=True, extra=("--max-tokens", "32", "--ignore-eos"))
     assert rc == 0, outputs[0][-3000:]
     assert "Traceback" not in outputs[0]
     rows = rows_of(prefix)
@@ -154,7 +163,9 @@ def test_processes_mode_survives_a_killed_child(emulator_factory, tmp_path):
             children = psutil.Process(proc.pid).children()
             time.sleep(0.2)
         assert len(children) == 2
-        time.sleep(3.0)
+        deadline = time.monotonic() + 60
+        while rows_from_workers(prefix) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
         os.kill(children[0].pid, signal.SIGKILL)
         out, _ = proc.communicate(timeout=120)
     finally:

@@ -1,16 +1,24 @@
-"""Make Locust's own ``--csv`` files end with the run's final figures.
+"""Workarounds for two Locust 2.47 behaviours that would distort a run. Each is idempotent.
 
-Locust 2.47 rewrites ``_stats.csv``, ``_failures.csv`` and ``_exceptions.csv``
-once a second and closes them at shutdown without a last write, so a run that
-ends by ``-n`` (or Ctrl-C) loses up to its last second from Locust's CSVs.
-This wraps ``StatsCSVFileWriter.close_files`` to write the final rows first,
-with Locust's own row functions, and append one last history row.
+1. ``install_final_csv_write``: Locust rewrites ``_stats.csv``, ``_failures.csv``
+   and ``_exceptions.csv`` once a second and closes them at shutdown without a
+   last write, so a run that ends by ``-n`` (or Ctrl-C) loses up to its last
+   second from Locust's CSVs. This wraps ``StatsCSVFileWriter.close_files`` to
+   write the final rows first, with Locust's own row functions, and append one
+   last history row.
+2. ``install_cached_default_args``: a worker handling a ``spawn`` message calls
+   ``argument_parser.default_args_dict()`` (which builds Locust's whole parser)
+   once per option, about a second of CPU during which the worker's event loop,
+   and so every stream it reads, is frozen. The defaults never change within a
+   process, so the function is cached.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 
+from locust import argument_parser
 from locust.stats import StatsCSVFileWriter
 
 _MARK = "_llm_final_write_installed"
@@ -55,3 +63,10 @@ def install_final_csv_write() -> None:
 
     cls.close_files = close_files
     setattr(cls, _MARK, True)
+
+
+def install_cached_default_args() -> None:
+    current = argument_parser.default_args_dict
+    if getattr(current, "cache_info", None) is not None:
+        return
+    argument_parser.default_args_dict = functools.cache(current)

@@ -1,0 +1,155 @@
+"""Benchmark: how much the load generator distorts what it measures.
+
+    .venv/bin/python -m bench.client_overhead [--seconds 20] [--conditions 128x50,128x500,512x50]
+                                              [--users VLLMUser,OpenAISDKUser] [--json OUT]
+
+The emulator runs pinned to one core in batched-step mode (every running stream gets
+its token in the same decode step, as vLLM does); the client, a real headless
+``locust`` process, is pinned to the other. The truth comes from the emulator:
+its per-request log (the time it received each request and wrote its first token)
+and its ``vllm:generation_tokens_total`` counter. For each condition, STREAMS x RATE
+(tok/s per stream), 256 output tokens per request:
+
+- TTFT error = client TTFT - emulator TTFT, per request (p50, p99, max), in ms;
+- achieved load = tokens the emulator emitted per second / (streams x rate), in
+  the steady window after every stream started;
+- client CPU per streamed chunk, in microseconds (process CPU time / chunks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+import numpy as np
+import psutil
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PY = sys.executable
+LOCUST = os.path.join(os.path.dirname(PY), "locust")
+OUTPUT_TOKENS = 256
+
+
+def pinned(core: int):
+    def pin() -> None:
+        if len(os.sched_getaffinity(0)) > 1 or core in os.sched_getaffinity(0):
+            os.sched_setaffinity(0, {core % os.cpu_count()})
+
+    return pin
+
+
+def generation_tokens(url: str) -> float:
+    text = urllib.request.urlopen(url + "/metrics", timeout=10).read().decode()
+    m = re.search(r"^vllm:generation_tokens_total\{[^}]*\} ([0-9.e+]+)$", text, re.M)
+    return float(m.group(1)) if m else 0.0
+
+
+def run_condition(streams: int, rate: float, seconds: float, user: str, tmp: str) -> dict:
+    step_ms = 1000.0 / rate
+    log = os.path.join(tmp, f"emu-{user}-{streams}x{rate:g}.jsonl")
+    emu = subprocess.Popen(
+        [PY, "-m", "emulator", "--port", "0", "--request-log", log, "--step-ms", f"{step_ms}",
+         "--step-ms-per-seq", "0", "--prefill-ms-per-token", "0", "--max-num-seqs", str(streams * 2),
+         "--max-num-batched-tokens", "10000000", "--eos-prob", "0"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=pinned(1),
+    )  # fmt: skip
+    url = emu.stdout.readline().split()[3]
+    threading.Thread(target=emu.stdout.read, daemon=True).start()
+    prefix = os.path.join(tmp, f"{user}-{streams}x{rate:g}")
+    client = subprocess.Popen(
+        [LOCUST, "-f", os.path.join(ROOT, "locustfile.py"), "--headless", "-u", str(streams), "-r", str(streams),
+         "-H", url, "--max-tokens", str(OUTPUT_TOKENS), "--ignore-eos", "--input-tokens", "64",
+         "--metrics-interval", "0", "--csv", prefix, "--only-summary", "--loglevel", "WARNING", user],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=pinned(0),
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    threading.Thread(target=client.stdout.read, daemon=True).start()
+    proc = psutil.Process(client.pid)
+    # steady window: from one output's worth after the ramp until the end
+    warm = min(OUTPUT_TOKENS / rate + 1.0, seconds / 3)
+    time.sleep(warm)
+    cpu0 = sum(proc.cpu_times()[:2])
+    tok0, t0 = generation_tokens(url), time.monotonic()
+    time.sleep(seconds - warm)
+    cpu1 = sum(proc.cpu_times()[:2])
+    tok1, t1 = generation_tokens(url), time.monotonic()
+    client.send_signal(signal.SIGINT)
+    client.wait(timeout=60)
+    emu.send_signal(signal.SIGTERM)
+    emu.wait(timeout=30)
+    window_start = time.time() - (time.monotonic() - t0)
+    truth = {}
+    with open(log) as f:
+        for line in f:
+            t = json.loads(line)
+            if t.get("ttft_s") is not None:
+                truth[t["id"]] = t
+    errors = []
+    with open(prefix + "_requests.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            t = truth.get(row["request_id"])
+            if t and row["ttft_s"] and float(row["start_time"]) >= window_start - warm / 2:
+                errors.append((float(row["ttft_s"]) - t["ttft_s"]) * 1000.0)
+    emitted = tok1 - tok0
+    # every token is one SSE chunk; each request adds a role chunk, a usage chunk and [DONE]
+    chunks = emitted * (1 + 3 / OUTPUT_TOKENS)
+    err = np.array(errors)
+    return {
+        "user": user,
+        "streams": streams,
+        "rate_tok_s": rate,
+        "requests_compared": len(errors),
+        "ttft_error_p50_ms": round(float(np.percentile(err, 50)), 2) if len(err) else None,
+        "ttft_error_p99_ms": round(float(np.percentile(err, 99)), 2) if len(err) else None,
+        "ttft_error_max_ms": round(float(err.max()), 2) if len(err) else None,
+        "offered_tok_s": streams * rate,
+        "achieved_tok_s": round(emitted / (t1 - t0), 1),
+        "achieved_pct": round(100 * emitted / (t1 - t0) / (streams * rate), 1),
+        "client_cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
+        "client_us_per_chunk": round(1e6 * (cpu1 - cpu0) / chunks, 1) if chunks else None,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--conditions", default="128x50,128x500,512x50")
+    ap.add_argument("--users", default="VLLMUser,OpenAISDKUser")
+    ap.add_argument("--json", default=None, help="also write the results to this file")
+    args = ap.parse_args()
+    if os.cpu_count() < 2:
+        print("note: one core only; client and emulator share it", file=sys.stderr)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for user in args.users.split(","):
+            for cond in args.conditions.split(","):
+                streams, rate = cond.split("x")
+                r = run_condition(int(streams), float(rate), args.seconds, user, tmp)
+                results.append(r)
+                print(json.dumps(r), flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    print("\n| client | streams x tok/s | TTFT error p50 / p99 (ms) | achieved load | client CPU/chunk |")
+    print("|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['user']} | {r['streams']} x {r['rate_tok_s']:g} | {r['ttft_error_p50_ms']} / "
+            f"{r['ttft_error_p99_ms']} | {r['achieved_pct']}% | {r['client_us_per_chunk']} µs |"
+        )
+    _ = statistics
+
+
+if __name__ == "__main__":
+    main()

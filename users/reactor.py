@@ -1,0 +1,152 @@
+"""One greenlet reads every streaming socket of the process.
+
+With a greenlet per stream, each chunk costs its own gevent wake-up: two
+``recv`` calls, two switches and an event-loop round. vLLM sends a token to
+every running stream in the same decode step, so chunks arrive in bursts of
+one per stream. The reactor waits on one ``epoll`` set and, when it wakes,
+reads every ready socket in one pass: one wake-up per burst. Each read is
+timestamped as it returns. Users still send requests and read headers in their
+own greenlets, and wait for the body's end on an ``AsyncResult``.
+Plain-TCP connections only; TLS streams are read the ordinary way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+from gevent.event import AsyncResult, Event
+from gevent.monkey import get_original
+from gevent.socket import wait_read
+
+from users.http import Connection
+from users.sse import ProtocolError
+
+RECV_SIZE = 65536
+
+
+class _Stream:
+    __slots__ = ("body", "clock", "conn", "last", "result", "sock")
+
+    def __init__(self, conn: Connection, sock: Any, body: Any, clock: Callable[[], float]) -> None:
+        self.conn = conn
+        self.sock = sock
+        self.body = body
+        self.clock = clock
+        self.result = AsyncResult()
+        self.last = clock()
+
+
+class StreamReactor:
+    def __init__(self) -> None:
+        # gevent removes select.epoll when it patches; the reactor only ever polls it with a
+        # zero timeout after gevent reported its fd readable, so the original never blocks
+        self._epoll = get_original("select", "epoll")()
+        self._streams: dict[int, _Stream] = {}
+        self._wake = Event()
+        self._loop: gevent.Greenlet | None = None
+
+    @staticmethod
+    def accepts(conn: Connection) -> bool:
+        return conn.os_socket() is not None
+
+    def read_body(
+        self, conn: Connection, body: Any, clock: Callable[[], float], start: float, deadline_s: float | None
+    ) -> str:
+        """Like ``stream.read_body``, with the reading done by the reactor; returns an error or ""."""
+        buffered = conn.take_buffered()
+        if buffered and body.feed(buffered, clock()):
+            return ""
+        sock = conn.os_socket()
+        stream = _Stream(conn, sock, body, clock)
+        fd = sock.fileno()
+        self._streams[fd] = stream
+        self._epoll.register(fd, select.EPOLLIN)
+        self._ensure_loop()
+        stall = conn.read_timeout
+        try:
+            while True:
+                now = clock()
+                waits = [stall - (now - stream.last)]
+                if deadline_s is not None:
+                    waits.append(deadline_s - (now - start))
+                try:
+                    return stream.result.get(timeout=max(min(waits), 0.0))
+                except gevent.Timeout:
+                    now = clock()
+                    if deadline_s is not None and now - start >= deadline_s:
+                        conn.close()
+                        return f"request timed out after {deadline_s:g} s"
+                    if now - stream.last >= stall:
+                        conn.close()
+                        return f"stalled: no data for {stall:g} s"
+        finally:
+            self._forget(fd, stream)
+
+    def _forget(self, fd: int, stream: _Stream) -> None:
+        if self._streams.get(fd) is stream:
+            del self._streams[fd]
+            with contextlib.suppress(OSError, ValueError):
+                self._epoll.unregister(fd)
+
+    def _ensure_loop(self) -> None:
+        if self._loop is None or self._loop.dead:
+            self._loop = gevent.spawn(self._run)
+        self._wake.set()
+
+    def _run(self) -> None:
+        epfd = self._epoll.fileno()
+        while True:
+            if not self._streams:
+                self._wake.clear()
+                self._wake.wait()
+                continue
+            try:
+                wait_read(epfd, timeout=1.0)
+            except TimeoutError:
+                continue
+            except OSError:  # the epoll set changed under us; poll again
+                pass
+            for fd, _ in self._epoll.poll(0):
+                stream = self._streams.get(fd)
+                if stream is not None:
+                    self._readable(fd, stream)
+
+    def _readable(self, fd: int, stream: _Stream) -> None:
+        try:
+            data = stream.sock.recv(RECV_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._done(fd, stream, f"connection broken mid-response: {_reason(exc)}", close=True)
+            return
+        t = stream.clock()
+        if not data:
+            self._done(fd, stream, stream.body.eof_error(), close=True)
+            return
+        stream.last = t
+        try:
+            complete = stream.body.feed(data, t)
+        except ProtocolError as exc:
+            self._done(fd, stream, f"bad stream framing: {exc}", close=True)
+            return
+        except Exception as exc:  # a bug must not stop the reactor for every other stream
+            self._done(fd, stream, f"client error: {exc!r}", close=True)
+            return
+        if complete:
+            self._done(fd, stream, "", close=False)
+
+    def _done(self, fd: int, stream: _Stream, error: str, close: bool) -> None:
+        self._forget(fd, stream)
+        if close:
+            stream.conn.close()
+        stream.result.set(error)
+
+
+def _reason(exc: OSError) -> str:
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset by peer"
+    return exc.strerror or exc.__class__.__name__
