@@ -24,7 +24,6 @@ import json
 import os
 import re
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -76,13 +75,16 @@ def run_condition(streams: int, rate: float, seconds: float, user: str, tmp: str
     )  # fmt: skip
     threading.Thread(target=client.stdout.read, daemon=True).start()
     proc = psutil.Process(client.pid)
+    emu_proc = psutil.Process(emu.pid)
     # steady window: from one output's worth after the ramp until the end
     warm = min(OUTPUT_TOKENS / rate + 1.0, seconds / 3)
     time.sleep(warm)
     cpu0 = sum(proc.cpu_times()[:2])
+    emu_cpu0 = sum(emu_proc.cpu_times()[:2])
     tok0, t0 = generation_tokens(url), time.monotonic()
     time.sleep(seconds - warm)
     cpu1 = sum(proc.cpu_times()[:2])
+    emu_cpu1 = sum(emu_proc.cpu_times()[:2])
     tok1, t1 = generation_tokens(url), time.monotonic()
     client.send_signal(signal.SIGINT)
     client.wait(timeout=60)
@@ -117,6 +119,7 @@ def run_condition(streams: int, rate: float, seconds: float, user: str, tmp: str
         "achieved_tok_s": round(emitted / (t1 - t0), 1),
         "achieved_pct": round(100 * emitted / (t1 - t0) / (streams * rate), 1),
         "client_cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
+        "emulator_cpu_pct": round(100 * (emu_cpu1 - emu_cpu0) / (t1 - t0), 1),
         "client_us_per_chunk": round(1e6 * (cpu1 - cpu0) / chunks, 1) if chunks else None,
     }
 
@@ -141,14 +144,16 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
-    print("\n| client | streams x tok/s | TTFT error p50 / p99 (ms) | achieved load | client CPU/chunk |")
-    print("|---|---|---|---|---|")
+    print(
+        "\n| client | streams x tok/s | TTFT error p50 / p99 (ms) | achieved load | client CPU/chunk | emulator CPU |"
+    )
+    print("|---|---|---|---|---|---|")
     for r in results:
         print(
             f"| {r['user']} | {r['streams']} x {r['rate_tok_s']:g} | {r['ttft_error_p50_ms']} / "
-            f"{r['ttft_error_p99_ms']} | {r['achieved_pct']}% | {r['client_us_per_chunk']} µs |"
+            f"{r['ttft_error_p99_ms']} | {r['achieved_pct']}% | {r['client_us_per_chunk']} µs | "
+            f"{r['emulator_cpu_pct']}% |"
         )
-    _ = statistics
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ class OpenAISDKUser(User):
                 self._stream(rec, start, chat, model, prompt, s, extra, kwargs)
             except GreenletExit:
                 rec.cancelled, rec.success, rec.error = True, False, CANCELLED
-                run.record(rec, time.perf_counter() - start, now=True)
+                run.record(rec, time.perf_counter() - start)
                 raise
             run.record(rec, time.perf_counter() - start)
         finally:

@@ -14,6 +14,8 @@ import os
 from collections.abc import Callable
 from typing import Any, TextIO
 
+import gevent
+
 from users.record import RequestRecord
 
 logger = logging.getLogger(__name__)
@@ -79,6 +81,7 @@ class RequestLog:
     """Collects per-request rows and writes them (local, master) or ships them (worker)."""
 
     FLUSH_INTERVAL_S = 0.5  # a worker ships rows at least this often, besides its periodic reports
+    DISK_FLUSH_S = 0.1  # rows reach the disk at least this often (and at close: Ctrl-C loses none)
 
     def __init__(self, path: str | None, worker: str = "local", forward: bool = False) -> None:
         self.path = path
@@ -87,10 +90,12 @@ class RequestLog:
         self.rows_written = 0
         self.on_rows: Callable[[str, int], None] | None = None  # master: rows received from a worker
         self._send: Callable[[str, Any], None] | None = None
-        self._pending: list[list[str]] = []
+        self._pending: list[list[str]] = []  # worker: rows not yet shipped
+        self._unflushed = False
         self._file: TextIO | None = None
         self._writer: Any = None
         self._flusher: Any = None
+        self._disk_flusher: Any = None
 
     # -- Locust wiring ---------------------------------------------------------
     def register(self, environment: Any) -> None:
@@ -106,8 +111,6 @@ class RequestLog:
 
     def ship_with(self, send: Callable[[str, Any], None]) -> None:
         """Worker: also ship rows every FLUSH_INTERVAL_S through ``send(message_type, rows)``."""
-        import gevent
-
         self._send = send
 
         def loop() -> None:
@@ -121,6 +124,7 @@ class RequestLog:
         rec = context.get("llm_record") if context else None
         if rec is None:
             return
+        # formatted now: batching it (measured) concentrates the work of requests that end together
         row = record_to_row(rec, context.get("llm_endpoint", ""), self.worker)
         if self.forward:
             self._pending.append(row)
@@ -162,7 +166,15 @@ class RequestLog:
         if self._writer is None:
             self._open()
         self._writer.writerows(rows)
-        self._file.flush()  # a row on disk per completed request: Ctrl-C loses nothing
+        # one flush (a write syscall) per DISK_FLUSH_S rather than per row
+        self._unflushed = True
+        if self._disk_flusher is None or self._disk_flusher.dead:
+            self._disk_flusher = gevent.spawn_later(self.DISK_FLUSH_S, self.flush)
+
+    def flush(self) -> None:
+        if self._unflushed and self._file is not None:
+            self._file.flush()
+            self._unflushed = False
 
     def _open(self) -> None:
         folder = os.path.dirname(self.path)
@@ -174,6 +186,9 @@ class RequestLog:
         self._file.flush()
 
     def close(self) -> None:
+        if self._disk_flusher is not None:
+            self._disk_flusher.kill(block=False)
+            self._disk_flusher = None
         if self._file is not None:
             self._file.close()
             self._file = None

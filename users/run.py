@@ -15,13 +15,11 @@ import json
 import logging
 import sys
 import time
-from collections import deque
 from dataclasses import asdict, replace
 from typing import Any
 
 import gevent
 import locust
-from gevent.event import Event
 from gevent.lock import Semaphore
 from gevent.pool import Pool
 from locust.runners import STATE_INIT, STATE_STOPPED, STATE_STOPPING, MasterRunner, WorkerRunner
@@ -47,8 +45,7 @@ from users.stream import ENDPOINTS, Endpoint
 
 logger = logging.getLogger(__name__)
 
-PREBUILD_MAX = 4096
-RECORD_DEFER_MAX_S = 0.05  # recording waits for an idle event loop at most this long  # prompts built before the run at most; more are built in the background
+PREBUILD_MAX = 4096  # prompts built before the run at most; more are built in the background
 
 
 def fail_fast(message: str, code: int = 2) -> None:
@@ -80,9 +77,6 @@ class LLMRun:
         )
         self.coordinator: MasterCoordinator | None = None
         self.reactor = StreamReactor()
-        self._queue: deque[tuple[RequestRecord, float]] = deque()
-        self._queued = Event()
-        self._recorder: gevent.Greenlet | None = gevent.spawn(self._record_queued) if role != "master" else None
         self.fail_guard: FailRatioGuard | None = None
         self.prompts: PromptSource | None = None
         self.metrics: ServerMetrics | None = None
@@ -208,36 +202,12 @@ class LLMRun:
             self.metrics.close()
 
     # -- recording ----------------------------------------------------------------------------
-    def record(self, rec: RequestRecord, elapsed: float, now: bool = False) -> None:
-        """Queue a finished request for recording; ``now`` records it at once (a stopping test).
+    def record(self, rec: RequestRecord, elapsed: float) -> None:
+        """Report one finished request through Locust's request event (and TTFT/TPOT rows).
 
-        Recording (Locust's events, the CSV row) runs in a greenlet of its own that waits for
-        the event loop to be idle, so a burst of requests ending in the same decode step does
-        not delay the chunks that arrive right after it.
+        Done at once, in the user's greenlet, before its next request: measured, that keeps the
+        client quieter when the next decode step's chunks arrive than deferring it does.
         """
-        if now or self._recorder is None:
-            self.record_now(rec, elapsed)
-            return
-        self._queue.append((rec, elapsed))
-        self._queued.set()
-
-    def _record_queued(self) -> None:
-        while True:
-            self._queued.wait()
-            self._queued.clear()
-            while self._queue:
-                with gevent.Timeout(RECORD_DEFER_MAX_S, False):
-                    gevent.idle()  # after every pending read of the streams, but never later than that
-                for _ in range(min(8, len(self._queue))):
-                    self.record_now(*self._queue.popleft())
-
-    def drain_records(self, **_kw: object) -> None:
-        """Record everything still queued (at test stop, before rows are shipped or files closed)."""
-        while self._queue:
-            self.record_now(*self._queue.popleft())
-
-    def record_now(self, rec: RequestRecord, elapsed: float) -> None:
-        """Report one finished request through Locust's request event (and TTFT/TPOT rows)."""
         fire = self.environment.events.request.fire
         name = self.endpoint.path
         e2e = rec.e2e if rec.e2e is not None else elapsed
@@ -334,7 +304,6 @@ class LLMRun:
             runner.stop()
 
     def on_test_stop(self, **_kw: object) -> None:
-        self.drain_records()
         if self.fail_guard is not None:
             self.fail_guard.stop()
         if self.coordinator is not None:
@@ -448,11 +417,9 @@ def register(environment: Any, preflight_checks: bool = True) -> LLMRun:
     if csv_prefix:
         install_final_csv_write()
         write_run_config(f"{csv_prefix}_config.json", run.settings, options, host)
-    # test_stop: drain queued records first, then the request log ships (worker) what they produced
-    environment.events.test_stop.add_listener(run.on_test_stop)
-    environment.events.quitting.add_listener(run.drain_records)
     request_log.register(environment)
     environment.events.test_start.add_listener(run.on_test_start)
+    environment.events.test_stop.add_listener(run.on_test_stop)
     if role == "worker":
         request_log.ship_with(lambda kind, data: runner.send_message(kind, data))
         runner.register_message(GRANT, run.on_grant)

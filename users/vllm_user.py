@@ -97,7 +97,7 @@ class VLLMUser(User):
                     reactor=run.reactor,
                 )
             except GreenletExit:  # the test is stopping: record the in-flight request as cancelled
-                run.record(rec, time.perf_counter() - started, now=True)
+                run.record(rec, time.perf_counter() - started)
                 raise
             self._last = rec
             run.record(rec, time.perf_counter() - started)

@@ -93,3 +93,38 @@ def test_completions_endpoint_and_run_time_together_with_n(emulator_factory, tmp
     with open(f"{prefix}_stats.csv", newline="") as f:
         counts = {r["Type"]: int(r["Request Count"]) for r in csv.DictReader(f)}
     assert counts["POST"] == 4 and counts["CANCELLED"] == 4
+
+
+@pytest.mark.timeout(120)
+def test_openai_sdk_user_runs_only_when_named(emulator_factory, tmp_path):
+    emu = emulator_factory(*FAST)
+    default = run_locust(
+        "--headless", "-u", "2", "-n", "4", "-H", emu.url, "--max-tokens", "4", "--input-tokens", "32", "--only-summary"
+    )
+    assert default.returncode == 0 and '"VLLMUser": 2' in default.output and "OpenAISDKUser" not in default.output
+    prefix = tmp_path / "sdk"
+    run = run_locust(
+        "--headless",
+        "-u",
+        "2",
+        "-n",
+        "6",
+        "-H",
+        emu.url,
+        "--max-tokens",
+        "8",
+        "--input-tokens",
+        "32",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        "OpenAISDKUser",
+    )
+    assert run.returncode == 0, run
+    assert '"OpenAISDKUser": 2' in run.output
+    rows = read_rows(prefix)
+    truth = {t["id"]: t for t in emu.truth()}
+    assert len(rows) == 6 and all(r["success"] == "true" for r in rows)
+    for r in rows:
+        assert int(r["output_tokens"]) == truth[r["request_id"]]["output_tokens"]
+        assert float(r["ttft_s"]) >= truth[r["request_id"]]["ttft_s"]

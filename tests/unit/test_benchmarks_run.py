@@ -24,3 +24,19 @@ def test_report_speed_benchmark_runs_small():
     result = json.loads(proc.stdout[proc.stdout.index("{") :])
     assert result["rows"] == 3000 and result["report_seconds"] > 0 and result["peak_rss_mb"] > 0
     assert "bench_report.html" in result["outputs"] and "bench_overview.png" in result["outputs"]
+
+
+@pytest.mark.timeout(120)
+def test_client_overhead_benchmark_runs_small(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.client_overhead", "--seconds", "6", "--conditions", "8x500",
+         "--users", "VLLMUser", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (result,) = json.loads(out.read_text())
+    assert result["requests_compared"] > 0 and result["ttft_error_p50_ms"] is not None
+    assert result["ttft_error_p50_ms"] >= 0  # the client cannot see a token before the server sends it
+    assert 0 < result["achieved_pct"] <= 101 and result["client_us_per_chunk"] > 0
+    assert "| VLLMUser | 8 x 500 |" in proc.stdout
