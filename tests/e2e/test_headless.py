@@ -98,28 +98,12 @@ def test_completions_endpoint_and_run_time_together_with_n(emulator_factory, tmp
 @pytest.mark.timeout(120)
 def test_openai_sdk_user_runs_only_when_named(emulator_factory, tmp_path):
     emu = emulator_factory(*FAST)
-    default = run_locust(
-        "--headless", "-u", "2", "-n", "4", "-H", emu.url, "--max-tokens", "4", "--input-tokens", "32", "--only-summary"
-    )
+    common = ("--headless", "-u", "2", "-r", "2", "-H", emu.url, "--max-tokens", "8", "--input-tokens", "32",
+              "--only-summary")  # fmt: skip
+    default = run_locust(*common, "-n", "4")
     assert default.returncode == 0 and '"VLLMUser": 2' in default.output and "OpenAISDKUser" not in default.output
     prefix = tmp_path / "sdk"
-    run = run_locust(
-        "--headless",
-        "-u",
-        "2",
-        "-n",
-        "6",
-        "-H",
-        emu.url,
-        "--max-tokens",
-        "8",
-        "--input-tokens",
-        "32",
-        "--csv",
-        str(prefix),
-        "--only-summary",
-        "OpenAISDKUser",
-    )
+    run = run_locust(*common, "-n", "6", "--csv", str(prefix), "OpenAISDKUser")
     assert run.returncode == 0, run
     assert '"OpenAISDKUser": 2' in run.output
     rows = read_rows(prefix)
