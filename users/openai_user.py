@@ -72,12 +72,15 @@ class OpenAISDKUser(User):
             chat = run.endpoint.name == "chat"
             start = time.perf_counter()
             rec.start_time = time.time()
+            run.in_flight += 1
             try:
                 self._stream(rec, start, chat, model, prompt, s, extra, kwargs)
             except GreenletExit:
                 rec.cancelled, rec.success, rec.error = True, False, CANCELLED
                 run.record(rec, time.perf_counter() - start)
                 raise
+            finally:
+                run.in_flight -= 1
             run.record(rec, time.perf_counter() - start)
         finally:
             run.budget.finish()

@@ -89,6 +89,7 @@ class RequestLog:
         self.forward = forward  # True on a worker: rows go to the master
         self.rows_written = 0
         self.on_rows: Callable[[str, int], None] | None = None  # master: rows received from a worker
+        self.on_rows_data: Callable[[list[list[str]]], None] | None = None  # master: the rows themselves
         self._send: Callable[[str, Any], None] | None = None
         self._pending: list[list[str]] = []  # worker: rows not yet shipped
         self._unflushed = False
@@ -150,6 +151,8 @@ class RequestLog:
     def receive(self, worker: str, rows: list[list[str]] | None) -> None:
         if rows:
             self.write_rows(rows)
+            if self.on_rows_data is not None:
+                self.on_rows_data(rows)
             if self.on_rows is not None:
                 self.on_rows(worker, len(rows))
 

@@ -33,15 +33,18 @@ from users.cache_control import reset_prefix_cache, warm_up
 from users.distributed import GRANT, GRANT_REQUEST, MasterCoordinator, WorkerBudget
 from users.fail_ratio import FailRatioGuard
 from users.http import Target, configure_tls
+from users.live_stats import LiveStats
 from users.locust_fixes import install_cached_default_args, install_final_csv_write
 from users.options import ConfigError, Settings
 from users.prompt_pool import PromptPool
 from users.reactor import StreamReactor
 from users.record import RequestRecord
-from users.request_log import ROWS_MESSAGE, RequestLog
+from users.request_log import COLUMNS, ROWS_MESSAGE, RequestLog
 from users.server_api import auth_headers, resolve_model
 from users.server_metrics import ServerMetrics
 from users.stream import ENDPOINTS, Endpoint
+from users.web import extension as web_extension
+from users.web import login as web_login
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +80,10 @@ class LLMRun:
         )
         self.coordinator: MasterCoordinator | None = None
         self.reactor = StreamReactor()
+        self.in_flight = 0  # requests this process has sent and not finished
+        self.live = LiveStats()
+        self._worker_in_flight: dict[str, int] = {}
+        self._live_loop: gevent.Greenlet | None = None
         self.fail_guard: FailRatioGuard | None = None
         self.prompts: PromptSource | None = None
         self.metrics: ServerMetrics | None = None
@@ -253,6 +260,8 @@ class LLMRun:
         if not host:
             logger.error("no host: set -H http://HOST:PORT or the host field of the web UI")
             return
+        self.live.reset()
+        self._worker_in_flight.clear()
         try:
             if self.role == "worker":  # the master's options arrived with the spawn message
                 self.apply_settings(Settings.from_options(environment.parsed_options))
@@ -302,6 +311,38 @@ class LLMRun:
         if runner.state not in (STATE_INIT, STATE_STOPPED, STATE_STOPPING):
             logger.info("stopping the workers to collect their last rows")
             runner.stop()
+
+    # -- live figures (web UI, /llm/stats) -----------------------------------------------------
+    def start_live(self, interval: float = 2.0) -> None:
+        def loop() -> None:
+            while True:
+                gevent.sleep(interval)
+                self.refresh_live()
+
+        self._live_loop = gevent.spawn(loop)
+
+    def refresh_live(self) -> None:
+        live = self.live
+        live.in_flight = self.in_flight + sum(self._worker_in_flight.values())
+        if self.metrics is not None and self.metrics.latest:
+            live.server = {**self.metrics.latest, "prefix_cache_hit_rate": self.metrics.hit_rate()}
+        live.snapshot()
+
+    def on_request_live(self, context: dict | None = None, **_kw: object) -> None:
+        rec = context.get("llm_record") if context else None
+        if rec is not None and not rec.cancelled:
+            self.live.add(rec.ttft, rec.tpot, rec.decode_tps, rec.output_tokens, rec.success)
+
+    def on_rows_live(self, rows: list[list[str]]) -> None:
+        for row in rows:
+            self.live.add_row(dict(zip(COLUMNS, row, strict=False)))
+
+    def on_report_in_flight(self, client_id: str, data: dict, **_kw: object) -> None:
+        data["llm_in_flight"] = self.in_flight
+
+    def on_worker_in_flight(self, client_id: str, data: dict, **_kw: object) -> None:
+        if "llm_in_flight" in data:
+            self._worker_in_flight[client_id] = int(data["llm_in_flight"])
 
     def on_test_stop(self, **_kw: object) -> None:
         if self.fail_guard is not None:
@@ -406,6 +447,8 @@ def register(environment: Any, preflight_checks: bool = True) -> LLMRun:
     request_log = RequestLog(
         f"{csv_prefix}_requests.csv" if csv_prefix else None, worker=worker, forward=role == "worker"
     )
+    if getattr(options, "web_login", False) and role != "worker" and web_login.credentials() is None:
+        fail_fast("--web-login needs LOCUST_WEB_USERNAME and LOCUST_WEB_PASSWORD in the environment")
     try:
         run = LLMRun(environment, settings, request_log, role)
     except ValueError as exc:
@@ -423,8 +466,17 @@ def register(environment: Any, preflight_checks: bool = True) -> LLMRun:
     if role == "worker":
         request_log.ship_with(lambda kind, data: runner.send_message(kind, data))
         runner.register_message(GRANT, run.on_grant)
+        environment.events.report_to_master.add_listener(run.on_report_in_flight)
     elif role == "master":
         runner.register_message(GRANT_REQUEST, run.on_grant_request)
         runner.register_message(ROWS_MESSAGE, request_log.on_rows_message)
         environment.events.quitting.add_listener(run.on_master_quitting)
+        environment.events.worker_report.add_listener(run.on_worker_in_flight)
+        request_log.on_rows_data = run.on_rows_live
+    if role in ("local", "master"):
+        if role == "local":
+            environment.events.request.add_listener(run.on_request_live)
+        run.start_live()
+        web_login.install(environment)
+        web_extension.install(environment, run.live, csv_prefix)
     return run

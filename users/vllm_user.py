@@ -85,6 +85,7 @@ class VLLMUser(User):
                 temperature=settings.temperature,
             )
             rec = RequestRecord()
+            run.in_flight += 1
             try:
                 stream_request(
                     self.conn,
@@ -99,6 +100,8 @@ class VLLMUser(User):
             except GreenletExit:  # the test is stopping: record the in-flight request as cancelled
                 run.record(rec, time.perf_counter() - started)
                 raise
+            finally:
+                run.in_flight -= 1
             self._last = rec
             run.record(rec, time.perf_counter() - started)
             if not rec.success and not rec.status:

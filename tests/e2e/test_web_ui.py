@@ -1,0 +1,162 @@
+"""The LLM tab in Locust's web UI, driven in a real browser (Playwright + Debian's chromium)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.e2e.test_distributed import free_port
+from tests.procs import ROOT, start_locust
+
+KEY = "sk-ui-secret-000111222333"
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-quic", "--no-first-run"]  # fmt: skip
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed (scripts/test.sh installs it with apt-get)")
+        pytest.skip("chromium is not installed")
+    return path
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not come up")
+
+
+@pytest.fixture
+def web_locust(emulator_factory, tmp_path):
+    started = []
+
+    def start(*extra: str):
+        emu = emulator_factory("--step-ms", "20", "--api-key", KEY)
+        port = free_port()
+        proc, out = start_locust("--web-host", "127.0.0.1", "--web-port", str(port), "-H", emu.url,
+                                 "--max-tokens", "64", "--input-tokens", "128", "--csv", str(tmp_path / "ui"),
+                                 "--metrics-interval", "1", *extra, env={"OPENAI_API_KEY": KEY})  # fmt: skip
+        started.append((proc, out))
+        return emu, port, proc, out
+
+    yield start
+    for proc, out in started:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(30)
+        out.join()
+        assert "Traceback" not in out.text, out.text[-3000:]
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(180)
+def test_llm_tab_shows_live_figures_in_a_real_browser(web_locust, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    exe = chromium_path()
+    port = web_locust()[1]
+    base = f"http://127.0.0.1:{port}"
+    wait_http(base + "/")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(base + "/")
+        page.locator("input[name='userCount']").fill("8")
+        page.locator("input[name='spawnRate']").fill("8")
+        page.get_by_role("button", name=re.compile("start", re.I)).click()
+        page.get_by_role("tab", name="LLM").click()
+        row = page.get_by_role("row").filter(has_text="Completed requests")
+        row.wait_for(timeout=20_000)
+
+        def completed() -> int:
+            text = row.inner_text()
+            m = re.search(r"Completed requests\s+(\d+)", text)
+            return int(m.group(1)) if m else -1
+
+        deadline = time.monotonic() + 30
+        first = completed()
+        while first <= 0 and time.monotonic() < deadline:
+            time.sleep(0.5)
+            first = completed()
+        assert first > 0, page.content()[:2000]
+        ttft = page.get_by_role("row").filter(has_text="TTFT p50 (ms)").inner_text()
+        assert re.search(r"TTFT p50 \(ms\)\s+\d+\.\d", ttft), ttft
+        time.sleep(4)
+        assert completed() > first  # the figures update live
+        page.screenshot(path=str(ARTIFACTS / "web_ui_llm_tab.png"), full_page=True)
+        html = page.content()
+        assert KEY not in html
+        page.goto(base + "/llm")
+        page.wait_for_function("document.getElementById('status').textContent.includes('running')", timeout=15_000)
+        page.screenshot(path=str(ARTIFACTS / "web_ui_llm_charts.png"), full_page=True)
+        assert "Time to first token" in page.content()
+        stats = json.loads(urllib.request.urlopen(base + "/llm/stats", timeout=5).read())
+        assert stats["current"]["completed"] > 0 and stats["current"]["ttft_p50_ms"] > 0
+        assert stats["current"]["in_flight"] >= 0 and len(stats["history"]) >= 2
+        for path in ("/", "/llm/stats", "/llm", "/stats/requests"):
+            assert KEY not in urllib.request.urlopen(base + path, timeout=5).read().decode()
+        csv_text = urllib.request.urlopen(base + "/llm/requests.csv", timeout=10).read().decode()
+        assert csv_text.startswith("request_id,") and csv_text.count("\n") > 1
+        report = urllib.request.urlopen(base + "/llm/report.html", timeout=120).read().decode()
+        assert "data:image/png;base64," in report and KEY not in report
+        browser.close()
+
+
+@pytest.mark.timeout(120)
+def test_base_path_and_login_protect_the_llm_routes(emulator_factory, tmp_path):
+    import http.cookiejar
+    import urllib.parse
+
+    emu = emulator_factory("--step-ms", "20")
+    port = free_port()
+    creds = {"LOCUST_WEB_USERNAME": "operator", "LOCUST_WEB_PASSWORD": "pa55-word"}
+    proc, out = start_locust("--web-host", "127.0.0.1", "--web-port", str(port), "-H", emu.url, "--web-base-path",
+                             "/locust", "--web-login", "--csv", str(tmp_path / "wl"), env=creds)  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}/locust"
+        wait_http(base + "/")
+        anonymous = urllib.request.build_opener()
+        for path in ("/llm/stats", "/llm", "/llm/requests.csv"):
+            body = anonymous.open(base + path, timeout=5).read().decode()  # redirected to the login page
+            assert "ttft_p50_ms" not in body and "Time to first token" not in body, path
+        jar = http.cookiejar.CookieJar()
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+        wrong = urllib.parse.urlencode({"username": "operator", "password": "nope"}).encode()
+        browser.open(base + "/llm/login_submit", data=wrong, timeout=5)
+        assert "ttft_p50_ms" not in browser.open(base + "/llm/stats", timeout=5).read().decode()
+        good = urllib.parse.urlencode({"username": "operator", "password": "pa55-word"}).encode()
+        browser.open(base + "/llm/login_submit", data=good, timeout=5)
+        stats = json.loads(browser.open(base + "/llm/stats", timeout=5).read())
+        assert "current" in stats and "ttft_p50_ms" in stats["current"]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        out.join()
+    assert "Traceback" not in out.text, out.text[-3000:]
+
+
+def test_web_login_without_credentials_is_a_clear_error():
+    from tests.e2e.test_bad_input import assert_one_clear_error
+    from tests.procs import run_locust
+
+    run = run_locust("--web-host", "127.0.0.1", "--web-port", str(free_port()), "--web-login", "-H",
+                     "http://127.0.0.1:1", timeout=60)  # fmt: skip
+    assert_one_clear_error(run, "--web-login needs LOCUST_WEB_USERNAME and LOCUST_WEB_PASSWORD")

@@ -1,0 +1,157 @@
+"""Live LLM figures for the web UI and ``GET /llm/stats``: a rolling window and a history.
+
+Fed with finished requests (locally from the request events, at the master from
+the rows the workers ship), in-flight counts and the latest server scrape. No
+Locust import; the caller takes snapshots on a timer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+@dataclass(slots=True)
+class Sample:
+    t: float
+    ttft: float | None
+    tpot: float | None
+    decode_tps: float | None
+    output_tokens: int
+    success: bool
+
+
+def sparkline(values: list[float | None], width: int = 30) -> str:
+    """The last ``width`` values as Unicode blocks, scaled between their min and max."""
+    vals = [v for v in values[-width:] if v is not None and np.isfinite(v)]
+    if not vals:
+        return ""
+    lo, hi = min(vals), max(vals)
+    span = hi - lo
+    out = []
+    for v in values[-width:]:
+        if v is None or not np.isfinite(v):
+            out.append(" ")
+        else:
+            out.append(SPARK[int((v - lo) / span * (len(SPARK) - 1)) if span > 0 else 0])
+    return "".join(out)
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+class LiveStats:
+    def __init__(self, window_s: float = 10.0, history_points: int = 600) -> None:
+        self.window_s = window_s
+        self._samples: deque[Sample] = deque()
+        self.history: deque[dict] = deque(maxlen=history_points)
+        self.completed = 0
+        self.errors = 0
+        self.in_flight = 0
+        self.server: dict[str, float | None] = {}
+        self.started = time.time()
+
+    def add(self, ttft: float | None, tpot: float | None, decode_tps: float | None, output_tokens: int | None,
+            success: bool, t: float | None = None) -> None:  # fmt: skip
+        self._samples.append(Sample(t or time.time(), ttft, tpot, decode_tps, output_tokens or 0, success))
+        if success:
+            self.completed += 1
+        else:
+            self.errors += 1
+
+    def add_row(self, row: dict[str, str]) -> None:
+        """A shipped per-request CSV row (master side)."""
+
+        def num(key: str) -> float | None:
+            value = row.get(key, "")
+            return float(value) if value else None
+
+        if row.get("error", "").startswith("cancelled:"):
+            return
+        out = num("output_tokens")
+        start = num("start_time") or time.time()
+        e2e = num("e2e_s") or 0.0
+        self.add(num("ttft_s"), num("tpot_s"), num("decode_tps"), int(out) if out else 0,
+                 row.get("success") == "true", start + e2e)  # fmt: skip
+
+    def reset(self) -> None:
+        self._samples.clear()
+        self.history.clear()
+        self.completed = self.errors = self.in_flight = 0
+        self.started = time.time()
+
+    def snapshot(self, now: float | None = None) -> dict:
+        """Figures over the last ``window_s`` seconds, appended to the history."""
+        now = now or time.time()
+        while self._samples and self._samples[0].t < now - self.window_s:
+            self._samples.popleft()
+        ok = [s for s in self._samples if s.success]
+        ttft = [s.ttft * 1000 for s in ok if s.ttft is not None]
+        tpot = [s.tpot * 1000 for s in ok if s.tpot is not None]
+        tps = [s.decode_tps for s in ok if s.decode_tps is not None]
+        span = min(self.window_s, max(now - self.started, 1e-9))
+        point = {
+            "time": now,
+            "ttft_p50_ms": _pct(ttft, 50),
+            "ttft_p90_ms": _pct(ttft, 90),
+            "ttft_p99_ms": _pct(ttft, 99),
+            "tpot_p50_ms": _pct(tpot, 50),
+            "decode_tps_mean": float(np.mean(tps)) if tps else None,
+            "output_tokens_per_s": sum(s.output_tokens for s in ok) / span,
+            "requests_per_s": len(ok) / span,
+            "errors_per_s": (len(self._samples) - len(ok)) / span,
+            "in_flight": self.in_flight,
+            "completed": self.completed,
+            "errors": self.errors,
+            "prefix_cache_hit_rate": self.server.get("prefix_cache_hit_rate"),
+            "num_requests_running": self.server.get("num_requests_running"),
+            "num_requests_waiting": self.server.get("num_requests_waiting"),
+            "kv_cache_usage_perc": self.server.get("kv_cache_usage_perc"),
+        }
+        self.history.append(point)
+        return point
+
+    def current(self) -> dict:
+        return self.history[-1] if self.history else self.snapshot()
+
+    def series(self, key: str) -> list[float | None]:
+        return [p.get(key) for p in self.history]
+
+
+# (key, label, format) of the rows in the web UI's LLM tab
+TABLE_ROWS = [
+    ("ttft_p50_ms", "TTFT p50 (ms)", "{:.1f}"),
+    ("ttft_p90_ms", "TTFT p90 (ms)", "{:.1f}"),
+    ("ttft_p99_ms", "TTFT p99 (ms)", "{:.1f}"),
+    ("tpot_p50_ms", "TPOT p50 (ms)", "{:.2f}"),
+    ("decode_tps_mean", "Decode tokens/s per request", "{:.1f}"),
+    ("output_tokens_per_s", "Output tokens/s (all)", "{:.0f}"),
+    ("requests_per_s", "Requests/s", "{:.2f}"),
+    ("in_flight", "Requests in flight", "{:.0f}"),
+    ("completed", "Completed requests", "{:.0f}"),
+    ("errors", "Errors", "{:.0f}"),
+    ("errors_per_s", "Errors/s", "{:.2f}"),
+    ("prefix_cache_hit_rate", "Prefix-cache hit rate (server)", "{:.1%}"),
+    ("num_requests_running", "Server: running requests", "{:.0f}"),
+    ("num_requests_waiting", "Server: waiting requests", "{:.0f}"),
+    ("kv_cache_usage_perc", "Server: KV-cache usage", "{:.1%}"),
+]
+
+
+def table_rows(stats: LiveStats) -> list[dict[str, str]]:
+    cur = stats.current()
+    rows = []
+    for key, label, fmt in TABLE_ROWS:
+        value = cur.get(key)
+        rows.append({
+            "metric": label,
+            "now": fmt.format(value) if value is not None else "–",
+            "trend": sparkline(stats.series(key)),
+        })  # fmt: skip
+    return rows
