@@ -42,6 +42,7 @@ OUTPUT_TOKENS = 256
 
 def pinned(core: int):
     def pin() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)  # a background shell may have left it ignored
         if len(os.sched_getaffinity(0)) > 1 or core in os.sched_getaffinity(0):
             os.sched_setaffinity(0, {core % os.cpu_count()})
 

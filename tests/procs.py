@@ -105,6 +105,12 @@ class Run:
         return f"Run(rc={self.returncode}, output=...{self.output[-3000:]})"
 
 
+def default_sigint() -> None:
+    """In the child: take SIGINT as Ctrl-C even when this process was started with it ignored
+    (a background job of a non-interactive shell ignores SIGINT, and children inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def locust_cmd(*args: str) -> list[str]:
     return [LOCUST, "-f", str(ROOT / "locustfile.py"), *args]
 
@@ -120,6 +126,7 @@ def run_locust(*args: str, timeout: float = 180, env: dict | None = None) -> Run
         timeout=timeout,
         env=full_env,
         stdin=subprocess.DEVNULL,
+        preexec_fn=default_sigint,
     )
     return Run(proc.returncode, proc.stdout + proc.stderr)
 
@@ -142,5 +149,6 @@ def start_locust(*args: str, env: dict | None = None) -> tuple[subprocess.Popen,
         text=True,
         env=full_env,
         stdin=subprocess.DEVNULL,
+        preexec_fn=default_sigint,
     )
     return proc, Drain(proc)

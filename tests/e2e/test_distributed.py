@@ -13,7 +13,7 @@ from collections import Counter
 import psutil
 import pytest
 
-from tests.procs import locust_cmd, run_locust, start_locust
+from tests.procs import default_sigint, locust_cmd, run_locust, start_locust
 
 FAST = ("--step-ms", "10", "--step-ms-per-seq", "0.02")
 
@@ -154,7 +154,13 @@ def test_processes_mode_survives_a_killed_child(emulator_factory, tmp_path):
     )
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, stdin=subprocess.DEVNULL
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        preexec_fn=default_sigint,
     )
     try:
         deadline = time.monotonic() + 30
