@@ -88,9 +88,14 @@ def run_condition(streams: int, rate: float, seconds: float, user: str, tmp: str
     emu_cpu1 = sum(emu_proc.cpu_times()[:2])
     tok1, t1 = generation_tokens(url), time.monotonic()
     client.send_signal(signal.SIGINT)
-    client.wait(timeout=60)
-    emu.send_signal(signal.SIGTERM)
-    emu.wait(timeout=30)
+    for proc_, grace in ((client, 60), (emu, 30)):
+        if proc_ is emu:
+            emu.send_signal(signal.SIGTERM)
+        try:
+            proc_.wait(timeout=grace)
+        except subprocess.TimeoutExpired:  # never leave a process behind to disturb the next condition
+            proc_.kill()
+            proc_.wait()
     window_start = time.time() - (time.monotonic() - t0)
     truth = {}
     with open(log) as f:
