@@ -22,9 +22,11 @@ for _ in range(200):
 else:
     sys.exit("error: the emulator did not start; see its log")
 PY
-# Seed: -u 128 -r 16 -n 500, ~2048 input tokens, 512 max output. Scaled: fewer requests, shorter outputs.
+# Seed: -u 128 -r 16 -n 500, ~2048 input tokens (here 1536 of them shared, in 4 prefix groups), 512 max
+# output. Scaled: fewer requests, shorter outputs.
 .venv/bin/locust -f locustfile.py --headless -u 128 -r 16 -n "${REQUESTS:-300}" -H "http://127.0.0.1:$port" \
-  --input-tokens 2048 --max-tokens "${MAX_TOKENS:-256}" --csv "$out/run" --csv-full-history --only-summary
+  --input-tokens 2048 --prefix-tokens 1536 --prefix-groups 4 --max-tokens "${MAX_TOKENS:-256}" \
+  --metrics-interval 2 --csv "$out/run" --csv-full-history --only-summary
 .venv/bin/python -m reports "$out/run"
 echo
 echo "Results: $out/"
