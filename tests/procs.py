@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -94,6 +95,26 @@ class Emulator:
         out = self.drain.text
         assert "Traceback" not in out, out
         return out
+
+
+def read_rows(prefix) -> list[dict]:
+    """The per-request CSV of a run, as dicts."""
+    with open(f"{prefix}_requests.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def workers_with_rows(prefix) -> int:
+    try:
+        return len({r["worker"] for r in read_rows(prefix)})
+    except (FileNotFoundError, KeyError):
+        return 0
+
+
+def wait_for_rows_from(prefix, workers: int, timeout: float = 60) -> None:
+    """Wait until every worker has shipped at least one row to the master's CSV."""
+    deadline = time.monotonic() + timeout
+    while workers_with_rows(prefix) < workers and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 class Run:

@@ -37,11 +37,6 @@ class WorkerBudget:
         self._asked = False
         self._parked = False  # the master had nothing left; wait until it offers more
         self._event = Event()
-        self.total = None
-
-    @property
-    def exhausted(self) -> bool:
-        return self._parked and self.local <= 0
 
     def take(self) -> bool:
         while self.local <= 0:

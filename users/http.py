@@ -105,7 +105,6 @@ class Connection:
         self.ssl_context = ssl_context
         self._sock: socket.socket | None = None
         self._buf = b""
-        self.requests_on_socket = 0
 
     # -- connection management -------------------------------------------------
     def _connect(self) -> socket.socket:
@@ -123,7 +122,6 @@ class Connection:
         sock.settimeout(self.read_timeout)
         self._sock = sock
         self._buf = b""
-        self.requests_on_socket = 0
         return sock
 
     def close(self) -> None:
@@ -159,7 +157,6 @@ class Connection:
             except OSError as exc2:
                 self.close()
                 raise TransportError(f"connection failed while sending: {_os_reason(exc2)}") from None
-        self.requests_on_socket += 1
         return reused
 
     def take_buffered(self) -> bytes:

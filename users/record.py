@@ -164,10 +164,6 @@ class StreamAccumulator:
             if j > 0:
                 self.record.request_id = payload[i + 6 : j].decode("utf-8", "replace")
 
-    @property
-    def text_events(self) -> int:
-        return self._text_events
-
     def finish(self, error: str = "") -> RequestRecord:
         """Close the record. ``error`` is a transport failure, if there was one."""
         rec = self.record

@@ -87,7 +87,6 @@ class RequestLog:
         self.path = path
         self.worker = worker
         self.forward = forward  # True on a worker: rows go to the master
-        self.rows_written = 0
         self.on_rows: Callable[[str, int], None] | None = None  # master: rows received from a worker
         self.on_rows_data: Callable[[list[list[str]]], None] | None = None  # master: the rows themselves
         self._send: Callable[[str, Any], None] | None = None
@@ -163,7 +162,6 @@ class RequestLog:
 
     # -- file ----------------------------------------------------------------
     def write_rows(self, rows: list[list[str]]) -> None:
-        self.rows_written += len(rows)
         if self.path is None:
             return
         if self._writer is None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 import signal
 import socket
@@ -13,7 +12,7 @@ from collections import Counter
 import psutil
 import pytest
 
-from tests.procs import default_sigint, locust_cmd, run_locust, start_locust
+from tests.procs import default_sigint, locust_cmd, read_rows, run_locust, start_locust, wait_for_rows_from
 
 FAST = ("--step-ms", "10", "--step-ms-per-seq", "0.02")
 
@@ -22,18 +21,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def rows_of(prefix) -> list[dict]:
-    with open(f"{prefix}_requests.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def rows_from_workers(prefix) -> int:
-    try:
-        return len({r["worker"] for r in rows_of(prefix)})
-    except (FileNotFoundError, KeyError):
-        return 0
 
 
 def run_cluster(emu, prefix, n, workers=3, kill_one=False, extra=()):
@@ -46,9 +33,7 @@ def run_cluster(emu, prefix, n, workers=3, kill_one=False, extra=()):
     procs = [start_locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(port)) for _ in range(workers)]
     try:
         if kill_one:  # once every worker has shipped rows, one dies mid-run
-            deadline = time.monotonic() + 60
-            while rows_from_workers(prefix) < workers and time.monotonic() < deadline:
-                time.sleep(0.1)
+            wait_for_rows_from(prefix, workers)
             procs[1][0].kill()  # SIGKILL: no goodbye, no final report
         master.wait(timeout=120)
         for proc, _ in procs:
@@ -70,7 +55,7 @@ def test_global_n_is_exact_across_three_workers(emulator_factory, tmp_path):
     assert rc == 0, outputs[0][-3000:]
     assert all("Traceback" not in out for out in outputs), outputs
     assert emu.stats()["by_path"]["/v1/chat/completions"] == 301  # not 301 per worker
-    rows = rows_of(prefix)
+    rows = read_rows(prefix)
     assert len(rows) == 301 and all(r["success"] == "true" for r in rows)
     by_worker = Counter(r["worker"] for r in rows)
     assert len(by_worker) == 3 and all(n >= 50 for n in by_worker.values()), by_worker
@@ -84,7 +69,7 @@ def test_killed_worker_keeps_its_rows_and_the_others_finish_the_budget(emulator_
     rc, outputs = run_cluster(emu, prefix, 200, kill_one=True, extra=("--max-tokens", "32", "--ignore-eos"))
     assert rc == 0, outputs[0][-3000:]
     assert "Traceback" not in outputs[0]
-    rows = rows_of(prefix)
+    rows = read_rows(prefix)
     by_worker = Counter(r["worker"] for r in rows)
     assert len(by_worker) == 3, by_worker  # the killed worker's finished rows were kept
     assert len(rows) == 200  # its unfinished grants went to the workers that remained
@@ -123,7 +108,7 @@ def test_processes_mode_has_the_same_exact_total(emulator_factory, tmp_path):
     assert run.returncode == 0, run
     assert "Traceback" not in run.output
     assert emu.stats()["by_path"]["/v1/chat/completions"] == 101
-    rows = rows_of(prefix)
+    rows = read_rows(prefix)
     assert len(rows) == 101 and len(Counter(r["worker"] for r in rows)) == 2
 
 
@@ -169,15 +154,13 @@ def test_processes_mode_survives_a_killed_child(emulator_factory, tmp_path):
             children = psutil.Process(proc.pid).children()
             time.sleep(0.2)
         assert len(children) == 2
-        deadline = time.monotonic() + 60
-        while rows_from_workers(prefix) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_for_rows_from(prefix, 2)
         os.kill(children[0].pid, signal.SIGKILL)
         out, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert "Traceback" not in out
-    rows = rows_of(prefix)
+    rows = read_rows(prefix)
     assert len(rows) == 150, out[-3000:]
     assert len(Counter(r["worker"] for r in rows)) == 2

@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from tests.procs import run_locust
+from tests.procs import read_rows, run_locust
 
 FAST = ("--step-ms", "5", "--step-ms-per-seq", "0.02", "--eos-prob", "0")
 
@@ -24,11 +24,6 @@ EXPECTED = {
 }
 
 
-def rows_of(prefix) -> list[dict]:
-    with open(f"{prefix}_requests.csv", newline="") as f:
-        return list(csv.DictReader(f))
-
-
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("kind", sorted(EXPECTED))
 def test_each_fault_is_recorded_once_with_its_reason(emulator_factory, tmp_path, kind):
@@ -43,7 +38,7 @@ def test_each_fault_is_recorded_once_with_its_reason(emulator_factory, tmp_path,
     stats = emu.stats()
     injected = stats["faults_injected"].get(kind, 0)
     assert injected > 0
-    rows = rows_of(prefix)
+    rows = read_rows(prefix)
     assert len(rows) == 60 == stats["by_path"]["/v1/chat/completions"]  # one row per request sent
     failed = [r for r in rows if r["success"] == "false"]
     assert len(failed) == injected  # one failure per injected fault
@@ -86,7 +81,7 @@ def test_request_timeout_bounds_a_whole_request(emulator_factory, tmp_path):
         "--only-summary",
     )
     assert run.returncode == 1
-    rows = rows_of(prefix)
+    rows = read_rows(prefix)
     assert len(rows) == 2 and all(r["error"] == "request timed out after 1 s" for r in rows)
     assert all(0 < int(r["output_tokens"]) < 50 for r in rows)
 
@@ -116,4 +111,4 @@ def test_max_fail_ratio_stops_the_run_early(emulator_factory, tmp_path):
     )
     assert run.returncode == 1
     assert "exceeds --max-fail-ratio 0.2: stopping the run" in run.output
-    assert 20 <= len(rows_of(prefix)) < 5000
+    assert 20 <= len(read_rows(prefix)) < 5000

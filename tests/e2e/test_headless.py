@@ -6,14 +6,9 @@ import csv
 
 import pytest
 
-from tests.procs import run_locust
+from tests.procs import read_rows, run_locust
 
 FAST = ("--step-ms", "10", "--step-ms-per-seq", "0.02", "--prefill-ms-per-token", "0.002")
-
-
-def read_rows(prefix) -> list[dict]:
-    with open(f"{prefix}_requests.csv", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.mark.timeout(240)

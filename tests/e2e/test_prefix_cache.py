@@ -10,14 +10,9 @@ import sys
 import pytest
 
 from tests.e2e.test_bad_input import assert_one_clear_error
-from tests.procs import ROOT, run_locust
+from tests.procs import ROOT, read_rows, run_locust
 
 FAST = ("--step-ms", "5", "--step-ms-per-seq", "0.02", "--prefill-ms-per-token", "0.001")
-
-
-def rows_of(prefix) -> list[dict]:
-    with open(f"{prefix}_requests.csv", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def server_rows(prefix) -> list[dict]:
@@ -35,7 +30,7 @@ def test_shared_prefix_hits_the_cache_and_metrics_agree(emulator_factory, tmp_pa
         "--csv", str(prefix), "--only-summary",
     )  # fmt: skip
     assert run.returncode == 0, run
-    rows = rows_of(prefix)
+    rows = read_rows(prefix)
     truth = {t["id"]: t for t in emu.truth()}
     assert len(rows) == 24 == len(truth)
     assert all(int(r["prompt_tokens"]) == 512 for r in rows)  # sized exactly with the server's /tokenize
@@ -79,7 +74,7 @@ def test_warmup_primes_every_group_and_is_not_counted(emulator_factory, tmp_path
         "--csv", str(prefix), "--only-summary",
     )  # fmt: skip
     assert run.returncode == 0, run
-    rows = rows_of(prefix)
+    rows = read_rows(prefix)
     assert len(rows) == 40
     assert emu.stats()["by_path"]["/v1/chat/completions"] == 42  # 40 measured + 1 warm-up per group
     assert all(int(r["cached_tokens"]) >= 320 for r in rows)  # every measured request hits
@@ -114,10 +109,10 @@ def test_reset_prefix_cache_makes_a_rerun_cold_and_warns_where_not_allowed(emula
     )
     assert run_locust(*args, "--csv", str(tmp_path / "a")).returncode == 0
     assert run_locust(*args, "--csv", str(tmp_path / "b")).returncode == 0
-    assert int(rows_of(tmp_path / "b")[0]["cached_tokens"]) > 0  # warm from the first run
+    assert int(read_rows(tmp_path / "b")[0]["cached_tokens"]) > 0  # warm from the first run
     run = run_locust(*args, "--csv", str(tmp_path / "c"), "--reset-prefix-cache")
     assert run.returncode == 0 and "prefix cache reset" in run.output
-    assert int(sorted(rows_of(tmp_path / "c"), key=lambda r: r["start_time"])[0]["cached_tokens"]) == 0
+    assert int(sorted(read_rows(tmp_path / "c"), key=lambda r: r["start_time"])[0]["cached_tokens"]) == 0
     locked = emulator_factory(*FAST, "--no-dev-mode")
     run = run_locust(
         "--headless",
@@ -147,7 +142,7 @@ def test_multi_turn_conversations_reuse_their_history(emulator_factory, tmp_path
         "--turn-tokens", "40", "--max-tokens", "20", "--csv", str(prefix), "--only-summary",
     )  # fmt: skip
     assert run.returncode == 0, run
-    rows = sorted(rows_of(prefix), key=lambda r: float(r["start_time"]))
+    rows = sorted(read_rows(prefix), key=lambda r: float(r["start_time"]))
     assert len(rows) == 12 and all(r["success"] == "true" for r in rows)
     grows = [int(r["prompt_tokens"]) for r in rows if int(r["prompt_tokens"]) > 200 + 20 + 40]
     assert len(grows) == 8  # turns 2 and 3 of four conversations carry the history
@@ -178,7 +173,7 @@ def test_dataset_prompts_and_their_output_lengths(emulator_factory, tmp_path):
         "--only-summary",
     )
     assert run.returncode == 0, run
-    assert sorted(int(r["output_tokens"]) for r in rows_of(prefix)) == [3, 4, 5, 6]
+    assert sorted(int(r["output_tokens"]) for r in read_rows(prefix)) == [3, 4, 5, 6]
 
 
 @pytest.mark.parametrize(
@@ -242,5 +237,5 @@ def test_local_tokenizer_sizes_prompts_in_a_real_run(emulator_factory, tmp_path)
     assert "Traceback" not in run.output
     counter = LocalTokenizer(str(tok_dir))
     # the emulator tokenizes differently; what was sent is sized in the given tokenizer's tokens
-    assert all(r["success"] == "true" for r in rows_of(prefix))
+    assert all(r["success"] == "true" for r in read_rows(prefix))
     assert counter.count("", True) > 0
