@@ -160,3 +160,36 @@ def test_web_login_without_credentials_is_a_clear_error():
     run = run_locust("--web-host", "127.0.0.1", "--web-port", str(free_port()), "--web-login", "-H",
                      "http://127.0.0.1:1", timeout=60)  # fmt: skip
     assert_one_clear_error(run, "--web-login needs LOCUST_WEB_USERNAME and LOCUST_WEB_PASSWORD")
+
+
+@pytest.mark.timeout(120)
+def test_llm_stats_at_a_distributed_master(emulator_factory, tmp_path):
+    emu = emulator_factory("--step-ms", "20")
+    web, master_port = free_port(), free_port()
+    master, mout = start_locust("--master", "--expect-workers", "2", "--master-bind-host", "127.0.0.1",
+                                "--master-bind-port", str(master_port), "--web-host", "127.0.0.1", "--web-port",
+                                str(web), "--autostart", "-u", "8", "-r", "8", "-H", emu.url, "--max-tokens", "32",
+                                "--input-tokens", "64", "--metrics-interval", "1")  # fmt: skip
+    workers = [start_locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port))
+               for _ in range(2)]  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{web}/llm/stats"
+        wait_http(url)
+        deadline = time.monotonic() + 40
+        cur: dict = {}
+        while time.monotonic() < deadline:
+            cur = json.loads(urllib.request.urlopen(url, timeout=5).read())["current"]
+            if cur.get("completed", 0) > 10 and cur.get("in_flight", 0) > 0:
+                break
+            time.sleep(1)
+        # rows and in-flight counts from both workers reach the master's figures
+        assert cur["completed"] > 10 and cur["in_flight"] > 0 and cur["ttft_p50_ms"] > 0, cur
+        assert cur["num_requests_running"] is not None  # the master scrapes the server
+    finally:
+        for p, _ in [(master, mout), *workers]:
+            if p.poll() is None:
+                p.terminate()
+        for p, d in [(master, mout), *workers]:
+            p.wait(30)
+            d.join()
+    assert "Traceback" not in mout.text, mout.text[-3000:]
