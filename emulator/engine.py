@@ -51,7 +51,6 @@ class Sequence:
     first_mono: float = 0.0
     first_wall: float = 0.0
     last_mono: float = 0.0
-    admitted: bool = False
     cancelled: bool = False
     finish_reason: str = ""
 
@@ -140,7 +139,6 @@ class Engine:
                 continue
             s.cached = self.cache.lookup(s.hashes, len(s.prompt))
             s.prefill_left = len(s.prompt) - s.cached
-            s.admitted = True
             self.metrics.on_admit(len(s.prompt), s.cached)
             self.running.append(s)
 

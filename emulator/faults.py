@@ -95,7 +95,6 @@ class Fault:
         if kind == "stall":
             conn.send_chunk(out)
             seq.cancelled = True  # never another byte; the connection stays open
-            conn.stalled = True
             sink.abort(seq, "fault:stall")
             return True
         return False

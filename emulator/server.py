@@ -228,7 +228,6 @@ class StreamSink:
 
     __slots__ = (
         "_head",
-        "_obj",
         "_post",
         "_pre",
         "_words",
@@ -261,7 +260,6 @@ class StreamSink:
         self.fault = fault
         created = int(time.time())
         obj = "chat.completion.chunk" if chat else "text_completion"
-        self._obj = obj
         self._head = f'{{"id":"{rid}","object":"{obj}","created":{created},"model":{json.dumps(model)},'.encode()
         if chat:
             self._pre = self._head + b'"choices":[{"index":0,"delta":{"content":"'
@@ -415,7 +413,6 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.active: Sequence | None = None
         self.keep_alive = True
-        self.stalled = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]

@@ -22,7 +22,6 @@ logger = logging.getLogger(__name__)
 
 GRANT_REQUEST = "llm_grant_request"
 GRANT = "llm_grant"
-ROWS = "llm_rows"
 REASK_AFTER_S = 5.0  # a worker asks again if no grant arrived (lost message, master restarted the test)
 
 

@@ -20,6 +20,14 @@ RECV_SIZE = 65536
 MAX_HEAD = 65536
 
 
+def stalled_message(seconds: float) -> str:
+    return f"stalled: no data for {seconds:g} s"
+
+
+def broken_message(exc: OSError) -> str:
+    return f"connection broken mid-response: {os_reason(exc)}"
+
+
 class TransportError(Exception):
     """The connection failed: refused, reset, closed early, timed out or garbled."""
 
@@ -116,9 +124,7 @@ class Connection:
         except ssl.SSLError as exc:
             raise TransportError(f"TLS handshake with {self.target.host}:{self.target.port} failed: {exc}") from None
         except OSError as exc:
-            raise TransportError(
-                f"cannot connect to {self.target.host}:{self.target.port}: {_os_reason(exc)}"
-            ) from None
+            raise TransportError(f"cannot connect to {self.target.host}:{self.target.port}: {os_reason(exc)}") from None
         sock.settimeout(self.read_timeout)
         self._sock = sock
         self._buf = b""
@@ -149,14 +155,14 @@ class Connection:
         except OSError as exc:
             self.close()
             if not reused:
-                raise TransportError(f"connection failed while sending: {_os_reason(exc)}") from None
+                raise TransportError(f"connection failed while sending: {os_reason(exc)}") from None
             sock = self._connect()  # a stale keep-alive socket: the server never saw the request
             reused = False
             try:
                 sock.sendall(raw)
             except OSError as exc2:
                 self.close()
-                raise TransportError(f"connection failed while sending: {_os_reason(exc2)}") from None
+                raise TransportError(f"connection failed while sending: {os_reason(exc2)}") from None
         return reused
 
     def take_buffered(self) -> bytes:
@@ -184,10 +190,10 @@ class Connection:
             return sock.recv(RECV_SIZE)
         except TimeoutError:
             self.close()
-            raise TransportError(f"stalled: no data for {self.read_timeout:g} s") from None
+            raise TransportError(stalled_message(self.read_timeout)) from None
         except OSError as exc:
             self.close()
-            raise TransportError(f"connection broken mid-response: {_os_reason(exc)}") from None
+            raise TransportError(broken_message(exc)) from None
 
     def read_head(self) -> Head:
         """Read the status line and headers; body bytes read with them stay buffered."""
@@ -274,7 +280,8 @@ class Connection:
         return head, self.read_body(head)
 
 
-def _os_reason(exc: OSError) -> str:
+def os_reason(exc: OSError) -> str:
+    """A short, stable wording of a socket error, for the ``error`` column."""
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, ConnectionResetError):

@@ -22,8 +22,9 @@ from gevent.event import AsyncResult, Event
 from gevent.monkey import get_original
 from gevent.socket import wait_read
 
-from users.http import Connection
+from users.http import Connection, broken_message, stalled_message
 from users.sse import ProtocolError
+from users.stream import timed_out_message
 
 RECV_SIZE = 65536
 
@@ -79,10 +80,10 @@ class StreamReactor:
                     now = clock()
                     if deadline_s is not None and now - start >= deadline_s:
                         conn.close()
-                        return f"request timed out after {deadline_s:g} s"
+                        return timed_out_message(deadline_s)
                     if now - stream.last >= stall:
                         conn.close()
-                        return f"stalled: no data for {stall:g} s"
+                        return stalled_message(stall)
         finally:
             self._forget(fd, stream)
 
@@ -121,7 +122,7 @@ class StreamReactor:
         except BlockingIOError:
             return
         except OSError as exc:
-            self._done(fd, stream, f"connection broken mid-response: {_reason(exc)}", close=True)
+            self._done(fd, stream, broken_message(exc), close=True)
             return
         t = stream.clock()
         if not data:
@@ -144,9 +145,3 @@ class StreamReactor:
         if close:
             stream.conn.close()
         stream.result.set(error)
-
-
-def _reason(exc: OSError) -> str:
-    if isinstance(exc, ConnectionResetError):
-        return "connection reset by peer"
-    return exc.strerror or exc.__class__.__name__

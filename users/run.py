@@ -83,7 +83,6 @@ class LLMRun:
         self.in_flight = 0  # requests this process has sent and not finished
         self.live = LiveStats()
         self._worker_in_flight: dict[str, int] = {}
-        self._live_loop: gevent.Greenlet | None = None
         self.fail_guard: FailRatioGuard | None = None
         self.prompts: PromptSource | None = None
         self.metrics: ServerMetrics | None = None
@@ -319,7 +318,7 @@ class LLMRun:
                 gevent.sleep(interval)
                 self.refresh_live()
 
-        self._live_loop = gevent.spawn(loop)
+        gevent.spawn(loop)
 
     def refresh_live(self) -> None:
         live = self.live

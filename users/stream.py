@@ -98,6 +98,10 @@ class StreamBody:
         return bool(self._sse.pending.strip())
 
 
+def timed_out_message(seconds: float) -> str:
+    return f"request timed out after {seconds:g} s"
+
+
 def read_body(
     conn: Connection, body: StreamBody, clock: Callable[[], float], start: float, deadline_s: float | None
 ) -> str:
@@ -109,7 +113,7 @@ def read_body(
             return ""
         if deadline_s is not None and t - start > deadline_s:
             conn.close()
-            return f"request timed out after {deadline_s:g} s"
+            return timed_out_message(deadline_s)
         data = conn.recv()
         t = clock()
     conn.close()

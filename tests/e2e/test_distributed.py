@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
 import time
 from collections import Counter
 
 import psutil
 import pytest
 
-from tests.procs import default_sigint, locust_cmd, read_rows, run_locust, start_locust, wait_for_rows_from
+from tests.procs import read_rows, run_locust, start_locust, wait_for_rows_from
 
 FAST = ("--step-ms", "10", "--step-ms-per-seq", "0.02")
 
@@ -116,37 +115,10 @@ def test_processes_mode_has_the_same_exact_total(emulator_factory, tmp_path):
 def test_processes_mode_survives_a_killed_child(emulator_factory, tmp_path):
     emu = emulator_factory("--step-ms", "20", "--step-ms-per-seq", "0")
     prefix = tmp_path / "pk"
-    cmd = locust_cmd(
-        "--processes",
-        "2",
-        "--headless",
-        "-u",
-        "20",
-        "-r",
-        "20",
-        "-n",
-        "150",
-        "-H",
-        emu.url,
-        "--max-tokens",
-        "32",
-        "--ignore-eos",
-        "--input-tokens",
-        "128",
-        "--csv",
-        str(prefix),
-        "--only-summary",
-    )
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        preexec_fn=default_sigint,
-    )
+    proc, out = start_locust(
+        "--processes", "2", "--headless", "-u", "20", "-r", "20", "-n", "150", "-H", emu.url,
+        "--max-tokens", "32", "--ignore-eos", "--input-tokens", "128", "--csv", str(prefix), "--only-summary",
+    )  # fmt: skip
     try:
         deadline = time.monotonic() + 30
         children: list = []
@@ -156,11 +128,12 @@ def test_processes_mode_survives_a_killed_child(emulator_factory, tmp_path):
         assert len(children) == 2
         wait_for_rows_from(prefix, 2)
         os.kill(children[0].pid, signal.SIGKILL)
-        out, _ = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert "Traceback" not in out
+    out.join()
+    assert "Traceback" not in out.text
     rows = read_rows(prefix)
-    assert len(rows) == 150, out[-3000:]
+    assert len(rows) == 150, out.text[-3000:]
     assert len(Counter(r["worker"] for r in rows)) == 2
