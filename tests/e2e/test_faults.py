@@ -112,3 +112,17 @@ def test_max_fail_ratio_stops_the_run_early(emulator_factory, tmp_path):
     assert run.returncode == 1
     assert "exceeds --max-fail-ratio 0.2: stopping the run" in run.output
     assert 20 <= len(read_rows(prefix)) < 5000
+
+
+@pytest.mark.timeout(60)
+def test_failures_without_a_response_do_not_hammer_the_server(emulator_factory, tmp_path):
+    # every generation request is refused before its headers; the user pauses 50 ms after each
+    emu = emulator_factory("--fault", "refuse=1.0")
+    prefix = tmp_path / "dead"
+    run = run_locust("--headless", "-u", "4", "-r", "4", "-t", "2s", "-H", emu.url, "--max-tokens", "4",
+                     "--input-tokens", "32", "--csv", str(prefix), "--only-summary")  # fmt: skip
+    assert run.returncode == 1
+    rows = read_rows(prefix)
+    assert all(r["error"] == "connection closed before the response headers" for r in rows if r["success"] == "false")
+    # 4 users x 2 s / 50 ms is at most ~160 requests; without the pause it is thousands
+    assert 8 <= len(rows) <= 200, len(rows)
