@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import time
 from dataclasses import asdict, replace
@@ -416,6 +417,24 @@ def preflight(run: LLMRun, host: str | None) -> None:
         fail_fast(str(exc), code=1)
 
 
+def deliver_ctrl_c_to_main() -> None:
+    """Raise Ctrl-C's KeyboardInterrupt in the main greenlet, where Locust handles it.
+
+    Python raises it in whichever greenlet happens to run when SIGINT arrives (under load,
+    often the reactor), which then dies with a traceback before gevent passes it on.
+    Left alone where SIGINT is ignored or handled by someone else.
+    """
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return
+    main = gevent.getcurrent()
+
+    def on_sigint() -> None:
+        if not main.dead:
+            main.throw(KeyboardInterrupt)
+
+    gevent.signal_handler(signal.SIGINT, on_sigint)
+
+
 def warn_if_exposed(options: Any, settings: Settings) -> None:
     """A web UI open to other hosts can start tests with the API key: say so when it has no login."""
     if options is None or getattr(options, "headless", True) or getattr(options, "worker", False):
@@ -438,6 +457,8 @@ def register(environment: Any, preflight_checks: bool = True) -> LLMRun:
         fail_fast(str(exc))
     runner = environment.runner
     role = role_of(runner)
+    if options is not None:  # a real locust process (not an Environment built by a test)
+        deliver_ctrl_c_to_main()
     if role == "worker":
         install_cached_default_args()
     host = environment.host or getattr(options, "host", None)
