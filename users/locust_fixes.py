@@ -4,7 +4,7 @@
    and ``_exceptions.csv`` once a second and closes them at shutdown without a
    last write, so a run that ends by ``-n`` (or Ctrl-C) loses up to its last
    second from Locust's CSVs. This wraps ``StatsCSVFileWriter.close_files`` to
-   write the final rows first, with Locust's own row functions, and append one
+   write and flush the final rows (leaving the files to close at exit), with Locust's own row functions, and append one
    last history row.
 2. ``install_cached_default_args``: a worker handling a ``spawn`` message calls
    ``argument_parser.default_args_dict()`` (which builds Locust's whole parser)
@@ -57,9 +57,13 @@ def install_final_csv_write() -> None:
             if self.stats_history_csv_filehandle.tell() == 0:
                 self.stats_history_csv_writer.writerow(self.stats_history_csv_columns)
             self._stats_history_data_rows(self.stats_history_csv_writer, time.time())
+            for handle in (self.requests_csv_filehandle, self.stats_history_csv_filehandle,
+                           self.failures_csv_filehandle, self.exceptions_csv_filehandle):  # fmt: skip
+                handle.flush()
         except (OSError, ValueError):  # already closed: nothing more to write
-            pass
-        original(self)
+            original(self)
+        # Left open on purpose: Locust's writer greenlet can still wake once during shutdown and
+        # would fail on a closed file; it rewrites the same final figures, and exit closes them.
 
     cls.close_files = close_files
     setattr(cls, _MARK, True)
