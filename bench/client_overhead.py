@@ -55,6 +55,10 @@ def generation_tokens(url: str) -> float:
     return float(m.group(1)) if m else 0.0
 
 
+def emulator_steps(url: str) -> int:
+    return int(json.loads(urllib.request.urlopen(url + "/emulator/stats", timeout=10).read())["steps"])
+
+
 def run_condition(streams: int, rate: float, seconds: float, user: str, tmp: str) -> dict:
     step_ms = 1000.0 / rate
     log = os.path.join(tmp, f"emu-{user}-{streams}x{rate:g}.jsonl")
@@ -82,11 +86,11 @@ def run_condition(streams: int, rate: float, seconds: float, user: str, tmp: str
     time.sleep(warm)
     cpu0 = sum(proc.cpu_times()[:2])
     emu_cpu0 = sum(emu_proc.cpu_times()[:2])
-    tok0, t0 = generation_tokens(url), time.monotonic()
+    tok0, steps0, t0 = generation_tokens(url), emulator_steps(url), time.monotonic()
     time.sleep(seconds - warm)
     cpu1 = sum(proc.cpu_times()[:2])
     emu_cpu1 = sum(emu_proc.cpu_times()[:2])
-    tok1, t1 = generation_tokens(url), time.monotonic()
+    tok1, steps1, t1 = generation_tokens(url), emulator_steps(url), time.monotonic()
     client.send_signal(signal.SIGINT)
     for proc_, grace in ((client, 60), (emu, 30)):
         if proc_ is emu:
@@ -103,12 +107,15 @@ def run_condition(streams: int, rate: float, seconds: float, user: str, tmp: str
             t = json.loads(line)
             if t.get("ttft_s") is not None:
                 truth[t["id"]] = t
-    errors = []
+    errors, to_server, to_client = [], [], []
     with open(prefix + "_requests.csv", newline="") as f:
         for row in csv.DictReader(f):
             t = truth.get(row["request_id"])
             if t and row["ttft_s"] and float(row["start_time"]) >= window_start - warm / 2:
                 errors.append((float(row["ttft_s"]) - t["ttft_s"]) * 1000.0)
+                # the error's two legs, by wall clock (same host): request out, first token back
+                to_server.append((t["received_wall"] - float(row["start_time"])) * 1000.0)
+                to_client.append((float(row["start_time"]) + float(row["ttft_s"]) - t["first_token_wall"]) * 1000.0)
     emitted = tok1 - tok0
     # every token is one SSE chunk; each request adds a role chunk, a usage chunk and [DONE]
     chunks = emitted * (1 + 3 / OUTPUT_TOKENS)
@@ -121,13 +128,25 @@ def run_condition(streams: int, rate: float, seconds: float, user: str, tmp: str
         "ttft_error_p50_ms": round(float(np.percentile(err, 50)), 2) if len(err) else None,
         "ttft_error_p99_ms": round(float(np.percentile(err, 99)), 2) if len(err) else None,
         "ttft_error_max_ms": round(float(err.max()), 2) if len(err) else None,
+        "request_leg_p50_p99_ms": _p50_p99(to_server),
+        "token_leg_p50_p99_ms": _p50_p99(to_client),
         "offered_tok_s": streams * rate,
         "achieved_tok_s": round(emitted / (t1 - t0), 1),
         "achieved_pct": round(100 * emitted / (t1 - t0) / (streams * rate), 1),
+        # achieved = (decode steps per second / rate) x (streams with a token per step / streams):
+        # the first falls when the emulator runs late, the second when streams wait for requests
+        "step_rate_pct": round(100 * (steps1 - steps0) / (t1 - t0) / rate, 1),
+        "occupancy_pct": round(100 * emitted / max(steps1 - steps0, 1) / streams, 1),
         "client_cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
         "emulator_cpu_pct": round(100 * (emu_cpu1 - emu_cpu0) / (t1 - t0), 1),
         "client_us_per_chunk": round(1e6 * (cpu1 - cpu0) / chunks, 1) if chunks else None,
     }
+
+
+def _p50_p99(values: list[float]) -> list[float] | None:
+    if not values:
+        return None
+    return [round(float(np.percentile(values, q)), 2) for q in (50, 99)]
 
 
 def main() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import socket
 import ssl
 import sys
 
+from emulator.arrival import listener
 from emulator.engine import EngineConfig
 from emulator.faults import KINDS, FaultPlan
 from emulator.server import App, Connection, ServerConfig
@@ -79,9 +79,8 @@ async def serve(args: argparse.Namespace) -> None:
     if args.ssl_certfile:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(args.ssl_certfile, args.ssl_keyfile)
-    server = await loop.create_server(
-        lambda: Connection(app), args.host, args.port, family=socket.AF_INET, backlog=4096, reuse_address=True, ssl=tls
-    )
+    sock = listener(args.host, args.port, backlog=4096)
+    server = await loop.create_server(lambda: Connection(app), sock=sock, backlog=4096, ssl=tls)
     port = server.sockets[0].getsockname()[1]
     scheme = "https" if tls else "http"
     print(f"emulator ready on {scheme}://{args.host}:{port} model={args.model}", flush=True)

@@ -126,8 +126,11 @@ class Engine:
             delay = next_t - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            else:
-                next_t = loop.time()  # running late: do not try to catch up with a burst
+            elif delay < -step_s:
+                next_t = loop.time()  # far behind: start a new schedule rather than catch up with a burst
+            # else a little late (this process was busy with requests; a GPU would not have been):
+            # keep the schedule, so the steps keep their rate on average
+
             self.steps += 1
             self._emit(decoding, first_ready, step_s)
 

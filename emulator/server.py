@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from emulator import tokenizer
+from emulator.arrival import arrival
 from emulator.engine import Engine, EngineConfig, Sequence
 from emulator.faults import FaultPlan
 from emulator.metrics import Metrics
@@ -149,8 +150,7 @@ class App:
         )
 
     def _generate(self, conn: Connection, path: str, headers: dict[str, str], body: bytes) -> None:
-        received_mono = time.perf_counter()
-        received_wall = time.time()
+        received_mono, received_wall = conn.arrived_mono, conn.arrived_wall
         self.received += 1
         chat = path == "/v1/chat/completions"
         try:
@@ -413,9 +413,14 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.active: Sequence | None = None
         self.keep_alive = True
+        self._sock: object = None
+        self.arrived_mono = 0.0  # when the bytes of the last read reached the socket (see arrival.py)
+        self.arrived_wall = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        self._sock = getattr(sock, "_sock", sock)  # asyncio wraps it; the stamp is on the socket itself
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -423,6 +428,7 @@ class Connection(asyncio.Protocol):
             self.active.cancelled = True
 
     def data_received(self, data: bytes) -> None:
+        self.arrived_mono, self.arrived_wall = arrival(self._sock)
         self.buf += data
         self._parse()
 

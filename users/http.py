@@ -4,6 +4,11 @@ Generic HTTP clients read streamed bodies in fixed-size blocks, which holds
 SSE events back on slow streams. This one returns whatever one ``recv`` gave,
 so the caller can timestamp every read. It uses the ``socket`` and ``ssl``
 modules as they are at call time: under Locust, gevent has patched them.
+
+On Linux, plain-TCP connections ask the kernel to stamp received data
+(``SO_TIMESTAMPNS``). ``recvmsg`` then says when the newest bytes of a read
+reached the socket, so a read that came late (the client was busy with other
+streams) is still dated by the arrival of its bytes, not by when Python got to it.
 """
 
 from __future__ import annotations
@@ -11,6 +16,9 @@ from __future__ import annotations
 import contextlib
 import socket
 import ssl
+import struct
+import sys
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -18,6 +26,44 @@ from users.sse import ChunkedDecoder
 
 RECV_SIZE = 65536
 MAX_HEAD = 65536
+
+# SO_TIMESTAMPNS is 35 on Linux; Python does not export the name. The control message it
+# produces has the same number and carries a struct timespec (two C longs).
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform.startswith("linux") else None)
+_TIMESPEC = struct.Struct("@ll")
+ANCILLARY_SIZE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+MAX_LAG_S = 60.0  # a larger gap between arrival and read means a clock step, not a late read
+
+
+def enable_receive_timestamps(sock: socket.socket) -> bool:
+    """Ask the kernel to stamp this socket's received data; False where it cannot."""
+    if SO_TIMESTAMPNS is None or not ANCILLARY_SIZE:
+        return False
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
+
+
+def receive_timestamp(ancillary: list[tuple[int, int, bytes]]) -> float | None:
+    """The kernel's unix time of arrival from ``recvmsg``'s ancillary data, if present."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+            return seconds + nanoseconds * 1e-9
+    return None
+
+
+def arrival_on(now: float, arrived: float | None) -> float:
+    """When data arrived, on a clock that reads ``now``: ``now`` less the time it waited unread.
+
+    ``arrived`` is the kernel's unix time of arrival (None when unknown: ``now``).
+    """
+    if arrived is None:
+        return now
+    waited = time.time() - arrived
+    return now - waited if 0.0 < waited < MAX_LAG_S else now
 
 
 def stalled_message(seconds: float) -> str:
@@ -113,6 +159,8 @@ class Connection:
         self.ssl_context = ssl_context
         self._sock: socket.socket | None = None
         self._buf = b""
+        self.stamped = False  # the kernel stamps this socket's received data
+        self.arrived: float | None = None  # kernel unix time of the last read's newest bytes
 
     # -- connection management -------------------------------------------------
     def _connect(self) -> socket.socket:
@@ -121,6 +169,9 @@ class Connection:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.ssl_context is not None:
                 sock = self.ssl_context.wrap_socket(sock, server_hostname=self.target.host)
+                self.stamped = False
+            else:
+                self.stamped = enable_receive_timestamps(sock)
         except ssl.SSLError as exc:
             raise TransportError(f"TLS handshake with {self.target.host}:{self.target.port} failed: {exc}") from None
         except OSError as exc:
@@ -136,6 +187,7 @@ class Connection:
                 self._sock.close()
         self._sock = None
         self._buf = b""
+        self.arrived = None
 
     # -- request/response ----------------------------------------------------------
     def build_request(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> bytes:
@@ -178,8 +230,15 @@ class Connection:
         raw = getattr(sock, "_sock", None)
         return raw if raw is not None and not raw.getblocking() else None
 
+    def arrival(self, now: float) -> float:
+        """When the bytes of the last read arrived, on the caller's clock that reads ``now``."""
+        return arrival_on(now, self.arrived)
+
     def recv(self) -> bytes:
-        """The next bytes of the response body, b"" at EOF. Raises TransportError."""
+        """The next bytes of the response body, b"" at EOF. Raises TransportError.
+
+        Bytes buffered with the headers keep the arrival time of the read that got them.
+        """
         if self._buf:
             data, self._buf = self._buf, b""
             return data
@@ -187,6 +246,10 @@ class Connection:
         if sock is None:
             return b""
         try:
+            if self.stamped:
+                data, ancillary, _flags, _addr = sock.recvmsg(RECV_SIZE, ANCILLARY_SIZE)
+                self.arrived = receive_timestamp(ancillary)
+                return data
             return sock.recv(RECV_SIZE)
         except TimeoutError:
             self.close()

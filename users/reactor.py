@@ -5,7 +5,8 @@ With a greenlet per stream, each chunk costs its own gevent wake-up: two
 every running stream in the same decode step, so chunks arrive in bursts of
 one per stream. The reactor waits on one ``epoll`` set and, when it wakes,
 reads every ready socket in one pass: one wake-up per burst. Each read is
-timestamped as it returns. Users still send requests and read headers in their
+dated by the kernel's receive timestamp when the socket has one (see http.py),
+else by the clock as the read returns. Users still send requests and read headers in their
 own greenlets, and wait for the body's end on an ``AsyncResult``.
 Plain-TCP connections only; TLS streams are read the ordinary way.
 """
@@ -22,7 +23,14 @@ from gevent.event import AsyncResult, Event
 from gevent.monkey import get_original
 from gevent.socket import wait_read
 
-from users.http import Connection, broken_message, stalled_message
+from users.http import (
+    ANCILLARY_SIZE,
+    Connection,
+    arrival_on,
+    broken_message,
+    receive_timestamp,
+    stalled_message,
+)
 from users.sse import ProtocolError
 from users.stream import timed_out_message
 
@@ -30,11 +38,12 @@ RECV_SIZE = 65536
 
 
 class _Stream:
-    __slots__ = ("body", "clock", "conn", "last", "result", "sock")
+    __slots__ = ("body", "clock", "conn", "last", "result", "sock", "stamped")
 
     def __init__(self, conn: Connection, sock: Any, body: Any, clock: Callable[[], float]) -> None:
         self.conn = conn
         self.sock = sock
+        self.stamped = conn.stamped
         self.body = body
         self.clock = clock
         self.result = AsyncResult()
@@ -59,7 +68,7 @@ class StreamReactor:
     ) -> str:
         """Like ``stream.read_body``, with the reading done by the reactor; returns an error or ""."""
         buffered = conn.take_buffered()
-        if buffered and body.feed(buffered, clock()):
+        if buffered and body.feed(buffered, conn.arrival(clock())):
             return ""
         sock = conn.os_socket()
         stream = _Stream(conn, sock, body, clock)
@@ -117,14 +126,19 @@ class StreamReactor:
                     self._readable(fd, stream)
 
     def _readable(self, fd: int, stream: _Stream) -> None:
+        arrived = None
         try:
-            data = stream.sock.recv(RECV_SIZE)
+            if stream.stamped:
+                data, ancillary, _flags, _addr = stream.sock.recvmsg(RECV_SIZE, ANCILLARY_SIZE)
+                arrived = receive_timestamp(ancillary)
+            else:
+                data = stream.sock.recv(RECV_SIZE)
         except BlockingIOError:
             return
         except OSError as exc:
             self._done(fd, stream, broken_message(exc), close=True)
             return
-        t = stream.clock()
+        t = arrival_on(stream.clock(), arrived)
         if not data:
             self._done(fd, stream, stream.body.eof_error(), close=True)
             return

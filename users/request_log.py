@@ -8,7 +8,6 @@ periodic reports to the master, which writes them with the worker's id.
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from collections.abc import Callable
@@ -54,15 +53,27 @@ def _gaps(itl: list[float]) -> str:
     return ("%.6f " * len(itl) % tuple(itl))[:-1] if itl else ""
 
 
+def _text(value: str) -> str:
+    """A CSV field for text that may hold a delimiter or a quote (quoted as the csv module does)."""
+    if "," in value or '"' in value or "\n" in value or "\r" in value:
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
 def record_to_row(rec: RequestRecord, endpoint: str, worker: str) -> list[str]:
-    """A CSV row. Floats keep full precision (repr); ITL gaps are rounded to 1 µs."""
+    """A CSV row, each field ready to join with commas (see ``csv_line``).
+
+    Floats keep full precision (repr); ITL gaps are rounded to 1 µs. Numbers and
+    our own words need no quoting; text from the server or an error is quoted
+    when it needs it.
+    """
     return [
-        rec.request_id,
+        _text(rec.request_id),
         _num(rec.start_time),
         endpoint,
         str(rec.status) if rec.status else "",
         "true" if rec.success else "false",
-        " ".join(rec.error.split()),
+        _text(" ".join(rec.error.split())),
         _num(rec.ttft),
         _num(rec.tpot),
         _num(rec.e2e),
@@ -71,10 +82,16 @@ def record_to_row(rec: RequestRecord, endpoint: str, worker: str) -> list[str]:
         _num(rec.cached_tokens),
         _num(rec.output_tokens),
         rec.usage_source,
-        rec.finish_reason,
+        _text(rec.finish_reason),
         _gaps(rec.itl),
-        worker,
+        _text(worker),
     ]
+
+
+def csv_line(row: list[str]) -> str:
+    """One line of the CSV. The csv module's writer scans every character of the long ITL
+    field (about 30 µs a row, measured); the fields are already quoted where needed."""
+    return ",".join(row) + "\n"
 
 
 class RequestLog:
@@ -93,7 +110,6 @@ class RequestLog:
         self._pending: list[list[str]] = []  # worker: rows not yet shipped
         self._unflushed = False
         self._file: TextIO | None = None
-        self._writer: Any = None
         self._flusher: Any = None
         self._disk_flusher: Any = None
 
@@ -164,9 +180,9 @@ class RequestLog:
     def write_rows(self, rows: list[list[str]]) -> None:
         if self.path is None:
             return
-        if self._writer is None:
+        if self._file is None:
             self._open()
-        self._writer.writerows(rows)
+        self._file.write("".join(map(csv_line, rows)))
         # one flush (a write syscall) per DISK_FLUSH_S rather than per row
         self._unflushed = True
         if self._disk_flusher is None or self._disk_flusher.dead:
@@ -182,8 +198,7 @@ class RequestLog:
         if folder:
             os.makedirs(folder, exist_ok=True)
         self._file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed on quit
-        self._writer = csv.writer(self._file, lineterminator="\n")
-        self._writer.writerow(COLUMNS)
+        self._file.write(csv_line(COLUMNS))
         self._file.flush()
 
     def close(self) -> None:
@@ -193,4 +208,3 @@ class RequestLog:
         if self._file is not None:
             self._file.close()
             self._file = None
-            self._writer = None

@@ -107,7 +107,7 @@ def read_body(
 ) -> str:
     """Read a streamed body in this greenlet, one timestamp per read; returns an error or ""."""
     data = conn.recv()  # whatever came with the headers, or the next read
-    t = clock()
+    t = conn.arrival(clock())
     while data:
         if body.feed(data, t):
             return ""
@@ -115,7 +115,7 @@ def read_body(
             conn.close()
             return timed_out_message(deadline_s)
         data = conn.recv()
-        t = clock()
+        t = conn.arrival(clock())
     conn.close()
     return body.eof_error()
 

@@ -114,3 +114,19 @@ def test_worker_ships_pending_rows_at_test_stop():
     assert sent and sent[0][0] == "llm_rows" and sent[0][1]["rows"][0][0] == "x"
     env.events.test_stop.fire(environment=env)
     assert len(sent) == 1  # nothing pending, nothing sent
+
+
+def test_text_fields_round_trip_through_a_csv_reader(tmp_path):
+    """Rows are joined by hand (the csv module is slow on the long ITL field): quoting must still hold."""
+    path = tmp_path / "run_requests.csv"
+    log = RequestLog(str(path), worker='host,"x"')
+    env = Env()
+    log.register(env)
+    nasty = 'HTTP 400 Bad Request: "messages" must be a list, got {"a": 1}\nat line 2'
+    fire(env, a_record(success=False, error=nasty, request_id='id,with "quotes"', finish_reason="a,b"))
+    env.events.quit.fire(exit_code=0)
+    (row,) = list(csv.DictReader(path.open(newline="")))
+    assert row["error"] == " ".join(nasty.split())
+    assert row["request_id"] == 'id,with "quotes"' and row["finish_reason"] == "a,b"
+    assert row["worker"] == 'host,"x"' and row["itl_s"] == "0.002500 0.003000"
+    assert list(row) == COLUMNS

@@ -1,0 +1,98 @@
+"""Reads dated by the kernel's arrival time: a client busy elsewhere does not move TTFT.
+
+A real loopback server (a greenlet) sends a token, then blocks the whole process, so
+the client can only read the token late. Dated by the read, TTFT would include the
+block; dated by the kernel's receive timestamp, it does not. Linux only.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+
+import gevent
+import pytest
+from gevent.monkey import get_original
+
+from emulator.arrival import arrival, listener
+from tests.unit.scripted import END, HEAD, chat_chunk, frame, usage_chunk
+from users.http import Connection, Target
+from users.reactor import StreamReactor
+from users.stream import CHAT, stream_request
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_TIMESTAMPNS is Linux's")
+
+block_process = get_original("time", "sleep")  # blocks every greenlet, as a busy client would
+BLOCK_S = 0.3
+
+
+@pytest.fixture(autouse=True, scope="module")
+def stamping_enabled():
+    """The kernel turns stamping on (a deferred work item) when the first socket asks for it and
+    off when the last one closes; packets in between are not stamped. Keep one socket asking."""
+    keeper = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    keeper.setsockopt(socket.SOL_SOCKET, 35, 1)  # SO_TIMESTAMPNS
+    block_process(0.05)
+    yield
+    keeper.close()
+
+
+def serve_one(first_token_delay: float, sent_at: list[float]) -> tuple[int, gevent.Greenlet]:
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def run() -> None:
+        conn, _ = server.accept()
+        conn.recv(65536)  # the request
+        conn.sendall(HEAD)
+        gevent.sleep(first_token_delay)
+        conn.sendall(frame(chat_chunk("a")))
+        sent_at.append(time.perf_counter())
+        block_process(BLOCK_S)  # the token waits unread in the client's socket
+        gevent.sleep(0.1)  # the client reads it now, late, before anything else arrives
+        conn.sendall(frame(chat_chunk("b", finish="length"), usage_chunk(5, 2), b"[DONE]") + END)
+        conn.close()
+        server.close()
+
+    return server.getsockname()[1], gevent.spawn(run)
+
+
+@pytest.mark.parametrize(
+    ("first_token_delay", "reactor"),
+    [
+        (0.0, None),  # head and first token read together, in the user's greenlet
+        (0.05, None),  # the first token read on its own, in the user's greenlet
+        (0.05, StreamReactor()),  # the first token read by the shared reactor
+    ],
+)
+def test_a_token_read_late_is_dated_by_its_arrival(first_token_delay, reactor):
+    sent_at: list[float] = []
+    port, server = serve_one(first_token_delay, sent_at)
+    conn = Connection(Target.parse(f"http://127.0.0.1:{port}"))
+    rec = stream_request(conn, CHAT, b"{}", {}, reactor=reactor)
+    server.join(timeout=5)
+    assert conn.stamped
+    assert rec.success, rec.error
+    started = sent_at[0] - first_token_delay  # about when the request went out
+    # dated by the read, TTFT would be at least BLOCK_S; the arrival is within a few ms of the send
+    assert rec.ttft < first_token_delay + 0.05, rec.ttft
+    assert abs((started + rec.ttft) - sent_at[0]) < 0.05
+    assert rec.itl[0] >= BLOCK_S  # the second token did come after the block
+
+
+def test_emulator_dates_a_request_by_its_arrival():
+    server = listener("127.0.0.1", 0, backlog=8)
+    server.setblocking(True)
+    client = socket.create_connection(server.getsockname())
+    conn, _ = server.accept()
+    client.sendall(b"GET / HTTP/1.1\r\n\r\n")
+    sent = time.perf_counter()
+    block_process(BLOCK_S)
+    assert conn.recv(1024) == b"GET / HTTP/1.1\r\n\r\n"
+    arrived_mono, arrived_wall = arrival(conn)
+    assert abs(arrived_mono - sent) < 0.05, arrived_mono - sent  # not BLOCK_S later
+    assert abs(arrived_wall - time.time() + BLOCK_S) < 0.05
+    for s in (client, conn, server):
+        s.close()
