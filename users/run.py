@@ -29,6 +29,7 @@ from prompts.dataset import DatasetPrompts, load_dataset
 from prompts.source import Prompt, PromptError, PromptSource
 from prompts.synthetic import SharedPrefixPrompts
 from prompts.tokenizer import LocalTokenizer, ServerTokenizer, TokenCounter
+from users.backlog import RecordBacklog
 from users.budget import RequestBudget
 from users.cache_control import reset_prefix_cache, warm_up
 from users.distributed import GRANT, GRANT_REQUEST, MasterCoordinator, WorkerBudget
@@ -81,6 +82,7 @@ class LLMRun:
         )
         self.coordinator: MasterCoordinator | None = None
         self.reactor = StreamReactor()
+        self.backlog: RecordBacklog[tuple[RequestRecord, float]] = RecordBacklog(self._record_and_count)
         self.in_flight = 0  # requests this process has sent and not finished
         self.live = LiveStats()
         self._worker_in_flight: dict[str, int] = {}
@@ -209,12 +211,17 @@ class LLMRun:
             self.metrics.close()
 
     # -- recording ----------------------------------------------------------------------------
-    def record(self, rec: RequestRecord, elapsed: float) -> None:
-        """Report one finished request through Locust's request event (and TTFT/TPOT rows).
+    def record_soon(self, rec: RequestRecord, elapsed: float) -> None:
+        """Record a finished request, and count it against the budget, when the process is idle
+        (see users/backlog.py); ``backlog.drain`` records the rest when the test stops."""
+        self.backlog.add((rec, elapsed))
 
-        Done at once, in the user's greenlet, before its next request: measured, that keeps the
-        client quieter when the next decode step's chunks arrive than deferring it does.
-        """
+    def _record_and_count(self, item: tuple[RequestRecord, float]) -> None:
+        self.record(*item)
+        self.budget.finish()
+
+    def record(self, rec: RequestRecord, elapsed: float) -> None:
+        """Report one finished request through Locust's request event (and TTFT/TPOT rows)."""
         fire = self.environment.events.request.fire
         name = self.endpoint.path
         e2e = rec.e2e if rec.e2e is not None else elapsed
@@ -480,6 +487,9 @@ def register(environment: Any, preflight_checks: bool = True) -> LLMRun:
     if csv_prefix:
         install_final_csv_write()
         write_run_config(f"{csv_prefix}_config.json", run.settings, options, host)
+    # the backlog is recorded before the request log ships or closes its rows
+    environment.events.test_stop.add_listener(run.backlog.drain)
+    environment.events.quitting.add_listener(run.backlog.drain)
     request_log.register(environment)
     environment.events.test_start.add_listener(run.on_test_start)
     environment.events.test_stop.add_listener(run.on_test_stop)

@@ -62,6 +62,7 @@ class VLLMUser(User):
             raise StopUser()
         settings = run.settings
         started = time.perf_counter()
+        counted = False
         try:
             try:
                 model = run.model(self.host)
@@ -103,9 +104,12 @@ class VLLMUser(User):
             finally:
                 run.in_flight -= 1
             self._last = rec
-            run.record(rec, time.perf_counter() - started)
             if not rec.success and not rec.status:
+                run.record(rec, time.perf_counter() - started)
                 gevent.sleep(FAILED_CONNECT_PAUSE_S)  # no response at all: do not hammer a dead server
+                return
+            run.record_soon(rec, time.perf_counter() - started)  # counts it against the budget, too
+            counted = True
         except (GreenletExit, StopUser):
             raise
         except Exception as exc:  # a bug of ours must not lose the sample: record it as a failure
@@ -113,4 +117,5 @@ class VLLMUser(User):
             rec = RequestRecord(start_time=time.time(), error=f"client error: {exc!r}")
             run.record(rec, time.perf_counter() - started)
         finally:
-            run.budget.finish()
+            if not counted:
+                run.budget.finish()

@@ -1,0 +1,64 @@
+"""The record backlog: records when the loop is idle, never later than max_wait_s, all of it on drain."""
+
+from __future__ import annotations
+
+import gevent
+
+from users.backlog import RecordBacklog
+
+
+def busy_loop(seconds: float) -> gevent.Greenlet:
+    """A greenlet that keeps the event loop from ever being idle, as a saturated client would."""
+
+    def spin() -> None:
+        end = gevent.get_hub().loop.now() + seconds
+        while gevent.get_hub().loop.now() < end:
+            gevent.sleep(0)
+
+    return gevent.spawn(spin)
+
+
+def test_items_are_recorded_in_order_once_the_loop_is_idle():
+    done: list[int] = []
+    backlog = RecordBacklog(done.append)
+    for i in range(3):
+        backlog.add(i)
+    assert done == []  # not in the caller's greenlet
+    gevent.sleep(0.01)
+    assert done == [0, 1, 2] and len(backlog) == 0
+
+
+def test_a_busy_loop_delays_recording_but_never_past_max_wait():
+    done: list[int] = []
+    backlog = RecordBacklog(done.append, max_wait_s=0.1)
+    spinner = busy_loop(0.5)
+    backlog.add(1)
+    gevent.sleep(0.05)
+    assert done == []  # the loop is busy: it waits
+    gevent.sleep(0.1)
+    assert done == [1]  # ... but not longer than max_wait_s
+    spinner.kill()
+
+
+def test_a_full_backlog_records_without_waiting():
+    done: list[int] = []
+    backlog = RecordBacklog(done.append, max_wait_s=10.0, max_size=2)
+    spinner = busy_loop(0.5)
+    for i in range(3):
+        backlog.add(i)
+    gevent.sleep(0.05)
+    assert done[:2] == [0, 1]  # over max_size: recorded although the loop never idled
+    spinner.kill()
+
+
+def test_drain_records_everything_now():
+    done: list[int] = []
+    backlog = RecordBacklog(done.append, max_wait_s=10.0)
+    spinner = busy_loop(0.5)
+    for i in range(5):
+        backlog.add(i)
+    backlog.drain()
+    assert done == [0, 1, 2, 3, 4] and len(backlog) == 0
+    gevent.sleep(0.01)
+    assert done == [0, 1, 2, 3, 4]  # nothing twice
+    spinner.kill()
