@@ -59,9 +59,10 @@ def emulator_steps(url: str) -> int:
     return int(json.loads(urllib.request.urlopen(url + "/emulator/stats", timeout=10).read())["steps"])
 
 
-def run_condition(streams: int, rate: float, seconds: float, user: str, tmp: str) -> dict:
+def run_condition(streams: int, rate: float, seconds: float, user: str, tmp: str, kernel_stamps: bool = True) -> dict:
     step_ms = 1000.0 / rate
-    log = os.path.join(tmp, f"emu-{user}-{streams}x{rate:g}.jsonl")
+    tag = f"{user}-{streams}x{rate:g}-{'kernel' if kernel_stamps else 'read'}"
+    log = os.path.join(tmp, f"emu-{tag}.jsonl")
     emu = subprocess.Popen(
         [PY, "-m", "emulator", "--port", "0", "--request-log", log, "--step-ms", f"{step_ms}",
          "--step-ms-per-seq", "0", "--prefill-ms-per-token", "0", "--max-num-seqs", str(streams * 2),
@@ -70,11 +71,12 @@ def run_condition(streams: int, rate: float, seconds: float, user: str, tmp: str
     )  # fmt: skip
     url = emu.stdout.readline().split()[3]
     threading.Thread(target=emu.stdout.read, daemon=True).start()
-    prefix = os.path.join(tmp, f"{user}-{streams}x{rate:g}")
+    prefix = os.path.join(tmp, tag)
+    extra = [] if kernel_stamps else ["--no-kernel-timestamps"]
     client = subprocess.Popen(
         [LOCUST, "-f", os.path.join(ROOT, "locustfile.py"), "--headless", "-u", str(streams), "-r", str(streams),
          "-H", url, "--max-tokens", str(OUTPUT_TOKENS), "--ignore-eos", "--input-tokens", "64",
-         "--metrics-interval", "0", "--csv", prefix, "--only-summary", "--loglevel", "WARNING", user],
+         "--metrics-interval", "0", "--csv", prefix, "--only-summary", "--loglevel", "WARNING", *extra, user],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=pinned(0),
         stdin=subprocess.DEVNULL,
     )  # fmt: skip
@@ -122,6 +124,7 @@ def run_condition(streams: int, rate: float, seconds: float, user: str, tmp: str
     err = np.array(errors)
     return {
         "user": user,
+        "timestamps": "kernel" if kernel_stamps else "read",
         "streams": streams,
         "rate_tok_s": rate,
         "requests_compared": len(errors),
@@ -154,6 +157,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--conditions", default="128x50,128x500,512x50")
     ap.add_argument("--users", default="VLLMUser,OpenAISDKUser")
+    ap.add_argument(
+        "--timestamps",
+        default="kernel,read",
+        help="kernel, read or both: how VLLMUser dates reads (read = --no-kernel-timestamps)",
+    )
     ap.add_argument("--json", default=None, help="also write the results to this file")
     args = ap.parse_args()
     if os.cpu_count() < 2:
@@ -161,21 +169,25 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for user in args.users.split(","):
-            for cond in args.conditions.split(","):
-                streams, rate = cond.split("x")
-                r = run_condition(int(streams), float(rate), args.seconds, user, tmp)
-                results.append(r)
-                print(json.dumps(r), flush=True)
+            # the SDK user reads through httpx: the kernel's timestamps do not apply to it
+            modes = args.timestamps.split(",") if user == "VLLMUser" else ["read"]
+            for mode in modes:
+                for cond in args.conditions.split(","):
+                    streams, rate = cond.split("x")
+                    r = run_condition(int(streams), float(rate), args.seconds, user, tmp, mode == "kernel")
+                    results.append(r)
+                    print(json.dumps(r), flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
     print(
-        "\n| client | streams x tok/s | TTFT error p50 / p99 (ms) | achieved load | client CPU/chunk | emulator CPU |"
+        "\n| client | reads dated by | streams x tok/s | TTFT error p50 / p99 (ms) | achieved load "
+        "| client CPU/chunk | emulator CPU |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for r in results:
         print(
-            f"| {r['user']} | {r['streams']} x {r['rate_tok_s']:g} | {r['ttft_error_p50_ms']} / "
+            f"| {r['user']} | {r['timestamps']} | {r['streams']} x {r['rate_tok_s']:g} | {r['ttft_error_p50_ms']} / "
             f"{r['ttft_error_p99_ms']} | {r['achieved_pct']}% | {r['client_us_per_chunk']} µs | "
             f"{r['emulator_cpu_pct']}% |"
         )

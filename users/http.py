@@ -150,8 +150,10 @@ class Connection:
         connect_timeout: float = 10.0,
         read_timeout: float = 600.0,
         ssl_context: ssl.SSLContext | None = None,
+        kernel_timestamps: bool = True,
     ) -> None:
         self.target = target
+        self.kernel_timestamps = kernel_timestamps
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         if target.scheme == "https" and ssl_context is None:
@@ -171,7 +173,7 @@ class Connection:
                 sock = self.ssl_context.wrap_socket(sock, server_hostname=self.target.host)
                 self.stamped = False
             else:
-                self.stamped = enable_receive_timestamps(sock)
+                self.stamped = self.kernel_timestamps and enable_receive_timestamps(sock)
         except ssl.SSLError as exc:
             raise TransportError(f"TLS handshake with {self.target.host}:{self.target.port} failed: {exc}") from None
         except OSError as exc:

@@ -220,6 +220,13 @@ def add_options(parser: Any, **_kw: object) -> None:
         help="Do not verify the https server's certificate",
     )
     parser.add_argument(
+        "--no-kernel-timestamps",
+        action="store_true",
+        default=False,
+        env_var="LOCUST_NO_KERNEL_TIMESTAMPS",
+        help="Date each read when the client gets to it, not by the kernel's arrival time (Linux), to compare",
+    )
+    parser.add_argument(
         "--seed",
         type=_int_arg,
         default=0,
@@ -256,6 +263,7 @@ class Settings:
     max_fail_ratio: float | None = None
     ca_bundle: str = ""
     insecure: bool = False
+    kernel_timestamps: bool = True
 
     @classmethod
     def from_options(cls, options: Any) -> Settings:
@@ -340,4 +348,5 @@ class Settings:
             max_fail_ratio=ratio,
             ca_bundle=ca_bundle,
             insecure=bool(get("insecure", False)),
+            kernel_timestamps=not get("no_kernel_timestamps", False),
         )

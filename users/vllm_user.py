@@ -35,7 +35,10 @@ class VLLMUser(User):
 
     def on_start(self) -> None:
         self.run: LLMRun = get_run(self.environment)
-        self.conn = Connection(Target.parse(self.host), read_timeout=self.run.settings.stream_timeout)
+        settings = self.run.settings
+        self.conn = Connection(
+            Target.parse(self.host), read_timeout=settings.stream_timeout, kernel_timestamps=settings.kernel_timestamps
+        )
         self.history: list[dict[str, str]] = []
         self.turn = 0
         self._rng = random.Random(f"{self.run.settings.seed}-{id(self)}")

@@ -31,7 +31,7 @@ def test_client_overhead_benchmark_runs_small(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run(
         [sys.executable, "-m", "bench.client_overhead", "--seconds", "6", "--conditions", "8x500",
-         "--users", "VLLMUser", "--json", str(out)],
+         "--users", "VLLMUser", "--timestamps", "kernel", "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -39,4 +39,6 @@ def test_client_overhead_benchmark_runs_small(tmp_path):
     assert result["requests_compared"] > 0 and result["ttft_error_p50_ms"] is not None
     assert result["ttft_error_p50_ms"] >= 0  # the client cannot see a token before the server sends it
     assert 0 < result["achieved_pct"] <= 101 and result["client_us_per_chunk"] > 0
-    assert "| VLLMUser | 8 x 500 |" in proc.stdout
+    assert 0 < result["step_rate_pct"] <= 101 and 0 < result["occupancy_pct"] <= 101
+    assert len(result["request_leg_p50_p99_ms"]) == 2 and len(result["token_leg_p50_p99_ms"]) == 2
+    assert "| VLLMUser | kernel | 8 x 500 |" in proc.stdout

@@ -96,3 +96,14 @@ def test_emulator_dates_a_request_by_its_arrival():
     assert abs(arrived_wall - time.time() + BLOCK_S) < 0.05
     for s in (client, conn, server):
         s.close()
+
+
+def test_without_kernel_timestamps_a_late_read_counts_its_lateness():
+    """--no-kernel-timestamps: reads dated when the client got to them (how other clients measure)."""
+    sent_at: list[float] = []
+    port, server = serve_one(0.05, sent_at)
+    conn = Connection(Target.parse(f"http://127.0.0.1:{port}"), kernel_timestamps=False)
+    rec = stream_request(conn, CHAT, b"{}", {}, reactor=StreamReactor())
+    server.join(timeout=5)
+    assert not conn.stamped and rec.success, rec.error
+    assert rec.ttft >= BLOCK_S  # the block is in the TTFT
