@@ -113,7 +113,7 @@ def run_condition(streams: int, rate: float, seconds: float, user: str, tmp: str
     with open(prefix + "_requests.csv", newline="") as f:
         for row in csv.DictReader(f):
             t = truth.get(row["request_id"])
-            if t and row["ttft_s"] and float(row["start_time"]) >= window_start - warm / 2:
+            if t and row["ttft_s"] and float(row["start_time"]) >= window_start:  # steady state only
                 errors.append((float(row["ttft_s"]) - t["ttft_s"]) * 1000.0)
                 # the error's two legs, by wall clock (same host): request out, first token back
                 to_server.append((t["received_wall"] - float(row["start_time"])) * 1000.0)

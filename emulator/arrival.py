@@ -14,6 +14,7 @@ This module shares nothing with the client's code on purpose (each checks the ot
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import sys
@@ -62,6 +63,11 @@ def listener(host: str, port: int, backlog: int) -> socket.socket:
     sock = cls(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if cls is StampingListener:
+            # the kernel turns stamping on (deferred) when a first socket asks: ask from the start,
+            # so the first requests are stamped too
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
         sock.bind((host, port))
         sock.listen(backlog)
     except OSError:

@@ -46,6 +46,25 @@ def enable_receive_timestamps(sock: socket.socket) -> bool:
     return True
 
 
+_stamping_holder: socket.socket | None = None
+
+
+def keep_kernel_stamping_on() -> None:
+    """Hold one stamping socket for the life of the process.
+
+    The kernel stamps packets only while some socket asks for it, and turns stamping on
+    in a deferred work item: packets that arrive in between carry no stamp (and are dated
+    by the read). Held from the start, the first requests of a run are dated like the rest.
+    """
+    global _stamping_holder
+    if _stamping_holder is None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        if enable_receive_timestamps(sock):
+            _stamping_holder = sock
+        else:
+            sock.close()
+
+
 def receive_timestamp(ancillary: list[tuple[int, int, bytes]]) -> float | None:
     """The kernel's unix time of arrival from ``recvmsg``'s ancillary data, if present."""
     for level, kind, data in ancillary:

@@ -34,7 +34,7 @@ from users.budget import RequestBudget
 from users.cache_control import reset_prefix_cache, warm_up
 from users.distributed import GRANT, GRANT_REQUEST, MasterCoordinator, WorkerBudget
 from users.fail_ratio import FailRatioGuard
-from users.http import Target, configure_tls
+from users.http import Target, configure_tls, keep_kernel_stamping_on
 from users.live_stats import LiveStats
 from users.locust_fixes import install_cached_default_args, install_final_csv_write
 from users.options import ConfigError, Settings
@@ -97,6 +97,8 @@ class LLMRun:
     def apply_settings(self, settings: Settings) -> None:
         self.settings = settings
         configure_tls(settings.ca_bundle, settings.insecure)
+        if settings.kernel_timestamps:
+            keep_kernel_stamping_on()
         self.endpoint: Endpoint = ENDPOINTS[settings.endpoint]
         self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
         self.headers.update(auth_headers(settings.api_key))
