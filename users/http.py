@@ -137,6 +137,19 @@ class Head:
         return int(value) if value is not None and value.isdigit() else None
 
 
+def parse_head(raw: bytes) -> Head:
+    """The status line and headers (without the blank line). Raises TransportError."""
+    lines = raw.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        raise TransportError(f"not an HTTP response: {lines[0][:60]!r}")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return Head(int(parts[1]), parts[2] if len(parts) > 2 else "", headers)
+
+
 def tls_context(ca_bundle: str = "", insecure: bool = False) -> ssl.SSLContext:
     """Verification against the system CAs, a given CA bundle, or (insecure) none."""
     if insecure:
@@ -298,16 +311,11 @@ class Connection:
                 raise TransportError("connection closed before the response headers")
             buf += data
         self._buf = buf[end + 4 :]
-        lines = buf[:end].decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ", 2)
-        if len(parts) < 2 or not parts[0].startswith("HTTP/") or not parts[1].isdigit():
+        try:
+            return parse_head(buf[:end])
+        except TransportError:
             self.close()
-            raise TransportError(f"not an HTTP response: {lines[0][:60]!r}")
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        return Head(int(parts[1]), parts[2] if len(parts) > 2 else "", headers)
+            raise
 
     def read_body(self, head: Head, limit: int = 16 * 1024 * 1024) -> bytes:
         """Read a whole (non-streamed) body."""

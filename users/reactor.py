@@ -1,4 +1,4 @@
-"""One greenlet reads every streaming socket of the process.
+"""One greenlet reads every streaming socket of the process, each response from head to end.
 
 With a greenlet per stream, each chunk costs its own gevent wake-up: two
 ``recv`` calls, two switches and an event-loop round. vLLM sends a token to
@@ -6,9 +6,10 @@ every running stream in the same decode step, so chunks arrive in bursts of
 one per stream. The reactor waits on one ``epoll`` set and, when it wakes,
 reads every ready socket in one pass: one wake-up per burst. Each read is
 dated by the kernel's receive timestamp when the socket has one (see http.py),
-else by the clock as the read returns. Users still send requests and read headers in their
-own greenlets, and wait for the body's end on an ``AsyncResult``.
-Plain-TCP connections only; TLS streams are read the ordinary way.
+else by the clock as the read returns. Users send their requests in their own
+greenlets, then hand the socket over at once: the reactor reads the head and the
+body (``stream.ResponseReader``) and the user waits for the end on an
+``AsyncResult``. Plain-TCP connections only; TLS streams are read the ordinary way.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from gevent.socket import wait_read
 from users.http import (
     ANCILLARY_SIZE,
     Connection,
+    TransportError,
     arrival_on,
     broken_message,
     receive_timestamp,
@@ -66,7 +68,8 @@ class StreamReactor:
     def read_body(
         self, conn: Connection, body: Any, clock: Callable[[], float], start: float, deadline_s: float | None
     ) -> str:
-        """Like ``stream.read_body``, with the reading done by the reactor; returns an error or ""."""
+        """Feed what arrives on ``conn`` to ``body`` (a ``ResponseReader`` or a ``StreamBody``) until it is
+        complete, as ``stream.read_body`` does, the reading done by the reactor; returns an error or ""."""
         buffered = conn.take_buffered()
         if buffered and body.feed(buffered, conn.arrival(clock())):
             return ""
@@ -76,6 +79,10 @@ class StreamReactor:
         self._streams[fd] = stream
         self._epoll.register(fd, select.EPOLLIN)
         self._ensure_loop()
+        # A user sends its request when its previous stream ends, and the streams of a batch end
+        # together: while the others send theirs, the reactor's greenlet waits its turn. Read what
+        # is ready now, so tokens of the streams that started first are not left to pile up.
+        self._read_ready()
         stall = conn.read_timeout
         try:
             while True:
@@ -120,10 +127,15 @@ class StreamReactor:
                 continue
             except OSError:  # the epoll set changed under us; poll again
                 pass
-            for fd, _ in self._epoll.poll(0):
-                stream = self._streams.get(fd)
-                if stream is not None:
-                    self._readable(fd, stream)
+            self._read_ready()
+
+    def _read_ready(self) -> None:
+        """One pass over the sockets with data waiting; never blocks."""
+        streams = self._streams
+        for fd, _ in self._epoll.poll(0):
+            stream = streams.get(fd)
+            if stream is not None:
+                self._readable(fd, stream)
 
     def _readable(self, fd: int, stream: _Stream) -> None:
         arrived = None
@@ -147,6 +159,9 @@ class StreamReactor:
             complete = stream.body.feed(data, t)
         except ProtocolError as exc:
             self._done(fd, stream, f"bad stream framing: {exc}", close=True)
+            return
+        except TransportError as exc:  # a garbled response head
+            self._done(fd, stream, str(exc), close=True)
             return
         except Exception as exc:  # a bug must not stop the reactor for every other stream
             self._done(fd, stream, f"client error: {exc!r}", close=True)

@@ -9,10 +9,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
-from users.http import Connection, Head, TransportError
+from users.http import MAX_HEAD, Connection, Head, TransportError, parse_head
 from users.record import CHAT_TEXT_KEYS, COMPLETION_TEXT_KEYS, RequestRecord, StreamAccumulator
 from users.sse import ChunkedDecoder, ProtocolError, SSEDecoder
 
@@ -87,6 +88,12 @@ class StreamBody:
             return chunked.done
         return self._remaining is not None and self._remaining <= 0
 
+    @property
+    def complete(self) -> bool:
+        if self._chunked is not None:
+            return self._chunked.done
+        return self._remaining is not None and self._remaining <= 0
+
     def eof_error(self) -> str:
         """What a connection closed now would mean: "" when the body may end at EOF."""
         if self._chunked is not None or (self._remaining is not None and self._remaining > 0):
@@ -96,6 +103,93 @@ class StreamBody:
     @property
     def incomplete_event(self) -> bool:
         return bool(self._sse.pending.strip())
+
+
+class ErrorBody:
+    """Collects the body of a non-200 response (up to ``limit`` bytes) for its error message."""
+
+    __slots__ = ("_chunked", "_parts", "_remaining", "_size", "limit")
+
+    def __init__(self, head: Head, limit: int = 65536) -> None:
+        self._chunked = ChunkedDecoder() if head.chunked else None
+        self._remaining = head.content_length
+        self._parts: list[bytes] = []
+        self._size = 0
+        self.limit = limit
+
+    @property
+    def complete(self) -> bool:
+        if self._chunked is not None:
+            return self._chunked.done
+        return self._remaining is not None and self._remaining <= 0
+
+    def feed(self, data: bytes, _t: float) -> bool:
+        if self._chunked is not None:
+            data = self._chunked.feed(data)
+        elif self._remaining is not None:
+            data = data[: self._remaining]
+            self._remaining -= len(data)
+        if self._size < self.limit:
+            self._parts.append(data[: self.limit - self._size])
+            self._size += len(self._parts[-1])
+        return self.complete
+
+    def eof_error(self) -> str:
+        if self._chunked is not None or (self._remaining is not None and self._remaining > 0):
+            return "connection closed in the middle of the response body"
+        return ""  # no length given: the body ends with the connection
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self._parts)
+
+
+class ResponseReader:
+    """Feeds one whole response, head then body, read by read. No I/O.
+
+    Lets the reactor read a response from the moment the request is written, so
+    neither the head nor a first token that comes with it waits for the user's
+    greenlet. A 200 goes to a StreamBody (timed SSE), any other status to an
+    ErrorBody. ``feed`` returns True once the response is complete; it raises
+    ProtocolError or TransportError on a garbled response.
+    """
+
+    __slots__ = ("_acc", "_buf", "body", "head")
+
+    def __init__(self, acc: StreamAccumulator) -> None:
+        self._acc = acc
+        self._buf = b""
+        self.head: Head | None = None
+        self.body: StreamBody | ErrorBody | None = None
+
+    def feed(self, data: bytes, t: float) -> bool:
+        body = self.body
+        if body is None:
+            buf = self._buf + data if self._buf else data
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > MAX_HEAD:
+                    raise TransportError("response headers too large")
+                self._buf = buf
+                return False
+            self._buf = b""
+            head = self.head = parse_head(buf[:end])
+            body = self.body = StreamBody(head, self._acc) if head.status == 200 else ErrorBody(head)
+            data = buf[end + 4 :]
+            if not data:
+                return body.complete
+        return body.feed(data, t)
+
+    def eof_error(self) -> str:
+        if self.body is None:
+            if self._buf:
+                return "connection closed in the middle of the response headers"
+            return "connection closed before the response headers"
+        return self.body.eof_error()
+
+    @property
+    def incomplete_event(self) -> bool:
+        return isinstance(self.body, StreamBody) and self.body.incomplete_event
 
 
 def timed_out_message(seconds: float) -> str:
@@ -150,16 +244,15 @@ def stream_request(
     acc = StreamAccumulator(record, start, endpoint.text_keys, collect_text)
     try:
         conn.send(raw)
+        if reactor is not None and reactor.accepts(conn):
+            return _finish_from_reactor(conn, acc, reactor, clock, start, deadline_s)
         head = conn.read_head()
         record.status = head.status
         if head.status != 200:
             body_bytes = conn.read_body(head, limit=65536)
             return acc.finish(_http_error(head.status, head.reason, body_bytes))
         body = StreamBody(head, acc)
-        if reactor is not None and reactor.accepts(conn):
-            error = reactor.read_body(conn, body, clock, start, deadline_s)
-        else:
-            error = read_body(conn, body, clock, start, deadline_s)
+        error = read_body(conn, body, clock, start, deadline_s)
         if error:
             return acc.finish(error)
         if head.headers.get("connection", "").lower() == "close":
@@ -177,6 +270,31 @@ def stream_request(
         acc.finish(CANCELLED)
         record.cancelled = True
         raise
+
+
+def _finish_from_reactor(
+    conn: Connection,
+    acc: StreamAccumulator,
+    reactor: Any,
+    clock: Callable[[], float],
+    start: float,
+    deadline_s: float | None,
+) -> RequestRecord:
+    """The whole response read by the reactor (head included); the record closed from it."""
+    reader = ResponseReader(acc)
+    error = reactor.read_body(conn, reader, clock, start, deadline_s)
+    head = reader.head
+    if head is not None:
+        acc.record.status = head.status
+    if error or head is None:
+        return acc.finish(error or "connection closed before the response headers")
+    if head.headers.get("connection", "").lower() == "close":
+        conn.close()
+    if isinstance(reader.body, ErrorBody):
+        return acc.finish(_http_error(head.status, head.reason, reader.body.data))
+    if reader.incomplete_event:
+        return acc.finish("stream ended inside an incomplete event")
+    return acc.finish()
 
 
 def _http_error(status: int, reason: str, body: bytes) -> str:
