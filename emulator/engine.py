@@ -126,10 +126,11 @@ class Engine:
             delay = next_t - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            elif delay < -step_s:
+            elif delay < -3 * step_s:
                 next_t = loop.time()  # far behind: start a new schedule rather than catch up with a burst
-            # else a little late (this process was busy with requests; a GPU would not have been):
-            # keep the schedule, so the steps keep their rate on average
+            # else a little late: this process was busy with a burst of requests (the streams of a
+            # batch end in the same step, and their next requests come together), which a GPU would
+            # not have been. Keep the schedule, so the steps keep their rate on average.
 
             self.steps += 1
             self._emit(decoding, first_ready, step_s)
