@@ -1,19 +1,27 @@
 """Benchmark: how much the load generator distorts what it measures.
 
     .venv/bin/python -m bench.client_overhead [--seconds 20] [--conditions 128x50,128x500,512x50]
-                                              [--users VLLMUser,OpenAISDKUser] [--json OUT]
+                                              [--users VLLMUser,OpenAISDKUser] [--timestamps kernel,read]
+                                              [--json OUT]
 
 The emulator runs pinned to one core in batched-step mode (every running stream gets
 its token in the same decode step, as vLLM does); the client, a real headless
 ``locust`` process, is pinned to the other. The truth comes from the emulator:
-its per-request log (the time it received each request and wrote its first token)
-and its ``vllm:generation_tokens_total`` counter. For each condition, STREAMS x RATE
-(tok/s per stream), 256 output tokens per request:
+its per-request log (when each request reached its socket, by the kernel's stamp,
+and when it wrote the first token) and its ``vllm:generation_tokens_total`` counter.
+For each condition, STREAMS x RATE (tok/s per stream), 256 output tokens per request:
 
-- TTFT error = client TTFT - emulator TTFT, per request (p50, p99, max), in ms;
+- TTFT error = client TTFT - emulator TTFT, per request after the ramp-up (p50, p99,
+  max), in ms, with its two legs: client start -> the request reaching the emulator,
+  and the emulator's write of the first token -> the client's date for it;
 - achieved load = tokens the emulator emitted per second / (streams x rate), in
-  the steady window after every stream started;
+  the steady window after every stream started; it is the product of the step rate
+  (decode steps per second / rate: falls when the emulator runs late) and occupancy
+  (tokens per step / streams: falls when streams wait for their next request);
 - client CPU per streamed chunk, in microseconds (process CPU time / chunks).
+
+``--timestamps`` runs VLLMUser with reads dated by the kernel (the default) and/or by
+the time the read returned (``--no-kernel-timestamps``).
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
 LOCUST = os.path.join(os.path.dirname(PY), "locust")
 OUTPUT_TOKENS = 256
+RAMP_S = 1.5
 
 
 def pinned(core: int):
@@ -102,7 +111,6 @@ def run_condition(streams: int, rate: float, seconds: float, user: str, tmp: str
         except subprocess.TimeoutExpired:  # never leave a process behind to disturb the next condition
             proc_.kill()
             proc_.wait()
-    window_start = time.time() - (time.monotonic() - t0)
     truth = {}
     with open(log) as f:
         for line in f:
@@ -111,13 +119,16 @@ def run_condition(streams: int, rate: float, seconds: float, user: str, tmp: str
                 truth[t["id"]] = t
     errors, to_server, to_client = [], [], []
     with open(prefix + "_requests.csv", newline="") as f:
-        for row in csv.DictReader(f):
-            t = truth.get(row["request_id"])
-            if t and row["ttft_s"] and float(row["start_time"]) >= window_start:  # steady state only
-                errors.append((float(row["ttft_s"]) - t["ttft_s"]) * 1000.0)
-                # the error's two legs, by wall clock (same host): request out, first token back
-                to_server.append((t["received_wall"] - float(row["start_time"])) * 1000.0)
-                to_client.append((float(row["start_time"]) + float(row["ttft_s"]) - t["first_token_wall"]) * 1000.0)
+        rows = [row for row in csv.DictReader(f) if row["ttft_s"] and row["request_id"] in truth]
+    # every request but the first of each user (the ramp-up, -r streams/s: within the first second)
+    ramp_end = min((float(row["start_time"]) for row in rows), default=0.0) + RAMP_S
+    for row in rows:
+        t = truth[row["request_id"]]
+        if float(row["start_time"]) >= ramp_end:
+            errors.append((float(row["ttft_s"]) - t["ttft_s"]) * 1000.0)
+            # the error's two legs, by wall clock (same host): request out, first token back
+            to_server.append((t["received_wall"] - float(row["start_time"])) * 1000.0)
+            to_client.append((float(row["start_time"]) + float(row["ttft_s"]) - t["first_token_wall"]) * 1000.0)
     emitted = tok1 - tok0
     # every token is one SSE chunk; each request adds a role chunk, a usage chunk and [DONE]
     chunks = emitted * (1 + 3 / OUTPUT_TOKENS)
