@@ -1,8 +1,11 @@
 """Synthetic shared-prefix prompt sets of exact token length.
 
 Each prompt is ``prefix(group) + suffix``: ``--prefix-groups`` distinct shared
-prefixes of ``--prefix-tokens`` tokens, and a suffix unique to the request, so
-the only reuse between requests is the prefix. Lengths are counted with the
+prefixes of ``--prefix-tokens`` tokens, and a suffix unique to the request (it
+starts with the request's own tag, so no cache block after the prefix is shared),
+so the only reuse between requests is the prefix. A body that fitted is reused
+behind the next tag: counting a prompt is then one call, the check, instead of a
+search (with the server's ``/tokenize``, these calls are load on the server). Lengths are counted with the
 served model's tokenizer, chat template included, and adjusted until the whole
 prompt is ``--input-tokens`` long (optionally drawn with a spread).
 The text is natural-looking sentences, not one repeated token.
@@ -52,6 +55,9 @@ class SharedPrefixPrompts:
         self._overhead = counter.count("", chat)
         self.prefixes = [self._build_prefix(prefix_rng, g) for g in range(prefix_groups)] if prefix_tokens else [""]
         self._count = 0
+        # (group, target length) -> (pool offset, words) of the last body that fitted: the next prompt
+        # of the same kind reuses it behind its own tag, so one count (the check) usually suffices
+        self._fitted: dict[tuple[int, int], tuple[int, int]] = {}
 
     def _measure(self, text: str) -> int:
         return self.counter.count(text, self.chat) - self._overhead
@@ -82,8 +88,12 @@ class SharedPrefixPrompts:
         prefix = self.prefixes[group]
         target = self._target()
         tag = f"Request {self.stream}-{self._count}:"
-        n = max(target - self.prefix_tokens - len(tag.split()) - 2, 1)
-        offset = self._rng.randrange(0, max(len(self._pool) - n, 1))
+        fitted = self._fitted.get((group, target))
+        if fitted is not None:
+            offset, n = fitted
+        else:
+            n = max(target - self.prefix_tokens - len(tag.split()) - 2, 1)
+            offset = self._rng.randrange(0, max(len(self._pool) - n, 1))
         best: tuple[int, str] | None = None
         for _ in range(MAX_ADJUST):
             body = self._pool[offset : offset + n]
@@ -94,6 +104,7 @@ class SharedPrefixPrompts:
             if best is None or abs(got - target) < abs(best[0] - target):
                 best = (got, text)
             if got == target:
+                self._fitted[(group, target)] = (offset, n)
                 break
             n = max(1, n + (target - got))
         assert best is not None

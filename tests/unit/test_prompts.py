@@ -130,3 +130,15 @@ def test_dataset_errors(tmp_path, content, message):
         path.write_text(content)
     with pytest.raises(PromptError, match=message):
         load_dataset(str(path))
+
+
+def test_a_fitted_body_is_reused_so_each_further_prompt_costs_one_count():
+    """With the server's /tokenize every count is a request to the server under test."""
+    counter = PieceCounter()
+    src = SharedPrefixPrompts(counter, chat=True, input_tokens=300, prefix_tokens=200, prefix_groups=1, seed=3)
+    src.next_prompt()
+    before = counter.calls
+    prompts = [src.next_prompt() for _ in range(50)]
+    assert counter.calls - before <= 55  # one check each (a tag that grows a token costs one more)
+    assert all(counter.count(p.content, True) == 300 for p in prompts)
+    assert len({p.content for p in prompts}) == 50
