@@ -26,6 +26,7 @@ from gevent.socket import wait_read
 
 from users.http import (
     ANCILLARY_SIZE,
+    RECV_SIZE,
     Connection,
     TransportError,
     arrival_on,
@@ -35,8 +36,6 @@ from users.http import (
 )
 from users.sse import ProtocolError
 from users.stream import timed_out_message
-
-RECV_SIZE = 65536
 
 
 class _Stream:
@@ -65,11 +64,11 @@ class StreamReactor:
     def accepts(conn: Connection) -> bool:
         return conn.os_socket() is not None
 
-    def read_body(
+    def read_response(
         self, conn: Connection, body: Any, clock: Callable[[], float], start: float, deadline_s: float | None
     ) -> str:
-        """Feed what arrives on ``conn`` to ``body`` (a ``ResponseReader`` or a ``StreamBody``) until it is
-        complete, as ``stream.read_body`` does, the reading done by the reactor; returns an error or ""."""
+        """Feed what arrives on ``conn`` to ``body`` (a ``ResponseReader``) until it is complete, as
+        ``stream.read_response`` does, the reading done by the reactor; returns an error or ""."""
         buffered = conn.take_buffered()
         if buffered and body.feed(buffered, conn.arrival(clock())):
             return ""

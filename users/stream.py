@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
@@ -57,36 +56,23 @@ def build_payload(
     return orjson.dumps(body)
 
 
-class StreamBody:
-    """Feeds one streamed response body into an accumulator, read by read. No I/O.
+class BodyFraming:
+    """Where a response body ends: its chunked encoding, its Content-Length, or (with
+    neither) the connection's close. ``payload`` strips the framing from each read."""
 
-    ``feed`` returns True once the body is complete (the terminating chunk, or
-    Content-Length reached); it raises ProtocolError on broken framing.
-    """
+    __slots__ = ("_chunked", "_remaining")
 
-    __slots__ = ("_chunked", "_on_event", "_remaining", "_sse")
-
-    def __init__(self, head: Head, acc: StreamAccumulator) -> None:
+    def __init__(self, head: Head) -> None:
         self._chunked = ChunkedDecoder() if head.chunked else None
-        self._sse = SSEDecoder()
-        self._remaining = head.content_length
-        self._on_event = acc.on_event
+        self._remaining = None if self._chunked is not None else head.content_length
 
-    def feed(self, data: bytes, t: float) -> bool:
-        chunked = self._chunked
-        if chunked is not None:
-            payload = chunked.feed(data)
-        else:
-            payload = data
-            if self._remaining is not None:
-                self._remaining -= len(data)
-        if payload:
-            on_event = self._on_event
-            for event in self._sse.feed(payload):
-                on_event(event, t)
-        if chunked is not None:
-            return chunked.done
-        return self._remaining is not None and self._remaining <= 0
+    def payload(self, data: bytes) -> bytes:
+        if self._chunked is not None:
+            return self._chunked.feed(data)
+        if self._remaining is not None:
+            data = data[: self._remaining]
+            self._remaining -= len(data)
+        return data
 
     @property
     def complete(self) -> bool:
@@ -94,11 +80,42 @@ class StreamBody:
             return self._chunked.done
         return self._remaining is not None and self._remaining <= 0
 
+    @property
+    def cut_short(self) -> bool:
+        """Whether the connection closing now would cut the body short."""
+        return not self.complete and (self._chunked is not None or self._remaining is not None)
+
+
+class StreamBody:
+    """Feeds one streamed response body into an accumulator, read by read. No I/O.
+
+    ``feed`` returns True once the body is complete (the terminating chunk, or
+    Content-Length reached); it raises ProtocolError on broken framing.
+    """
+
+    __slots__ = ("_framing", "_on_event", "_sse")
+
+    def __init__(self, head: Head, acc: StreamAccumulator) -> None:
+        self._framing = BodyFraming(head)
+        self._sse = SSEDecoder()
+        self._on_event = acc.on_event
+
+    def feed(self, data: bytes, t: float) -> bool:
+        framing = self._framing
+        payload = framing.payload(data)
+        if payload:
+            on_event = self._on_event
+            for event in self._sse.feed(payload):
+                on_event(event, t)
+        return framing.complete
+
+    @property
+    def complete(self) -> bool:
+        return self._framing.complete
+
     def eof_error(self) -> str:
         """What a connection closed now would mean: "" when the body may end at EOF."""
-        if self._chunked is not None or (self._remaining is not None and self._remaining > 0):
-            return "connection closed in the middle of the stream"
-        return ""
+        return "connection closed in the middle of the stream" if self._framing.cut_short else ""
 
     @property
     def incomplete_event(self) -> bool:
@@ -108,36 +125,28 @@ class StreamBody:
 class ErrorBody:
     """Collects the body of a non-200 response (up to ``limit`` bytes) for its error message."""
 
-    __slots__ = ("_chunked", "_parts", "_remaining", "_size", "limit")
+    __slots__ = ("_framing", "_parts", "_size", "limit")
 
     def __init__(self, head: Head, limit: int = 65536) -> None:
-        self._chunked = ChunkedDecoder() if head.chunked else None
-        self._remaining = head.content_length
+        self._framing = BodyFraming(head)
         self._parts: list[bytes] = []
         self._size = 0
         self.limit = limit
 
     @property
     def complete(self) -> bool:
-        if self._chunked is not None:
-            return self._chunked.done
-        return self._remaining is not None and self._remaining <= 0
+        return self._framing.complete
 
     def feed(self, data: bytes, _t: float) -> bool:
-        if self._chunked is not None:
-            data = self._chunked.feed(data)
-        elif self._remaining is not None:
-            data = data[: self._remaining]
-            self._remaining -= len(data)
+        data = self._framing.payload(data)
         if self._size < self.limit:
             self._parts.append(data[: self.limit - self._size])
             self._size += len(self._parts[-1])
-        return self.complete
+        return self._framing.complete
 
     def eof_error(self) -> str:
-        if self._chunked is not None or (self._remaining is not None and self._remaining > 0):
-            return "connection closed in the middle of the response body"
-        return ""  # no length given: the body ends with the connection
+        # with no length given, the body ends with the connection
+        return "connection closed in the middle of the response body" if self._framing.cut_short else ""
 
     @property
     def data(self) -> bytes:
@@ -196,11 +205,12 @@ def timed_out_message(seconds: float) -> str:
     return f"request timed out after {seconds:g} s"
 
 
-def read_body(
-    conn: Connection, body: StreamBody, clock: Callable[[], float], start: float, deadline_s: float | None
+def read_response(
+    conn: Connection, body: ResponseReader, clock: Callable[[], float], start: float, deadline_s: float | None
 ) -> str:
-    """Read a streamed body in this greenlet, one timestamp per read; returns an error or ""."""
-    data = conn.recv()  # whatever came with the headers, or the next read
+    """Read a response into ``body`` (a ResponseReader) in this greenlet, one timestamp per read;
+    returns an error or ""."""
+    data = conn.recv()
     t = conn.arrival(clock())
     while data:
         if body.feed(data, t):
@@ -234,7 +244,8 @@ def stream_request(
     caller is interrupted (the test stops, Ctrl-C), the ``record`` it passed in
     is closed as cancelled, keeping what was measured, and the interruption
     propagates. With a ``reactor`` (see users/reactor.py) the body is read by
-    one shared greenlet for all streams instead of by this one.
+    one shared greenlet for all streams instead of by this one; either way a
+    ``ResponseReader`` parses the response, head included.
     """
     if record is None:
         record = RequestRecord()
@@ -244,23 +255,14 @@ def stream_request(
     acc = StreamAccumulator(record, start, endpoint.text_keys, collect_text)
     try:
         conn.send(raw)
+        reader = ResponseReader(acc)
         if reactor is not None and reactor.accepts(conn):
-            return _finish_from_reactor(conn, acc, reactor, clock, start, deadline_s)
-        head = conn.read_head()
-        record.status = head.status
-        if head.status != 200:
-            body_bytes = conn.read_body(head, limit=65536)
-            return acc.finish(_http_error(head.status, head.reason, body_bytes))
-        body = StreamBody(head, acc)
-        error = read_body(conn, body, clock, start, deadline_s)
-        if error:
-            return acc.finish(error)
-        if head.headers.get("connection", "").lower() == "close":
-            conn.close()
-        if body.incomplete_event:
-            return acc.finish("stream ended inside an incomplete event")
-        return acc.finish()
+            error = reactor.read_response(conn, reader, clock, start, deadline_s)
+        else:
+            error = read_response(conn, reader, clock, start, deadline_s)
+        return _finish(conn, acc, reader, error)
     except TransportError as exc:
+        conn.close()
         return acc.finish(str(exc))
     except ProtocolError as exc:
         conn.close()
@@ -272,17 +274,8 @@ def stream_request(
         raise
 
 
-def _finish_from_reactor(
-    conn: Connection,
-    acc: StreamAccumulator,
-    reactor: Any,
-    clock: Callable[[], float],
-    start: float,
-    deadline_s: float | None,
-) -> RequestRecord:
-    """The whole response read by the reactor (head included); the record closed from it."""
-    reader = ResponseReader(acc)
-    error = reactor.read_body(conn, reader, clock, start, deadline_s)
+def _finish(conn: Connection, acc: StreamAccumulator, reader: ResponseReader, error: str) -> RequestRecord:
+    """Close the record from a response read to its end (or to ``error``)."""
     head = reader.head
     if head is not None:
         acc.record.status = head.status

@@ -1,10 +1,14 @@
-"""Connection reuse: a stale keep-alive socket is replaced once; a fresh one that fails is an error."""
+"""Connection reuse (a stale keep-alive socket is replaced once; a fresh one that fails is an error),
+and how a read is dated when the kernel gives no usable stamp."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from users.http import Connection, Target, TransportError
+from emulator.arrival import arrival as emulator_arrival
+from users.http import Connection, Target, TransportError, arrival_on, enable_receive_timestamps
 
 
 class FakeSocket:
@@ -51,3 +55,32 @@ def test_a_replacement_that_fails_too_is_an_error():
     conn._sock = FakeSocket(fail=True)
     with pytest.raises(TransportError, match="connection failed while sending"):
         conn.send(b"x")
+
+
+def test_arrival_is_now_less_the_time_the_bytes_waited_and_now_when_the_stamp_is_unusable():
+    now = 100.0
+    assert arrival_on(now, None) == now  # no stamp (https, other systems, stamping not yet on)
+    assert arrival_on(now, time.time() - 0.5) == pytest.approx(now - 0.5, abs=0.01)
+    assert arrival_on(now, time.time() - 3600) == now  # the clock stepped: not a late read
+    assert arrival_on(now, time.time() + 5) == now  # a stamp from the future
+
+
+def test_a_socket_that_refuses_stamping_is_read_the_ordinary_way():
+    class NoStamps:
+        def setsockopt(self, *_args) -> None:
+            raise OSError(92, "Protocol not available")
+
+    assert enable_receive_timestamps(NoStamps()) is False
+
+
+def test_emulator_falls_back_to_its_own_clock_without_a_usable_stamp():
+    class Sock:
+        arrived = None
+
+    before = time.perf_counter()
+    mono, wall = emulator_arrival(Sock())
+    assert mono >= before and abs(wall - time.time()) < 0.05
+    Sock.arrived = time.time() - 3600  # a clock step
+    assert emulator_arrival(Sock())[0] >= before
+    Sock.arrived = time.time() - 0.5
+    assert emulator_arrival(Sock())[0] == pytest.approx(time.perf_counter() - 0.5, abs=0.01)

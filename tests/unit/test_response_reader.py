@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import socket
+
+import gevent
 import pytest
 
 from tests.unit.scripted import END, HEAD, chat_chunk, frame, usage_chunk
-from users.http import TransportError
+from users.http import Connection, Target, TransportError
+from users.reactor import StreamReactor
 from users.record import RequestRecord, StreamAccumulator
-from users.stream import ErrorBody, ResponseReader, StreamBody
+from users.stream import CHAT, ErrorBody, ResponseReader, StreamBody, stream_request
 
 
 def reader() -> tuple[ResponseReader, StreamAccumulator]:
@@ -82,3 +86,48 @@ def test_garbled_or_oversized_heads_fail():
     r, _ = reader()
     with pytest.raises(TransportError, match="too large"):
         r.feed(b"HTTP/1.1 200 OK\r\nx: " + b"y" * 70000, 0.1)
+
+
+def reply_once(raw: bytes) -> tuple[int, gevent.Greenlet]:
+    """A loopback server that answers one request with ``raw`` and closes."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+
+    def run() -> None:
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.sendall(raw)
+        conn.close()
+        server.close()
+
+    return server.getsockname()[1], gevent.spawn(run)
+
+
+@pytest.mark.parametrize("reactor", [None, StreamReactor()], ids=["own-greenlet", "reactor"])
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        (b"SSH-2.0-OpenSSH_9.6\r\n\r\n", "not an HTTP response: 'SSH-2.0-OpenSSH_9.6'"),
+        (
+            b"HTTP/1.1 503 Service Unavailable\r\n\r\n" + b'{"detail":"overloaded"}',
+            "HTTP 503 Service Unavailable: overloaded",
+        ),
+        (
+            b"HTTP/1.1 500 Oops\r\ncontent-length: 50\r\n\r\nshort",
+            "connection closed in the middle of the response body",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n" + frame(chat_chunk("a")),
+            "connection closed in the middle of the stream",
+        ),
+        (b"", "connection closed before the response headers"),
+    ],
+)
+def test_both_readers_fail_the_same_way_with_a_clear_reason(raw, error, reactor):
+    port, server = reply_once(raw)
+    conn = Connection(Target.parse(f"http://127.0.0.1:{port}"))
+    rec = stream_request(conn, CHAT, b"{}", {}, reactor=reactor)
+    server.join(timeout=5)
+    assert not rec.success and rec.error == error
+    assert conn._sock is None  # closed: the next request starts on a fresh connection
