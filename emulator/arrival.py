@@ -77,14 +77,29 @@ def listener(host: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
+BRACKET_S = 20e-6  # the two perf_counter reads around the wall-clock read are at most this far apart
+
+
 def arrival(sock: object) -> tuple[float, float]:
-    """(perf_counter time, unix time) at which the last read of ``sock`` arrived; now if unknown."""
-    now_mono = time.perf_counter()
+    """(perf_counter time, unix time) at which the last read of ``sock`` arrived; now if unknown.
+
+    The wall clock is read between two perf_counter reads at most BRACKET_S apart (a pair that
+    was preempted is read again), so a kernel stamp converts with an error of at most BRACKET_S / 2.
+    """
+    before = time.perf_counter()
     now_wall = time.time()
+    after = time.perf_counter()
+    tries = 1
+    while after - before > BRACKET_S and tries < 100:
+        before = time.perf_counter()
+        now_wall = time.time()
+        after = time.perf_counter()
+        tries += 1
+    now_mono = (before + after) / 2
     stamp = getattr(sock, "arrived", None)
     if stamp is None:
-        return now_mono, now_wall
+        return after, now_wall
     waited = now_wall - stamp
     if not 0.0 <= waited < 60.0:  # a clock step, not a late read
-        return now_mono, now_wall
+        return after, now_wall
     return now_mono - waited, stamp

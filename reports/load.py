@@ -9,18 +9,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-REQUEST_COLUMNS = ["start_time", "success", "ttft_s", "e2e_s", "output_tokens"]
-REQUEST_NUMERIC = [
-    "start_time",
-    "ttft_s",
-    "tpot_s",
-    "e2e_s",
-    "decode_tps",
-    "prompt_tokens",
-    "cached_tokens",
-    "output_tokens",
-    "status",
-]
+from llmclient import schema
+
 STATS_COLUMNS = ["Type", "Name", "Request Count", "Failure Count", "50%", "90%", "99%"]
 HISTORY_COLUMNS = ["Timestamp", "User Count", "Type", "Name", "Requests/s"]
 SERVER_COLUMNS = ["time"]
@@ -78,29 +68,18 @@ def _ends_with_newline(path: str) -> bool:
 
 
 def load_requests(path: str) -> pd.DataFrame:
-    df = _read(
-        path,
-        REQUEST_COLUMNS,
-        dtype={
-            "request_id": str,
-            "error": str,
-            "itl_s": str,
-            "worker": str,
-            "success": str,
-            "usage_source": str,
-            "finish_reason": str,
-            "endpoint": str,
-        },
-    )
-    for col in REQUEST_NUMERIC:
+    """The per-request CSV, typed by ``llmclient.schema``."""
+    df = _read(path, schema.REQUIRED, dtype={name: str for name in schema.TEXT + schema.BOOLEAN})
+    for col in schema.NUMERIC:
         if col in df.columns:
             df[col] = pd.to_numeric(df[col], errors="coerce")
-    df["success"] = df["success"].astype(str).str.strip().str.lower().eq("true")
-    df["error"] = df["error"].fillna("") if "error" in df.columns else ""
-    df["cancelled"] = df["error"].str.startswith("cancelled:")
-    if "itl_s" not in df.columns:
-        df["itl_s"] = ""
-    df["itl_s"] = df["itl_s"].fillna("")
+    for col in schema.TEXT:
+        df[col] = df[col].fillna("") if col in df.columns else ""
+    for col in schema.BOOLEAN:
+        if col in df.columns:
+            df[col] = df[col].fillna("").astype(str).str.strip().str.lower().eq("true")
+    if "cancelled" not in df.columns:  # a file from before the column
+        df["cancelled"] = df["error"].map(schema.is_legacy_cancelled).astype(bool)
     if df["start_time"].isna().all() and len(df):
         raise ReportInputError(f"{path}: no usable start_time values")
     return df

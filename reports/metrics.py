@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from llmclient.server_metrics import HITS, QUERIES, prefix_cache_hit_rate
+
 PERCENTILES = (50, 90, 99)
 
 
@@ -55,18 +57,17 @@ def cache_hit_rate_from_usage(rows: pd.DataFrame) -> float:
 
 
 def cache_hit_rate_from_server(server: pd.DataFrame | None) -> float:
-    """Δhits / Δqueries over the run, from the scraped /metrics time series."""
+    """The run's hit rate from the scraped /metrics series: its first and last complete scrapes."""
     if server is None or server.empty:
         return float("nan")
-    cols = ("prefix_cache_hits_total", "prefix_cache_queries_total")
+    cols = [HITS, QUERIES]
     if not all(c in server.columns for c in cols):
         return float("nan")
-    s = server.dropna(subset=list(cols))
+    s = server.dropna(subset=cols)
     if len(s) < 2:
         return float("nan")
-    dq = s[cols[1]].iloc[-1] - s[cols[1]].iloc[0]
-    dh = s[cols[0]].iloc[-1] - s[cols[0]].iloc[0]
-    return float(dh / dq) if dq > 0 else float("nan")
+    rate = prefix_cache_hit_rate(s[cols].iloc[0].to_dict(), s[cols].iloc[-1].to_dict())
+    return float("nan") if rate is None else float(rate)
 
 
 def parse_slo(text: str | None) -> dict[str, float]:

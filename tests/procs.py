@@ -97,6 +97,20 @@ class Emulator:
         return out
 
 
+# The client's TTFT minus the emulator's for the same request cannot be negative in truth (the client
+# starts its clock before it sends, and reads the first token after the emulator wrote it). Both sides
+# convert kernel stamps (unix time) to perf_counter with an error of at most 10 µs each (see
+# llmclient/stamps.py and emulator/arrival.py), and a unix time as a float resolves 0.24 µs: the
+# measured difference is never below -(2 x 10 + 1) µs.
+TTFT_ERROR_FLOOR_S = -21e-6
+
+
+def ttft_errors(rows: list[dict], truth: list[dict]) -> list[float]:
+    """Client TTFT - emulator TTFT for each successful row, sorted."""
+    by_id = {t["id"]: t for t in truth}
+    return sorted(float(r["ttft_s"]) - by_id[r["request_id"]]["ttft_s"] for r in rows if r["success"] == "true")
+
+
 def read_rows(prefix) -> list[dict]:
     """The per-request CSV of a run, as dicts."""
     with open(f"{prefix}_requests.csv", newline="") as f:
@@ -132,15 +146,15 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def locust_cmd(*args: str) -> list[str]:
-    return [LOCUST, "-f", str(ROOT / "locustfile.py"), *args]
+def locust_cmd(*args: str, locustfile: str = str(ROOT / "locustfile.py")) -> list[str]:
+    return [LOCUST, "-f", locustfile, *args]
 
 
-def run_locust(*args: str, timeout: float = 180, env: dict | None = None) -> Run:
+def run_locust(*args: str, timeout: float = 180, env: dict | None = None, locustfile: str | None = None) -> Run:
     """Run ``locust`` to completion; fails the test on timeout."""
     full_env = _env(env)
     proc = subprocess.run(
-        locust_cmd(*args),
+        locust_cmd(*args, locustfile=locustfile or str(ROOT / "locustfile.py")),
         cwd=ROOT,
         capture_output=True,
         text=True,

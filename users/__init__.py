@@ -1,1 +1,1 @@
-"""Locust users and the measurement code they run."""
+"""The Locust layer: users, the run split by role, options, recording, the web UI (the client is llmclient/)."""

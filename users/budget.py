@@ -8,6 +8,15 @@ last granted request has finished and no more will be granted.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
+
+
+class Budget(Protocol):
+    """What a user asks before each request (``take``) and says after it (``finish``)."""
+
+    def take(self) -> bool: ...
+
+    def finish(self) -> None: ...
 
 
 class RequestBudget:

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import gevent
 from gevent.event import Event
-from locust.runners import STATE_MISSING
+from locust.runners import STATE_MISSING, MasterRunner
 
 from users.budget import GrantLedger
+
+if TYPE_CHECKING:
+    from locust.env import Environment
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +71,7 @@ class WorkerBudget:
 class MasterCoordinator:
     """The master's side: grants, departed workers, and the end of the run."""
 
-    def __init__(self, environment: Any, total: int | None, on_complete: Callable[[], None]) -> None:
+    def __init__(self, environment: Environment, total: int | None, on_complete: Callable[[], None]) -> None:
         self.environment = environment
         self.ledger = GrantLedger(total) if total else None
         self._on_complete = on_complete
@@ -100,11 +103,17 @@ class MasterCoordinator:
             logger.info("All %s requests finished (%s workers)", self.ledger.total, len(self.ledger.done))
             self._on_complete()
 
+    @property
+    def runner(self) -> MasterRunner:
+        runner = self.environment.runner
+        assert isinstance(runner, MasterRunner), "the coordinator runs at the master"
+        return runner
+
     def _send_grant(self, worker: str, count: int) -> None:
-        self.environment.runner.send_message(GRANT, {"count": count}, client_id=worker)
+        self.runner.send_message(GRANT, {"count": count}, client_id=worker)
 
     def live_workers(self) -> set[str]:
-        clients = self.environment.runner.clients
+        clients = self.runner.clients
         return {c.id for c in clients.values() if c.state != STATE_MISSING}
 
     def _watch_workers(self) -> None:

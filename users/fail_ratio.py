@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import gevent
+
+if TYPE_CHECKING:
+    from locust.stats import RequestStats
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +25,7 @@ def exceeded(failures: int, requests: int, ratio: float, min_requests: int = MIN
 
 
 class FailRatioGuard:
-    def __init__(self, stats: Any, name: str, ratio: float, on_exceeded: Callable[[], None]) -> None:
+    def __init__(self, stats: RequestStats, name: str, ratio: float, on_exceeded: Callable[[], None]) -> None:
         self.stats = stats
         self.name = name
         self.ratio = ratio

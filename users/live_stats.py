@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from llmclient.schema import from_fields
+
 SPARK = "▁▂▃▄▅▆▇█"
 
 
@@ -65,20 +67,19 @@ class LiveStats:
         else:
             self.errors += 1
 
-    def add_row(self, row: dict[str, str]) -> None:
-        """A shipped per-request CSV row (master side)."""
-
-        def num(key: str) -> float | None:
-            value = row.get(key, "")
-            return float(value) if value else None
-
-        if row.get("error", "").startswith("cancelled:"):
+    def add_row(self, fields: list[str]) -> None:
+        """A shipped per-request row (master side), as ``schema.encode`` made it."""
+        row = from_fields(fields)
+        if row["cancelled"]:
             return
-        out = num("output_tokens")
-        start = num("start_time") or time.time()
-        e2e = num("e2e_s") or 0.0
-        self.add(num("ttft_s"), num("tpot_s"), num("decode_tps"), int(out) if out else 0,
-                 row.get("success") == "true", start + e2e)  # fmt: skip
+
+        def num(name: str) -> float | None:
+            value = row[name]
+            return float(value) if isinstance(value, int | float) else None
+
+        end = (num("start_time") or time.time()) + (num("e2e_s") or 0.0)
+        self.add(num("ttft_s"), num("tpot_s"), num("decode_tps"), int(num("output_tokens") or 0),
+                 bool(row["success"]), end)  # fmt: skip
 
     def reset(self) -> None:
         self._samples.clear()

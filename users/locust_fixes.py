@@ -65,7 +65,7 @@ def install_final_csv_write() -> None:
         # Left open on purpose: Locust's writer greenlet can still wake once during shutdown and
         # would fail on a closed file; it rewrites the same final figures, and exit closes them.
 
-    cls.close_files = close_files
+    cls.close_files = close_files  # type: ignore[method-assign]
     setattr(cls, _MARK, True)
 
 

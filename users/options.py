@@ -1,10 +1,9 @@
-"""Command-line options of the suite, and their validation.
+"""The suite's command-line options, declared once as a table of specs.
 
-``add_options`` is the ``init_command_line_parser`` listener: each option gets
-a ``LOCUST_*`` environment variable and a locust.conf key (its long name), and
-shows in ``locust --help``. ``Settings.from_options`` checks the parsed values
-and turns them into one immutable object, or raises ConfigError with a single
-line that says what to fix.
+``OPTIONS`` drives both ``add_options`` (the ``init_command_line_parser`` listener:
+each option gets its ``LOCUST_*`` environment variable and a locust.conf key, its long
+name) and ``Settings.from_options``, which checks the parsed values and turns them into
+one immutable object, or raises ConfigError with a single line that says what to fix.
 """
 
 from __future__ import annotations
@@ -13,14 +12,119 @@ import argparse
 import os
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
+
+from llmclient.errors import ConfigError
+
+if TYPE_CHECKING:
+    from locust.argument_parser import LocustArgumentParser
 
 ENDPOINT_CHOICES = ("chat", "completions")
 
+Check = Callable[[Any], str | None]  # the problem with a value, or None
 
-class ConfigError(Exception):
-    """Bad input from the user: printed as one line, then a non-zero exit."""
+
+def _shown(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def at_least(low: float, flag: str) -> Check:
+    word = "at least 1" if low == 1 else ("0 or more" if low == 0 else f"at least {low:g}")
+    return lambda v: None if v is None or v >= low else f"{flag} must be {word}, got {_shown(v)}"
+
+
+def positive(flag: str, noun: str = "") -> Check:
+    what = f"a positive number of {noun}" if noun else "positive"
+    return lambda v: None if v is None or v > 0 else f"{flag} must be {what}, got {_shown(v)}"
+
+
+def between_0_and_1(flag: str) -> Check:
+    return lambda v: None if v is None or 0 <= v <= 1 else f"{flag} must be between 0 and 1, got {_shown(v)}"
+
+
+def existing_file(flag: str) -> Check:
+    return lambda v: None if not v or os.path.isfile(v) else f"{flag} {v}: no such file"
+
+
+@dataclass(frozen=True)
+class Option:
+    dest: str
+    flags: tuple[str, ...]
+    kind: Literal["int", "float", "str", "flag"]
+    default: Any
+    help: str
+    env: str = ""  # default: LOCUST_ + DEST in capitals
+    check: Check | None = None
+    choices: tuple[str, ...] | None = None
+    secret: bool = False  # kept out of the web UI's form
+
+    @property
+    def env_var(self) -> str:
+        return self.env or "LOCUST_" + self.dest.upper()
+
+    @property
+    def flag(self) -> str:
+        return "/".join(self.flags)
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("num_requests", ("-n", "--num-requests"), "int", None,
+           "Total requests in the run: stop issuing at N, let in-flight ones finish, then stop",
+           check=positive("-n/--num-requests", "requests")),
+    Option("model", ("--model",), "str", "", "Model name to request (default: the first model listed by GET /v1/models)"),
+    Option("max_tokens", ("--max-tokens",), "int", 512, "max_tokens of each request",
+           check=at_least(1, "--max-tokens")),
+    Option("input_tokens", ("--input-tokens",), "int", 2048, "Target prompt length in tokens",
+           check=at_least(1, "--input-tokens")),
+    Option("ignore_eos", ("--ignore-eos",), "flag", False,
+           "Ask vLLM to ignore EOS so every request generates --max-tokens tokens"),
+    Option("temperature", ("--temperature",), "float", None, "Sampling temperature (default: the server's)"),
+    Option("endpoint", ("--endpoint",), "str", "chat", "chat: /v1/chat/completions; completions: /v1/completions",
+           choices=ENDPOINT_CHOICES),
+    Option("api_key", ("--api-key",), "str", None,
+           "Bearer token for the server (default: $OPENAI_API_KEY); never written anywhere",
+           env="OPENAI_API_KEY", secret=True),
+    Option("stream_timeout", ("--stream-timeout",), "float", 600.0,
+           "Fail a request when no byte arrives for this many seconds", check=positive("--stream-timeout")),
+    Option("request_timeout", ("--request-timeout",), "float", None,
+           "Fail a request that takes longer than this many seconds in total", check=positive("--request-timeout")),
+    Option("prefix_tokens", ("--prefix-tokens",), "int", 0,
+           "Tokens of shared prefix at the start of every prompt (0: no sharing)",
+           check=at_least(0, "--prefix-tokens")),
+    Option("prefix_groups", ("--prefix-groups",), "int", 1,
+           "How many distinct shared prefixes; each request picks one", check=at_least(1, "--prefix-groups")),
+    Option("input_tokens_stddev", ("--input-tokens-stddev",), "float", 0.0,
+           "Spread (standard deviation) of prompt lengths around --input-tokens",
+           check=at_least(0, "--input-tokens-stddev")),
+    Option("dataset", ("--dataset",), "str", "",
+           "JSONL (or JSON array) of prompts or ShareGPT conversations, instead of synthetic prompts"),
+    Option("turns", ("--turns",), "int", 1,
+           "Multi-turn conversations: each user re-sends the history for this many turns",
+           check=at_least(1, "--turns")),
+    Option("turn_tokens", ("--turn-tokens",), "int", 128,
+           "Approximate length of each follow-up user message in multi-turn runs", check=at_least(1, "--turn-tokens")),
+    Option("tokenizer", ("--tokenizer",), "str", "",
+           "The served model's tokenizer (local folder or HF cache) to size prompts (default: server /tokenize)"),
+    Option("warmup", ("--warmup",), "int", 0,
+           "Unmeasured requests per prefix group sent before measuring, to prime the prefix cache",
+           check=at_least(0, "--warmup")),
+    Option("reset_prefix_cache", ("--reset-prefix-cache",), "flag", False,
+           "POST /reset_prefix_cache before the run (vLLM needs VLLM_SERVER_DEV_MODE=1)"),
+    Option("metrics_interval", ("--metrics-interval",), "float", 5.0,
+           "Seconds between scrapes of the server's /metrics (0: do not scrape)",
+           check=at_least(0, "--metrics-interval")),
+    Option("max_fail_ratio", ("--max-fail-ratio",), "float", None,
+           "Stop the run early once the share of failed requests exceeds this (0-1), after 20 requests",
+           check=between_0_and_1("--max-fail-ratio")),
+    Option("ca_bundle", ("--ca-bundle",), "str", "", "CA certificates (PEM) to verify an https server with",
+           check=existing_file("--ca-bundle")),
+    Option("insecure", ("--insecure",), "flag", False, "Do not verify the https server's certificate"),
+    Option("no_kernel_timestamps", ("--no-kernel-timestamps",), "flag", False,
+           "Date each read when the client gets to it, not by the kernel's arrival time (Linux), to compare"),
+    Option("seed", ("--seed",), "int", 0, "Seed for the prompt sets, so runs are repeatable"),
+)  # fmt: skip
 
 
 def _int_arg(text: str) -> int:
@@ -37,8 +141,11 @@ def _float_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
-def _one_line_error(parser: argparse.ArgumentParser):
-    def error(message: str) -> None:
+ARG_TYPES: dict[str, Callable[[str], Any]] = {"int": _int_arg, "float": _float_arg}
+
+
+def _one_line_error(parser: argparse.ArgumentParser) -> Callable[[str], NoReturn]:
+    def error(message: str) -> NoReturn:
         sys.stderr.write(f"{parser.prog}: error: {message}\n")
         sys.exit(2)
 
@@ -58,186 +165,29 @@ def _check_csv_prefix(text: str) -> str:
     return text
 
 
-def add_options(parser: Any, **_kw: object) -> None:
+def add_options(parser: LocustArgumentParser, **_kw: object) -> None:
     """Register the suite's options on Locust's parser (configargparse)."""
     # Every argparse error, Locust's own included, becomes one line: no usage dump.
-    parser.error = _one_line_error(parser)
+    parser.error = _one_line_error(parser)  # type: ignore[method-assign]
     for action in parser._actions:  # validate Locust's --csv before Locust creates the folder
         if "--csv" in action.option_strings:
             action.type = _check_csv_prefix
-
-    parser.add_argument(
-        "-n",
-        "--num-requests",
-        type=_int_arg,
-        default=None,
-        env_var="LOCUST_NUM_REQUESTS",
-        help="Total requests in the run: stop issuing at N, let in-flight ones finish, then stop",
-    )
-    parser.add_argument(
-        "--model",
-        default="",
-        env_var="LOCUST_MODEL",
-        help="Model name to request (default: the first model listed by GET /v1/models)",
-    )
-    parser.add_argument("--max-tokens", type=_int_arg, default=512, env_var="LOCUST_MAX_TOKENS", help="max_tokens")
-    parser.add_argument(
-        "--input-tokens",
-        type=_int_arg,
-        default=2048,
-        env_var="LOCUST_INPUT_TOKENS",
-        help="Target prompt length in tokens",
-    )
-    parser.add_argument(
-        "--ignore-eos",
-        action="store_true",
-        default=False,
-        env_var="LOCUST_IGNORE_EOS",
-        help="Ask vLLM to ignore EOS so every request generates --max-tokens tokens",
-    )
-    parser.add_argument(
-        "--temperature",
-        type=_float_arg,
-        default=None,
-        env_var="LOCUST_TEMPERATURE",
-        help="Sampling temperature (default: the server's)",
-    )
-    parser.add_argument(
-        "--endpoint",
-        choices=ENDPOINT_CHOICES,
-        default="chat",
-        env_var="LOCUST_ENDPOINT",
-        help="chat: /v1/chat/completions; completions: /v1/completions",
-    )
-    parser.add_argument(
-        "--api-key",
-        default=None,
-        env_var="OPENAI_API_KEY",
-        include_in_web_ui=False,
-        is_secret=True,
-        help="Bearer token for the server (default: $OPENAI_API_KEY); never written anywhere",
-    )
-    parser.add_argument(
-        "--stream-timeout",
-        type=_float_arg,
-        default=600.0,
-        env_var="LOCUST_STREAM_TIMEOUT",
-        help="Fail a request when no byte arrives for this many seconds",
-    )
-    parser.add_argument(
-        "--request-timeout",
-        type=_float_arg,
-        default=None,
-        env_var="LOCUST_REQUEST_TIMEOUT",
-        help="Fail a request that takes longer than this many seconds in total",
-    )
-    parser.add_argument(
-        "--prefix-tokens",
-        type=_int_arg,
-        default=0,
-        env_var="LOCUST_PREFIX_TOKENS",
-        help="Tokens of shared prefix at the start of every prompt (0: no sharing)",
-    )
-    parser.add_argument(
-        "--prefix-groups",
-        type=_int_arg,
-        default=1,
-        env_var="LOCUST_PREFIX_GROUPS",
-        help="How many distinct shared prefixes; each request picks one",
-    )
-    parser.add_argument(
-        "--input-tokens-stddev",
-        type=_float_arg,
-        default=0.0,
-        env_var="LOCUST_INPUT_TOKENS_STDDEV",
-        help="Spread (standard deviation) of prompt lengths around --input-tokens",
-    )
-    parser.add_argument(
-        "--dataset",
-        default="",
-        env_var="LOCUST_DATASET",
-        help="JSONL (or JSON array) of prompts or ShareGPT conversations, instead of synthetic prompts",
-    )
-    parser.add_argument(
-        "--turns",
-        type=_int_arg,
-        default=1,
-        env_var="LOCUST_TURNS",
-        help="Multi-turn conversations: each user re-sends the history for this many turns",
-    )
-    parser.add_argument(
-        "--turn-tokens",
-        type=_int_arg,
-        default=128,
-        env_var="LOCUST_TURN_TOKENS",
-        help="Approximate length of each follow-up user message in multi-turn runs",
-    )
-    parser.add_argument(
-        "--tokenizer",
-        default="",
-        env_var="LOCUST_TOKENIZER",
-        help="The served model's tokenizer (local folder or HF cache) to size prompts (default: server /tokenize)",
-    )
-    parser.add_argument(
-        "--warmup",
-        type=_int_arg,
-        default=0,
-        env_var="LOCUST_WARMUP",
-        help="Unmeasured requests per prefix group sent before measuring, to prime the prefix cache",
-    )
-    parser.add_argument(
-        "--reset-prefix-cache",
-        action="store_true",
-        default=False,
-        env_var="LOCUST_RESET_PREFIX_CACHE",
-        help="POST /reset_prefix_cache before the run (vLLM needs VLLM_SERVER_DEV_MODE=1)",
-    )
-    parser.add_argument(
-        "--metrics-interval",
-        type=_float_arg,
-        default=5.0,
-        env_var="LOCUST_METRICS_INTERVAL",
-        help="Seconds between scrapes of the server's /metrics (0: do not scrape)",
-    )
-    parser.add_argument(
-        "--max-fail-ratio",
-        type=_float_arg,
-        default=None,
-        env_var="LOCUST_MAX_FAIL_RATIO",
-        help="Stop the run early once the share of failed requests exceeds this (0-1), after 20 requests",
-    )
-    parser.add_argument(
-        "--ca-bundle",
-        default="",
-        env_var="LOCUST_CA_BUNDLE",
-        help="CA certificates (PEM) to verify an https server with",
-    )
-    parser.add_argument(
-        "--insecure",
-        action="store_true",
-        default=False,
-        env_var="LOCUST_INSECURE",
-        help="Do not verify the https server's certificate",
-    )
-    parser.add_argument(
-        "--no-kernel-timestamps",
-        action="store_true",
-        default=False,
-        env_var="LOCUST_NO_KERNEL_TIMESTAMPS",
-        help="Date each read when the client gets to it, not by the kernel's arrival time (Linux), to compare",
-    )
-    parser.add_argument(
-        "--seed",
-        type=_int_arg,
-        default=0,
-        env_var="LOCUST_SEED",
-        help="Seed for the prompt sets, so runs are repeatable",
-    )
+    for opt in OPTIONS:
+        kwargs: dict[str, Any] = {"default": opt.default, "env_var": opt.env_var, "help": opt.help}
+        if opt.kind == "flag":
+            kwargs["action"] = "store_true"
+        elif opt.kind in ARG_TYPES:
+            kwargs["type"] = ARG_TYPES[opt.kind]
+        if opt.choices:
+            kwargs["choices"] = opt.choices
+        if opt.secret:
+            kwargs.update(include_in_web_ui=False, is_secret=True)
+        parser.add_argument(*opt.flags, **kwargs)
 
 
 @dataclass(frozen=True)
 class Settings:
-    """The suite's validated options."""
+    """The suite's validated options: one field per entry of OPTIONS (the defaults live there)."""
 
     num_requests: int | None
     model: str
@@ -249,104 +199,52 @@ class Settings:
     api_key: str | None
     stream_timeout: float
     request_timeout: float | None
+    prefix_tokens: int
+    prefix_groups: int
+    input_tokens_stddev: float
+    dataset: str
+    turns: int
+    turn_tokens: int
+    tokenizer: str
+    warmup: int
+    reset_prefix_cache: bool
+    metrics_interval: float
+    max_fail_ratio: float | None
+    ca_bundle: str
+    insecure: bool
+    no_kernel_timestamps: bool
     seed: int
-    prefix_tokens: int = 0
-    prefix_groups: int = 1
-    input_tokens_stddev: float = 0.0
-    dataset: str = ""
-    turns: int = 1
-    turn_tokens: int = 128
-    tokenizer: str = ""
-    warmup: int = 0
-    reset_prefix_cache: bool = False
-    metrics_interval: float = 5.0
-    max_fail_ratio: float | None = None
-    ca_bundle: str = ""
-    insecure: bool = False
-    kernel_timestamps: bool = True
+
+    @property
+    def kernel_timestamps(self) -> bool:
+        return not self.no_kernel_timestamps
 
     @classmethod
-    def from_options(cls, options: Any) -> Settings:
-        def get(name: str, default: object = None) -> Any:
-            return getattr(options, name, default)
-
-        num = get("num_requests")
-        if num is not None and num <= 0:
-            raise ConfigError(f"-n/--num-requests must be a positive number of requests, got {num}")
-        users = get("num_users")
-        if users is not None and users <= 0 and get("headless"):
+    def from_options(cls, options: object) -> Settings:
+        """Check parsed options (Locust's namespace, or any object with the attributes)."""
+        values: dict[str, Any] = {}
+        for opt in OPTIONS:
+            value = getattr(options, opt.dest, None)
+            if value is None or (value == "" and opt.default is not None):  # unset, or an empty web UI field
+                value = opt.default
+            if opt.kind == "flag":
+                value = bool(value)
+            if opt.choices and value not in opt.choices:
+                raise ConfigError(f"{opt.flag} must be one of {', '.join(opt.choices)}, got {value!r}")
+            problem = opt.check(value) if opt.check is not None else None
+            if problem:
+                raise ConfigError(problem)
+            values[opt.dest] = value
+        values["api_key"] = values["api_key"] or os.environ.get("OPENAI_API_KEY") or None
+        users = getattr(options, "num_users", None)
+        if users is not None and users <= 0 and getattr(options, "headless", False):
             raise ConfigError(f"-u/--users must be at least 1, got {users}")
-        max_tokens = get("max_tokens", 512)
-        if max_tokens <= 0:
-            raise ConfigError(f"--max-tokens must be at least 1, got {max_tokens}")
-        input_tokens = get("input_tokens", 2048)
-        if input_tokens <= 0:
-            raise ConfigError(f"--input-tokens must be at least 1, got {input_tokens}")
-        stream_timeout = get("stream_timeout", 600.0)
-        if stream_timeout <= 0:
-            raise ConfigError(f"--stream-timeout must be positive, got {stream_timeout:g}")
-        request_timeout = get("request_timeout")
-        if request_timeout is not None and request_timeout <= 0:
-            raise ConfigError(f"--request-timeout must be positive, got {request_timeout:g}")
-        prefix_tokens = get("prefix_tokens", 0) or 0
-        if prefix_tokens < 0:
-            raise ConfigError(f"--prefix-tokens must be 0 or more, got {prefix_tokens}")
-        if prefix_tokens and prefix_tokens >= input_tokens:
+        prefix, total = values["prefix_tokens"], values["input_tokens"]
+        if prefix and prefix >= total:
             raise ConfigError(
-                f"--prefix-tokens ({prefix_tokens}) must be smaller than --input-tokens ({input_tokens}): "
+                f"--prefix-tokens ({prefix}) must be smaller than --input-tokens ({total}): "
                 "each request needs a unique suffix"
             )
-        prefix_groups = get("prefix_groups", 1) or 1
-        if prefix_groups < 1:
-            raise ConfigError(f"--prefix-groups must be at least 1, got {prefix_groups}")
-        stddev = get("input_tokens_stddev", 0.0) or 0.0
-        if stddev < 0:
-            raise ConfigError(f"--input-tokens-stddev must be 0 or more, got {stddev:g}")
-        turns = get("turns", 1) or 1
-        if turns < 1:
-            raise ConfigError(f"--turns must be at least 1, got {turns}")
-        endpoint = get("endpoint", "chat")
-        if turns > 1 and endpoint != "chat":
+        if values["turns"] > 1 and values["endpoint"] != "chat":
             raise ConfigError("--turns needs --endpoint chat (conversations are chat messages)")
-        warmup = get("warmup", 0) or 0
-        if warmup < 0:
-            raise ConfigError(f"--warmup must be 0 or more, got {warmup}")
-        interval = get("metrics_interval", 5.0)
-        interval = 5.0 if interval is None else interval
-        if interval < 0:
-            raise ConfigError(f"--metrics-interval must be 0 or more, got {interval:g}")
-        if endpoint not in ENDPOINT_CHOICES:
-            raise ConfigError(f"--endpoint must be one of {', '.join(ENDPOINT_CHOICES)}, got {endpoint!r}")
-        ratio = get("max_fail_ratio")
-        if ratio is not None and not 0 <= ratio <= 1:
-            raise ConfigError(f"--max-fail-ratio must be between 0 and 1, got {ratio:g}")
-        ca_bundle = get("ca_bundle", "") or ""
-        if ca_bundle and not os.path.isfile(ca_bundle):
-            raise ConfigError(f"--ca-bundle {ca_bundle}: no such file")
-        return cls(
-            num_requests=num,
-            model=get("model", "") or "",
-            max_tokens=max_tokens,
-            input_tokens=input_tokens,
-            ignore_eos=bool(get("ignore_eos", False)),
-            temperature=get("temperature"),
-            endpoint=endpoint,
-            api_key=get("api_key") or os.environ.get("OPENAI_API_KEY") or None,
-            stream_timeout=stream_timeout,
-            request_timeout=request_timeout,
-            seed=get("seed", 0) or 0,
-            prefix_tokens=prefix_tokens,
-            prefix_groups=prefix_groups,
-            input_tokens_stddev=stddev,
-            dataset=get("dataset", "") or "",
-            turns=turns,
-            turn_tokens=max(1, get("turn_tokens", 128) or 128),
-            tokenizer=get("tokenizer", "") or "",
-            warmup=warmup,
-            reset_prefix_cache=bool(get("reset_prefix_cache", False)),
-            metrics_interval=interval,
-            max_fail_ratio=ratio,
-            ca_bundle=ca_bundle,
-            insecure=bool(get("insecure", False)),
-            kernel_timestamps=not get("no_kernel_timestamps", False),
-        )
+        return cls(**values)

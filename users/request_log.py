@@ -1,7 +1,7 @@
 """The per-request CSV: one row for every issued request, written beside Locust's CSVs.
 
 ``RequestLog.register(environment)`` listens to Locust's ``request`` event and
-keeps the rows whose ``context`` carries an ``llm_record``. In a local run it
+keeps the rows whose ``context`` carries a record (see recorder.py). In a local run it
 writes ``PREFIX_requests.csv`` directly; on a worker it batches rows into the
 periodic reports to the master, which writes them with the worker's id.
 """
@@ -11,87 +11,21 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import gevent
 
-from users.record import RequestRecord
+from llmclient.schema import HEADER, csv_line, encode
+from users.recorder import ENDPOINT_KEY, RECORD_KEY
+
+if TYPE_CHECKING:
+    from locust.env import Environment
+    from locust.rpc.protocol import Message
 
 logger = logging.getLogger(__name__)
 
-COLUMNS = [
-    "request_id",
-    "start_time",
-    "endpoint",
-    "status",
-    "success",
-    "error",
-    "ttft_s",
-    "tpot_s",
-    "e2e_s",
-    "decode_tps",
-    "prompt_tokens",
-    "cached_tokens",
-    "output_tokens",
-    "usage_source",
-    "finish_reason",
-    "itl_s",
-    "worker",
-]
 REPORT_KEY = "llm_rows"
 ROWS_MESSAGE = "llm_rows"
-
-
-def _num(value: float | int | None) -> str:
-    if value is None:
-        return ""
-    return repr(value)
-
-
-def _gaps(itl: list[float]) -> str:
-    """Space-separated seconds at 1 µs resolution, formatted in one call."""
-    return ("%.6f " * len(itl) % tuple(itl))[:-1] if itl else ""
-
-
-def _text(value: str) -> str:
-    """A CSV field for text that may hold a delimiter or a quote (quoted as the csv module does)."""
-    if "," in value or '"' in value or "\n" in value or "\r" in value:
-        return '"' + value.replace('"', '""') + '"'
-    return value
-
-
-def record_to_row(rec: RequestRecord, endpoint: str, worker: str) -> list[str]:
-    """A CSV row, each field ready to join with commas (see ``csv_line``).
-
-    Floats keep full precision (repr); ITL gaps are rounded to 1 µs. Numbers and
-    our own words need no quoting; text from the server or an error is quoted
-    when it needs it.
-    """
-    return [
-        _text(rec.request_id),
-        _num(rec.start_time),
-        endpoint,
-        str(rec.status) if rec.status else "",
-        "true" if rec.success else "false",
-        _text(" ".join(rec.error.split())),
-        _num(rec.ttft),
-        _num(rec.tpot),
-        _num(rec.e2e),
-        _num(rec.decode_tps),
-        _num(rec.prompt_tokens),
-        _num(rec.cached_tokens),
-        _num(rec.output_tokens),
-        rec.usage_source,
-        _text(rec.finish_reason),
-        _gaps(rec.itl),
-        _text(worker),
-    ]
-
-
-def csv_line(row: list[str]) -> str:
-    """One line of the CSV. The csv module's writer scans every character of the long ITL
-    field (about 30 µs a row, measured); the fields are already quoted where needed."""
-    return ",".join(row) + "\n"
 
 
 class RequestLog:
@@ -114,7 +48,7 @@ class RequestLog:
         self._disk_flusher: Any = None
 
     # -- Locust wiring ---------------------------------------------------------
-    def register(self, environment: Any) -> None:
+    def register(self, environment: Environment) -> None:
         events = environment.events
         events.request.add_listener(self.on_request)
         if self.forward:
@@ -136,12 +70,12 @@ class RequestLog:
 
         self._flusher = gevent.spawn(loop)
 
-    def on_request(self, context: dict | None = None, **_kw: object) -> None:
-        rec = context.get("llm_record") if context else None
-        if rec is None:
+    def on_request(self, context: dict[str, Any] | None = None, **_kw: object) -> None:
+        rec = context.get(RECORD_KEY) if context else None
+        if rec is None or context is None:
             return
         # formatted now: batching it (measured) concentrates the work of requests that end together
-        row = record_to_row(rec, context.get("llm_endpoint", ""), self.worker)
+        row = encode(rec, context.get(ENDPOINT_KEY, ""), self.worker)
         if self.forward:
             self._pending.append(row)
         else:
@@ -160,8 +94,11 @@ class RequestLog:
     def on_worker_report(self, client_id: str, data: dict, **_kw: object) -> None:
         self.receive(client_id, data.get(REPORT_KEY))
 
-    def on_rows_message(self, environment: Any = None, msg: Any = None, **_kw: object) -> None:
-        self.receive(msg.node_id, (msg.data or {}).get("rows"))
+    def on_rows_message(
+        self, environment: Environment | None = None, msg: Message | None = None, **_kw: object
+    ) -> None:
+        if msg is not None:
+            self.receive(msg.node_id, (msg.data or {}).get("rows"))
 
     def receive(self, worker: str, rows: list[list[str]] | None) -> None:
         if rows:
@@ -180,9 +117,8 @@ class RequestLog:
     def write_rows(self, rows: list[list[str]]) -> None:
         if self.path is None:
             return
-        if self._file is None:
-            self._open()
-        self._file.write("".join(map(csv_line, rows)))
+        file = self._file or self._open(self.path)
+        file.write("".join(map(csv_line, rows)))
         # one flush (a write syscall) per DISK_FLUSH_S rather than per row
         self._unflushed = True
         if self._disk_flusher is None or self._disk_flusher.dead:
@@ -193,13 +129,14 @@ class RequestLog:
             self._file.flush()
             self._unflushed = False
 
-    def _open(self) -> None:
-        folder = os.path.dirname(self.path)
+    def _open(self, path: str) -> TextIO:
+        folder = os.path.dirname(path)
         if folder:
             os.makedirs(folder, exist_ok=True)
-        self._file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed on quit
-        self._file.write(csv_line(COLUMNS))
-        self._file.flush()
+        file = self._file = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed on quit
+        file.write(HEADER)
+        file.flush()
+        return file
 
     def close(self) -> None:
         if self._disk_flusher is not None:

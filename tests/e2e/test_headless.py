@@ -6,7 +6,7 @@ import csv
 
 import pytest
 
-from tests.procs import read_rows, run_locust
+from tests.procs import TTFT_ERROR_FLOOR_S, read_rows, run_locust, ttft_errors
 
 FAST = ("--step-ms", "10", "--step-ms-per-seq", "0.02", "--prefill-ms-per-token", "0.002")
 
@@ -50,8 +50,9 @@ def test_seed_scenario_runs_exactly_n_requests_with_exact_ttft(emulator_factory,
         assert int(r["cached_tokens"]) == t["cached_tokens"]
         errors.append(float(r["ttft_s"]) - t["ttft_s"])
     errors.sort()
-    # the client's TTFT can only be later than the server's send time, and by little
-    assert errors[0] >= 0, errors[:5]  # the client starts before the server receives, and reads after it sends
+    assert errors == ttft_errors(rows, emu.truth())
+    # the client's TTFT can only be later than the server's send time (to the conversion's resolution)
+    assert errors[0] >= TTFT_ERROR_FLOOR_S, errors[:5]
     print("ttft error p50/p99/max ms:", errors[250] * 1e3, errors[495] * 1e3, errors[-1] * 1e3)
     assert errors[len(errors) // 2] < 0.003, errors[len(errors) // 2]
     assert errors[-1] < 0.025, errors[-5:]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from users.http import Connection, Target
+from llmclient.http import Connection, Target
 
 
 class FakeClock:

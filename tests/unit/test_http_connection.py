@@ -8,7 +8,8 @@ import time
 import pytest
 
 from emulator.arrival import arrival as emulator_arrival
-from users.http import Connection, Target, TransportError, arrival_on, enable_receive_timestamps
+from llmclient.http import Connection, Target, TransportError
+from llmclient.stamps import MAX_CONVERSION_ERROR_S, arrival, enable_receive_timestamps
 
 
 class FakeSocket:
@@ -58,11 +59,33 @@ def test_a_replacement_that_fails_too_is_an_error():
 
 
 def test_arrival_is_now_less_the_time_the_bytes_waited_and_now_when_the_stamp_is_unusable():
-    now = 100.0
-    assert arrival_on(now, None) == now  # no stamp (https, other systems, stamping not yet on)
-    assert arrival_on(now, time.time() - 0.5) == pytest.approx(now - 0.5, abs=0.01)
-    assert arrival_on(now, time.time() - 3600) == now  # the clock stepped: not a late read
-    assert arrival_on(now, time.time() + 5) == now  # a stamp from the future
+    def clock() -> float:
+        return 100.0
+
+    assert arrival(clock, None) == 100.0  # no stamp (https, other systems, stamping not yet on)
+    assert arrival(clock, time.time() - 0.5) == pytest.approx(100.0 - 0.5, abs=0.01)
+    assert arrival(clock, time.time() - 3600) == 100.0  # the clock stepped: not a late read
+    assert arrival(clock, time.time() + 5) == 100.0  # a stamp from the future
+
+
+def test_a_stamp_converts_to_the_monotonic_clock_within_the_stated_bound():
+    # the wall clock is read between two monotonic reads at most BRACKET_S apart: a stamp taken
+    # "now" lands within MAX_CONVERSION_ERROR_S of the monotonic time around it
+    for _ in range(1000):
+        stamp = time.time()
+        lo = time.perf_counter()
+        t = arrival(time.perf_counter, stamp)
+        hi = time.perf_counter()
+        assert lo - (hi - lo) - MAX_CONVERSION_ERROR_S - 1e-6 <= t <= hi, (lo, t, hi)
+
+
+def test_a_preempted_clock_pair_is_read_again():
+    ticks = iter([0.0, 1.0, 5.0, 5.0 + 1e-6])  # the first pair is 1 s apart: read again
+
+    def clock() -> float:
+        return next(ticks)
+
+    assert arrival(clock, time.time() - 0.25) == pytest.approx(5.0 + 0.5e-6 - 0.25, abs=0.01)
 
 
 def test_a_socket_that_refuses_stamping_is_read_the_ordinary_way():

@@ -16,10 +16,10 @@ import pytest
 from gevent.monkey import get_original
 
 from emulator.arrival import arrival, listener
+from llmclient.http import Connection, Target
+from llmclient.reactor import StreamReactor
+from llmclient.stream import CHAT, stream_request
 from tests.unit.scripted import END, HEAD, chat_chunk, frame, usage_chunk
-from users.http import Connection, Target
-from users.reactor import StreamReactor
-from users.stream import CHAT, stream_request
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_TIMESTAMPNS is Linux's")
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 import csv
 
 import gevent
+import pytest
 from locust.event import Events
 
-from users.record import RequestRecord
-from users.request_log import COLUMNS, REPORT_KEY, RequestLog, record_to_row
+from llmclient.measure import RequestRecord
+from llmclient.schema import NAMES as COLUMNS
+from llmclient.schema import decode, encode, from_fields
+from users.request_log import REPORT_KEY, RequestLog
 
 
 class Env:
@@ -74,8 +77,22 @@ def test_rows_are_written_exactly_and_reach_the_disk_within_100_ms(tmp_path):
 
 
 def test_missing_cached_tokens_is_empty_not_zero():
-    row = dict(zip(COLUMNS, record_to_row(a_record(cached_tokens=None), "chat", "w1"), strict=True))
-    assert row["cached_tokens"] == "" and row["worker"] == "w1"
+    row = dict(zip(COLUMNS, encode(a_record(cached_tokens=None), "chat", "w1"), strict=True))
+    assert row["cached_tokens"] == "" and row["worker"] == "w1" and row["cancelled"] == "false"
+
+
+def test_a_row_decodes_to_the_record_it_was_encoded_from():
+    rec = a_record(cancelled=True, success=False, error="cancelled: stopped")
+    row = from_fields(encode(rec, "chat", "w1"))
+    assert row["cancelled"] is True and row["success"] is False and row["endpoint"] == "chat"
+    assert row["ttft_s"] == rec.ttft and row["e2e_s"] == rec.e2e and row["output_tokens"] == rec.output_tokens
+    assert row["itl_s"] == pytest.approx(rec.itl, abs=0.5e-6) and row["cached_tokens"] == rec.cached_tokens  # 1 µs
+    assert set(row) == set(COLUMNS)
+
+
+def test_a_row_from_before_the_cancelled_column_takes_it_from_the_error():
+    assert decode({"error": "cancelled: the test stopped", "success": "false"})["cancelled"] is True
+    assert decode({"error": "HTTP 500", "success": "false"})["cancelled"] is False
 
 
 def test_worker_ships_rows_in_reports_and_master_writes_them(tmp_path):

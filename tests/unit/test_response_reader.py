@@ -7,11 +7,11 @@ import socket
 import gevent
 import pytest
 
+from llmclient.http import Connection, Target, TransportError
+from llmclient.measure import RequestRecord, StreamAccumulator
+from llmclient.reactor import StreamReactor
+from llmclient.stream import CHAT, ResponseReader, stream_request
 from tests.unit.scripted import END, HEAD, chat_chunk, frame, usage_chunk
-from users.http import Connection, Target, TransportError
-from users.reactor import StreamReactor
-from users.record import RequestRecord, StreamAccumulator
-from users.stream import CHAT, ErrorBody, ResponseReader, StreamBody, stream_request
 
 
 def reader() -> tuple[ResponseReader, StreamAccumulator]:
@@ -24,7 +24,7 @@ def test_a_head_split_across_reads_then_a_timed_stream():
     body = frame(chat_chunk("a")) + frame(chat_chunk("b", finish="length"), usage_chunk(3, 2), b"[DONE]") + END
     assert r.feed(HEAD[:10], 0.01) is False and r.head is None
     assert r.feed(HEAD[10:] + body[:30], 0.02) is False  # head complete, first event not yet
-    assert r.head.status == 200 and isinstance(r.body, StreamBody)
+    assert r.head.status == 200 and r.streaming
     assert r.feed(body[30:], 0.05) is True
     rec = acc.finish()
     assert rec.success and rec.ttft == 0.05 and rec.output_tokens == 2 and not r.incomplete_event
@@ -56,7 +56,7 @@ def test_head_and_first_token_in_one_read_share_its_time():
 def test_an_error_status_keeps_its_body(raw, complete):
     r, _ = reader()
     assert r.feed(raw, 0.1) is complete
-    assert isinstance(r.body, ErrorBody) and r.body.data == b'{"detail":"boom!!"}'
+    assert not r.streaming and r.error_body == b'{"detail":"boom!!"}'
     if not complete:  # no length: the connection's end is the body's end, not a failure
         assert r.eof_error() == ""
 

@@ -6,7 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from users.sse import ChunkedDecoder, ProtocolError, SSEDecoder
+from llmclient.errors import ProtocolError
+from llmclient.framing import ChunkedDecoder
+from llmclient.sse import SSEDecoder
 
 
 def chunked(*payloads: bytes) -> bytes:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from llmclient.stream import CHAT, COMPLETIONS, build_payload, stream_request
 from tests.unit.scripted import END, HEAD, FakeClock, chat_chunk, frame, scripted_connection, usage_chunk
-from users.stream import CHAT, COMPLETIONS, build_payload, stream_request
 
 
 def run(reads, endpoint=CHAT):

@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from users.server_metrics import SERIES
+from llmclient.server_metrics import SERIES
 
 pytestmark = pytest.mark.vllm
 

@@ -14,19 +14,24 @@ import os
 import subprocess
 import sys
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, jsonify, request, send_file
 
 from users.live_stats import LiveStats, table_rows
+from users.request_log import RequestLog
+
+if TYPE_CHECKING:
+    from locust.env import Environment
 
 TAB_KEY = "llm"
 
 
-def install(environment: Any, live: LiveStats, csv_prefix: str | None) -> None:
+def install(environment: Environment, live: LiveStats, request_log: RequestLog, csv_prefix: str | None) -> None:
     web_ui = environment.web_ui
-    if web_ui is None:
+    if web_ui is None or web_ui.app is None:
         return
+    app = web_ui.app
     base = getattr(environment.parsed_options, "web_base_path", "") or ""
     web_ui.template_args["extended_tabs"] = [{"title": "LLM", "key": TAB_KEY}]
     web_ui.template_args["extended_tables"] = [{
@@ -49,7 +54,8 @@ def install(environment: Any, live: LiveStats, csv_prefix: str | None) -> None:
     @bp.route("/llm/stats")
     @guard
     def llm_stats() -> Response:
-        return jsonify({"state": environment.runner.state, "current": live.current(), "history": list(live.history)})
+        state = environment.runner.state if environment.runner is not None else None
+        return jsonify({"state": state, "current": live.current(), "history": list(live.history)})
 
     @bp.route("/llm")
     @guard
@@ -63,7 +69,7 @@ def install(environment: Any, live: LiveStats, csv_prefix: str | None) -> None:
         path = f"{csv_prefix}_requests.csv" if csv_prefix else None
         if not path or not os.path.exists(path):
             return Response("no per-request CSV yet (start Locust with --csv PREFIX)\n", status=404)
-        environment.llm_run.request_log.flush()
+        request_log.flush()
         return send_file(os.path.abspath(path), mimetype="text/csv", as_attachment=True,
                          download_name=os.path.basename(path))  # fmt: skip
 
@@ -72,7 +78,7 @@ def install(environment: Any, live: LiveStats, csv_prefix: str | None) -> None:
     def llm_report() -> Response:
         if not csv_prefix or not os.path.exists(f"{csv_prefix}_requests.csv"):
             return Response("no per-request CSV yet (start Locust with --csv PREFIX)\n", status=404)
-        environment.llm_run.request_log.flush()
+        request_log.flush()
         proc = subprocess.run([sys.executable, "-m", "reports", csv_prefix], capture_output=True, text=True,
                               timeout=300, cwd=_project_root())  # fmt: skip
         page = f"{csv_prefix}_report.html"
@@ -80,9 +86,9 @@ def install(environment: Any, live: LiveStats, csv_prefix: str | None) -> None:
             return Response(f"report failed: {proc.stderr.strip()[-500:]}\n", status=500)
         return send_file(os.path.abspath(page), mimetype="text/html")
 
-    web_ui.app.register_blueprint(bp)
+    app.register_blueprint(bp)
 
-    @web_ui.app.after_request
+    @app.after_request
     def add_llm_tab_rows(response: Response) -> Response:
         if request.path.endswith("/stats/requests") and response.is_json and response.status_code == 200:
             data = response.get_json()

@@ -10,10 +10,14 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING
 
-from flask import Blueprint, Response, redirect, request, session, url_for
+from flask import Blueprint, redirect, request, session, url_for
 from flask_login import UserMixin, login_user
+from werkzeug.wrappers import Response as BaseResponse
+
+if TYPE_CHECKING:
+    from locust.env import Environment
 
 
 class WebUser(UserMixin):
@@ -26,22 +30,23 @@ def credentials() -> tuple[str, str] | None:
     return (user, password) if user and password else None
 
 
-def install(environment: Any) -> None:
+def install(environment: Environment) -> None:
     web_ui = environment.web_ui
     options = environment.parsed_options
-    if web_ui is None or not getattr(options, "web_login", False):
+    if web_ui is None or web_ui.app is None or not getattr(options, "web_login", False):
         return
     creds = credentials()
     assert creds is not None, "checked at start-up"
     user, password = creds
-    web_ui.app.config["SECRET_KEY"] = os.environ.get("FLASK_SECRET_KEY") or secrets.token_hex(32)
+    app = web_ui.app
+    app.config["SECRET_KEY"] = os.environ.get("FLASK_SECRET_KEY") or secrets.token_hex(32)
     web_ui.login_manager.user_loader(lambda uid: WebUser(uid) if uid == user else None)
     base = getattr(options, "web_base_path", "") or ""
     web_ui.auth_args = {"username_password_callback": f"{base}/llm/login_submit"}
     bp = Blueprint("llm_login", __name__, url_prefix=base or None)
 
     @bp.route("/llm/login_submit", methods=["POST"])
-    def login_submit() -> Response:
+    def login_submit() -> BaseResponse:
         given_user = request.form.get("username", "")
         given_password = request.form.get("password", "")
         if hmac.compare_digest(given_user, user) and hmac.compare_digest(given_password, password):
@@ -50,4 +55,4 @@ def install(environment: Any) -> None:
         session["auth_error"] = "Invalid username or password"
         return redirect(url_for("locust.login"))
 
-    web_ui.app.register_blueprint(bp)
+    app.register_blueprint(bp)

@@ -11,11 +11,13 @@ import csv
 import logging
 import os
 import time
-from typing import TextIO
+from collections.abc import Mapping
+from typing import Any, TextIO
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from users.http import Connection, Target, TransportError
+from llmclient.errors import TransportError
+from llmclient.http import Connection, Target
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +33,16 @@ SERIES = {
     "num_preemptions_total": "vllm:num_preemptions_total",
 }
 COLUMNS = ["time", *SERIES]
+HITS, QUERIES = "prefix_cache_hits_total", "prefix_cache_queries_total"
+
+
+def prefix_cache_hit_rate(first: Mapping[str, float], last: Mapping[str, float]) -> float | None:
+    """The prefix-cache hit rate between two scrapes: Δhits / Δqueries (None without queries)."""
+    if QUERIES not in first or QUERIES not in last:
+        return None
+    queries = last[QUERIES] - first[QUERIES]
+    hits = last.get(HITS, 0.0) - first.get(HITS, 0.0)
+    return hits / queries if queries > 0 else None
 
 
 def parse_metrics(text: str) -> dict[str, float]:
@@ -57,7 +69,7 @@ class ServerMetrics:
         self.available = True
         self._conn = Connection(target, read_timeout=10.0, connect_timeout=5.0)
         self._file: TextIO | None = None
-        self._writer = None
+        self._writer: Any = None  # csv.writer, once the file is open
 
     def scrape(self) -> dict[str, float] | None:
         if not self.available:
@@ -84,13 +96,8 @@ class ServerMetrics:
         return values
 
     def hit_rate(self) -> float | None:
-        """Δhits / Δqueries since the first scrape."""
-        key_q, key_h = "prefix_cache_queries_total", "prefix_cache_hits_total"
-        if key_q not in self.latest or key_q not in self.first:
-            return None
-        dq = self.latest[key_q] - self.first[key_q]
-        dh = self.latest.get(key_h, 0.0) - self.first.get(key_h, 0.0)
-        return dh / dq if dq > 0 else None
+        """The hit rate since the first scrape."""
+        return prefix_cache_hit_rate(self.first, self.latest)
 
     def _write(self, values: dict[str, float]) -> None:
         if self.path is None:
@@ -99,11 +106,12 @@ class ServerMetrics:
             folder = os.path.dirname(self.path)
             if folder:
                 os.makedirs(folder, exist_ok=True)
-            self._file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
-            self._writer = csv.writer(self._file, lineterminator="\n")
+            file = self._file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            self._writer = csv.writer(file, lineterminator="\n")
             self._writer.writerow(COLUMNS)
         self._writer.writerow([repr(values[c]) if c in values else "" for c in COLUMNS])
-        self._file.flush()
+        if self._file is not None:
+            self._file.flush()
 
     def close(self) -> None:
         self._conn.close()

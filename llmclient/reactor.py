@@ -5,7 +5,7 @@ With a greenlet per stream, each chunk costs its own gevent wake-up: two
 every running stream in the same decode step, so chunks arrive in bursts of
 one per stream. The reactor waits on one ``epoll`` set and, when it wakes,
 reads every ready socket in one pass: one wake-up per burst. Each read is
-dated by the kernel's receive timestamp when the socket has one (see http.py),
+dated by the kernel's receive timestamp when the socket has one (see stamps.py),
 else by the clock as the read returns. Users send their requests in their own
 greenlets, then hand the socket over at once: the reactor reads the head and the
 body (``stream.ResponseReader``) and the user waits for the end on an
@@ -16,38 +16,30 @@ from __future__ import annotations
 
 import contextlib
 import select
+import socket
 from collections.abc import Callable
-from typing import Any
 
 import gevent
 from gevent.event import AsyncResult, Event
 from gevent.monkey import get_original
 from gevent.socket import wait_read
 
-from users.http import (
-    ANCILLARY_SIZE,
-    RECV_SIZE,
-    Connection,
-    TransportError,
-    arrival_on,
-    broken_message,
-    receive_timestamp,
-    stalled_message,
-)
-from users.sse import ProtocolError
-from users.stream import timed_out_message
+from llmclient import stamps
+from llmclient.errors import ProtocolError, TransportError
+from llmclient.http import Connection, broken_message, stalled_message
+from llmclient.stream import ResponseReader, timed_out_message
 
 
 class _Stream:
     __slots__ = ("body", "clock", "conn", "last", "result", "sock", "stamped")
 
-    def __init__(self, conn: Connection, sock: Any, body: Any, clock: Callable[[], float]) -> None:
+    def __init__(self, conn: Connection, sock: socket.socket, body: ResponseReader, clock: Callable[[], float]) -> None:
         self.conn = conn
         self.sock = sock
         self.stamped = conn.stamped
         self.body = body
         self.clock = clock
-        self.result = AsyncResult()
+        self.result: AsyncResult[str] = AsyncResult()
         self.last = clock()
 
 
@@ -65,14 +57,12 @@ class StreamReactor:
         return conn.os_socket() is not None
 
     def read_response(
-        self, conn: Connection, body: Any, clock: Callable[[], float], start: float, deadline_s: float | None
+        self, conn: Connection, body: ResponseReader, clock: Callable[[], float], start: float, deadline_s: float | None
     ) -> str:
-        """Feed what arrives on ``conn`` to ``body`` (a ``ResponseReader``) until it is complete, as
-        ``stream.read_response`` does, the reading done by the reactor; returns an error or ""."""
-        buffered = conn.take_buffered()
-        if buffered and body.feed(buffered, conn.arrival(clock())):
-            return ""
+        """Feed what arrives on ``conn`` to ``body`` until it is complete, as ``stream.read_response``
+        does, the reading done by the reactor; returns an error or ""."""
         sock = conn.os_socket()
+        assert sock is not None, "the reactor reads plain-TCP sockets only (see accepts)"
         stream = _Stream(conn, sock, body, clock)
         fd = sock.fileno()
         self._streams[fd] = stream
@@ -90,7 +80,7 @@ class StreamReactor:
                 if deadline_s is not None:
                     waits.append(deadline_s - (now - start))
                 try:
-                    return stream.result.get(timeout=max(min(waits), 0.0))
+                    return str(stream.result.get(timeout=max(min(waits), 0.0)))
                 except gevent.Timeout:
                     now = clock()
                     if deadline_s is not None and now - start >= deadline_s:
@@ -137,19 +127,14 @@ class StreamReactor:
                 self._readable(fd, stream)
 
     def _readable(self, fd: int, stream: _Stream) -> None:
-        arrived = None
         try:
-            if stream.stamped:
-                data, ancillary, _flags, _addr = stream.sock.recvmsg(RECV_SIZE, ANCILLARY_SIZE)
-                arrived = receive_timestamp(ancillary)
-            else:
-                data = stream.sock.recv(RECV_SIZE)
+            data, arrived = stamps.read(stream.sock, stream.stamped)
         except BlockingIOError:
             return
         except OSError as exc:
             self._done(fd, stream, broken_message(exc), close=True)
             return
-        t = arrival_on(stream.clock(), arrived)
+        t = stamps.arrival(stream.clock, arrived)
         if not data:
             self._done(fd, stream, stream.body.eof_error(), close=True)
             return

@@ -1,8 +1,9 @@
-"""Per-request measurement with the semantics of vLLM's ``bench serve``.
+"""Per-request measurement with the semantics of vLLM's ``bench serve``: the one place its rules live.
 
-Plain Python with no Locust import. The caller owns the clock: it passes the
-monotonic time at which each read returned, so tests drive it with a scripted
-clock and the numbers are exact.
+Plain Python, no I/O. The caller owns the clock: it passes the monotonic time at
+which each payload arrived, so tests drive it with a scripted clock and the numbers
+are exact. Every transport feeds the same ``StreamAccumulator``: raw SSE payloads
+(``on_event``), whichever client read them.
 
 - TTFT: start -> first SSE event that carries generated text (role-only and
   empty chunks do not count).
@@ -16,11 +17,14 @@ clock and the numbers are exact.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
+CANCELLED = "cancelled: the test stopped while the request was in flight"
+TEXT_FIELDS = ("content", "reasoning_content", "reasoning")  # a chat delta with any of these carries text
 # Keys whose non-empty string value marks a chunk that carries generated text.
-CHAT_TEXT_KEYS = (b'"content":"', b'"reasoning_content":"', b'"reasoning":"')
+CHAT_TEXT_KEYS = tuple(f'"{name}":"'.encode() for name in TEXT_FIELDS)
 COMPLETION_TEXT_KEYS = (b'"text":"',)
 
 
@@ -45,6 +49,22 @@ class RequestRecord:
     text: str = ""  # the generated text, only when asked for (multi-turn runs)
 
     @property
+    def ttft_s(self) -> float | None:
+        return self.ttft
+
+    @property
+    def e2e_s(self) -> float | None:
+        return self.e2e
+
+    @property
+    def usage(self) -> dict[str, object]:
+        """The server's token counts, in the shape of OpenAI's ``usage``."""
+        out: dict[str, object] = {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.output_tokens}
+        if self.cached_tokens is not None:
+            out["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        return out
+
+    @property
     def tpot(self) -> float | None:
         if self.ttft is None or self.e2e is None or not self.output_tokens or self.output_tokens < 2:
             return None
@@ -64,7 +84,8 @@ class StreamAccumulator:
     ``start`` is the monotonic time taken just before the request was written.
     Call ``on_event(payload, t)`` for every SSE data payload, with ``t`` the
     monotonic time of the read that completed it; it returns True at ``[DONE]``.
-    Then ``finish()`` once, with an error message if the transfer failed.
+    Then ``finish()`` once, with an error message if the transfer failed, or
+    ``cancel()`` when the caller was interrupted.
     """
 
     __slots__ = ("_done", "_error", "_first", "_last", "_text_events", "_text_keys", "_texts", "record", "start")
@@ -97,14 +118,19 @@ class StreamAccumulator:
         if payload == b"[DONE]":
             self._done = True
             return True
-        self._on_other(payload, t)
+        try:
+            obj = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            self._fail(f"malformed JSON in stream: {payload[:80].decode('utf-8', 'replace')!r}")
+            return False
+        self.on_chunk(obj, t)
         return False
 
     def _fast_text(self, payload: bytes) -> bool:
         """A plain text chunk, recognised without a JSON parse.
 
         Only chunks that end like a JSON object and say ``"finish_reason":null``
-        take this path; anything else is parsed in full by ``_on_other``. Inside
+        take this path; anything else is parsed in full by ``on_chunk``. Inside
         JSON strings quotes are escaped, so a key pattern cannot match text.
         """
         if payload[-1:] != b"}" or b'"finish_reason":null' not in payload:
@@ -123,12 +149,8 @@ class StreamAccumulator:
         self._last = t
         self._text_events += 1
 
-    def _on_other(self, payload: bytes, t: float) -> None:
-        try:
-            obj = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            self._fail(f"malformed JSON in stream: {payload[:80].decode('utf-8', 'replace')!r}")
-            return
+    def on_chunk(self, obj: object, t: float) -> None:
+        """A parsed chunk: error frames, the id, usage, finish reason and text."""
         if not isinstance(obj, dict):
             self._fail("malformed chunk in stream: not a JSON object")
             return
@@ -184,24 +206,31 @@ class StreamAccumulator:
             rec.text = "".join(self._texts)
         return rec
 
+    def cancel(self) -> RequestRecord:
+        """Close the record of a request cut off from outside, keeping what it measured."""
+        self.finish(CANCELLED)
+        self.record.cancelled = True
+        return self.record
 
-def _has_text(choice: dict) -> bool:
+
+def _has_text(choice: dict[str, Any]) -> bool:
     delta = choice.get("delta")
     if isinstance(delta, dict):
-        return any(delta.get(key) for key in ("content", "reasoning_content", "reasoning"))
+        return any(delta.get(key) for key in TEXT_FIELDS)
     return bool(choice.get("text"))
 
 
-def _text_of(obj: dict) -> str:
+def _text_of(obj: dict[str, Any]) -> str:
     """The generated text of a chunk: content (not reasoning) for chat, text for completions."""
-    choice = (obj.get("choices") or [{}])[0]
+    choices = obj.get("choices") or [{}]
+    choice = choices[0] if isinstance(choices[0], dict) else {}
     delta = choice.get("delta")
     if isinstance(delta, dict):
-        return delta.get("content") or ""
-    return choice.get("text") or ""
+        return str(delta.get("content") or "")
+    return str(choice.get("text") or "")
 
 
-def _apply_usage(rec: RequestRecord, usage: dict) -> None:
+def _apply_usage(rec: RequestRecord, usage: dict[str, Any]) -> None:
     prompt = usage.get("prompt_tokens")
     completion = usage.get("completion_tokens")
     if isinstance(prompt, int):

@@ -1,0 +1,231 @@
+"""A small keep-alive HTTP/1.1 client that hands bytes over the moment they arrive.
+
+Generic HTTP clients read streamed bodies in fixed-size blocks, which holds
+SSE events back on slow streams. This one returns whatever one ``recv`` gave,
+dated by its arrival (``stamps.py``), so the caller can time every read. Responses
+are parsed by ``framing.py``. It uses the ``socket`` and ``ssl`` modules as they are
+at call time: under Locust, gevent has patched them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from llmclient import stamps
+from llmclient.errors import ProtocolError, TransportError
+from llmclient.framing import Head, ResponseFraming
+
+MAX_BODY = 16 * 1024 * 1024
+
+
+def stalled_message(seconds: float) -> str:
+    return f"stalled: no data for {seconds:g} s"
+
+
+def broken_message(exc: OSError) -> str:
+    return f"connection broken mid-response: {os_reason(exc)}"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    scheme: str
+    host: str
+    port: int
+    base_path: str  # "" or a path prefix without a trailing slash
+
+    @classmethod
+    def parse(cls, url: str) -> Target:
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"host must look like http://HOST:PORT or https://HOST:PORT, got {url!r}")
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            raise ValueError(f"bad port in host {url!r}") from None
+        return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
+
+    @property
+    def host_header(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        return self.host if self.port == default else f"{self.host}:{self.port}"
+
+
+def tls_context(ca_bundle: str = "", insecure: bool = False) -> ssl.SSLContext:
+    """Verification against the system CAs, a given CA bundle, or (insecure) none."""
+    if insecure:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    try:
+        return ssl.create_default_context(cafile=ca_bundle or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"--ca-bundle {ca_bundle}: not a usable CA file ({exc})") from None
+
+
+_default_tls: ssl.SSLContext | None = None
+
+
+def configure_tls(ca_bundle: str = "", insecure: bool = False) -> None:
+    """Set how every https connection of this process verifies the server (from the options)."""
+    global _default_tls
+    _default_tls = tls_context(ca_bundle, insecure) if (ca_bundle or insecure) else None
+
+
+class Connection:
+    """One keep-alive connection to one server, used by one greenlet at a time."""
+
+    def __init__(
+        self,
+        target: Target,
+        *,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 600.0,
+        ssl_context: ssl.SSLContext | None = None,
+        kernel_timestamps: bool = True,
+    ) -> None:
+        self.target = target
+        self.kernel_timestamps = kernel_timestamps
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        if target.scheme == "https" and ssl_context is None:
+            ssl_context = _default_tls or ssl.create_default_context()
+        self.ssl_context = ssl_context
+        self._sock: socket.socket | None = None
+        self.stamped = False  # the kernel stamps this socket's received data
+        self.arrived: float | None = None  # kernel unix time of the last read's newest bytes
+
+    # -- connection management -------------------------------------------------
+    def _connect(self) -> socket.socket:
+        try:
+            sock = socket.create_connection((self.target.host, self.target.port), timeout=self.connect_timeout)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.ssl_context is not None:
+                sock = self.ssl_context.wrap_socket(sock, server_hostname=self.target.host)
+                self.stamped = False
+            else:
+                self.stamped = self.kernel_timestamps and stamps.enable_receive_timestamps(sock)
+        except ssl.SSLError as exc:
+            raise TransportError(f"TLS handshake with {self.target.host}:{self.target.port} failed: {exc}") from None
+        except OSError as exc:
+            raise TransportError(f"cannot connect to {self.target.host}:{self.target.port}: {os_reason(exc)}") from None
+        sock.settimeout(self.read_timeout)
+        self._sock = sock
+        return sock
+
+    def close(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+        self._sock = None
+        self.arrived = None
+
+    # -- request/response ----------------------------------------------------------
+    def build_request(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> bytes:
+        lines = [f"{method} {self.target.base_path}{path} HTTP/1.1", f"Host: {self.target.host_header}"]
+        lines.extend(f"{k}: {v}" for k, v in headers.items())
+        if body is not None:
+            lines.append(f"Content-Length: {len(body)}")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        return head + body if body else head
+
+    def send(self, raw: bytes) -> bool:
+        """Write a request. Returns True when it went out on a reused socket."""
+        reused = self._sock is not None
+        sock = self._sock or self._connect()
+        try:
+            sock.sendall(raw)
+        except OSError as exc:
+            self.close()
+            if not reused:
+                raise TransportError(f"connection failed while sending: {os_reason(exc)}") from None
+            sock = self._connect()  # a stale keep-alive socket: the server never saw the request
+            reused = False
+            try:
+                sock.sendall(raw)
+            except OSError as exc2:
+                self.close()
+                raise TransportError(f"connection failed while sending: {os_reason(exc2)}") from None
+        return reused
+
+    def os_socket(self) -> socket.socket | None:
+        """The non-blocking OS socket under gevent's cooperative one (plain TCP only), for a reactor."""
+        sock = self._sock
+        if sock is None or isinstance(sock, ssl.SSLSocket):
+            return None
+        raw: socket.socket | None = getattr(sock, "_sock", None)  # gevent's wrapper keeps the OS socket here
+        return raw if raw is not None and not raw.getblocking() else None
+
+    def arrival(self, clock: Callable[[], float]) -> float:
+        """When the bytes of the last read arrived, on ``clock`` (see stamps.arrival)."""
+        return stamps.arrival(clock, self.arrived)
+
+    def recv(self) -> bytes:
+        """The next bytes of the response, b"" at EOF. Raises TransportError."""
+        sock = self._sock
+        if sock is None:
+            return b""
+        try:
+            data, self.arrived = stamps.read(sock, self.stamped)
+        except TimeoutError:
+            self.close()
+            raise TransportError(stalled_message(self.read_timeout)) from None
+        except OSError as exc:
+            self.close()
+            raise TransportError(broken_message(exc)) from None
+        return data
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[Head, bytes]:
+        """A plain request/response, for the small control calls (models, tokenize, metrics).
+
+        Raises TransportError on any failure, the body over MAX_BODY included.
+        """
+        self.send(self.build_request(method, path, body, headers or {}))
+        framing = ResponseFraming()
+        parts: list[bytes] = []
+        size = 0
+        try:
+            while not framing.complete:
+                data = self.recv()
+                if not data:
+                    error = framing.eof_error()
+                    if error:
+                        raise TransportError(error)
+                    break
+                payload = framing.feed(data)
+                if payload:
+                    parts.append(payload)
+                    size += len(payload)
+                    if size > MAX_BODY:
+                        raise TransportError("response body too large")
+        except ProtocolError as exc:
+            self.close()
+            raise TransportError(f"bad response framing: {exc}") from None
+        except TransportError:
+            self.close()
+            raise
+        head = framing.head
+        assert head is not None  # complete, or ended at a close after the head
+        if head.closes or framing.ends_at_close:
+            self.close()
+        return head, b"".join(parts)
+
+
+def os_reason(exc: OSError) -> str:
+    """A short, stable wording of a socket error, for the ``error`` column."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset by peer"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve host ({exc.strerror})"
+    return exc.strerror or exc.__class__.__name__

@@ -1,0 +1,258 @@
+"""One streaming request, timed: the hot path of the suite.
+
+No Locust import. ``clock`` is monotonic seconds and ``wall`` unix seconds;
+both are injectable so tests can script them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import orjson
+
+from llmclient.errors import ProtocolError, TransportError
+from llmclient.framing import Head, ResponseFraming
+from llmclient.http import Connection
+from llmclient.measure import CHAT_TEXT_KEYS, COMPLETION_TEXT_KEYS, RequestRecord, StreamAccumulator
+from llmclient.sse import SSEDecoder
+
+if TYPE_CHECKING:
+    from llmclient.reactor import StreamReactor
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    name: str
+    path: str
+    text_keys: tuple[bytes, ...]
+
+
+CHAT = Endpoint("chat", "/v1/chat/completions", CHAT_TEXT_KEYS)
+COMPLETIONS = Endpoint("completions", "/v1/completions", COMPLETION_TEXT_KEYS)
+ENDPOINTS = {e.name: e for e in (CHAT, COMPLETIONS)}
+
+Messages = list[dict[str, object]]
+
+
+def build_body(
+    endpoint: Endpoint,
+    model: str,
+    prompt: str | Messages,  # a user message, or the whole conversation
+    max_tokens: int,
+    *,
+    ignore_eos: bool = False,
+    temperature: float | None = None,
+    extra_body: Mapping[str, object] | None = None,
+) -> dict[str, object]:
+    """The JSON body of a streaming request, with usage requested at the end.
+
+    ``extra_body`` adds (or overrides) fields: tools, response_format, vLLM's sampling extras.
+    """
+    body: dict[str, object] = {"model": model}
+    if endpoint is CHAT:
+        body["messages"] = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
+    else:
+        body["prompt"] = prompt
+    body["max_tokens"] = max_tokens
+    if ignore_eos:
+        body["ignore_eos"] = True
+    if temperature is not None:
+        body["temperature"] = temperature
+    if extra_body:
+        body.update(extra_body)
+    body["stream"] = True
+    body["stream_options"] = {"include_usage": True}
+    return body
+
+
+def build_payload(
+    endpoint: Endpoint,
+    model: str,
+    prompt: str | Messages,
+    max_tokens: int,
+    *,
+    ignore_eos: bool = False,
+    temperature: float | None = None,
+    extra_body: Mapping[str, object] | None = None,
+) -> bytes:
+    """``build_body`` encoded as JSON."""
+    body = build_body(
+        endpoint, model, prompt, max_tokens, ignore_eos=ignore_eos, temperature=temperature, extra_body=extra_body
+    )
+    return orjson.dumps(body)
+
+
+class ResponseReader:
+    """One streaming response, head then body, read by read. No I/O.
+
+    The framing is ``framing.ResponseFraming``'s. A 200's body goes through SSE
+    decoding into the accumulator, each event dated by the read that completed it;
+    any other status's body is kept (up to ``error_limit`` bytes) for its error
+    message. ``feed`` returns True once the response is complete; it raises
+    ProtocolError or TransportError on a garbled response.
+    """
+
+    __slots__ = ("_error_parts", "_error_size", "_framing", "_on_event", "_sse", "error_limit")
+
+    def __init__(self, acc: StreamAccumulator, error_limit: int = 65536) -> None:
+        self._framing = ResponseFraming()
+        self._on_event = acc.on_event
+        self._sse: SSEDecoder | None = None  # set once a 200 head arrived
+        self._error_parts: list[bytes] = []
+        self._error_size = 0
+        self.error_limit = error_limit
+
+    @property
+    def head(self) -> Head | None:
+        return self._framing.head
+
+    def feed(self, data: bytes, t: float) -> bool:
+        framing = self._framing
+        payload = framing.feed(data)
+        if payload:
+            sse = self._sse
+            if sse is None and framing.head is not None and framing.head.status == 200:
+                sse = self._sse = SSEDecoder()
+            if sse is not None:
+                on_event = self._on_event
+                for event in sse.feed(payload):
+                    on_event(event, t)
+            elif self._error_size < self.error_limit:
+                piece = payload[: self.error_limit - self._error_size]
+                self._error_parts.append(piece)
+                self._error_size += len(piece)
+        return framing.complete
+
+    @property
+    def complete(self) -> bool:
+        return self._framing.complete
+
+    @property
+    def streaming(self) -> bool:
+        """The response is a 200: its body is the event stream."""
+        head = self._framing.head
+        return head is not None and head.status == 200
+
+    def eof_error(self) -> str:
+        """What the connection closing now means: "" when the response may end there."""
+        error = self._framing.eof_error()
+        if error and self.streaming:
+            return "connection closed in the middle of the stream"
+        return error
+
+    @property
+    def incomplete_event(self) -> bool:
+        return self._sse is not None and bool(self._sse.pending.strip())
+
+    @property
+    def error_body(self) -> bytes:
+        return b"".join(self._error_parts)
+
+
+def timed_out_message(seconds: float) -> str:
+    return f"request timed out after {seconds:g} s"
+
+
+def read_response(
+    conn: Connection, reader: ResponseReader, clock: Callable[[], float], start: float, deadline_s: float | None
+) -> str:
+    """Read a response into ``reader`` in this greenlet, one timestamp per read; returns an error or ""."""
+    data = conn.recv()
+    t = conn.arrival(clock)
+    while data:
+        if reader.feed(data, t):
+            return ""
+        if deadline_s is not None and t - start > deadline_s:
+            conn.close()
+            return timed_out_message(deadline_s)
+        data = conn.recv()
+        t = conn.arrival(clock)
+    conn.close()
+    return reader.eof_error()
+
+
+def stream_request(
+    conn: Connection,
+    endpoint: Endpoint,
+    payload: bytes,
+    headers: dict[str, str],
+    *,
+    clock: Callable[[], float] = time.perf_counter,
+    wall: Callable[[], float] = time.time,
+    deadline_s: float | None = None,
+    record: RequestRecord | None = None,
+    collect_text: bool = False,
+    reactor: StreamReactor | None = None,
+) -> RequestRecord:
+    """Send one streaming request and time every SSE event as its bytes arrive.
+
+    Never raises for a failed request: the record says what went wrong.
+    ``deadline_s`` bounds the whole request (``--request-timeout``). When the
+    caller is interrupted (the test stops, Ctrl-C), the ``record`` it passed in
+    is closed as cancelled, keeping what was measured, and the interruption
+    propagates. With a ``reactor`` (see reactor.py) the response is read by
+    one shared greenlet for all streams instead of by this one; either way a
+    ``ResponseReader`` parses it, head included.
+    """
+    if record is None:
+        record = RequestRecord()
+    raw = conn.build_request("POST", endpoint.path, payload, headers)
+    record.start_time = wall()
+    start = clock()
+    acc = StreamAccumulator(record, start, endpoint.text_keys, collect_text)
+    try:
+        conn.send(raw)
+        reader = ResponseReader(acc)
+        if reactor is not None and reactor.accepts(conn):
+            error = reactor.read_response(conn, reader, clock, start, deadline_s)
+        else:
+            error = read_response(conn, reader, clock, start, deadline_s)
+        return _finish(conn, acc, reader, error)
+    except TransportError as exc:
+        conn.close()
+        return acc.finish(str(exc))
+    except ProtocolError as exc:
+        conn.close()
+        return acc.finish(f"bad stream framing: {exc}")
+    except BaseException:  # interrupted from outside: keep the sample, then let it through
+        conn.close()
+        acc.cancel()
+        raise
+
+
+def _finish(conn: Connection, acc: StreamAccumulator, reader: ResponseReader, error: str) -> RequestRecord:
+    """Close the record from a response read to its end (or to ``error``)."""
+    head = reader.head
+    if head is not None:
+        acc.record.status = head.status
+    if error or head is None:
+        return acc.finish(error or "connection closed before the response headers")
+    if head.closes:
+        conn.close()
+    if not reader.streaming:
+        return acc.finish(http_error(head.status, head.reason, reader.error_body))
+    if reader.incomplete_event:
+        return acc.finish("stream ended inside an incomplete event")
+    return acc.finish()
+
+
+def http_error(status: int, reason: str, body: bytes) -> str:
+    """The ``error`` text of a non-200 response: its status and the server's message."""
+    message = ""
+    try:
+        obj = orjson.loads(body)
+        if isinstance(obj, dict):
+            err = obj.get("error", obj)
+            if isinstance(err, dict):
+                message = str(err.get("message") or err.get("detail") or "")
+            elif isinstance(err, str):
+                message = err
+            if not message and "detail" in obj:
+                message = str(obj["detail"])
+    except orjson.JSONDecodeError:
+        message = body[:200].decode("utf-8", "replace").strip()
+    message = " ".join(message.split())[:300]
+    return f"HTTP {status} {reason}".rstrip() + (f": {message}" if message else "")

@@ -1,0 +1,42 @@
+"""What every user of one Locust process shares: settings, the endpoint, headers, the model, the budget."""
+
+from __future__ import annotations
+
+from gevent.lock import Semaphore
+
+from llmclient.control import auth_headers, resolve_model
+from llmclient.http import Target, configure_tls
+from llmclient.reactor import StreamReactor
+from llmclient.stamps import keep_kernel_stamping_on
+from llmclient.stream import ENDPOINTS, Endpoint
+from users.budget import Budget, RequestBudget
+from users.options import Settings
+
+
+class RunContext:
+    def __init__(self, settings: Settings, stream_id: str = "0") -> None:
+        self.stream_id = stream_id  # distinguishes the prompt suffixes of different worker processes
+        self.budget: Budget = RequestBudget(settings.num_requests)
+        self.reactor = StreamReactor()
+        self.in_flight = 0  # requests this process has sent and not finished
+        self._model_lock = Semaphore()
+        self.apply(settings)
+
+    def apply(self, settings: Settings) -> None:
+        """Take (new) settings: a worker gets the master's with each test start."""
+        self.settings = settings
+        configure_tls(settings.ca_bundle, settings.insecure)
+        if settings.kernel_timestamps:
+            keep_kernel_stamping_on()
+        self.endpoint: Endpoint = ENDPOINTS[settings.endpoint]
+        self.auth = auth_headers(settings.api_key)
+        self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream", **self.auth}
+        self._model: str | None = settings.model or None
+
+    def model(self, host: str) -> str:
+        """The served model, looked up once per process (raises ConfigError)."""
+        if self._model is None:
+            with self._model_lock:
+                if self._model is None:
+                    self._model = resolve_model(Target.parse(host), self.settings.api_key, self.settings.model)
+        return self._model

@@ -1,0 +1,121 @@
+"""Starting and ending a run: checks before it, one-line failures, Ctrl-C, the end of the test, its config file."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import time
+from dataclasses import asdict, replace
+from typing import TYPE_CHECKING, NoReturn
+
+import gevent
+import locust
+from locust.runners import MasterRunner
+
+from llmclient.control import resolve_model
+from llmclient.errors import ConfigError
+from llmclient.http import Target
+from prompts.source import PromptError
+from users.options import Settings
+from users.run import LLMRun
+
+if TYPE_CHECKING:
+    import argparse
+
+    from locust.env import Environment
+
+logger = logging.getLogger(__name__)
+
+
+def fail_fast(message: str, code: int = 2) -> NoReturn:
+    """Bad input: one line on stderr and a non-zero exit, never a traceback."""
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+    sys.exit(code)
+
+
+def stop_run(environment: Environment) -> None:
+    """End the test as Locust's own --run-time does: quit when headless, else stop."""
+    options = environment.parsed_options
+    runner = environment.runner
+    if runner is None:
+        return
+    if isinstance(runner, MasterRunner):
+        runner.stop()  # waits for the workers to stop, so their last rows arrive before the files close
+    if options is None or getattr(options, "headless", False):
+        runner.quit()
+        return
+    runner.stop()
+    autoquit = getattr(options, "autoquit", -1)
+    if getattr(options, "autostart", False) and autoquit is not None and autoquit >= 0:
+        gevent.sleep(autoquit)
+        runner.quit()
+        if environment.web_ui:
+            environment.web_ui.stop()
+
+
+def preflight(run: LLMRun, host: str | None, builds_load: bool) -> None:
+    """Headless runs check everything before the first request: one clear line on any problem."""
+    if not host:
+        fail_fast("no server given: pass -H http://HOST:PORT (the vLLM server)")
+    context = run.context
+    try:
+        model = resolve_model(Target.parse(host), context.settings.api_key, context.settings.model)
+        context.apply(replace(context.settings, model=model))
+        if builds_load:
+            run.prompts.prepare(host)
+        else:  # the master builds no load, but checks that prompts can be made
+            run.prompts.check(host)
+    except ValueError as exc:
+        fail_fast(str(exc), code=2)
+    except (ConfigError, PromptError) as exc:
+        fail_fast(str(exc), code=1)
+
+
+def write_run_config(path: str, settings: Settings, options: argparse.Namespace | None, host: str | None) -> None:
+    """The run's configuration for the report, without the API key."""
+    config: dict[str, object] = {k: v for k, v in asdict(settings).items() if k != "api_key"}
+    config["api_key_set"] = settings.api_key is not None
+    config.update(
+        host=host,
+        users=getattr(options, "num_users", None),
+        spawn_rate=getattr(options, "spawn_rate", None),
+        run_time=getattr(options, "run_time", None),
+        locust_version=locust.__version__,
+        started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    )
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(config, f, indent=2)
+
+
+def deliver_ctrl_c_to_main() -> None:
+    """Raise Ctrl-C's KeyboardInterrupt in the main greenlet, where Locust handles it.
+
+    Python raises it in whichever greenlet happens to run when SIGINT arrives (under load,
+    often the reactor), which then dies with a traceback before gevent passes it on.
+    Left alone where SIGINT is ignored or handled by someone else.
+    """
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return
+    main = gevent.getcurrent()
+
+    def on_sigint() -> None:
+        if not main.dead:
+            main.throw(KeyboardInterrupt)
+
+    gevent.signal_handler(signal.SIGINT, on_sigint)
+
+
+def warn_if_exposed(options: argparse.Namespace | None, settings: Settings) -> None:
+    """A web UI open to other hosts can start tests with the API key: say so when it has no login."""
+    if options is None or getattr(options, "headless", True) or getattr(options, "worker", False):
+        return
+    host = getattr(options, "web_host", "") or ""
+    if settings.api_key and host not in ("127.0.0.1", "localhost", "::1") and not getattr(options, "web_login", False):
+        logger.warning(
+            "the web UI listens on %s without a login while an API key is set: anyone who reaches it can run "
+            "tests with the key; use --web-login or --web-host 127.0.0.1",
+            host or "all interfaces",
+        )

@@ -1,0 +1,40 @@
+"""The suite as a Locust plugin: its options and its run, for any locustfile.
+
+from locust import task          # first: gevent patches the standard library early
+from users.base import LLMUser
+from users.plugin import install
+
+install()
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from locust import events
+
+from users.options import add_options
+from users.roles import register
+
+if TYPE_CHECKING:
+    from locust.argument_parser import LocustArgumentParser
+    from locust.env import Environment
+
+_installed = False
+
+
+def _on_parser(parser: LocustArgumentParser, **_kw: object) -> None:
+    add_options(parser)
+
+
+def _on_init(environment: Environment, **_kw: object) -> None:
+    register(environment)
+
+
+def install() -> None:
+    """Add the suite's options to Locust's parser and wire each run (once per process)."""
+    global _installed
+    if not _installed:
+        events.init_command_line_parser.add_listener(_on_parser)
+        events.init.add_listener(_on_init)
+        _installed = True

@@ -1,0 +1,73 @@
+"""Server state around the run: the cache reset and warm-up before it, ``/metrics`` scraped during it.
+
+Touched by one process only: the local one, or the master.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import gevent
+from gevent.pool import Pool
+
+from llmclient.control import reset_prefix_cache, warm_up
+from llmclient.http import Target
+from llmclient.server_metrics import ServerMetrics
+from users.context import RunContext
+from users.prompt_service import PromptService
+
+logger = logging.getLogger(__name__)
+
+
+class ServerPrimer:
+    def __init__(self, context: RunContext, prompts: PromptService, csv_prefix: str | None) -> None:
+        self.context = context
+        self.prompts = prompts
+        self.csv_prefix = csv_prefix
+        self.metrics: ServerMetrics | None = None
+        self._loop: gevent.Greenlet[[], None] | None = None
+
+    def prime(self, host: str) -> None:
+        """Reset and warm the prefix cache as asked, then start scraping /metrics."""
+        context = self.context
+        s = context.settings
+        target = Target.parse(host)
+        if s.reset_prefix_cache:
+            reset_prefix_cache(target, context.auth)
+        if s.warmup:
+            contents = self.prompts.warmup_prompts(host, s.warmup)
+            pool = Pool(16)
+            ok = warm_up(
+                target,
+                context.endpoint,
+                context.model(host),
+                context.headers,
+                contents,
+                run_all=lambda jobs: gevent.joinall([pool.spawn(job) for job in jobs]),
+            )
+            logger.info("warm-up: %d of %d unmeasured requests succeeded", ok, len(contents))
+        if s.metrics_interval > 0:
+            path = f"{self.csv_prefix}_server_metrics.csv" if self.csv_prefix else None
+            self.metrics = ServerMetrics(target, context.auth, path)
+            self.metrics.scrape()
+            self._loop = gevent.spawn(self._scrape_every, s.metrics_interval)
+
+    def _scrape_every(self, interval: float) -> None:
+        while self.metrics is not None and self.metrics.available:
+            gevent.sleep(interval)
+            if self.metrics is not None:
+                self.metrics.scrape()
+
+    def latest(self) -> dict[str, float | None]:
+        """The newest scrape and the hit rate so far, for the live figures ({} before any)."""
+        if self.metrics is None or not self.metrics.latest:
+            return {}
+        return {**self.metrics.latest, "prefix_cache_hit_rate": self.metrics.hit_rate()}
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.kill(block=True)
+            self._loop = None
+        if self.metrics is not None:
+            self.metrics.scrape()  # the end of the run
+            self.metrics.close()

@@ -1,0 +1,84 @@
+"""The run's prompts: a source chosen from the settings, built ahead in a pool before users start."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from llmclient.control import ServerTokenizer
+from llmclient.http import Target
+from prompts.dataset import DatasetPrompts, load_dataset
+from prompts.source import Prompt, PromptSource
+from prompts.synthetic import SharedPrefixPrompts
+from prompts.tokenizer import LocalTokenizer, TokenCounter
+from users.context import RunContext
+from users.prompt_pool import PromptPool
+
+logger = logging.getLogger(__name__)
+
+PREBUILD_MAX = 4096  # prompts built before the run at most; more are built in the background
+
+
+class PromptService:
+    def __init__(self, context: RunContext) -> None:
+        self.context = context
+        self.source: PromptSource | None = None
+        self._prepared_for: tuple[str, object] | None = None
+
+    def token_counter(self, host: str) -> TokenCounter:
+        s = self.context.settings
+        if s.tokenizer:
+            return LocalTokenizer(s.tokenizer)
+        return ServerTokenizer(Target.parse(host), self.context.model(host), self.context.auth)
+
+    def build_source(self, host: str, stream: str) -> PromptSource:
+        s = self.context.settings
+        if s.dataset:
+            return DatasetPrompts(load_dataset(s.dataset), s.seed, stream)
+        return SharedPrefixPrompts(
+            self.token_counter(host),
+            chat=self.context.endpoint.name == "chat",
+            input_tokens=s.input_tokens,
+            prefix_tokens=s.prefix_tokens,
+            prefix_groups=s.prefix_groups,
+            input_tokens_stddev=s.input_tokens_stddev,
+            seed=s.seed,
+            stream=stream,
+        )
+
+    def prepare(self, host: str) -> None:
+        """Build the source and fill its pool before users start (raises PromptError/ConfigError)."""
+        key = (host, self.context.settings)
+        if self._prepared_for == key and self.source is not None:
+            return
+        source = self.build_source(host, self.context.stream_id)
+        if isinstance(source, DatasetPrompts):
+            self.source = source
+        else:
+            n = self.context.settings.num_requests
+            # no process issues more than -n requests (a worker's share is at most the global total)
+            pool = PromptPool(source, min(n, PREBUILD_MAX) if n else 256, total=n)
+            started = time.perf_counter()
+            pool.fill()
+            logger.info("built %d prompts in %.1f s", pool.built, time.perf_counter() - started)
+            self.source = pool
+        self._prepared_for = key
+
+    def check(self, host: str) -> None:
+        """That prompts can be made here (the master builds none, but says so before the run)."""
+        self.build_source(host, "check").next_prompt()
+
+    def next_prompt(self) -> Prompt:
+        assert self.source is not None, "prompts are prepared at test start"
+        return self.source.next_prompt()
+
+    def warmup_prompts(self, host: str, per_group: int) -> list[str]:
+        """Unmeasured prompts that prime the prefix cache: ``per_group`` for each shared prefix."""
+        source = self.build_source(host, "warmup")
+        if isinstance(source, SharedPrefixPrompts):
+            return [f"{prefix}Warm-up {g}-{k}." for g, prefix in enumerate(source.prefixes) for k in range(per_group)]
+        return [source.next_prompt().content for _ in range(per_group)]
+
+    def stop(self) -> None:
+        if isinstance(self.source, PromptPool):
+            self.source.stop()

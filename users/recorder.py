@@ -1,0 +1,65 @@
+"""Each finished request through Locust's ``request`` event: the one way a sample is recorded.
+
+One ``POST`` (or ``CANCELLED``) event per request, carrying the record for the
+per-request log, plus ``TTFT`` and ``TPOT`` rows so Locust's tables show them.
+Finished requests are recorded when the event loop is idle (``users/backlog.py``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from llmclient.measure import RequestRecord
+from llmclient.stream import Endpoint
+from users.backlog import RecordBacklog
+from users.context import RunContext
+
+if TYPE_CHECKING:
+    from locust.event import Events
+
+RECORD_KEY = "llm_record"
+ENDPOINT_KEY = "llm_endpoint"
+
+
+class Recorder:
+    def __init__(self, context: RunContext, events: Events) -> None:
+        self.context = context
+        self.events = events
+        self.backlog: RecordBacklog[tuple[RequestRecord, Endpoint, float]] = RecordBacklog(self._record_and_count)
+
+    def record_soon(self, rec: RequestRecord, endpoint: Endpoint, elapsed: float) -> None:
+        """Record a finished request, and count it against the budget, when the process is idle;
+        ``drain`` records the rest when the test stops."""
+        self.backlog.add((rec, endpoint, elapsed))
+
+    def drain(self, **_kw: object) -> None:
+        self.backlog.drain()
+
+    def _record_and_count(self, item: tuple[RequestRecord, Endpoint, float]) -> None:
+        self.record(*item)
+        self.context.budget.finish()
+
+    def record(self, rec: RequestRecord, endpoint: Endpoint, elapsed: float) -> None:
+        """Fire the request's events now. ``elapsed`` stands in for E2E when no token came."""
+        fire = self.events.request.fire
+        name = endpoint.path
+        e2e = rec.e2e if rec.e2e is not None else elapsed
+        # A request cut off by the end of the test is neither a success nor a server failure:
+        # it gets its own row type, so Locust counts it without failing the run.
+        fire(
+            request_type="CANCELLED" if rec.cancelled else "POST",
+            name=name,
+            response_time=e2e * 1000.0,
+            response_length=rec.output_tokens or 0,
+            exception=None if rec.success or rec.cancelled else rec.error,
+            context={RECORD_KEY: rec, ENDPOINT_KEY: endpoint.name},
+        )
+        if rec.cancelled:
+            return
+        if rec.ttft is not None:
+            fire(request_type="TTFT", name=name, response_time=rec.ttft * 1000.0, response_length=0,
+                 exception=None, context={})  # fmt: skip
+        tpot = rec.tpot
+        if tpot is not None and rec.success:
+            fire(request_type="TPOT", name=name, response_time=tpot * 1000.0, response_length=0,
+                 exception=None, context={})  # fmt: skip

@@ -1,0 +1,299 @@
+"""The run's wiring into Locust, one class per role, as Locust has one runner class per role.
+
+``register(environment)`` is the one call a locustfile makes (from its ``init`` listener,
+through ``users.plugin.install``); it picks the role from the runner:
+
+- ``LocalRole`` (one process): prompts, load, server state, the files, the live figures;
+- ``MasterRole``: server state (cache reset, warm-up, ``/metrics``), the global ``-n``,
+  the per-request CSV from the workers' rows, the live figures; sends no load;
+- ``WorkerRole``: prompts and load with the master's settings; ships its rows to the master.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import gevent
+from locust.runners import STATE_INIT, STATE_STOPPED, STATE_STOPPING, MasterRunner, WorkerRunner
+
+from llmclient.errors import ConfigError
+from prompts.source import PromptError
+from users.budget import RequestBudget
+from users.distributed import GRANT, GRANT_REQUEST, MasterCoordinator, WorkerBudget
+from users.fail_ratio import FailRatioGuard
+from users.lifecycle import deliver_ctrl_c_to_main, fail_fast, preflight, stop_run, warn_if_exposed, write_run_config
+from users.locust_fixes import install_cached_default_args, install_final_csv_write
+from users.options import Settings
+from users.recorder import RECORD_KEY
+from users.request_log import ROWS_MESSAGE, RequestLog
+from users.run import RUN_ATTRIBUTE, LLMRun
+from users.web import extension as web_extension
+from users.web import login as web_login
+
+if TYPE_CHECKING:
+    from locust.env import Environment
+    from locust.rpc.protocol import Message
+
+logger = logging.getLogger(__name__)
+
+
+class Role:
+    """What every role does; subclasses add their own part."""
+
+    builds_load: ClassVar[bool] = True  # sends requests (local, worker)
+    touches_server: ClassVar[bool] = True  # resets, warms and scrapes the server (local, master)
+
+    def __init__(self, environment: Environment, settings: Settings) -> None:
+        self.environment = environment
+        options = environment.parsed_options
+        self.options = options
+        self.csv_prefix: str | None = getattr(options, "csv_prefix", None) if options is not None else None
+        self.host: str | None = environment.host or getattr(options, "host", None)
+        self.request_log = RequestLog(
+            f"{self.csv_prefix}_requests.csv" if self.csv_prefix else None,
+            worker=self.worker_id,
+            forward=not self.touches_server,
+        )
+        self.run = LLMRun(environment, settings, self.request_log, self.stream_id)
+        self.fail_guard: FailRatioGuard | None = None
+        self.worker_in_flight: dict[str, int] = {}  # the master's view of its workers
+
+    @property
+    def worker_id(self) -> str:
+        """The ``worker`` column of this process's rows."""
+        return "local"
+
+    @property
+    def stream_id(self) -> str:
+        """Distinguishes this process's prompt suffixes from other workers'."""
+        return "0"
+
+    # -- wiring --------------------------------------------------------------------------------
+    def wire(self) -> None:
+        events = self.environment.events
+        run = self.run
+        # the backlog is recorded before the request log ships or closes its rows
+        events.test_stop.add_listener(run.recorder.drain)
+        events.quitting.add_listener(run.recorder.drain)
+        self.request_log.register(self.environment)
+        events.test_start.add_listener(self.on_test_start)
+        events.test_stop.add_listener(self.on_test_stop)
+
+    def wire_live(self) -> None:
+        """The live figures, the web UI's LLM tab and its routes (local and master)."""
+
+        def loop() -> None:
+            while True:
+                gevent.sleep(2.0)
+                self.refresh_live()
+
+        gevent.spawn(loop)
+        web_login.install(self.environment)
+        web_extension.install(self.environment, self.run.live, self.request_log, self.csv_prefix)
+
+    def refresh_live(self) -> None:
+        live = self.run.live
+        live.in_flight = self.run.context.in_flight + sum(self.worker_in_flight.values())
+        server = self.run.primer.latest()
+        if server:
+            live.server = server
+        live.snapshot()
+
+    # -- the test --------------------------------------------------------------------------------
+    def on_test_start(self, environment: Environment, **_kw: object) -> None:
+        host = environment.host
+        if not host:
+            logger.error("no host: set -H http://HOST:PORT or the host field of the web UI")
+            return
+        self.run.live.reset()
+        self.worker_in_flight.clear()
+        try:
+            self.start(host)
+        except (PromptError, ConfigError, ValueError) as exc:
+            logger.error("cannot start the test: %s", exc)
+            gevent.spawn(stop_run, environment)
+
+    def start(self, host: str) -> None:
+        """The role's part of a test start (raises PromptError, ConfigError, ValueError)."""
+        if self.builds_load:
+            self.run.prompts.prepare(host)
+        if self.touches_server:
+            self.run.primer.prime(host)
+            ratio = self.run.context.settings.max_fail_ratio
+            if ratio is not None:
+                self.fail_guard = FailRatioGuard(
+                    self.environment.stats,
+                    self.run.context.endpoint.path,
+                    ratio,
+                    lambda: gevent.spawn(stop_run, self.environment),
+                )
+                self.fail_guard.start()
+
+    def on_test_stop(self, **_kw: object) -> None:
+        if self.fail_guard is not None:
+            self.fail_guard.stop()
+        self.run.primer.stop()
+        self.run.prompts.stop()
+
+    def on_budget_complete(self) -> None:
+        logger.info("All %s requests finished", self.run.context.settings.num_requests)
+        gevent.spawn(stop_run, self.environment)
+
+
+class LocalRole(Role):
+    def wire(self) -> None:
+        super().wire()
+        self.environment.events.request.add_listener(self.on_request_live)
+        self.wire_live()
+
+    def start(self, host: str) -> None:
+        self.run.context.budget = RequestBudget(
+            self.run.context.settings.num_requests, on_complete=self.on_budget_complete
+        )
+        super().start(host)
+
+    def on_request_live(self, context: dict[str, Any] | None = None, **_kw: object) -> None:
+        rec = context.get(RECORD_KEY) if context else None
+        if rec is not None and not rec.cancelled:
+            self.run.live.add(rec.ttft, rec.tpot, rec.decode_tps, rec.output_tokens, rec.success)
+
+
+class MasterRole(Role):
+    builds_load = False
+
+    def __init__(self, environment: Environment, settings: Settings) -> None:
+        super().__init__(environment, settings)
+        self.coordinator: MasterCoordinator | None = None
+
+    def wire(self) -> None:
+        super().wire()
+        runner = self.environment.runner
+        events = self.environment.events
+        assert runner is not None
+        runner.register_message(GRANT_REQUEST, self.on_grant_request)
+        runner.register_message(ROWS_MESSAGE, self.request_log.on_rows_message)
+        events.quitting.add_listener(self.on_quitting)
+        events.worker_report.add_listener(self.on_worker_report)
+        self.request_log.on_rows_data = self.on_rows_live
+        self.wire_live()
+
+    def start(self, host: str) -> None:
+        if self.coordinator is not None:  # a new ledger for every test
+            self.coordinator.stop()
+        self.coordinator = MasterCoordinator(
+            self.environment, self.run.context.settings.num_requests, on_complete=self.on_budget_complete
+        )
+        self.request_log.on_rows = self.coordinator.on_rows
+        self.coordinator.start()
+        super().start(host)
+
+    def on_test_stop(self, **_kw: object) -> None:
+        if self.coordinator is not None:
+            self.coordinator.stop()
+        super().on_test_stop()
+
+    def on_grant_request(
+        self, environment: Environment | None = None, msg: Message | None = None, **_kw: object
+    ) -> None:
+        if self.coordinator is not None and msg is not None:
+            self.coordinator.on_grant_request(msg.node_id, int((msg.data or {}).get("want", 1)))
+
+    def on_quitting(self, environment: Environment, **_kw: object) -> None:
+        """Ctrl-C or SIGTERM at the master: stop the workers first, so their last rows arrive."""
+        runner = environment.runner
+        if runner is not None and runner.state not in (STATE_INIT, STATE_STOPPED, STATE_STOPPING):
+            logger.info("stopping the workers to collect their last rows")
+            runner.stop()
+
+    def on_worker_report(self, client_id: str, data: dict[str, Any], **_kw: object) -> None:
+        if IN_FLIGHT_KEY in data:
+            self.worker_in_flight[client_id] = int(data[IN_FLIGHT_KEY])
+
+    def on_rows_live(self, rows: list[list[str]]) -> None:
+        for row in rows:
+            self.run.live.add_row(row)
+
+
+class WorkerRole(Role):
+    touches_server = False
+
+    @property
+    def worker_id(self) -> str:
+        runner = self.environment.runner
+        return str(getattr(runner, "client_id", "worker"))
+
+    @property
+    def stream_id(self) -> str:
+        index = getattr(self.environment.runner, "worker_index", None)
+        return f"w{index}" if index is not None else "0"
+
+    def wire(self) -> None:
+        install_cached_default_args()
+        super().wire()
+        runner = self.environment.runner
+        assert runner is not None
+        self.request_log.ship_with(lambda kind, data: runner.send_message(kind, data))
+        runner.register_message(GRANT, self.on_grant)
+        self.environment.events.report_to_master.add_listener(self.on_report_to_master)
+
+    def start(self, host: str) -> None:
+        # the master's options arrived with the spawn message
+        context = self.run.context
+        context.apply(Settings.from_options(self.environment.parsed_options))
+        runner = self.environment.runner
+        assert runner is not None
+        context.budget = (
+            WorkerBudget(lambda kind, data: runner.send_message(kind, data))
+            if context.settings.num_requests
+            else RequestBudget(None)
+        )
+        super().start(host)
+
+    def on_grant(self, environment: Environment | None = None, msg: Message | None = None, **_kw: object) -> None:
+        budget = self.run.context.budget
+        if isinstance(budget, WorkerBudget) and msg is not None:
+            budget.on_grant(int((msg.data or {}).get("count", 0)))
+
+    def on_report_to_master(self, client_id: str, data: dict[str, Any], **_kw: object) -> None:
+        data[IN_FLIGHT_KEY] = self.run.context.in_flight
+
+
+IN_FLIGHT_KEY = "llm_in_flight"
+
+
+def role_for(environment: Environment) -> type[Role]:
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        return MasterRole
+    if isinstance(runner, WorkerRunner):
+        return WorkerRole
+    return LocalRole
+
+
+def register(environment: Environment, preflight_checks: bool = True) -> LLMRun:
+    """Validate options, check the server, and wire recording into ``environment``."""
+    options = environment.parsed_options
+    try:
+        settings = Settings.from_options(options)
+    except ConfigError as exc:
+        fail_fast(str(exc))
+    role_class = role_for(environment)
+    if options is not None:  # a real locust process (not an Environment built by a test)
+        deliver_ctrl_c_to_main()
+    if getattr(options, "web_login", False) and role_class.touches_server and web_login.credentials() is None:
+        fail_fast("--web-login needs LOCUST_WEB_USERNAME and LOCUST_WEB_PASSWORD in the environment")
+    try:
+        role = role_class(environment, settings)
+    except ValueError as exc:
+        fail_fast(str(exc))
+    run = role.run
+    setattr(environment, RUN_ATTRIBUTE, run)
+    warn_if_exposed(options, settings)
+    if preflight_checks and options is not None and getattr(options, "headless", False) and role.touches_server:
+        preflight(run, role.host, role.builds_load)
+    if role.csv_prefix:
+        install_final_csv_write()
+        write_run_config(f"{role.csv_prefix}_config.json", run.context.settings, options, role.host)
+    role.wire()
+    return run
