@@ -81,8 +81,10 @@ def test_completions_endpoint_and_run_time_together_with_n(emulator_factory, tmp
     assert by_path.get("/v1/completions") == len(rows) == 8
     assert "/v1/chat/completions" not in by_path
     done = [r for r in rows if r["success"] == "true"]
-    cancelled = [r for r in rows if r["error"].startswith("cancelled:")]
+    cancelled = [r for r in rows if r["cancelled"] == "true"]
     assert len(done) == 4 and len(cancelled) == 4
+    assert all(r["success"] == "false" and r["error"].startswith("cancelled:") for r in cancelled)
+    assert all(r["cancelled"] == "false" for r in done)
     assert all(r["endpoint"] == "completions" and r["output_tokens"] == "20" for r in done)
     # a cancelled request keeps what it had received
     assert all(r["success"] == "false" and r["ttft_s"] and 0 < int(r["output_tokens"]) < 20 for r in cancelled)

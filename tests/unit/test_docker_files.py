@@ -73,3 +73,12 @@ def test_hadolint_rejects_a_bad_dockerfile(tmp_path):
     bad.write_text("FROM python\nRUN cd /app && pip install locust\n")
     proc = subprocess.run([str(BIN / "hadolint"), str(bad)], capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
+
+
+def test_the_image_copies_every_package_the_suite_imports():
+    """The image runs locustfile.py, the emulator, the reports and the examples: each first-party
+    package they import must be copied in (a new package is easy to forget here)."""
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    copied = {line.split()[-2] for line in dockerfile.splitlines() if line.startswith("COPY ")}  # the sources
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests", "bench", "tools"}
+    assert packages | {"examples", "locustfile.py"} <= copied, sorted(packages - copied)
