@@ -77,7 +77,7 @@ def test_soak_memory_stays_flat(emulator_factory, tmp_path):
     stats = emu.stats()
     assert len(rows) == stats["by_path"]["/v1/chat/completions"]  # nothing lost, faults and all
     assert sum(stats["faults_injected"].values()) > 0
-    assert sum(r["success"] == "false" and not r["cancelled"] == "true" for r in rows) >= sum(
+    assert sum(r["success"] == "false" and r["cancelled"] != "true" for r in rows) >= sum(
         stats["faults_injected"].values()) - 64  # fmt: skip
     # flat: after the first fifth (start-up, prompt pool, caches), RSS may not keep growing
     settled = [m for t, m in samples if t > SECONDS / 5]
