@@ -47,6 +47,12 @@ class RequestRecord:
     cancelled: bool = False
     error: str = ""
     text: str = ""  # the generated text, only when asked for (multi-turn runs)
+    # open-loop runs: when the request was due (unix s), how late the scheduler released it,
+    # how long it then waited for a free slot (--max-concurrency), and its stage
+    scheduled_time: float | None = None
+    schedule_lag: float | None = None
+    queue: float | None = None
+    stage: str = ""
 
     @property
     def ttft_s(self) -> float | None:

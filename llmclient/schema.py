@@ -41,6 +41,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("itl_s", "gaps", "the inter-token gaps, space-separated seconds (1 µs resolution)"),
     Column("worker", "text", "local, or the Locust worker's id"),
     Column("cancelled", "bool", "true when the end of the test cut the request off (not a failure)"),
+    Column("scheduled_time", "float", "open loop: unix seconds when the request was due"),
+    Column("schedule_lag_s", "float", "open loop: how late the scheduler released it, seconds"),
+    Column("queue_s", "float", "open loop: then how long it waited for --max-concurrency, seconds"),
+    Column("stage", "text", "open loop: its --stages number"),
 )
 NAMES: list[str] = [c.name for c in COLUMNS]
 TEXT = [c.name for c in COLUMNS if c.kind in ("text", "gaps")]
@@ -95,6 +99,10 @@ def encode(rec: RequestRecord, endpoint: str, worker: str) -> list[str]:
         _gaps(rec.itl),
         _text(worker),
         _bool(rec.cancelled),
+        _num(rec.scheduled_time),
+        _num(rec.schedule_lag),
+        _num(rec.queue),
+        rec.stage,
     ]
 
 

@@ -37,7 +37,10 @@ def report_run(run: RunData, slo: dict) -> tuple[dict, list[str], list[str]]:
     notes: list[str] = []
     if run.requests is not None and not run.requests.empty:
         rows = run.requests
-        summary = summarize(rows, run.server, slo)
+        summary = summarize(rows, run.server, slo, run.config.get("request_rate"))
+        if summary.get("schedule_warning"):
+            notes.append(f"Open loop: {summary['schedule_warning']}.")
+            print(f"warning: {run.name}: {summary['schedule_warning']}", file=sys.stderr)
         out_charts.append(charts.seed_figure(rows, f"{p}_overview.png", f"{run.name}: per-request figures"))
         duration = summary["duration_s"] or 1.0
         width = max(1.0, round(duration / 60.0, 1))

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from llmclient.server_metrics import HITS, QUERIES, prefix_cache_hit_rate
+from scheduler.proof import prove
 
 PERCENTILES = (50, 90, 99)
 
@@ -99,7 +100,12 @@ def goodput(ok: pd.DataFrame, slo: dict[str, float], duration: float) -> float:
     return float(mask.sum() / duration)
 
 
-def summarize(rows: pd.DataFrame, server: pd.DataFrame | None = None, slo: dict[str, float] | None = None) -> dict:
+def summarize(
+    rows: pd.DataFrame,
+    server: pd.DataFrame | None = None,
+    slo: dict[str, float] | None = None,
+    requested_rate: float | None = None,
+) -> dict:
     """The run's summary, keyed like vLLM's ``bench serve`` result JSON."""
     ok = rows[rows["success"]]
     cancelled = int(rows["cancelled"].sum())
@@ -137,7 +143,20 @@ def summarize(rows: pd.DataFrame, server: pd.DataFrame | None = None, slo: dict[
     summary["median_ttft_cache_miss_ms"] = float(misses["ttft_s"].median() * 1000) if len(misses) else float("nan")
     if slo:
         summary["request_goodput"] = goodput(ok, slo, dur)
+    summary.update(open_loop_summary(rows, ok, requested_rate))
     return summary
+
+
+def open_loop_summary(rows: pd.DataFrame, ok: pd.DataFrame, requested_rate: float | None) -> dict[str, float | str]:
+    """An open loop's proof of the schedule, its client queue time, and E2E including that queue."""
+    if "scheduled_time" not in rows or not rows["scheduled_time"].notna().any():
+        return {}
+    proof = prove(rows["scheduled_time"].to_numpy(), rows["schedule_lag_s"].to_numpy())
+    out: dict[str, float | str] = dict(proof.as_summary(requested_rate)) if proof is not None else {}
+    out.update(describe_ms(ok["queue_s"].to_numpy(), "queue"))
+    out.update(describe_ms((ok["e2e_s"] + ok["queue_s"].fillna(0.0)).to_numpy(), "e2el_including_queue"))
+    out["schedule_warning"] = proof.warning() if proof is not None else ""
+    return out
 
 
 def windows(rows: pd.DataFrame, width_s: float) -> pd.DataFrame:

@@ -37,6 +37,7 @@ from users.run import LLMRun, get_run
 logger = logging.getLogger(__name__)
 
 FAILED_CONNECT_PAUSE_S = 0.05
+OPEN_LOOP_IDLE_S = 1.0
 
 
 class LLMClient:
@@ -77,20 +78,22 @@ class LLMClient:
         max_tokens: int | None,
         extra_body: Mapping[str, object],
         collect_text: bool,
+        record: RequestRecord | None = None,
     ) -> RequestRecord:
+        """Send one request and record it. ``record`` may come with the open loop's fields filled in."""
         run = self.run
         context = run.context
         if not context.budget.take():
             raise StopUser()
         settings = context.settings
         started = time.perf_counter()
-        rec = RequestRecord()
+        rec = record if record is not None else RequestRecord()
         counted = False
         try:
             try:
                 model = str(extra_body.get("model") or context.model(self.host))
             except ConfigError as exc:
-                rec = RequestRecord(start_time=time.time(), error=str(exc))
+                rec.start_time, rec.error = time.time(), str(exc)
                 run.recorder.record(rec, endpoint, time.perf_counter() - started)
                 return rec
             body = build_body(
@@ -121,7 +124,8 @@ class LLMClient:
             raise
         except Exception as exc:  # a bug of ours must not lose the sample: record it as a failure
             logger.exception("client error")
-            rec = RequestRecord(start_time=time.time(), error=f"client error: {exc!r}")
+            rec.start_time = rec.start_time or time.time()
+            rec.success, rec.error = False, f"client error: {exc!r}"
             run.recorder.record(rec, endpoint, time.perf_counter() - started)
             return rec
         finally:
@@ -164,6 +168,9 @@ def send_next_prompt(user: LLMUser) -> None:
     run = user.llm_run
     settings = run.context.settings
     endpoint = run.context.endpoint
+    if settings.open_loop is not None:  # the schedule sends the requests (users/open_loop.py): idle
+        gevent.sleep(OPEN_LOOP_IDLE_S)
+        return
     if settings.turns <= 1:
         prompt = run.prompts.next_prompt()
         user.client.request(endpoint, prompt.content, prompt.max_tokens, {}, False)

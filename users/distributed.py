@@ -77,6 +77,8 @@ class MasterCoordinator:
         self._on_complete = on_complete
         self._completed = False
         self._watch: gevent.Greenlet | None = None
+        self.rows = 0  # rows received from all workers
+        self.expected: int | None = None  # set when the number of requests is known only later (a schedule's end)
 
     def start(self) -> None:
         if self.ledger is not None and self._watch is None:
@@ -95,12 +97,26 @@ class MasterCoordinator:
         self._send_grant(worker, give)
 
     def on_rows(self, worker: str, count: int) -> None:
-        if self.ledger is None or count <= 0:
+        if count <= 0:
             return
-        self.ledger.finished_by(worker, count)
-        if self.ledger.complete and not self._completed:
+        self.rows += count
+        if self.ledger is not None:
+            self.ledger.finished_by(worker, count)
+            if self.ledger.complete:
+                self._complete(self.ledger.total)
+        if self.expected is not None and self.rows >= self.expected:
+            self._complete(self.expected)
+
+    def expect(self, total: int) -> None:
+        """The run ends once this many rows have arrived (an open loop's schedule ended: its count)."""
+        self.expected = total
+        if self.rows >= total:
+            self._complete(total)
+
+    def _complete(self, total: int) -> None:
+        if not self._completed:
             self._completed = True
-            logger.info("All %s requests finished (%s workers)", self.ledger.total, len(self.ledger.done))
+            logger.info("All %s requests finished", total)
             self._on_complete()
 
     @property

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from llmclient.schema import from_fields
+from scheduler.proof import ScheduleProof, prove
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -57,6 +58,9 @@ class LiveStats:
         self.errors = 0
         self.in_flight = 0
         self.server: dict[str, float | None] = {}
+        self._scheduled: list[float] = []  # open loop: due times and lags of the requests so far
+        self._lags: list[float] = []
+        self.queued = 0  # open loop: requests waiting for a slot now
         self.started = time.time()
 
     def add(self, ttft: float | None, tpot: float | None, decode_tps: float | None, output_tokens: int | None,
@@ -70,6 +74,9 @@ class LiveStats:
     def add_row(self, fields: list[str]) -> None:
         """A shipped per-request row (master side), as ``schema.encode`` made it."""
         row = from_fields(fields)
+        due, lag = row["scheduled_time"], row["schedule_lag_s"]
+        if isinstance(due, float) and isinstance(lag, float):
+            self.add_schedule(due, lag)
         if row["cancelled"]:
             return
 
@@ -81,7 +88,17 @@ class LiveStats:
         self.add(num("ttft_s"), num("tpot_s"), num("decode_tps"), int(num("output_tokens") or 0),
                  bool(row["success"]), end)  # fmt: skip
 
+    def add_schedule(self, due: float, lag: float) -> None:
+        """An open-loop request's due time and the scheduler's lag (for the proof at the end)."""
+        self._scheduled.append(due)
+        self._lags.append(lag)
+
+    def schedule_proof(self) -> ScheduleProof | None:
+        return prove(self._scheduled, self._lags)
+
     def reset(self) -> None:
+        self._scheduled.clear()
+        self._lags.clear()
         self._samples.clear()
         self.history.clear()
         self.completed = self.errors = self.in_flight = 0
@@ -108,6 +125,11 @@ class LiveStats:
             "requests_per_s": len(ok) / span,
             "errors_per_s": (len(self._samples) - len(ok)) / span,
             "in_flight": self.in_flight,
+            "queued": self.queued,
+            "requested_rate": self._rate_in_window(self._scheduled, now),
+            "achieved_rate": self._rate_in_window(
+                [d + g for d, g in zip(self._scheduled[-4096:], self._lags[-4096:], strict=True)], now
+            ),
             "completed": self.completed,
             "errors": self.errors,
             "prefix_cache_hit_rate": self.server.get("prefix_cache_hit_rate"),
@@ -117,6 +139,13 @@ class LiveStats:
         }
         self.history.append(point)
         return point
+
+    def _rate_in_window(self, times: list[float], now: float) -> float | None:
+        """Requests per second whose time falls in the last window (None outside an open loop)."""
+        if not self._scheduled:
+            return None
+        start = now - self.window_s
+        return sum(1 for t in times[-4096:] if start <= t <= now) / self.window_s
 
     def current(self) -> dict:
         return self.history[-1] if self.history else self.snapshot()
@@ -135,6 +164,9 @@ TABLE_ROWS = [
     ("output_tokens_per_s", "Output tokens/s (all)", "{:.0f}"),
     ("requests_per_s", "Requests/s", "{:.2f}"),
     ("in_flight", "Requests in flight", "{:.0f}"),
+    ("requested_rate", "Open loop: requested req/s", "{:.2f}"),
+    ("achieved_rate", "Open loop: achieved req/s", "{:.2f}"),
+    ("queued", "Open loop: waiting for a slot", "{:.0f}"),
     ("completed", "Completed requests", "{:.0f}"),
     ("errors", "Errors", "{:.0f}"),
     ("errors_per_s", "Errors/s", "{:.2f}"),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from llmclient.errors import ConfigError
+from scheduler.arrivals import ConstantRate, Ramp, RateProfile, Stages, parse_stages
 
 if TYPE_CHECKING:
     from locust.argument_parser import LocustArgumentParser
@@ -42,6 +43,14 @@ def positive(flag: str, noun: str = "") -> Check:
 
 def between_0_and_1(flag: str) -> Check:
     return lambda v: None if v is None or 0 <= v <= 1 else f"{flag} must be between 0 and 1, got {_shown(v)}"
+
+
+def stages_problem(value: str) -> str | None:
+    try:
+        parse_stages(value) if value else None
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def existing_file(flag: str) -> Check:
@@ -123,7 +132,27 @@ OPTIONS: tuple[Option, ...] = (
     Option("insecure", ("--insecure",), "flag", False, "Do not verify the https server's certificate"),
     Option("no_kernel_timestamps", ("--no-kernel-timestamps",), "flag", False,
            "Date each read when the client gets to it, not by the kernel's arrival time (Linux), to compare"),
-    Option("seed", ("--seed",), "int", 0, "Seed for the prompt sets, so runs are repeatable"),
+    Option("seed", ("--seed",), "int", 0, "Seed for the prompt sets and arrival schedules, so runs are repeatable"),
+    Option("request_rate", ("--request-rate",), "float", None,
+           "Open loop: requests per second for the whole run (all processes and workers), sent when due "
+           "whatever earlier requests do; -u then only keeps Locust's users alive (no throttling)",
+           check=positive("--request-rate")),
+    Option("burstiness", ("--burstiness",), "float", 1.0,
+           "Open loop: gamma shape of the gaps between arrivals (1: Poisson; <1 burstier; >1 smoother; inf: even)",
+           check=positive("--burstiness")),
+    Option("max_concurrency", ("--max-concurrency",), "int", None,
+           "Open loop: at most this many requests in flight (split among processes); a request waits for a "
+           "free slot, and the wait is its queue_s (default: no cap)", check=at_least(1, "--max-concurrency")),
+    Option("ramp_up", ("--ramp-up",), "str", "",
+           "Open loop: the rate climbs over the run's -n requests from --ramp-up-start to --ramp-up-end",
+           choices=("", "linear", "exponential")),
+    Option("ramp_up_start", ("--ramp-up-start",), "float", None, "Open loop: the rate of the first request (req/s)",
+           check=at_least(0, "--ramp-up-start")),
+    Option("ramp_up_end", ("--ramp-up-end",), "float", None, "Open loop: the rate of the last request (req/s)",
+           check=positive("--ramp-up-end")),
+    Option("stages", ("--stages",), "str", "",
+           "Open loop in stages: DURATION:RATE,... (e.g. 30s:5,2m:20); each row carries its stage number",
+           check=stages_problem),
 )  # fmt: skip
 
 
@@ -214,6 +243,24 @@ class Settings:
     insecure: bool
     no_kernel_timestamps: bool
     seed: int
+    request_rate: float | None
+    burstiness: float
+    max_concurrency: int | None
+    ramp_up: str
+    ramp_up_start: float | None
+    ramp_up_end: float | None
+    stages: str
+
+    @property
+    def open_loop(self) -> RateProfile | None:
+        """The arrival rate profile of an open-loop run; None for a closed loop (-u users, no wait)."""
+        if self.request_rate is not None:
+            return ConstantRate(self.request_rate)
+        if self.ramp_up and self.ramp_up_start is not None and self.ramp_up_end is not None and self.num_requests:
+            return Ramp(self.ramp_up, self.ramp_up_start, self.ramp_up_end, self.num_requests)
+        if self.stages:
+            return Stages(parse_stages(self.stages))
+        return None
 
     @property
     def kernel_timestamps(self) -> bool:
@@ -247,4 +294,29 @@ class Settings:
             )
         if values["turns"] > 1 and values["endpoint"] != "chat":
             raise ConfigError("--turns needs --endpoint chat (conversations are chat messages)")
+        _check_open_loop(values)
         return cls(**values)
+
+
+def _check_open_loop(values: dict[str, Any]) -> None:
+    """One way to set the arrival rate at a time, and what each needs."""
+    ways = [flag for flag, key in (("--request-rate", "request_rate"), ("--ramp-up", "ramp_up"), ("--stages", "stages"))
+            if values[key]]  # fmt: skip
+    if len(ways) > 1:
+        raise ConfigError(f"{' and '.join(ways)} both set the arrival rate: give one")
+    if values["ramp_up"]:
+        start, end = values["ramp_up_start"], values["ramp_up_end"]
+        if start is None or end is None:
+            raise ConfigError("--ramp-up needs --ramp-up-start and --ramp-up-end (requests per second)")
+        if values["ramp_up"] == "exponential" and not start > 0:
+            raise ConfigError("--ramp-up exponential needs --ramp-up-start above 0")
+        if not values["num_requests"]:
+            raise ConfigError("--ramp-up climbs over the run's requests: give -n")
+    elif values["ramp_up_start"] is not None or values["ramp_up_end"] is not None:
+        raise ConfigError("--ramp-up-start and --ramp-up-end need --ramp-up linear|exponential")
+    if not ways and values["max_concurrency"] is not None:
+        raise ConfigError(
+            "--max-concurrency caps an open loop: give --request-rate, --ramp-up or --stages (-u is the concurrency of a closed loop)"
+        )
+    if ways and values["turns"] > 1:
+        raise ConfigError("--turns needs a closed loop (each user holds a conversation): drop the arrival rate")

@@ -24,6 +24,7 @@ from users.distributed import GRANT, GRANT_REQUEST, MasterCoordinator, WorkerBud
 from users.fail_ratio import FailRatioGuard
 from users.lifecycle import deliver_ctrl_c_to_main, fail_fast, preflight, stop_run, warn_if_exposed, write_run_config
 from users.locust_fixes import install_cached_default_args, install_final_csv_write
+from users.open_loop import ARRIVALS, ARRIVALS_END, READY, ArrivalFeed, MasterDispatch, OpenLoop, local_arrivals
 from users.options import Settings
 from users.recorder import RECORD_KEY
 from users.request_log import ROWS_MESSAGE, RequestLog
@@ -58,6 +59,7 @@ class Role:
         self.run = LLMRun(environment, settings, self.request_log, self.stream_id)
         self.fail_guard: FailRatioGuard | None = None
         self.worker_in_flight: dict[str, int] = {}  # the master's view of its workers
+        self.open_loop: OpenLoop | None = None  # this process's sender of due arrivals
 
     @property
     def worker_id(self) -> str:
@@ -73,7 +75,10 @@ class Role:
     def wire(self) -> None:
         events = self.environment.events
         run = self.run
-        # the backlog is recorded before the request log ships or closes its rows
+        # an open loop's requests are cut off first, then the backlog is recorded, before the request
+        # log ships or closes its rows
+        events.test_stop.add_listener(self.stop_open_loop)
+        events.quitting.add_listener(self.stop_open_loop)
         events.test_stop.add_listener(run.recorder.drain)
         events.quitting.add_listener(run.recorder.drain)
         self.request_log.register(self.environment)
@@ -95,6 +100,7 @@ class Role:
     def refresh_live(self) -> None:
         live = self.run.live
         live.in_flight = self.run.context.in_flight + sum(self.worker_in_flight.values())
+        live.queued = self.open_loop.queued if self.open_loop is not None else 0
         server = self.run.primer.latest()
         if server:
             live.server = server
@@ -135,6 +141,26 @@ class Role:
             self.fail_guard.stop()
         self.run.primer.stop()
         self.run.prompts.stop()
+        if self.touches_server:
+            self.report_schedule()
+
+    def stop_open_loop(self, **_kw: object) -> None:
+        if self.open_loop is not None:
+            self.open_loop.stop()
+            self.open_loop = None
+
+    def report_schedule(self) -> None:
+        """An open loop's proof of the schedule: one line, and a warning line when it slipped."""
+        proof = self.run.live.schedule_proof()
+        if proof is None:
+            return
+        logger.info(
+            "open loop: %d requests, scheduled %.2f req/s, achieved %.2f, schedule lag p50/p99/max %.2f/%.2f/%.2f ms",
+            proof.requests, proof.scheduled_rate, proof.achieved_rate,
+            proof.lag_p50_s * 1e3, proof.lag_p99_s * 1e3, proof.lag_max_s * 1e3,
+        )  # fmt: skip
+        if proof.warning():
+            logger.warning(proof.warning())
 
     def on_budget_complete(self) -> None:
         logger.info("All %s requests finished", self.run.context.settings.num_requests)
@@ -148,15 +174,21 @@ class LocalRole(Role):
         self.wire_live()
 
     def start(self, host: str) -> None:
-        self.run.context.budget = RequestBudget(
-            self.run.context.settings.num_requests, on_complete=self.on_budget_complete
-        )
+        settings = self.run.context.settings
+        self.run.context.budget = RequestBudget(settings.num_requests, on_complete=self.on_budget_complete)
         super().start(host)
+        if settings.open_loop is not None:
+            self.open_loop = OpenLoop(self.run, host, settings.max_concurrency)
+            # with -n the budget ends the run; a schedule that ends by itself (stages) ends it here
+            on_end = None if settings.num_requests else lambda: stop_run(self.environment)
+            self.open_loop.start(local_arrivals(self.run), on_end)
 
     def on_request_live(self, context: dict[str, Any] | None = None, **_kw: object) -> None:
         rec = context.get(RECORD_KEY) if context else None
         if rec is not None and not rec.cancelled:
             self.run.live.add(rec.ttft, rec.tpot, rec.decode_tps, rec.output_tokens, rec.success)
+        if rec is not None and rec.scheduled_time is not None and rec.schedule_lag is not None:
+            self.run.live.add_schedule(rec.scheduled_time, rec.schedule_lag)
 
 
 class MasterRole(Role):
@@ -165,6 +197,7 @@ class MasterRole(Role):
     def __init__(self, environment: Environment, settings: Settings) -> None:
         super().__init__(environment, settings)
         self.coordinator: MasterCoordinator | None = None
+        self.dispatch: MasterDispatch | None = None
 
     def wire(self) -> None:
         super().wire()
@@ -173,6 +206,7 @@ class MasterRole(Role):
         assert runner is not None
         runner.register_message(GRANT_REQUEST, self.on_grant_request)
         runner.register_message(ROWS_MESSAGE, self.request_log.on_rows_message)
+        runner.register_message(READY, self.on_worker_ready)
         events.quitting.add_listener(self.on_quitting)
         events.worker_report.add_listener(self.on_worker_report)
         self.request_log.on_rows_data = self.on_rows_live
@@ -187,10 +221,28 @@ class MasterRole(Role):
         self.request_log.on_rows = self.coordinator.on_rows
         self.coordinator.start()
         super().start(host)
+        settings = self.run.context.settings
+        if settings.open_loop is not None:
+            runner = self.environment.runner
+            assert isinstance(runner, MasterRunner)
+            coordinator = self.coordinator
+            # with -n the ledger ends the run; a schedule that ends by itself ends it at its count of rows
+            on_end = (lambda sent: None) if settings.num_requests else coordinator.expect
+            self.dispatch = MasterDispatch(self.run, runner, on_end)
+            self.dispatch.start()
+
+    def on_worker_ready(
+        self, environment: Environment | None = None, msg: Message | None = None, **_kw: object
+    ) -> None:
+        if self.dispatch is not None and msg is not None:
+            self.dispatch.on_ready(msg.node_id)
 
     def on_test_stop(self, **_kw: object) -> None:
         if self.coordinator is not None:
             self.coordinator.stop()
+        if self.dispatch is not None:
+            self.dispatch.stop()
+            self.dispatch = None
         super().on_test_stop()
 
     def on_grant_request(
@@ -235,6 +287,8 @@ class WorkerRole(Role):
         assert runner is not None
         self.request_log.ship_with(lambda kind, data: runner.send_message(kind, data))
         runner.register_message(GRANT, self.on_grant)
+        runner.register_message(ARRIVALS, self.on_arrivals)
+        runner.register_message(ARRIVALS_END, self.on_arrivals_end)
         self.environment.events.report_to_master.add_listener(self.on_report_to_master)
 
     def start(self, host: str) -> None:
@@ -243,12 +297,29 @@ class WorkerRole(Role):
         context.apply(Settings.from_options(self.environment.parsed_options))
         runner = self.environment.runner
         assert runner is not None
-        context.budget = (
+        open_loop = context.settings.open_loop is not None
+        context.budget = (  # an open loop's -n is the master's schedule: no grants
             WorkerBudget(lambda kind, data: runner.send_message(kind, data))
-            if context.settings.num_requests
+            if context.settings.num_requests and not open_loop
             else RequestBudget(None)
         )
         super().start(host)
+        if open_loop:
+            self.feed = ArrivalFeed()
+            self.open_loop = OpenLoop(self.run, host, None)
+            self.open_loop.start(self.feed)
+            runner.send_message(READY, None)
+
+    def on_arrivals(self, environment: Environment | None = None, msg: Message | None = None, **_kw: object) -> None:
+        if self.open_loop is not None and msg is not None and msg.data:
+            self.open_loop.set_cap(msg.data.get("cap"))
+            self.feed.put_many(msg.data["arrivals"])
+
+    def on_arrivals_end(
+        self, environment: Environment | None = None, msg: Message | None = None, **_kw: object
+    ) -> None:
+        if self.open_loop is not None:
+            self.feed.end()
 
     def on_grant(self, environment: Environment | None = None, msg: Message | None = None, **_kw: object) -> None:
         budget = self.run.context.budget

@@ -1,0 +1,145 @@
+"""Arrival schedules: when each request of an open-loop run is due, as ``vllm bench serve`` draws them.
+
+Gaps between arrivals are gamma-distributed with shape ``burstiness`` and mean ``1 / rate``
+(burstiness 1: a Poisson process; below 1 burstier, above 1 smoother; ``inf``: evenly
+spaced). One seeded generator draws the whole run's schedule, so the arrival process is the
+same whatever the number of processes that send it (a gamma process split among workers is
+not a gamma process at the per-worker rate: the master draws, the workers send).
+
+Rates over a run, as profiles:
+- ``ConstantRate``: ``--request-rate R``;
+- ``Ramp``: ``--ramp-up linear|exponential`` from ``--ramp-up-start`` to ``--ramp-up-end``
+  over the run's ``-n`` requests, vLLM's definition: request i of N is drawn at
+  ``start + (end - start) * i / (N - 1)`` (linear) or ``start * (end / start) ** (i / (N - 1))``;
+- ``Stages``: ``--stages 30s:5,60s:20`` (each stage's rate for its duration, in order).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+INF = math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    index: int  # 0-based, in the order of the schedule
+    offset_s: float  # seconds after the schedule's start
+    stage: str  # "" outside staged runs
+
+
+class RateProfile(Protocol):
+    def rate(self, index: int, offset_s: float) -> tuple[float, str] | None:
+        """The rate (req/s) for the request after ``offset_s`` with this index, and its stage;
+        None when the profile has ended."""
+        ...
+
+
+@dataclass(frozen=True)
+class ConstantRate:
+    requests_per_s: float
+
+    def rate(self, index: int, offset_s: float) -> tuple[float, str] | None:
+        return self.requests_per_s, ""
+
+
+@dataclass(frozen=True)
+class Ramp:
+    strategy: str  # "linear" or "exponential"
+    start: float
+    end: float
+    total: int  # the run's -n
+
+    def rate(self, index: int, offset_s: float) -> tuple[float, str] | None:
+        progress = index / max(self.total - 1, 1)
+        if self.strategy == "linear":
+            return self.start + (self.end - self.start) * progress, ""
+        return self.start * (self.end / self.start) ** progress, ""
+
+
+@dataclass(frozen=True)
+class Stage:
+    duration_s: float
+    rate: float
+
+
+@dataclass(frozen=True)
+class Stages:
+    stages: tuple[Stage, ...]
+
+    def rate(self, index: int, offset_s: float) -> tuple[float, str] | None:
+        end = 0.0
+        for number, stage in enumerate(self.stages, 1):
+            end += stage.duration_s
+            if offset_s < end:
+                return stage.rate, str(number)
+        return None
+
+
+def gap(rng: random.Random, rate: float, burstiness: float) -> float:
+    """One inter-arrival gap: gamma with shape ``burstiness`` and mean ``1 / rate``."""
+    if math.isinf(burstiness):
+        return 1.0 / rate
+    return rng.gammavariate(burstiness, 1.0 / (rate * burstiness))
+
+
+def schedule(profile: RateProfile, burstiness: float, seed: int, total: int | None = None) -> Iterator[Arrival]:
+    """The run's arrivals, lazily: the first is due at once, each next one a gap later.
+
+    Ends after ``total`` arrivals (``-n``) or when the profile ends (the last stage); else never.
+    """
+    rng = random.Random(f"arrivals-{seed}")
+    offset = 0.0
+    index = 0
+    while total is None or index < total:
+        current = profile.rate(index, offset)
+        if current is None:
+            return
+        rate, stage = current
+        if index:
+            offset += gap(rng, rate, burstiness)
+            current = profile.rate(index, offset)  # the gap may cross into the next stage
+            if current is None:
+                return
+            stage = current[1]
+        yield Arrival(index, offset, stage)
+        index += 1
+
+
+def parse_burstiness(text: str) -> float:
+    """``--burstiness``: a positive number, or ``inf`` (evenly spaced arrivals)."""
+    value = float(text)
+    if not value > 0:
+        raise ValueError(f"--burstiness must be positive (or inf), got {text}")
+    return value
+
+
+def parse_stages(text: str) -> tuple[Stage, ...]:
+    """``--stages 30s:5,2m:20,45:10``: each DURATION:RATE (durations in s, or with s/m/h)."""
+    stages = []
+    for part in text.split(","):
+        duration, sep, rate = part.strip().partition(":")
+        try:
+            if not sep:
+                raise ValueError
+            seconds = _duration_s(duration.strip())
+            value = float(rate)
+        except ValueError:
+            raise ValueError(
+                f"--stages takes DURATION:RATE[,DURATION:RATE...] (e.g. 30s:5,60s:20), got {part!r}"
+            ) from None
+        if seconds <= 0 or not value > 0 or math.isinf(value):
+            raise ValueError(f"--stages: each duration and rate must be positive, got {part!r}")
+        stages.append(Stage(seconds, value))
+    return tuple(stages)
+
+
+def _duration_s(text: str) -> float:
+    units = {"s": 1.0, "m": 60.0, "h": 3600.0}
+    if text and text[-1] in units:
+        return float(text[:-1]) * units[text[-1]]
+    return float(text)

@@ -1,0 +1,237 @@
+"""Open-loop load: each arrival is sent when it is due, in a greenlet of its own, whatever earlier
+requests are doing; ``--max-concurrency`` (this process's share) makes a due request wait for a
+free slot, and that wait is its ``queue_s``.
+
+A local run draws its own schedule (``scheduler.arrivals``); in a distributed run the master
+draws it and hands each worker its arrivals a little ahead of time, as unix due times
+(``MasterDispatch``), so the arrival process is one process whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import gevent
+from gevent.lock import BoundedSemaphore
+from gevent.pool import Group
+from gevent.queue import Queue
+from locust.exception import StopUser
+
+from llmclient.http import Target
+from llmclient.measure import RequestRecord
+from llmclient.transports import SocketTransport, Transport
+from scheduler.arrivals import schedule
+from users.base import LLMClient
+from users.run import LLMRun
+
+if TYPE_CHECKING:
+    from locust.runners import MasterRunner
+
+logger = logging.getLogger(__name__)
+
+SPIN_S = 0.002  # the last stretch before a due time is waited by yielding to the loop: libev's timers round to ms
+START_LEAD_S = 0.05  # the first arrival is due this long after the schedule starts
+ARRIVALS = "llm_arrivals"  # master -> worker: [[due unix time, stage], ...]
+ARRIVALS_END = "llm_arrivals_end"  # master -> worker: the schedule has ended
+READY = "llm_open_loop_ready"  # worker -> master: prompts built, ready for arrivals
+
+Due = tuple[float, str]  # (unix due time, stage)
+
+
+def wait_until(due: float) -> None:
+    """Sleep until the unix time ``due``: a timer for most of the wait, then yield to the loop until due."""
+    remaining = due - time.time()
+    if remaining > SPIN_S:
+        gevent.sleep(remaining - SPIN_S)
+    while time.time() < due:
+        gevent.idle()
+
+
+def local_arrivals(run: LLMRun) -> Iterator[Due]:
+    """This process's whole schedule (a local run), due from now on."""
+    s = run.context.settings
+    profile = s.open_loop
+    assert profile is not None
+    start = time.time() + START_LEAD_S
+    for arrival in schedule(profile, s.burstiness, s.seed, total=s.num_requests):
+        yield start + arrival.offset_s, arrival.stage
+
+
+class ArrivalFeed:
+    """A worker's arrivals as the master sends them; iterating blocks until the next one or the end."""
+
+    _END = (math.nan, "")
+
+    def __init__(self) -> None:
+        self._queue: Queue[Due] = Queue()
+
+    def put_many(self, arrivals: Iterable[list[Any]]) -> None:
+        for due, stage in arrivals:
+            self._queue.put((float(due), str(stage)))
+
+    def end(self) -> None:
+        self._queue.put(self._END)
+
+    def __iter__(self) -> Iterator[Due]:
+        while True:
+            item = self._queue.get()
+            if math.isnan(item[0]):
+                return
+            yield item
+
+
+class TransportPool:
+    """Idle keep-alive transports, shared by the open loop's requests."""
+
+    def __init__(self, make: Callable[[], Transport]) -> None:
+        self._make = make
+        self._idle: list[Transport] = []
+
+    def get(self) -> Transport:
+        return self._idle.pop() if self._idle else self._make()
+
+    def put(self, transport: Transport) -> None:
+        self._idle.append(transport)
+
+    def close(self) -> None:
+        for transport in self._idle:
+            transport.close()
+        self._idle.clear()
+
+
+class OpenLoop:
+    """Sends this process's arrivals when due; ``queued`` waits for a slot now, ``released`` so far."""
+
+    def __init__(self, run: LLMRun, host: str, cap: int | None) -> None:
+        context = run.context
+        s = context.settings
+        self.run = run
+        self.host = host
+        target = Target.parse(host)
+        self.pool = TransportPool(
+            lambda: SocketTransport(
+                target,
+                context.headers,
+                stream_timeout=s.stream_timeout,
+                request_timeout=s.request_timeout,
+                kernel_timestamps=s.kernel_timestamps,
+                reactor=context.reactor,
+            )
+        )
+        self.cap = BoundedSemaphore(cap) if cap else None
+        self.requests = Group()
+        self.queued = 0
+        self.released = 0
+        self._loop: gevent.Greenlet[..., None] | None = None
+
+    def set_cap(self, cap: int | None) -> None:
+        """This process's share of --max-concurrency (a worker learns it from the master)."""
+        if cap and self.cap is None:
+            self.cap = BoundedSemaphore(cap)
+
+    def start(self, arrivals: Iterable[Due], on_end: Callable[[], None] | None = None) -> None:
+        self._loop = gevent.spawn(self._release, arrivals, on_end)
+
+    def _release(self, arrivals: Iterable[Due], on_end: Callable[[], None] | None) -> None:
+        for due, stage in arrivals:
+            wait_until(due)
+            lag = time.time() - due
+            self.released += 1
+            self.requests.spawn(self._send, RequestRecord(scheduled_time=due, schedule_lag=lag, stage=stage))
+        self.requests.join()
+        if on_end is not None:
+            on_end()
+
+    def _send(self, rec: RequestRecord) -> None:
+        waited = time.perf_counter()
+        if self.cap is not None:
+            self.queued += 1
+            try:
+                self.cap.acquire()
+            finally:
+                self.queued -= 1
+        rec.queue = time.perf_counter() - waited if self.cap is not None else 0.0
+        transport = self.pool.get()
+        try:
+            prompt = self.run.prompts.next_prompt()
+            client = LLMClient(self.run, self.host, transport)
+            client.request(self.run.context.endpoint, prompt.content, prompt.max_tokens, {}, False, rec)
+        except StopUser:  # -n is spent
+            pass
+        finally:
+            self.pool.put(transport)
+            if self.cap is not None:
+                self.cap.release()
+
+    def stop(self) -> None:
+        """End the schedule; requests in flight are cut off (and recorded as cancelled)."""
+        if self._loop is not None:
+            self._loop.kill(block=True)
+            self._loop = None
+        self.requests.kill(block=True)
+        self.pool.close()
+
+
+class MasterDispatch:
+    """The master's side of a distributed open loop: draws the one schedule and hands out its arrivals.
+
+    Starts once every worker said it is ready (its prompts are built), then sends each worker
+    the arrivals due within the next ``LOOKAHEAD_S``, round-robin over the ready workers.
+    """
+
+    LOOKAHEAD_S = 0.5
+    TICK_S = 0.1
+    READY_TIMEOUT_S = 120.0
+
+    def __init__(self, run: LLMRun, runner: MasterRunner, on_end: Callable[[int], None]) -> None:
+        self.run = run
+        self.runner = runner
+        self.ready: list[str] = []
+        self.cap_share: int | None = None
+        self._on_end = on_end
+        self._loop: gevent.Greenlet[..., None] | None = None
+
+    def on_ready(self, worker: str) -> None:
+        if worker not in self.ready:
+            self.ready.append(worker)
+
+    def start(self) -> None:
+        self._loop = gevent.spawn(self._dispatch)
+
+    def _dispatch(self) -> None:
+        deadline = time.monotonic() + self.READY_TIMEOUT_S
+        while len(self.ready) < max(self.runner.worker_count, 1) and time.monotonic() < deadline:
+            gevent.sleep(0.05)
+        workers = sorted(self.ready)
+        if not workers:
+            logger.error("no worker is ready for the open loop's arrivals")
+            return
+        sent = 0
+        cap = self.run.context.settings.max_concurrency
+        self.cap_share = math.ceil(cap / len(workers)) if cap else None
+        batches: dict[str, list[list[object]]] = {w: [] for w in workers}
+        for due, stage in local_arrivals(self.run):
+            while due > time.time() + self.LOOKAHEAD_S:
+                self._flush(batches)
+                gevent.sleep(self.TICK_S)
+            batches[workers[sent % len(workers)]].append([due, stage])
+            sent += 1
+        self._flush(batches)
+        for worker in workers:
+            self.runner.send_message(ARRIVALS_END, None, client_id=worker)
+        self._on_end(sent)
+
+    def _flush(self, batches: dict[str, list[list[object]]]) -> None:
+        for worker, arrivals in batches.items():
+            if arrivals:
+                self.runner.send_message(ARRIVALS, {"arrivals": arrivals, "cap": self.cap_share}, client_id=worker)
+                batches[worker] = []
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.kill(block=False)
+            self._loop = None
