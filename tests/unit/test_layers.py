@@ -29,10 +29,11 @@ def imported_modules(package: str) -> dict[str, set[str]]:
 @pytest.mark.parametrize(
     ("package", "forbidden"),
     [
-        ("llmclient", ("locust", "users", "prompts", "reports", "emulator")),
+        ("llmclient", ("locust", "users", "prompts", "reports", "emulator", "scheduler")),
+        ("scheduler", ("locust", "users", "llmclient", "prompts", "reports", "emulator", "gevent")),
         ("prompts", ("locust", "users", "reports", "emulator")),
         ("reports", ("locust", "users", "prompts", "emulator")),
-        ("emulator", ("locust", "users", "llmclient", "prompts", "reports")),
+        ("emulator", ("locust", "users", "llmclient", "prompts", "reports", "scheduler")),
     ],
 )
 def test_package_imports_stay_in_their_layer(package, forbidden):
@@ -46,6 +47,8 @@ def test_package_imports_stay_in_their_layer(package, forbidden):
 def test_reports_use_only_the_row_schema_and_the_hit_rate_of_the_client():
     used = {n for names in imported_modules("reports").values() for n in names if n.startswith("llmclient")}
     assert used <= {"llmclient", "llmclient.schema", "llmclient.server_metrics"}, used
+    scheduler = {n for names in imported_modules("reports").values() for n in names if n.startswith("scheduler")}
+    assert scheduler <= {"scheduler.proof"}, scheduler
 
 
 def test_settings_has_one_field_per_option_in_the_same_order():
