@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 INF = math.inf
+BOUNDARY_S = 1e-9  # an arrival this close to a stage's end (summed gaps round) belongs to the next stage
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,7 @@ class Stages:
         end = 0.0
         for number, stage in enumerate(self.stages, 1):
             end += stage.duration_s
-            if offset_s < end:
+            if offset_s < end - BOUNDARY_S:
                 return stage.rate, str(number)
         return None
 
