@@ -42,3 +42,17 @@ def test_client_overhead_benchmark_runs_small(tmp_path):
     assert 0 < result["step_rate_pct"] <= 101 and 0 < result["occupancy_pct"] <= 101
     assert len(result["request_leg_p50_p99_ms"]) == 2 and len(result["token_leg_p50_p99_ms"]) == 2
     assert "| VLLMUser | kernel | 8 x 500 |" in proc.stdout
+
+
+@pytest.mark.timeout(120)
+def test_open_loop_benchmark_runs_small(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.open_loop", "--seconds", "2", "--conditions", "20xinf:8", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    (result,) = json.loads(out.read_text())
+    assert result["requests"] == 40 and result["all_succeeded"]
+    assert 0 < result["achieved_vs_scheduled_pct"] and result["lag_p99_ms"] >= 0 and result["gap_cv"] >= 0
+    assert "| 20 | inf |" in proc.stdout

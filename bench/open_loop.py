@@ -1,0 +1,151 @@
+"""Benchmark: does the open loop send what it was asked to, when it was asked to?
+
+    .venv/bin/python -m bench.open_loop [--seconds 10] [--conditions 20x1:256,100xinf:256] [--json OUT]
+
+As in ``bench.client_overhead``, the emulator runs pinned to one core (10 ms decode steps,
+no prefill cost) and the client, a real headless ``locust``, to the other. The truth is
+the emulator's log: the kernel's receive time of every request. For each condition
+(rate R req/s, burstiness B, output tokens chosen so that about R x E2E streams are open):
+
+- achieved rate = (n - 1) / (span of the receive times), against R and against the drawn
+  schedule's own rate (a finite Poisson sample differs from R);
+- the receive gaps' law: the Kolmogorov-Smirnov statistic against the exponential law with
+  the schedule's rate (B = 1; the 1% critical value is 1.628 / sqrt(n)) and the coefficient
+  of variation (B = 4: 1 / sqrt(4) = 0.5; B = inf: 0);
+- schedule lag (due -> released by the scheduler) p50/p99/max, from the rows;
+- TTFT error = client TTFT - emulator TTFT, p50/p99, as in ``bench.client_overhead``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+
+import numpy as np
+
+from bench.client_overhead import LOCUST, PY, ROOT, pinned
+
+STEP_MS = 10.0
+# (rate, burstiness, output tokens): 256 open streams at 100 and 400 req/s (R x 256 or 64 steps of 10 ms)
+CONDITIONS = [
+    (20.0, 1.0, 256),
+    (100.0, 1.0, 256),
+    (400.0, 1.0, 64),
+    (100.0, 4.0, 256),
+    (100.0, math.inf, 256),
+]
+
+
+def ks_exponential(gaps: np.ndarray, rate: float) -> float:
+    x = np.sort(gaps)
+    cdf = 1.0 - np.exp(-rate * x)
+    n = x.size
+    return float(max((np.arange(1, n + 1) / n - cdf).max(), (cdf - np.arange(n) / n).max()))
+
+
+def run_condition(rate: float, burstiness: float, tokens: int, seconds: float, tmp: str) -> dict:
+    n = int(rate * seconds)
+    tag = f"{rate:g}-{burstiness:g}"
+    log = os.path.join(tmp, f"emu-{tag}.jsonl")
+    emu = subprocess.Popen(
+        [PY, "-m", "emulator", "--port", "0", "--request-log", log, "--step-ms", f"{STEP_MS}",
+         "--step-ms-per-seq", "0", "--prefill-ms-per-token", "0", "--max-num-seqs", "4096",
+         "--max-num-batched-tokens", "10000000", "--eos-prob", "0"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=pinned(1),
+    )  # fmt: skip
+    try:
+        url = emu.stdout.readline().split()[3]
+        threading.Thread(target=emu.stdout.read, daemon=True).start()
+        prefix = os.path.join(tmp, tag)
+        client = subprocess.run(
+            [LOCUST, "-f", os.path.join(ROOT, "locustfile.py"), "--headless", "-u", "1", "-r", "1", "-n", str(n),
+             "-H", url, "--request-rate", f"{rate:g}", "--burstiness", f"{burstiness:g}", "--max-tokens", str(tokens),
+             "--ignore-eos", "--input-tokens", "64", "--metrics-interval", "0", "--csv", prefix, "--only-summary",
+             "--loglevel", "WARNING"],
+            cwd=ROOT, capture_output=True, text=True, preexec_fn=pinned(0), stdin=subprocess.DEVNULL,
+            timeout=seconds * 4 + 120,
+        )  # fmt: skip
+    finally:
+        emu.terminate()
+        emu.wait(30)
+    if client.returncode != 0:
+        raise SystemExit(f"locust failed at {tag}: {client.stdout[-2000:]}{client.stderr[-2000:]}")
+    truth = {}
+    with open(log) as f:
+        for line in f:
+            t = json.loads(line)
+            truth[t["id"]] = t
+    with open(prefix + "_requests.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["request_id"] in truth]
+    due = np.sort([float(r["scheduled_time"]) for r in rows])
+    received = np.sort([truth[r["request_id"]]["received_wall"] for r in rows])
+    gaps = np.diff(received)
+    scheduled_rate = (due.size - 1) / (due[-1] - due[0])
+    achieved = (received.size - 1) / (received[-1] - received[0])
+    lags = np.array([float(r["schedule_lag_s"]) for r in rows]) * 1e3
+    ttft_err = np.array([(float(r["ttft_s"]) - truth[r["request_id"]]["ttft_s"]) * 1e3 for r in rows if r["ttft_s"]])
+    in_flight = rate * (tokens * STEP_MS / 1000.0)
+    return {
+        "rate": rate,
+        "burstiness": burstiness,
+        "requests": len(rows),
+        "open_streams_about": round(in_flight),
+        "scheduled_rate": round(scheduled_rate, 3),
+        "achieved_rate": round(achieved, 3),
+        "achieved_vs_scheduled_pct": round(100 * achieved / scheduled_rate, 2),
+        "achieved_vs_requested_pct": round(100 * achieved / rate, 2),
+        "gap_cv": round(float(gaps.std() / gaps.mean()), 3),
+        "ks_statistic": round(ks_exponential(gaps, scheduled_rate), 4) if burstiness == 1.0 else None,
+        "ks_critical_1pct": round(1.628 / math.sqrt(gaps.size), 4) if burstiness == 1.0 else None,
+        "lag_p50_ms": round(float(np.percentile(lags, 50)), 3),
+        "lag_p99_ms": round(float(np.percentile(lags, 99)), 3),
+        "lag_max_ms": round(float(lags.max()), 3),
+        "ttft_error_p50_ms": round(float(np.percentile(ttft_err, 50)), 2),
+        "ttft_error_p99_ms": round(float(np.percentile(ttft_err, 99)), 2),
+        "all_succeeded": all(r["success"] == "true" for r in rows),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each condition's schedule")
+    parser.add_argument("--json", default="", help="also write the results here")
+    parser.add_argument("--conditions", default="", help="RATExBURSTINESS:TOKENS,... (default: the README's five)")
+    args = parser.parse_args()
+    conditions = CONDITIONS
+    if args.conditions:
+        conditions = []
+        for part in args.conditions.split(","):
+            shape, _, tokens = part.partition(":")
+            rate, _, burstiness = shape.partition("x")
+            conditions.append((float(rate), float(burstiness), int(tokens)))
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for rate, burstiness, tokens in conditions:
+            result = run_condition(rate, burstiness, tokens, args.seconds, tmp)
+            print(json.dumps(result), flush=True)
+            results.append(result)
+    print()
+    print("| R req/s | B | open streams | achieved / scheduled | achieved / R | gap CV | KS (1% crit.) "
+          "| lag p50 / p99 / max ms | TTFT error p50 / p99 ms |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        ks = f"{r['ks_statistic']} ({r['ks_critical_1pct']})" if r["ks_statistic"] is not None else "—"
+        print(f"| {r['rate']:g} | {r['burstiness']:g} | {r['open_streams_about']} | {r['achieved_vs_scheduled_pct']}% "
+              f"| {r['achieved_vs_requested_pct']}% | {r['gap_cv']} | {ks} | {r['lag_p50_ms']} / {r['lag_p99_ms']} / "
+              f"{r['lag_max_ms']} | {r['ttft_error_p50_ms']} / {r['ttft_error_p99_ms']} |")  # fmt: skip
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)
