@@ -125,3 +125,18 @@ def test_bad_open_loop_input_gets_one_line_before_any_request(args, message, emu
     assert run.returncode != 0
     assert message in run.output and "Traceback" not in run.output
     assert "/v1/chat/completions" not in emu.stats()["by_path"]
+
+
+@pytest.mark.timeout(120)
+def test_a_linear_ramp_climbs_over_the_runs_requests(emulator_factory, tmp_path):
+    emu = emulator_factory(*FAST)
+    prefix = tmp_path / "ramp"
+    run = run_locust("--headless", "-u", "1", "-r", "1", "-n", "60", "-H", emu.url, "--ramp-up", "linear",
+                     "--ramp-up-start", "5", "--ramp-up-end", "60", "--burstiness", "inf", "--csv", str(prefix),
+                     *SIZES)  # fmt: skip
+    assert run.returncode == 0, run
+    rows = read_rows(prefix)
+    gaps = np.diff(received(emu, rows))
+    assert len(rows) == 60
+    # request i is due 1 / rate(i) after the one before: rate(1) is 5.9 req/s, rate(59) 60
+    assert gaps[0] == pytest.approx(1 / (5 + 55 / 59), rel=0.1) and gaps[-1] == pytest.approx(1 / 60, rel=0.25)
