@@ -166,6 +166,8 @@ class LLMUser(User):
 def send_next_prompt(user: LLMUser) -> None:
     """The built-in task: the run's next prompt, or with ``--turns K`` the next turn of a conversation."""
     run = user.llm_run
+    if not run.prompts.ready:  # the test could not start (said in one line): the run is stopping
+        raise StopUser()
     settings = run.context.settings
     endpoint = run.context.endpoint
     if settings.open_loop is not None:  # the schedule sends the requests (users/open_loop.py): idle

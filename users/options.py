@@ -272,8 +272,15 @@ class Settings:
         values: dict[str, Any] = {}
         for opt in OPTIONS:
             value = getattr(options, opt.dest, None)
-            if value is None or (value == "" and opt.default is not None):  # unset, or an empty web UI field
+            if value is None or (value == "" and opt.kind != "str"):  # unset, or an empty web UI field
                 value = opt.default
+            elif isinstance(value, str) and opt.kind == "flag":  # the web UI's form sends true/false
+                value = value.strip().lower() in ("true", "1", "on", "yes")
+            elif isinstance(value, str) and opt.kind in ARG_TYPES:  # the web UI's form sends text
+                try:
+                    value = ARG_TYPES[opt.kind](value.strip())
+                except argparse.ArgumentTypeError as exc:
+                    raise ConfigError(f"{opt.flag}: {exc}") from None
             if opt.kind == "flag":
                 value = bool(value)
             if opt.choices and value not in opt.choices:

@@ -68,6 +68,11 @@ class PromptService:
         """That prompts can be made here (the master builds none, but says so before the run)."""
         self.build_source(host, "check").next_prompt()
 
+    @property
+    def ready(self) -> bool:
+        """Prepared for this test (not when the test could not start)."""
+        return self.source is not None
+
     def next_prompt(self) -> Prompt:
         assert self.source is not None, "prompts are prepared at test start"
         return self.source.next_prompt()

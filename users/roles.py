@@ -12,6 +12,7 @@ through ``users.plugin.install``); it picks the role from the runner:
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import gevent
@@ -115,6 +116,10 @@ class Role:
         self.run.live.reset()
         self.worker_in_flight.clear()
         try:
+            # the web UI's form (and, on a worker, the master's spawn message) may have changed the options
+            options = Settings.from_options(environment.parsed_options)
+            if options != replace(self.run.context.settings, model=options.model):
+                self.run.context.apply(options)
             self.start(host)
         except (PromptError, ConfigError, ValueError) as exc:
             logger.error("cannot start the test: %s", exc)
@@ -292,9 +297,7 @@ class WorkerRole(Role):
         self.environment.events.report_to_master.add_listener(self.on_report_to_master)
 
     def start(self, host: str) -> None:
-        # the master's options arrived with the spawn message
         context = self.run.context
-        context.apply(Settings.from_options(self.environment.parsed_options))
         runner = self.environment.runner
         assert runner is not None
         open_loop = context.settings.open_loop is not None

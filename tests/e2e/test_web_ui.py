@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 from tests.e2e.test_distributed import free_port
-from tests.procs import ROOT, start_locust
+from tests.procs import ROOT, read_rows, start_locust
 
 KEY = "sk-ui-secret-000111222333"
 ARTIFACTS = ROOT / "artifacts"
@@ -193,3 +193,49 @@ def test_llm_stats_at_a_distributed_master(emulator_factory, tmp_path):
             p.wait(30)
             d.join()
     assert "Traceback" not in mout.text, mout.text[-3000:]
+
+
+@pytest.mark.browser
+def test_an_open_loop_started_from_the_form_shows_its_rates_live(web_locust, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    exe = chromium_path()
+    emu, port, _proc, _out = web_locust()
+    base = f"http://127.0.0.1:{port}"
+    wait_http(base + "/")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1400})
+        page.goto(base + "/")
+        page.locator("input[name='userCount']").fill("1")
+        page.locator("input[name='spawnRate']").fill("1")
+        page.get_by_role("button", name="Custom parameters").click()
+        page.locator("input[name='requestRate']").fill("20")
+        page.locator("input[name='burstiness']").fill("inf")
+        page.get_by_role("button", name=re.compile("start", re.I)).click()
+        page.get_by_role("tab", name="LLM").click()
+        row = page.get_by_role("row").filter(has_text="Open loop: achieved req/s")
+        row.wait_for(timeout=20_000)
+
+        def achieved() -> float:
+            m = re.search(r"achieved req/s\s+(\d+\.\d+)", row.inner_text())
+            return float(m.group(1)) if m else -1.0
+
+        deadline = time.monotonic() + 40
+        while achieved() < 10 and time.monotonic() < deadline:  # 20 req/s over a 10 s window fills in ~10 s
+            time.sleep(0.5)
+        assert achieved() >= 10, row.inner_text()
+        page.screenshot(path=str(ARTIFACTS / "web_ui_open_loop.png"), full_page=True)
+        stats = json.loads(urllib.request.urlopen(base + "/llm/stats", timeout=5).read())["current"]
+        assert stats["requested_rate"] > 0 and stats["queued"] == 0
+        browser.close()
+    # the form's rate and burstiness reached the schedule (evenly spaced at 20 req/s), and each request
+    # reached the server when it was due (the emulator logs the requests that finished)
+    rows = sorted(read_rows(tmp_path / "ui"), key=lambda r: float(r["scheduled_time"]))
+    due = [float(r["scheduled_time"]) for r in rows]
+    # (rows are written as requests finish: those still in flight are not in the file yet)
+    steps = [(d - due[0]) / 0.05 for d in due]
+    assert len(due) > 40 and max(abs(k - round(k)) for k in steps) < 1e-3, steps[:10]
+    truth = {t["id"]: t["received_wall"] for t in emu.truth()}
+    late = [truth[r["request_id"]] - float(r["scheduled_time"]) for r in rows if r["request_id"] in truth]
+    assert len(late) > 20 and min(late) > 0 and max(late) < 0.05, (min(late), max(late))

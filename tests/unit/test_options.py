@@ -50,3 +50,12 @@ def test_api_key_falls_back_to_environment(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
     assert Settings.from_options(opts()).api_key == "sk-env"
     assert Settings.from_options(opts(api_key="sk-flag")).api_key == "sk-flag"
+
+
+def test_text_from_the_web_ui_form_is_converted_or_refused_in_one_line():
+    s = Settings.from_options(opts(request_rate="20", burstiness="inf", max_concurrency="4", max_tokens="64"))
+    assert (s.request_rate, s.burstiness, s.max_concurrency, s.max_tokens) == (20.0, float("inf"), 4, 64)
+    empty = Settings.from_options(opts(num_requests="", request_rate="", ignore_eos="false", insecure="true"))
+    assert (empty.num_requests, empty.request_rate, empty.ignore_eos, empty.insecure) == (None, None, False, True)
+    with pytest.raises(ConfigError, match="--request-rate: expected a number, got 'fast'"):
+        Settings.from_options(opts(request_rate="fast"))
