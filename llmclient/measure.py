@@ -47,12 +47,18 @@ class RequestRecord:
     cancelled: bool = False
     error: str = ""
     text: str = ""  # the generated text, only when asked for (multi-turn runs)
-    # open-loop runs: when the request was due (unix s), how late the scheduler released it,
-    # how long it then waited for a free slot (--max-concurrency), and its stage
+    # open-loop runs: when the request was due (unix s), how long it waited for a free slot
+    # (--max-concurrency), and its stage
     scheduled_time: float | None = None
-    schedule_lag: float | None = None
     queue: float | None = None
     stage: str = ""
+
+    @property
+    def schedule_lag(self) -> float | None:
+        """Open loop: how much later than due the request was sent, less its wait for a slot."""
+        if self.scheduled_time is None or not self.start_time:
+            return None
+        return self.start_time - self.scheduled_time - (self.queue or 0.0)
 
     @property
     def ttft_s(self) -> float | None:

@@ -42,7 +42,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("worker", "text", "local, or the Locust worker's id"),
     Column("cancelled", "bool", "true when the end of the test cut the request off (not a failure)"),
     Column("scheduled_time", "float", "open loop: unix seconds when the request was due"),
-    Column("schedule_lag_s", "float", "open loop: how late the scheduler released it, seconds"),
+    Column("schedule_lag_s", "float", "open loop: how much later than due it was sent (less queue_s), seconds"),
     Column("queue_s", "float", "open loop: then how long it waited for --max-concurrency, seconds"),
     Column("stage", "text", "open loop: its --stages number"),
 )

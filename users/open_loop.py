@@ -139,9 +139,8 @@ class OpenLoop:
     def _release(self, arrivals: Iterable[Due], on_end: Callable[[], None] | None) -> None:
         for due, stage in arrivals:
             wait_until(due)
-            lag = time.time() - due
             self.released += 1
-            self.requests.spawn(self._send, RequestRecord(scheduled_time=due, schedule_lag=lag, stage=stage))
+            self.requests.spawn(self._send, RequestRecord(scheduled_time=due, stage=stage))
         self.requests.join()
         if on_end is not None:
             on_end()
