@@ -91,6 +91,13 @@ def run_condition(rate: float, burstiness: float, tokens: int, seconds: float, t
     achieved = (received.size - 1) / (received[-1] - received[0])
     lags = np.array([float(r["schedule_lag_s"]) for r in rows]) * 1e3
     ttft_err = np.array([(float(r["ttft_s"]) - truth[r["request_id"]]["ttft_s"]) * 1e3 for r in rows if r["ttft_s"]])
+    # the TTFT error's two legs, by wall clock (same host): request out, first token back
+    to_server = [(truth[r["request_id"]]["received_wall"] - float(r["start_time"])) * 1e3 for r in rows]
+    to_client = [
+        (float(r["start_time"]) + float(r["ttft_s"]) - truth[r["request_id"]]["first_token_wall"]) * 1e3
+        for r in rows
+        if r["ttft_s"] and truth[r["request_id"]].get("first_token_wall")
+    ]
     in_flight = rate * (tokens * STEP_MS / 1000.0)
     return {
         "rate": rate,
@@ -109,6 +116,8 @@ def run_condition(rate: float, burstiness: float, tokens: int, seconds: float, t
         "lag_max_ms": round(float(lags.max()), 3),
         "ttft_error_p50_ms": round(float(np.percentile(ttft_err, 50)), 2),
         "ttft_error_p99_ms": round(float(np.percentile(ttft_err, 99)), 2),
+        "request_leg_p50_p99_ms": [round(float(np.percentile(to_server, q)), 2) for q in (50, 99)],
+        "token_leg_p50_p99_ms": [round(float(np.percentile(to_client, q)), 2) for q in (50, 99)],
         "all_succeeded": all(r["success"] == "true" for r in rows),
     }
 

@@ -118,6 +118,11 @@ class Connection:
         self._sock = sock
         return sock
 
+    def connect(self) -> None:
+        """Open the connection now, ahead of a request (raises TransportError)."""
+        if self._sock is None:
+            self._connect()
+
     def close(self) -> None:
         if self._sock is not None:
             with contextlib.suppress(OSError):

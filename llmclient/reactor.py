@@ -15,8 +15,10 @@ body (``stream.ResponseReader``) and the user waits for the end on an
 from __future__ import annotations
 
 import contextlib
+import math
 import select
 import socket
+import time
 from collections.abc import Callable
 
 import gevent
@@ -28,6 +30,8 @@ from llmclient import stamps
 from llmclient.errors import ProtocolError, TransportError
 from llmclient.http import Connection, broken_message, stalled_message
 from llmclient.stream import ResponseReader, timed_out_message
+
+PASS_CHECK = 16  # reads between looks at the clock in a pass
 
 
 class _Stream:
@@ -51,6 +55,7 @@ class StreamReactor:
         self._streams: dict[int, _Stream] = {}
         self._wake = Event()
         self._loop: gevent.Greenlet | None = None
+        self.yield_at = math.inf  # unix time at which a pass stops and lets others run (an open loop's next send)
 
     @staticmethod
     def accepts(conn: Connection) -> bool:
@@ -116,15 +121,21 @@ class StreamReactor:
                 continue
             except OSError:  # the epoll set changed under us; poll again
                 pass
-            self._read_ready()
+            if not self._read_ready():
+                gevent.sleep(0)  # cut short for a due send: let it go first; the rest stays ready
 
-    def _read_ready(self) -> None:
-        """One pass over the sockets with data waiting; never blocks."""
+    def _read_ready(self) -> bool:
+        """One pass over the sockets with data waiting; never blocks. A pass over many streams takes
+        milliseconds: it stops early (returning False) once ``yield_at`` has come, every PASS_CHECK reads."""
         streams = self._streams
-        for fd, _ in self._epoll.poll(0):
+        yield_at = self.yield_at
+        for n, (fd, _) in enumerate(self._epoll.poll(0), 1):
             stream = streams.get(fd)
             if stream is not None:
                 self._readable(fd, stream)
+            if not n % PASS_CHECK and time.time() >= yield_at:
+                return False
+        return True
 
     def _readable(self, fd: int, stream: _Stream) -> None:
         try:

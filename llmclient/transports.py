@@ -10,12 +10,14 @@ through.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
+from llmclient.errors import TransportError
 from llmclient.http import Connection, Target
 from llmclient.measure import RequestRecord, StreamAccumulator
 from llmclient.stream import CHAT, Endpoint, http_error, stream_request
@@ -28,6 +30,10 @@ class Transport(Protocol):
     def send(
         self, endpoint: Endpoint, body: dict[str, object], record: RequestRecord, collect_text: bool
     ) -> RequestRecord: ...
+
+    def prepare(self) -> None:
+        """Get ready to send at once (connect ahead); failures show in the next ``send``."""
+        ...
 
     def close(self) -> None: ...
 
@@ -63,6 +69,10 @@ class SocketTransport:
             collect_text=collect_text,
             reactor=self.reactor,
         )
+
+    def prepare(self) -> None:
+        with contextlib.suppress(TransportError):
+            self.conn.connect()
 
     def close(self) -> None:
         self.conn.close()
@@ -141,6 +151,9 @@ class OpenAISDKTransport:
                 yield sse
 
         stream._iter_events = watched
+
+    def prepare(self) -> None:
+        """The SDK's connection pool connects when it sends."""
 
     def close(self) -> None:
         self.client.close()

@@ -23,6 +23,7 @@ from locust.exception import StopUser
 
 from llmclient.http import Target
 from llmclient.measure import RequestRecord
+from llmclient.reactor import StreamReactor
 from llmclient.transports import SocketTransport, Transport
 from scheduler.arrivals import schedule
 from users.base import LLMClient
@@ -42,13 +43,21 @@ READY = "llm_open_loop_ready"  # worker -> master: prompts built, ready for arri
 Due = tuple[float, str]  # (unix due time, stage)
 
 
-def wait_until(due: float) -> None:
-    """Sleep until the unix time ``due``: a timer for most of the wait, then yield to the loop until due."""
+def wait_until(due: float, reactor: StreamReactor | None = None) -> None:
+    """Sleep until the unix time ``due``: a timer for most of the wait, then yield to the loop until due.
+
+    The reactor's read pass over every stream takes milliseconds under load; told the due time,
+    it stops its pass when it comes, so the send goes out on time.
+    """
+    if reactor is not None:
+        reactor.yield_at = due
     remaining = due - time.time()
     if remaining > SPIN_S:
         gevent.sleep(remaining - SPIN_S)
     while time.time() < due:
-        gevent.idle()
+        gevent.sleep(0)
+    if reactor is not None:
+        reactor.yield_at = math.inf
 
 
 def local_arrivals(run: LLMRun) -> Iterator[Due]:
@@ -85,19 +94,36 @@ class ArrivalFeed:
 
 
 class TransportPool:
-    """Idle keep-alive transports, shared by the open loop's requests."""
+    """Idle keep-alive transports, shared by the open loop's requests.
 
-    def __init__(self, make: Callable[[], Transport]) -> None:
+    Keeps ``spare`` of them connected ahead: a due request that had to connect first would wait
+    for the connection (and the event loop's other work meanwhile) after its clock started.
+    """
+
+    def __init__(self, make: Callable[[], Transport], spare: int = 16) -> None:
         self._make = make
+        self.spare = spare
         self._idle: list[Transport] = []
+        self._filler: gevent.Greenlet[..., None] | None = None
 
     def get(self) -> Transport:
-        return self._idle.pop() if self._idle else self._make()
+        transport = self._idle.pop() if self._idle else self._make()
+        if len(self._idle) < self.spare and (self._filler is None or self._filler.dead):
+            self._filler = gevent.spawn(self._fill)
+        return transport
+
+    def _fill(self) -> None:
+        while len(self._idle) < self.spare:
+            transport = self._make()
+            transport.prepare()
+            self._idle.append(transport)
 
     def put(self, transport: Transport) -> None:
         self._idle.append(transport)
 
     def close(self) -> None:
+        if self._filler is not None:
+            self._filler.kill(block=False)
         for transport in self._idle:
             transport.close()
         self._idle.clear()
@@ -138,7 +164,7 @@ class OpenLoop:
 
     def _release(self, arrivals: Iterable[Due], on_end: Callable[[], None] | None) -> None:
         for due, stage in arrivals:
-            wait_until(due)
+            wait_until(due, self.run.context.reactor)
             self.released += 1
             self.requests.spawn(self._send, RequestRecord(scheduled_time=due, stage=stage))
         self.requests.join()
