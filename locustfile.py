@@ -13,10 +13,13 @@ from locust import events  # noqa: F401  first: gevent patches the standard libr
 
 from users.openai_user import OpenAISDKUser, requested
 from users.plugin import install
+from users.shape import StagesShape, wants_user_stages
 from users.vllm_user import VLLMUser
 
 install()
 
 # VLLMUser by default; the openai-SDK user only when named: locust -f locustfile.py OpenAISDKUser
 OpenAISDKUser.abstract = not requested(sys.argv, dict(os.environ))
-__all__ = ["OpenAISDKUser", "VLLMUser"]
+# Locust's LoadTestShape runs --stages given in user counts (a closed loop in steps)
+StagesShape.abstract = not wants_user_stages(sys.argv, dict(os.environ))
+__all__ = ["OpenAISDKUser", "StagesShape", "VLLMUser"]

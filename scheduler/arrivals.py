@@ -12,6 +12,9 @@ Rates over a run, as profiles:
   over the run's ``-n`` requests, vLLM's definition: request i of N is drawn at
   ``start + (end - start) * i / (N - 1)`` (linear) or ``start * (end / start) ** (i / (N - 1))``;
 - ``Stages``: ``--stages 30s:5,60s:20`` (each stage's rate for its duration, in order).
+
+``--stages 30s:8u,60s:32u`` (user counts) is a closed loop in steps instead: Locust's
+``LoadTestShape`` runs it (``users/shape.py``); ``stage_at`` numbers its requests alike.
 """
 
 from __future__ import annotations
@@ -65,7 +68,18 @@ class Ramp:
 @dataclass(frozen=True)
 class Stage:
     duration_s: float
-    rate: float
+    rate: float | None = None  # requests per second (an open loop)
+    users: int | None = None  # or a user count (a closed loop, run by a LoadTestShape)
+
+
+def stage_at(stages: tuple[Stage, ...], offset_s: float) -> tuple[int, Stage] | None:
+    """The stage (1-based number, stage) running ``offset_s`` after the start; None after the last."""
+    end = 0.0
+    for number, stage in enumerate(stages, 1):
+        end += stage.duration_s
+        if offset_s < end - BOUNDARY_S:
+            return number, stage
+    return None
 
 
 @dataclass(frozen=True)
@@ -73,12 +87,10 @@ class Stages:
     stages: tuple[Stage, ...]
 
     def rate(self, index: int, offset_s: float) -> tuple[float, str] | None:
-        end = 0.0
-        for number, stage in enumerate(self.stages, 1):
-            end += stage.duration_s
-            if offset_s < end - BOUNDARY_S:
-                return stage.rate, str(number)
-        return None
+        current = stage_at(self.stages, offset_s)
+        if current is None or current[1].rate is None:
+            return None
+        return current[1].rate, str(current[0])
 
 
 def gap(rng: random.Random, rate: float, burstiness: float) -> float:
@@ -120,22 +132,32 @@ def parse_burstiness(text: str) -> float:
 
 
 def parse_stages(text: str) -> tuple[Stage, ...]:
-    """``--stages 30s:5,2m:20,45:10``: each DURATION:RATE (durations in s, or with s/m/h)."""
+    """``--stages 30s:5,2m:20,45:10``: each DURATION:RATE (durations in s, or with s/m/h), or
+    ``30s:8u,1m:32u``: each DURATION:USERS (a closed loop in steps); one kind per run."""
     stages = []
     for part in text.split(","):
-        duration, sep, rate = part.strip().partition(":")
+        duration, sep, amount = part.strip().partition(":")
+        amount = amount.strip()
         try:
             if not sep:
                 raise ValueError
             seconds = _duration_s(duration.strip())
-            value = float(rate)
+            value = float(amount[:-1] if amount.endswith("u") else amount)
         except ValueError:
             raise ValueError(
-                f"--stages takes DURATION:RATE[,DURATION:RATE...] (e.g. 30s:5,60s:20), got {part!r}"
+                f"--stages takes DURATION:RATE,... or DURATION:USERSu,... (e.g. 30s:5,60s:20 or 30s:8u,60s:32u), "
+                f"got {part!r}"
             ) from None
         if seconds <= 0 or not value > 0 or math.isinf(value):
             raise ValueError(f"--stages: each duration and rate must be positive, got {part!r}")
-        stages.append(Stage(seconds, value))
+        if amount.endswith("u"):
+            if value != int(value):
+                raise ValueError(f"--stages: a user count is a whole number, got {part!r}")
+            stages.append(Stage(seconds, users=int(value)))
+        else:
+            stages.append(Stage(seconds, rate=value))
+    if len({stage.users is None for stage in stages}) > 1:
+        raise ValueError("--stages mixes rates and user counts: give one kind")
     return tuple(stages)
 
 

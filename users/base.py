@@ -105,6 +105,7 @@ class LLMClient:
                 temperature=settings.temperature,
                 extra_body=extra_body,
             )
+            rec.stage = rec.stage or context.stage_label(time.time())
             context.in_flight += 1
             try:
                 self.transport.send(endpoint, body, rec, collect_text)

@@ -9,6 +9,7 @@ from llmclient.http import Target, configure_tls
 from llmclient.reactor import StreamReactor
 from llmclient.stamps import keep_kernel_stamping_on
 from llmclient.stream import ENDPOINTS, Endpoint
+from scheduler.arrivals import stage_at
 from users.budget import Budget, RequestBudget
 from users.options import Settings
 
@@ -19,6 +20,7 @@ class RunContext:
         self.budget: Budget = RequestBudget(settings.num_requests)
         self.reactor = StreamReactor()
         self.in_flight = 0  # requests this process has sent and not finished
+        self.started = 0.0  # unix time the test started (numbers the requests of --stages in user counts)
         self._model_lock = Semaphore()
         self.apply(settings)
 
@@ -32,6 +34,12 @@ class RunContext:
         self.auth = auth_headers(settings.api_key)
         self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream", **self.auth}
         self._model: str | None = settings.model or None
+
+    def stage_label(self, sent: float) -> str:
+        """The --stages (user counts) number of a request sent at unix time ``sent``, else ""."""
+        stages = self.settings.user_stages
+        current = stage_at(stages, sent - self.started) if stages and self.started else None
+        return str(current[0]) if current is not None else ""
 
     def model(self, host: str) -> str:
         """The served model, looked up once per process (raises ConfigError)."""

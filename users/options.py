@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from llmclient.errors import ConfigError
-from scheduler.arrivals import ConstantRate, Ramp, RateProfile, Stages, parse_stages
+from scheduler.arrivals import ConstantRate, Ramp, RateProfile, Stage, Stages, parse_stages
 
 if TYPE_CHECKING:
     from locust.argument_parser import LocustArgumentParser
@@ -258,9 +258,15 @@ class Settings:
             return ConstantRate(self.request_rate)
         if self.ramp_up and self.ramp_up_start is not None and self.ramp_up_end is not None and self.num_requests:
             return Ramp(self.ramp_up, self.ramp_up_start, self.ramp_up_end, self.num_requests)
-        if self.stages:
+        if self.stages and not self.user_stages:
             return Stages(parse_stages(self.stages))
         return None
+
+    @property
+    def user_stages(self) -> tuple[Stage, ...] | None:
+        """``--stages`` with user counts: a closed loop in steps, run by Locust's LoadTestShape."""
+        stages = parse_stages(self.stages) if self.stages else ()
+        return stages if stages and stages[0].users is not None else None
 
     @property
     def kernel_timestamps(self) -> bool:
@@ -307,10 +313,13 @@ class Settings:
 
 def _check_open_loop(values: dict[str, Any]) -> None:
     """One way to set the arrival rate at a time, and what each needs."""
-    ways = [flag for flag, key in (("--request-rate", "request_rate"), ("--ramp-up", "ramp_up"), ("--stages", "stages"))
-            if values[key]]  # fmt: skip
+    rate_stages = bool(values["stages"]) and parse_stages(values["stages"])[0].rate is not None
+    ways = [flag for flag, on in (("--request-rate", values["request_rate"]), ("--ramp-up", values["ramp_up"]),
+                                  ("--stages", rate_stages)) if on]  # fmt: skip
     if len(ways) > 1:
         raise ConfigError(f"{' and '.join(ways)} both set the arrival rate: give one")
+    if values["stages"] and not rate_stages and ways:
+        raise ConfigError(f"--stages with user counts is a closed loop in steps: drop {ways[0]}")
     if values["ramp_up"]:
         start, end = values["ramp_up_start"], values["ramp_up_end"]
         if start is None or end is None:

@@ -12,6 +12,7 @@ through ``users.plugin.install``); it picks the role from the runner:
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -115,6 +116,7 @@ class Role:
             return
         self.run.live.reset()
         self.worker_in_flight.clear()
+        self.run.context.started = time.time()
         try:
             # the web UI's form (and, on a worker, the master's spawn message) may have changed the options
             options = Settings.from_options(environment.parsed_options)

@@ -117,6 +117,8 @@ def test_stages_reach_the_server_in_order_and_end_the_run(emulator_factory, tmp_
             ),
             "--max-concurrency caps an open loop",
         ),
+        (("--stages", "10s:5,10s:4u"), "--stages mixes rates and user counts"),
+        (("--request-rate", "5", "--stages", "2s:2u"), "--stages with user counts is a closed loop in steps"),
     ],
 )
 def test_bad_open_loop_input_gets_one_line_before_any_request(args, message, emulator_factory):
@@ -140,3 +142,27 @@ def test_a_linear_ramp_climbs_over_the_runs_requests(emulator_factory, tmp_path)
     assert len(rows) == 60
     # request i is due 1 / rate(i) after the one before: rate(1) is 5.9 req/s, rate(59) 60
     assert gaps[0] == pytest.approx(1 / (5 + 55 / 59), rel=0.1) and gaps[-1] == pytest.approx(1 / 60, rel=0.25)
+
+
+@pytest.mark.timeout(120)
+def test_stages_of_user_counts_run_on_locusts_load_shape(emulator_factory, tmp_path):
+    emu = emulator_factory("--step-ms", "20", "--step-ms-per-seq", "0", "--eos-prob", "0")  # 8 tokens: ~0.16 s
+    prefix = tmp_path / "users"
+    run = run_locust("--headless", "-H", emu.url, "--stages", "2s:2u,2s:6u", "--csv", str(prefix), *SIZES)
+    assert run.returncode == 0, run
+    assert "Shape test updating to 2 users" in run.output and "Shape test updating to 6 users" in run.output
+    rows = read_rows(prefix)
+    done = [r for r in rows if r["cancelled"] == "false"]
+    assert {r["stage"] for r in done} == {"1", "2"}
+    assert all(r["scheduled_time"] == "" for r in rows)  # a closed loop: no schedule
+    truth = {t["id"]: t for t in emu.truth()}
+
+    def concurrency(stage: str) -> int:
+        spans = [(truth[r["request_id"]]["received_wall"], truth[r["request_id"]]["received_wall"]
+                  + truth[r["request_id"]]["e2e_s"]) for r in done if r["stage"] == stage]  # fmt: skip
+        return max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
+
+    assert concurrency("1") <= 2 < concurrency("2") <= 6
+    # the shape ended the run after its 4 s, long before -t
+    starts = [float(r["start_time"]) for r in rows]
+    assert max(starts) - min(starts) < 6

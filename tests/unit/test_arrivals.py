@@ -7,7 +7,16 @@ import math
 import numpy as np
 import pytest
 
-from scheduler.arrivals import ConstantRate, Ramp, Stage, Stages, parse_burstiness, parse_stages, schedule
+from scheduler.arrivals import (
+    ConstantRate,
+    Ramp,
+    Stage,
+    Stages,
+    parse_burstiness,
+    parse_stages,
+    schedule,
+    stage_at,
+)
 from scheduler.proof import prove
 
 N = 20_000
@@ -76,8 +85,11 @@ def test_stages_run_in_order_and_end_the_schedule():
 
 def test_stage_and_burstiness_parsing_and_their_one_line_errors():
     assert parse_stages("30s:5, 2m:20,45:1.5") == (Stage(30, 5), Stage(120, 20), Stage(45, 1.5))
+    assert parse_stages("10s:4u,20s:16u") == (Stage(10, users=4), Stage(20, users=16))
+    assert stage_at(parse_stages("10s:4u,20s:16u"), 12.0) == (2, Stage(20, users=16))
+    assert stage_at(parse_stages("10s:4u,20s:16u"), 30.0) is None
     assert parse_burstiness("inf") == math.inf and parse_burstiness("0.5") == 0.5
-    for bad in ("30s", "x:5", "30s:0", "-1:5", "30s:fast"):
+    for bad in ("30s", "x:5", "30s:0", "-1:5", "30s:fast", "30s:5,10s:4u", "30s:2.5u", "30s:0u"):
         with pytest.raises(ValueError, match="--stages"):
             parse_stages(bad)
     for bad in ("0", "-1"):
