@@ -78,6 +78,7 @@ class MasterCoordinator:
         self._completed = False
         self._watch: gevent.Greenlet | None = None
         self.rows = 0  # rows received from all workers
+        self.rows_by: dict[str, int] = {}  # ... and from each
         self.expected: int | None = None  # set when the number of requests is known only later (a schedule's end)
 
     def start(self) -> None:
@@ -100,6 +101,7 @@ class MasterCoordinator:
         if count <= 0:
             return
         self.rows += count
+        self.rows_by[worker] = self.rows_by.get(worker, 0) + count
         if self.ledger is not None:
             self.ledger.finished_by(worker, count)
             if self.ledger.complete:
@@ -108,7 +110,8 @@ class MasterCoordinator:
             self._complete(self.expected)
 
     def expect(self, total: int) -> None:
-        """The run ends once this many rows have arrived (an open loop's schedule ended: its count)."""
+        """The run ends once this many rows have arrived (an open loop: its schedule's count, less
+        what departed workers lost)."""
         self.expected = total
         if self.rows >= total:
             self._complete(total)

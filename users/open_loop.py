@@ -20,6 +20,7 @@ from gevent.lock import BoundedSemaphore
 from gevent.pool import Group
 from gevent.queue import Queue
 from locust.exception import StopUser
+from locust.runners import STATE_MISSING
 
 from llmclient.http import Target
 from llmclient.measure import RequestRecord
@@ -31,6 +32,8 @@ from users.run import LLMRun
 
 if TYPE_CHECKING:
     from locust.runners import MasterRunner
+
+    from users.distributed import MasterCoordinator
 
 logger = logging.getLogger(__name__)
 
@@ -205,19 +208,26 @@ class MasterDispatch:
     """The master's side of a distributed open loop: draws the one schedule and hands out its arrivals.
 
     Starts once every worker said it is ready (its prompts are built), then sends each worker
-    the arrivals due within the next ``LOOKAHEAD_S``, round-robin over the ready workers.
+    the arrivals due within the next ``LOOKAHEAD_S``, round-robin over the ready workers. A
+    worker that leaves loses the arrivals that fell due on it without a row; those not yet
+    due go to the others, and the run expects that many fewer rows.
     """
 
     LOOKAHEAD_S = 0.5
     TICK_S = 0.1
     READY_TIMEOUT_S = 120.0
 
-    def __init__(self, run: LLMRun, runner: MasterRunner, on_end: Callable[[int], None]) -> None:
+    def __init__(self, run: LLMRun, runner: MasterRunner, coordinator: MasterCoordinator) -> None:
         self.run = run
         self.runner = runner
+        self.coordinator = coordinator
         self.ready: list[str] = []
+        self.workers: list[str] = []
         self.cap_share: int | None = None
-        self._on_end = on_end
+        self.assigned: dict[str, list[Due]] = {}  # sent ahead to each worker, in due order
+        self.expected = run.context.settings.num_requests  # rows the run waits for (None: until the schedule ends)
+        self.lost = 0
+        self._next = 0
         self._loop: gevent.Greenlet[..., None] | None = None
 
     def on_ready(self, worker: str) -> None:
@@ -225,36 +235,76 @@ class MasterDispatch:
             self.ready.append(worker)
 
     def start(self) -> None:
+        if self.expected is not None:
+            self.coordinator.expect(self.expected)
         self._loop = gevent.spawn(self._dispatch)
 
     def _dispatch(self) -> None:
         deadline = time.monotonic() + self.READY_TIMEOUT_S
         while len(self.ready) < max(self.runner.worker_count, 1) and time.monotonic() < deadline:
             gevent.sleep(0.05)
-        workers = sorted(self.ready)
-        if not workers:
+        self.workers = sorted(self.ready)
+        if not self.workers:
             logger.error("no worker is ready for the open loop's arrivals")
             return
-        sent = 0
         cap = self.run.context.settings.max_concurrency
-        self.cap_share = math.ceil(cap / len(workers)) if cap else None
-        batches: dict[str, list[list[object]]] = {w: [] for w in workers}
-        for due, stage in local_arrivals(self.run):
-            while due > time.time() + self.LOOKAHEAD_S:
+        self.cap_share = math.ceil(cap / len(self.workers)) if cap else None
+        self.assigned = {w: [] for w in self.workers}
+        batches: dict[str, list[Due]] = {w: [] for w in self.workers}
+        sent = 0
+        for arrival in local_arrivals(self.run):
+            while arrival[0] > time.time() + self.LOOKAHEAD_S:
                 self._flush(batches)
                 gevent.sleep(self.TICK_S)
-            batches[workers[sent % len(workers)]].append([due, stage])
+                self._check_departures(batches)
+            if not self.workers:
+                logger.error("every worker left: the open loop's schedule ends here")
+                break
+            self._assign(arrival, batches)
             sent += 1
         self._flush(batches)
-        for worker in workers:
+        for worker in self.workers:
             self.runner.send_message(ARRIVALS_END, None, client_id=worker)
-        self._on_end(sent)
+        if self.expected is None:
+            self.expected = sent
+            self.coordinator.expect(sent - self.lost)
+        while self.workers:  # the last arrivals are in flight: a worker may still leave
+            gevent.sleep(1.0)
+            self._check_departures(batches)
+            self._flush(batches)
 
-    def _flush(self, batches: dict[str, list[list[object]]]) -> None:
+    def _assign(self, arrival: Due, batches: dict[str, list[Due]]) -> None:
+        worker = self.workers[self._next % len(self.workers)]
+        self._next += 1
+        batches.setdefault(worker, []).append(arrival)
+        self.assigned.setdefault(worker, []).append(arrival)
+
+    def _flush(self, batches: dict[str, list[Due]]) -> None:
         for worker, arrivals in batches.items():
             if arrivals:
-                self.runner.send_message(ARRIVALS, {"arrivals": arrivals, "cap": self.cap_share}, client_id=worker)
+                data = {"arrivals": [list(a) for a in arrivals], "cap": self.cap_share}
+                self.runner.send_message(ARRIVALS, data, client_id=worker)
                 batches[worker] = []
+
+    def _check_departures(self, batches: dict[str, list[Due]]) -> None:
+        live = {c.id for c in self.runner.clients.values() if c.state != STATE_MISSING}
+        for worker in [w for w in self.workers if w not in live]:
+            self.workers.remove(worker)
+            now = time.time() + 0.05  # what falls due this soon may already be on its way
+            mine = self.assigned.pop(worker, [])  # batches not yet sent are among them
+            batches.pop(worker, None)
+            later = [a for a in mine if a[0] > now]
+            lost = max(0, len(mine) - len(later) - self.coordinator.rows_by.get(worker, 0))
+            self.lost += lost
+            for arrival in later:
+                if self.workers:
+                    self._assign(arrival, batches)
+            logger.warning(
+                "worker %s left: %d of its arrivals are lost (due, without a row), %d not yet due go to the others",
+                worker, lost, len(later),
+            )  # fmt: skip
+            if self.expected is not None:
+                self.coordinator.expect(self.expected - self.lost)
 
     def stop(self) -> None:
         if self._loop is not None:

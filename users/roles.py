@@ -222,20 +222,20 @@ class MasterRole(Role):
     def start(self, host: str) -> None:
         if self.coordinator is not None:  # a new ledger for every test
             self.coordinator.stop()
+        settings = self.run.context.settings
+        # an open loop's -n is its schedule's: no grants, the dispatch says how many rows to expect
         self.coordinator = MasterCoordinator(
-            self.environment, self.run.context.settings.num_requests, on_complete=self.on_budget_complete
+            self.environment,
+            None if settings.open_loop is not None else settings.num_requests,
+            on_complete=self.on_budget_complete,
         )
         self.request_log.on_rows = self.coordinator.on_rows
         self.coordinator.start()
         super().start(host)
-        settings = self.run.context.settings
         if settings.open_loop is not None:
             runner = self.environment.runner
             assert isinstance(runner, MasterRunner)
-            coordinator = self.coordinator
-            # with -n the ledger ends the run; a schedule that ends by itself ends it at its count of rows
-            on_end = (lambda sent: None) if settings.num_requests else coordinator.expect
-            self.dispatch = MasterDispatch(self.run, runner, on_end)
+            self.dispatch = MasterDispatch(self.run, runner, self.coordinator)
             self.dispatch.start()
 
     def on_worker_ready(

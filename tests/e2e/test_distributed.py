@@ -137,3 +137,23 @@ def test_processes_mode_survives_a_killed_child(emulator_factory, tmp_path):
     rows = read_rows(prefix)
     assert len(rows) == 150, out.text[-3000:]
     assert len(Counter(r["worker"] for r in rows)) == 2
+
+
+@pytest.mark.timeout(180)
+def test_a_worker_killed_in_an_open_loop_loses_only_its_due_arrivals(emulator_factory, tmp_path):
+    emu = emulator_factory("--step-ms", "20", "--step-ms-per-seq", "0", "--eos-prob", "0")
+    prefix = tmp_path / "open"
+    rc, outputs = run_cluster(emu, prefix, 240, kill_one=True,
+                              extra=("--max-tokens", "8", "--request-rate", "40", "--burstiness", "inf"))  # fmt: skip
+    assert rc == 0, outputs[0][-3000:]  # the run ended by -n, less what the killed worker lost
+    assert "Traceback" not in outputs[0]
+    rows = read_rows(prefix)
+    assert len({r["worker"] for r in rows}) == 3
+    left = [line for line in outputs[0].splitlines() if "left:" in line and "arrivals are lost" in line]
+    assert len(left) == 1, outputs[0][-3000:]
+    lost = int(left[0].split("left: ")[1].split()[0])
+    # what fell due on it without a row: its unshipped and in-flight requests, and the arrivals sent to it
+    # until the master missed its heartbeats (Locust: about 3 s; 40/3 req/s reach each worker)
+    assert 0 <= lost <= 80 and len(rows) == 240 - lost
+    # the arrivals not yet due on it went to the others: every scheduled slot but the lost ones was sent
+    assert len({r["scheduled_time"] for r in rows}) == 240 - lost
