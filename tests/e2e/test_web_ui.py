@@ -43,6 +43,29 @@ def wait_http(url: str, timeout: float = 30) -> None:
     raise AssertionError(f"{url} did not come up")
 
 
+def start_from_form(p, exe: str, base: str, users: int, custom: dict[str, str] | None = None):
+    """Open the web UI in Chromium, fill the start form (and its custom parameters), start the test."""
+    browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
+    page = browser.new_page(viewport={"width": 1400, "height": 1400})
+    page.goto(base + "/")
+    page.locator("input[name='userCount']").fill(str(users))
+    page.locator("input[name='spawnRate']").fill(str(users))
+    if custom:
+        page.get_by_role("button", name="Custom parameters").click()
+        for name, value in custom.items():
+            page.locator(f"input[name='{name}']").fill(value)
+    page.get_by_role("button", name=re.compile("start", re.I)).click()
+    return browser, page
+
+
+def llm_tab_row(page, label: str):
+    """The LLM tab's row of one figure, once it shows."""
+    page.get_by_role("tab", name="LLM").click()
+    row = page.get_by_role("row").filter(has_text=label)
+    row.wait_for(timeout=20_000)
+    return row
+
+
 @pytest.fixture
 def web_locust(emulator_factory, tmp_path):
     started = []
@@ -76,15 +99,8 @@ def test_llm_tab_shows_live_figures_in_a_real_browser(web_locust, tmp_path):
     wait_http(base + "/")
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(base + "/")
-        page.locator("input[name='userCount']").fill("8")
-        page.locator("input[name='spawnRate']").fill("8")
-        page.get_by_role("button", name=re.compile("start", re.I)).click()
-        page.get_by_role("tab", name="LLM").click()
-        row = page.get_by_role("row").filter(has_text="Completed requests")
-        row.wait_for(timeout=20_000)
+        browser, page = start_from_form(p, exe, base, users=8)
+        row = llm_tab_row(page, "Completed requests")
 
         def completed() -> int:
             text = row.inner_text()
@@ -204,18 +220,8 @@ def test_an_open_loop_started_from_the_form_shows_its_rates_live(web_locust, tmp
     base = f"http://127.0.0.1:{port}"
     wait_http(base + "/")
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1400})
-        page.goto(base + "/")
-        page.locator("input[name='userCount']").fill("1")
-        page.locator("input[name='spawnRate']").fill("1")
-        page.get_by_role("button", name="Custom parameters").click()
-        page.locator("input[name='requestRate']").fill("20")
-        page.locator("input[name='burstiness']").fill("inf")
-        page.get_by_role("button", name=re.compile("start", re.I)).click()
-        page.get_by_role("tab", name="LLM").click()
-        row = page.get_by_role("row").filter(has_text="Open loop: achieved req/s")
-        row.wait_for(timeout=20_000)
+        browser, page = start_from_form(p, exe, base, users=1, custom={"requestRate": "20", "burstiness": "inf"})
+        row = llm_tab_row(page, "Open loop: achieved req/s")
 
         def achieved() -> float:
             m = re.search(r"achieved req/s\s+(\d+\.\d+)", row.inner_text())
