@@ -236,12 +236,13 @@ def test_an_open_loop_started_from_the_form_shows_its_rates_live(web_locust, tmp
         assert stats["requested_rate"] > 0 and stats["queued"] == 0
         browser.close()
     # the form's rate and burstiness reached the schedule (evenly spaced at 20 req/s), and each request
-    # reached the server when it was due (the emulator logs the requests that finished)
+    # reached the server once due (the emulator logs the requests that finished)
     rows = sorted(read_rows(tmp_path / "ui"), key=lambda r: float(r["scheduled_time"]))
     due = [float(r["scheduled_time"]) for r in rows]
     # (rows are written as requests finish: those still in flight are not in the file yet)
     steps = [(d - due[0]) / 0.05 for d in due]
     assert len(due) > 40 and max(abs(k - round(k)) for k in steps) < 1e-3, steps[:10]
     truth = {t["id"]: t["received_wall"] for t in emu.truth()}
-    late = [truth[r["request_id"]] - float(r["scheduled_time"]) for r in rows if r["request_id"] in truth]
-    assert len(late) > 20 and min(late) > 0 and max(late) < 0.05, (min(late), max(late))
+    # sent once due (by design), so received after; a busy machine may stall a send now and then: the median
+    late = sorted(truth[r["request_id"]] - float(r["scheduled_time"]) for r in rows if r["request_id"] in truth)
+    assert len(late) > 20 and late[0] > 0 and late[len(late) // 2] < 0.005, (late[0], late[len(late) // 2])
