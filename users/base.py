@@ -32,6 +32,7 @@ from llmclient.measure import RequestRecord
 from llmclient.stream import CHAT, COMPLETIONS, Endpoint, Messages, build_body
 from llmclient.transports import SocketTransport, Transport
 from prompts.text import join, words
+from users.context import RunContext
 from users.run import LLMRun, get_run
 
 logger = logging.getLogger(__name__)
@@ -134,6 +135,19 @@ class LLMClient:
                 context.budget.finish()
 
 
+def socket_transport(context: RunContext, host: str) -> SocketTransport:
+    """The suite's own client to ``host``, with the run's headers, timeouts, stamping and reactor."""
+    s = context.settings
+    return SocketTransport(
+        Target.parse(host),
+        context.headers,
+        stream_timeout=s.stream_timeout,
+        request_timeout=s.request_timeout,
+        kernel_timestamps=s.kernel_timestamps,
+        reactor=context.reactor,
+    )
+
+
 class LLMUser(User):
     """Base of the suite's users: ``self.client`` streams and records; subclasses add tasks.
 
@@ -145,16 +159,7 @@ class LLMUser(User):
     wait_time = constant(0)
 
     def make_transport(self, run: LLMRun) -> Transport:
-        context = run.context
-        s = context.settings
-        return SocketTransport(
-            Target.parse(self.host or ""),
-            context.headers,
-            stream_timeout=s.stream_timeout,
-            request_timeout=s.request_timeout,
-            kernel_timestamps=s.kernel_timestamps,
-            reactor=context.reactor,
-        )
+        return socket_transport(run.context, self.host or "")
 
     def on_start(self) -> None:
         self.llm_run = get_run(self.environment)  # not "run": that is Locust's User.run

@@ -25,9 +25,9 @@ from locust.runners import STATE_MISSING
 from llmclient.http import Target
 from llmclient.measure import RequestRecord
 from llmclient.reactor import StreamReactor
-from llmclient.transports import SocketTransport, Transport
+from llmclient.transports import Transport
 from scheduler.arrivals import schedule
-from users.base import LLMClient
+from users.base import LLMClient, socket_transport
 from users.run import LLMRun
 
 if TYPE_CHECKING:
@@ -136,21 +136,10 @@ class OpenLoop:
     """Sends this process's arrivals when due; ``queued`` waits for a slot now, ``released`` so far."""
 
     def __init__(self, run: LLMRun, host: str, cap: int | None) -> None:
-        context = run.context
-        s = context.settings
         self.run = run
         self.host = host
-        target = Target.parse(host)
-        self.pool = TransportPool(
-            lambda: SocketTransport(
-                target,
-                context.headers,
-                stream_timeout=s.stream_timeout,
-                request_timeout=s.request_timeout,
-                kernel_timestamps=s.kernel_timestamps,
-                reactor=context.reactor,
-            )
-        )
+        Target.parse(host)  # a bad host fails here, once
+        self.pool = TransportPool(lambda: socket_transport(run.context, host))
         self.cap = BoundedSemaphore(cap) if cap else None
         self.requests = Group()
         self.queued = 0
