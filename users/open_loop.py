@@ -133,7 +133,7 @@ class TransportPool:
 
 
 class OpenLoop:
-    """Sends this process's arrivals when due; ``queued`` waits for a slot now, ``released`` so far."""
+    """Sends this process's arrivals when due; ``queued``: how many wait for a slot now."""
 
     def __init__(self, run: LLMRun, host: str, cap: int | None) -> None:
         self.run = run
@@ -143,7 +143,6 @@ class OpenLoop:
         self.cap = BoundedSemaphore(cap) if cap else None
         self.requests = Group()
         self.queued = 0
-        self.released = 0
         self._loop: gevent.Greenlet[..., None] | None = None
 
     def set_cap(self, cap: int | None) -> None:
@@ -157,7 +156,6 @@ class OpenLoop:
     def _release(self, arrivals: Iterable[Due], on_end: Callable[[], None] | None) -> None:
         for due, stage in arrivals:
             wait_until(due, self.run.context.reactor)
-            self.released += 1
             self.requests.spawn(self._send, RequestRecord(scheduled_time=due, stage=stage))
         self.requests.join()
         if on_end is not None:
