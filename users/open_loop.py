@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -211,7 +212,9 @@ class MasterDispatch:
         self.ready: list[str] = []
         self.workers: list[str] = []
         self.cap_share: int | None = None
-        self.assigned: dict[str, list[Due]] = {}  # sent ahead to each worker, in due order
+        # per worker: the arrivals handed to it and not yet due (in due order), and how many fell due
+        self.assigned: dict[str, deque[Due]] = {}
+        self.fallen_due: dict[str, int] = {}
         self.expected = run.context.settings.num_requests  # rows the run waits for (None: until the schedule ends)
         self.lost = 0
         self._next = 0
@@ -236,7 +239,7 @@ class MasterDispatch:
             return
         cap = self.run.context.settings.max_concurrency
         self.cap_share = math.ceil(cap / len(self.workers)) if cap else None
-        self.assigned = {w: [] for w in self.workers}
+        self.assigned = {w: deque() for w in self.workers}
         batches: dict[str, list[Due]] = {w: [] for w in self.workers}
         sent = 0
         for arrival in local_arrivals(self.run):
@@ -264,7 +267,7 @@ class MasterDispatch:
         worker = self.workers[self._next % len(self.workers)]
         self._next += 1
         batches.setdefault(worker, []).append(arrival)
-        self.assigned.setdefault(worker, []).append(arrival)
+        self.assigned.setdefault(worker, deque()).append(arrival)
 
     def _flush(self, batches: dict[str, list[Due]]) -> None:
         for worker, arrivals in batches.items():
@@ -274,14 +277,18 @@ class MasterDispatch:
                 batches[worker] = []
 
     def _check_departures(self, batches: dict[str, list[Due]]) -> None:
+        now = time.time() + 0.05  # what falls due this soon may already be on its way
+        for worker, pending in self.assigned.items():  # count what fell due: memory stays bounded
+            while pending and pending[0][0] <= now:
+                pending.popleft()
+                self.fallen_due[worker] = self.fallen_due.get(worker, 0) + 1
         live = {c.id for c in self.runner.clients.values() if c.state != STATE_MISSING}
         for worker in [w for w in self.workers if w not in live]:
             self.workers.remove(worker)
-            now = time.time() + 0.05  # what falls due this soon may already be on its way
-            mine = self.assigned.pop(worker, [])  # batches not yet sent are among them
+            later = list(self.assigned.pop(worker, deque()))  # batches not yet sent are among them
             batches.pop(worker, None)
-            later = [a for a in mine if a[0] > now]
-            lost = max(0, len(mine) - len(later) - self.coordinator.rows_by.get(worker, 0))
+            due = self.fallen_due.pop(worker, 0)
+            lost = max(0, due - self.coordinator.rows_by.get(worker, 0))
             self.lost += lost
             for arrival in later:
                 if self.workers:

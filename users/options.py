@@ -14,6 +14,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from llmclient.errors import ConfigError
@@ -251,7 +252,7 @@ class Settings:
     ramp_up_end: float | None
     stages: str
 
-    @property
+    @cached_property  # read for every request: parsed once (a frozen dataclass keeps it in __dict__)
     def open_loop(self) -> RateProfile | None:
         """The arrival rate profile of an open-loop run; None for a closed loop (-u users, no wait)."""
         if self.request_rate is not None:
@@ -262,7 +263,7 @@ class Settings:
             return Stages(parse_stages(self.stages))
         return None
 
-    @property
+    @cached_property
     def user_stages(self) -> tuple[Stage, ...] | None:
         """``--stages`` with user counts: a closed loop in steps, run by Locust's LoadTestShape."""
         stages = parse_stages(self.stages) if self.stages else ()

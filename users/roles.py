@@ -277,6 +277,10 @@ class MasterRole(Role):
 class WorkerRole(Role):
     touches_server = False
 
+    def __init__(self, environment: Environment, settings: Settings) -> None:
+        super().__init__(environment, settings)
+        self.feed: ArrivalFeed | None = None  # an open loop's arrivals, as the master sends them
+
     @property
     def worker_id(self) -> str:
         runner = self.environment.runner
@@ -316,14 +320,14 @@ class WorkerRole(Role):
             runner.send_message(READY, None)
 
     def on_arrivals(self, environment: Environment | None = None, msg: Message | None = None, **_kw: object) -> None:
-        if self.open_loop is not None and msg is not None and msg.data:
+        if self.open_loop is not None and self.feed is not None and msg is not None and msg.data:
             self.open_loop.set_cap(msg.data.get("cap"))
             self.feed.put_many(msg.data["arrivals"])
 
     def on_arrivals_end(
         self, environment: Environment | None = None, msg: Message | None = None, **_kw: object
     ) -> None:
-        if self.open_loop is not None:
+        if self.feed is not None:
             self.feed.end()
 
     def on_grant(self, environment: Environment | None = None, msg: Message | None = None, **_kw: object) -> None:
