@@ -8,6 +8,7 @@ import re
 import shutil
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -246,3 +247,19 @@ def test_an_open_loop_started_from_the_form_shows_its_rates_live(web_locust, tmp
     # sent once due (by design), so received after; a busy machine may stall a send now and then: the median
     late = sorted(truth[r["request_id"]] - float(r["scheduled_time"]) for r in rows if r["request_id"] in truth)
     assert len(late) > 20 and late[0] > 0 and late[len(late) // 2] < 0.005, (late[0], late[len(late) // 2])
+
+
+def test_a_bad_value_in_the_start_form_is_one_line_and_the_users_stop_quietly(web_locust):
+    emu, port, _proc, out = web_locust()
+    base = f"http://127.0.0.1:{port}"
+    wait_http(base + "/")
+    form = urllib.parse.urlencode({"user_count": "2", "spawn_rate": "2", "host": emu.url, "request_rate": "fast"})
+    with urllib.request.urlopen(base + "/swarm", data=form.encode(), timeout=10) as r:
+        assert r.status == 200
+    deadline = time.monotonic() + 20
+    while "cannot start the test" not in out.text and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # the users spawned meanwhile have run their first task
+    assert "cannot start the test: --request-rate: expected a number, got 'fast'" in out.text, out.text[-2000:]
+    assert "Traceback" not in out.text and "prompts are prepared" not in out.text, out.text[-3000:]
+    assert "/v1/chat/completions" not in emu.stats()["by_path"]

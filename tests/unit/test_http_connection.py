@@ -107,3 +107,21 @@ def test_emulator_falls_back_to_its_own_clock_without_a_usable_stamp():
     assert emulator_arrival(Sock())[0] >= before
     Sock.arrived = time.time() - 0.5
     assert emulator_arrival(Sock())[0] == pytest.approx(time.perf_counter() - 0.5, abs=0.01)
+
+
+def test_a_control_call_with_broken_framing_is_one_transport_error_and_closes():
+    from tests.unit.scripted import FakeClock, scripted_connection
+
+    head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+    conn, sock = scripted_connection(FakeClock(), [(0.0, head + b"zz\r\nnot a chunk\r\n")])
+    with pytest.raises(TransportError, match="bad response framing: bad chunk size"):
+        conn.request("GET", "/metrics")
+    assert sock.closed and conn._sock is None
+
+
+def test_a_control_call_reads_a_body_that_ends_with_the_connection():
+    from tests.unit.scripted import FakeClock, scripted_connection
+
+    conn, sock = scripted_connection(FakeClock(), [(0.0, b"HTTP/1.1 200 OK\r\n\r\nhello "), (0.1, b"world")])
+    head, body = conn.request("GET", "/v1/models")
+    assert head.status == 200 and body == b"hello world" and sock.closed  # no length: closed after
