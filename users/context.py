@@ -41,6 +41,16 @@ class RunContext:
         current = stage_at(stages, sent - self.started) if stages and self.started else None
         return str(current[0]) if current is not None else ""
 
+    def current_stage(self, now: float) -> int:
+        """The --stages number running at unix time ``now`` (0 outside a staged run or after it)."""
+        steps = self.settings.stage_steps
+        current = stage_at(steps, now - self.started) if steps and self.started else None
+        return current[0] if current is not None else 0
+
+    def known_model(self) -> str:
+        """The model name if given or looked up already, else "" (never a request)."""
+        return self._model or ""
+
     def model(self, host: str) -> str:
         """The served model, looked up once per process (raises ConfigError)."""
         if self._model is None:

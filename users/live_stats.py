@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from llmclient.schema import from_fields
 from scheduler.proof import ScheduleProof, prove
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -71,9 +70,8 @@ class LiveStats:
         else:
             self.errors += 1
 
-    def add_row(self, fields: list[str]) -> None:
-        """A shipped per-request row (master side), as ``schema.encode`` made it."""
-        row = from_fields(fields)
+    def add_row(self, row: dict[str, object]) -> None:
+        """A shipped per-request row (master side), decoded (``schema.from_fields``)."""
         due, lag = row["scheduled_time"], row["schedule_lag_s"]
         if isinstance(due, float) and isinstance(lag, float):
             self.add_schedule(due, lag)

@@ -68,7 +68,8 @@ class Option:
     env: str = ""  # default: LOCUST_ + DEST in capitals
     check: Check | None = None
     choices: tuple[str, ...] | None = None
-    secret: bool = False  # kept out of the web UI's form
+    secret: bool = False  # kept out of the web UI's form, and marked secret
+    web_form: bool = True  # shown in the web UI's form
 
     @property
     def env_var(self) -> str:
@@ -125,6 +126,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("metrics_interval", ("--metrics-interval",), "float", 5.0,
            "Seconds between scrapes of the server's /metrics (0: do not scrape)",
            check=at_least(0, "--metrics-interval")),
+    Option("metrics_port", ("--metrics-port",), "int", None,
+           "Serve the suite's live figures for Prometheus at http://HOST:PORT/metrics, on --web-host or all "
+           "interfaces (headless runs, workers; 0: a free port, logged); the web UI serves them at /metrics too",
+           check=at_least(0, "--metrics-port"), web_form=False),
     Option("max_fail_ratio", ("--max-fail-ratio",), "float", None,
            "Stop the run early once the share of failed requests exceeds this (0-1), after 20 requests",
            check=between_0_and_1("--max-fail-ratio")),
@@ -212,6 +217,8 @@ def add_options(parser: LocustArgumentParser, **_kw: object) -> None:
             kwargs["choices"] = opt.choices
         if opt.secret:
             kwargs.update(include_in_web_ui=False, is_secret=True)
+        elif not opt.web_form:
+            kwargs["include_in_web_ui"] = False
         parser.add_argument(*opt.flags, **kwargs)
 
 
@@ -239,6 +246,7 @@ class Settings:
     warmup: int
     reset_prefix_cache: bool
     metrics_interval: float
+    metrics_port: int | None
     max_fail_ratio: float | None
     ca_bundle: str
     insecure: bool
@@ -259,14 +267,19 @@ class Settings:
             return ConstantRate(self.request_rate)
         if self.ramp_up and self.ramp_up_start is not None and self.ramp_up_end is not None and self.num_requests:
             return Ramp(self.ramp_up, self.ramp_up_start, self.ramp_up_end, self.num_requests)
-        if self.stages and not self.user_stages:
-            return Stages(parse_stages(self.stages))
+        if self.stage_steps and not self.user_stages:
+            return Stages(self.stage_steps)
         return None
+
+    @cached_property
+    def stage_steps(self) -> tuple[Stage, ...]:
+        """``--stages`` parsed (rates or user counts); () without it."""
+        return parse_stages(self.stages) if self.stages else ()
 
     @cached_property
     def user_stages(self) -> tuple[Stage, ...] | None:
         """``--stages`` with user counts: a closed loop in steps, run by Locust's LoadTestShape."""
-        stages = parse_stages(self.stages) if self.stages else ()
+        stages = self.stage_steps
         return stages if stages and stages[0].users is not None else None
 
     @property

@@ -32,6 +32,7 @@ class ServerPrimer:
         context = self.context
         s = context.settings
         target = Target.parse(host)
+        context.model(host)  # looked up once here too: the live figures are labelled with it
         if s.reset_prefix_cache:
             reset_prefix_cache(target, context.auth)
         if s.warmup:

@@ -20,6 +20,7 @@ import gevent
 from locust.runners import STATE_INIT, STATE_STOPPED, STATE_STOPPING, MasterRunner, WorkerRunner
 
 from llmclient.errors import ConfigError
+from llmclient.schema import from_fields
 from prompts.source import PromptError
 from users.budget import RequestBudget
 from users.distributed import GRANT, GRANT_REQUEST, MasterCoordinator, WorkerBudget
@@ -28,6 +29,7 @@ from users.lifecycle import deliver_ctrl_c_to_main, fail_fast, preflight, stop_r
 from users.locust_fixes import install_cached_default_args, install_final_csv_write
 from users.open_loop import ARRIVALS, ARRIVALS_END, READY, ArrivalFeed, MasterDispatch, OpenLoop, local_arrivals
 from users.options import Settings
+from users.prometheus_export import IN_FLIGHT, QUEUED, STAGE, USERS, Exporter, serve
 from users.recorder import RECORD_KEY
 from users.request_log import ROWS_MESSAGE, RequestLog
 from users.run import RUN_ATTRIBUTE, LLMRun
@@ -62,6 +64,14 @@ class Role:
         self.fail_guard: FailRatioGuard | None = None
         self.worker_in_flight: dict[str, int] = {}  # the master's view of its workers
         self.open_loop: OpenLoop | None = None  # this process's sender of due arrivals
+        self.worker_queued: dict[str, int] = {}
+        context = self.run.context
+        self.exporter = Exporter(context.known_model, {
+            IN_FLIGHT: self.in_flight_now,
+            QUEUED: self.queued_now,
+            USERS: self.users_now,
+            STAGE: lambda: context.current_stage(time.time()),
+        })  # fmt: skip
 
     @property
     def worker_id(self) -> str:
@@ -86,6 +96,39 @@ class Role:
         self.request_log.register(self.environment)
         events.test_start.add_listener(self.on_test_start)
         events.test_stop.add_listener(self.on_test_stop)
+        if self.serve_metrics() and not self.touches_server:  # a worker's own figures
+            events.request.add_listener(self.on_request_metrics)
+
+    def serve_metrics(self) -> bool:
+        """``--metrics-port``: the Prometheus figures on a port of their own; True when served."""
+        port = self.run.context.settings.metrics_port
+        if port is None:
+            return False
+        web_host = getattr(self.options, "web_host", "") or ""
+        host = "" if web_host in ("", "*") else web_host
+        try:
+            _server, bound = serve(self.exporter, host, port)
+        except OSError as exc:
+            logger.error("cannot serve --metrics-port %s: %s", port, exc.strerror or exc)
+            return False
+        logger.info("Prometheus figures at http://%s:%d/metrics", host or "0.0.0.0", bound)
+        return True
+
+    def on_request_metrics(self, context: dict[str, Any] | None = None, **_kw: object) -> None:
+        rec = context.get(RECORD_KEY) if context else None
+        if rec is not None:
+            self.exporter.observe_record(rec)
+
+    def users_now(self) -> float:
+        runner = self.environment.runner
+        return float(runner.user_count) if runner is not None else 0.0
+
+    def in_flight_now(self) -> float:
+        return float(self.run.context.in_flight + sum(self.worker_in_flight.values()))
+
+    def queued_now(self) -> float:
+        local = self.open_loop.queued if self.open_loop is not None else 0
+        return float(local + sum(self.worker_queued.values()))
 
     def wire_live(self) -> None:
         """The live figures, the web UI's LLM tab and its routes (local and master)."""
@@ -96,13 +139,26 @@ class Role:
                 self.refresh_live()
 
         gevent.spawn(loop)
+        if getattr(self.options, "web_port", None) == 0:
+            gevent.spawn(self.say_web_port)
         web_login.install(self.environment)
-        web_extension.install(self.environment, self.run.live, self.request_log, self.csv_prefix)
+        web_extension.install(self.environment, self.run.live, self.request_log, self.csv_prefix, self.exporter)
+
+    def say_web_port(self) -> None:
+        """``--web-port 0`` binds a free port: say which, once it is bound (Locust says 0)."""
+        web_ui = self.environment.web_ui
+        for _ in range(200):
+            server = getattr(web_ui, "server", None)
+            port = int(getattr(server, "server_port", None) or 0)
+            if port:
+                logger.info("web UI listening on port %d", port)
+                return
+            gevent.sleep(0.05)
 
     def refresh_live(self) -> None:
         live = self.run.live
-        live.in_flight = self.run.context.in_flight + sum(self.worker_in_flight.values())
-        live.queued = self.open_loop.queued if self.open_loop is not None else 0
+        live.in_flight = int(self.in_flight_now())
+        live.queued = int(self.queued_now())
         server = self.run.primer.latest()
         if server:
             live.server = server
@@ -116,6 +172,7 @@ class Role:
             return
         self.run.live.reset()
         self.worker_in_flight.clear()
+        self.worker_queued.clear()
         self.run.context.started = time.time()
         try:
             # the web UI's form (and, on a worker, the master's spawn message) may have changed the options
@@ -191,6 +248,7 @@ class LocalRole(Role):
             self.open_loop.start(local_arrivals(self.run), on_end)
 
     def on_request_live(self, context: dict[str, Any] | None = None, **_kw: object) -> None:
+        self.on_request_metrics(context)
         rec = context.get(RECORD_KEY) if context else None
         if rec is not None and not rec.cancelled:
             self.run.live.add(rec.ttft, rec.tpot, rec.decode_tps, rec.output_tokens, rec.success)
@@ -268,10 +326,14 @@ class MasterRole(Role):
     def on_worker_report(self, client_id: str, data: dict[str, Any], **_kw: object) -> None:
         if IN_FLIGHT_KEY in data:
             self.worker_in_flight[client_id] = int(data[IN_FLIGHT_KEY])
+        if QUEUED_KEY in data:
+            self.worker_queued[client_id] = int(data[QUEUED_KEY])
 
     def on_rows_live(self, rows: list[list[str]]) -> None:
-        for row in rows:
+        for fields in rows:
+            row = from_fields(fields)
             self.run.live.add_row(row)
+            self.exporter.observe_row(row)
 
 
 class WorkerRole(Role):
@@ -290,6 +352,11 @@ class WorkerRole(Role):
     def stream_id(self) -> str:
         index = getattr(self.environment.runner, "worker_index", None)
         return f"w{index}" if index is not None else "0"
+
+    def serve_metrics(self) -> bool:
+        if getattr(self.options, "processes", None):  # forked by --processes: the master serves every figure
+            return False
+        return super().serve_metrics()
 
     def wire(self) -> None:
         install_cached_default_args()
@@ -337,9 +404,11 @@ class WorkerRole(Role):
 
     def on_report_to_master(self, client_id: str, data: dict[str, Any], **_kw: object) -> None:
         data[IN_FLIGHT_KEY] = self.run.context.in_flight
+        data[QUEUED_KEY] = self.open_loop.queued if self.open_loop is not None else 0
 
 
 IN_FLIGHT_KEY = "llm_in_flight"
+QUEUED_KEY = "llm_queued"
 
 
 def role_for(environment: Environment) -> type[Role]:

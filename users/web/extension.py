@@ -3,7 +3,8 @@
 Uses Locust's own extension mechanism for its React UI: ``extended_tabs`` and
 ``extended_tables`` in the template arguments, and ``extended_stats`` added to
 the ``/stats/requests`` poll. The tab's table shows each figure now and, as a
-sparkline, over time; ``/llm`` draws full charts. Every route honours
+sparkline, over time; ``/llm`` draws full charts; ``/metrics`` has the Prometheus
+figures (``users/prometheus_export.py``). Every route honours
 ``--web-login`` and ``--web-base-path``. Nothing here ever shows the API key.
 """
 
@@ -17,8 +18,10 @@ from importlib import resources
 from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, jsonify, request, send_file
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from users.live_stats import LiveStats, table_rows
+from users.prometheus_export import Exporter
 from users.request_log import RequestLog
 
 if TYPE_CHECKING:
@@ -27,7 +30,8 @@ if TYPE_CHECKING:
 TAB_KEY = "llm"
 
 
-def install(environment: Environment, live: LiveStats, request_log: RequestLog, csv_prefix: str | None) -> None:
+def install(environment: Environment, live: LiveStats, request_log: RequestLog, csv_prefix: str | None,
+            exporter: Exporter) -> None:  # fmt: skip
     web_ui = environment.web_ui
     if web_ui is None or web_ui.app is None:
         return
@@ -56,6 +60,14 @@ def install(environment: Environment, live: LiveStats, request_log: RequestLog, 
     def llm_stats() -> Response:
         state = environment.runner.state if environment.runner is not None else None
         return jsonify({"state": state, "current": live.current(), "history": list(live.history)})
+
+    metrics_app = exporter.wsgi_app()
+
+    @bp.route("/metrics")
+    @guard
+    def metrics() -> WerkzeugResponse:
+        """The Prometheus figures (also on --metrics-port, which has no login)."""
+        return Response.from_app(metrics_app, request.environ)
 
     @bp.route("/llm")
     @guard
