@@ -12,6 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmclient.server_metrics import SERIES
+from tests import dashboard
 
 pytestmark = pytest.mark.vllm
 
@@ -96,3 +97,17 @@ def test_metrics_names(server):
             assert sample in names, sample
     assert "vllm:time_to_first_token_seconds_count" in names
     assert "vllm:time_to_first_token_seconds_sum" in names
+
+
+def test_the_dashboard_names_only_series_the_server_exports(server):
+    """docker/monitoring/grafana-dashboard.json: each vllm: series it plots, and the model_name label its
+    model variable lists, exist on this server (the emulator and real vLLM alike)."""
+    url, model = server
+    post(url + "/v1/completions", {"model": model, "prompt": "hello", "max_tokens": 4})  # histograms get samples
+    with urllib.request.urlopen(url + "/metrics", timeout=30) as r:
+        text = r.read().decode()
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    names = {s.name for s in samples}
+    wanted = dashboard.metric_names("vllm:")
+    assert wanted and wanted <= names, sorted(wanted - names)
+    assert any(s.name == "vllm:num_requests_running" and "model_name" in s.labels for s in samples)
