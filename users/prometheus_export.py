@@ -11,6 +11,7 @@ label is vLLM's own, so one dashboard variable filters both. No Locust import.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -79,8 +80,14 @@ class Buckets:
     def __post_init__(self) -> None:
         self.counts = np.zeros(len(self.bounds) + 1, dtype=np.int64)  # the last one: above every bound (+Inf)
 
+    def observe_one(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1  # le: a value on a bound counts in its bucket
+        self.total += value
+
     def observe(self, values: Sequence[float]) -> None:
-        if not len(values):
+        if len(values) < 8:  # a numpy call costs more than a few bisections
+            for value in values:
+                self.observe_one(value)
             return
         array = np.asarray(values, dtype=np.float64)
         # a value equal to a bound belongs to that bucket (le: less than or equal)
@@ -145,14 +152,14 @@ class Exporter(Collector):
             return
         hist = figures.histograms
         if ttft is not None:
-            hist[TTFT].observe((ttft,))
+            hist[TTFT].observe_one(ttft)
         if tpot is not None and success:
-            hist[TPOT].observe((tpot,))
+            hist[TPOT].observe_one(tpot)
         hist[ITL].observe(itl)
         if e2e is not None:
-            hist[E2E].observe((e2e,))
+            hist[E2E].observe_one(e2e)
         if queue is not None:
-            hist[QUEUE].observe((queue,))
+            hist[QUEUE].observe_one(queue)
         for family, count in ((PROMPT_TOKENS, prompt_tokens), (CACHED_TOKENS, cached_tokens),
                               (OUTPUT_TOKENS, output_tokens)):  # fmt: skip
             figures.tokens[family] += count or 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import urllib.request
@@ -10,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.test_distributed import free_port
+from tests.e2e.test_tls_and_secrets import KEY
 from tests.procs import Drain, read_rows, start_locust
 
 N = 60
@@ -90,17 +92,20 @@ def check_during_and_after(url: str, prefix) -> dict:
 
 @pytest.mark.timeout(150)
 def test_a_single_process_serves_its_figures_on_the_web_port(emulator_factory, tmp_path):
-    emu = emulator_factory("--step-ms", "20")
+    emu = emulator_factory("--step-ms", "20", "--api-key", KEY)
     prefix = tmp_path / "run"
     proc, out = start_locust("--web-host", "127.0.0.1", "--web-port", "0", "--autostart", *LOAD, "-H", emu.url,
-                             "--csv", str(prefix))  # fmt: skip
+                             "--csv", str(prefix), env={"OPENAI_API_KEY": KEY})  # fmt: skip
     try:
         port = int(wait_for_line(out, r"web UI listening on port (\d+)").group(1))
         samples = check_during_and_after(f"http://127.0.0.1:{port}/metrics", prefix)
         # the run is over: nothing in flight; the label is the served model's
         assert total(samples, "llm_loadtest_requests_in_flight") == 0
         models = {dict(k)["model_name"] for k in samples["llm_loadtest_requests_total"]}
-        assert models == {emu.get_json("/v1/models")["data"][0]["id"]}
+        listing = urllib.request.Request(emu.url + "/v1/models", headers={"Authorization": f"Bearer {KEY}"})
+        assert models == {json.loads(urllib.request.urlopen(listing, timeout=10).read())["data"][0]["id"]}
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+        assert KEY not in page
     finally:
         proc.terminate()
         proc.wait(30)

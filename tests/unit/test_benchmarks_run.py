@@ -56,3 +56,12 @@ def test_open_loop_benchmark_runs_small(tmp_path):
     assert result["requests"] == 40 and result["all_succeeded"]
     assert result["achieved_vs_scheduled_pct"] > 0 and result["lag_p99_ms"] >= 0 and result["gap_cv"] >= 0
     assert "| 20 | inf |" in proc.stdout
+
+
+@pytest.mark.timeout(120)
+def test_exporter_benchmark_runs_small():
+    proc = subprocess.run([sys.executable, "-m", "bench.exporter", "--requests", "200", "--gaps", "16"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["observe_record_us"] > 0 and result["scrape_ms"] > 0 and result["page_bytes"] > 1000
