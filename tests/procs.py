@@ -187,3 +187,13 @@ def start_locust(*args: str, env: dict | None = None) -> tuple[subprocess.Popen,
         preexec_fn=default_sigint,
     )
     return proc, Drain(proc)
+
+
+def terminate_all(started: list[tuple[subprocess.Popen, Drain]], timeout: float = 30) -> None:
+    """SIGTERM every process still running, then wait for each and its output."""
+    for proc, _ in started:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc, drain in started:
+        proc.wait(timeout)
+        drain.join()

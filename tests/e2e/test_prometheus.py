@@ -6,13 +6,14 @@ import json
 import re
 import time
 import urllib.request
+from subprocess import Popen
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.test_distributed import free_port
 from tests.e2e.test_tls_and_secrets import KEY
-from tests.procs import Drain, read_rows, start_locust
+from tests.procs import Drain, read_rows, start_locust, terminate_all
 
 N = 60
 LOAD = ("-u", "4", "-r", "4", "-n", str(N), "--max-tokens", "32", "--input-tokens", "64")
@@ -26,6 +27,15 @@ def wait_for_line(out: Drain, pattern: str, timeout: float = 30) -> re.Match[str
             return match
         time.sleep(0.05)
     raise AssertionError(f"no line matching {pattern!r} in:\n{out.text[-3000:]}")
+
+
+def start_cluster(workers: int, *master_args: str, worker_args: tuple[str, ...] = ()) -> list[tuple[Popen, Drain]]:
+    """A master on 127.0.0.1 (web UI and figures there too) and its workers: [master, *workers]."""
+    port = free_port()
+    master = start_locust("--master", "--expect-workers", str(workers), "--master-bind-host", "127.0.0.1",
+                          "--master-bind-port", str(port), "--web-host", "127.0.0.1", *master_args)  # fmt: skip
+    return [master, *(start_locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(port), *worker_args)
+                      for _ in range(workers))]  # fmt: skip
 
 
 def scrape(url: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
@@ -117,35 +127,30 @@ def test_a_single_process_serves_its_figures_on_the_web_port(emulator_factory, t
 def test_a_distributed_master_serves_all_its_workers_figures(emulator_factory, tmp_path):
     emu = emulator_factory("--step-ms", "20")
     prefix = tmp_path / "run"
-    master_port = free_port()
-    master, mout = start_locust("--master", "--expect-workers", "2", "--master-bind-host", "127.0.0.1",
-                                "--master-bind-port", str(master_port), "--web-host", "127.0.0.1", "--web-port", "0",
-                                "--autostart", *LOAD, "-H", emu.url, "--csv", str(prefix))  # fmt: skip
-    workers = [start_locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port))
-               for _ in range(2)]  # fmt: skip
+    (master, mout), *workers = start_cluster(2, "--web-port", "0", "--autostart", *LOAD, "-H", emu.url,
+                                             "--csv", str(prefix))  # fmt: skip
     try:
         port = int(wait_for_line(mout, r"web UI listening on port (\d+)").group(1))
         check_during_and_after(f"http://127.0.0.1:{port}/metrics", prefix)
         assert len({r["worker"] for r in read_rows(prefix)}) == 2  # both workers' rows are in the figures
     finally:
-        for p, _ in [(master, mout), *workers]:
-            if p.poll() is None:
-                p.terminate()
-        for p, d in [(master, mout), *workers]:
-            p.wait(30)
-            d.join()
+        terminate_all([(master, mout), *workers])
     assert "Traceback" not in mout.text, mout.text[-3000:]
 
 
 @pytest.mark.timeout(120)
 def test_a_headless_run_and_a_worker_serve_metrics_port(emulator_factory, tmp_path):
     emu = emulator_factory("--step-ms", "20")
-    master_port = free_port()
-    master, mout = start_locust("--master", "--headless", "--expect-workers", "1", "--master-bind-host",
-                                "127.0.0.1", "--master-bind-port", str(master_port), *LOAD, "-H", emu.url,
-                                "--metrics-port", "0", "--web-host", "127.0.0.1")  # fmt: skip
-    worker, wout = start_locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port),
-                                "--metrics-port", "0", "--web-host", "127.0.0.1")  # fmt: skip
+    (master, mout), (worker, wout) = start_cluster(
+        1,
+        "--headless",
+        *LOAD,
+        "-H",
+        emu.url,
+        "--metrics-port",
+        "0",
+        worker_args=("--metrics-port", "0", "--web-host", "127.0.0.1"),
+    )
     try:
         pattern = r"Prometheus figures at http://127\.0\.0\.1:(\d+)/metrics"
         urls = [f"http://127.0.0.1:{wait_for_line(o, pattern).group(1)}/metrics" for o in (mout, wout)]

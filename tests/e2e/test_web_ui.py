@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 
 from tests.e2e.test_distributed import free_port
-from tests.procs import ROOT, read_rows, start_locust
+from tests.procs import ROOT, read_rows, start_locust, terminate_all
 
 KEY = "sk-ui-secret-000111222333"
 ARTIFACTS = ROOT / "artifacts"
@@ -203,12 +203,7 @@ def test_llm_stats_at_a_distributed_master(emulator_factory, tmp_path):
         assert cur["completed"] > 10 and cur["in_flight"] > 0 and cur["ttft_p50_ms"] > 0, cur
         assert cur["num_requests_running"] is not None  # the master scrapes the server
     finally:
-        for p, _ in [(master, mout), *workers]:
-            if p.poll() is None:
-                p.terminate()
-        for p, d in [(master, mout), *workers]:
-            p.wait(30)
-            d.join()
+        terminate_all([(master, mout), *workers])
     assert "Traceback" not in mout.text, mout.text[-3000:]
 
 
