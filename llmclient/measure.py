@@ -52,6 +52,7 @@ class RequestRecord:
     scheduled_time: float | None = None
     queue: float | None = None
     stage: str = ""
+    level: str = ""  # a sweep's or capacity search's level number
 
     @property
     def schedule_lag(self) -> float | None:

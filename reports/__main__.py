@@ -12,7 +12,8 @@ import pandas as pd
 from reports import charts
 from reports.html import write_report
 from reports.load import ReportInputError, RunData, load_run
-from reports.metrics import parse_slo, summarize, windows
+from reports.metrics import levels_summary, summarize, windows
+from scheduler.slo import parse_slo
 
 
 def _clean(summary: dict) -> dict:
@@ -51,6 +52,12 @@ def report_run(run: RunData, slo: dict) -> tuple[dict, list[str], list[str]]:
         )
         out_charts.append(charts.cdfs({run.name: rows}, f"{p}_cdf.png"))
         out_charts.append(charts.cache_hit_vs_miss(rows, f"{p}_cache_hit_vs_miss.png"))
+        if run.levels is not None and not run.levels.empty:
+            run_slo = slo or parse_slo(run.config.get("slo") or "")
+            target = float(run.config.get("slo_attainment") or 0.99)
+            summary.update(levels_summary(rows, run.levels, run.server, run_slo, target,
+                                          bool(run.config.get("find_capacity"))))  # fmt: skip
+            out_charts.append(charts.latency_throughput({run.name: summary}, f"{p}_latency_throughput.png"))
     elif run.stats is not None:
         notes.append(
             "This run has no _requests.csv: figures come from Locust's own CSVs, whose percentiles are "
@@ -108,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
             first = runs[0].prefix
             with_rows = {r.name: r.requests for r in runs if r.requests is not None and not r.requests.empty}
             compare_charts = [charts.cdfs(with_rows, f"{first}_compare_cdf.png")] if with_rows else []
+            swept = {name: s for name, s in summaries.items() if s.get("levels")}
+            if swept:  # several sweeps overlaid: prefix cache on vs off, two servers...
+                compare_charts.append(charts.latency_throughput(swept, f"{first}_compare_latency_throughput.png"))
             page = write_report(
                 f"{first}_compare.html", "Comparison: " + " vs ".join(summaries), summaries, compare_charts, {}, []
             )

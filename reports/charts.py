@@ -192,3 +192,48 @@ def locust_percentiles(stats: pd.DataFrame, path: str) -> str:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="upper left")
     return _save(fig, path)
+
+
+def latency_throughput(runs: dict[str, dict], path: str) -> str:
+    """A sweep's curves, one line per run: offered vs achieved rate, output tokens/s vs TTFT and TPOT
+    (p50 solid, p99 dashed), goodput vs offered rate; the knee (dotted) and the SLO capacity (dash-dot)."""
+    fig, axes = plt.subplots(2, 2, figsize=(14, 10))
+    (rate_ax, ttft_ax), (tpot_ax, good_ax) = axes
+    for name, summary in runs.items():
+        levels = sorted(summary.get("levels") or [], key=lambda lv: lv.get("offered_rate") or 0.0)
+        if not levels:
+            continue
+
+        def col(key: str, levels: list[dict] = levels) -> np.ndarray:
+            return np.array([np.nan if lv.get(key) is None else lv[key] for lv in levels], dtype=float)
+
+        offered, tokens = col("offered_rate"), col("output_throughput")
+        line = rate_ax.plot(offered, col("achieved_rate"), "o-", label=name)[0]
+        color = line.get_color()
+        ttft_ax.plot(tokens, col("median_ttft_ms"), "o-", color=color, label=f"{name} p50")
+        ttft_ax.plot(tokens, col("p99_ttft_ms"), "o--", color=color, label=f"{name} p99")
+        tpot_ax.plot(tokens, col("median_tpot_ms"), "o-", color=color, label=f"{name} p50")
+        tpot_ax.plot(tokens, col("p99_tpot_ms"), "o--", color=color, label=f"{name} p99")
+        good_ax.plot(offered, col("goodput_rps"), "o-", color=color, label=name)
+        saturated = col("saturated") > 0
+        rate_ax.plot(offered[saturated], col("achieved_rate")[saturated], "x", color="red", markersize=12)
+        for ax in (rate_ax, good_ax):
+            if summary.get("knee_rate"):
+                ax.axvline(summary["knee_rate"], color=color, linestyle=":", alpha=0.7)
+            if summary.get("capacity_rps"):
+                ax.axvline(summary["capacity_rps"], color=color, linestyle="-.", alpha=0.9)
+    top = np.nanmax([rate_ax.get_xlim()[1], rate_ax.get_ylim()[1]])
+    rate_ax.plot([0, top], [0, top], color="grey", linewidth=0.8, label="achieved = offered")
+    for ax, x, y, title in (
+        (rate_ax, "offered rate (req/s)", "achieved rate (req/s)", "Offered vs achieved (x: saturated)"),
+        (ttft_ax, "output tokens/s", "TTFT (ms)", "Throughput vs TTFT"),
+        (tpot_ax, "output tokens/s", "TPOT (ms)", "Throughput vs TPOT"),
+        (good_ax, "offered rate (req/s)", "goodput (SLO-meeting req/s)", "Goodput (dotted: knee, dash-dot: capacity)"),
+    ):
+        ax.set_xlabel(x)
+        ax.set_ylabel(y)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
+    return _save(fig, path)

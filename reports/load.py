@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from llmclient import schema
+from scheduler.levels import LEVEL_LOG_COLUMNS
 
 STATS_COLUMNS = ["Type", "Name", "Request Count", "Failure Count", "50%", "90%", "99%"]
 HISTORY_COLUMNS = ["Timestamp", "User Count", "Type", "Name", "Requests/s"]
@@ -28,6 +29,7 @@ class RunData:
     history: pd.DataFrame | None = None  # Locust's _stats_history.csv
     failures: pd.DataFrame | None = None
     server: pd.DataFrame | None = None  # our _server_metrics.csv
+    levels: pd.DataFrame | None = None  # a sweep's _levels.csv
     config: dict = field(default_factory=dict)
 
     @property
@@ -110,6 +112,13 @@ def load_run(prefix: str) -> RunData:
         run.server = _read(server_path, SERVER_COLUMNS)
         for col in run.server.columns:
             run.server[col] = pd.to_numeric(run.server[col], errors="coerce")
+    levels_path = f"{prefix}_levels.csv"
+    if os.path.exists(levels_path):
+        run.levels = _read(levels_path, list(LEVEL_LOG_COLUMNS), dtype={"cache": str, "purpose": str, "kind": str})
+        for col in ("level", "value", "start", "send_end", "end", "extensions"):
+            run.levels[col] = pd.to_numeric(run.levels[col], errors="coerce")
+        for col in ("saturated", "resolved"):
+            run.levels[col] = run.levels[col].astype(str).str.lower().eq("true")
     config_path = f"{prefix}_config.json"
     if os.path.exists(config_path):
         try:

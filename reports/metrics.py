@@ -7,11 +7,15 @@ pooled over all successful requests before any statistic, as vLLM does.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
 from llmclient.server_metrics import HITS, QUERIES, prefix_cache_hit_rate
+from scheduler.levels import Level, LevelResult, capacity, level_result, verdict
 from scheduler.proof import prove
+from scheduler.slo import met
 
 PERCENTILES = (50, 90, 99)
 
@@ -71,33 +75,17 @@ def cache_hit_rate_from_server(server: pd.DataFrame | None) -> float:
     return float("nan") if rate is None else float(rate)
 
 
-def parse_slo(text: str | None) -> dict[str, float]:
-    """``ttft_ms=500,tpot_ms=50,e2el_ms=10000`` -> {"ttft_ms": 500.0, ...}."""
-    if not text:
-        return {}
-    out = {}
-    for part in text.split(","):
-        key, sep, value = part.partition("=")
-        key = key.strip()
-        if not sep or key not in ("ttft_ms", "tpot_ms", "e2el_ms"):
-            raise ValueError(f"--slo takes ttft_ms=…,tpot_ms=…,e2el_ms=…; got {part!r}")
-        try:
-            out[key] = float(value)
-        except ValueError:
-            raise ValueError(f"--slo value for {key} must be a number, got {value!r}") from None
-    return out
-
-
 def goodput(ok: pd.DataFrame, slo: dict[str, float], duration: float) -> float:
-    """Requests per second that met every SLO (vLLM's ``request_goodput``)."""
+    """Requests per second that met every SLO (vLLM's ``request_goodput``; the rule: ``scheduler.slo.met``)."""
     if not slo or duration <= 0:
         return float("nan")
-    mask = pd.Series(True, index=ok.index)
-    column = {"ttft_ms": "ttft_s", "tpot_ms": "tpot_s", "e2el_ms": "e2e_s"}
-    for key, limit in slo.items():
-        values = ok[column[key]] * 1000.0
-        mask &= values.le(limit) | (values.isna() & (key == "tpot_ms"))
-    return float(mask.sum() / duration)
+    return float(slo_met(ok, slo).sum() / duration)
+
+
+def slo_met(rows: pd.DataFrame, slo: dict[str, float]) -> np.ndarray:
+    """Per row: did the request meet every SLO (a failed one never does)."""
+    return np.asarray(met(slo, rows["success"].to_numpy(dtype=bool), rows["ttft_s"].to_numpy(dtype=float),
+                          rows["tpot_s"].to_numpy(dtype=float), rows["e2e_s"].to_numpy(dtype=float)))  # fmt: skip
 
 
 def summarize(
@@ -184,3 +172,94 @@ def windows(rows: pd.DataFrame, width_s: float) -> pd.DataFrame:
     out = pd.DataFrame(parts).sort_index()
     out.index.name = "time_s"
     return out.reset_index()
+
+
+def _server_in_window(server: pd.DataFrame | None, start: float, end: float) -> dict[str, float | None]:
+    """The server's own figures over one level: hit rate from the counters' deltas, mean KV-cache
+    usage and the most requests waiting, from the scrapes taken within it."""
+    out: dict[str, float | None] = {"server_prefix_cache_hit_rate": None, "mean_kv_cache_usage_perc": None,
+                                    "max_num_requests_waiting": None}  # fmt: skip
+    if server is None or server.empty or "time" not in server:
+        return out
+    inside = server[(server["time"] >= start) & (server["time"] <= end)]
+    if HITS in inside and QUERIES in inside:
+        counted = inside.dropna(subset=[HITS, QUERIES])
+        if len(counted) >= 2:
+            cols = [HITS, QUERIES]
+            out["server_prefix_cache_hit_rate"] = prefix_cache_hit_rate(
+                counted[cols].iloc[0].to_dict(), counted[cols].iloc[-1].to_dict()
+            )
+    for key, column, how in (("mean_kv_cache_usage_perc", "kv_cache_usage_perc", "mean"),
+                             ("max_num_requests_waiting", "num_requests_waiting", "max")):  # fmt: skip
+        if column in inside and inside[column].notna().any():
+            out[key] = float(getattr(inside[column], how)())
+    return out
+
+
+def level_results(rows: pd.DataFrame, levels: pd.DataFrame, slo: dict[str, float]) -> list[LevelResult]:
+    """Each level of a sweep as the run judged it (``scheduler.levels.level_result``), from its rows."""
+    results = []
+    for item in levels.itertuples(index=False):
+        level = Level(int(item.level), str(item.kind), float(item.value), str(item.purpose))
+        mine = rows[rows["level"].astype(str) == str(level.number)]
+        results.append(level_result(
+            level, mine["start_time"].to_numpy(dtype=float), mine["success"].to_numpy(dtype=bool),
+            mine["cancelled"].to_numpy(dtype=bool), mine["ttft_s"].to_numpy(dtype=float),
+            mine["tpot_s"].to_numpy(dtype=float), mine["e2e_s"].to_numpy(dtype=float),
+            [(float(item.start), float(item.send_end))], slo, bool(item.saturated), bool(item.resolved),
+        ))  # fmt: skip
+    return results
+
+
+def levels_summary(rows: pd.DataFrame, levels: pd.DataFrame, server: pd.DataFrame | None, slo: dict[str, float],
+                   target: float, find_capacity: bool) -> dict:  # fmt: skip
+    """``levels`` (one object per level: the single-run keys plus the level's) and the capacity keys."""
+    results = level_results(rows, levels, slo)
+    out_levels = []
+    for item, result in zip(levels.itertuples(index=False), results, strict=True):
+        mine = rows[rows["level"].astype(str) == str(result.level.number)]
+        summary = summarize(mine, None, slo)
+        ok = mine[mine["success"] & ~mine["cancelled"]]
+        good = ok[slo_met(ok, slo)] if slo else ok
+        dur = summary["duration_s"] or float("nan")
+        low, high = result.interval
+        summary.update({
+            "level": result.level.number, "kind": result.level.kind, "value": result.level.value,
+            "purpose": result.level.purpose,
+            "offered_rate": result.level.value if result.level.kind == "rate" else result.achieved_rate,
+            "achieved_rate": result.achieved_rate, "slo_attainment": result.attainment,
+            "slo_attainment_ci": [low, high], "saturated": result.saturated, "resolved": result.resolved,
+            "verdict": verdict(result, target) if slo else None, "cache_handling": str(item.cache),
+            "goodput_rps": len(good) / dur if dur == dur and dur > 0 else float("nan"),
+            "goodput_tok_s": float(good["output_tokens"].sum()) / dur if dur == dur and dur > 0 else float("nan"),
+            "start": float(item.start), "end": float(item.end),
+        })  # fmt: skip
+        summary.update(_server_in_window(server, float(item.start), float(item.end)))
+        out_levels.append({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in summary.items()})
+    out: dict = {"levels": out_levels, "cache_handling": sorted({str(c) for c in levels["cache"]}),
+                 "knee_rate": knee_rate(out_levels)}  # fmt: skip
+    if slo and (find_capacity or any(r.level.kind == "rate" for r in results)):
+        answer = capacity(results, target)
+        at = next((lv for lv in out_levels if lv["level"] == answer.level), None)
+        out.update(capacity_rps=answer.rate, capacity_rps_ci=list(answer.interval),
+                   capacity_goodput_tok_s=at["goodput_tok_s"] if at else None,
+                   capacity_goodput_rps=at["goodput_rps"] if at else None, slo_attainment_target=target)  # fmt: skip
+    return out
+
+
+def knee_rate(levels: list[dict]) -> float | None:
+    """The latency–throughput knee: the highest offered rate, in rising order, before the first level
+    that is saturated, achieves under 95% of what it was offered, or has over twice the p99 TTFT of
+    the lowest level (None without two levels)."""
+    ordered = sorted((lv for lv in levels if lv.get("offered_rate") is not None), key=lambda lv: lv["offered_rate"])
+    if len(ordered) < 2:
+        return None
+    base = ordered[0].get("p99_ttft_ms")
+    knee = ordered[0]["offered_rate"]
+    for lv in ordered[1:]:
+        achieved, p99 = lv.get("achieved_rate"), lv.get("p99_ttft_ms")
+        if (lv.get("saturated") or (achieved is not None and achieved < 0.95 * lv["offered_rate"])
+                or (base and p99 is not None and p99 > 2 * base)):  # fmt: skip
+            break
+        knee = lv["offered_rate"]
+    return float(knee)

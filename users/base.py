@@ -176,7 +176,7 @@ def send_next_prompt(user: LLMUser) -> None:
         raise StopUser()
     settings = run.context.settings
     endpoint = run.context.endpoint
-    if settings.open_loop is not None:  # the schedule sends the requests (users/open_loop.py): idle
+    if settings.scheduled:  # the schedule sends the requests (users/open_loop.py, users/sweep.py): idle
         gevent.sleep(OPEN_LOOP_IDLE_S)
         return
     if settings.turns <= 1:

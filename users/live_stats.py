@@ -60,6 +60,8 @@ class LiveStats:
         self._scheduled: list[float] = []  # open loop: due times and lags of the requests so far
         self._lags: list[float] = []
         self.queued = 0  # open loop: requests waiting for a slot now
+        self.levels: list[dict] = []  # a sweep's finished levels (users/sweep.py)
+        self.current_level: dict | None = None  # and the one running now
         self.started = time.time()
 
     def add(self, ttft: float | None, tpot: float | None, decode_tps: float | None, output_tokens: int | None,
@@ -100,6 +102,8 @@ class LiveStats:
         self._samples.clear()
         self.history.clear()
         self.completed = self.errors = self.in_flight = 0
+        self.levels.clear()
+        self.current_level = None
         self.started = time.time()
 
     def snapshot(self, now: float | None = None) -> dict:
@@ -128,6 +132,9 @@ class LiveStats:
             "achieved_rate": self._rate_in_window(
                 [d + g for d, g in zip(self._scheduled[-4096:], self._lags[-4096:], strict=True)], now
             ),
+            "level": self.current_level["level"] if self.current_level else None,
+            "level_value": self.current_level["value"] if self.current_level else None,
+            "levels_done": len(self.levels) if self.levels or self.current_level else None,
             "completed": self.completed,
             "errors": self.errors,
             "prefix_cache_hit_rate": self.server.get("prefix_cache_hit_rate"),
@@ -165,6 +172,9 @@ TABLE_ROWS = [
     ("requested_rate", "Open loop: requested req/s", "{:.2f}"),
     ("achieved_rate", "Open loop: achieved req/s", "{:.2f}"),
     ("queued", "Open loop: waiting for a slot", "{:.0f}"),
+    ("level", "Sweep: level now", "{:.0f}"),
+    ("level_value", "Sweep: its rate (req/s) or concurrency", "{:g}"),
+    ("levels_done", "Sweep: levels done", "{:.0f}"),
     ("completed", "Completed requests", "{:.0f}"),
     ("errors", "Errors", "{:.0f}"),
     ("errors_per_s", "Errors/s", "{:.2f}"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -89,6 +90,11 @@ class ArrivalFeed:
     def end(self) -> None:
         self._queue.put(self._END)
 
+    def clear(self) -> None:
+        """Drop the arrivals not yet sent (a level cut off)."""
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
     def __iter__(self) -> Iterator[Due]:
         while True:
             item = self._queue.get()
@@ -144,7 +150,9 @@ class OpenLoop:
         self.cap = BoundedSemaphore(cap) if cap else None
         self.requests = Group()
         self.queued = 0
-        self._loop: gevent.Greenlet[..., None] | None = None
+        self.level = ""  # a sweep's current level: every request sent now carries it
+        self._loop: gevent.Greenlet[..., None] | None = None  # sends the arrivals
+        self._closed: gevent.Greenlet[..., None] | None = None  # a closed level's loops
 
     def set_cap(self, cap: int | None) -> None:
         """This process's share of --max-concurrency (a worker learns it from the master)."""
@@ -154,23 +162,61 @@ class OpenLoop:
     def start(self, arrivals: Iterable[Due], on_end: Callable[[], None] | None = None) -> None:
         self._loop = gevent.spawn(self._release, arrivals, on_end)
 
+    @property
+    def sending(self) -> bool:
+        """Arrivals (or a closed level's loops) remain to be sent."""
+        return any(g is not None and not g.dead for g in (self._loop, self._closed))
+
     def _release(self, arrivals: Iterable[Due], on_end: Callable[[], None] | None) -> None:
         for due, stage in arrivals:
             wait_until(due, self.run.context.reactor)
-            self.requests.spawn(self._send, RequestRecord(scheduled_time=due, stage=stage))
+            self.requests.spawn(self._send, RequestRecord(scheduled_time=due, stage=stage, level=self.level))
         self.requests.join()
         if on_end is not None:
             on_end()
 
-    def _send(self, rec: RequestRecord) -> None:
+    def start_closed(self, concurrency: int, until: float, limit: int | None,
+                     on_send: Callable[[], None] | None = None) -> None:  # fmt: skip
+        """A closed level: ``concurrency`` requests in flight, each sent when one ends, until the unix
+        time ``until`` or ``limit`` requests (no due times, no queue)."""
+        sent = [0]
+
+        def loop() -> None:
+            while time.time() < until and (limit is None or sent[0] < limit):
+                sent[0] += 1
+                if on_send is not None:
+                    on_send()
+                self._send(RequestRecord(level=self.level), capped=False)
+
+        def run_all() -> None:
+            for _ in range(concurrency):
+                self.requests.spawn(loop)  # cancel() kills them with the requests
+            self.requests.join()
+
+        self._closed = gevent.spawn(run_all)
+
+    def join_closed(self) -> None:
+        if self._closed is not None:
+            self._closed.join()
+
+    def cancel(self) -> None:
+        """Cut off what is being sent and in flight now (recorded as cancelled); ready for the next level."""
+        for greenlet in (self._loop, self._closed):
+            if greenlet is not None:
+                greenlet.kill(block=True)
+        self._loop = self._closed = None
+        self.requests.kill(block=True)
+
+    def _send(self, rec: RequestRecord, capped: bool = True) -> None:
         waited = time.perf_counter()
-        if self.cap is not None:
+        if self.cap is not None and capped:
             self.queued += 1
             try:
                 self.cap.acquire()
             finally:
                 self.queued -= 1
-        rec.queue = time.perf_counter() - waited if self.cap is not None else 0.0
+        if capped:
+            rec.queue = time.perf_counter() - waited if self.cap is not None else 0.0
         transport = self.pool.get()
         try:
             prompt = self.run.prompts.next_prompt()
@@ -180,15 +226,12 @@ class OpenLoop:
             pass
         finally:
             self.pool.put(transport)
-            if self.cap is not None:
+            if self.cap is not None and capped:
                 self.cap.release()
 
     def stop(self) -> None:
         """End the schedule; requests in flight are cut off (and recorded as cancelled)."""
-        if self._loop is not None:
-            self._loop.kill(block=True)
-            self._loop = None
-        self.requests.kill(block=True)
+        self.cancel()
         self.pool.close()
 
 
@@ -217,6 +260,9 @@ class MasterDispatch:
         self.fallen_due: dict[str, int] = {}
         self.expected = run.context.settings.num_requests  # rows the run waits for (None: until the schedule ends)
         self.lost = 0
+        self.level = ""  # a sweep's level of the arrivals being handed out
+        self.due_times: list[float] = []
+        self._batches: dict[str, list[Due]] = {}
         self._next = 0
         self._loop: gevent.Greenlet[..., None] | None = None
 
@@ -230,19 +276,41 @@ class MasterDispatch:
         self._loop = gevent.spawn(self._dispatch)
 
     def _dispatch(self) -> None:
+        if not self.wait_ready():
+            return
+        sent = self.send_arrivals(local_arrivals(self.run))
+        self.end()
+        if self.expected is None:
+            self.expected = sent
+            self.coordinator.expect(sent - self.lost)
+        while self.workers:  # the last arrivals are in flight: a worker may still leave
+            gevent.sleep(1.0)
+            self._check_departures(self._batches)
+            self._flush(self._batches)
+
+    def wait_ready(self) -> bool:
+        """Wait for every worker's READY (bounded); False when none came."""
+        if self.workers:
+            return True
         deadline = time.monotonic() + self.READY_TIMEOUT_S
         while len(self.ready) < max(self.runner.worker_count, 1) and time.monotonic() < deadline:
             gevent.sleep(0.05)
         self.workers = sorted(self.ready)
         if not self.workers:
             logger.error("no worker is ready for the open loop's arrivals")
-            return
+            return False
         cap = self.run.context.settings.max_concurrency
         self.cap_share = math.ceil(cap / len(self.workers)) if cap else None
         self.assigned = {w: deque() for w in self.workers}
-        batches: dict[str, list[Due]] = {w: [] for w in self.workers}
-        sent = 0
-        for arrival in local_arrivals(self.run):
+        self._batches = {w: [] for w in self.workers}
+        return True
+
+    def send_arrivals(self, arrivals: Iterable[Due], level: str = "") -> int:
+        """Hand out these arrivals as they come within reach; how many were handed out."""
+        batches = self._batches
+        self.level = level
+        self.due_times = []  # this call's, for counting what fell due
+        for arrival in arrivals:
             while arrival[0] > time.time() + self.LOOKAHEAD_S:
                 self._flush(batches)
                 gevent.sleep(self.TICK_S)
@@ -251,17 +319,18 @@ class MasterDispatch:
                 logger.error("every worker left: the open loop's schedule ends here")
                 break
             self._assign(arrival, batches)
-            sent += 1
+            self.due_times.append(arrival[0])
         self._flush(batches)
+        return len(self.due_times)
+
+    def fallen_due_now(self) -> int:
+        """Of the last ``send_arrivals``' arrivals, how many are due by now."""
+        return bisect_right(self.due_times, time.time())
+
+    def end(self) -> None:
+        """The schedule is over: each worker's open loop ends once its arrivals are sent."""
         for worker in self.workers:
             self.runner.send_message(ARRIVALS_END, None, client_id=worker)
-        if self.expected is None:
-            self.expected = sent
-            self.coordinator.expect(sent - self.lost)
-        while self.workers:  # the last arrivals are in flight: a worker may still leave
-            gevent.sleep(1.0)
-            self._check_departures(batches)
-            self._flush(batches)
 
     def _assign(self, arrival: Due, batches: dict[str, list[Due]]) -> None:
         worker = self.workers[self._next % len(self.workers)]
@@ -272,7 +341,7 @@ class MasterDispatch:
     def _flush(self, batches: dict[str, list[Due]]) -> None:
         for worker, arrivals in batches.items():
             if arrivals:
-                data = {"arrivals": [list(a) for a in arrivals], "cap": self.cap_share}
+                data = {"arrivals": [list(a) for a in arrivals], "cap": self.cap_share, "level": self.level}
                 self.runner.send_message(ARRIVALS, data, client_id=worker)
                 batches[worker] = []
 

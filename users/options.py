@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from llmclient.errors import ConfigError
 from scheduler.arrivals import ConstantRate, Ramp, RateProfile, Stage, Stages, parse_stages
+from scheduler.levels import AutoSweep, CapacitySearch, ExplicitSweep, Plan, parse_sweep
+from scheduler.slo import parse_slo
 
 if TYPE_CHECKING:
     from locust.argument_parser import LocustArgumentParser
@@ -46,12 +48,17 @@ def between_0_and_1(flag: str) -> Check:
     return lambda v: None if v is None or 0 <= v <= 1 else f"{flag} must be between 0 and 1, got {_shown(v)}"
 
 
-def stages_problem(value: str) -> str | None:
-    try:
-        parse_stages(value) if value else None
-    except ValueError as exc:
-        return str(exc)
-    return None
+def parsed_by(parse: Callable[[str], object]) -> Check:
+    """The parser's one-line ValueError, for a non-empty value."""
+
+    def check(value: str) -> str | None:
+        try:
+            parse(value) if value else None
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    return check
 
 
 def existing_file(flag: str) -> Check:
@@ -158,7 +165,24 @@ OPTIONS: tuple[Option, ...] = (
            check=positive("--ramp-up-end")),
     Option("stages", ("--stages",), "str", "",
            "Open loop in stages: DURATION:RATE,... (e.g. 30s:5,2m:20); each row carries its stage number",
-           check=stages_problem),
+           check=parsed_by(parse_stages)),
+    Option("sweep", ("--sweep",), "str", "",
+           "Levels in one run: rate:R1,R2,... (open loop), concurrency:C1,C2,... (closed loop) or auto "
+           "(synchronous, throughput, then rates between); each row carries its level",
+           check=parsed_by(parse_sweep)),
+    Option("level_duration", ("--level-duration",), "float", None,
+           "Sweep and capacity search: seconds of sending at each level", check=positive("--level-duration")),
+    Option("level_requests", ("--level-requests",), "int", None,
+           "Sweep and capacity search: requests at each level (with --level-duration: whichever ends first)",
+           check=at_least(1, "--level-requests")),
+    Option("slo", ("--slo",), "str", "",
+           "Service-level objectives, milliseconds: ttft_ms=500,tpot_ms=50,e2el_ms=10000 (goodput, attainment)",
+           check=parsed_by(parse_slo)),
+    Option("slo_attainment", ("--slo-attainment",), "float", 0.99,
+           "The share of requests that must meet every --slo for a level to pass",
+           check=lambda v: None if 0 < v <= 1 else f"--slo-attainment must be above 0 and at most 1, got {v:g}"),
+    Option("find_capacity", ("--find-capacity",), "flag", False,
+           "Search for the highest request rate that meets --slo at --slo-attainment (levels of one run)"),
 )  # fmt: skip
 
 
@@ -259,6 +283,36 @@ class Settings:
     ramp_up_start: float | None
     ramp_up_end: float | None
     stages: str
+    sweep: str
+    level_duration: float | None
+    level_requests: int | None
+    slo: str
+    slo_attainment: float
+    find_capacity: bool
+
+    @cached_property
+    def slo_limits(self) -> dict[str, float]:
+        return parse_slo(self.slo)
+
+    @property
+    def scheduled(self) -> bool:
+        """The run's schedule (an open loop, a sweep) sends the requests, not Locust's users."""
+        return self.open_loop is not None or self.levels
+
+    @property
+    def levels(self) -> bool:
+        """A run in levels: a sweep or a capacity search."""
+        return bool(self.sweep) or self.find_capacity
+
+    def make_plan(self) -> Plan | None:
+        """A fresh plan of levels for one test (a capacity search keeps state), or None."""
+        saturating = self.max_concurrency or SATURATING_CONCURRENCY
+        if self.find_capacity:
+            return CapacitySearch(self.slo_attainment, saturating)
+        if not self.sweep:
+            return None
+        kind, values = parse_sweep(self.sweep)
+        return AutoSweep(saturating) if kind == "auto" else ExplicitSweep(kind, values)
 
     @cached_property  # read for every request: parsed once (a frozen dataclass keeps it in __dict__)
     def open_loop(self) -> RateProfile | None:
@@ -322,6 +376,7 @@ class Settings:
         if values["turns"] > 1 and values["endpoint"] != "chat":
             raise ConfigError("--turns needs --endpoint chat (conversations are chat messages)")
         _check_open_loop(values)
+        _check_levels(values)
         return cls(**values)
 
 
@@ -344,9 +399,33 @@ def _check_open_loop(values: dict[str, Any]) -> None:
             raise ConfigError("--ramp-up climbs over the run's requests: give -n")
     elif values["ramp_up_start"] is not None or values["ramp_up_end"] is not None:
         raise ConfigError("--ramp-up-start and --ramp-up-end need --ramp-up linear|exponential")
-    if not ways and values["max_concurrency"] is not None:
+    if not ways and values["max_concurrency"] is not None and not (values["sweep"] or values["find_capacity"]):
         raise ConfigError(
             "--max-concurrency caps an open loop: give --request-rate, --ramp-up or --stages (-u is the concurrency of a closed loop)"
         )
     if ways and values["turns"] > 1:
         raise ConfigError("--turns needs a closed loop (each user holds a conversation): drop the arrival rate")
+
+
+SATURATING_CONCURRENCY = 256  # the throughput level's concurrency without --max-concurrency (vLLM's max_num_seqs)
+
+
+def _check_levels(values: dict[str, Any]) -> None:
+    """A sweep or a capacity search: its own levels set the load, and it needs to know how long each runs."""
+    if values["sweep"] and values["find_capacity"]:
+        raise ConfigError("--sweep and --find-capacity each plan the run's levels: give one")
+    if values["find_capacity"] and not values["slo"]:
+        raise ConfigError("--find-capacity needs --slo (e.g. --slo ttft_ms=2000,tpot_ms=100)")
+    if not (values["sweep"] or values["find_capacity"]):
+        if values["level_duration"] is not None or values["level_requests"] is not None:
+            raise ConfigError("--level-duration and --level-requests need --sweep or --find-capacity")
+        return
+    flag = "--sweep" if values["sweep"] else "--find-capacity"
+    if values["level_duration"] is None and values["level_requests"] is None:
+        raise ConfigError(f"{flag} needs --level-duration S or --level-requests N (how long each level runs)")
+    for other, given in (("--request-rate", values["request_rate"]), ("--ramp-up", values["ramp_up"]),
+                         ("--stages", values["stages"]), ("-n", values["num_requests"])):  # fmt: skip
+        if given:
+            raise ConfigError(f"{flag} sets the load level by level: drop {other}")
+    if values["turns"] > 1:
+        raise ConfigError(f"{flag} needs single-turn requests: drop --turns")

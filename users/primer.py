@@ -25,6 +25,7 @@ class ServerPrimer:
         self.prompts = prompts
         self.csv_prefix = csv_prefix
         self.metrics: ServerMetrics | None = None
+        self.level_cache = ""  # a sweep's prefix-cache handling: reset or warm-up
         self._loop: gevent.Greenlet[[], None] | None = None
 
     def prime(self, host: str) -> None:
@@ -36,22 +37,36 @@ class ServerPrimer:
         if s.reset_prefix_cache:
             reset_prefix_cache(target, context.auth)
         if s.warmup:
-            contents = self.prompts.warmup_prompts(host, s.warmup)
-            pool = Pool(16)
-            ok = warm_up(
-                target,
-                context.endpoint,
-                context.model(host),
-                context.headers,
-                contents,
-                run_all=lambda jobs: gevent.joinall([pool.spawn(job) for job in jobs]),
-            )
-            logger.info("warm-up: %d of %d unmeasured requests succeeded", ok, len(contents))
+            self._warm_up(host, s.warmup)
         if s.metrics_interval > 0:
             path = f"{self.csv_prefix}_server_metrics.csv" if self.csv_prefix else None
             self.metrics = ServerMetrics(target, context.auth, path)
             self.metrics.scrape()
             self._loop = gevent.spawn(self._scrape_every, s.metrics_interval)
+
+    def _warm_up(self, host: str, per_group: int) -> None:
+        context = self.context
+        contents = self.prompts.warmup_prompts(host, per_group)
+        pool = Pool(16)
+        ok = warm_up(
+            Target.parse(host),
+            context.endpoint,
+            context.model(host),
+            context.headers,
+            contents,
+            run_all=lambda jobs: gevent.joinall([pool.spawn(job) for job in jobs]),
+        )
+        logger.info("warm-up: %d of %d unmeasured requests succeeded", ok, len(contents))
+
+    def prepare_level(self, host: str) -> str:
+        """Before each level of a sweep, the same prefix-cache state: a reset where the server allows
+        it (decided at the first level), else an equal warm-up. Says which: ``reset`` or ``warm-up``."""
+        if self.level_cache != "warm-up" and reset_prefix_cache(Target.parse(host), self.context.auth):
+            self.level_cache = "reset"
+        else:
+            self.level_cache = "warm-up"
+            self._warm_up(host, max(self.context.settings.warmup, 1))
+        return self.level_cache
 
     def _scrape_every(self, interval: float) -> None:
         while self.metrics is not None and self.metrics.available:

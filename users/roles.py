@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -33,6 +34,7 @@ from users.prometheus_export import IN_FLIGHT, QUEUED, STAGE, USERS, Exporter, s
 from users.recorder import RECORD_KEY
 from users.request_log import ROWS_MESSAGE, RequestLog
 from users.run import RUN_ATTRIBUTE, LLMRun
+from users.sweep import CANCEL_LEVEL, CLOSED_LEVEL, LEVEL_DONE, LoadPort, LocalPort, MasterPort, SweepDriver
 from users.web import extension as web_extension
 from users.web import login as web_login
 
@@ -64,6 +66,7 @@ class Role:
         self.fail_guard: FailRatioGuard | None = None
         self.worker_in_flight: dict[str, int] = {}  # the master's view of its workers
         self.open_loop: OpenLoop | None = None  # this process's sender of due arrivals
+        self.sweep: SweepDriver | None = None  # a sweep's or capacity search's levels (local, master)
         self.worker_queued: dict[str, int] = {}
         context = self.run.context
         self.exporter = Exporter(context.known_model, {
@@ -209,6 +212,9 @@ class Role:
             self.report_schedule()
 
     def stop_open_loop(self, **_kw: object) -> None:
+        if self.sweep is not None:
+            self.sweep.stop()
+            self.sweep = None
         if self.open_loop is not None:
             self.open_loop.stop()
             self.open_loop = None
@@ -226,6 +232,19 @@ class Role:
         if proof.warning():
             logger.warning(proof.warning())
 
+    def start_sweep(self, host: str, port: LoadPort, on_end: Callable[[], None] | None = None) -> None:
+        plan = self.run.context.settings.make_plan()
+        assert plan is not None
+
+        def end() -> None:
+            if on_end is not None:
+                on_end()
+            gevent.spawn(stop_run, self.environment)
+
+        self.sweep = SweepDriver(self.run, port, plan, self.csv_prefix, lambda: self.run.primer.prepare_level(host),
+                                 end)  # fmt: skip
+        self.sweep.start()
+
     def on_budget_complete(self) -> None:
         logger.info("All %s requests finished", self.run.context.settings.num_requests)
         gevent.spawn(stop_run, self.environment)
@@ -241,7 +260,10 @@ class LocalRole(Role):
         settings = self.run.context.settings
         self.run.context.budget = RequestBudget(settings.num_requests, on_complete=self.on_budget_complete)
         super().start(host)
-        if settings.open_loop is not None:
+        if settings.levels:
+            self.open_loop = OpenLoop(self.run, host, settings.max_concurrency)
+            self.start_sweep(host, LocalPort(self.open_loop, settings.burstiness, settings.seed))
+        elif settings.open_loop is not None:
             self.open_loop = OpenLoop(self.run, host, settings.max_concurrency)
             # with -n the budget ends the run; a schedule that ends by itself (stages) ends it here
             on_end = None if settings.num_requests else lambda: stop_run(self.environment)
@@ -250,6 +272,8 @@ class LocalRole(Role):
     def on_request_live(self, context: dict[str, Any] | None = None, **_kw: object) -> None:
         self.on_request_metrics(context)
         rec = context.get(RECORD_KEY) if context else None
+        if rec is not None and self.sweep is not None:
+            self.sweep.observe(rec.level, rec.start_time, rec.success, rec.cancelled, rec.ttft, rec.tpot, rec.e2e)
         if rec is not None and not rec.cancelled:
             self.run.live.add(rec.ttft, rec.tpot, rec.decode_tps, rec.output_tokens, rec.success)
         if rec is not None and rec.scheduled_time is not None and rec.schedule_lag is not None:
@@ -263,6 +287,7 @@ class MasterRole(Role):
         super().__init__(environment, settings)
         self.coordinator: MasterCoordinator | None = None
         self.dispatch: MasterDispatch | None = None
+        self.port: MasterPort | None = None  # a sweep's levels, through the workers
 
     def wire(self) -> None:
         super().wire()
@@ -272,6 +297,7 @@ class MasterRole(Role):
         runner.register_message(GRANT_REQUEST, self.on_grant_request)
         runner.register_message(ROWS_MESSAGE, self.request_log.on_rows_message)
         runner.register_message(READY, self.on_worker_ready)
+        runner.register_message(LEVEL_DONE, self.on_level_done)
         events.quitting.add_listener(self.on_quitting)
         events.worker_report.add_listener(self.on_worker_report)
         self.request_log.on_rows_data = self.on_rows_live
@@ -290,9 +316,13 @@ class MasterRole(Role):
         self.request_log.on_rows = self.coordinator.on_rows
         self.coordinator.start()
         super().start(host)
-        if settings.open_loop is not None:
-            runner = self.environment.runner
-            assert isinstance(runner, MasterRunner)
+        runner = self.environment.runner
+        assert isinstance(runner, MasterRunner)
+        if settings.levels:
+            self.dispatch = MasterDispatch(self.run, runner, self.coordinator)
+            self.port = MasterPort(self.dispatch, runner, settings.burstiness, settings.seed)
+            self.start_sweep(host, self.port, on_end=self.port.end)
+        elif settings.open_loop is not None:
             self.dispatch = MasterDispatch(self.run, runner, self.coordinator)
             self.dispatch.start()
 
@@ -301,6 +331,11 @@ class MasterRole(Role):
     ) -> None:
         if self.dispatch is not None and msg is not None:
             self.dispatch.on_ready(msg.node_id)
+
+    def on_level_done(self, environment: Environment | None = None, msg: Message | None = None,
+                      **_kw: object) -> None:  # fmt: skip
+        if self.port is not None and msg is not None:
+            self.port.on_level_done(msg.node_id, msg.data or {})
 
     def on_test_stop(self, **_kw: object) -> None:
         if self.coordinator is not None:
@@ -334,6 +369,8 @@ class MasterRole(Role):
             row = from_fields(fields)
             self.run.live.add_row(row)
             self.exporter.observe_row(row)
+            if self.sweep is not None:
+                self.sweep.observe_row(row)
 
 
 class WorkerRole(Role):
@@ -367,13 +404,15 @@ class WorkerRole(Role):
         runner.register_message(GRANT, self.on_grant)
         runner.register_message(ARRIVALS, self.on_arrivals)
         runner.register_message(ARRIVALS_END, self.on_arrivals_end)
+        runner.register_message(CLOSED_LEVEL, self.on_closed_level)
+        runner.register_message(CANCEL_LEVEL, self.on_cancel_level)
         self.environment.events.report_to_master.add_listener(self.on_report_to_master)
 
     def start(self, host: str) -> None:
         context = self.run.context
         runner = self.environment.runner
         assert runner is not None
-        open_loop = context.settings.open_loop is not None
+        open_loop = context.settings.scheduled
         context.budget = (  # an open loop's -n is the master's schedule: no grants
             WorkerBudget(lambda kind, data: runner.send_message(kind, data))
             if context.settings.num_requests and not open_loop
@@ -389,7 +428,35 @@ class WorkerRole(Role):
     def on_arrivals(self, environment: Environment | None = None, msg: Message | None = None, **_kw: object) -> None:
         if self.open_loop is not None and self.feed is not None and msg is not None and msg.data:
             self.open_loop.set_cap(msg.data.get("cap"))
+            self.open_loop.level = str(msg.data.get("level") or "")
             self.feed.put_many(msg.data["arrivals"])
+
+    def on_closed_level(self, environment: Environment | None = None, msg: Message | None = None,
+                        **_kw: object) -> None:  # fmt: skip
+        """A sweep's concurrency level: this worker's share of the requests in flight, then LEVEL_DONE."""
+        open_loop, runner = self.open_loop, self.environment.runner
+        if open_loop is None or runner is None or msg is None or not msg.data:
+            return
+        data, sent = msg.data, [0]
+
+        def count() -> None:
+            sent[0] += 1
+
+        def run_level() -> None:
+            open_loop.join_closed()
+            runner.send_message(LEVEL_DONE, {"level": data["level"], "sent": sent[0]})
+
+        open_loop.level = str(data["level"])
+        open_loop.start_closed(int(data["concurrency"]), float(data["until"]), data.get("limit"), on_send=count)
+        gevent.spawn(run_level)
+
+    def on_cancel_level(self, environment: Environment | None = None, msg: Message | None = None,
+                        **_kw: object) -> None:  # fmt: skip
+        """The master cut the level off: drop its arrivals and requests, and read the feed again."""
+        if self.open_loop is not None and self.feed is not None:
+            self.open_loop.cancel()
+            self.feed.clear()
+            self.open_loop.start(self.feed)
 
     def on_arrivals_end(
         self, environment: Environment | None = None, msg: Message | None = None, **_kw: object

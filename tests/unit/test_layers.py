@@ -44,11 +44,12 @@ def test_package_imports_stay_in_their_layer(package, forbidden):
     assert not {p: n for p, n in bad.items() if n}
 
 
-def test_reports_use_only_the_row_schema_and_the_hit_rate_of_the_client():
+def test_reports_use_only_the_row_schema_the_hit_rate_and_the_pure_rules():
     used = {n for names in imported_modules("reports").values() for n in names if n.startswith("llmclient")}
     assert used <= {"llmclient", "llmclient.schema", "llmclient.server_metrics"}, used
     scheduler = {n for names in imported_modules("reports").values() for n in names if n.startswith("scheduler")}
-    assert scheduler <= {"scheduler.proof"}, scheduler
+    # the schedule proof, the SLO rule and the level verdicts: the run and the report judge alike
+    assert scheduler <= {"scheduler.proof", "scheduler.slo", "scheduler.levels"}, scheduler
 
 
 def test_settings_has_one_field_per_option_in_the_same_order():

@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports.metrics import describe_ms, duration_s, goodput, parse_slo, pooled_itl, summarize, windows
+from reports.metrics import describe_ms, duration_s, goodput, pooled_itl, summarize, windows
+from scheduler.slo import parse_slo
 
 
 def frame(**cols) -> pd.DataFrame:

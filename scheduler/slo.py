@@ -1,0 +1,49 @@
+"""Service-level objectives: ``--slo ttft_ms=500,tpot_ms=50,e2el_ms=10000`` and whether a request met them.
+
+One rule for the run (the capacity search counts requests as they finish) and for the reports
+(goodput, attainment): a request meets the SLO when it succeeded and each given limit holds;
+a request with one output token has no TPOT, and that limit does not apply to it (vLLM's goodput).
+``met`` takes scalars or numpy arrays alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+KEYS = {"ttft_ms": "ttft_s", "tpot_ms": "tpot_s", "e2el_ms": "e2e_s"}  # SLO key -> per-request column
+
+
+def parse_slo(text: str | None) -> dict[str, float]:
+    """``ttft_ms=500,tpot_ms=50,e2el_ms=10000`` -> {"ttft_ms": 500.0, ...}; ValueError with one line."""
+    if not text:
+        return {}
+    out = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        key = key.strip()
+        if not sep or key not in KEYS:
+            raise ValueError(f"--slo takes ttft_ms=…,tpot_ms=…,e2el_ms=… (milliseconds); got {part.strip()!r}")
+        try:
+            limit = float(value)
+        except ValueError:
+            raise ValueError(f"--slo value for {key} must be a number, got {value.strip()!r}") from None
+        if not limit > 0:
+            raise ValueError(f"--slo {key} must be positive, got {value.strip()}")
+        out[key] = limit
+    return out
+
+
+def met(slo: dict[str, float], success: Any, ttft_s: Any, tpot_s: Any, e2e_s: Any) -> Any:
+    """True where a request met every limit (scalars, or numpy arrays of one length)."""
+    values = {"ttft_s": ttft_s, "tpot_s": tpot_s, "e2e_s": e2e_s}
+    ok = np.asarray(success, dtype=bool)
+    for key, limit in slo.items():
+        column = KEYS[key]
+        v = np.asarray(values[column], dtype=float) * 1000.0
+        within = v <= limit
+        if column == "tpot_s":
+            within = within | np.isnan(v)
+        ok = ok & within
+    return ok

@@ -1,0 +1,362 @@
+"""A sweep or a capacity search: one level after another in one Locust run (workers stay up).
+
+``SweepDriver`` asks the plan (``scheduler.levels``) for each level, prepares the server's prefix
+cache the same way before every level, runs the level through a port (``LocalPort``: this
+process's open loop; ``MasterPort``: the workers, through the master), watches it for
+over-saturation, waits for its requests to finish, and writes ``PREFIX_levels.csv``. The
+finished requests reach it through ``observe`` (a local process's records, a master's shipped rows).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import gevent
+
+from llmclient.errors import ConfigError
+from scheduler.arrivals import ConstantRate, schedule
+from scheduler.levels import (
+    LEVEL_LOG_COLUMNS,
+    Level,
+    LevelResult,
+    Plan,
+    SaturationTest,
+    capacity,
+    level_result,
+    verdict,
+)
+from users.open_loop import Due, MasterDispatch, OpenLoop
+
+if TYPE_CHECKING:
+    from locust.runners import MasterRunner
+
+    from users.run import LLMRun
+
+logger = logging.getLogger(__name__)
+
+START_LEAD_S = 0.2  # a level's first arrival is due this long after it starts
+TICK_S = 1.0  # the saturation test's sampling interval
+DRAIN_LIMIT_S = 120.0  # after its last send, a level's requests get this long to finish, then are cut off
+SETTLE_S = 5.0  # after a cut-off, how long to wait for the cancelled requests' rows
+
+
+def level_arrivals(level: Level, start: float, until: float, limit: int | None, burstiness: float,
+                   seed: int) -> Iterator[Due]:  # fmt: skip
+    """A rate level's arrivals (unix due times), from ``start`` until ``until`` or ``limit`` of them."""
+    for arrival in schedule(ConstantRate(level.value), burstiness, seed * 1000 + level.number, total=limit):
+        due = start + arrival.offset_s
+        if due >= until:
+            return
+        yield due, ""
+
+
+class LoadPort(Protocol):
+    """Where a level's load is sent from."""
+
+    def start_level(self, level: Level, label: str, until: float, limit: int | None) -> None: ...
+
+    def sending(self) -> bool: ...
+
+    def expected_rows(self) -> int | None: ...
+
+    def in_flight(self, rows: int) -> int: ...
+
+    def cancel(self) -> None: ...
+
+
+class LocalPort:
+    """A local run's levels go through its own open loop."""
+
+    def __init__(self, open_loop: OpenLoop, burstiness: float, seed: int) -> None:
+        self.open_loop = open_loop
+        self.burstiness = burstiness
+        self.seed = seed
+        self.sent = 0
+
+    def start_level(self, level: Level, label: str, until: float, limit: int | None) -> None:
+        self.open_loop.level = label
+        self.sent = 0
+        start = time.time() + START_LEAD_S
+        if level.kind == "rate":
+            self.open_loop.start(self._counted(level_arrivals(level, start, until, limit, self.burstiness, self.seed)))
+        else:
+            self.open_loop.start_closed(int(level.value), until, limit, on_send=self._count)
+
+    def _count(self) -> None:
+        self.sent += 1
+
+    def _counted(self, arrivals: Iterator[Due]) -> Iterator[Due]:
+        for arrival in arrivals:
+            self.sent += 1
+            yield arrival
+
+    def sending(self) -> bool:
+        return self.open_loop.sending
+
+    def expected_rows(self) -> int | None:
+        return None if self.open_loop.sending else self.sent
+
+    def in_flight(self, rows: int) -> int:
+        return self.open_loop.run.context.in_flight
+
+    def cancel(self) -> None:
+        self.open_loop.cancel()
+
+
+CLOSED_LEVEL = "llm_closed_level"  # master -> worker: {"level", "concurrency", "until", "limit"}
+CANCEL_LEVEL = "llm_cancel_level"  # master -> worker: cut the level off
+LEVEL_DONE = "llm_level_done"  # worker -> master: {"level", "sent"} once its closed level ended
+
+
+def shares(total: int, parts: int) -> list[int]:
+    """``total`` split into ``parts`` whole shares that differ by at most one."""
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+class MasterPort:
+    """A distributed run's levels: the master hands a rate level's arrivals to the workers
+    (``MasterDispatch``) and splits a concurrency level's in-flight count among them."""
+
+    def __init__(self, dispatch: MasterDispatch, runner: MasterRunner, burstiness: float, seed: int) -> None:
+        self.dispatch = dispatch
+        self.runner = runner
+        self.burstiness = burstiness
+        self.seed = seed
+        self.label = ""
+        self.kind = "rate"
+        self.sender: gevent.Greenlet[..., int] | None = None
+        self.waiting: set[str] = set()
+        self.sent: dict[str, int] = {}
+
+    def start_level(self, level: Level, label: str, until: float, limit: int | None) -> None:
+        if not self.dispatch.wait_ready():
+            raise ConfigError("no worker is ready for the sweep's levels")
+        self.label, self.kind = label, level.kind
+        workers = self.dispatch.workers
+        start = time.time() + START_LEAD_S
+        if level.kind == "rate":
+            arrivals = level_arrivals(level, start, until, limit, self.burstiness, self.seed)
+            self.sender = gevent.spawn(self.dispatch.send_arrivals, arrivals, label)
+            return
+        self.waiting, self.sent = set(workers), {}
+        limits = shares(limit, len(workers)) if limit else [None] * len(workers)
+        for worker, concurrency, most in zip(workers, shares(int(level.value), len(workers)), limits, strict=True):
+            data = {"level": label, "concurrency": concurrency, "until": until, "limit": most}
+            self.runner.send_message(CLOSED_LEVEL, data, client_id=worker)
+
+    def on_level_done(self, worker: str, data: dict[str, Any]) -> None:
+        if data.get("level") == self.label:
+            self.waiting.discard(worker)
+            self.sent[worker] = int(data.get("sent", 0))
+
+    def sending(self) -> bool:
+        if self.kind == "rate":
+            return self.sender is not None and not self.sender.dead
+        live = set(self.dispatch.workers)
+        return bool(self.waiting & live)
+
+    def expected_rows(self) -> int | None:
+        if self.sending():
+            return None
+        if self.kind == "rate":
+            return len(self.dispatch.due_times)
+        return sum(self.sent.values())
+
+    def in_flight(self, rows: int) -> int:
+        return max(0, self.dispatch.fallen_due_now() - rows) if self.kind == "rate" else 0
+
+    def cancel(self) -> None:
+        if self.sender is not None:
+            self.sender.kill(block=True)
+        for worker in self.dispatch.workers:
+            self.runner.send_message(CANCEL_LEVEL, {"level": self.label}, client_id=worker)
+
+    def end(self) -> None:
+        self.dispatch.end()
+
+
+@dataclass
+class LevelRows:
+    """The finished requests of the level running now."""
+
+    label: str
+    start: list[float] = field(default_factory=list)
+    end: list[float] = field(default_factory=list)
+    success: list[bool] = field(default_factory=list)
+    cancelled: list[bool] = field(default_factory=list)
+    ttft: list[float] = field(default_factory=list)
+    tpot: list[float] = field(default_factory=list)
+    e2e: list[float] = field(default_factory=list)
+
+    def add(self, start: float, success: bool, cancelled: bool, ttft: float | None, tpot: float | None,
+            e2e: float | None) -> None:  # fmt: skip
+        self.start.append(start)
+        self.end.append(start + (e2e or 0.0))
+        self.success.append(success)
+        self.cancelled.append(cancelled)
+        self.ttft.append(math.nan if ttft is None else ttft)
+        self.tpot.append(math.nan if tpot is None else tpot)
+        self.e2e.append(math.nan if e2e is None else e2e)
+
+    def __len__(self) -> int:
+        return len(self.start)
+
+    def ttft_median_since(self, since: float) -> float | None:
+        recent = [t for t, end, c in zip(self.ttft, self.end, self.cancelled, strict=True)
+                  if end >= since and not c and not math.isnan(t)]  # fmt: skip
+        return statistics.median(recent) if recent else None
+
+
+class SweepDriver:
+    def __init__(self, run: LLMRun, port: LoadPort, plan: Plan, csv_prefix: str | None,
+                 prepare_cache: Callable[[], str], on_end: Callable[[], None]) -> None:  # fmt: skip
+        self.run = run
+        self.port = port
+        self.plan = plan
+        self.settings = run.context.settings
+        self.path = f"{csv_prefix}_levels.csv" if csv_prefix else None
+        self.prepare_cache = prepare_cache
+        self.on_end = on_end
+        self.rows = LevelRows("")
+        self.results: list[LevelResult] = []
+        self.cache = ""
+        self._loop: gevent.Greenlet[..., None] | None = None
+
+    def start(self) -> None:
+        if self.path:
+            with open(self.path, "w", newline="", encoding="utf-8") as f:
+                csv.writer(f).writerow(LEVEL_LOG_COLUMNS)
+        self._loop = gevent.spawn(self._run)
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.kill(block=False)
+            self._loop = None
+
+    def observe(self, level: str, start: float | None, success: bool, cancelled: bool, ttft: float | None,
+                tpot: float | None, e2e: float | None) -> None:  # fmt: skip
+        """A finished request (of any level: only the running level's are kept)."""
+        if level and level == self.rows.label:
+            self.rows.add(math.nan if start is None else start, success, cancelled, ttft, tpot, e2e)
+
+    def observe_row(self, row: dict[str, Any]) -> None:
+        def num(name: str) -> float | None:
+            value = row.get(name)
+            return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+        self.observe(str(row.get("level") or ""), num("start_time"), bool(row.get("success")),
+                     bool(row.get("cancelled")), num("ttft_s"), num("tpot_s"), num("e2e_s"))  # fmt: skip
+
+    # -- the levels ----------------------------------------------------------------------------
+    def _run(self) -> None:
+        try:
+            while (level := self.plan.next_level(self.results)) is not None:
+                self.cache = self.prepare_cache()
+                result = self._run_level(level)
+                while self.plan.extend(result):
+                    logger.info("%s: attainment too close to call, %d more requests' worth", level.label,
+                                len(self.rows))  # fmt: skip
+                    result = self._run_level(level, extending=True)
+                self.results.append(result)
+                self._log(result)
+            self._conclude()
+        finally:
+            self.on_end()
+
+    def _run_level(self, level: Level, extending: bool = False) -> LevelResult:
+        s = self.settings
+        label = str(level.number)
+        if not extending:
+            self.rows = LevelRows(label)
+            self._windows: list[tuple[float, float]] = []
+            self._extensions = 0
+            self._started = time.time()
+        else:
+            self._extensions += 1
+        start = time.time()
+        until = start + START_LEAD_S + s.level_duration if s.level_duration else math.inf
+        logger.info("%s%s", level.label, " (extended)" if extending else "")
+        self.run.live.current_level = {"level": level.number, "kind": level.kind, "value": level.value}
+        self.port.start_level(level, label, until, s.level_requests)
+        test = SaturationTest()
+        saturated = False
+        send_end: float | None = None
+        while True:
+            gevent.sleep(TICK_S)
+            now = time.time()
+            if send_end is None and (not self.port.sending() or now >= until):
+                send_end = send_end or min(now, until)
+            expected = self.port.expected_rows()
+            if expected is not None and len(self.rows) >= expected and not self.port.sending():
+                break
+            if level.kind == "rate":
+                test.add(self.port.in_flight(len(self.rows)), self.rows.ttft_median_since(now - TICK_S))
+                if test.saturated():
+                    saturated = True
+                    logger.warning("%s: past saturation (requests in flight and TTFT both kept growing over "
+                                   "%d s): cut off", level.label, test.window)  # fmt: skip
+                    break
+            if send_end is not None and now - send_end > DRAIN_LIMIT_S:
+                logger.warning("%s: requests still running %.0f s after the last send: cut off", level.label,
+                               DRAIN_LIMIT_S)  # fmt: skip
+                break
+        if saturated or self.port.sending() or self.port.expected_rows() != len(self.rows):
+            self.port.cancel()
+            settle = time.monotonic() + SETTLE_S
+            while (self.port.expected_rows() or 0) > len(self.rows) and time.monotonic() < settle:
+                gevent.sleep(0.1)
+        send_end = send_end or time.time()
+        self._windows.append((start + START_LEAD_S, send_end))
+        result = level_result(level, self.rows.start, self.rows.success, self.rows.cancelled, self.rows.ttft,
+                              self.rows.tpot, self.rows.e2e, self._windows, s.slo_limits, saturated)  # fmt: skip
+        self._last_window = (self._started, send_end, time.time())
+        return result
+
+    def _log(self, result: LevelResult) -> None:
+        level = result.level
+        low, high = result.interval
+        logger.info(
+            "%s: %d requests, achieved %.2f req/s, SLO attainment %.1f%% [%.1f, %.1f]%s",
+            level.label, result.requests, result.achieved_rate, 100 * result.attainment, 100 * low, 100 * high,
+            " (saturated)" if result.saturated else ("" if result.resolved else " (unresolved)"),
+        )  # fmt: skip
+        started, send_end, end = self._last_window
+        if self.path:
+            with open(self.path, "a", newline="", encoding="utf-8") as f:
+                csv.writer(f).writerow([level.number, level.kind, repr(level.value), level.purpose, repr(started),
+                                        repr(send_end), repr(end), result.saturated, result.resolved,
+                                        self._extensions, self.cache])  # fmt: skip
+        self.run.live.levels.append({
+            "level": level.number, "kind": level.kind, "value": level.value, "purpose": level.purpose,
+            "requests": result.requests, "achieved_rate": result.achieved_rate,
+            "slo_attainment": result.attainment, "slo_attainment_ci": [low, high],
+            "saturated": result.saturated, "resolved": result.resolved,
+            "ttft_p50_ms": _p50_ms(self.rows.ttft, self.rows.cancelled),
+        })  # fmt: skip
+
+    def _conclude(self) -> None:
+        self.run.live.current_level = None
+        if not self.settings.find_capacity:
+            return
+        answer = capacity(self.results, self.settings.slo_attainment)
+        unresolved = [r.level.number for r in self.results if not r.resolved]
+        logger.info(
+            "capacity: %.3g req/s meets %s for %.1f%% of requests (between %.3g and %.3g req/s)%s",
+            answer.rate, self.settings.slo, 100 * self.settings.slo_attainment, *answer.interval,
+            f"; unresolved levels: {unresolved}" if unresolved else "",
+        )  # fmt: skip
+        if answer.level is None:
+            failing = [verdict(r, self.settings.slo_attainment) for r in self.results if r.level.kind == "rate"]
+            logger.warning("no rate tried met the SLO (%s)", ", ".join(failing) or "no rate level ran")
+
+
+def _p50_ms(values: list[float], cancelled: list[bool]) -> float | None:
+    kept = [v for v, c in zip(values, cancelled, strict=True) if not c and not math.isnan(v)]
+    return 1000 * statistics.median(kept) if kept else None
