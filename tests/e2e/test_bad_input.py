@@ -88,3 +88,12 @@ def test_unwritable_csv_folder(tmp_path):
 def test_malformed_host():
     run = run_locust("--headless", "-u", "1", "-n", "1", "-H", "127.0.0.1:8000", timeout=60)
     assert_one_clear_error(run, "http://HOST:PORT")
+
+
+def test_a_bad_sweep_is_one_line():
+    run = run_locust("--headless", "-u", "1", "-H", "http://127.0.0.1:1", "--sweep", "rate:1,fast",
+                     "--level-requests", "5", timeout=60)  # fmt: skip
+    assert_one_clear_error(run, "--sweep rate: 'fast' is not a number")
+    run = run_locust("--headless", "-u", "1", "-H", "http://127.0.0.1:1", "--find-capacity", "--level-duration", "5",
+                     "--slo", "ttft=5", timeout=60)  # fmt: skip
+    assert_one_clear_error(run, "--slo takes ttft_ms=")

@@ -59,3 +59,33 @@ def test_text_from_the_web_ui_form_is_converted_or_refused_in_one_line():
     assert (empty.num_requests, empty.request_rate, empty.ignore_eos, empty.insecure) == (None, None, False, True)
     with pytest.raises(ConfigError, match="--request-rate: expected a number, got 'fast'"):
         Settings.from_options(opts(request_rate="fast"))
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"sweep": "rate:1,2"}, "--sweep needs --level-duration S or --level-requests N (how long each level runs)"),
+        ({"find_capacity": True, "level_duration": 10.0}, "--find-capacity needs --slo (e.g. --slo ttft_ms=2000,tpot_ms=100)"),
+        ({"sweep": "auto", "find_capacity": True, "slo": "ttft_ms=1"}, "--sweep and --find-capacity each plan the run's levels: give one"),
+        ({"sweep": "rate:1", "level_requests": 10, "request_rate": 5.0}, "--sweep sets the load level by level: drop --request-rate"),
+        ({"sweep": "rate:1", "level_requests": 10, "num_requests": 50}, "--sweep sets the load level by level: drop -n"),
+        ({"level_duration": 10.0}, "--level-duration and --level-requests need --sweep or --find-capacity"),
+        ({"sweep": "rate:fast", "level_requests": 10}, "--sweep rate: 'fast' is not a number"),
+        ({"slo": "latency=5"}, "--slo takes ttft_ms=…,tpot_ms=…,e2el_ms=… (milliseconds); got 'latency=5'"),
+        ({"slo_attainment": 1.5}, "--slo-attainment must be above 0 and at most 1, got 1.5"),
+        ({"sweep": "rate:1", "level_duration": 0.0}, "--level-duration must be positive, got 0"),
+    ],
+)  # fmt: skip
+def test_bad_sweep_settings_give_one_clear_line(kw, message):
+    with pytest.raises(ConfigError) as err:
+        Settings.from_options(opts(**kw))
+    assert str(err.value) == message
+
+
+def test_a_sweep_plans_its_levels_and_lets_users_idle():
+    s = Settings.from_options(opts(sweep="concurrency:1,8", level_requests=20, max_concurrency=16))
+    assert s.scheduled and s.levels and s.open_loop is None
+    plan = s.make_plan()
+    assert plan is not None and plan.next_level([]).value == 1
+    capacity = Settings.from_options(opts(find_capacity=True, slo="ttft_ms=500", level_duration=5.0))
+    assert capacity.make_plan().next_level([]).value == 256  # the throughput level, without --max-concurrency

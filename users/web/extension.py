@@ -59,7 +59,8 @@ def install(environment: Environment, live: LiveStats, request_log: RequestLog, 
     @guard
     def llm_stats() -> Response:
         state = environment.runner.state if environment.runner is not None else None
-        return jsonify({"state": state, "current": live.current(), "history": list(live.history)})
+        return jsonify({"state": state, "current": live.current(), "history": list(live.history),
+                        "levels": live.levels, "current_level": live.current_level})  # fmt: skip
 
     metrics_app = exporter.wsgi_app()
 

@@ -1,0 +1,111 @@
+"""Benchmark: ``--find-capacity`` against the emulator's capacity as its settings give it.
+
+    .venv/bin/python -m bench.capacity [--settings M:STEP:TOKENS ...] [--level-duration 15]
+
+The emulator's engine (``emulator/engine.py``) runs steps: each emits one token for every running
+sequence (at most ``--max-num-seqs`` M) and takes ``step_ms + step_ms_per_seq × running +
+prefill_ms_per_token × prompt tokens computed in it``. Past saturation M sequences always run; a
+request holds a slot for T steps (T output tokens with ``--ignore-eos``, the first at its
+prefill step) and its P prompt tokens cost ``P × prefill_ms_per_token`` once. In one second,
+``n`` steps and ``λ`` requests: ``n (s0 + s1 M) + λ P c = 1`` and ``n M = λ T``, so
+
+    capacity λ = M / (T (s0 + s1 M) + M P c)   requests per second.
+
+With an SLO loose enough that only saturation breaks it (TTFT 2 s here), the highest rate that
+meets it is that capacity. Each setting runs the emulator pinned to one core and ``locust
+--find-capacity`` (headless, the other core), then compares. Also checks that the
+over-saturation stop ends a level above capacity within 30 s of its start. Prints JSON lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STEP_MS_PER_SEQ = 0.15  # the emulator's defaults
+PREFILL_MS_PER_TOKEN = 0.005
+
+
+def emulator_capacity(max_num_seqs: int, step_ms: float, output_tokens: int, prompt_tokens: int,
+                      step_ms_per_seq: float = STEP_MS_PER_SEQ,
+                      prefill_ms_per_token: float = PREFILL_MS_PER_TOKEN) -> float:  # fmt: skip
+    """Requests per second the emulator completes when saturated (the arithmetic above)."""
+    step_s = (step_ms + step_ms_per_seq * max_num_seqs) / 1000
+    return max_num_seqs / (output_tokens * step_s + max_num_seqs * prompt_tokens * prefill_ms_per_token / 1000)
+
+
+def start_emulator(max_num_seqs: int, step_ms: float, cpu: int | None) -> tuple[subprocess.Popen, str]:
+    cmd = [sys.executable, "-m", "emulator", "--port", "0", "--max-num-seqs", str(max_num_seqs), "--step-ms",
+           str(step_ms)]  # fmt: skip
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        cmd = ["taskset", "-c", str(cpu), *cmd]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        match = re.search(r"(http://127\.0\.0\.1:\d+)", line)
+        if match:  # keep reading its output, so the pipe never fills
+            threading.Thread(target=lambda: [None for _ in proc.stdout or ()], daemon=True).start()
+            return proc, match.group(1)
+    proc.kill()
+    raise SystemExit("the emulator did not start")
+
+
+def find_capacity(url: str, prefix: str, tokens: int, prompt: int, level_duration: float,
+                  cpu: int | None) -> tuple[dict, float]:  # fmt: skip
+    cmd = [sys.executable, "-m", "locust", "-f", os.path.join(ROOT, "locustfile.py"), "--headless", "-u", "1",
+           "-H", url, "--max-tokens", str(tokens), "--input-tokens", str(prompt), "--ignore-eos", "--find-capacity",
+           "--slo", "ttft_ms=2000", "--slo-attainment", "0.9", "--level-duration", str(level_duration),
+           "--max-concurrency", "64", "--csv", prefix, "--only-summary"]  # fmt: skip
+    if cpu is not None:
+        cmd = ["taskset", "-c", str(cpu), *cmd]
+    started = time.monotonic()
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=1800)
+    took = time.monotonic() - started
+    subprocess.run([sys.executable, "-m", "reports", prefix], cwd=ROOT, check=True, capture_output=True, timeout=600)
+    with open(f"{prefix}_summary.json", encoding="utf-8") as f:
+        return json.load(f), took
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--settings", nargs="+", default=["4:5:8", "8:10:16", "16:4:32"],
+                        help="emulator settings as MAX_NUM_SEQS:STEP_MS:OUTPUT_TOKENS")  # fmt: skip
+    parser.add_argument("--prompt-tokens", type=int, default=64)
+    parser.add_argument("--level-duration", type=float, default=15.0)
+    args = parser.parse_args()
+    pin = (os.cpu_count() or 1) >= 2
+    for setting in args.settings:
+        m, step, tokens = setting.split(":")
+        expected = emulator_capacity(int(m), float(step), int(tokens), args.prompt_tokens)
+        proc, url = start_emulator(int(m), float(step), 0 if pin else None)
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                summary, took = find_capacity(url, os.path.join(tmp, "cap"), int(tokens), args.prompt_tokens,
+                                              args.level_duration, 1 if pin else None)  # fmt: skip
+        finally:
+            proc.kill()
+            proc.wait()
+        levels = summary.get("levels") or []
+        saturated = [lv for lv in levels if lv.get("saturated")]
+        print(json.dumps({
+            "setting": setting, "expected_rps": round(expected, 2), "capacity_rps": summary.get("capacity_rps"),
+            "capacity_rps_ci": summary.get("capacity_rps_ci"),
+            "error": round(summary["capacity_rps"] / expected - 1, 4) if summary.get("capacity_rps") else None,
+            "capacity_goodput_tok_s": summary.get("capacity_goodput_tok_s"), "levels": len(levels),
+            "saturated_levels_ended_after_s": [round(lv["end"] - lv["start"], 1) for lv in saturated],
+            "search_seconds": round(took, 1),
+        }), flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,159 @@
+"""Sweeps and the capacity search against the emulator: levels in order, one summary row per level,
+curves, the over-saturation stop, the capacity within 10% of the emulator's arithmetic, workers."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from bench.capacity import emulator_capacity
+from tests.e2e.test_prometheus import start_cluster, wait_for_line
+from tests.procs import ROOT, read_rows, run_locust, start_locust, terminate_all
+
+# a small, fast emulator: 4 sequences, 5 ms steps; 8 output tokens -> about 87 requests/s at most
+EMULATOR = ("--step-ms", "5", "--max-num-seqs", "4")
+CAPACITY = emulator_capacity(4, 5.0, 8, 64)
+LOAD = ("--max-tokens", "8", "--input-tokens", "64", "--ignore-eos")
+
+
+def levels_file(prefix) -> list[dict]:
+    with open(f"{prefix}_levels.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def report(prefix) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    with open(f"{prefix}_summary.json", encoding="utf-8") as f:
+        return json.load(f)
+
+
+@pytest.mark.timeout(180)
+def test_a_rate_sweep_runs_its_levels_in_order_with_a_summary_row_and_curves_each(emulator_factory, tmp_path):
+    emu = emulator_factory(*EMULATOR)
+    prefix = tmp_path / "sweep"
+    run = run_locust("--headless", "-u", "1", "-H", emu.url, *LOAD, "--sweep", "rate:10,30", "--level-requests",
+                     "40", "--slo", "ttft_ms=2000", "--slo-attainment", "0.9", "--csv", str(prefix),
+                     "--only-summary")  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    assert "Traceback" not in run.output
+    levels = levels_file(prefix)
+    assert [(lv["level"], lv["kind"], float(lv["value"])) for lv in levels] == [
+        ("1", "rate", 10.0),
+        ("2", "rate", 30.0),
+    ]
+    assert {lv["cache"] for lv in levels} == {"reset"}  # the emulator allows it: every level starts cold
+    rows = read_rows(prefix)
+    assert sorted(r["level"] for r in rows) == ["1"] * 40 + ["2"] * 40  # --level-requests, exactly
+    # the server saw level 1 whole before level 2 began
+    by_id = {t["id"]: t for t in emu.truth() if t.get("id")}
+    first = max(by_id[r["request_id"]]["received_wall"] for r in rows if r["level"] == "1")
+    second = min(by_id[r["request_id"]]["received_wall"] for r in rows if r["level"] == "2")
+    assert first < second
+    summary = report(prefix)
+    assert [lv["level"] for lv in summary["levels"]] == [1, 2]
+    for lv in summary["levels"]:
+        for key in ("completed", "median_ttft_ms", "p99_tpot_ms", "request_throughput", "offered_rate",
+                    "achieved_rate", "slo_attainment", "slo_attainment_ci", "saturated", "goodput_tok_s"):  # fmt: skip
+            assert key in lv, key
+        assert lv["completed"] == 40 and lv["slo_attainment"] == 1.0 and not lv["saturated"]
+        low, high = lv["slo_attainment_ci"]
+        assert low < 1.0 == high  # 40 of 40 at 95%: Wilson's interval starts near 0.91
+    assert summary["levels"][1]["offered_rate"] == 30.0
+    assert (tmp_path / "sweep_latency_throughput.png").stat().st_size > 10_000
+
+
+@pytest.mark.timeout(240)
+def test_the_over_saturation_stop_ends_a_level_above_capacity_and_not_one_below(emulator_factory, tmp_path):
+    emu = emulator_factory(*EMULATOR)
+    prefix = tmp_path / "stop"
+    below, above = round(0.45 * CAPACITY), round(2.3 * CAPACITY)
+    run = run_locust("--headless", "-u", "1", "-H", emu.url, *LOAD, "--sweep", f"rate:{below},{above},{3 * above}",
+                     "--level-duration", "25", "--csv", str(prefix), "--only-summary", timeout=220)  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    levels = levels_file(prefix)
+    assert [lv["saturated"] for lv in levels] == ["False", "True"]  # and the sweep went no higher
+    stopped = levels[1]
+    assert float(stopped["send_end"]) - float(stopped["start"]) < 30  # cut off within 30 s of its start
+    assert "past saturation" in run.output
+
+
+@pytest.mark.timeout(300)
+def test_find_capacity_lands_within_10_percent_of_the_emulators_arithmetic(emulator_factory, tmp_path):
+    emu = emulator_factory(*EMULATOR)
+    prefix = tmp_path / "capacity"
+    run = run_locust("--headless", "-u", "1", "-H", emu.url, *LOAD, "--find-capacity", "--slo", "ttft_ms=2000",
+                     "--slo-attainment", "0.9", "--level-duration", "12", "--max-concurrency", "32", "--csv",
+                     str(prefix), "--only-summary", timeout=280)  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    assert "capacity:" in run.output
+    summary = report(prefix)
+    assert abs(summary["capacity_rps"] / CAPACITY - 1) <= 0.10, (summary["capacity_rps"], CAPACITY)
+    low, high = summary["capacity_rps_ci"]
+    assert low == summary["capacity_rps"] <= high
+    assert summary["capacity_goodput_tok_s"] > 0
+    assert summary["levels"][0]["purpose"] == "throughput"
+
+
+@pytest.mark.timeout(180)
+def test_a_concurrency_sweep_on_two_workers_holds_each_level_globally(emulator_factory, tmp_path):
+    emu = emulator_factory(*EMULATOR)
+    prefix = tmp_path / "dist"
+    (master, mout), *workers = start_cluster(2, "--headless", "-H", emu.url, *LOAD, "--sweep", "concurrency:2,6",
+                                             "--level-requests", "30", "--csv", str(prefix))  # fmt: skip
+    try:
+        master.wait(150)
+    finally:
+        terminate_all([(master, mout), *workers])
+    assert master.returncode == 0, mout.text[-3000:]
+    rows = read_rows(prefix)
+    assert sorted(r["level"] for r in rows) == ["1"] * 30 + ["2"] * 30  # the level's count, across workers
+    assert len({r["worker"] for r in rows}) == 2
+    # at the server: never more in flight than the level's concurrency, and the level reached it
+    by_id = {t["id"]: t for t in emu.truth() if t.get("id")}
+    for level, concurrency in (("1", 2), ("2", 6)):
+        spans = [(by_id[r["request_id"]]["received_wall"], by_id[r["request_id"]]["received_wall"]
+                  + by_id[r["request_id"]]["e2e_s"]) for r in rows if r["level"] == level]  # fmt: skip
+        events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+        peak = now = 0
+        for _, step in events:
+            now += step
+            peak = max(peak, now)
+        assert peak == concurrency, (level, peak)
+    assert "Traceback" not in mout.text
+
+
+@pytest.mark.timeout(120)
+def test_the_web_ui_shows_the_level_and_the_levels_done(emulator_factory, tmp_path):
+    emu = emulator_factory(*EMULATOR)
+    proc, out = start_locust("--web-host", "127.0.0.1", "--web-port", "0", "--autostart", "-u", "1", "-H", emu.url,
+                             *LOAD, "--sweep", "concurrency:1,2", "--level-requests", "40")  # fmt: skip
+    try:
+        port = wait_for_line(out, r"web UI listening on port (\d+)").group(1)
+        base = f"http://127.0.0.1:{port}"
+        seen_running = False
+        deadline = time.monotonic() + 60
+        stats: dict = {}
+        while time.monotonic() < deadline:
+            stats = json.loads(urllib.request.urlopen(base + "/llm/stats", timeout=5).read())
+            seen_running |= stats["current_level"] is not None
+            if len(stats["levels"]) == 2:
+                break
+            time.sleep(0.2)
+        assert seen_running and [lv["level"] for lv in stats["levels"]] == [1, 2], stats
+        assert stats["levels"][1]["achieved_rate"] > 0 and stats["levels"][1]["ttft_p50_ms"] > 0
+        table = json.loads(urllib.request.urlopen(base + "/stats/requests", timeout=5).read())["extended_stats"]
+        rows = {row["metric"]: row["now"] for row in table[0]["data"]}
+        assert "Sweep: levels done" in rows
+        page = urllib.request.urlopen(base + "/llm", timeout=5).read().decode()
+        assert "drawSweep" in page  # the curve grows on the charts page, one point per level
+    finally:
+        terminate_all([(proc, out)])
+    assert "Traceback" not in out.text, out.text[-3000:]
