@@ -14,7 +14,8 @@ prefill step) and its P prompt tokens cost ``P × prefill_ms_per_token`` once. I
 With an SLO loose enough that only saturation breaks it (TTFT 2 s here), the highest rate that
 meets it is that capacity. Each setting runs the emulator pinned to one core and ``locust
 --find-capacity`` (headless, the other core), then compares. Also checks that the
-over-saturation stop ends a level above capacity within 30 s of its start. Prints JSON lines.
+over-saturation stop ends a level above capacity within 30 s of its start, and where ``--sweep auto``
+puts its levels against the knee (``reports.metrics.knee_rate``). Prints JSON lines.
 """
 
 from __future__ import annotations
@@ -60,10 +61,11 @@ def start_emulator(max_num_seqs: int, step_ms: float, cpu: int | None) -> tuple[
     raise SystemExit("the emulator did not start")
 
 
-def find_capacity(url: str, prefix: str, tokens: int, prompt: int, level_duration: float,
-                  cpu: int | None) -> tuple[dict, float]:  # fmt: skip
+def run_levels(url: str, prefix: str, tokens: int, prompt: int, level_duration: float, cpu: int | None,
+               plan: tuple[str, ...]) -> tuple[dict, float]:  # fmt: skip
+    """One headless run in levels (``plan``: --find-capacity or --sweep auto), then its report's summary."""
     cmd = [sys.executable, "-m", "locust", "-f", os.path.join(ROOT, "locustfile.py"), "--headless", "-u", "1",
-           "-H", url, "--max-tokens", str(tokens), "--input-tokens", str(prompt), "--ignore-eos", "--find-capacity",
+           "-H", url, "--max-tokens", str(tokens), "--input-tokens", str(prompt), "--ignore-eos", *plan,
            "--slo", "ttft_ms=2000", "--slo-attainment", "0.9", "--level-duration", str(level_duration),
            "--max-concurrency", "64", "--csv", prefix, "--only-summary"]  # fmt: skip
     if cpu is not None:
@@ -82,6 +84,7 @@ def main() -> None:
                         help="emulator settings as MAX_NUM_SEQS:STEP_MS:OUTPUT_TOKENS")  # fmt: skip
     parser.add_argument("--prompt-tokens", type=int, default=64)
     parser.add_argument("--level-duration", type=float, default=15.0)
+    parser.add_argument("--keep", default="", help="keep each run's CSVs and report under this folder")
     args = parser.parse_args()
     pin = (os.cpu_count() or 1) >= 2
     for setting in args.settings:
@@ -89,12 +92,19 @@ def main() -> None:
         expected = emulator_capacity(int(m), float(step), int(tokens), args.prompt_tokens)
         proc, url = start_emulator(int(m), float(step), 0 if pin else None)
         try:
-            with tempfile.TemporaryDirectory() as tmp:
-                summary, took = find_capacity(url, os.path.join(tmp, "cap"), int(tokens), args.prompt_tokens,
-                                              args.level_duration, 1 if pin else None)  # fmt: skip
+            with tempfile.TemporaryDirectory() as scratch:
+                tmp = os.path.join(args.keep, setting.replace(":", "_")) if args.keep else scratch
+                os.makedirs(tmp, exist_ok=True)
+                summary, took = run_levels(url, os.path.join(tmp, "cap"), int(tokens), args.prompt_tokens,
+                                           args.level_duration, 1 if pin else None, ("--find-capacity",))  # fmt: skip
+                auto, auto_took = run_levels(url, os.path.join(tmp, "auto"), int(tokens), args.prompt_tokens,
+                                             args.level_duration, 1 if pin else None, ("--sweep", "auto"))  # fmt: skip
         finally:
             proc.kill()
             proc.wait()
+        knee = auto.get("knee_rate")
+        auto_levels = auto.get("levels") or []
+        below = [lv for lv in auto_levels if knee is not None and (lv.get("offered_rate") or 0) <= knee]
         levels = summary.get("levels") or []
         saturated = [lv for lv in levels if lv.get("saturated")]
         print(json.dumps({
@@ -104,6 +114,8 @@ def main() -> None:
             "capacity_goodput_tok_s": summary.get("capacity_goodput_tok_s"), "levels": len(levels),
             "saturated_levels_ended_after_s": [round(lv["end"] - lv["start"], 1) for lv in saturated],
             "search_seconds": round(took, 1),
+            "auto_levels": len(auto_levels), "auto_knee_rps": knee, "auto_levels_below_knee": len(below),
+            "auto_seconds": round(auto_took, 1),
         }), flush=True)  # fmt: skip
 
 

@@ -249,17 +249,18 @@ def levels_summary(rows: pd.DataFrame, levels: pd.DataFrame, server: pd.DataFram
 
 def knee_rate(levels: list[dict]) -> float | None:
     """The latency–throughput knee: the highest offered rate, in rising order, before the first level
-    that is saturated, achieves under 95% of what it was offered, or has over twice the p99 TTFT of
-    the lowest level (None without two levels)."""
+    that is saturated, achieves under 95% of what it was offered, or queues: its p99 TTFT exceeds the
+    lowest level's by more than one unloaded request (that level's median E2E). None without two levels."""
     ordered = sorted((lv for lv in levels if lv.get("offered_rate") is not None), key=lambda lv: lv["offered_rate"])
     if len(ordered) < 2:
         return None
-    base = ordered[0].get("p99_ttft_ms")
+    base_ttft, base_e2e = ordered[0].get("p99_ttft_ms"), ordered[0].get("median_e2el_ms")
+    limit = base_ttft + base_e2e if base_ttft is not None and base_e2e is not None else math.inf
     knee = ordered[0]["offered_rate"]
     for lv in ordered[1:]:
         achieved, p99 = lv.get("achieved_rate"), lv.get("p99_ttft_ms")
         if (lv.get("saturated") or (achieved is not None and achieved < 0.95 * lv["offered_rate"])
-                or (base and p99 is not None and p99 > 2 * base)):  # fmt: skip
+                or (p99 is not None and p99 > limit)):  # fmt: skip
             break
         knee = lv["offered_rate"]
     return float(knee)

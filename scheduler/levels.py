@@ -74,6 +74,12 @@ def wilson(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+def fewest_to_pass(target: float, z: float = Z_95) -> int:
+    """The fewest requests, all meeting the SLO, whose Wilson interval lies at or above ``target``
+    (all n met: the lower bound is n / (n + z²))."""
+    return 0 if target <= 0 else (math.ceil(z * z * target / (1 - target)) if target < 1 else 2**31)
+
+
 def verdict(result: LevelResult, target: float) -> str:
     """``pass`` (the interval lies at or above the target), ``fail`` (below it, or saturated), or ``close``."""
     if result.saturated or result.requests == 0:

@@ -60,8 +60,9 @@ IN_FLIGHT = Family("requests_in_flight", "gauge", "Requests sent and not finishe
 QUEUED = Family("requests_queued", "gauge", "Open loop: requests due and waiting for a --max-concurrency slot.")
 USERS = Family("users", "gauge", "Locust users running.")
 STAGE = Family("stage", "gauge", "The --stages number running now (0 outside staged runs).")
+LEVEL = Family("level", "gauge", "The sweep's or capacity search's level running now (0 outside them).")
 FAMILIES: tuple[Family, ...] = (REQUESTS, TTFT, TPOT, ITL, E2E, QUEUE, PROMPT_TOKENS, CACHED_TOKENS,
-                                OUTPUT_TOKENS, IN_FLIGHT, QUEUED, USERS, STAGE)  # fmt: skip
+                                OUTPUT_TOKENS, IN_FLIGHT, QUEUED, USERS, STAGE, LEVEL)  # fmt: skip
 
 
 def metric_name(family: Family) -> str:

@@ -30,7 +30,7 @@ from users.lifecycle import deliver_ctrl_c_to_main, fail_fast, preflight, stop_r
 from users.locust_fixes import install_cached_default_args, install_final_csv_write
 from users.open_loop import ARRIVALS, ARRIVALS_END, READY, ArrivalFeed, MasterDispatch, OpenLoop, local_arrivals
 from users.options import Settings
-from users.prometheus_export import IN_FLIGHT, QUEUED, STAGE, USERS, Exporter, serve
+from users.prometheus_export import IN_FLIGHT, LEVEL, QUEUED, STAGE, USERS, Exporter, serve
 from users.recorder import RECORD_KEY
 from users.request_log import ROWS_MESSAGE, RequestLog
 from users.run import RUN_ATTRIBUTE, LLMRun
@@ -74,6 +74,7 @@ class Role:
             QUEUED: self.queued_now,
             USERS: self.users_now,
             STAGE: lambda: context.current_stage(time.time()),
+            LEVEL: lambda: float((self.run.live.current_level or {}).get("level", 0)),
         })  # fmt: skip
 
     @property

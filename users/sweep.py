@@ -29,6 +29,7 @@ from scheduler.levels import (
     Plan,
     SaturationTest,
     capacity,
+    fewest_to_pass,
     level_result,
     verdict,
 )
@@ -256,6 +257,11 @@ class SweepDriver:
 
     # -- the levels ----------------------------------------------------------------------------
     def _run(self) -> None:
+        s = self.settings
+        if s.slo:
+            logger.info("a level passes when at least %.1f%% of its requests meet %s with 95%% confidence: it needs "
+                        "%d requests or more, all meeting it", 100 * s.slo_attainment, s.slo,
+                        fewest_to_pass(s.slo_attainment))  # fmt: skip
         try:
             while (level := self.plan.next_level(self.results)) is not None:
                 self.cache = self.prepare_cache()

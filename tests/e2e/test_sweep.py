@@ -157,3 +157,22 @@ def test_the_web_ui_shows_the_level_and_the_levels_done(emulator_factory, tmp_pa
     finally:
         terminate_all([(proc, out)])
     assert "Traceback" not in out.text, out.text[-3000:]
+
+
+@pytest.mark.timeout(180)
+def test_a_rate_sweep_on_two_workers_sends_each_levels_count_from_the_masters_schedule(emulator_factory, tmp_path):
+    emu = emulator_factory(*EMULATOR)
+    prefix = tmp_path / "dist_rate"
+    (master, mout), *workers = start_cluster(2, "--headless", "-H", emu.url, *LOAD, "--sweep", "rate:15,40",
+                                             "--level-requests", "40", "--metrics-port", "0", "--csv",
+                                             str(prefix))  # fmt: skip
+    try:
+        master.wait(150)
+    finally:
+        terminate_all([(master, mout), *workers])
+    assert master.returncode == 0, mout.text[-3000:]
+    rows = read_rows(prefix)
+    assert sorted(r["level"] for r in rows) == ["1"] * 40 + ["2"] * 40
+    assert len({r["worker"] for r in rows}) == 2 and all(r["scheduled_time"] for r in rows)
+    assert [lv["saturated"] for lv in levels_file(prefix)] == ["False", "False"]
+    assert "Traceback" not in mout.text

@@ -16,6 +16,7 @@ from scheduler.levels import (
     LevelResult,
     SaturationTest,
     capacity,
+    fewest_to_pass,
     increasing,
     level_result,
     parse_sweep,
@@ -33,6 +34,8 @@ def test_wilson_interval_matches_worked_values():
     assert all(math.isnan(x) for x in wilson(0, 0))
     # all of 120 met, yet a 0.99 target cannot be certified: the interval reaches below it
     assert wilson(120, 120)[0] < 0.99 < wilson(400, 400)[0]
+    n = fewest_to_pass(0.99)
+    assert wilson(n - 1, n - 1)[0] < 0.99 <= wilson(n, n)[0]
 
 
 def result(kind: str, value: float, requests: int, good: int, achieved: float | None = None, number: int = 1,
