@@ -14,12 +14,23 @@ import pytest
 
 from bench.capacity import emulator_capacity
 from tests.e2e.test_prometheus import start_cluster, wait_for_line
-from tests.procs import ROOT, read_rows, run_locust, start_locust, terminate_all
+from tests.procs import ROOT, Drain, read_rows, run_locust, start_locust, terminate_all
 
 # a small, fast emulator: 4 sequences, 5 ms steps; 8 output tokens -> about 87 requests/s at most
 EMULATOR = ("--step-ms", "5", "--max-num-seqs", "4")
 CAPACITY = emulator_capacity(4, 5.0, 8, 64)
 LOAD = ("--max-tokens", "8", "--input-tokens", "64", "--ignore-eos")
+
+
+def run_cluster(emu, prefix, *sweep: str) -> Drain:
+    """A headless master and two workers through a sweep; the master's output, once it exited 0."""
+    (master, mout), *workers = start_cluster(2, "--headless", "-H", emu.url, *LOAD, *sweep, "--csv", str(prefix))
+    try:
+        master.wait(150)
+    finally:
+        terminate_all([(master, mout), *workers])
+    assert master.returncode == 0, mout.text[-3000:]
+    return mout
 
 
 def levels_file(prefix) -> list[dict]:
@@ -106,13 +117,7 @@ def test_find_capacity_lands_within_10_percent_of_the_emulators_arithmetic(emula
 def test_a_concurrency_sweep_on_two_workers_holds_each_level_globally(emulator_factory, tmp_path):
     emu = emulator_factory(*EMULATOR)
     prefix = tmp_path / "dist"
-    (master, mout), *workers = start_cluster(2, "--headless", "-H", emu.url, *LOAD, "--sweep", "concurrency:2,6",
-                                             "--level-requests", "30", "--csv", str(prefix))  # fmt: skip
-    try:
-        master.wait(150)
-    finally:
-        terminate_all([(master, mout), *workers])
-    assert master.returncode == 0, mout.text[-3000:]
+    mout = run_cluster(emu, prefix, "--sweep", "concurrency:2,6", "--level-requests", "30")
     rows = read_rows(prefix)
     assert sorted(r["level"] for r in rows) == ["1"] * 30 + ["2"] * 30  # the level's count, across workers
     assert len({r["worker"] for r in rows}) == 2
@@ -163,14 +168,7 @@ def test_the_web_ui_shows_the_level_and_the_levels_done(emulator_factory, tmp_pa
 def test_a_rate_sweep_on_two_workers_sends_each_levels_count_from_the_masters_schedule(emulator_factory, tmp_path):
     emu = emulator_factory(*EMULATOR)
     prefix = tmp_path / "dist_rate"
-    (master, mout), *workers = start_cluster(2, "--headless", "-H", emu.url, *LOAD, "--sweep", "rate:15,40",
-                                             "--level-requests", "40", "--metrics-port", "0", "--csv",
-                                             str(prefix))  # fmt: skip
-    try:
-        master.wait(150)
-    finally:
-        terminate_all([(master, mout), *workers])
-    assert master.returncode == 0, mout.text[-3000:]
+    mout = run_cluster(emu, prefix, "--sweep", "rate:15,40", "--level-requests", "40", "--metrics-port", "0")
     rows = read_rows(prefix)
     assert sorted(r["level"] for r in rows) == ["1"] * 40 + ["2"] * 40
     assert len({r["worker"] for r in rows}) == 2 and all(r["scheduled_time"] for r in rows)
