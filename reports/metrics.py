@@ -249,18 +249,20 @@ def levels_summary(rows: pd.DataFrame, levels: pd.DataFrame, server: pd.DataFram
 
 def knee_rate(levels: list[dict]) -> float | None:
     """The latency–throughput knee: the highest offered rate, in rising order, before the first level
-    that is saturated, achieves under 95% of what it was offered, or queues: its p99 TTFT exceeds the
-    lowest level's by more than one unloaded request (that level's median E2E). None without two levels."""
+    that is saturated or where the typical request queues: its median TTFT exceeds the lowest level's
+    by more than half an unloaded request (half that level's median E2E). None without two levels.
+
+    (An open loop's achieved rate is its sending rate: it follows the offered rate up to Poisson
+    noise whatever the server does, so it marks no knee.)"""
     ordered = sorted((lv for lv in levels if lv.get("offered_rate") is not None), key=lambda lv: lv["offered_rate"])
     if len(ordered) < 2:
         return None
-    base_ttft, base_e2e = ordered[0].get("p99_ttft_ms"), ordered[0].get("median_e2el_ms")
-    limit = base_ttft + base_e2e if base_ttft is not None and base_e2e is not None else math.inf
+    base_ttft, base_e2e = ordered[0].get("median_ttft_ms"), ordered[0].get("median_e2el_ms")
+    limit = base_ttft + base_e2e / 2 if base_ttft is not None and base_e2e is not None else math.inf
     knee = ordered[0]["offered_rate"]
     for lv in ordered[1:]:
-        achieved, p99 = lv.get("achieved_rate"), lv.get("p99_ttft_ms")
-        if (lv.get("saturated") or (achieved is not None and achieved < 0.95 * lv["offered_rate"])
-                or (p99 is not None and p99 > limit)):  # fmt: skip
+        ttft = lv.get("median_ttft_ms")
+        if lv.get("saturated") or (ttft is not None and ttft > limit):
             break
         knee = lv["offered_rate"]
     return float(knee)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import gevent
+from locust.runners import STATE_MISSING
 
 from llmclient.errors import ConfigError
 from scheduler.arrivals import ConstantRate, schedule
@@ -160,7 +161,7 @@ class MasterPort:
     def sending(self) -> bool:
         if self.kind == "rate":
             return self.sender is not None and not self.sender.dead
-        live = set(self.dispatch.workers)
+        live = {c.id for c in self.runner.clients.values() if c.state != STATE_MISSING}  # a lost worker sends no more
         return bool(self.waiting & live)
 
     def expected_rows(self) -> int | None:

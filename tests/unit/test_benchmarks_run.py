@@ -65,3 +65,13 @@ def test_exporter_benchmark_runs_small():
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["observe_record_us"] > 0 and result["scrape_ms"] > 0 and result["page_bytes"] > 1000
+
+
+@pytest.mark.timeout(300)
+def test_capacity_benchmark_runs_small():
+    proc = subprocess.run([sys.executable, "-m", "bench.capacity", "--settings", "4:5:8", "--level-duration", "3"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.splitlines()[-1])
+    assert result["expected_rps"] == pytest.approx(86.81, abs=0.01) and result["capacity_rps"] > 0
+    assert result["auto_levels"] >= 3

@@ -117,16 +117,15 @@ def test_windows_place_ttft_at_first_token_and_e2e_at_completion():
     assert w.loc[4.0, "requests_per_s"] == 1
 
 
-def test_the_knee_is_the_last_level_before_queueing_or_falling_behind():
+def test_the_knee_is_the_last_level_before_the_typical_request_queues():
     from reports.metrics import knee_rate
 
-    def level(offered, achieved, p99_ttft, saturated=False, e2e=50.0):
-        return {"offered_rate": offered, "achieved_rate": achieved, "p99_ttft_ms": p99_ttft,
-                "median_e2el_ms": e2e, "saturated": saturated}  # fmt: skip
+    def level(offered, median_ttft, saturated=False, e2e=50.0):
+        return {"offered_rate": offered, "median_ttft_ms": median_ttft, "median_e2el_ms": e2e,
+                "saturated": saturated}  # fmt: skip
 
-    # unloaded: p99 TTFT 10 ms, a request takes 50 ms; queueing starts when p99 TTFT passes 60 ms
-    levels = [level(20, 20, 10), level(40, 40, 25), level(60, 59, 55), level(70, 69, 90), level(80, 70, 400)]
+    # unloaded: median TTFT 10 ms, a request takes 50 ms; queueing when the median TTFT passes 35 ms
+    levels = [level(60, 30), level(20, 10), level(40, 12), level(70, 60), level(80, 400)]
     assert knee_rate(levels) == 60
-    assert knee_rate([level(20, 20, 10), level(40, 36, 12)]) == 20  # 36 < 95% of 40: falls behind
-    assert knee_rate([level(20, 20, 10), level(40, 40, 12, saturated=True)]) == 20
-    assert knee_rate([level(20, 20, 10)]) is None
+    assert knee_rate([level(20, 10), level(40, 12, saturated=True)]) == 20
+    assert knee_rate([level(20, 10)]) is None
