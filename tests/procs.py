@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -197,3 +198,30 @@ def terminate_all(started: list[tuple[subprocess.Popen, Drain]], timeout: float 
     for proc, drain in started:
         proc.wait(timeout)
         drain.join()
+
+
+def wait_for_line(out: Drain, pattern: str, timeout: float = 30) -> re.Match[str]:
+    """The first line of a process's output that matches, waited for (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        match = re.search(pattern, out.text)
+        if match:
+            return match
+        time.sleep(0.05)
+    raise AssertionError(f"no line matching {pattern!r} in:\n{out.text[-3000:]}")
+
+
+def start_master(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, Drain, int]:
+    """A master on 127.0.0.1 bound to a port the OS picks (no race for a free one): (proc, output, port)."""
+    proc, out = start_locust("--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", "0", *args, env=env)
+    try:
+        port = int(wait_for_line(out, r"master listening for workers on port (\d+)").group(1))
+    except AssertionError:
+        proc.kill()
+        raise
+    return proc, out, port
+
+
+def web_port(out: Drain) -> int:
+    """The port of a web UI started with ``--web-port 0``."""
+    return int(wait_for_line(out, r"web UI listening on port (\d+)").group(1))

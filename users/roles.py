@@ -295,6 +295,8 @@ class MasterRole(Role):
         runner = self.environment.runner
         events = self.environment.events
         assert runner is not None
+        if getattr(self.options, "master_bind_port", None) == 0:  # Locust binds a free port then, and says 0
+            logger.info("master listening for workers on port %d", runner.server.port)
         runner.register_message(GRANT_REQUEST, self.on_grant_request)
         runner.register_message(ROWS_MESSAGE, self.request_log.on_rows_message)
         runner.register_message(READY, self.on_worker_ready)

@@ -11,22 +11,22 @@ from collections import Counter
 import psutil
 import pytest
 
-from tests.procs import read_rows, run_locust, start_locust, wait_for_rows_from
+from tests.procs import read_rows, run_locust, start_locust, start_master, wait_for_rows_from
 
 FAST = ("--step-ms", "10", "--step-ms-per-seq", "0.02")
 
 
 def free_port() -> int:
+    """A port free now, for a server that cannot bind port 0 and report it (real vLLM): a small race
+    remains; the suite's own processes bind port 0 instead (``tests.procs.start_master``, ``web_port``)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
 def run_cluster(emu, prefix, n, workers=3, kill_one=False, extra=()):
-    port = free_port()
-    master, master_out = start_locust(
-        "--master", "--headless", "--expect-workers", str(workers), "--master-bind-host", "127.0.0.1",
-        "--master-bind-port", str(port), "-u", "30", "-r", "30", "-n", str(n), "-H", emu.url,
+    master, master_out, port = start_master(
+        "--headless", "--expect-workers", str(workers), "-u", "30", "-r", "30", "-n", str(n), "-H", emu.url,
         "--input-tokens", "128", "--csv", str(prefix), "--only-summary", *extra,
     )  # fmt: skip
     procs = [start_locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(port)) for _ in range(workers)]

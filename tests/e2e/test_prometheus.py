@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 import urllib.request
 from subprocess import Popen
@@ -11,31 +10,18 @@ from subprocess import Popen
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.test_distributed import free_port
 from tests.e2e.test_tls_and_secrets import KEY
-from tests.procs import Drain, read_rows, start_locust, terminate_all
+from tests.procs import Drain, read_rows, start_locust, start_master, terminate_all, wait_for_line
 
 N = 60
 LOAD = ("-u", "4", "-r", "4", "-n", str(N), "--max-tokens", "32", "--input-tokens", "64")
 
 
-def wait_for_line(out: Drain, pattern: str, timeout: float = 30) -> re.Match[str]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        match = re.search(pattern, out.text)
-        if match:
-            return match
-        time.sleep(0.05)
-    raise AssertionError(f"no line matching {pattern!r} in:\n{out.text[-3000:]}")
-
-
 def start_cluster(workers: int, *master_args: str, worker_args: tuple[str, ...] = ()) -> list[tuple[Popen, Drain]]:
     """A master on 127.0.0.1 (web UI and figures there too) and its workers: [master, *workers]."""
-    port = free_port()
-    master = start_locust("--master", "--expect-workers", str(workers), "--master-bind-host", "127.0.0.1",
-                          "--master-bind-port", str(port), "--web-host", "127.0.0.1", *master_args)  # fmt: skip
-    return [master, *(start_locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(port), *worker_args)
-                      for _ in range(workers))]  # fmt: skip
+    master, out, port = start_master("--expect-workers", str(workers), "--web-host", "127.0.0.1", *master_args)
+    return [(master, out), *(start_locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(port),
+                                          *worker_args) for _ in range(workers))]  # fmt: skip
 
 
 def scrape(url: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:

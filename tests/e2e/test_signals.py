@@ -8,8 +8,7 @@ import time
 
 import pytest
 
-from tests.e2e.test_distributed import free_port
-from tests.procs import start_locust
+from tests.procs import start_locust, start_master
 
 SLOW = ("--step-ms", "50", "--step-ms-per-seq", "0", "--eos-prob", "0")
 LOAD = ("--max-tokens", "40", "--input-tokens", "64")
@@ -62,10 +61,9 @@ def test_local_run_interrupted(emulator_factory, tmp_path, sig):
 def test_distributed_master_interrupted(emulator_factory, tmp_path):
     emu = emulator_factory(*SLOW)
     prefix = tmp_path / "dint"
-    port = free_port()
-    master, mout = start_locust(
-        "--master", "--headless", "--expect-workers", "2", "--master-bind-host", "127.0.0.1", "--master-bind-port",
-        str(port), "-u", "8", "-r", "8", "-H", emu.url, *LOAD, "--csv", str(prefix), "--only-summary",
+    master, mout, port = start_master(
+        "--headless", "--expect-workers", "2", "-u", "8", "-r", "8", "-H", emu.url, *LOAD, "--csv", str(prefix),
+        "--only-summary",
     )  # fmt: skip
     workers = [start_locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(port)) for _ in range(2)]
     try:

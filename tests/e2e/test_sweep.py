@@ -13,8 +13,8 @@ import urllib.request
 import pytest
 
 from bench.capacity import emulator_capacity
-from tests.e2e.test_prometheus import start_cluster, wait_for_line
-from tests.procs import ROOT, Drain, read_rows, run_locust, start_locust, terminate_all
+from tests.e2e.test_prometheus import start_cluster
+from tests.procs import ROOT, Drain, read_rows, run_locust, start_locust, terminate_all, wait_for_line
 
 # a small, fast emulator: 4 sequences, 5 ms steps; 8 output tokens -> about 87 requests/s at most
 EMULATOR = ("--step-ms", "5", "--max-num-seqs", "4")

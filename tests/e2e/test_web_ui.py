@@ -13,8 +13,7 @@ import urllib.request
 
 import pytest
 
-from tests.e2e.test_distributed import free_port
-from tests.procs import ROOT, read_rows, start_locust, terminate_all
+from tests.procs import ROOT, read_rows, start_locust, start_master, terminate_all, web_port
 
 KEY = "sk-ui-secret-000111222333"
 ARTIFACTS = ROOT / "artifacts"
@@ -73,12 +72,11 @@ def web_locust(emulator_factory, tmp_path):
 
     def start(*extra: str):
         emu = emulator_factory("--step-ms", "20", "--api-key", KEY)
-        port = free_port()
-        proc, out = start_locust("--web-host", "127.0.0.1", "--web-port", str(port), "-H", emu.url,
+        proc, out = start_locust("--web-host", "127.0.0.1", "--web-port", "0", "-H", emu.url,
                                  "--max-tokens", "64", "--input-tokens", "128", "--csv", str(tmp_path / "ui"),
                                  "--metrics-interval", "1", *extra, env={"OPENAI_API_KEY": KEY})  # fmt: skip
         started.append((proc, out))
-        return emu, port, proc, out
+        return emu, web_port(out), proc, out
 
     yield start
     for proc, out in started:
@@ -143,11 +141,11 @@ def test_base_path_and_login_protect_the_llm_routes(emulator_factory, tmp_path):
     import urllib.parse
 
     emu = emulator_factory("--step-ms", "20")
-    port = free_port()
     creds = {"LOCUST_WEB_USERNAME": "operator", "LOCUST_WEB_PASSWORD": "pa55-word"}
-    proc, out = start_locust("--web-host", "127.0.0.1", "--web-port", str(port), "-H", emu.url, "--web-base-path",
+    proc, out = start_locust("--web-host", "127.0.0.1", "--web-port", "0", "-H", emu.url, "--web-base-path",
                              "/locust", "--web-login", "--csv", str(tmp_path / "wl"), env=creds)  # fmt: skip
     try:
+        port = web_port(out)
         base = f"http://127.0.0.1:{port}/locust"
         wait_http(base + "/")
         anonymous = urllib.request.build_opener()
@@ -174,7 +172,7 @@ def test_web_login_without_credentials_is_a_clear_error():
     from tests.e2e.test_bad_input import assert_one_clear_error
     from tests.procs import run_locust
 
-    run = run_locust("--web-host", "127.0.0.1", "--web-port", str(free_port()), "--web-login", "-H",
+    run = run_locust("--web-host", "127.0.0.1", "--web-port", "0", "--web-login", "-H",
                      "http://127.0.0.1:1", timeout=60)  # fmt: skip
     assert_one_clear_error(run, "--web-login needs LOCUST_WEB_USERNAME and LOCUST_WEB_PASSWORD")
 
@@ -182,14 +180,13 @@ def test_web_login_without_credentials_is_a_clear_error():
 @pytest.mark.timeout(120)
 def test_llm_stats_at_a_distributed_master(emulator_factory, tmp_path):
     emu = emulator_factory("--step-ms", "20")
-    web, master_port = free_port(), free_port()
-    master, mout = start_locust("--master", "--expect-workers", "2", "--master-bind-host", "127.0.0.1",
-                                "--master-bind-port", str(master_port), "--web-host", "127.0.0.1", "--web-port",
-                                str(web), "--autostart", "-u", "8", "-r", "8", "-H", emu.url, "--max-tokens", "32",
-                                "--input-tokens", "64", "--metrics-interval", "1")  # fmt: skip
+    master, mout, master_port = start_master("--expect-workers", "2", "--web-host", "127.0.0.1", "--web-port", "0",
+                                             "--autostart", "-u", "8", "-r", "8", "-H", emu.url, "--max-tokens", "32",
+                                             "--input-tokens", "64", "--metrics-interval", "1")  # fmt: skip
     workers = [start_locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port))
                for _ in range(2)]  # fmt: skip
     try:
+        web = web_port(mout)
         url = f"http://127.0.0.1:{web}/llm/stats"
         wait_http(url)
         deadline = time.monotonic() + 40
