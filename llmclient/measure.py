@@ -53,6 +53,14 @@ class RequestRecord:
     queue: float | None = None
     stage: str = ""
     level: str = ""  # a sweep's or capacity search's level number
+    # tokens after which the prompt is this run's alone (synthetic prompts): a cache hit beyond them
+    # means the server kept it from an earlier run
+    unique_from: int | None = None
+
+    @property
+    def warm_cache(self) -> bool:
+        """The server had part of this prompt's unique tail cached: a cache warm from an earlier run."""
+        return self.unique_from is not None and (self.cached_tokens or 0) > self.unique_from
 
     @property
     def schedule_lag(self) -> float | None:

@@ -45,6 +45,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("schedule_lag_s", "float", "open loop: how much later than due it was sent (less queue_s), seconds"),
     Column("queue_s", "float", "open loop: then how long it waited for --max-concurrency, seconds"),
     Column("stage", "text", "open loop: its --stages number"),
+    Column("warm_cache", "bool", "the prompt's unique part was already cached: a cache warm from an earlier run"),
     Column("level", "text", "sweep or capacity search: its level number (PREFIX_levels.csv says what it was)"),
 )
 NAMES: list[str] = [c.name for c in COLUMNS]
@@ -104,6 +105,7 @@ def encode(rec: RequestRecord, endpoint: str, worker: str) -> list[str]:
         _num(rec.schedule_lag),
         _num(rec.queue),
         rec.stage,
+        _bool(rec.warm_cache),
         rec.level,
     ]
 

@@ -16,6 +16,7 @@ class Prompt:
     input_tokens: int | None = None  # counted length including the chat template, when known
     group: int | None = None  # shared-prefix group
     max_tokens: int | None = None  # a dataset's own output length, when it has one
+    unique_from: int | None = None  # tokens after which no other prompt of the run shares it (synthetic sets)
 
 
 class PromptSource(Protocol):

@@ -108,4 +108,6 @@ class SharedPrefixPrompts:
                 break
             n = max(1, n + (target - got))
         assert best is not None
-        return Prompt(best[1], best[0], group if self.prefix_tokens else None)
+        # the template's tokens and the shared prefix come first; the request's own tag after them
+        return Prompt(best[1], best[0], group if self.prefix_tokens else None, unique_from=self.prefix_tokens
+                      + self._overhead)  # fmt: skip

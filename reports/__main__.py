@@ -42,6 +42,12 @@ def report_run(run: RunData, slo: dict) -> tuple[dict, list[str], list[str]]:
         if summary.get("schedule_warning"):
             notes.append(f"Open loop: {summary['schedule_warning']}.")
             print(f"warning: {run.name}: {summary['schedule_warning']}", file=sys.stderr)
+        if summary.get("warm_cache_requests"):
+            notes.append(
+                f"{summary['warm_cache_requests']} requests found their prompt's own part already in the server's "
+                "prefix cache: the cache was warm from an earlier run with the same --seed, so TTFT looks better "
+                "than a cold server's. Use a new --seed or --reset-prefix-cache."
+            )
         out_charts.append(charts.seed_figure(rows, f"{p}_overview.png", f"{run.name}: per-request figures"))
         duration = summary["duration_s"] or 1.0
         width = max(1.0, round(duration / 60.0, 1))

@@ -131,6 +131,8 @@ def summarize(
     summary["median_ttft_cache_miss_ms"] = float(misses["ttft_s"].median() * 1000) if len(misses) else float("nan")
     if slo:
         summary["request_goodput"] = goodput(ok, slo, dur)
+    # requests whose prompt's own part the server had cached: a cache warm from an earlier run
+    summary["warm_cache_requests"] = int(rows["warm_cache"].sum()) if "warm_cache" in rows else 0
     summary.update(open_loop_summary(rows, ok, requested_rate))
     return summary
 

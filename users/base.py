@@ -181,7 +181,8 @@ def send_next_prompt(user: LLMUser) -> None:
         return
     if settings.turns <= 1:
         prompt = run.prompts.next_prompt()
-        user.client.request(endpoint, prompt.content, prompt.max_tokens, {}, False)
+        user.client.request(endpoint, prompt.content, prompt.max_tokens, {}, False,
+                            RequestRecord(unique_from=prompt.unique_from))  # fmt: skip
         return
     talk: Conversation = user.__dict__.setdefault("conversation", Conversation(settings.seed, id(user)))
     if talk.continues(settings.turns):

@@ -55,6 +55,7 @@ class LiveStats:
         self.history: deque[dict] = deque(maxlen=history_points)
         self.completed = 0
         self.errors = 0
+        self.warm_cache = 0  # requests whose prompt's unique part the server had cached already
         self.in_flight = 0
         self.server: dict[str, float | None] = {}
         self._scheduled: list[float] = []  # open loop: due times and lags of the requests so far
@@ -77,6 +78,8 @@ class LiveStats:
         due, lag = row["scheduled_time"], row["schedule_lag_s"]
         if isinstance(due, float) and isinstance(lag, float):
             self.add_schedule(due, lag)
+        if row["warm_cache"]:
+            self.warm_cache += 1
         if row["cancelled"]:
             return
 
@@ -101,7 +104,7 @@ class LiveStats:
         self._lags.clear()
         self._samples.clear()
         self.history.clear()
-        self.completed = self.errors = self.in_flight = 0
+        self.completed = self.errors = self.in_flight = self.warm_cache = 0
         self.levels.clear()
         self.current_level = None
         self.started = time.time()

@@ -220,6 +220,7 @@ class OpenLoop:
         transport = self.pool.get()
         try:
             prompt = self.run.prompts.next_prompt()
+            rec.unique_from = prompt.unique_from
             client = LLMClient(self.run, self.host, transport)
             client.request(self.run.context.endpoint, prompt.content, prompt.max_tokens, {}, False, rec)
         except StopUser:  # -n is spent

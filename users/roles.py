@@ -211,6 +211,7 @@ class Role:
         self.run.prompts.stop()
         if self.touches_server:
             self.report_schedule()
+            self.report_warm_cache()
 
     def stop_open_loop(self, **_kw: object) -> None:
         if self.sweep is not None:
@@ -246,6 +247,16 @@ class Role:
                                  end)  # fmt: skip
         self.sweep.start()
 
+    def report_warm_cache(self) -> None:
+        """A cache warm from an earlier run makes a server look fast: say so in one line."""
+        warm = self.run.live.warm_cache
+        if warm:
+            logger.warning(
+                "%d requests found their prompt's own part already in the server's prefix cache: a cache warm from "
+                "an earlier run with the same --seed, so TTFT looks better than a cold server's; use a new --seed or "
+                "--reset-prefix-cache", warm,
+            )  # fmt: skip
+
     def on_budget_complete(self) -> None:
         logger.info("All %s requests finished", self.run.context.settings.num_requests)
         gevent.spawn(stop_run, self.environment)
@@ -273,6 +284,8 @@ class LocalRole(Role):
     def on_request_live(self, context: dict[str, Any] | None = None, **_kw: object) -> None:
         self.on_request_metrics(context)
         rec = context.get(RECORD_KEY) if context else None
+        if rec is not None and rec.warm_cache:
+            self.run.live.warm_cache += 1
         if rec is not None and self.sweep is not None:
             self.sweep.observe(rec.level, rec.start_time, rec.success, rec.cancelled, rec.ttft, rec.tpot, rec.e2e)
         if rec is not None and not rec.cancelled:
@@ -296,6 +309,7 @@ class MasterRole(Role):
         events = self.environment.events
         assert runner is not None
         if getattr(self.options, "master_bind_port", None) == 0:  # Locust binds a free port then, and says 0
+            assert isinstance(runner, MasterRunner)
             logger.info("master listening for workers on port %d", runner.server.port)
         runner.register_message(GRANT_REQUEST, self.on_grant_request)
         runner.register_message(ROWS_MESSAGE, self.request_log.on_rows_message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import html
 import json
 import subprocess
 import sys
@@ -107,11 +108,24 @@ def test_reset_prefix_cache_makes_a_rerun_cold_and_warns_where_not_allowed(emula
         "9",
         "--only-summary",
     )
-    assert run_locust(*args, "--csv", str(tmp_path / "a")).returncode == 0
-    assert run_locust(*args, "--csv", str(tmp_path / "b")).returncode == 0
+    warned = "already in the server's prefix cache"
+    first = run_locust(*args, "--csv", str(tmp_path / "a"))
+    assert first.returncode == 0 and warned not in first.output
+    assert {r["warm_cache"] for r in read_rows(tmp_path / "a")} == {"false"}
+    again = run_locust(*args, "--csv", str(tmp_path / "b"))
+    assert again.returncode == 0
     assert int(read_rows(tmp_path / "b")[0]["cached_tokens"]) > 0  # warm from the first run
+    # the same seed sends the same prompts: their own parts were cached by the first run, and the run says so
+    assert {r["warm_cache"] for r in read_rows(tmp_path / "b")} == {"true"}
+    assert sum(warned in line for line in again.output.splitlines()) == 1
+    subprocess.run([sys.executable, "-m", "reports", str(tmp_path / "b")], cwd=ROOT, check=True, timeout=300,
+                   capture_output=True)  # fmt: skip
+    assert json.loads((tmp_path / "b_summary.json").read_text())["warm_cache_requests"] == 3
+    assert warned in html.unescape((tmp_path / "b_report.html").read_text())
+    fresh = run_locust(*[a if a != "9" else "10" for a in args], "--csv", str(tmp_path / "d"))  # a new --seed
+    assert fresh.returncode == 0 and warned not in fresh.output
     run = run_locust(*args, "--csv", str(tmp_path / "c"), "--reset-prefix-cache")
-    assert run.returncode == 0 and "prefix cache reset" in run.output
+    assert run.returncode == 0 and "prefix cache reset" in run.output and warned not in run.output
     assert int(sorted(read_rows(tmp_path / "c"), key=lambda r: r["start_time"])[0]["cached_tokens"]) == 0
     locked = emulator_factory(*FAST, "--no-dev-mode")
     run = run_locust(
