@@ -274,8 +274,13 @@ class SweepDriver:
                 self.results.append(result)
                 self._log(result)
             self._conclude()
-        finally:
-            self.on_end()
+        except gevent.GreenletExit:
+            return  # stopped from outside (Ctrl-C, -t, the web UI's stop): the run is ending already
+        except ConfigError as exc:
+            logger.error("the sweep cannot go on: %s", exc)
+        except Exception:
+            logger.exception("the sweep failed")
+        self.on_end()
 
     def _run_level(self, level: Level, extending: bool = False) -> LevelResult:
         s = self.settings

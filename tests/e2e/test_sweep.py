@@ -174,3 +174,16 @@ def test_a_rate_sweep_on_two_workers_sends_each_levels_count_from_the_masters_sc
     assert len({r["worker"] for r in rows}) == 2 and all(r["scheduled_time"] for r in rows)
     assert [lv["saturated"] for lv in levels_file(prefix)] == ["False", "False"]
     assert "Traceback" not in mout.text
+
+
+@pytest.mark.timeout(60)
+def test_a_sweep_cut_short_by_the_run_time_ends_cleanly(emulator_factory, tmp_path):
+    emu = emulator_factory(*EMULATOR)
+    prefix = tmp_path / "cut"
+    run = run_locust("--headless", "-u", "1", "-H", emu.url, *LOAD, "--sweep", "rate:10,20", "--level-duration",
+                     "30", "-t", "4s", "--csv", str(prefix), "--only-summary", timeout=50)  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    assert "Traceback" not in run.output and "the sweep" not in run.output
+    assert levels_file(prefix) == []  # no level finished: none is reported as if it had
+    rows = read_rows(prefix)
+    assert rows and {r["level"] for r in rows} == {"1"}
