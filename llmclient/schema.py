@@ -151,5 +151,11 @@ def from_fields(fields: list[str]) -> dict[str, object]:
     return decode(dict(zip(NAMES, fields, strict=False)))
 
 
+def number(row: Mapping[str, object], name: str) -> float | None:
+    """A decoded row's numeric field as a float, or None when the row has none."""
+    value = row.get(name)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def is_legacy_cancelled(error: str) -> bool:
     return error.startswith(LEGACY_CANCELLED_PREFIX)

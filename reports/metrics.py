@@ -223,7 +223,8 @@ def levels_summary(rows: pd.DataFrame, levels: pd.DataFrame, server: pd.DataFram
         summary = summarize(mine, None, slo)
         ok = mine[mine["success"] & ~mine["cancelled"]]
         good = ok[slo_met(ok, slo)] if slo else ok
-        dur = summary["duration_s"] or float("nan")
+        dur = float(summary["duration_s"] or 0.0)
+        per_s = 1 / dur if dur > 0 else float("nan")
         low, high = result.interval
         summary.update({
             "level": result.level.number, "kind": result.level.kind, "value": result.level.value,
@@ -232,8 +233,8 @@ def levels_summary(rows: pd.DataFrame, levels: pd.DataFrame, server: pd.DataFram
             "achieved_rate": result.achieved_rate, "slo_attainment": result.attainment,
             "slo_attainment_ci": [low, high], "saturated": result.saturated, "resolved": result.resolved,
             "verdict": verdict(result, target) if slo else None, "cache_handling": str(item.cache),
-            "goodput_rps": len(good) / dur if dur == dur and dur > 0 else float("nan"),
-            "goodput_tok_s": float(good["output_tokens"].sum()) / dur if dur == dur and dur > 0 else float("nan"),
+            "goodput_rps": len(good) * per_s,
+            "goodput_tok_s": float(good["output_tokens"].sum()) * per_s,
             "start": float(item.start), "end": float(item.end),
         })  # fmt: skip
         summary.update(_server_in_window(server, float(item.start), float(item.end)))

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from llmclient.schema import number
 from scheduler.proof import ScheduleProof, prove
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -83,12 +84,8 @@ class LiveStats:
         if row["cancelled"]:
             return
 
-        def num(name: str) -> float | None:
-            value = row[name]
-            return float(value) if isinstance(value, int | float) else None
-
-        end = (num("start_time") or time.time()) + (num("e2e_s") or 0.0)
-        self.add(num("ttft_s"), num("tpot_s"), num("decode_tps"), int(num("output_tokens") or 0),
+        end = (number(row, "start_time") or time.time()) + (number(row, "e2e_s") or 0.0)
+        self.add(number(row, "ttft_s"), number(row, "tpot_s"), number(row, "decode_tps"), int(number(row, "output_tokens") or 0),
                  bool(row["success"]), end)  # fmt: skip
 
     def add_schedule(self, due: float, lag: float) -> None:

@@ -22,6 +22,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 
 from llmclient.measure import RequestRecord
+from llmclient.schema import number
 
 PREFIX = "llm_loadtest_"
 OUTCOMES = ("success", "failure", "cancelled")
@@ -174,18 +175,14 @@ class Exporter(Collector):
     def observe_row(self, row: dict[str, object]) -> None:
         """A decoded per-request row (``schema.from_fields``): what a worker shipped to the master."""
 
-        def number(name: str) -> float | None:
-            value = row.get(name)
-            return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
         def count(name: str) -> int | None:
-            value = number(name)
+            value = number(row, name)
             return int(value) if value is not None else None
 
         itl = row.get("itl_s")
-        self.observe(success=bool(row.get("success")), cancelled=bool(row.get("cancelled")), ttft=number("ttft_s"),
-                     tpot=number("tpot_s"), itl=itl if isinstance(itl, list) else (), e2e=number("e2e_s"),
-                     queue=number("queue_s"), prompt_tokens=count("prompt_tokens"),
+        self.observe(success=bool(row.get("success")), cancelled=bool(row.get("cancelled")), ttft=number(row, "ttft_s"),
+                     tpot=number(row, "tpot_s"), itl=itl if isinstance(itl, list) else (), e2e=number(row, "e2e_s"),
+                     queue=number(row, "queue_s"), prompt_tokens=count("prompt_tokens"),
                      cached_tokens=count("cached_tokens"), output_tokens=count("output_tokens"))  # fmt: skip
 
     # -- scraping ------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import gevent
 from locust.runners import STATE_MISSING
 
 from llmclient.errors import ConfigError
+from llmclient.schema import number
 from scheduler.arrivals import ConstantRate, schedule
 from scheduler.levels import (
     LEVEL_LOG_COLUMNS,
@@ -186,11 +187,15 @@ class MasterPort:
 
 @dataclass
 class LevelRows:
-    """The finished requests of the level running now."""
+    """The level running now: its finished requests, and its sending windows (an extension adds one)."""
 
     label: str
+    started: float = 0.0
+    ended: float = 0.0
+    extensions: int = 0
+    windows: list[tuple[float, float]] = field(default_factory=list)
+    seen: int = 0  # rows already in a saturation-test sample
     start: list[float] = field(default_factory=list)
-    end: list[float] = field(default_factory=list)
     success: list[bool] = field(default_factory=list)
     cancelled: list[bool] = field(default_factory=list)
     ttft: list[float] = field(default_factory=list)
@@ -200,7 +205,6 @@ class LevelRows:
     def add(self, start: float, success: bool, cancelled: bool, ttft: float | None, tpot: float | None,
             e2e: float | None) -> None:  # fmt: skip
         self.start.append(start)
-        self.end.append(start + (e2e or 0.0))
         self.success.append(success)
         self.cancelled.append(cancelled)
         self.ttft.append(math.nan if ttft is None else ttft)
@@ -210,9 +214,12 @@ class LevelRows:
     def __len__(self) -> int:
         return len(self.start)
 
-    def ttft_median_since(self, since: float) -> float | None:
-        recent = [t for t, end, c in zip(self.ttft, self.end, self.cancelled, strict=True)
-                  if end >= since and not c and not math.isnan(t)]  # fmt: skip
+    def ttft_median_of_new(self) -> float | None:
+        """The median TTFT of the requests that finished since the last call (cancelled ones left out)."""
+        start, self.seen = self.seen, len(self.ttft)
+        recent = [
+            t for t, c in zip(self.ttft[start:], self.cancelled[start:], strict=True) if not c and not math.isnan(t)
+        ]
         return statistics.median(recent) if recent else None
 
 
@@ -249,12 +256,8 @@ class SweepDriver:
             self.rows.add(math.nan if start is None else start, success, cancelled, ttft, tpot, e2e)
 
     def observe_row(self, row: dict[str, Any]) -> None:
-        def num(name: str) -> float | None:
-            value = row.get(name)
-            return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-        self.observe(str(row.get("level") or ""), num("start_time"), bool(row.get("success")),
-                     bool(row.get("cancelled")), num("ttft_s"), num("tpot_s"), num("e2e_s"))  # fmt: skip
+        self.observe(str(row.get("level") or ""), number(row, "start_time"), bool(row.get("success")),
+                     bool(row.get("cancelled")), number(row, "ttft_s"), number(row, "tpot_s"), number(row, "e2e_s"))  # fmt: skip
 
     # -- the levels ----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -286,12 +289,9 @@ class SweepDriver:
         s = self.settings
         label = str(level.number)
         if not extending:
-            self.rows = LevelRows(label)
-            self._windows: list[tuple[float, float]] = []
-            self._extensions = 0
-            self._started = time.time()
+            self.rows = LevelRows(label, started=time.time())
         else:
-            self._extensions += 1
+            self.rows.extensions += 1
         start = time.time()
         until = start + START_LEAD_S + s.level_duration if s.level_duration else math.inf
         logger.info("%s%s", level.label, " (extended)" if extending else "")
@@ -309,7 +309,7 @@ class SweepDriver:
             if expected is not None and len(self.rows) >= expected and not self.port.sending():
                 break
             if level.kind == "rate":
-                test.add(self.port.in_flight(len(self.rows)), self.rows.ttft_median_since(now - TICK_S))
+                test.add(self.port.in_flight(len(self.rows)), self.rows.ttft_median_of_new())
                 if test.saturated():
                     saturated = True
                     logger.warning("%s: past saturation (requests in flight and TTFT both kept growing over "
@@ -325,10 +325,10 @@ class SweepDriver:
             while (self.port.expected_rows() or 0) > len(self.rows) and time.monotonic() < settle:
                 gevent.sleep(0.1)
         send_end = send_end or time.time()
-        self._windows.append((start + START_LEAD_S, send_end))
+        self.rows.windows.append((start + START_LEAD_S, send_end))
         result = level_result(level, self.rows.start, self.rows.success, self.rows.cancelled, self.rows.ttft,
-                              self.rows.tpot, self.rows.e2e, self._windows, s.slo_limits, saturated)  # fmt: skip
-        self._last_window = (self._started, send_end, time.time())
+                              self.rows.tpot, self.rows.e2e, self.rows.windows, s.slo_limits, saturated)  # fmt: skip
+        self.rows.ended = time.time()
         return result
 
     def _log(self, result: LevelResult) -> None:
@@ -339,12 +339,12 @@ class SweepDriver:
             level.label, result.requests, result.achieved_rate, 100 * result.attainment, 100 * low, 100 * high,
             " (saturated)" if result.saturated else ("" if result.resolved else " (unresolved)"),
         )  # fmt: skip
-        started, send_end, end = self._last_window
+        rows = self.rows
         if self.path:
             with open(self.path, "a", newline="", encoding="utf-8") as f:
-                csv.writer(f).writerow([level.number, level.kind, repr(level.value), level.purpose, repr(started),
-                                        repr(send_end), repr(end), result.saturated, result.resolved,
-                                        self._extensions, self.cache])  # fmt: skip
+                csv.writer(f).writerow([level.number, level.kind, repr(level.value), level.purpose,
+                                        repr(rows.started), repr(rows.windows[-1][1]), repr(rows.ended),
+                                        result.saturated, result.resolved, rows.extensions, self.cache])  # fmt: skip
         self.run.live.levels.append({
             "level": level.number, "kind": level.kind, "value": level.value, "purpose": level.purpose,
             "requests": result.requests, "achieved_rate": result.achieved_rate,
