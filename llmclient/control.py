@@ -124,6 +124,7 @@ class ServerTokenizer:
         self.timeout = timeout
         self._idle: list[Connection] = []
         self.name = f"{target.host_header}/tokenize"
+        self.max_model_len: int | None = None  # the model's context, as /tokenize says it
 
     def count(self, content: str, chat: bool) -> int:
         body: dict[str, object] = {"model": self.model}
@@ -146,8 +147,11 @@ class ServerTokenizer:
         if head.status != 200:
             raise ConfigError(f"{self.name} answered HTTP {head.status}: {raw[:200].decode('utf-8', 'replace')}")
         try:
-            return int(orjson.loads(raw)["count"])
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            answer = orjson.loads(raw)
+            limit = answer.get("max_model_len")
+            self.max_model_len = int(limit) if isinstance(limit, int) else self.max_model_len
+            return int(answer["count"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
             raise ConfigError(f"{self.name} did not return a token count") from None
 
     def close(self) -> None:

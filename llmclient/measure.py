@@ -56,6 +56,8 @@ class RequestRecord:
     # tokens after which the prompt is this run's alone (synthetic prompts): a cache hit beyond them
     # means the server kept it from an earlier run
     unique_from: int | None = None
+    trace_index: int | None = None  # a replayed trace's row (0-based)
+    ideal_cached_tokens: int | None = None  # what an unbounded prefix cache would hold for it (the trace's hash ids)
 
     @property
     def warm_cache(self) -> bool:

@@ -47,6 +47,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("stage", "text", "open loop: its --stages number"),
     Column("warm_cache", "bool", "the prompt's unique part was already cached: a cache warm from an earlier run"),
     Column("level", "text", "sweep or capacity search: its level number (PREFIX_levels.csv says what it was)"),
+    Column("trace_index", "int", "trace replay: the request's row in the trace (0-based, in time order)"),
+    Column("ideal_cached_tokens", "int", "trace replay: the tokens an unbounded prefix cache would hold for it"),
 )
 NAMES: list[str] = [c.name for c in COLUMNS]
 TEXT = [c.name for c in COLUMNS if c.kind in ("text", "gaps")]
@@ -107,6 +109,8 @@ def encode(rec: RequestRecord, endpoint: str, worker: str) -> list[str]:
         rec.stage,
         _bool(rec.warm_cache),
         rec.level,
+        _num(rec.trace_index),
+        _num(rec.ideal_cached_tokens),
     ]
 
 

@@ -17,6 +17,7 @@ class Prompt:
     group: int | None = None  # shared-prefix group
     max_tokens: int | None = None  # a dataset's own output length, when it has one
     unique_from: int | None = None  # tokens after which no other prompt of the run shares it (synthetic sets)
+    ideal_cached: int | None = None  # a trace's: what an unbounded prefix cache would hold of it when it arrives
 
 
 class PromptSource(Protocol):

@@ -36,6 +36,7 @@ available known result street economic boy position reason change south board in
 society areas west close turn love community true court force full seem am private million
 """.split()
 
+VOCABULARY: tuple[str, ...] = tuple(dict.fromkeys(_WORDS))  # each word once, in order
 _CLOSERS = [".", ".", ".", ",", ";", "?"]
 
 

@@ -12,12 +12,17 @@ import pandas as pd
 from reports import charts
 from reports.html import write_report
 from reports.load import ReportInputError, RunData, load_run
-from reports.metrics import levels_summary, summarize, windows
+from reports.metrics import levels_summary, summarize, trace_summary, windows
 from scheduler.slo import parse_slo
 
 
-def _clean(summary: dict) -> dict:
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in summary.items()}
+def _clean(value: object) -> object:
+    """NaN as null, at any depth (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
 
 
 def _users_over_time(run: RunData) -> pd.DataFrame | None:
@@ -58,6 +63,14 @@ def report_run(run: RunData, slo: dict) -> tuple[dict, list[str], list[str]]:
         )
         out_charts.append(charts.cdfs({run.name: rows}, f"{p}_cdf.png"))
         out_charts.append(charts.cache_hit_vs_miss(rows, f"{p}_cache_hit_vs_miss.png"))
+        trace = trace_summary(rows, float(run.config.get("trace_speed") or 1.0))
+        if trace:
+            summary.update(trace)
+            whole = (run.config.get("trace_facts") or {}).get("ideal_prefix_cache_hit_rate")
+            summary["trace_ideal_prefix_cache_hit_rate"] = whole
+            notes.append(trace_note(summary))
+            if trace.get("prefix_cache_by_trace_minute"):
+                out_charts.append(charts.prefix_cache_over_trace(trace, f"{p}_prefix_cache_efficiency.png"))
         if run.levels is not None and not run.levels.empty:
             run_slo = slo or parse_slo(run.config.get("slo") or "")
             target = float(run.config.get("slo_attainment") or 0.99)
@@ -78,6 +91,21 @@ def report_run(run: RunData, slo: dict) -> tuple[dict, list[str], list[str]]:
     with open(f"{p}_summary.json", "w", encoding="utf-8") as f:
         json.dump(_clean(summary), f, indent=2)
     return summary, out_charts, notes
+
+
+def trace_note(summary: dict) -> str:
+    """What the replay says about the prefix cache, in a sentence."""
+
+    def pct(key: str) -> str:
+        value = summary.get(key)
+        return f"{value:.1%}" if isinstance(value, float) and not math.isnan(value) else "n/a"
+
+    return (
+        f"Trace replay of {summary.get('trace_requests')} requests: the server's prefix cache held "
+        f"{pct('measured_prefix_cache_hit_rate')} of the prompt tokens where an unbounded cache would hold "
+        f"{pct('ideal_prefix_cache_hit_rate')} (efficiency {pct('prefix_cache_efficiency')}; over the whole trace "
+        f"the ideal is {pct('trace_ideal_prefix_cache_hit_rate')})."
+    )
 
 
 def _summary_from_locust(stats: pd.DataFrame) -> dict:

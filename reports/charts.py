@@ -237,3 +237,32 @@ def latency_throughput(runs: dict[str, dict], path: str) -> str:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def prefix_cache_over_trace(trace: dict, path: str) -> str:
+    """A replayed trace: the measured prefix-cache hit rate against the trace's ideal per minute, and
+    TTFT by the share of the prompt found cached."""
+    minutes = pd.DataFrame(trace["prefix_cache_by_trace_minute"])
+    shares = pd.DataFrame(trace.get("ttft_by_cached_share") or [])
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(14, 5))
+    ax.plot(minutes["minute"], minutes["ideal_hit_rate"] * 100, "o--", color="#7f7f7f", label="ideal (unbounded cache)")
+    ax.plot(minutes["minute"], minutes["measured_hit_rate"] * 100, "o-", color="#4C72B0", label="measured")
+    ax.set_xlabel("minute of the trace")
+    ax.set_ylabel("prompt tokens found cached (%)")
+    ax.set_ylim(0, 100)
+    eff = trace.get("prefix_cache_efficiency")
+    shown = f"{eff:.1%}" if isinstance(eff, float) and np.isfinite(eff) else "n/a"
+    ax.set_title(f"Prefix cache against the trace's ideal (efficiency {shown})")
+    ax.legend(loc="lower right")
+    if not shares.empty:
+        labels = [f"{a:.0%}-{b:.0%}\n({n})" for a, b, n in
+                  zip(shares["cached_share_from"], shares["cached_share_to"], shares["requests"], strict=True)]  # fmt: skip
+        x = np.arange(len(shares))
+        ax2.bar(x - 0.2, shares["median_ttft_ms"], 0.4, label="median", color="#4C72B0")
+        ax2.bar(x + 0.2, shares["p99_ttft_ms"], 0.4, label="p99", color="#DD8452")
+        ax2.set_xticks(x, labels)
+        ax2.set_xlabel("share of the prompt found cached (requests)")
+        ax2.set_ylabel("TTFT (ms)")
+        ax2.legend()
+    ax2.set_title("TTFT by cached share")
+    return _save(fig, path)

@@ -269,3 +269,45 @@ def knee_rate(levels: list[dict]) -> float | None:
             break
         knee = lv["offered_rate"]
     return float(knee)
+
+
+CACHED_SHARE_BINS = (0.0, 0.25, 0.5, 0.75, 1.0001)  # the last bin holds a fully cached prompt
+
+
+def trace_summary(rows: pd.DataFrame, speed: float = 1.0) -> dict:
+    """A replayed trace's prefix-cache efficiency: the hit rate an unbounded cache would reach on the
+    requests replayed (``ideal_cached_tokens``) beside the one measured (``cached_tokens``), overall
+    and per minute of the trace, and TTFT by the share of the prompt found cached."""
+    if "trace_index" not in rows or not rows["trace_index"].notna().any():
+        return {}
+    ok = rows[rows["success"] & rows["trace_index"].notna()].dropna(subset=["prompt_tokens"])
+    out: dict = {"trace_requests": int(rows["trace_index"].notna().sum())}
+    if ok.empty:
+        return out
+    prompt = float(ok["prompt_tokens"].sum())
+    measured = cache_hit_rate_from_usage(ok)
+    known = ok["ideal_cached_tokens"].notna().any()
+    ideal = float(ok["ideal_cached_tokens"].fillna(0).sum()) / prompt if known and prompt else math.nan
+    out["ideal_prefix_cache_hit_rate"] = ideal
+    out["measured_prefix_cache_hit_rate"] = measured
+    out["prefix_cache_efficiency"] = measured / ideal if ideal and not math.isnan(ideal) else math.nan
+    t0 = ok["scheduled_time"].min()
+    minute = np.floor((ok["scheduled_time"] - t0) * speed / 60.0).astype(int)
+    by_minute = []
+    for m, part in ok.groupby(minute):
+        tokens = float(part["prompt_tokens"].sum())
+        m_ideal = float(part["ideal_cached_tokens"].fillna(0).sum()) / tokens if known and tokens else math.nan
+        m_measured = cache_hit_rate_from_usage(part)
+        by_minute.append({"minute": int(m), "requests": len(part), "ideal_hit_rate": m_ideal,
+                          "measured_hit_rate": m_measured,
+                          "efficiency": m_measured / m_ideal if m_ideal else math.nan})  # fmt: skip
+    out["prefix_cache_by_trace_minute"] = by_minute
+    share = ok["cached_tokens"].fillna(0) / ok["prompt_tokens"]
+    bins = pd.cut(share, CACHED_SHARE_BINS, right=False)
+    out["ttft_by_cached_share"] = [
+        {"cached_share_from": float(interval.left), "cached_share_to": min(float(interval.right), 1.0),
+         "requests": len(part), "median_ttft_ms": float(part["ttft_s"].median() * 1e3) if len(part) else math.nan,
+         "p99_ttft_ms": float(part["ttft_s"].quantile(0.99) * 1e3) if len(part) else math.nan}
+        for interval, part in ok.groupby(bins, observed=False)
+    ]  # fmt: skip
+    return out

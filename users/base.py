@@ -102,7 +102,7 @@ class LLMClient:
                 model,
                 prompt,
                 max_tokens or settings.max_tokens,
-                ignore_eos=settings.ignore_eos,
+                ignore_eos=settings.ignores_eos,
                 temperature=settings.temperature,
                 extra_body=extra_body,
             )

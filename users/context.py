@@ -9,7 +9,9 @@ from llmclient.http import Target, configure_tls
 from llmclient.reactor import StreamReactor
 from llmclient.stamps import keep_kernel_stamping_on
 from llmclient.stream import ENDPOINTS, Endpoint
+from prompts.source import PromptError
 from scheduler.arrivals import stage_at
+from scheduler.trace import Trace, TraceError, load_trace
 from users.budget import Budget, RequestBudget
 from users.options import Settings
 
@@ -22,6 +24,7 @@ class RunContext:
         self.in_flight = 0  # requests this process has sent and not finished
         self.started = 0.0  # unix time the test started (numbers the requests of --stages in user counts)
         self._model_lock = Semaphore()
+        self._trace: tuple[tuple[str, str, int], Trace] | None = None
         self.apply(settings)
 
     def apply(self, settings: Settings) -> None:
@@ -46,6 +49,20 @@ class RunContext:
         steps = self.settings.stage_steps
         current = stage_at(steps, now - self.started) if steps and self.started else None
         return current[0] if current is not None else 0
+
+    def trace(self) -> Trace | None:
+        """The replayed trace (--trace), read and checked once per process (raises PromptError)."""
+        s = self.settings
+        if not s.trace:
+            return None
+        key = (s.trace, s.trace_format, s.trace_block_tokens)
+        if self._trace is None or self._trace[0] != key:
+            try:
+                trace = load_trace(*key)
+            except TraceError as exc:
+                raise PromptError(str(exc)) from None
+            self._trace = (key, trace)
+        return self._trace[1]
 
     def known_model(self) -> str:
         """The model name if given or looked up already, else "" (never a request)."""

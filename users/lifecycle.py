@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import signal
 import sys
 import time
@@ -18,6 +19,7 @@ from llmclient.control import resolve_model
 from llmclient.errors import ConfigError
 from llmclient.http import Target
 from prompts.source import PromptError
+from scheduler.trace import TraceError, hit_rate, ideal_cached_tokens, load_trace
 from users.options import Settings
 from users.run import LLMRun
 
@@ -86,8 +88,22 @@ def write_run_config(path: str, settings: Settings, options: argparse.Namespace 
         locust_version=locust.__version__,
         started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
+    if settings.trace:
+        config["trace_facts"] = trace_facts(settings)
     with open(path, "w", encoding="utf-8") as f:
         json.dump(config, f, indent=2)
+
+
+def trace_facts(settings: Settings) -> dict[str, object]:
+    """The whole trace's figures, for the report (empty when it cannot be read: the run says why)."""
+    try:
+        trace = load_trace(settings.trace, settings.trace_format, settings.trace_block_tokens)
+    except TraceError:
+        return {}
+    ideal = hit_rate(ideal_cached_tokens(trace), trace) if any(r.hash_ids for r in trace.requests) else None
+    rate = trace.rate(settings.trace_speed)
+    return {"format": trace.format, "requests": len(trace.requests), "span_s": trace.span_s,
+            "rate": None if math.isnan(rate) else rate, "ideal_prefix_cache_hit_rate": ideal}  # fmt: skip
 
 
 def deliver_ctrl_c_to_main() -> None:

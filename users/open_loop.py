@@ -29,6 +29,7 @@ from llmclient.measure import RequestRecord
 from llmclient.reactor import StreamReactor
 from llmclient.transports import Transport
 from scheduler.arrivals import schedule
+from scheduler.trace import arrivals as trace_arrivals
 from users.base import LLMClient, socket_transport
 from users.run import LLMRun
 
@@ -41,11 +42,12 @@ logger = logging.getLogger(__name__)
 
 SPIN_S = 0.002  # the last stretch before a due time is waited by yielding to the loop: libev's timers round to ms
 START_LEAD_S = 0.05  # the first arrival is due this long after the schedule starts
-ARRIVALS = "llm_arrivals"  # master -> worker: [[due unix time, stage], ...]
+ARRIVALS = "llm_arrivals"  # master -> worker: [[due unix time, stage, trace row], ...]
 ARRIVALS_END = "llm_arrivals_end"  # master -> worker: the schedule has ended
 READY = "llm_open_loop_ready"  # worker -> master: prompts built, ready for arrivals
 
-Due = tuple[float, str]  # (unix due time, stage)
+Due = tuple[float, str, int]  # (unix due time, stage, the trace's row or NO_ROW)
+NO_ROW = -1
 
 
 def wait_until(due: float, reactor: StreamReactor | None = None) -> None:
@@ -68,24 +70,29 @@ def wait_until(due: float, reactor: StreamReactor | None = None) -> None:
 def local_arrivals(run: LLMRun) -> Iterator[Due]:
     """This process's whole schedule (a local run), due from now on."""
     s = run.context.settings
+    trace = run.context.trace()
+    start = time.time() + START_LEAD_S
+    if trace is not None:
+        for arrival in trace_arrivals(trace, s.trace_speed, s.num_requests):
+            yield start + arrival.offset_s, "", arrival.index
+        return
     profile = s.open_loop
     assert profile is not None
-    start = time.time() + START_LEAD_S
     for arrival in schedule(profile, s.burstiness, s.seed, total=s.num_requests):
-        yield start + arrival.offset_s, arrival.stage
+        yield start + arrival.offset_s, arrival.stage, NO_ROW
 
 
 class ArrivalFeed:
     """A worker's arrivals as the master sends them; iterating blocks until the next one or the end."""
 
-    _END = (math.nan, "")
+    _END = (math.nan, "", NO_ROW)
 
     def __init__(self) -> None:
         self._queue: Queue[Due] = Queue()
 
     def put_many(self, arrivals: Iterable[list[Any]]) -> None:
-        for due, stage in arrivals:
-            self._queue.put((float(due), str(stage)))
+        for due, stage, row in arrivals:
+            self._queue.put((float(due), str(stage), int(row)))
 
     def end(self) -> None:
         self._queue.put(self._END)
@@ -168,9 +175,12 @@ class OpenLoop:
         return any(g is not None and not g.dead for g in (self._loop, self._closed))
 
     def _release(self, arrivals: Iterable[Due], on_end: Callable[[], None] | None) -> None:
-        for due, stage in arrivals:
+        for due, stage, row in arrivals:
             wait_until(due, self.run.context.reactor)
-            self.requests.spawn(self._send, RequestRecord(scheduled_time=due, stage=stage, level=self.level))
+            rec = RequestRecord(scheduled_time=due, stage=stage, level=self.level)
+            if row != NO_ROW:
+                rec.trace_index = row
+            self.requests.spawn(self._send, rec)
         self.requests.join()
         if on_end is not None:
             on_end()
@@ -219,7 +229,12 @@ class OpenLoop:
             rec.queue = time.perf_counter() - waited if self.cap is not None else 0.0
         transport = self.pool.get()
         try:
-            prompt = self.run.prompts.next_prompt()
+            prompts = self.run.prompts
+            if rec.trace_index is not None:
+                prompt = prompts.prompt_for(rec.trace_index)
+                rec.ideal_cached_tokens = prompt.ideal_cached
+            else:
+                prompt = prompts.next_prompt()
             rec.unique_from = prompt.unique_from
             client = LLMClient(self.run, self.host, transport)
             client.request(self.run.context.endpoint, prompt.content, prompt.max_tokens, {}, False, rec)
@@ -281,7 +296,7 @@ class MasterDispatch:
             return
         sent = self.send_arrivals(local_arrivals(self.run))
         self.end()
-        if self.expected is None:
+        if self.expected is None or sent < self.expected:  # the schedule ended first (stages, a trace)
             self.expected = sent
             self.coordinator.expect(sent - self.lost)
         while self.workers:  # the last arrivals are in flight: a worker may still leave

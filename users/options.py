@@ -21,6 +21,7 @@ from llmclient.errors import ConfigError
 from scheduler.arrivals import ConstantRate, Ramp, RateProfile, Stage, Stages, parse_stages
 from scheduler.levels import AutoSweep, CapacitySearch, ExplicitSweep, Plan, parse_sweep
 from scheduler.slo import parse_slo
+from scheduler.trace import FORMATS as TRACE_FORMATS
 
 if TYPE_CHECKING:
     from locust.argument_parser import LocustArgumentParser
@@ -183,6 +184,17 @@ OPTIONS: tuple[Option, ...] = (
            check=lambda v: None if 0 < v <= 1 else f"--slo-attainment must be above 0 and at most 1, got {v:g}"),
     Option("find_capacity", ("--find-capacity",), "flag", False,
            "Search for the highest request rate that meets --slo at --slo-attainment (levels of one run)"),
+    Option("trace", ("--trace",), "str", "",
+           "Replay a trace: each request sent at its timestamp with exactly its input and output lengths "
+           "(Mooncake JSONL with hash_ids, an Azure-style CSV, or a PREFIX_requests.csv); -n and -t cut it",
+           check=existing_file("--trace")),
+    Option("trace_speed", ("--trace-speed",), "float", 1.0,
+           "Replay the trace this many times faster (0.5: at half speed)", check=positive("--trace-speed")),
+    Option("trace_block_tokens", ("--trace-block-tokens",), "int", 512,
+           "Tokens per hash id of the trace (Mooncake: 512); equal ids are identical blocks",
+           check=at_least(1, "--trace-block-tokens")),
+    Option("trace_format", ("--trace-format",), "str", "",
+           "mooncake, azure or requests (default: guessed from the file)", choices=("", *TRACE_FORMATS)),
 )  # fmt: skip
 
 
@@ -289,6 +301,10 @@ class Settings:
     slo: str
     slo_attainment: float
     find_capacity: bool
+    trace: str
+    trace_speed: float
+    trace_block_tokens: int
+    trace_format: str
 
     @cached_property
     def slo_limits(self) -> dict[str, float]:
@@ -297,7 +313,17 @@ class Settings:
     @property
     def scheduled(self) -> bool:
         """The run's schedule (an open loop, a sweep) sends the requests, not Locust's users."""
-        return self.open_loop is not None or self.levels
+        return self.open_loop is not None or self.levels or bool(self.trace)
+
+    @property
+    def open_loop_run(self) -> bool:
+        """One schedule of arrivals for the whole run: a rate profile or a trace (not a sweep's levels)."""
+        return self.open_loop is not None or bool(self.trace)
+
+    @property
+    def ignores_eos(self) -> bool:
+        """--ignore-eos, or a trace's exact output lengths."""
+        return self.ignore_eos or bool(self.trace)
 
     @property
     def levels(self) -> bool:
@@ -377,7 +403,23 @@ class Settings:
             raise ConfigError("--turns needs --endpoint chat (conversations are chat messages)")
         _check_open_loop(values)
         _check_levels(values)
+        _check_trace(values)
         return cls(**values)
+
+
+def _check_trace(values: dict[str, Any]) -> None:
+    """A trace sets the arrivals and each request's lengths itself."""
+    if not values["trace"]:
+        for flag, dest in (("--trace-speed", "trace_speed"), ("--trace-format", "trace_format")):
+            if values[dest] != next(o.default for o in OPTIONS if o.dest == dest):
+                raise ConfigError(f"{flag} needs --trace FILE")
+        return
+    for other, given in (("--request-rate", values["request_rate"]), ("--ramp-up", values["ramp_up"]),
+                         ("--stages", values["stages"]), ("--sweep", values["sweep"]),
+                         ("--find-capacity", values["find_capacity"]), ("--dataset", values["dataset"]),
+                         ("--turns", values["turns"] > 1)):  # fmt: skip
+        if given:
+            raise ConfigError(f"--trace sets when each request is sent and its lengths: drop {other}")
 
 
 def _check_open_loop(values: dict[str, Any]) -> None:
@@ -399,9 +441,13 @@ def _check_open_loop(values: dict[str, Any]) -> None:
             raise ConfigError("--ramp-up climbs over the run's requests: give -n")
     elif values["ramp_up_start"] is not None or values["ramp_up_end"] is not None:
         raise ConfigError("--ramp-up-start and --ramp-up-end need --ramp-up linear|exponential")
-    if not ways and values["max_concurrency"] is not None and not (values["sweep"] or values["find_capacity"]):
+    if (
+        not ways
+        and values["max_concurrency"] is not None
+        and not (values["sweep"] or values["find_capacity"] or values["trace"])
+    ):
         raise ConfigError(
-            "--max-concurrency caps an open loop: give --request-rate, --ramp-up or --stages (-u is the concurrency of a closed loop)"
+            "--max-concurrency caps an open loop: give --request-rate, --ramp-up, --stages or --trace (-u is the concurrency of a closed loop)"
         )
     if ways and values["turns"] > 1:
         raise ConfigError("--turns needs a closed loop (each user holds a conversation): drop the arrival rate")

@@ -11,6 +11,7 @@ from prompts.dataset import DatasetPrompts, load_dataset
 from prompts.source import Prompt, PromptSource
 from prompts.synthetic import SharedPrefixPrompts
 from prompts.tokenizer import LocalTokenizer, TokenCounter
+from prompts.trace_prompts import TracePrompts
 from users.context import RunContext
 from users.prompt_pool import PromptPool
 
@@ -33,6 +34,9 @@ class PromptService:
 
     def build_source(self, host: str, stream: str) -> PromptSource:
         s = self.context.settings
+        trace = self.context.trace()
+        if trace is not None:
+            return TracePrompts(self.token_counter(host), self.context.endpoint.name == "chat", trace, s.seed)
         if s.dataset:
             return DatasetPrompts(load_dataset(s.dataset), s.seed, stream)
         return SharedPrefixPrompts(
@@ -52,7 +56,7 @@ class PromptService:
         if self._prepared_for == key and self.source is not None:
             return
         source = self.build_source(host, self.context.stream_id)
-        if isinstance(source, DatasetPrompts):
+        if isinstance(source, DatasetPrompts | TracePrompts):  # nothing to build ahead
             self.source = source
         else:
             n = self.context.settings.num_requests
@@ -76,6 +80,11 @@ class PromptService:
     def next_prompt(self) -> Prompt:
         assert self.source is not None, "prompts are prepared at test start"
         return self.source.next_prompt()
+
+    def prompt_for(self, row: int) -> Prompt:
+        """A replayed trace's prompt for its request ``row``."""
+        assert isinstance(self.source, TracePrompts), "prompt_for is a trace's"
+        return self.source.prompt_for(row)
 
     def warmup_prompts(self, host: str, per_group: int) -> list[str]:
         """Unmeasured prompts that prime the prefix cache: ``per_group`` for each shared prefix."""

@@ -26,7 +26,15 @@ from prompts.source import PromptError
 from users.budget import RequestBudget
 from users.distributed import GRANT, GRANT_REQUEST, MasterCoordinator, WorkerBudget
 from users.fail_ratio import FailRatioGuard
-from users.lifecycle import deliver_ctrl_c_to_main, fail_fast, preflight, stop_run, warn_if_exposed, write_run_config
+from users.lifecycle import (
+    deliver_ctrl_c_to_main,
+    fail_fast,
+    preflight,
+    stop_run,
+    trace_facts,
+    warn_if_exposed,
+    write_run_config,
+)
 from users.locust_fixes import install_cached_default_args, install_final_csv_write
 from users.open_loop import ARRIVALS, ARRIVALS_END, READY, ArrivalFeed, MasterDispatch, OpenLoop, local_arrivals
 from users.options import Settings
@@ -193,6 +201,7 @@ class Role:
         if self.builds_load:
             self.run.prompts.prepare(host)
         if self.touches_server:
+            self.say_trace()
             self.run.primer.prime(host)
             ratio = self.run.context.settings.max_fail_ratio
             if ratio is not None:
@@ -203,6 +212,21 @@ class Role:
                     lambda: gevent.spawn(stop_run, self.environment),
                 )
                 self.fail_guard.start()
+
+    def say_trace(self) -> None:
+        """A replay says what it replays, once, at its start."""
+        settings = self.run.context.settings
+        trace = self.run.context.trace()
+        if trace is None:
+            return
+        facts = trace_facts(settings)
+        ideal = facts.get("ideal_prefix_cache_hit_rate")
+        logger.info(
+            "replaying %s (%s): %d requests over %.1f s at speed %g (%.2f req/s); an unbounded prefix cache would "
+            "hold %s of its prompt tokens", trace.path, trace.format, len(trace.requests),
+            trace.span_s / settings.trace_speed, settings.trace_speed, facts.get("rate") or 0.0,
+            f"{ideal:.1%}" if isinstance(ideal, float) else "n/a (no hash ids)",
+        )  # fmt: skip
 
     def on_test_stop(self, **_kw: object) -> None:
         if self.fail_guard is not None:
@@ -270,15 +294,21 @@ class LocalRole(Role):
 
     def start(self, host: str) -> None:
         settings = self.run.context.settings
-        self.run.context.budget = RequestBudget(settings.num_requests, on_complete=self.on_budget_complete)
+        budget = RequestBudget(settings.num_requests, on_complete=self.on_budget_complete)
+        self.run.context.budget = budget
         super().start(host)
         if settings.levels:
             self.open_loop = OpenLoop(self.run, host, settings.max_concurrency)
             self.start_sweep(host, LocalPort(self.open_loop, settings.burstiness, settings.seed))
-        elif settings.open_loop is not None:
+        elif settings.open_loop_run:
             self.open_loop = OpenLoop(self.run, host, settings.max_concurrency)
-            # with -n the budget ends the run; a schedule that ends by itself (stages) ends it here
-            on_end = None if settings.num_requests else lambda: stop_run(self.environment)
+
+            # with -n the budget ends the run; a schedule that ends first (stages, a trace) ends it here, from
+            # a greenlet of its own (stopping kills the open loop's, which calls this)
+            def on_end() -> None:
+                if not budget.exhausted:
+                    gevent.spawn(stop_run, self.environment)
+
             self.open_loop.start(local_arrivals(self.run), on_end)
 
     def on_request_live(self, context: dict[str, Any] | None = None, **_kw: object) -> None:
@@ -327,7 +357,7 @@ class MasterRole(Role):
         # an open loop's -n is its schedule's: no grants, the dispatch says how many rows to expect
         self.coordinator = MasterCoordinator(
             self.environment,
-            None if settings.open_loop is not None else settings.num_requests,
+            None if settings.open_loop_run else settings.num_requests,
             on_complete=self.on_budget_complete,
         )
         self.request_log.on_rows = self.coordinator.on_rows
@@ -339,7 +369,7 @@ class MasterRole(Role):
             self.dispatch = MasterDispatch(self.run, runner, self.coordinator)
             self.port = MasterPort(self.dispatch, runner, settings.burstiness, settings.seed)
             self.start_sweep(host, self.port, on_end=self.port.end)
-        elif settings.open_loop is not None:
+        elif settings.open_loop_run:
             self.dispatch = MasterDispatch(self.run, runner, self.coordinator)
             self.dispatch.start()
 

@@ -35,7 +35,7 @@ from scheduler.levels import (
     level_result,
     verdict,
 )
-from users.open_loop import Due, MasterDispatch, OpenLoop
+from users.open_loop import NO_ROW, Due, MasterDispatch, OpenLoop
 
 if TYPE_CHECKING:
     from locust.runners import MasterRunner
@@ -57,7 +57,7 @@ def level_arrivals(level: Level, start: float, until: float, limit: int | None, 
         due = start + arrival.offset_s
         if due >= until:
             return
-        yield due, ""
+        yield due, "", NO_ROW
 
 
 class LoadPort(Protocol):

@@ -75,3 +75,18 @@ def test_capacity_benchmark_runs_small():
     result = json.loads(proc.stdout.splitlines()[-1])
     assert result["expected_rps"] == pytest.approx(86.81, abs=0.01) and result["capacity_rps"] > 0
     assert result["auto_levels"] >= 3
+
+
+@pytest.mark.timeout(120)
+def test_trace_replay_benchmark_runs_small(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.trace_replay", "--seconds", "2", "--rate", "20", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(out.read_text())
+    ample, small = result["replays"]
+    assert ample["requests"] == small["requests"] == 40 and ample["exact_lengths"] and small["exact_lengths"]
+    assert ample["ideal_hit_rate"] == small["ideal_hit_rate"] > 0 and ample["lag_p99_ms"] >= 0
+    assert result["prompt_build_us_10_blocks"] > 0

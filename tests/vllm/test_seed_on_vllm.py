@@ -68,3 +68,35 @@ def test_seed_scenario_scaled_down(vllm_server, tmp_path):
     summary = json.loads((tmp_path / "seed_summary.json").read_text())
     assert summary["completed"] == 64 and summary["prefix_cache_hit_rate_source"] == "server_metrics"
     assert summary["prefix_cache_hit_rate"] == pytest.approx(usage_rate, rel=0.01)
+
+
+@pytest.mark.timeout(600)
+def test_a_replayed_trace_hits_vllms_prefix_cache_as_the_rows_say(vllm_server, tmp_path):
+    from scheduler.trace import load_trace
+    from tools.make_trace import main as make_trace
+
+    path = str(tmp_path / "trace.jsonl")
+    assert make_trace([path, "--requests", "30", "--rate", "8", "--block-tokens", "64", "--prefixes", "4",
+                       "--output-tokens", "8", "--seed", "3"]) == 0  # fmt: skip
+    trace = load_trace(path, block_tokens=64)
+    prefix = tmp_path / "trace"
+    run = run_locust("--headless", "-u", "1", "-r", "1", "-H", vllm_server.url, "--trace", path,
+                     "--trace-block-tokens", "64", "--endpoint", "completions", "--reset-prefix-cache",
+                     "--metrics-interval", "1", "--csv", str(prefix), "--only-summary", timeout=300)  # fmt: skip
+    assert run.returncode == 0, run
+    with open(f"{prefix}_requests.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(int(r["trace_index"]) for r in rows) == list(range(30)) and all(r["success"] == "true" for r in rows)
+    for r in rows:  # exactly the trace's lengths, through vLLM's own tokenizer and ignore_eos
+        req = trace.requests[int(r["trace_index"])]
+        assert (int(r["prompt_tokens"]), int(r["output_tokens"])) == (req.input_length, req.output_length)
+        assert int(r["cached_tokens"]) <= int(r["ideal_cached_tokens"])  # never more than the trace shares
+    cached = sum(int(r["cached_tokens"]) for r in rows)
+    assert cached > 0.5 * sum(int(r["ideal_cached_tokens"]) for r in rows)
+    # vLLM's own counters agree with the rows' cached_tokens
+    with open(f"{prefix}_server_metrics.csv", newline="") as f:
+        series = list(csv.DictReader(f))
+    dq = float(series[-1]["prefix_cache_queries_total"]) - float(series[0]["prefix_cache_queries_total"])
+    dh = float(series[-1]["prefix_cache_hits_total"]) - float(series[0]["prefix_cache_hits_total"])
+    assert dq == sum(int(r["prompt_tokens"]) for r in rows)
+    assert dh == cached

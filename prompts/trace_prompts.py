@@ -1,0 +1,95 @@
+"""Prompts for a replayed trace: exactly each request's ``input_length`` tokens, equal hash ids identical blocks.
+
+Each block of ``--trace-block-tokens`` tokens is words drawn from a generator seeded by its hash id
+(requests of formats without hash ids get blocks of their own), from a vocabulary of words the served
+model's tokenizer counts as one token each, so a prompt's length is known without counting it: the
+chat template's tokens (or the BOS token) and one fixed first word take the first positions, and
+the last block is cut to fit. Two requests share exactly the blocks their hash ids share. On ``/v1/completions`` (one BOS
+token in front) the blocks line up with the server's own when its block size divides the trace's,
+so its hits can be predicted to the token; on chat the template's closing tokens shift them by a
+few tokens, and the server may hold up to one of its blocks less per request than the ideal. The
+first prompts are counted once to check that the tokenizer agrees.
+"""
+
+from __future__ import annotations
+
+import random
+from functools import lru_cache
+
+from prompts.source import Prompt, PromptError
+from prompts.text import VOCABULARY
+from prompts.tokenizer import TokenCounter
+from scheduler.trace import Trace, TraceError, check_lengths, ideal_cached_tokens
+
+CHECKED_PROMPTS = 3  # prompts counted at the start to check the tokenizer agrees
+
+
+LEAD = "the"  # every prompt's first word: the words after it are all counted with their leading space
+
+
+def single_token_words(counter: TokenCounter, chat: bool, overhead: int, words: tuple[str, ...]) -> list[str]:
+    """The words the tokenizer counts as one token each after ``LEAD``, found in O(bad words x log n) counts."""
+
+    def bad(group: tuple[str, ...]) -> list[str]:
+        if counter.count(" ".join((LEAD, *group)), chat) - overhead == len(group):
+            return []
+        if len(group) == 1:
+            return list(group)
+        mid = len(group) // 2
+        return bad(group[:mid]) + bad(group[mid:])
+
+    rejected = set(bad(words))
+    return [w for w in words if w not in rejected]
+
+
+class TracePrompts:
+    def __init__(self, counter: TokenCounter, chat: bool, trace: Trace, seed: int = 0) -> None:
+        self.trace = trace
+        self.seed = seed
+        self.overhead = counter.count(LEAD, chat)  # the template's tokens (or BOS) and the lead word
+        try:
+            check_lengths(trace, getattr(counter, "max_model_len", None), self.overhead)
+        except TraceError as exc:
+            raise PromptError(str(exc)) from None
+        self.vocabulary = single_token_words(counter, chat, self.overhead, VOCABULARY)
+        if len(self.vocabulary) < 64:
+            raise PromptError(f"{counter.name} splits too many common words: cannot build exact-length trace prompts")
+        self.ideal = ideal_cached_tokens(trace)
+        self._next = 0
+        self._block = lru_cache(maxsize=8192)(self._make_block)
+        for request in trace.requests[:CHECKED_PROMPTS]:
+            got = counter.count(self.prompt_for(request.index).content, chat)
+            if got != request.input_length:
+                raise PromptError(
+                    f"{counter.name} counts {got} tokens in the prompt built for {request.where}, not its "
+                    f"input_length {request.input_length}: its tokenizer merges words across spaces"
+                )
+
+    def _make_block(self, key: str) -> tuple[str, ...]:
+        rng = random.Random(f"trace-block-{self.seed}-{key}")
+        return tuple(rng.choices(self.vocabulary, k=self.trace.block_tokens))
+
+    def prompt_for(self, index: int) -> Prompt:
+        """The prompt of the trace's request ``index``."""
+        request = self.trace.requests[index]
+        b = self.trace.block_tokens
+        blocks = request.hash_ids or tuple(range(-(-request.input_length // b)))
+        own = not request.hash_ids  # no hash ids: every block is this request's alone
+        pieces = [LEAD]
+        n = request.input_length
+        for j, h in enumerate(blocks):  # block j holds the prompt's tokens j*b to (j+1)*b
+            low, high = max(j * b, self.overhead), min((j + 1) * b, n)  # the fixed part comes first
+            if high > low:
+                words = self._block(f"r{request.index}-{j}" if own else str(h))
+                pieces.append(" ".join(words[low - j * b : high - j * b]))
+        # the server can hold no more than the ideal: a hit beyond it (beyond the template without hash ids)
+        # is a cache warm from an earlier replay
+        ideal = None if own else self.ideal[index]
+        return Prompt(" ".join(pieces), request.input_length, max_tokens=request.output_length,
+                      unique_from=self.overhead if ideal is None else ideal, ideal_cached=ideal)  # fmt: skip
+
+    def next_prompt(self) -> Prompt:
+        """The trace's prompts in order, round and round (a warm-up's, a check's)."""
+        prompt = self.prompt_for(self._next % len(self.trace.requests))
+        self._next += 1
+        return prompt
