@@ -33,6 +33,7 @@ class SharedPrefixPrompts:
         input_tokens_stddev: float = 0.0,
         seed: int = 0,
         stream: str = "0",
+        prefix_salt: str = "",
     ) -> None:
         if prefix_tokens < 0 or prefix_groups < 1:
             raise PromptError("--prefix-tokens must be >= 0 and --prefix-groups >= 1")
@@ -49,7 +50,7 @@ class SharedPrefixPrompts:
         self.stddev = input_tokens_stddev
         self.stream = stream
         # prefixes depend on the seed alone, so every worker shares them; suffixes also on the stream
-        prefix_rng = random.Random(f"prefix-{seed}")
+        prefix_rng = random.Random(f"prefix-{seed}{prefix_salt}")  # a salt gives a set of prefixes of its own
         self._rng = random.Random(f"suffix-{seed}-{stream}")
         self._pool = words(random.Random(f"pool-{seed}-{stream}"), max(4 * input_tokens, 512))
         self._overhead = counter.count("", chat)

@@ -75,8 +75,13 @@ def report_run(run: RunData, slo: dict) -> tuple[dict, list[str], list[str]]:
             run_slo = slo or parse_slo(run.config.get("slo") or "")
             target = float(run.config.get("slo_attainment") or 0.99)
             summary.update(levels_summary(rows, run.levels, run.server, run_slo, target,
-                                          bool(run.config.get("find_capacity"))))  # fmt: skip
-            out_charts.append(charts.latency_throughput({run.name: summary}, f"{p}_latency_throughput.png"))
+                                          bool(run.config.get("find_capacity")), run.config.get("request_rate"),
+                                          int(run.config.get("prefix_tokens") or 0)))  # fmt: skip
+            if "kv_cache_cliff_tokens" in summary:
+                out_charts.append(charts.kv_working_set(summary, f"{p}_kv_working_set.png"))
+                notes.append(cliff_note(summary))
+            else:
+                out_charts.append(charts.latency_throughput({run.name: summary}, f"{p}_latency_throughput.png"))
     elif run.stats is not None:
         notes.append(
             "This run has no _requests.csv: figures come from Locust's own CSVs, whose percentiles are "
@@ -105,6 +110,21 @@ def trace_note(summary: dict) -> str:
         f"{pct('measured_prefix_cache_hit_rate')} of the prompt tokens where an unbounded cache would hold "
         f"{pct('ideal_prefix_cache_hit_rate')} (efficiency {pct('prefix_cache_efficiency')}; over the whole trace "
         f"the ideal is {pct('trace_ideal_prefix_cache_hit_rate')})."
+    )
+
+
+def cliff_note(summary: dict) -> str:
+    found = summary.get("kv_cache_cliff_tokens")
+    if not found:
+        return (
+            "Prefix-groups sweep: no cliff among these levels (the cache held at least half of what it could at "
+            "every working set, or at none): extend the levels to find it."
+        )
+    estimate = summary.get("kv_cache_capacity_estimate_tokens")
+    return (
+        f"Prefix-groups sweep: the prefix cache held at least half of what it could up to a working set of "
+        f"{found[0]:,.0f} shared-prefix tokens, and less beyond {found[1]:,.0f}: the cliff. The levels past it "
+        f"put the cache this traffic really gets at about {estimate or 0:,.0f} tokens."
     )
 
 

@@ -266,3 +266,32 @@ def prefix_cache_over_trace(trace: dict, path: str) -> str:
         ax2.legend()
     ax2.set_title("TTFT by cached share")
     return _save(fig, path)
+
+
+def kv_working_set(summary: dict, path: str) -> str:
+    """A prefix-groups sweep: prefix-cache hit rate (measured and ideal) and TTFT against the working set
+    of shared prefixes in tokens; the cliff shaded."""
+    levels = sorted((lv for lv in summary.get("levels") or [] if lv.get("working_set_tokens")),
+                    key=lambda lv: lv["working_set_tokens"])  # fmt: skip
+    fig, (hit_ax, ttft_ax) = plt.subplots(1, 2, figsize=(14, 5))
+
+    def col(key: str) -> np.ndarray:
+        return np.array([np.nan if lv.get(key) is None else lv[key] for lv in levels], dtype=float)
+
+    tokens = col("working_set_tokens")
+    hit_ax.plot(tokens, col("ideal_prefix_cache_hit_rate") * 100, "o--", color="#7f7f7f", label="ideal (unbounded)")
+    hit_ax.plot(tokens, col("measured_prefix_cache_hit_rate") * 100, "o-", color="#4C72B0", label="measured")
+    ttft_ax.plot(tokens, col("median_ttft_ms"), "o-", color="#4C72B0", label="p50")
+    ttft_ax.plot(tokens, col("p99_ttft_ms"), "o--", color="#DD8452", label="p99")
+    found = summary.get("kv_cache_cliff_tokens")
+    for ax, y, title in ((hit_ax, "prompt tokens found cached (%)", "Prefix-cache hit rate"),
+                         (ttft_ax, "TTFT (ms)", "TTFT")):  # fmt: skip
+        if found:
+            ax.axvspan(found[0], found[1], color="red", alpha=0.1, label="the cliff")
+        if len(tokens) and np.nanmin(tokens) > 0:
+            ax.set_xscale("log")
+        ax.set_xlabel("working set: shared-prefix tokens (log scale)")
+        ax.set_ylabel(y)
+        ax.set_title(title + " against the working set")
+        ax.legend()
+    return _save(fig, path)

@@ -198,11 +198,13 @@ def _server_in_window(server: pd.DataFrame | None, start: float, end: float) -> 
     return out
 
 
-def level_results(rows: pd.DataFrame, levels: pd.DataFrame, slo: dict[str, float]) -> list[LevelResult]:
-    """Each level of a sweep as the run judged it (``scheduler.levels.level_result``), from its rows."""
+def level_results(rows: pd.DataFrame, levels: pd.DataFrame, slo: dict[str, float],
+                  fixed_rate: float | None = None) -> list[LevelResult]:  # fmt: skip
+    """Each level of a sweep as the run judged it (``scheduler.levels.level_result``), from its rows;
+    ``fixed_rate``: the rate of prefix-groups levels (``--request-rate``)."""
     results = []
     for item in levels.itertuples(index=False):
-        level = Level(int(item.level), str(item.kind), float(item.value), str(item.purpose))
+        level = Level(int(item.level), str(item.kind), float(item.value), str(item.purpose), fixed_rate)
         mine = rows[rows["level"].astype(str) == str(level.number)]
         results.append(level_result(
             level, mine["start_time"].to_numpy(dtype=float), mine["success"].to_numpy(dtype=bool),
@@ -214,9 +216,11 @@ def level_results(rows: pd.DataFrame, levels: pd.DataFrame, slo: dict[str, float
 
 
 def levels_summary(rows: pd.DataFrame, levels: pd.DataFrame, server: pd.DataFrame | None, slo: dict[str, float],
-                   target: float, find_capacity: bool) -> dict:  # fmt: skip
-    """``levels`` (one object per level: the single-run keys plus the level's) and the capacity keys."""
-    results = level_results(rows, levels, slo)
+                   target: float, find_capacity: bool, fixed_rate: float | None = None,
+                   prefix_tokens: int = 0) -> dict:  # fmt: skip
+    """``levels`` (one object per level: the single-run keys plus the level's) and the capacity keys;
+    for prefix-groups levels, each level's working set and hit rates, and the cliff (``working_set``)."""
+    results = level_results(rows, levels, slo, fixed_rate)
     out_levels = []
     for item, result in zip(levels.itertuples(index=False), results, strict=True):
         mine = rows[rows["level"].astype(str) == str(result.level.number)]
@@ -229,7 +233,7 @@ def levels_summary(rows: pd.DataFrame, levels: pd.DataFrame, server: pd.DataFram
         summary.update({
             "level": result.level.number, "kind": result.level.kind, "value": result.level.value,
             "purpose": result.level.purpose,
-            "offered_rate": result.level.value if result.level.kind == "rate" else result.achieved_rate,
+            "offered_rate": result.level.arrival_rate if result.level.open_loop else result.achieved_rate,
             "achieved_rate": result.achieved_rate, "slo_attainment": result.attainment,
             "slo_attainment_ci": [low, high], "saturated": result.saturated, "resolved": result.resolved,
             "verdict": verdict(result, target) if slo else None, "cache_handling": str(item.cache),
@@ -238,9 +242,15 @@ def levels_summary(rows: pd.DataFrame, levels: pd.DataFrame, server: pd.DataFram
             "start": float(item.start), "end": float(item.end),
         })  # fmt: skip
         summary.update(_server_in_window(server, float(item.start), float(item.end)))
+        if result.level.kind == "prefix-groups":
+            summary.update(working_set(ok, int(result.level.value), prefix_tokens))
         out_levels.append({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in summary.items()})
+    by_prefixes = any(r.level.kind == "prefix-groups" for r in results)
     out: dict = {"levels": out_levels, "cache_handling": sorted({str(c) for c in levels["cache"]}),
-                 "knee_rate": knee_rate(out_levels)}  # fmt: skip
+                 "knee_rate": None if by_prefixes else knee_rate(out_levels)}  # fmt: skip
+    if by_prefixes:
+        out["kv_cache_cliff_tokens"] = cliff(out_levels)
+        out["kv_cache_capacity_estimate_tokens"] = capacity_estimate(out_levels)
     if slo and (find_capacity or any(r.level.kind == "rate" for r in results)):
         answer = capacity(results, target)
         at = next((lv for lv in out_levels if lv["level"] == answer.level), None)
@@ -311,3 +321,44 @@ def trace_summary(rows: pd.DataFrame, speed: float = 1.0) -> dict:
         for interval, part in ok.groupby(bins, observed=False)
     ]  # fmt: skip
     return out
+
+
+CLIFF_EFFICIENCY = 0.5  # a level whose cache holds less than half of what it could is past the cliff
+FULL_EFFICIENCY = 0.9  # below it, a level's working set no longer fits
+
+
+def working_set(ok: pd.DataFrame, groups: int, prefix_tokens: int) -> dict:
+    """A prefix-groups level: its shared prefixes' tokens, and the hit rate an unbounded cache would reach
+    (every request after its group's first finds the prefix: the expected number of distinct groups in
+    n random picks is G (1 - (1 - 1/G)^n)) beside the measured one."""
+    n = len(ok)
+    prompt = float(ok["prompt_tokens"].sum()) if n else 0.0
+    first_seen = groups * (1 - (1 - 1 / groups) ** n) if n else 0.0
+    ideal = (n - first_seen) * prefix_tokens / prompt if prompt else math.nan
+    measured = cache_hit_rate_from_usage(ok) if n else math.nan
+    return {"prefix_groups": groups, "working_set_tokens": groups * prefix_tokens,
+            "ideal_prefix_cache_hit_rate": ideal, "measured_prefix_cache_hit_rate": measured,
+            "prefix_cache_efficiency": measured / ideal if ideal else math.nan}  # fmt: skip
+
+
+def cliff(levels: list[dict]) -> list[float] | None:
+    """The KV working-set cliff: [the largest working set whose cache efficiency held at least
+    ``CLIFF_EFFICIENCY``, the smallest beyond it that fell below]: the cache the server really has lies
+    between (None when every level held or none did)."""
+    ordered = sorted((lv for lv in levels if lv.get("prefix_cache_efficiency") is not None),
+                     key=lambda lv: lv["working_set_tokens"])  # fmt: skip
+    held = [lv["working_set_tokens"] for lv in ordered if lv["prefix_cache_efficiency"] >= CLIFF_EFFICIENCY]
+    fell = [lv["working_set_tokens"] for lv in ordered if lv["prefix_cache_efficiency"] < CLIFF_EFFICIENCY]
+    if not held or not fell:
+        return None
+    beyond = [w for w in fell if w > max(held)]
+    return [float(max(held)), float(min(beyond))] if beyond else None
+
+
+def capacity_estimate(levels: list[dict]) -> float | None:
+    """The cache's size in tokens as the levels that outgrew it show it: under reuse spread evenly over
+    the prefixes, an LRU cache of C tokens holds about C / W of a working set of W > C, so each such
+    level (efficiency below ``FULL_EFFICIENCY``) estimates C as efficiency x W; the median of them."""
+    estimates = [lv["prefix_cache_efficiency"] * lv["working_set_tokens"] for lv in levels
+                 if lv.get("prefix_cache_efficiency") is not None and lv["prefix_cache_efficiency"] < FULL_EFFICIENCY]  # fmt: skip
+    return float(np.median(estimates)) if estimates else None

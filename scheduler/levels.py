@@ -6,6 +6,9 @@ No Locust, no I/O: ``users/sweep.py`` runs the levels; ``reports`` reads them ba
   (a closed loop of that many requests in flight), for ``--level-duration`` seconds or
   ``--level-requests`` requests.
 - ``--sweep rate:1,2,4`` / ``concurrency:1,8,32``: the levels in order.
+- ``--sweep prefix-groups:1,8,64`` (with ``--request-rate R``): open-loop levels at one rate, each
+  with that many distinct shared prefixes of its own: the prefix cache's working set grows level by
+  level, and the hit rate collapses where it outgrows the cache (the KV working-set cliff).
 - ``--sweep auto`` (guidellm's sweep): a synchronous level (concurrency 1) and a throughput level
   (saturating concurrency) first, then rates spread evenly between the two rates they achieved.
 - ``--find-capacity``: the throughput level, then a bisection over rates for the highest at which
@@ -25,7 +28,8 @@ import numpy as np
 
 from scheduler.slo import met
 
-KINDS = ("rate", "concurrency")
+KINDS = ("rate", "concurrency", "prefix-groups")
+WHOLE_KINDS = ("concurrency", "prefix-groups")  # levels counted in whole numbers
 # PREFIX_levels.csv, one line per level as the run ran it (users/sweep.py writes it, reports read it)
 LEVEL_LOG_COLUMNS = ("level", "kind", "value", "purpose", "start", "send_end", "end", "saturated", "resolved",
                      "extensions", "cache")  # fmt: skip
@@ -35,12 +39,25 @@ Z_95 = 1.959964  # the two-sided 95% normal quantile: Wilson intervals are 95% i
 @dataclass(frozen=True, slots=True)
 class Level:
     number: int  # 1-based, in the order run
-    kind: str  # "rate" (requests/s, an open loop) or "concurrency" (requests in flight, a closed loop)
+    kind: str  # "rate" (requests/s, an open loop), "concurrency" (requests in flight, a closed loop) or
+    # "prefix-groups" (distinct shared prefixes, an open loop at ``rate``)
     value: float
     purpose: str = "sweep"  # sweep, synchronous, throughput, probe
+    rate: float | None = None  # a prefix-groups level's request rate
+
+    @property
+    def open_loop(self) -> bool:
+        """Arrivals at a rate (a rate or prefix-groups level), not a closed loop."""
+        return self.kind != "concurrency"
+
+    @property
+    def arrival_rate(self) -> float:
+        return self.value if self.kind == "rate" else float(self.rate or 0.0)
 
     @property
     def label(self) -> str:
+        if self.kind == "prefix-groups":
+            return f"level {self.number}: {self.value:g} shared prefixes at {self.arrival_rate:g} req/s"
         unit = "req/s" if self.kind == "rate" else "in flight"
         return f"level {self.number}: {self.kind} {self.value:g} {unit}"
 
@@ -93,14 +110,17 @@ def verdict(result: LevelResult, target: float) -> str:
 
 
 def parse_sweep(text: str) -> tuple[str, tuple[float, ...]]:
-    """``rate:1,2,4`` / ``concurrency:1,8,32`` / ``auto`` -> (kind, values); ValueError with one line."""
+    """``rate:1,2,4`` / ``concurrency:1,8,32`` / ``prefix-groups:1,8,64`` / ``auto`` -> (kind, values);
+    ValueError with one line."""
     text = text.strip()
     if text == "auto":
         return "auto", ()
     kind, sep, values = text.partition(":")
     kind = kind.strip()
     if not sep or kind not in KINDS:
-        raise ValueError(f"--sweep takes rate:R1,R2,…, concurrency:C1,C2,… or auto; got {text!r}")
+        raise ValueError(
+            f"--sweep takes rate:R1,R2,…, concurrency:C1,C2,…, prefix-groups:G1,G2,… or auto; got {text!r}"
+        )
     out = []
     for part in values.split(","):
         try:
@@ -109,8 +129,8 @@ def parse_sweep(text: str) -> tuple[str, tuple[float, ...]]:
             raise ValueError(f"--sweep {kind}: {part.strip()!r} is not a number") from None
         if not value > 0 or math.isinf(value):
             raise ValueError(f"--sweep {kind} levels must be positive, got {part.strip()}")
-        if kind == "concurrency" and value != int(value):
-            raise ValueError(f"--sweep concurrency levels are whole numbers, got {part.strip()}")
+        if kind in WHOLE_KINDS and value != int(value):
+            raise ValueError(f"--sweep {kind} levels are whole numbers, got {part.strip()}")
         out.append(value)
     return kind, tuple(out)
 
@@ -134,11 +154,12 @@ def _climbing_stopped(results: Sequence[LevelResult]) -> bool:
 class ExplicitSweep(Plan):
     kind: str
     values: tuple[float, ...]
+    rate: float | None = None  # prefix-groups levels' request rate
 
     def next_level(self, results: Sequence[LevelResult]) -> Level | None:
         if len(results) >= len(self.values) or _climbing_stopped(results):
             return None
-        return Level(len(results) + 1, self.kind, self.values[len(results)])
+        return Level(len(results) + 1, self.kind, self.values[len(results)], rate=self.rate)
 
 
 @dataclass

@@ -277,6 +277,7 @@ class MasterDispatch:
         self.expected = run.context.settings.num_requests  # rows the run waits for (None: until the schedule ends)
         self.lost = 0
         self.level = ""  # a sweep's level of the arrivals being handed out
+        self.groups: int | None = None  # and its shared prefixes (a prefix-groups level)
         self.due_times: list[float] = []
         self._batches: dict[str, list[Due]] = {}
         self._next = 0
@@ -321,10 +322,10 @@ class MasterDispatch:
         self._batches = {w: [] for w in self.workers}
         return True
 
-    def send_arrivals(self, arrivals: Iterable[Due], level: str = "") -> int:
+    def send_arrivals(self, arrivals: Iterable[Due], level: str = "", groups: int | None = None) -> int:
         """Hand out these arrivals as they come within reach; how many were handed out."""
         batches = self._batches
-        self.level = level
+        self.level, self.groups = level, groups
         self.due_times = []  # this call's, for counting what fell due
         for arrival in arrivals:
             while arrival[0] > time.time() + self.LOOKAHEAD_S:
@@ -357,7 +358,8 @@ class MasterDispatch:
     def _flush(self, batches: dict[str, list[Due]]) -> None:
         for worker, arrivals in batches.items():
             if arrivals:
-                data = {"arrivals": [list(a) for a in arrivals], "cap": self.cap_share, "level": self.level}
+                data = {"arrivals": [list(a) for a in arrivals], "cap": self.cap_share, "level": self.level,
+                        "groups": self.groups}  # fmt: skip
                 self.runner.send_message(ARRIVALS, data, client_id=worker)
                 batches[worker] = []
 

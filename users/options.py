@@ -318,7 +318,7 @@ class Settings:
     @property
     def open_loop_run(self) -> bool:
         """One schedule of arrivals for the whole run: a rate profile or a trace (not a sweep's levels)."""
-        return self.open_loop is not None or bool(self.trace)
+        return (self.open_loop is not None or bool(self.trace)) and not self.levels
 
     @property
     def ignores_eos(self) -> bool:
@@ -338,7 +338,17 @@ class Settings:
         if not self.sweep:
             return None
         kind, values = parse_sweep(self.sweep)
-        return AutoSweep(saturating) if kind == "auto" else ExplicitSweep(kind, values)
+        if kind == "auto":
+            return AutoSweep(saturating)
+        return ExplicitSweep(kind, values, self.request_rate if kind == "prefix-groups" else None)
+
+    @property
+    def prefix_group_levels(self) -> tuple[int, ...]:
+        """``--sweep prefix-groups:…``: each level's number of shared prefixes; () otherwise."""
+        if not self.sweep:
+            return ()
+        kind, values = parse_sweep(self.sweep)
+        return tuple(int(v) for v in values) if kind == "prefix-groups" else ()
 
     @cached_property  # read for every request: parsed once (a frozen dataclass keeps it in __dict__)
     def open_loop(self) -> RateProfile | None:
@@ -469,7 +479,15 @@ def _check_levels(values: dict[str, Any]) -> None:
     flag = "--sweep" if values["sweep"] else "--find-capacity"
     if values["level_duration"] is None and values["level_requests"] is None:
         raise ConfigError(f"{flag} needs --level-duration S or --level-requests N (how long each level runs)")
-    for other, given in (("--request-rate", values["request_rate"]), ("--ramp-up", values["ramp_up"]),
+    by_prefixes = bool(values["sweep"]) and parse_sweep(values["sweep"])[0] == "prefix-groups"
+    if by_prefixes:
+        if values["request_rate"] is None:
+            raise ConfigError("--sweep prefix-groups runs its levels at one rate: give --request-rate R")
+        if not values["prefix_tokens"]:
+            raise ConfigError("--sweep prefix-groups needs --prefix-tokens P (the shared prefixes' length)")
+        if values["dataset"]:
+            raise ConfigError("--sweep prefix-groups builds synthetic prompts: drop --dataset")
+    for other, given in (("--request-rate", values["request_rate"] and not by_prefixes), ("--ramp-up", values["ramp_up"]),
                          ("--stages", values["stages"]), ("-n", values["num_requests"])):  # fmt: skip
         if given:
             raise ConfigError(f"{flag} sets the load level by level: drop {other}")

@@ -24,6 +24,7 @@ class PromptService:
     def __init__(self, context: RunContext) -> None:
         self.context = context
         self.source: PromptSource | None = None
+        self.level_pools: dict[int, PromptPool] = {}  # --sweep prefix-groups: each level's prompts
         self._prepared_for: tuple[str, object] | None = None
 
     def token_counter(self, host: str) -> TokenCounter:
@@ -32,7 +33,8 @@ class PromptService:
             return LocalTokenizer(s.tokenizer)
         return ServerTokenizer(Target.parse(host), self.context.model(host), self.context.auth)
 
-    def build_source(self, host: str, stream: str) -> PromptSource:
+    def build_source(self, host: str, stream: str, groups: int | None = None) -> PromptSource:
+        """The run's prompts; ``groups``: a prefix-groups level's, with that many prefixes of its own."""
         s = self.context.settings
         trace = self.context.trace()
         if trace is not None:
@@ -44,16 +46,21 @@ class PromptService:
             chat=self.context.endpoint.name == "chat",
             input_tokens=s.input_tokens,
             prefix_tokens=s.prefix_tokens,
-            prefix_groups=s.prefix_groups,
+            prefix_groups=groups or s.prefix_groups,
             input_tokens_stddev=s.input_tokens_stddev,
             seed=s.seed,
             stream=stream,
+            prefix_salt=f"-groups-{groups}" if groups else "",
         )
 
     def prepare(self, host: str) -> None:
         """Build the source and fill its pool before users start (raises PromptError/ConfigError)."""
         key = (host, self.context.settings)
         if self._prepared_for == key and self.source is not None:
+            return
+        if self.context.settings.prefix_group_levels:
+            self._prepare_levels(host)
+            self._prepared_for = key
             return
         source = self.build_source(host, self.context.stream_id)
         if isinstance(source, DatasetPrompts | TracePrompts):  # nothing to build ahead
@@ -67,6 +74,27 @@ class PromptService:
             logger.info("built %d prompts in %.1f s", pool.built, time.perf_counter() - started)
             self.source = pool
         self._prepared_for = key
+
+    def _prepare_levels(self, host: str) -> None:
+        """Each prefix-groups level's prompts, built before the run: a level starts on time."""
+        s = self.context.settings
+        per_level = s.level_requests or int((s.request_rate or 1.0) * (s.level_duration or 60.0) * 1.2) + 16
+        started = time.perf_counter()
+        self.level_pools = {}
+        for groups in s.prefix_group_levels:
+            pool = PromptPool(self.build_source(host, self.context.stream_id, groups), min(per_level, PREBUILD_MAX))
+            pool.fill()
+            self.level_pools[groups] = pool
+        built = sum(pool.built for pool in self.level_pools.values())
+        logger.info("built %d prompts for %d levels in %.1f s", built, len(self.level_pools),
+                    time.perf_counter() - started)  # fmt: skip
+        self.source = self.level_pools[s.prefix_group_levels[0]]
+
+    def use_groups(self, groups: int) -> None:
+        """A prefix-groups level begins: its own prompts from now on."""
+        pool = self.level_pools.get(groups)
+        if pool is not None:
+            self.source = pool
 
     def check(self, host: str) -> None:
         """That prompts can be made here (the master builds none, but says so before the run)."""
@@ -94,5 +122,6 @@ class PromptService:
         return [source.next_prompt().content for _ in range(per_group)]
 
     def stop(self) -> None:
-        if isinstance(self.source, PromptPool):
-            self.source.stop()
+        for pool in {id(p): p for p in (self.source, *self.level_pools.values())}.values():
+            if isinstance(pool, PromptPool):
+                pool.stop()

@@ -476,6 +476,8 @@ class WorkerRole(Role):
         if self.open_loop is not None and self.feed is not None and msg is not None and msg.data:
             self.open_loop.set_cap(msg.data.get("cap"))
             self.open_loop.level = str(msg.data.get("level") or "")
+            if msg.data.get("groups"):  # a prefix-groups level: its own prompts
+                self.run.prompts.use_groups(int(msg.data["groups"]))
             self.feed.put_many(msg.data["arrivals"])
 
     def on_closed_level(self, environment: Environment | None = None, msg: Message | None = None,

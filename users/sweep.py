@@ -53,7 +53,7 @@ SETTLE_S = 5.0  # after a cut-off, how long to wait for the cancelled requests' 
 def level_arrivals(level: Level, start: float, until: float, limit: int | None, burstiness: float,
                    seed: int) -> Iterator[Due]:  # fmt: skip
     """A rate level's arrivals (unix due times), from ``start`` until ``until`` or ``limit`` of them."""
-    for arrival in schedule(ConstantRate(level.value), burstiness, seed * 1000 + level.number, total=limit):
+    for arrival in schedule(ConstantRate(level.arrival_rate), burstiness, seed * 1000 + level.number, total=limit):
         due = start + arrival.offset_s
         if due >= until:
             return
@@ -87,7 +87,9 @@ class LocalPort:
         self.open_loop.level = label
         self.sent = 0
         start = time.time() + START_LEAD_S
-        if level.kind == "rate":
+        if level.kind == "prefix-groups":
+            self.open_loop.run.prompts.use_groups(int(level.value))
+        if level.open_loop:
             self.open_loop.start(self._counted(level_arrivals(level, start, until, limit, self.burstiness, self.seed)))
         else:
             self.open_loop.start_closed(int(level.value), until, limit, on_send=self._count)
@@ -133,7 +135,7 @@ class MasterPort:
         self.burstiness = burstiness
         self.seed = seed
         self.label = ""
-        self.kind = "rate"
+        self.open = True  # the level running is an open loop
         self.sender: gevent.Greenlet[..., int] | None = None
         self.waiting: set[str] = set()
         self.sent: dict[str, int] = {}
@@ -141,12 +143,13 @@ class MasterPort:
     def start_level(self, level: Level, label: str, until: float, limit: int | None) -> None:
         if not self.dispatch.wait_ready():
             raise ConfigError("no worker is ready for the sweep's levels")
-        self.label, self.kind = label, level.kind
+        self.label, self.open = label, level.open_loop
         workers = self.dispatch.workers
         start = time.time() + START_LEAD_S
-        if level.kind == "rate":
+        if level.open_loop:
             arrivals = level_arrivals(level, start, until, limit, self.burstiness, self.seed)
-            self.sender = gevent.spawn(self.dispatch.send_arrivals, arrivals, label)
+            groups = int(level.value) if level.kind == "prefix-groups" else None
+            self.sender = gevent.spawn(self.dispatch.send_arrivals, arrivals, label, groups)
             return
         self.waiting, self.sent = set(workers), {}
         limits = shares(limit, len(workers)) if limit else [None] * len(workers)
@@ -160,7 +163,7 @@ class MasterPort:
             self.sent[worker] = int(data.get("sent", 0))
 
     def sending(self) -> bool:
-        if self.kind == "rate":
+        if self.open:
             return self.sender is not None and not self.sender.dead
         live = {c.id for c in self.runner.clients.values() if c.state != STATE_MISSING}  # a lost worker sends no more
         return bool(self.waiting & live)
@@ -168,12 +171,12 @@ class MasterPort:
     def expected_rows(self) -> int | None:
         if self.sending():
             return None
-        if self.kind == "rate":
+        if self.open:
             return len(self.dispatch.due_times)
         return sum(self.sent.values())
 
     def in_flight(self, rows: int) -> int:
-        return max(0, self.dispatch.fallen_due_now() - rows) if self.kind == "rate" else 0
+        return max(0, self.dispatch.fallen_due_now() - rows) if self.open else 0
 
     def cancel(self) -> None:
         if self.sender is not None:
@@ -308,7 +311,7 @@ class SweepDriver:
             expected = self.port.expected_rows()
             if expected is not None and len(self.rows) >= expected and not self.port.sending():
                 break
-            if level.kind == "rate":
+            if level.open_loop:
                 test.add(self.port.in_flight(len(self.rows)), self.rows.ttft_median_of_new())
                 if test.saturated():
                     saturated = True

@@ -187,3 +187,52 @@ def test_a_sweep_cut_short_by_the_run_time_ends_cleanly(emulator_factory, tmp_pa
     assert levels_file(prefix) == []  # no level finished: none is reported as if it had
     rows = read_rows(prefix)
     assert rows and {r["level"] for r in rows} == {"1"}
+
+
+# the emulator's cache: 200 blocks of 16 tokens; prompts of a 512-token shared prefix and 128 of their own
+CACHE_TOKENS = 200 * 16
+CLIFF = ("--max-tokens", "4", "--input-tokens", "640", "--prefix-tokens", "512", "--request-rate", "30")
+
+
+@pytest.mark.timeout(180)
+def test_a_prefix_groups_sweep_finds_the_caches_cliff_where_its_capacity_says(emulator_factory, tmp_path):
+    emu = emulator_factory("--step-ms", "5", "--step-ms-per-seq", "0.02", "--num-blocks", "200")
+    prefix = tmp_path / "cliff"
+    run = run_locust("--headless", "-u", "1", "-H", emu.url, *CLIFF, "--sweep", "prefix-groups:1,2,4,8,16,32",
+                     "--level-requests", "60", "--csv", str(prefix), "--only-summary", timeout=150)  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    assert "level 6: 32 shared prefixes at 30 req/s" in run.output
+    rows = read_rows(prefix)
+    assert sorted(r["level"] for r in rows) == sorted(str(n) for n in range(1, 7) for _ in range(60))
+    report = subprocess.run([sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    summary = json.loads((tmp_path / "cliff_summary.json").read_text())
+    by_set = {lv["working_set_tokens"]: lv for lv in summary["levels"]}
+    assert sorted(by_set) == [512 * g for g in (1, 2, 4, 8, 16, 32)]
+    # a working set that fits twice over is held; one over twice the cache is mostly lost (an LRU
+    # cache keeps about capacity / working set of it)
+    assert all(lv["prefix_cache_efficiency"] >= 0.9 for w, lv in by_set.items() if 2 * w <= CACHE_TOKENS)
+    assert all(lv["prefix_cache_efficiency"] < 0.5 for w, lv in by_set.items() if w >= 2.5 * CACHE_TOKENS)
+    low, high = summary["kv_cache_cliff_tokens"]
+    assert low < 2 * CACHE_TOKENS and high > CACHE_TOKENS
+    assert CACHE_TOKENS / 1.5 < summary["kv_cache_capacity_estimate_tokens"] < CACHE_TOKENS * 1.5
+    assert (tmp_path / "cliff_kv_working_set.png").exists()
+    assert "the cliff" in (tmp_path / "cliff_report.html").read_text()
+
+
+@pytest.mark.timeout(180)
+def test_workers_switch_to_each_prefix_groups_levels_own_prompts(emulator_factory, tmp_path):
+    emu = emulator_factory("--step-ms", "5", "--step-ms-per-seq", "0.02")
+    prefix = tmp_path / "dist_cliff"
+    mout = run_cluster(emu, prefix, *CLIFF, "--sweep", "prefix-groups:64,1", "--level-requests", "40")
+    rows = read_rows(prefix)
+    assert sorted(r["level"] for r in rows) == ["1"] * 40 + ["2"] * 40 and len({r["worker"] for r in rows}) == 2
+
+    def hit_rate(level: str) -> float:
+        mine = [r for r in rows if r["level"] == level]
+        return sum(int(r["cached_tokens"]) for r in mine) / sum(int(r["prompt_tokens"]) for r in mine)
+
+    # 64 prefixes for 40 requests: most are a prefix's first; one prefix: all but the first find it
+    assert hit_rate("1") < 0.4 < 0.7 < hit_rate("2")
+    assert "Traceback" not in mout.text

@@ -53,7 +53,8 @@ def test_verdicts():
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("rate", "--sweep takes rate:R1,R2,…, concurrency:C1,C2,… or auto"),
+    ("rate", "--sweep takes rate:R1,R2,…, concurrency:C1,C2,…, prefix-groups:G1,G2,… or auto"),
+    ("prefix-groups:2,2.5", "--sweep prefix-groups levels are whole numbers, got 2.5"),
     ("speed:1,2", "--sweep takes rate:R1,R2,…"),
     ("rate:1,x", "--sweep rate: 'x' is not a number"),
     ("rate:1,-2", "--sweep rate levels must be positive, got -2"),
@@ -67,6 +68,10 @@ def test_bad_sweeps_give_one_line(text, message):
 def test_parse_sweep_and_slo():
     assert parse_sweep("rate:1, 2.5,4") == ("rate", (1.0, 2.5, 4.0))
     assert parse_sweep("auto") == ("auto", ())
+    assert parse_sweep("prefix-groups:1,8,64") == ("prefix-groups", (1.0, 8.0, 64.0))
+    level = ExplicitSweep("prefix-groups", (1.0, 8.0), rate=5.0).next_level([])
+    assert level == Level(1, "prefix-groups", 1.0, rate=5.0) and level.open_loop and level.arrival_rate == 5.0
+    assert level.label == "level 1: 1 shared prefixes at 5 req/s" and not Level(1, "concurrency", 4).open_loop
     assert parse_slo("ttft_ms=500, tpot_ms=50") == {"ttft_ms": 500.0, "tpot_ms": 50.0}
     with pytest.raises(ValueError, match="must be positive"):
         parse_slo("ttft_ms=0")

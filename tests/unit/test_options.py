@@ -2,6 +2,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from scheduler.levels import Level
 from users.options import ConfigError, Settings
 
 
@@ -74,6 +75,14 @@ def test_text_from_the_web_ui_form_is_converted_or_refused_in_one_line():
         ({"slo": "latency=5"}, "--slo takes ttft_ms=…,tpot_ms=…,e2el_ms=… (milliseconds); got 'latency=5'"),
         ({"slo_attainment": 1.5}, "--slo-attainment must be above 0 and at most 1, got 1.5"),
         ({"sweep": "rate:1", "level_duration": 0.0}, "--level-duration must be positive, got 0"),
+        ({"sweep": "prefix-groups:1,4", "level_requests": 10, "prefix_tokens": 64},
+         "--sweep prefix-groups runs its levels at one rate: give --request-rate R"),
+        ({"sweep": "prefix-groups:1,4", "level_requests": 10, "request_rate": 5.0},
+         "--sweep prefix-groups needs --prefix-tokens P (the shared prefixes' length)"),
+        ({"trace_speed": 2.0}, "--trace-speed needs --trace FILE"),
+        ({"trace": __file__, "sweep": "rate:1", "level_requests": 10}, "--trace sets when each request is sent and its lengths: drop --sweep"),
+        ({"trace": __file__, "turns": 2}, "--trace sets when each request is sent and its lengths: drop --turns"),
+        ({"trace": "/no/such/trace.jsonl"}, "--trace /no/such/trace.jsonl: no such file"),
     ],
 )  # fmt: skip
 def test_bad_sweep_settings_give_one_clear_line(kw, message):
@@ -87,5 +96,10 @@ def test_a_sweep_plans_its_levels_and_lets_users_idle():
     assert s.scheduled and s.levels and s.open_loop is None
     plan = s.make_plan()
     assert plan is not None and plan.next_level([]).value == 1
+    cliff = Settings.from_options(
+        opts(sweep="prefix-groups:1,8", level_requests=20, request_rate=4.0, prefix_tokens=64)
+    )
+    assert cliff.levels and not cliff.open_loop_run and cliff.prefix_group_levels == (1, 8)
+    assert cliff.make_plan().next_level([]) == Level(1, "prefix-groups", 1.0, rate=4.0)
     capacity = Settings.from_options(opts(find_capacity=True, slo="ttft_ms=500", level_duration=5.0))
     assert capacity.make_plan().next_level([]).value == 256  # the throughput level, without --max-concurrency

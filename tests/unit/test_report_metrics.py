@@ -129,3 +129,24 @@ def test_the_knee_is_the_last_level_before_the_typical_request_queues():
     assert knee_rate(levels) == 60
     assert knee_rate([level(20, 10), level(40, 12, saturated=True)]) == 20
     assert knee_rate([level(20, 10)]) is None
+
+
+def test_a_prefix_groups_level_sets_its_hit_rate_against_the_ideal_and_the_cliff_brackets_the_fall():
+    from reports.metrics import capacity_estimate, cliff, working_set
+
+    ok = frame(prompt_tokens=[100] * 4, cached_tokens=[0, 64, 64, 0])
+    got = working_set(ok, groups=2, prefix_tokens=64)
+    # 4 random picks of 2 groups: 2 (1 - 1/2^4) = 1.875 first sightings expected, 2.125 hits of 64 tokens
+    assert got["working_set_tokens"] == 128
+    assert got["ideal_prefix_cache_hit_rate"] == pytest.approx(2.125 * 64 / 400)
+    assert got["measured_prefix_cache_hit_rate"] == pytest.approx(128 / 400)
+    assert got["prefix_cache_efficiency"] == pytest.approx(128 / (2.125 * 64))
+
+    def level(tokens, efficiency):
+        return {"working_set_tokens": tokens, "prefix_cache_efficiency": efficiency}
+
+    levels = [level(8000, 0.4), level(1000, 1.0), level(4000, 0.7), level(2000, 0.95), level(16000, 0.2)]
+    assert cliff(levels) == [4000.0, 8000.0]
+    assert capacity_estimate(levels) == pytest.approx(3200.0)  # median of 2800, 3200, 3200
+    assert cliff([level(1000, 1.0), level(2000, 0.9)]) is None  # no level fell: extend the sweep
+    assert capacity_estimate([level(1000, 1.0)]) is None
