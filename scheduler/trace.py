@@ -4,12 +4,17 @@ Formats (``--trace-format``, guessed from the file when absent):
 
 - ``mooncake``: JSON lines ``{"timestamp": ms, "input_length": n, "output_length": m,
   "hash_ids": [...]}``; each hash id is one block of ``--trace-block-tokens`` tokens (512 in
-  Mooncake's traces), equal ids identical blocks; ``session_id`` when present;
+  Mooncake's traces), equal ids identical blocks; ``session_id`` (or ``conversation_id``) when present;
 - ``azure``: a CSV with a timestamp column (``TIMESTAMP``, a date and time, or seconds) and
   token counts (``ContextTokens``, ``GeneratedTokens``), as Azure's LLM inference traces;
 - ``requests``: this suite's own ``PREFIX_requests.csv`` (replay a run): ``scheduled_time`` or
   ``start_time``, ``prompt_tokens``, ``output_tokens``; rows without a prompt length (requests
   that failed before the server counted them) are left out.
+
+Sessions: a request of a session (and without hash ids of its own) begins with the previous request
+of its session, block for block, as a conversation's next turn re-sends its history: its hash ids
+are made so (ids below zero), and the cache and the ideal see the reuse. (The assistant's reply is
+not part of it: its tokens cannot be re-created exactly.)
 
 A bad trace (unsorted or negative timestamps, a missing field, a length over the model's
 context, hash ids that contradict ``input_length``) raises ``TraceError``: one line naming the row.
@@ -35,6 +40,7 @@ FORMATS = ("mooncake", "azure", "requests")
 AZURE_TIME = ("TIMESTAMP", "timestamp", "Timestamp", "time")
 AZURE_INPUT = ("ContextTokens", "context_tokens", "input_tokens", "input_length")
 AZURE_OUTPUT = ("GeneratedTokens", "generated_tokens", "output_tokens", "output_length")
+SESSION = ("session_id", "conversation_id", "SessionId", "ConversationId")
 
 
 class TraceError(ValueError):
@@ -114,7 +120,27 @@ def load_trace(path: str, fmt: str = "", block_tokens: int = 512) -> Trace:
                              "a trace must be sorted by time")  # fmt: skip
         previous = t
         requests.append(TraceRequest(index, t - t0, n_in, n_out, ids, session, where))
-    return Trace(path, fmt, tuple(requests), block_tokens)
+    return Trace(path, fmt, tuple(with_sessions(requests, block_tokens)), block_tokens)
+
+
+def with_sessions(requests: list[TraceRequest], block_tokens: int) -> list[TraceRequest]:
+    """Requests of a session without hash ids get ids that begin with the whole blocks of the session's
+    previous request (its history); every other block is new (a negative id of its own)."""
+    last: dict[str, TraceRequest] = {}
+    fresh = -1
+    out = []
+    for r in requests:
+        if r.session and not r.hash_ids:
+            before = last.get(r.session)
+            kept = list(before.hash_ids[: min(before.input_length, r.input_length) // block_tokens]) if before else []
+            blocks = math.ceil(r.input_length / block_tokens)
+            new = list(range(fresh, fresh - (blocks - len(kept)), -1))
+            fresh -= len(new)
+            r = TraceRequest(r.index, r.time_s, r.input_length, r.output_length, tuple(kept + new), r.session, r.where)
+        if r.session:
+            last[r.session] = r
+        out.append(r)
+    return out
 
 
 def check_lengths(trace: Trace, max_model_len: int | None, least_input: int = 1) -> None:
@@ -184,7 +210,7 @@ def _mooncake(path: str, block_tokens: int) -> Iterator[Raw]:
                     )
             except TraceError as exc:
                 raise TraceError(f"--trace {exc}") from None
-            session = rec.get("session_id", rec.get("chat_id", ""))
+            session = rec.get("session_id", rec.get("conversation_id", ""))
             yield where, t, n_in, n_out, tuple(ids), str(session) if session is not None else ""
 
 
@@ -211,8 +237,10 @@ def _azure(path: str, _block_tokens: int) -> Iterator[Raw]:
             raise TraceError(f"--trace {path}: an Azure-style trace needs columns {AZURE_TIME[0]}, {AZURE_INPUT[0]} "
                              f"and {AZURE_OUTPUT[0]}; found {', '.join(columns)}")  # fmt: skip
         try:
+            session_col = _pick(columns, SESSION)
             yield (where, _seconds(where, time_col, row.get(time_col)), _count(where, in_col, row.get(in_col)),
-                   _count(where, out_col, row.get(out_col)), (), "")  # fmt: skip
+                   _count(where, out_col, row.get(out_col)), (),
+                   (row.get(session_col) or "").strip() if session_col else "")  # fmt: skip
         except TraceError as exc:
             raise TraceError(f"--trace {exc}") from None
 

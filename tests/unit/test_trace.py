@@ -176,3 +176,19 @@ def test_the_generator_writes_a_valid_repeatable_trace_with_shared_prefixes(tmp_
     assert len(counts) == 5 and counts[0] > 2 * counts[-1]  # Zipf popularity
     assert 0.3 < hit_rate(ideal_cached_tokens(trace), trace) < 0.9
     assert make_trace([str(out), "--rate", "0"]) == 2
+
+
+def test_a_sessions_next_turn_begins_with_its_previous_turn_block_for_block(tmp_path):
+    path = tmp_path / "sessions.csv"
+    path.write_text("timestamp,input_tokens,output_tokens,session_id\n"
+                    "0,1100,5,a\n1,700,5,b\n2,2100,5,a\n3,900,5,\n4,600,5,a\n")  # fmt: skip
+    trace = load_trace(str(path), "azure", block_tokens=512)
+    a1, b1, a2, solo, a3 = trace.requests
+    assert a2.hash_ids[:2] == a1.hash_ids[:2] and len(a2.hash_ids) == 5  # a1's two whole blocks, then new ones
+    assert a3.hash_ids[:1] == a2.hash_ids[:1] and len(a3.hash_ids) == 2  # as much of a2 as it is long
+    assert not set(b1.hash_ids) & set(a1.hash_ids + a2.hash_ids) and solo.hash_ids == ()
+    assert all(h < 0 for r in (a1, b1, a2, a3) for h in r.hash_ids)
+    assert ideal_cached_tokens(trace) == [0, 0, 1024, 0, 512]
+    src = TracePrompts(PieceCounter(), False, trace)
+    first, second = src.prompt_for(0).content.split(), src.prompt_for(2).content.split()
+    assert second[: 1024 - 1] == first[: 1024 - 1] and second[1023:1030] != first[1023:1030]
