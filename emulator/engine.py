@@ -48,6 +48,7 @@ class Sequence:
     prefill_left: int = 0
     target_len: int = 0
     generated: int = 0
+    admitted_mono: float = 0.0  # scheduled into the running batch: the end of its queue time
     first_mono: float = 0.0
     first_wall: float = 0.0
     last_mono: float = 0.0
@@ -141,6 +142,7 @@ class Engine:
             s = self.waiting.popleft()
             if s.cancelled:
                 continue
+            s.admitted_mono = time.perf_counter()
             s.cached = self.cache.lookup(s.hashes, len(s.prompt))
             s.prefill_left = len(s.prompt) - s.cached
             self.metrics.on_admit(len(s.prompt), s.cached)

@@ -111,6 +111,11 @@ class Metrics:
         self.ttft = Histogram(TTFT_BUCKETS)
         self.itl = Histogram(ITL_BUCKETS)
         self.e2e = Histogram(E2E_BUCKETS)
+        # vLLM's request phases, on its request-latency buckets: waiting (received -> scheduled), prefill
+        # (scheduled -> first token), decode (first -> last token)
+        self.queue = Histogram(E2E_BUCKETS)
+        self.prefill = Histogram(E2E_BUCKETS)
+        self.decode = Histogram(E2E_BUCKETS)
         self.started = time.time()
 
     def on_admit(self, prompt_len: int, cached: int) -> None:
@@ -127,6 +132,10 @@ class Metrics:
     def on_finish(self, seq: Any) -> None:
         self.success[seq.finish_reason] = self.success.get(seq.finish_reason, 0) + 1
         self.e2e.observe(seq.last_mono - seq.received_mono)
+        if seq.admitted_mono and seq.first_mono:
+            self.queue.observe(seq.admitted_mono - seq.received_mono)
+            self.prefill.observe(seq.first_mono - seq.admitted_mono)
+            self.decode.observe(seq.last_mono - seq.first_mono)
 
     def on_abort(self) -> None:
         self.success["abort"] += 1
@@ -159,4 +168,7 @@ class Metrics:
         lines.extend(self.ttft.render("vllm:time_to_first_token_seconds", lb))
         lines.extend(self.itl.render("vllm:inter_token_latency_seconds", lb))
         lines.extend(self.e2e.render("vllm:e2e_request_latency_seconds", lb))
+        lines.extend(self.queue.render("vllm:request_queue_time_seconds", lb))
+        lines.extend(self.prefill.render("vllm:request_prefill_time_seconds", lb))
+        lines.extend(self.decode.render("vllm:request_decode_time_seconds", lb))
         return "\n".join(lines) + "\n"

@@ -210,6 +210,7 @@ class App:
                 "received_wall": seq.received_wall,
                 "first_token_wall": seq.first_wall or None,
                 "ttft_s": (seq.first_mono - seq.received_mono) if seq.first_mono else None,
+                "queue_s": (seq.admitted_mono - seq.received_mono) if seq.admitted_mono else None,
                 "e2e_s": (seq.last_mono - seq.received_mono) if seq.last_mono else None,
                 "prompt_tokens": len(seq.prompt),
                 "cached_tokens": seq.cached,

@@ -1,17 +1,23 @@
-"""Scrape the server's Prometheus ``/metrics`` into a time series.
+"""Scrape the server's Prometheus ``/metrics`` into a time series, and its latency histograms.
 
-Parsed with prometheus_client's text parser. Values of one metric are summed
-over its label sets (engines, models), except histograms, which are skipped
-here. Plain Python apart from the caller's scheduling.
+Parsed with prometheus_client's text parser. Values of one metric are summed over its label
+sets (engines, models). The gauges and counters of ``SERIES`` go to ``PREFIX_server_metrics.csv``;
+the histograms of ``HISTOGRAMS`` (vLLM's own TTFT, queue, prefill, decode, ITL and E2E, under
+their names of several vLLM versions) to ``PREFIX_server_histograms.jsonl``, one line per scrape:
+the difference of two scrapes is what the server measured in between (``server_figures``).
+Plain Python apart from the caller's scheduling.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import logging
+import math
 import os
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, TextIO
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -45,27 +51,131 @@ def prefix_cache_hit_rate(first: Mapping[str, float], last: Mapping[str, float])
     return hits / queries if queries > 0 else None
 
 
-def parse_metrics(text: str) -> dict[str, float]:
-    """The SERIES values found in a Prometheus text exposition (missing ones are absent)."""
+# the server's latency histograms: our name -> vLLM's names, newest first (renamed across versions)
+HISTOGRAMS: dict[str, tuple[str, ...]] = {
+    "ttft": ("vllm:time_to_first_token_seconds",),
+    "queue": ("vllm:request_queue_time_seconds",),
+    "prefill": ("vllm:request_prefill_time_seconds",),
+    "decode": ("vllm:request_decode_time_seconds",),
+    "itl": ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds"),
+    "e2el": ("vllm:e2e_request_latency_seconds",),
+}
+QUANTILES = (50, 90, 99)
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """A Prometheus histogram summed over its label sets: cumulative counts by upper bound (ascending,
+    the last +Inf)."""
+
+    sum: float
+    count: float
+    buckets: tuple[tuple[float, float], ...]
+
+    def since(self, earlier: Histogram) -> Histogram:
+        """What was observed between ``earlier`` and this (a restarted server: this one whole)."""
+        if self.count < earlier.count:
+            return self
+        before = dict(earlier.buckets)
+        return Histogram(self.sum - earlier.sum, self.count - earlier.count,
+                         tuple((le, c - before.get(le, 0.0)) for le, c in self.buckets))  # fmt: skip
+
+    def mean(self) -> float:
+        return self.sum / self.count if self.count > 0 else math.nan
+
+    def quantile(self, q: float) -> float:
+        """Prometheus's ``histogram_quantile``: linear within the bucket that holds rank q x count; in the
+        +Inf bucket, the highest finite bound."""
+        if self.count <= 0 or not self.buckets:
+            return math.nan
+        rank = q * self.count
+        low, below = 0.0, 0.0
+        for le, cumulative in self.buckets:
+            if cumulative >= rank:
+                if math.isinf(le):
+                    return low
+                inside = cumulative - below
+                return low + (le - low) * ((rank - below) / inside if inside > 0 else 1.0)
+            low, below = le, cumulative
+        return low
+
+    def as_json(self) -> dict[str, Any]:
+        return {"sum": self.sum, "count": self.count, "buckets": [["+Inf" if math.isinf(le) else le, c]
+                                                                  for le, c in self.buckets]}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Histogram:
+        return cls(float(data["sum"]), float(data["count"]), tuple((float(le), float(c)) for le, c in data["buckets"]))
+
+
+def parse_scrape(text: str) -> tuple[dict[str, float], dict[str, Histogram]]:
+    """The SERIES values and the HISTOGRAMS found in a Prometheus text exposition (missing ones absent)."""
     wanted = {v: k for k, v in SERIES.items()}
+    names = {name: key for key, candidates in HISTOGRAMS.items() for name in candidates}
     totals: dict[str, float] = {}
+    raw: dict[str, dict[str, Any]] = {}  # vLLM name -> sum, count, buckets by bound
     for family in text_string_to_metric_families(text):
+        if family.type == "histogram" and family.name in names:
+            found = raw.setdefault(family.name, {"sum": 0.0, "count": 0.0, "buckets": {}})
+            for sample in family.samples:
+                if sample.name.endswith("_bucket"):
+                    le = float(sample.labels.get("le", "inf"))
+                    found["buckets"][le] = found["buckets"].get(le, 0.0) + float(sample.value)
+                elif sample.name.endswith("_sum"):
+                    found["sum"] += float(sample.value)
+                elif sample.name.endswith("_count"):
+                    found["count"] += float(sample.value)
+            continue
         for sample in family.samples:
             column = wanted.get(sample.name)
             if column is not None:
                 totals[column] = totals.get(column, 0.0) + float(sample.value)
-    return totals
+    histograms = {}
+    for key, candidates in HISTOGRAMS.items():
+        name = next((n for n in candidates if n in raw), None)
+        if name is not None:
+            found = raw[name]
+            histograms[key] = Histogram(found["sum"], found["count"], tuple(sorted(found["buckets"].items())))
+    return totals, histograms
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """The SERIES values found in a Prometheus text exposition (missing ones are absent)."""
+    return parse_scrape(text)[0]
+
+
+def server_figures(first: Mapping[str, Histogram], last: Mapping[str, Histogram]) -> dict[str, Any]:
+    """What the server measured between two scrapes: ``server_mean_ttft_ms``, ``server_p50_ttft_ms`` …
+    for each of HISTOGRAMS it has, and ``server_metrics_missing`` (those it lacks)."""
+    out: dict[str, Any] = {}
+    missing = []
+    for key in HISTOGRAMS:
+        if key not in last:
+            missing.append(key)
+            continue
+        window = last[key].since(first[key]) if key in first else last[key]
+        out[f"server_mean_{key}_ms"] = window.mean() * 1e3
+        for q in QUANTILES:
+            out[f"server_p{q}_{key}_ms"] = window.quantile(q / 100) * 1e3
+        if key == "ttft":
+            out["server_requests"] = window.count
+    out["server_metrics_missing"] = missing
+    return out
 
 
 class ServerMetrics:
     """Scrapes ``/metrics``; keeps the latest values and writes rows to a CSV when given a path."""
 
-    def __init__(self, target: Target, headers: dict[str, str], path: str | None) -> None:
+    def __init__(self, target: Target, headers: dict[str, str], path: str | None,
+                 histogram_path: str | None = None) -> None:  # fmt: skip
         self.target = target
         self.headers = headers
         self.path = path
+        self.histogram_path = histogram_path
         self.latest: dict[str, float] = {}
         self.first: dict[str, float] = {}
+        self.first_histograms: dict[str, Histogram] = {}
+        self.latest_histograms: dict[str, Histogram] = {}
         self.available = True
         self._conn = Connection(target, read_timeout=10.0, connect_timeout=5.0)
         self._file: TextIO | None = None
@@ -84,16 +194,28 @@ class ServerMetrics:
             self.available = False
             return None
         try:
-            values = parse_metrics(body.decode("utf-8", "replace"))
+            values, histograms = parse_scrape(body.decode("utf-8", "replace"))
         except ValueError as exc:
             logger.warning("could not parse /metrics: %s", exc)
             return None
         values["time"] = time.time()
         if not self.first:
-            self.first = dict(values)
-        self.latest = values
+            self.first, self.first_histograms = dict(values), histograms
+        self.latest, self.latest_histograms = values, histograms
         self._write(values)
+        self._write_histograms(values["time"], histograms)
         return values
+
+    def figures(self) -> dict[str, Any]:
+        """The server's latency figures since the first scrape (``server_figures``)."""
+        return server_figures(self.first_histograms, self.latest_histograms) if self.latest_histograms else {}
+
+    def _write_histograms(self, when: float, histograms: dict[str, Histogram]) -> None:
+        if self.histogram_path is None or not histograms:
+            return
+        line = json.dumps({"time": when, **{k: h.as_json() for k, h in histograms.items()}})
+        with open(self.histogram_path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
 
     def hit_rate(self) -> float | None:
         """The hit rate since the first scrape."""

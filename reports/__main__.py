@@ -43,7 +43,9 @@ def report_run(run: RunData, slo: dict) -> tuple[dict, list[str], list[str]]:
     notes: list[str] = []
     if run.requests is not None and not run.requests.empty:
         rows = run.requests
-        summary = summarize(rows, run.server, slo, run.config.get("request_rate"))
+        summary = summarize(rows, run.server, slo, run.config.get("request_rate"), run.histograms)
+        if "server_mean_ttft_ms" in summary:
+            out_charts.append(charts.ttft_decomposition(summary, f"{p}_ttft_decomposition.png"))
         if summary.get("schedule_warning"):
             notes.append(f"Open loop: {summary['schedule_warning']}.")
             print(f"warning: {run.name}: {summary['schedule_warning']}", file=sys.stderr)
@@ -76,7 +78,7 @@ def report_run(run: RunData, slo: dict) -> tuple[dict, list[str], list[str]]:
             target = float(run.config.get("slo_attainment") or 0.99)
             summary.update(levels_summary(rows, run.levels, run.server, run_slo, target,
                                           bool(run.config.get("find_capacity")), run.config.get("request_rate"),
-                                          int(run.config.get("prefix_tokens") or 0)))  # fmt: skip
+                                          int(run.config.get("prefix_tokens") or 0), run.histograms))  # fmt: skip
             if "kv_cache_cliff_tokens" in summary:
                 out_charts.append(charts.kv_working_set(summary, f"{p}_kv_working_set.png"))
                 notes.append(cliff_note(summary))

@@ -295,3 +295,30 @@ def kv_working_set(summary: dict, path: str) -> str:
         ax.set_title(title + " against the working set")
         ax.legend()
     return _save(fig, path)
+
+
+def ttft_decomposition(summary: dict, path: str) -> str:
+    """Where a request's time to first token went, in means: the server's queue and prefill (its own
+    histograms), the rest of its TTFT, and what only the client saw (network, HTTP, the client)."""
+    client = summary.get("mean_ttft_ms") or 0.0
+    server = summary.get("server_mean_ttft_ms") or 0.0
+    queue = summary.get("server_mean_queue_ms")
+    prefill = summary.get("server_mean_prefill_ms")
+    parts: list[tuple[str, float, str]] = []
+    if queue is not None and prefill is not None:
+        parts += [("server queue", queue, "#8172B2"), ("server prefill", prefill, "#4C72B0"),
+                  ("server, the rest", max(server - queue - prefill, 0.0), "#64B5CD")]  # fmt: skip
+    else:
+        parts.append(("server TTFT", server, "#4C72B0"))
+    parts.append(("client - server", client - server, "#DD8452"))
+    fig, ax = plt.subplots(figsize=(12, 3.6))
+    left = 0.0
+    for label, width, color in parts:
+        ax.barh([0], [width], left=[left], color=color, label=f"{label}: {width:,.2f} ms")
+        left += max(width, 0.0)
+    ax.axvline(client, color="black", linestyle="--", linewidth=1, label=f"client mean TTFT: {client:,.2f} ms")
+    ax.set_yticks([])
+    ax.set_xlabel("mean milliseconds")
+    ax.set_title("Time to first token: the server's queue, prefill and the rest, and the client's share")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3)
+    return _save(fig, path)

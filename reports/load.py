@@ -10,7 +10,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from llmclient import schema
+from llmclient.server_metrics import Histogram
 from scheduler.levels import LEVEL_LOG_COLUMNS
+
+Scrape = tuple[float, dict[str, Histogram]]  # (unix time, the server's histograms then)
 
 STATS_COLUMNS = ["Type", "Name", "Request Count", "Failure Count", "50%", "90%", "99%"]
 HISTORY_COLUMNS = ["Timestamp", "User Count", "Type", "Name", "Requests/s"]
@@ -30,6 +33,7 @@ class RunData:
     failures: pd.DataFrame | None = None
     server: pd.DataFrame | None = None  # our _server_metrics.csv
     levels: pd.DataFrame | None = None  # a sweep's _levels.csv
+    histograms: list[Scrape] = field(default_factory=list)  # the server's latency histograms, per scrape
     config: dict = field(default_factory=dict)
 
     @property
@@ -87,6 +91,23 @@ def load_requests(path: str) -> pd.DataFrame:
     return df
 
 
+def load_histograms(path: str) -> list[Scrape]:
+    """``PREFIX_server_histograms.jsonl``: one line per scrape (a torn last line is left out)."""
+    scrapes = []
+    try:
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                try:
+                    data = json.loads(line)
+                    scrapes.append((float(data.pop("time")), {k: Histogram.from_json(v) for k, v in data.items()}))
+                except (ValueError, KeyError, TypeError):
+                    if line.endswith("\n"):
+                        raise ReportInputError(f"{path}: line {n} is not a scrape of histograms") from None
+    except OSError as exc:
+        raise ReportInputError(f"{path}: cannot read it ({exc.strerror})") from None
+    return scrapes
+
+
 def load_run(prefix: str) -> RunData:
     """Read what exists for ``prefix``; at least _requests.csv or _stats.csv must be there."""
     run = RunData(prefix)
@@ -119,6 +140,9 @@ def load_run(prefix: str) -> RunData:
             run.levels[col] = pd.to_numeric(run.levels[col], errors="coerce")
         for col in ("saturated", "resolved"):
             run.levels[col] = run.levels[col].astype(str).str.lower().eq("true")
+    histogram_path = f"{prefix}_server_histograms.jsonl"
+    if os.path.exists(histogram_path):
+        run.histograms = load_histograms(histogram_path)
     config_path = f"{prefix}_config.json"
     if os.path.exists(config_path):
         try:

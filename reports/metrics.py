@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from llmclient.server_metrics import HITS, QUERIES, prefix_cache_hit_rate
+from llmclient.server_metrics import HITS, QUERIES, Histogram, prefix_cache_hit_rate, server_figures
 from scheduler.levels import Level, LevelResult, capacity, level_result, verdict
 from scheduler.proof import prove
 from scheduler.slo import met
@@ -93,8 +93,10 @@ def summarize(
     server: pd.DataFrame | None = None,
     slo: dict[str, float] | None = None,
     requested_rate: float | None = None,
+    histograms: list[tuple[float, dict[str, Histogram]]] | None = None,
 ) -> dict:
-    """The run's summary, keyed like vLLM's ``bench serve`` result JSON."""
+    """The run's summary, keyed like vLLM's ``bench serve`` result JSON; with the server's histograms,
+    its own figures beside the client's (``server_vs_client``)."""
     ok = rows[rows["success"]]
     cancelled = int(rows["cancelled"].sum())
     failed = int((~rows["success"] & ~rows["cancelled"]).sum())
@@ -134,7 +136,32 @@ def summarize(
     # requests whose prompt's own part the server had cached: a cache warm from an earlier run
     summary["warm_cache_requests"] = int(rows["warm_cache"].sum()) if "warm_cache" in rows else 0
     summary.update(open_loop_summary(rows, ok, requested_rate))
+    if histograms:
+        summary.update(server_vs_client(summary, histograms, -math.inf, math.inf))
     return summary
+
+
+CLIENT_FIGURES = {"ttft": "mean_ttft_ms", "itl": "mean_itl_ms", "e2el": "mean_e2el_ms"}  # compared with the server's
+
+
+def server_vs_client(summary: dict, histograms: list[tuple[float, dict[str, Histogram]]], start: float,
+                     end: float) -> dict:  # fmt: skip
+    """The server's own latency figures between the last scrape at or before ``start`` (else the first)
+    and the first at or after ``end`` (else the last), and the client's mean minus the server's for
+    TTFT, ITL and E2E (``client_minus_server_ttft_ms`` …)."""
+    if len(histograms) < 2:
+        return {}
+    times = [t for t, _ in histograms]
+    first = max((i for i, t in enumerate(times) if t <= start), default=0)
+    last = min((i for i, t in enumerate(times) if t >= end), default=len(times) - 1)
+    if last <= first:
+        return {}
+    out = server_figures(histograms[first][1], histograms[last][1])
+    for key, client_key in CLIENT_FIGURES.items():
+        server, client = out.get(f"server_mean_{key}_ms"), summary.get(client_key)
+        if server is not None and client is not None and not (math.isnan(server) or math.isnan(client)):
+            out[f"client_minus_server_{key}_ms"] = client - server
+    return out
 
 
 def open_loop_summary(rows: pd.DataFrame, ok: pd.DataFrame, requested_rate: float | None) -> dict[str, float | str]:
@@ -217,7 +244,8 @@ def level_results(rows: pd.DataFrame, levels: pd.DataFrame, slo: dict[str, float
 
 def levels_summary(rows: pd.DataFrame, levels: pd.DataFrame, server: pd.DataFrame | None, slo: dict[str, float],
                    target: float, find_capacity: bool, fixed_rate: float | None = None,
-                   prefix_tokens: int = 0) -> dict:  # fmt: skip
+                   prefix_tokens: int = 0,
+                   histograms: list[tuple[float, dict[str, Histogram]]] | None = None) -> dict:  # fmt: skip
     """``levels`` (one object per level: the single-run keys plus the level's) and the capacity keys;
     for prefix-groups levels, each level's working set and hit rates, and the cliff (``working_set``)."""
     results = level_results(rows, levels, slo, fixed_rate)
@@ -225,6 +253,8 @@ def levels_summary(rows: pd.DataFrame, levels: pd.DataFrame, server: pd.DataFram
     for item, result in zip(levels.itertuples(index=False), results, strict=True):
         mine = rows[rows["level"].astype(str) == str(result.level.number)]
         summary = summarize(mine, None, slo)
+        if histograms:
+            summary.update(server_vs_client(summary, histograms, float(item.start), float(item.end)))
         ok = mine[mine["success"] & ~mine["cancelled"]]
         good = ok[slo_met(ok, slo)] if slo else ok
         dur = float(summary["duration_s"] or 0.0)

@@ -6,6 +6,7 @@ Touched by one process only: the local one, or the master.
 from __future__ import annotations
 
 import logging
+import os
 
 import gevent
 from gevent.pool import Pool
@@ -40,7 +41,10 @@ class ServerPrimer:
             self._warm_up(host, s.warmup)
         if s.metrics_interval > 0:
             path = f"{self.csv_prefix}_server_metrics.csv" if self.csv_prefix else None
-            self.metrics = ServerMetrics(target, context.auth, path)
+            histograms = f"{self.csv_prefix}_server_histograms.jsonl" if self.csv_prefix else None
+            if histograms and os.path.exists(histograms):
+                os.remove(histograms)  # a file of an earlier run under the same prefix
+            self.metrics = ServerMetrics(target, context.auth, path, histograms)
             self.metrics.scrape()
             self._loop = gevent.spawn(self._scrape_every, s.metrics_interval)
 
@@ -60,13 +64,22 @@ class ServerPrimer:
 
     def prepare_level(self, host: str) -> str:
         """Before each level of a sweep, the same prefix-cache state: a reset where the server allows
-        it (decided at the first level), else an equal warm-up. Says which: ``reset`` or ``warm-up``."""
+        it (decided at the first level), else an equal warm-up. Says which: ``reset`` or ``warm-up``.
+
+        ``/metrics`` is scraped at the boundary (and again after a warm-up), so the server's figures of
+        each level are the difference of two scrapes with only that level's requests between them."""
+        self.scrape_now()
         if self.level_cache != "warm-up" and reset_prefix_cache(Target.parse(host), self.context.auth):
             self.level_cache = "reset"
         else:
             self.level_cache = "warm-up"
             self._warm_up(host, max(self.context.settings.warmup, 1))
+            self.scrape_now()
         return self.level_cache
+
+    def scrape_now(self) -> None:
+        if self.metrics is not None:
+            self.metrics.scrape()
 
     def _scrape_every(self, interval: float) -> None:
         while self.metrics is not None and self.metrics.available:

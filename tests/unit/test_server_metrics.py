@@ -1,0 +1,63 @@
+"""The server's /metrics: its latency histograms parsed under several vLLM versions' names, differenced
+between scrapes, their means and Prometheus-style quantiles, and the client's figures beside them."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from llmclient.server_metrics import Histogram, parse_scrape, server_figures
+from reports.metrics import server_vs_client
+
+
+def exposition(name: str, buckets: dict[str, float], total: float, engines: int = 1) -> str:
+    lines = [f"# HELP {name} x", f"# TYPE {name} histogram"]
+    count = buckets["+Inf"]
+    for engine in range(engines):
+        labels = f'engine="{engine}",model_name="m"'
+        lines += [f'{name}_bucket{{{labels},le="{le}"}} {c}' for le, c in buckets.items()]
+        lines += [f"{name}_count{{{labels}}} {count}", f"{name}_sum{{{labels}}} {total}"]
+    return "\n".join(lines) + "\n"
+
+
+def test_histograms_are_summed_over_engines_and_found_under_older_names():
+    text = (
+        exposition("vllm:time_to_first_token_seconds", {"0.1": 2, "0.5": 3, "+Inf": 4}, 1.5, engines=2)
+        + exposition("vllm:time_per_output_token_seconds", {"0.01": 10, "+Inf": 10}, 0.05)  # the older ITL name
+        + '# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{engine="0"} 3\n'
+    )
+    values, hists = parse_scrape(text)
+    assert values == {"num_requests_running": 3.0}
+    assert hists["ttft"] == Histogram(3.0, 8.0, ((0.1, 4.0), (0.5, 6.0), (math.inf, 8.0)))
+    assert hists["itl"].count == 10 and set(hists) == {"ttft", "itl"}
+    figures = server_figures({}, hists)
+    assert figures["server_metrics_missing"] == ["queue", "prefill", "decode", "e2el"]
+    assert figures["server_mean_ttft_ms"] == pytest.approx(375.0) and figures["server_requests"] == 8
+
+
+def test_a_window_is_the_difference_of_two_scrapes_and_quantiles_interpolate_within_buckets():
+    before = Histogram(1.0, 4.0, ((0.1, 4.0), (0.5, 4.0), (1.0, 4.0), (math.inf, 4.0)))
+    after = Histogram(4.0, 14.0, ((0.1, 6.0), (0.5, 10.0), (1.0, 13.0), (math.inf, 14.0)))
+    window = after.since(before)
+    assert window == Histogram(3.0, 10.0, ((0.1, 2.0), (0.5, 6.0), (1.0, 9.0), (math.inf, 10.0)))
+    assert window.mean() == pytest.approx(0.3)
+    assert window.quantile(0.5) == pytest.approx(0.1 + 0.4 * (5 - 2) / 4)  # rank 5 in (0.1, 0.5]: 3 of its 4
+    assert window.quantile(0.1) == pytest.approx(0.05)  # rank 1 in (0, 0.1]: half of its 2
+    assert window.quantile(0.99) == 1.0  # in +Inf: the highest finite bound, as Prometheus does
+    assert math.isnan(Histogram(0.0, 0.0, ()).quantile(0.5)) and math.isnan(before.since(before).mean())
+    assert after.since(Histogram(9.0, 99.0, ())) == after  # a restarted server: counters began again
+    assert Histogram.from_json(window.as_json()) == window
+
+
+def test_the_client_is_set_against_the_server_over_the_scrapes_around_a_window():
+    def scrape(t: float, n: float, total: float) -> tuple[float, dict[str, Histogram]]:
+        return t, {"ttft": Histogram(total, n, ((0.1, n), (math.inf, n)))}
+
+    scrapes = [scrape(10.0, 0, 0.0), scrape(20.0, 5, 0.25), scrape(30.0, 10, 0.75), scrape(40.0, 12, 1.0)]
+    out = server_vs_client({"mean_ttft_ms": 110.0}, scrapes, 21.0, 29.0)  # scrapes at 20 and 30
+    assert out["server_mean_ttft_ms"] == pytest.approx(100.0) and out["server_requests"] == 5
+    assert out["client_minus_server_ttft_ms"] == pytest.approx(10.0)
+    whole = server_vs_client({"mean_ttft_ms": 90.0}, scrapes, -math.inf, math.inf)
+    assert whole["server_mean_ttft_ms"] == pytest.approx(1000 / 12) and whole["server_requests"] == 12
+    assert server_vs_client({}, scrapes[:1], 0, 1) == {}
