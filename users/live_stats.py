@@ -64,6 +64,8 @@ class LiveStats:
         self.queued = 0  # open loop: requests waiting for a slot now
         self.levels: list[dict] = []  # a sweep's finished levels (users/sweep.py)
         self.current_level: dict | None = None  # and the one running now
+        self.ttft_sum = 0.0  # the run's successful requests' TTFT, for the mean against the server's
+        self.ttft_count = 0
         self.started = time.time()
 
     def add(self, ttft: float | None, tpot: float | None, decode_tps: float | None, output_tokens: int | None,
@@ -71,6 +73,9 @@ class LiveStats:
         self._samples.append(Sample(t or time.time(), ttft, tpot, decode_tps, output_tokens or 0, success))
         if success:
             self.completed += 1
+            if ttft is not None:
+                self.ttft_sum += ttft
+                self.ttft_count += 1
         else:
             self.errors += 1
 
@@ -101,7 +106,8 @@ class LiveStats:
         self._lags.clear()
         self._samples.clear()
         self.history.clear()
-        self.completed = self.errors = self.in_flight = self.warm_cache = 0
+        self.completed = self.errors = self.in_flight = self.warm_cache = self.ttft_count = 0
+        self.ttft_sum = 0.0
         self.levels.clear()
         self.current_level = None
         self.started = time.time()
@@ -141,7 +147,13 @@ class LiveStats:
             "num_requests_running": self.server.get("num_requests_running"),
             "num_requests_waiting": self.server.get("num_requests_waiting"),
             "kv_cache_usage_perc": self.server.get("kv_cache_usage_perc"),
+            "client_mean_ttft_ms": self.ttft_sum / self.ttft_count * 1e3 if self.ttft_count else None,
+            "server_mean_ttft_ms": self.server.get("server_mean_ttft_ms"),
+            "server_mean_queue_ms": self.server.get("server_mean_queue_ms"),
+            "server_mean_prefill_ms": self.server.get("server_mean_prefill_ms"),
         }
+        client, server = point["client_mean_ttft_ms"], point["server_mean_ttft_ms"]
+        point["client_minus_server_ttft_ms"] = client - server if client is not None and server is not None else None
         self.history.append(point)
         return point
 
@@ -182,6 +194,11 @@ TABLE_ROWS = [
     ("num_requests_running", "Server: running requests", "{:.0f}"),
     ("num_requests_waiting", "Server: waiting requests", "{:.0f}"),
     ("kv_cache_usage_perc", "Server: KV-cache usage", "{:.1%}"),
+    ("client_mean_ttft_ms", "TTFT mean since the start: client (ms)", "{:.2f}"),
+    ("server_mean_ttft_ms", "TTFT mean since the start: server (ms)", "{:.2f}"),
+    ("server_mean_queue_ms", "Server: of it, queue (ms)", "{:.2f}"),
+    ("server_mean_prefill_ms", "Server: of it, prefill (ms)", "{:.2f}"),
+    ("client_minus_server_ttft_ms", "TTFT: client - server (ms)", "{:.2f}"),
 ]
 
 

@@ -6,6 +6,7 @@ Touched by one process only: the local one, or the master.
 from __future__ import annotations
 
 import logging
+import math
 import os
 
 import gevent
@@ -91,7 +92,9 @@ class ServerPrimer:
         """The newest scrape and the hit rate so far, for the live figures ({} before any)."""
         if self.metrics is None or not self.metrics.latest:
             return {}
-        return {**self.metrics.latest, "prefix_cache_hit_rate": self.metrics.hit_rate()}
+        figures = self.metrics.figures()
+        means = {k: v for k, v in figures.items() if k.startswith("server_mean_") and not math.isnan(v)}
+        return {**self.metrics.latest, "prefix_cache_hit_rate": self.metrics.hit_rate(), **means}
 
     def stop(self) -> None:
         if self._loop is not None:

@@ -116,6 +116,11 @@ def test_llm_tab_shows_live_figures_in_a_real_browser(web_locust, tmp_path):
         assert re.search(r"TTFT p50 \(ms\)\s+\d+\.\d", ttft), ttft
         time.sleep(4)
         assert completed() > first  # the figures update live
+        gap = llm_tab_row(page, "TTFT: client - server (ms)")  # the server's own TTFT, from its /metrics
+        deadline = time.monotonic() + 30
+        while not re.search(r"server \(ms\)\s+-?\d+\.\d\d", gap.inner_text()) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert re.search(r"server \(ms\)\s+-?\d+\.\d\d", gap.inner_text()), gap.inner_text()
         page.screenshot(path=str(ARTIFACTS / "web_ui_llm_tab.png"), full_page=True)
         html = page.content()
         assert KEY not in html

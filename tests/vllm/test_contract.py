@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from llmclient.server_metrics import SERIES
+from llmclient.server_metrics import HISTOGRAMS, SERIES, parse_scrape
 from tests import dashboard
 
 pytestmark = pytest.mark.vllm
@@ -97,6 +97,9 @@ def test_metrics_names(server):
             assert sample in names, sample
     assert "vllm:time_to_first_token_seconds_count" in names
     assert "vllm:time_to_first_token_seconds_sum" in names
+    # the latency histograms the suite sets the client against, each under one of its names
+    _, histograms = parse_scrape(text)
+    assert set(histograms) == set(HISTOGRAMS), set(HISTOGRAMS) - set(histograms)
 
 
 def test_the_dashboard_names_only_series_the_server_exports(server):

@@ -100,3 +100,25 @@ def test_a_replayed_trace_hits_vllms_prefix_cache_as_the_rows_say(vllm_server, t
     dh = float(series[-1]["prefix_cache_hits_total"]) - float(series[0]["prefix_cache_hits_total"])
     assert dq == sum(int(r["prompt_tokens"]) for r in rows)
     assert dh == cached
+
+
+@pytest.mark.timeout(600)
+def test_where_the_time_went_on_vllm(vllm_server, tmp_path):
+    prefix = tmp_path / "split"
+    run = run_locust("--headless", "-u", "1", "-r", "1", "-n", "24", "-H", vllm_server.url, "--input-tokens", "1024",
+                     "--max-tokens", "16", "--ignore-eos", "--metrics-interval", "600", "--seed", "11",
+                     "--reset-prefix-cache", "--csv", str(prefix), "--only-summary", timeout=300)  # fmt: skip
+    assert run.returncode == 0, run
+    proc = subprocess.run([sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads((tmp_path / "split_summary.json").read_text())
+    assert s["server_requests"] == 24 and s["server_metrics_missing"] == []
+    print(
+        f"client TTFT {s['mean_ttft_ms']:.2f} ms, server {s['server_mean_ttft_ms']:.2f} (queue "
+        f"{s['server_mean_queue_ms']:.2f}, prefill {s['server_mean_prefill_ms']:.2f}), client - server "
+        f"{s['client_minus_server_ttft_ms']:.2f} ms; e2e client - server {s['client_minus_server_e2el_ms']:.2f} ms"
+    )
+    # the engine's queue and prefill lie inside the server's TTFT (which also counts its front end)
+    assert s["server_mean_queue_ms"] + s["server_mean_prefill_ms"] <= s["server_mean_ttft_ms"] * 1.05
+    assert 0 <= s["client_minus_server_ttft_ms"] <= 5.0
