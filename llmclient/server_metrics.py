@@ -16,7 +16,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -38,7 +38,8 @@ SERIES = {
     "generation_tokens_total": "vllm:generation_tokens_total",
     "num_preemptions_total": "vllm:num_preemptions_total",
 }
-COLUMNS = ["time", *SERIES]
+CLIENT_COLUMNS = ["client_cpu_share"]  # the client's own figures at each scrape (users/cpu_watch.py)
+COLUMNS = ["time", *SERIES, *CLIENT_COLUMNS]
 HITS, QUERIES = "prefix_cache_hits_total", "prefix_cache_queries_total"
 
 
@@ -166,12 +167,13 @@ def server_figures(first: Mapping[str, Histogram], last: Mapping[str, Histogram]
 class ServerMetrics:
     """Scrapes ``/metrics``; keeps the latest values and writes rows to a CSV when given a path."""
 
-    def __init__(self, target: Target, headers: dict[str, str], path: str | None,
-                 histogram_path: str | None = None) -> None:  # fmt: skip
+    def __init__(self, target: Target, headers: dict[str, str], path: str | None, histogram_path: str | None = None,
+                 extra: Callable[[], Mapping[str, float | None]] | None = None) -> None:  # fmt: skip
         self.target = target
         self.headers = headers
         self.path = path
         self.histogram_path = histogram_path
+        self.extra = extra  # more columns, read at each scrape
         self.latest: dict[str, float] = {}
         self.first: dict[str, float] = {}
         self.first_histograms: dict[str, Histogram] = {}
@@ -199,6 +201,8 @@ class ServerMetrics:
             logger.warning("could not parse /metrics: %s", exc)
             return None
         values["time"] = time.time()
+        if self.extra is not None:
+            values.update({k: v for k, v in self.extra().items() if v is not None})
         if not self.first:
             self.first, self.first_histograms = dict(values), histograms
         self.latest, self.latest_histograms = values, histograms

@@ -9,6 +9,7 @@ import sys
 
 import pandas as pd
 
+from llmclient.cpu import BOTTLENECK
 from reports import charts
 from reports.html import write_report
 from reports.load import ReportInputError, RunData, load_run
@@ -44,6 +45,12 @@ def report_run(run: RunData, slo: dict) -> tuple[dict, list[str], list[str]]:
     if run.requests is not None and not run.requests.empty:
         rows = run.requests
         summary = summarize(rows, run.server, slo, run.config.get("request_rate"), run.histograms)
+        if run.client_cpu:
+            summary["client_cpu_max_share"] = run.client_cpu.get("client_cpu_max_share")
+            summary["client_cpu_bound"] = bool(run.client_cpu.get("client_cpu_bound"))
+            if summary["client_cpu_bound"]:
+                notes.append(f"{BOTTLENECK.capitalize()}: a client process used or waited for over 90% of a core for "
+                             "more than 10% of the run, so its TTFT and ITL include its own delays.")  # fmt: skip
         if "server_mean_ttft_ms" in summary:
             out_charts.append(charts.ttft_decomposition(summary, f"{p}_ttft_decomposition.png"))
         if summary.get("schedule_warning"):

@@ -35,6 +35,7 @@ class RunData:
     levels: pd.DataFrame | None = None  # a sweep's _levels.csv
     histograms: list[Scrape] = field(default_factory=list)  # the server's latency histograms, per scrape
     config: dict = field(default_factory=dict)
+    client_cpu: dict = field(default_factory=dict)  # the CPU guard's verdict (_client_cpu.json)
 
     @property
     def name(self) -> str:
@@ -143,11 +144,18 @@ def load_run(prefix: str) -> RunData:
     histogram_path = f"{prefix}_server_histograms.jsonl"
     if os.path.exists(histogram_path):
         run.histograms = load_histograms(histogram_path)
-    config_path = f"{prefix}_config.json"
-    if os.path.exists(config_path):
-        try:
-            with open(config_path, encoding="utf-8") as f:
-                run.config = json.load(f)
-        except (OSError, ValueError) as exc:
-            raise ReportInputError(f"{config_path}: not readable JSON ({exc})") from None
+    run.config = _json(f"{prefix}_config.json")
+    run.client_cpu = _json(f"{prefix}_client_cpu.json")
     return run
+
+
+def _json(path: str) -> dict:
+    """A JSON object the run wrote beside its CSVs ({} when absent)."""
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise ReportInputError(f"{path}: not readable JSON ({exc})") from None
+    return data if isinstance(data, dict) else {}

@@ -64,6 +64,7 @@ class LiveStats:
         self.queued = 0  # open loop: requests waiting for a slot now
         self.levels: list[dict] = []  # a sweep's finished levels (users/sweep.py)
         self.current_level: dict | None = None  # and the one running now
+        self.client_cpu_share: float | None = None  # the busiest client process's share of a core, last second
         self.ttft_sum = 0.0  # the run's successful requests' TTFT, for the mean against the server's
         self.ttft_count = 0
         self.started = time.time()
@@ -147,6 +148,7 @@ class LiveStats:
             "num_requests_running": self.server.get("num_requests_running"),
             "num_requests_waiting": self.server.get("num_requests_waiting"),
             "kv_cache_usage_perc": self.server.get("kv_cache_usage_perc"),
+            "client_cpu_share": self.client_cpu_share,
             "client_mean_ttft_ms": self.ttft_sum / self.ttft_count * 1e3 if self.ttft_count else None,
             "server_mean_ttft_ms": self.server.get("server_mean_ttft_ms"),
             "server_mean_queue_ms": self.server.get("server_mean_queue_ms"),
@@ -194,6 +196,7 @@ TABLE_ROWS = [
     ("num_requests_running", "Server: running requests", "{:.0f}"),
     ("num_requests_waiting", "Server: waiting requests", "{:.0f}"),
     ("kv_cache_usage_perc", "Server: KV-cache usage", "{:.1%}"),
+    ("client_cpu_share", "Client CPU: busiest process, share of a core", "{:.0%}"),
     ("client_mean_ttft_ms", "TTFT mean since the start: client (ms)", "{:.2f}"),
     ("server_mean_ttft_ms", "TTFT mean since the start: server (ms)", "{:.2f}"),
     ("server_mean_queue_ms", "Server: of it, queue (ms)", "{:.2f}"),

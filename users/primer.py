@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Callable
 
 import gevent
 from gevent.pool import Pool
@@ -28,6 +29,7 @@ class ServerPrimer:
         self.csv_prefix = csv_prefix
         self.metrics: ServerMetrics | None = None
         self.level_cache = ""  # a sweep's prefix-cache handling: reset or warm-up
+        self.extra_columns: Callable[[], dict[str, float | None]] | None = None  # the client's own, per scrape
         self._loop: gevent.Greenlet[[], None] | None = None
 
     def prime(self, host: str) -> None:
@@ -45,7 +47,7 @@ class ServerPrimer:
             histograms = f"{self.csv_prefix}_server_histograms.jsonl" if self.csv_prefix else None
             if histograms and os.path.exists(histograms):
                 os.remove(histograms)  # a file of an earlier run under the same prefix
-            self.metrics = ServerMetrics(target, context.auth, path, histograms)
+            self.metrics = ServerMetrics(target, context.auth, path, histograms, self.extra_columns)
             self.metrics.scrape()
             self._loop = gevent.spawn(self._scrape_every, s.metrics_interval)
 

@@ -24,6 +24,8 @@ from llmclient.errors import ConfigError
 from llmclient.schema import from_fields
 from prompts.source import PromptError
 from users.budget import RequestBudget
+from users.cpu_watch import REPORT_KEY as CPU_REPORT_KEY
+from users.cpu_watch import CpuWatch
 from users.distributed import GRANT, GRANT_REQUEST, MasterCoordinator, WorkerBudget
 from users.fail_ratio import FailRatioGuard
 from users.lifecycle import (
@@ -76,6 +78,8 @@ class Role:
         self.open_loop: OpenLoop | None = None  # this process's sender of due arrivals
         self.sweep: SweepDriver | None = None  # a sweep's or capacity search's levels (local, master)
         self.worker_queued: dict[str, int] = {}
+        self.cpu = CpuWatch()  # is the client the bottleneck?
+        self.run.primer.extra_columns = self.cpu.peak_for_scrape
         context = self.run.context
         self.exporter = Exporter(context.known_model, {
             IN_FLIGHT: self.in_flight_now,
@@ -171,6 +175,7 @@ class Role:
         live = self.run.live
         live.in_flight = int(self.in_flight_now())
         live.queued = int(self.queued_now())
+        live.client_cpu_share = self.cpu.share_now()
         server = self.run.primer.latest()
         if server:
             live.server = server
@@ -183,6 +188,7 @@ class Role:
             logger.error("no host: set -H http://HOST:PORT or the host field of the web UI")
             return
         self.run.live.reset()
+        self.cpu.start()
         self.worker_in_flight.clear()
         self.worker_queued.clear()
         self.run.context.started = time.time()
@@ -231,11 +237,13 @@ class Role:
     def on_test_stop(self, **_kw: object) -> None:
         if self.fail_guard is not None:
             self.fail_guard.stop()
+        self.cpu.stop()
         self.run.primer.stop()
         self.run.prompts.stop()
         if self.touches_server:
             self.report_schedule()
             self.report_warm_cache()
+            self.cpu.finish(self.csv_prefix)
 
     def stop_open_loop(self, **_kw: object) -> None:
         if self.sweep is not None:
@@ -410,6 +418,8 @@ class MasterRole(Role):
             self.worker_in_flight[client_id] = int(data[IN_FLIGHT_KEY])
         if QUEUED_KEY in data:
             self.worker_queued[client_id] = int(data[QUEUED_KEY])
+        if CPU_REPORT_KEY in data:
+            self.cpu.on_worker_report(client_id, data[CPU_REPORT_KEY])
 
     def on_rows_live(self, rows: list[list[str]]) -> None:
         for fields in rows:
@@ -521,6 +531,7 @@ class WorkerRole(Role):
     def on_report_to_master(self, client_id: str, data: dict[str, Any], **_kw: object) -> None:
         data[IN_FLIGHT_KEY] = self.run.context.in_flight
         data[QUEUED_KEY] = self.open_loop.queued if self.open_loop is not None else 0
+        data[CPU_REPORT_KEY] = self.cpu.report()
 
 
 IN_FLIGHT_KEY = "llm_in_flight"
