@@ -41,7 +41,9 @@ class CpuGuard:
 
     read: Callable[[], float] = read_schedstat
     clock: Callable[[], float] = time.monotonic
+    cpu_time: Callable[[], float] = time.process_time  # CPU time alone (no waiting): the cost of the work
     seconds: float = 0.0  # sampled time
+    cpu_seconds: float = 0.0  # CPU time used in it
     bound_seconds: float = 0.0  # of it, above BOUND_SHARE
     peak: float = 0.0  # the highest share since the last ``take_peak``
     max_share: float = 0.0  # the highest share of the run
@@ -50,15 +52,17 @@ class CpuGuard:
     def __post_init__(self) -> None:
         self._at = self.clock()
         self._used = self.read()
+        self._cpu = self.cpu_time()
 
     def sample(self) -> float | None:
         """The share of a core since the last sample (None when no time has passed)."""
-        now, used = self.clock(), self.read()
+        now, used, cpu = self.clock(), self.read(), self.cpu_time()
         elapsed = now - self._at
         if elapsed <= 0:
             return None
         share = max(0.0, (used - self._used) / elapsed)
-        self._at, self._used = now, used
+        self.cpu_seconds += max(0.0, cpu - self._cpu)
+        self._at, self._used, self._cpu = now, used, cpu
         self.seconds += elapsed
         if share > BOUND_SHARE:
             self.bound_seconds += elapsed
@@ -73,7 +77,8 @@ class CpuGuard:
         return peak if self.seconds else None
 
     def report(self) -> dict[str, float]:
-        return {"seconds": self.seconds, "bound_seconds": self.bound_seconds, "max_share": self.max_share}
+        return {"seconds": self.seconds, "bound_seconds": self.bound_seconds, "max_share": self.max_share,
+                "cpu_seconds": self.cpu_seconds}  # fmt: skip
 
 
 def verdict(reports: list[dict[str, float]]) -> dict[str, float | bool]:

@@ -51,6 +51,14 @@ def report_run(run: RunData, slo: dict) -> tuple[dict, list[str], list[str]]:
             if summary["client_cpu_bound"]:
                 notes.append(f"{BOTTLENECK.capitalize()}: a client process used or waited for over 90% of a core for "
                              "more than 10% of the run, so its TTFT and ITL include its own delays.")  # fmt: skip
+        if run.calibration:
+            summary.update({k: v for k, v in run.calibration.items() if k.startswith("client_")})
+            notes.append(
+                f"The client's floor on this machine (--calibrate, {run.calibration.get('users')} streams against a "
+                f"zero-latency emulator): TTFT error p50 {run.calibration.get('client_floor_ttft_error_p50_ms', 0):.2f} ms, "
+                f"p99 {run.calibration.get('client_floor_ttft_error_p99_ms', 0):.2f} ms; one client core streams "
+                f"{run.calibration.get('client_chunks_per_cpu_s') or 0:,.0f} chunks/s."
+            )
         if "server_mean_ttft_ms" in summary:
             out_charts.append(charts.ttft_decomposition(summary, f"{p}_ttft_decomposition.png"))
         if summary.get("schedule_warning"):

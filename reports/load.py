@@ -36,6 +36,7 @@ class RunData:
     histograms: list[Scrape] = field(default_factory=list)  # the server's latency histograms, per scrape
     config: dict = field(default_factory=dict)
     client_cpu: dict = field(default_factory=dict)  # the CPU guard's verdict (_client_cpu.json)
+    calibration: dict = field(default_factory=dict)  # the client's floor (--calibrate: _calibration.json)
 
     @property
     def name(self) -> str:
@@ -146,6 +147,7 @@ def load_run(prefix: str) -> RunData:
         run.histograms = load_histograms(histogram_path)
     run.config = _json(f"{prefix}_config.json")
     run.client_cpu = _json(f"{prefix}_client_cpu.json")
+    run.calibration = _json(f"{prefix}_calibration.json")
     return run
 
 

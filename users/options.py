@@ -184,6 +184,9 @@ OPTIONS: tuple[Option, ...] = (
            check=lambda v: None if 0 < v <= 1 else f"--slo-attainment must be above 0 and at most 1, got {v:g}"),
     Option("find_capacity", ("--find-capacity",), "flag", False,
            "Search for the highest request rate that meets --slo at --slo-attainment (levels of one run)"),
+    Option("calibrate", ("--calibrate",), "flag", False,
+           "Before the run, measure the client's own floor on this machine (TTFT/ITL error, chunks per CPU "
+           "second) at the run's concurrency and sizes against a zero-latency emulator (about 10 s)", web_form=False),
     Option("trace", ("--trace",), "str", "",
            "Replay a trace: each request sent at its timestamp with exactly its input and output lengths "
            "(Mooncake JSONL with hash_ids, an Azure-style CSV, or a PREFIX_requests.csv); -n and -t cut it",
@@ -301,6 +304,7 @@ class Settings:
     slo: str
     slo_attainment: float
     find_capacity: bool
+    calibrate: bool
     trace: str
     trace_speed: float
     trace_block_tokens: int

@@ -11,7 +11,9 @@ through ``users.plugin.install``); it picks the role from the runner:
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -24,6 +26,7 @@ from llmclient.errors import ConfigError
 from llmclient.schema import from_fields
 from prompts.source import PromptError
 from users.budget import RequestBudget
+from users.calibrate import calibrate, describe
 from users.cpu_watch import REPORT_KEY as CPU_REPORT_KEY
 from users.cpu_watch import CpuWatch
 from users.distributed import GRANT, GRANT_REQUEST, MasterCoordinator, WorkerBudget
@@ -538,6 +541,21 @@ IN_FLIGHT_KEY = "llm_in_flight"
 QUEUED_KEY = "llm_queued"
 
 
+def run_calibration(settings: Settings, options: Any, csv_prefix: str | None) -> None:
+    """``--calibrate``: the client's floor at this run's concurrency and sizes, before it starts."""
+    users = settings.max_concurrency or getattr(options, "num_users", None) or 1
+    logger.info("calibrating the client's floor at %d streams (about 10 s)", users)
+    try:
+        result = calibrate(users, settings.input_tokens, settings.max_tokens, endpoint=settings.endpoint)
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        logger.warning("the calibration failed, the run goes on without it: %s", exc)
+        return
+    logger.info(describe(result))
+    if csv_prefix:
+        with open(f"{csv_prefix}_calibration.json", "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+
+
 def role_for(environment: Environment) -> type[Role]:
     runner = environment.runner
     if isinstance(runner, MasterRunner):
@@ -571,5 +589,7 @@ def register(environment: Environment, preflight_checks: bool = True) -> LLMRun:
     if role.csv_prefix:
         install_final_csv_write()
         write_run_config(f"{role.csv_prefix}_config.json", run.context.settings, options, role.host)
+    if run.context.settings.calibrate and role.touches_server:
+        run_calibration(run.context.settings, options, role.csv_prefix)
     role.wire()
     return run

@@ -4,6 +4,7 @@ and the client's share is what is left."""
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import subprocess
@@ -91,3 +92,27 @@ def test_each_levels_server_figures_count_that_levels_requests_only(emulator_fac
         assert level["cache_handling"] == "warm-up" and level["server_requests"] == len(mine) == 30
         expected = np.mean([truth[r["request_id"]]["ttft_s"] for r in mine]) * 1e3
         assert level["server_mean_ttft_ms"] == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.timeout(180)
+def test_calibrate_measures_the_clients_floor_before_the_run_and_the_report_shows_it(emulator_factory, tmp_path):
+    emu = emulator_factory()
+    prefix = tmp_path / "cal"
+    run = run_locust("--headless", "-u", "4", "-r", "4", "-n", "20", "-H", emu.url, "--input-tokens", "128",
+                     "--max-tokens", "16", "--calibrate", "--csv", str(prefix), "--only-summary")  # fmt: skip
+    assert run.returncode == 0, run
+    assert "client floor at 4 streams of 128 -> 16 tokens" in run.output and "Traceback" not in run.output
+    floor = json.loads((tmp_path / "cal_calibration.json").read_text())
+    assert floor["users"] == 4 and floor["requests"] > 20
+    # the client cannot see a token before the emulator wrote it (21 us: the stamps' conversion error)
+    assert floor["client_floor_ttft_error_p50_ms"] >= -0.021 and floor["client_chunks_per_cpu_s"] > 0
+    assert len(emu.truth()) == 20  # the calibration had its own emulator: the run's server saw only the run
+    summary = report(prefix)
+    assert summary["client_floor_ttft_error_p99_ms"] == floor["client_floor_ttft_error_p99_ms"]
+    assert "The client's floor on this machine" in html.unescape((tmp_path / "cal_report.html").read_text())
+
+
+def test_calibrate_on_its_own_refuses_bad_input_in_one_line():
+    proc = subprocess.run([sys.executable, "-m", "users.calibrate", "-u", "0"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "must be at least 1" in proc.stderr

@@ -23,14 +23,15 @@ class Script:
 
 def test_shares_peaks_and_bound_seconds_from_scripted_readings():
     s = Script()
-    guard = CpuGuard(read=lambda: s.used, clock=lambda: s.now)
+    guard = CpuGuard(read=lambda: s.used, clock=lambda: s.now, cpu_time=lambda: s.used / 2)
     for share in (0.2, 0.95, 0.5, 1.0):
         s.advance(1.0, share)
         assert guard.sample() == pytest.approx(share)
     assert guard.seconds == 4 and guard.bound_seconds == 2 and guard.max_share == pytest.approx(1.0)
     assert guard.take_peak() == pytest.approx(1.0) and guard.take_peak() == 0.0  # the peak since the last scrape
     assert guard.sample() is None  # no time passed
-    assert guard.report() == {"seconds": 4.0, "bound_seconds": 2.0, "max_share": pytest.approx(1.0)}
+    assert guard.report() == {"seconds": 4.0, "bound_seconds": 2.0, "max_share": pytest.approx(1.0),
+                              "cpu_seconds": pytest.approx(2.65 / 2)}  # fmt: skip
 
 
 def test_the_busiest_process_decides_and_ten_percent_of_the_run_is_the_line():
