@@ -49,6 +49,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("level", "text", "sweep or capacity search: its level number (PREFIX_levels.csv says what it was)"),
     Column("trace_index", "int", "trace replay: the request's row in the trace (0-based, in time order)"),
     Column("ideal_cached_tokens", "int", "trace replay: the tokens an unbounded prefix cache would hold for it"),
+    Column("host", "text", "the host (of -H's) the request went to"),
 )
 NAMES: list[str] = [c.name for c in COLUMNS]
 TEXT = [c.name for c in COLUMNS if c.kind in ("text", "gaps")]
@@ -111,6 +112,7 @@ def encode(rec: RequestRecord, endpoint: str, worker: str) -> list[str]:
         rec.level,
         _num(rec.trace_index),
         _num(rec.ideal_cached_tokens),
+        _text(rec.host),
     ]
 
 

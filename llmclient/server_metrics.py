@@ -164,84 +164,195 @@ def server_figures(first: Mapping[str, Histogram], last: Mapping[str, Histogram]
     return out
 
 
-class ServerMetrics:
-    """Scrapes ``/metrics``; keeps the latest values and writes rows to a CSV when given a path."""
+class ScrapeFiles:
+    """``PREFIX_server_metrics.csv`` (one row per scrape) and ``PREFIX_server_histograms.jsonl``."""
 
-    def __init__(self, target: Target, headers: dict[str, str], path: str | None, histogram_path: str | None = None,
-                 extra: Callable[[], Mapping[str, float | None]] | None = None) -> None:  # fmt: skip
-        self.target = target
-        self.headers = headers
+    def __init__(self, path: str | None, histogram_path: str | None) -> None:
         self.path = path
         self.histogram_path = histogram_path
-        self.extra = extra  # more columns, read at each scrape
-        self.latest: dict[str, float] = {}
-        self.first: dict[str, float] = {}
-        self.first_histograms: dict[str, Histogram] = {}
-        self.latest_histograms: dict[str, Histogram] = {}
-        self.available = True
-        self._conn = Connection(target, read_timeout=10.0, connect_timeout=5.0)
         self._file: TextIO | None = None
         self._writer: Any = None  # csv.writer, once the file is open
+        if histogram_path and os.path.exists(histogram_path):
+            os.remove(histogram_path)  # a file of an earlier run under the same prefix
 
-    def scrape(self) -> dict[str, float] | None:
-        if not self.available:
-            return None
-        try:
-            head, body = self._conn.request("GET", "/metrics", headers=self.headers)
-        except TransportError as exc:
-            logger.warning("could not scrape %s/metrics: %s", self.target.host_header, exc)
-            return None
-        if head.status != 200:
-            logger.warning("the server has no usable /metrics (HTTP %s); server metrics are not recorded", head.status)
-            self.available = False
-            return None
-        try:
-            values, histograms = parse_scrape(body.decode("utf-8", "replace"))
-        except ValueError as exc:
-            logger.warning("could not parse /metrics: %s", exc)
-            return None
-        values["time"] = time.time()
-        if self.extra is not None:
-            values.update({k: v for k, v in self.extra().items() if v is not None})
+    def write(self, values: Mapping[str, float], histograms: Mapping[str, Histogram]) -> None:
+        if self.path is not None:
+            if self._writer is None:
+                folder = os.path.dirname(self.path)
+                if folder:
+                    os.makedirs(folder, exist_ok=True)
+                file = self._file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
+                self._writer = csv.writer(file, lineterminator="\n")
+                self._writer.writerow(COLUMNS)
+            self._writer.writerow([repr(values[c]) if c in values else "" for c in COLUMNS])
+            if self._file is not None:
+                self._file.flush()
+        if self.histogram_path is not None and histograms:
+            line = json.dumps({"time": values["time"], **{k: h.as_json() for k, h in histograms.items()}})
+            with open(self.histogram_path, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            self._writer = None
+
+
+class Scrapes:
+    """The first and the latest scrape of one server (or of the sum of several): what the live figures use."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, float] = {}
+        self.latest: dict[str, float] = {}
+        self.first_histograms: dict[str, Histogram] = {}
+        self.latest_histograms: dict[str, Histogram] = {}
+
+    def keep(self, values: dict[str, float], histograms: dict[str, Histogram]) -> None:
         if not self.first:
             self.first, self.first_histograms = dict(values), histograms
         self.latest, self.latest_histograms = values, histograms
-        self._write(values)
-        self._write_histograms(values["time"], histograms)
-        return values
-
-    def figures(self) -> dict[str, Any]:
-        """The server's latency figures since the first scrape (``server_figures``)."""
-        return server_figures(self.first_histograms, self.latest_histograms) if self.latest_histograms else {}
-
-    def _write_histograms(self, when: float, histograms: dict[str, Histogram]) -> None:
-        if self.histogram_path is None or not histograms:
-            return
-        line = json.dumps({"time": when, **{k: h.as_json() for k, h in histograms.items()}})
-        with open(self.histogram_path, "a", encoding="utf-8") as f:
-            f.write(line + "\n")
 
     def hit_rate(self) -> float | None:
         """The hit rate since the first scrape."""
         return prefix_cache_hit_rate(self.first, self.latest)
 
-    def _write(self, values: dict[str, float]) -> None:
-        if self.path is None:
-            return
-        if self._writer is None:
-            folder = os.path.dirname(self.path)
-            if folder:
-                os.makedirs(folder, exist_ok=True)
-            file = self._file = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
-            self._writer = csv.writer(file, lineterminator="\n")
-            self._writer.writerow(COLUMNS)
-        self._writer.writerow([repr(values[c]) if c in values else "" for c in COLUMNS])
-        if self._file is not None:
-            self._file.flush()
+    def figures(self) -> dict[str, Any]:
+        """The server's latency figures since the first scrape (``server_figures``)."""
+        return server_figures(self.first_histograms, self.latest_histograms) if self.latest_histograms else {}
+
+
+def metrics_target(url: str) -> Target:
+    """A replica's ``/metrics`` (``http://host:port`` or ``…/metrics``): the target its path is read under."""
+    url = url.strip().rstrip("/")
+    return Target.parse(url[: -len("/metrics")] if url.endswith("/metrics") else url)
+
+
+class ServerMetrics(Scrapes):
+    """Scrapes one server's ``/metrics``; keeps the first and latest, and writes them when given files."""
+
+    def __init__(self, target: Target, headers: dict[str, str], files: ScrapeFiles | None = None,
+                 extra: Callable[[], Mapping[str, float | None]] | None = None) -> None:  # fmt: skip
+        super().__init__()
+        self.target = target
+        self.headers = headers
+        self.files = files
+        self.extra = extra  # more columns, read at each scrape
+        self.available = True
+        self._conn = Connection(target, read_timeout=10.0, connect_timeout=5.0)
+
+    @property
+    def name(self) -> str:
+        return f"{self.target.scheme}://{self.target.host_header}{self.target.base_path}"
+
+    def read(self) -> tuple[dict[str, float], dict[str, Histogram]] | None:
+        """One scrape, parsed (None when it failed: said once in a warning)."""
+        if not self.available:
+            return None
+        try:
+            head, body = self._conn.request("GET", "/metrics", headers=self.headers)
+        except TransportError as exc:
+            logger.warning("could not scrape %s/metrics: %s", self.name, exc)
+            return None
+        if head.status != 200:
+            logger.warning("%s has no usable /metrics (HTTP %s); its metrics are not recorded", self.name, head.status)
+            self.available = False
+            return None
+        try:
+            values, histograms = parse_scrape(body.decode("utf-8", "replace"))
+        except ValueError as exc:
+            logger.warning("could not parse %s/metrics: %s", self.name, exc)
+            return None
+        values["time"] = time.time()
+        if self.extra is not None:
+            values.update({k: v for k, v in self.extra().items() if v is not None})
+        return values, histograms
+
+    def scrape(self) -> dict[str, float] | None:
+        got = self.read()
+        if got is None:
+            return None
+        values, histograms = got
+        self.keep(values, histograms)
+        if self.files is not None:
+            self.files.write(values, histograms)
+        return values
 
     def close(self) -> None:
         self._conn.close()
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-            self._writer = None
+        if self.files is not None:
+            self.files.close()
+
+
+MEAN_SERIES = ("kv_cache_usage_perc",)  # averaged over replicas; the other series add up
+
+
+def combine(
+    scrapes: list[tuple[dict[str, float], dict[str, Histogram]]],
+) -> tuple[dict[str, float], dict[str, Histogram]]:
+    """Several replicas' scrapes as one server's: counters, gauges and histograms summed (KV usage averaged)."""
+    values: dict[str, float] = {}
+    for column in [*SERIES, *CLIENT_COLUMNS]:
+        found = [v[column] for v, _ in scrapes if column in v]
+        if found:
+            total = sum(found)
+            values[column] = total / len(found) if column in MEAN_SERIES or column in CLIENT_COLUMNS else total
+    values["time"] = max(v["time"] for v, _ in scrapes)
+    histograms: dict[str, Histogram] = {}
+    for key in HISTOGRAMS:
+        found_h = [h[key] for _, h in scrapes if key in h]
+        if found_h:
+            buckets: dict[float, float] = {}
+            for h in found_h:
+                for le, c in h.buckets:
+                    buckets[le] = buckets.get(le, 0.0) + c
+            histograms[key] = Histogram(sum(h.sum for h in found_h), sum(h.count for h in found_h),
+                                        tuple(sorted(buckets.items())))  # fmt: skip
+    return values, histograms
+
+
+class ReplicaMetrics(Scrapes):
+    """Every replica's ``/metrics`` (``--metrics-url``, else each ``-H`` host), scraped together: each into
+    its own files (``PREFIX_server_metrics_N.csv``, ``…_histograms_N.jsonl``, N from 1, named in
+    ``PREFIX_replicas.json``) and their sum into the run's. One replica: the run's files alone."""
+
+    def __init__(self, urls: list[str], headers: dict[str, str], prefix: str | None,
+                 extra: Callable[[], Mapping[str, float | None]] | None = None) -> None:  # fmt: skip
+        super().__init__()
+        self.extra = extra
+        several = len(urls) > 1
+        self.replicas = [
+            ServerMetrics(metrics_target(url), headers,
+                          ScrapeFiles(f"{prefix}_server_metrics_{i}.csv", f"{prefix}_server_histograms_{i}.jsonl")
+                          if prefix and several else None)
+            for i, url in enumerate(urls, 1)
+        ]  # fmt: skip
+        self.files = (
+            ScrapeFiles(f"{prefix}_server_metrics.csv", f"{prefix}_server_histograms.jsonl") if prefix else None
+        )
+        if prefix and several:
+            with open(f"{prefix}_replicas.json", "w", encoding="utf-8") as f:
+                json.dump([{"replica": i, "url": r.name} for i, r in enumerate(self.replicas, 1)], f, indent=2)
+
+    @property
+    def available(self) -> bool:
+        return any(r.available for r in self.replicas)
+
+    def scrape(self) -> dict[str, float] | None:
+        got = [r.scrape() for r in self.replicas]
+        scrapes = [(v, r.latest_histograms) for v, r in zip(got, self.replicas, strict=True) if v is not None]
+        if not scrapes:
+            return None
+        values, histograms = combine(scrapes)
+        if self.extra is not None:
+            values.update({k: v for k, v in self.extra().items() if v is not None})
+        self.keep(values, histograms)
+        if self.files is not None:
+            self.files.write(values, histograms)
+        return values
+
+    def close(self) -> None:
+        for replica in self.replicas:
+            replica.close()
+        if self.files is not None:
+            self.files.close()

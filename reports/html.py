@@ -8,6 +8,10 @@ import math
 import os
 
 SECRET_WORDS = ("key", "token", "secret", "password", "authorization")
+BREAKDOWNS = {
+    "hosts": "Per host (-H)",
+    "replicas": "Per replica (/metrics)",
+}  # summary keys shown as tables of their own
 
 
 def _fmt(value: object) -> str:
@@ -34,13 +38,25 @@ def summary_table(summaries: dict[str, dict]) -> str:
     names = list(summaries)
     keys: list[str] = []
     for s in summaries.values():
-        keys.extend(k for k in s if k not in keys)
+        keys.extend(k for k in s if k not in keys and k not in BREAKDOWNS)
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
     body = "".join(
         f"<tr><td>{html.escape(k)}</td>" + "".join(f"<td>{_fmt(summaries[n].get(k, ''))}</td>" for n in names) + "</tr>"
         for k in keys
     )
     return f"<table><tr><th>metric</th>{head}</tr>{body}</table>"
+
+
+def breakdowns(summaries: dict[str, dict]) -> str:
+    """A run's per-host and per-replica figures, one table each (columns: the hosts or replicas)."""
+    out = []
+    for key, title in BREAKDOWNS.items():
+        for name, summary in summaries.items():
+            parts = summary.get(key)
+            if isinstance(parts, dict) and parts:
+                heading = title if len(summaries) == 1 else f"{title}: {name}"
+                out.append(f"<h2>{html.escape(heading)}</h2>{summary_table(parts)}")
+    return "".join(out)
 
 
 def write_report(
@@ -64,6 +80,7 @@ img {{ max-width: 100%; }} figure {{ margin: 1.5em 0; }} .note {{ color: #8a5a00
 <p>Keys follow vLLM's <code>bench serve</code> result JSON; times in ms. TPOT = (e2e − TTFT) / (output tokens − 1);
 ITL gaps are pooled over all successful requests.</p>
 {summary_table(summaries)}
+{breakdowns(summaries)}
 <h2>Charts</h2>
 {"".join(_img(c) for c in charts)}
 <h2>Configuration</h2>

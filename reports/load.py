@@ -15,6 +15,16 @@ from scheduler.levels import LEVEL_LOG_COLUMNS
 
 Scrape = tuple[float, dict[str, Histogram]]  # (unix time, the server's histograms then)
 
+
+@dataclass
+class Replica:
+    """One replica's scrapes (``_server_metrics_N.csv``, ``_server_histograms_N.jsonl``)."""
+
+    url: str
+    server: pd.DataFrame | None
+    histograms: list[Scrape]
+
+
 STATS_COLUMNS = ["Type", "Name", "Request Count", "Failure Count", "50%", "90%", "99%"]
 HISTORY_COLUMNS = ["Timestamp", "User Count", "Type", "Name", "Requests/s"]
 SERVER_COLUMNS = ["time"]
@@ -37,6 +47,7 @@ class RunData:
     config: dict = field(default_factory=dict)
     client_cpu: dict = field(default_factory=dict)  # the CPU guard's verdict (_client_cpu.json)
     calibration: dict = field(default_factory=dict)  # the client's floor (--calibrate: _calibration.json)
+    replicas: list[Replica] = field(default_factory=list)  # several replicas' /metrics, each apart
 
     @property
     def name(self) -> str:
@@ -132,9 +143,7 @@ def load_run(prefix: str) -> RunData:
         run.failures = _read(fail_path, ["Method", "Name", "Error", "Occurrences"])
     server_path = f"{prefix}_server_metrics.csv"
     if os.path.exists(server_path):
-        run.server = _read(server_path, SERVER_COLUMNS)
-        for col in run.server.columns:
-            run.server[col] = pd.to_numeric(run.server[col], errors="coerce")
+        run.server = _server_csv(server_path)
     levels_path = f"{prefix}_levels.csv"
     if os.path.exists(levels_path):
         run.levels = _read(levels_path, list(LEVEL_LOG_COLUMNS), dtype={"cache": str, "purpose": str, "kind": str})
@@ -145,10 +154,37 @@ def load_run(prefix: str) -> RunData:
     histogram_path = f"{prefix}_server_histograms.jsonl"
     if os.path.exists(histogram_path):
         run.histograms = load_histograms(histogram_path)
+    listed = f"{prefix}_replicas.json"
+    if os.path.exists(listed):
+        run.replicas = load_replicas(prefix, listed)
     run.config = _json(f"{prefix}_config.json")
     run.client_cpu = _json(f"{prefix}_client_cpu.json")
     run.calibration = _json(f"{prefix}_calibration.json")
     return run
+
+
+def _server_csv(path: str) -> pd.DataFrame:
+    server = _read(path, SERVER_COLUMNS)
+    for col in server.columns:
+        server[col] = pd.to_numeric(server[col], errors="coerce")
+    return server
+
+
+def load_replicas(prefix: str, listed: str) -> list[Replica]:
+    """The replicas named in ``_replicas.json``, with what was scraped of each."""
+    try:
+        with open(listed, encoding="utf-8") as f:
+            entries = json.load(f)
+        numbered = [(int(e["replica"]), str(e["url"])) for e in entries]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ReportInputError(f"{listed}: not a list of replicas ({exc})") from None
+    replicas = []
+    for n, url in numbered:
+        csv_path, hist_path = f"{prefix}_server_metrics_{n}.csv", f"{prefix}_server_histograms_{n}.jsonl"
+        server = _server_csv(csv_path) if os.path.exists(csv_path) else None
+        histograms = load_histograms(hist_path) if os.path.exists(hist_path) else []
+        replicas.append(Replica(url, server, histograms))
+    return replicas
 
 
 def _json(path: str) -> dict:

@@ -392,3 +392,45 @@ def capacity_estimate(levels: list[dict]) -> float | None:
     estimates = [lv["prefix_cache_efficiency"] * lv["working_set_tokens"] for lv in levels
                  if lv.get("prefix_cache_efficiency") is not None and lv["prefix_cache_efficiency"] < FULL_EFFICIENCY]  # fmt: skip
     return float(np.median(estimates)) if estimates else None
+
+
+def per_host(rows: pd.DataFrame, slo: dict[str, float] | None = None) -> dict:
+    """``hosts``: each host's single-run keys, when the run spread its requests over several (``-H a,b``)."""
+    if "host" not in rows:
+        return {}
+    hosts = sorted(h for h in rows["host"].dropna().unique() if h)
+    if len(hosts) < 2:
+        return {}
+    return {"hosts": {h: summarize(rows[rows["host"] == h], None, slo) for h in hosts}}
+
+
+def per_replica(replicas: list) -> dict:
+    """``replicas``: each replica's own figures from its ``/metrics`` (hit rate, load, KV usage, latency
+    histograms) between its first and last scrape, and ``replica_skew``: max / mean over the replicas of
+    the requests each served (``load``) and of their hit rates."""
+    if len(replicas) < 2:
+        return {}
+    out: dict = {}
+    for replica in replicas:
+        figures: dict = {}
+        server = replica.server
+        if server is not None and len(server) >= 2:
+            figures["server_prefix_cache_hit_rate"] = _server_in_window(
+                server, float(server["time"].min()), float(server["time"].max()))["server_prefix_cache_hit_rate"]  # fmt: skip
+            for column in ("num_requests_running", "num_requests_waiting", "kv_cache_usage_perc"):
+                if column in server and server[column].notna().any():
+                    figures[f"mean_{column}"] = float(server[column].mean())
+        if len(replica.histograms) >= 2:
+            figures.update(server_figures(replica.histograms[0][1], replica.histograms[-1][1]))
+        out[replica.url] = figures
+    loads = [f.get("server_requests") for f in out.values()]
+    rates = [f.get("server_prefix_cache_hit_rate") for f in out.values()]
+    return {"replicas": out, "replica_skew": {"load": _skew(loads), "prefix_cache_hit_rate": _skew(rates)}}
+
+
+def _skew(values: list) -> float | None:
+    """max / mean (1: even), None when a replica lacks the figure or all are zero."""
+    if not values or any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values):
+        return None
+    mean = sum(values) / len(values)
+    return max(values) / mean if mean > 0 else None

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import gevent
 from gevent import GreenletExit
@@ -33,6 +33,7 @@ from llmclient.stream import CHAT, COMPLETIONS, Endpoint, Messages, build_body
 from llmclient.transports import SocketTransport, Transport
 from prompts.text import join, words
 from users.context import RunContext
+from users.hosts import primary
 from users.run import LLMRun, get_run
 
 logger = logging.getLogger(__name__)
@@ -42,12 +43,31 @@ OPEN_LOOP_IDLE_S = 1.0
 
 
 class LLMClient:
-    """One user's client: streams, measures and records each call as one request of the run."""
+    """One user's client: streams, measures and records each call as one request of the run.
 
-    def __init__(self, run: LLMRun, host: str, transport: Transport) -> None:
+    With several hosts in ``-H`` each request goes to the one ``--host-strategy`` picks, over a
+    transport of its own (``make_transport(host)``); ``transport`` is the first host's."""
+
+    def __init__(self, run: LLMRun, host: str, transport: Transport,
+                 make_transport: Callable[[str], Transport] | None = None) -> None:  # fmt: skip
         self.run = run
         self.host = host
         self.transport = transport
+        self.chooser = run.context.chooser(host)
+        self._transports = {self.chooser.hosts[0]: transport}
+        self._make_transport = make_transport
+
+    def transport_for(self, host: str) -> Transport:
+        transport = self._transports.get(host)
+        if transport is None:
+            if self._make_transport is None:
+                return self.transport
+            transport = self._transports[host] = self._make_transport(host)
+        return transport
+
+    def close(self) -> None:
+        for transport in self._transports.values():
+            transport.close()
 
     def chat(
         self,
@@ -107,14 +127,17 @@ class LLMClient:
                 extra_body=extra_body,
             )
             rec.stage = rec.stage or context.stage_label(time.time())
+            host = rec.host = self.chooser.pick()
             context.in_flight += 1
+            self.chooser.started(host)
             try:
-                self.transport.send(endpoint, body, rec, collect_text)
+                self.transport_for(host).send(endpoint, body, rec, collect_text)
             except GreenletExit:  # the test is stopping: the transport closed the record as cancelled
                 run.recorder.record(rec, endpoint, time.perf_counter() - started)
                 raise
             finally:
                 context.in_flight -= 1
+                self.chooser.finished(host)
             if not rec.success and not rec.status:
                 run.recorder.record(rec, endpoint, time.perf_counter() - started)
                 gevent.sleep(FAILED_CONNECT_PAUSE_S)  # no response at all: do not hammer a dead server
@@ -158,15 +181,18 @@ class LLMUser(User):
     abstract = True
     wait_time = constant(0)
 
-    def make_transport(self, run: LLMRun) -> Transport:
-        return socket_transport(run.context, self.host or "")
+    def make_transport(self, run: LLMRun, host: str) -> Transport:
+        """This user's transport to one host (of -H's)."""
+        return socket_transport(run.context, host)
 
     def on_start(self) -> None:
-        self.llm_run = get_run(self.environment)  # not "run": that is Locust's User.run
-        self.client = LLMClient(self.llm_run, self.host or "", self.make_transport(self.llm_run))
+        run = self.llm_run = get_run(self.environment)  # not "run": that is Locust's User.run
+        host = self.host or ""
+        self.client = LLMClient(run, host, self.make_transport(run, primary(host)),
+                                lambda one: self.make_transport(run, one))  # fmt: skip
 
     def on_stop(self) -> None:
-        self.client.transport.close()
+        self.client.close()
 
 
 def send_next_prompt(user: LLMUser) -> None:

@@ -13,6 +13,7 @@ from prompts.source import PromptError
 from scheduler.arrivals import stage_at
 from scheduler.trace import Trace, TraceError, load_trace
 from users.budget import Budget, RequestBudget
+from users.hosts import HostChooser, primary, split_hosts
 from users.options import Settings
 
 
@@ -25,6 +26,7 @@ class RunContext:
         self.started = 0.0  # unix time the test started (numbers the requests of --stages in user counts)
         self._model_lock = Semaphore()
         self._trace: tuple[tuple[str, str, int], Trace] | None = None
+        self._choosers: dict[str, HostChooser] = {}  # by -H: the hosts a request may go to
         self.apply(settings)
 
     def apply(self, settings: Settings) -> None:
@@ -64,6 +66,13 @@ class RunContext:
             self._trace = (key, trace)
         return self._trace[1]
 
+    def chooser(self, host: str) -> HostChooser:
+        """Which of ``-H``'s hosts the next request goes to (``--host-strategy``), one per process and -H."""
+        key = f"{self.settings.host_strategy} {host}"
+        if key not in self._choosers:
+            self._choosers[key] = HostChooser(split_hosts(host) or [host], self.settings.host_strategy)
+        return self._choosers[key]
+
     def known_model(self) -> str:
         """The model name if given or looked up already, else "" (never a request)."""
         return self._model or ""
@@ -73,5 +82,6 @@ class RunContext:
         if self._model is None:
             with self._model_lock:
                 if self._model is None:
-                    self._model = resolve_model(Target.parse(host), self.settings.api_key, self.settings.model)
+                    self._model = resolve_model(Target.parse(primary(host)), self.settings.api_key,
+                                                self.settings.model)  # fmt: skip
         return self._model

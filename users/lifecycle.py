@@ -20,6 +20,7 @@ from llmclient.errors import ConfigError
 from llmclient.http import Target
 from prompts.source import PromptError
 from scheduler.trace import TraceError, hit_rate, ideal_cached_tokens, load_trace
+from users.hosts import split_hosts
 from users.options import Settings
 from users.run import LLMRun
 
@@ -64,7 +65,10 @@ def preflight(run: LLMRun, host: str | None, builds_load: bool) -> None:
         fail_fast("no server given: pass -H http://HOST:PORT (the vLLM server)")
     context = run.context
     try:
-        model = resolve_model(Target.parse(host), context.settings.api_key, context.settings.model)
+        hosts = split_hosts(host)
+        model = resolve_model(Target.parse(hosts[0]), context.settings.api_key, context.settings.model)
+        for other in hosts[1:]:  # every replica serves the model
+            resolve_model(Target.parse(other), context.settings.api_key, model)
         context.apply(replace(context.settings, model=model))
         if builds_load:
             run.prompts.prepare(host)

@@ -24,7 +24,6 @@ from gevent.queue import Queue
 from locust.exception import StopUser
 from locust.runners import STATE_MISSING
 
-from llmclient.http import Target
 from llmclient.measure import RequestRecord
 from llmclient.reactor import StreamReactor
 from llmclient.transports import Transport
@@ -152,8 +151,9 @@ class OpenLoop:
     def __init__(self, run: LLMRun, host: str, cap: int | None) -> None:
         self.run = run
         self.host = host
-        Target.parse(host)  # a bad host fails here, once
-        self.pool = TransportPool(lambda: socket_transport(run.context, host))
+        self.chooser = run.context.chooser(host)  # a bad host fails here, once
+        self.pools = {one: TransportPool(lambda one=one: socket_transport(run.context, one))  # type: ignore[misc]
+                      for one in self.chooser.hosts}  # fmt: skip
         self.cap = BoundedSemaphore(cap) if cap else None
         self.requests = Group()
         self.queued = 0
@@ -227,7 +227,10 @@ class OpenLoop:
                 self.queued -= 1
         if capped:
             rec.queue = time.perf_counter() - waited if self.cap is not None else 0.0
-        transport = self.pool.get()
+        host = self.chooser.pick()
+        pool = self.pools[host]
+        transport = pool.get()
+        self.chooser.started(host)
         try:
             prompts = self.run.prompts
             if rec.trace_index is not None:
@@ -236,19 +239,21 @@ class OpenLoop:
             else:
                 prompt = prompts.next_prompt()
             rec.unique_from = prompt.unique_from
-            client = LLMClient(self.run, self.host, transport)
+            client = LLMClient(self.run, host, transport)
             client.request(self.run.context.endpoint, prompt.content, prompt.max_tokens, {}, False, rec)
         except StopUser:  # -n is spent
             pass
         finally:
-            self.pool.put(transport)
+            self.chooser.finished(host)
+            pool.put(transport)
             if self.cap is not None and capped:
                 self.cap.release()
 
     def stop(self) -> None:
         """End the schedule; requests in flight are cut off (and recorded as cancelled)."""
         self.cancel()
-        self.pool.close()
+        for pool in self.pools.values():
+            pool.close()
 
 
 class MasterDispatch:

@@ -35,6 +35,6 @@ class OpenAISDKUser(LLMUser):
     def generate(self) -> None:
         send_next_prompt(self)
 
-    def make_transport(self, run: LLMRun) -> Transport:
+    def make_transport(self, run: LLMRun, host: str) -> Transport:
         s = run.context.settings
-        return OpenAISDKTransport(self.host or "", s.api_key, s.request_timeout or s.stream_timeout)
+        return OpenAISDKTransport(host, s.api_key, s.request_timeout or s.stream_timeout)

@@ -18,10 +18,12 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from llmclient.errors import ConfigError
+from llmclient.server_metrics import metrics_target
 from scheduler.arrivals import ConstantRate, Ramp, RateProfile, Stage, Stages, parse_stages
 from scheduler.levels import AutoSweep, CapacitySearch, ExplicitSweep, Plan, parse_sweep
 from scheduler.slo import parse_slo
 from scheduler.trace import FORMATS as TRACE_FORMATS
+from users.hosts import STRATEGIES as HOST_STRATEGIES
 
 if TYPE_CHECKING:
     from locust.argument_parser import LocustArgumentParser
@@ -62,6 +64,15 @@ def parsed_by(parse: Callable[[str], object]) -> Check:
     return check
 
 
+def metrics_urls(urls: tuple[str, ...]) -> str | None:
+    for url in urls or ():
+        try:
+            metrics_target(url)
+        except ValueError as exc:
+            return f"--metrics-url: {exc}"
+    return None
+
+
 def existing_file(flag: str) -> Check:
     return lambda v: None if not v or os.path.isfile(v) else f"{flag} {v}: no such file"
 
@@ -70,7 +81,7 @@ def existing_file(flag: str) -> Check:
 class Option:
     dest: str
     flags: tuple[str, ...]
-    kind: Literal["int", "float", "str", "flag"]
+    kind: Literal["int", "float", "str", "flag", "list"]
     default: Any
     help: str
     env: str = ""  # default: LOCUST_ + DEST in capitals
@@ -184,6 +195,12 @@ OPTIONS: tuple[Option, ...] = (
            check=lambda v: None if 0 < v <= 1 else f"--slo-attainment must be above 0 and at most 1, got {v:g}"),
     Option("find_capacity", ("--find-capacity",), "flag", False,
            "Search for the highest request rate that meets --slo at --slo-attainment (levels of one run)"),
+    Option("host_strategy", ("--host-strategy",), "str", "round-robin",
+           "With several hosts in -H (comma-separated replicas): round-robin, or least-inflight (the host with the "
+           "fewest of this process's requests in flight)", choices=HOST_STRATEGIES),
+    Option("metrics_url", ("--metrics-url",), "list", (),
+           "A replica's /metrics to scrape (repeat it, or comma-separate, for several; default: each host of -H); "
+           "each is reported apart, with the skew between them", check=metrics_urls, web_form=False),
     Option("calibrate", ("--calibrate",), "flag", False,
            "Before the run, measure the client's own floor on this machine (TTFT/ITL error, chunks per CPU "
            "second) at the run's concurrency and sizes against a zero-latency emulator (about 10 s)", web_form=False),
@@ -250,6 +267,8 @@ def add_options(parser: LocustArgumentParser, **_kw: object) -> None:
         kwargs: dict[str, Any] = {"default": opt.default, "env_var": opt.env_var, "help": opt.help}
         if opt.kind == "flag":
             kwargs["action"] = "store_true"
+        elif opt.kind == "list":
+            kwargs.update(action="append", default=None)  # argparse appends to a fresh list
         elif opt.kind in ARG_TYPES:
             kwargs["type"] = ARG_TYPES[opt.kind]
         if opt.choices:
@@ -304,6 +323,8 @@ class Settings:
     slo: str
     slo_attainment: float
     find_capacity: bool
+    host_strategy: str
+    metrics_url: tuple[str, ...]
     calibrate: bool
     trace: str
     trace_speed: float
@@ -397,6 +418,9 @@ class Settings:
                     raise ConfigError(f"{opt.flag}: {exc}") from None
             if opt.kind == "flag":
                 value = bool(value)
+            if opt.kind == "list":  # repeated, comma-separated, or one string from an environment variable
+                items: list[object] = [value] if isinstance(value, str) else list(value)  # type: ignore[arg-type]
+                value = tuple(part.strip() for item in items for part in str(item).split(",") if part.strip())
             if opt.choices and value not in opt.choices:
                 raise ConfigError(f"{opt.flag} must be one of {', '.join(opt.choices)}, got {value!r}")
             problem = opt.check(value) if opt.check is not None else None

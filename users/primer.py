@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections.abc import Callable
 
 import gevent
@@ -15,8 +14,9 @@ from gevent.pool import Pool
 
 from llmclient.control import reset_prefix_cache, warm_up
 from llmclient.http import Target
-from llmclient.server_metrics import ServerMetrics
+from llmclient.server_metrics import ReplicaMetrics
 from users.context import RunContext
+from users.hosts import split_hosts
 from users.prompt_service import PromptService
 
 logger = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ class ServerPrimer:
         self.context = context
         self.prompts = prompts
         self.csv_prefix = csv_prefix
-        self.metrics: ServerMetrics | None = None
+        self.metrics: ReplicaMetrics | None = None
         self.level_cache = ""  # a sweep's prefix-cache handling: reset or warm-up
         self.extra_columns: Callable[[], dict[str, float | None]] | None = None  # the client's own, per scrape
         self._loop: gevent.Greenlet[[], None] | None = None
@@ -36,34 +36,36 @@ class ServerPrimer:
         """Reset and warm the prefix cache as asked, then start scraping /metrics."""
         context = self.context
         s = context.settings
-        target = Target.parse(host)
         context.model(host)  # looked up once here too: the live figures are labelled with it
         if s.reset_prefix_cache:
-            reset_prefix_cache(target, context.auth)
+            self._reset_all(host)
         if s.warmup:
             self._warm_up(host, s.warmup)
         if s.metrics_interval > 0:
-            path = f"{self.csv_prefix}_server_metrics.csv" if self.csv_prefix else None
-            histograms = f"{self.csv_prefix}_server_histograms.jsonl" if self.csv_prefix else None
-            if histograms and os.path.exists(histograms):
-                os.remove(histograms)  # a file of an earlier run under the same prefix
-            self.metrics = ServerMetrics(target, context.auth, path, histograms, self.extra_columns)
+            urls = list(s.metrics_url) or split_hosts(host)
+            self.metrics = ReplicaMetrics(urls, context.auth, self.csv_prefix, self.extra_columns)
             self.metrics.scrape()
             self._loop = gevent.spawn(self._scrape_every, s.metrics_interval)
 
+    def _reset_all(self, host: str) -> bool:
+        """Reset every host's prefix cache; True when all allowed it."""
+        return all([reset_prefix_cache(Target.parse(h), self.context.auth) for h in split_hosts(host)])
+
     def _warm_up(self, host: str, per_group: int) -> None:
+        """The same unmeasured requests to every host (each replica has a cache of its own)."""
         context = self.context
         contents = self.prompts.warmup_prompts(host, per_group)
         pool = Pool(16)
-        ok = warm_up(
-            Target.parse(host),
-            context.endpoint,
-            context.model(host),
-            context.headers,
-            contents,
-            run_all=lambda jobs: gevent.joinall([pool.spawn(job) for job in jobs]),
-        )
-        logger.info("warm-up: %d of %d unmeasured requests succeeded", ok, len(contents))
+        for one in split_hosts(host):
+            ok = warm_up(
+                Target.parse(one),
+                context.endpoint,
+                context.model(host),
+                context.headers,
+                contents,
+                run_all=lambda jobs: gevent.joinall([pool.spawn(job) for job in jobs]),
+            )
+            logger.info("warm-up of %s: %d of %d unmeasured requests succeeded", one, ok, len(contents))
 
     def prepare_level(self, host: str) -> str:
         """Before each level of a sweep, the same prefix-cache state: a reset where the server allows
@@ -72,7 +74,7 @@ class ServerPrimer:
         ``/metrics`` is scraped at the boundary (and again after a warm-up), so the server's figures of
         each level are the difference of two scrapes with only that level's requests between them."""
         self.scrape_now()
-        if self.level_cache != "warm-up" and reset_prefix_cache(Target.parse(host), self.context.auth):
+        if self.level_cache != "warm-up" and self._reset_all(host):
             self.level_cache = "reset"
         else:
             self.level_cache = "warm-up"

@@ -13,6 +13,7 @@ from prompts.synthetic import SharedPrefixPrompts
 from prompts.tokenizer import LocalTokenizer, TokenCounter
 from prompts.trace_prompts import TracePrompts
 from users.context import RunContext
+from users.hosts import primary
 from users.prompt_pool import PromptPool
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,7 @@ class PromptService:
         s = self.context.settings
         if s.tokenizer:
             return LocalTokenizer(s.tokenizer)
-        return ServerTokenizer(Target.parse(host), self.context.model(host), self.context.auth)
+        return ServerTokenizer(Target.parse(primary(host)), self.context.model(host), self.context.auth)
 
     def build_source(self, host: str, stream: str, groups: int | None = None) -> PromptSource:
         """The run's prompts; ``groups``: a prefix-groups level's, with that many prefixes of its own."""
