@@ -87,6 +87,9 @@ def report_run(run: RunData, slo: dict) -> tuple[dict, list[str], list[str]]:
             summary.update(trace)
             whole = (run.config.get("trace_facts") or {}).get("ideal_prefix_cache_hit_rate")
             summary["trace_ideal_prefix_cache_hit_rate"] = whole
+            ideal = trace.get("ideal_prefix_cache_hit_rate")
+            if summary["prefix_cache_hit_rate_source"] == "server_metrics" and ideal:  # the server's own counters
+                summary["server_prefix_cache_efficiency"] = summary["prefix_cache_hit_rate"] / ideal
             notes.append(trace_note(summary))
             if trace.get("prefix_cache_by_trace_minute"):
                 out_charts.append(charts.prefix_cache_over_trace(trace, f"{p}_prefix_cache_efficiency.png"))
