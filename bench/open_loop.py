@@ -22,15 +22,12 @@ import argparse
 import csv
 import json
 import math
-import os
-import subprocess
 import sys
 import tempfile
-import threading
 
 import numpy as np
 
-from bench.client_overhead import LOCUST, PY, ROOT, pinned
+from bench.harness import FAST_EMULATOR, run_pinned
 
 STEP_MS = 10.0
 # (rate, burstiness, output tokens): 256 open streams at 100 and 400 req/s (R x 256 or 64 steps of 10 ms)
@@ -53,35 +50,11 @@ def ks_exponential(gaps: np.ndarray, rate: float) -> float:
 def run_condition(rate: float, burstiness: float, tokens: int, seconds: float, tmp: str) -> dict:
     n = int(rate * seconds)
     tag = f"{rate:g}-{burstiness:g}"
-    log = os.path.join(tmp, f"emu-{tag}.jsonl")
-    emu = subprocess.Popen(
-        [PY, "-m", "emulator", "--port", "0", "--request-log", log, "--step-ms", f"{STEP_MS}",
-         "--step-ms-per-seq", "0", "--prefill-ms-per-token", "0", "--max-num-seqs", "4096",
-         "--max-num-batched-tokens", "10000000", "--eos-prob", "0"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=pinned(1),
+    prefix, truth = run_pinned(
+        tag, tmp, ["--step-ms", f"{STEP_MS}", *FAST_EMULATOR],
+        ["-n", str(n), "--request-rate", f"{rate:g}", "--burstiness", f"{burstiness:g}", "--max-tokens", str(tokens),
+         "--ignore-eos", "--input-tokens", "64"], seconds * 4 + 120,
     )  # fmt: skip
-    try:
-        url = emu.stdout.readline().split()[3]
-        threading.Thread(target=emu.stdout.read, daemon=True).start()
-        prefix = os.path.join(tmp, tag)
-        client = subprocess.run(
-            [LOCUST, "-f", os.path.join(ROOT, "locustfile.py"), "--headless", "-u", "1", "-r", "1", "-n", str(n),
-             "-H", url, "--request-rate", f"{rate:g}", "--burstiness", f"{burstiness:g}", "--max-tokens", str(tokens),
-             "--ignore-eos", "--input-tokens", "64", "--metrics-interval", "0", "--csv", prefix, "--only-summary",
-             "--loglevel", "WARNING"],
-            cwd=ROOT, capture_output=True, text=True, preexec_fn=pinned(0), stdin=subprocess.DEVNULL,
-            timeout=seconds * 4 + 120,
-        )  # fmt: skip
-    finally:
-        emu.terminate()
-        emu.wait(30)
-    if client.returncode != 0:
-        raise SystemExit(f"locust failed at {tag}: {client.stdout[-2000:]}{client.stderr[-2000:]}")
-    truth = {}
-    with open(log) as f:
-        for line in f:
-            t = json.loads(line)
-            truth[t["id"]] = t
     with open(prefix + "_requests.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["request_id"] in truth]
     due = np.sort([float(r["scheduled_time"]) for r in rows])

@@ -19,15 +19,13 @@ import argparse
 import csv
 import json
 import os
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import numpy as np
 
-from bench.client_overhead import LOCUST, PY, ROOT, pinned
+from bench.harness import FAST_EMULATOR, run_pinned
 from prompts.trace_prompts import TracePrompts
 from scheduler.trace import Trace, TraceRequest, load_trace
 from tools.make_trace import main as make_trace
@@ -52,37 +50,14 @@ def prompt_build_us(blocks: int = 10, n: int = 2000) -> float:
 
 
 def replay(path: str, seconds: float, rate: float, blocks: int, tmp: str) -> dict:
-    tag = f"blocks-{blocks}"
-    log = os.path.join(tmp, f"emu-{tag}.jsonl")
-    emu = subprocess.Popen(
-        [PY, "-m", "emulator", "--port", "0", "--request-log", log, "--step-ms", "10", "--step-ms-per-seq", "0",
-         "--prefill-ms-per-token", "0", "--max-num-seqs", "4096", "--max-num-batched-tokens", "10000000",
-         "--eos-prob", "0", "--num-blocks", str(blocks)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=pinned(1),
-    )  # fmt: skip
-    try:
-        assert emu.stdout is not None
-        url = emu.stdout.readline().split()[3]
-        threading.Thread(target=emu.stdout.read, daemon=True).start()
-        prefix = os.path.join(tmp, tag)
-        client = subprocess.run(
-            [LOCUST, "-f", os.path.join(ROOT, "locustfile.py"), "--headless", "-u", "1", "-r", "1", "-H", url,
-             "--trace", path, "--endpoint", "completions", "--metrics-interval", "0", "--csv", prefix,
-             "--only-summary", "--loglevel", "WARNING"],
-            cwd=ROOT, capture_output=True, text=True, preexec_fn=pinned(0), stdin=subprocess.DEVNULL,
-            timeout=seconds * 4 + 120,
-        )  # fmt: skip
-    finally:
-        emu.terminate()
-        emu.wait(30)
-    if client.returncode != 0:
-        raise SystemExit(f"locust failed ({tag}): {client.stdout[-2000:]}{client.stderr[-2000:]}")
+    prefix, truth = run_pinned(
+        f"blocks-{blocks}",
+        tmp,
+        ["--step-ms", "10", *FAST_EMULATOR, "--num-blocks", str(blocks)],
+        ["--trace", path, "--endpoint", "completions"],
+        seconds * 4 + 120,
+    )
     trace = load_trace(path)
-    truth = {}
-    with open(log) as f:
-        for line in f:
-            t = json.loads(line)
-            truth[t["id"]] = t
     with open(prefix + "_requests.csv", newline="") as f:
         rows = sorted((r for r in csv.DictReader(f) if r["request_id"] in truth), key=lambda r: int(r["trace_index"]))
     received = np.array([truth[r["request_id"]]["received_wall"] for r in rows])

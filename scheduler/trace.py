@@ -157,24 +157,28 @@ def check_lengths(trace: Trace, max_model_len: int | None, least_input: int = 1)
 Raw = tuple[str, float, int, int, tuple[int, ...], str]  # where, time (s), input, output, hash ids, session
 
 
-def _count(where: str, name: str, value: object, low: int = 1) -> int:
+def _number(where: str, name: str, value: object) -> float | None:
+    """A field as a number; None when it is not one (a missing field raises)."""
     if value is None or value == "":
         raise TraceError(f"{where}: missing {name}")
     try:
-        number = float(value)  # type: ignore[arg-type]
+        return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        raise TraceError(f"{where}: {name} is not a number ({value!r})") from None
+        return None
+
+
+def _count(where: str, name: str, value: object, low: int = 1) -> int:
+    number = _number(where, name, value)
+    if number is None:
+        raise TraceError(f"{where}: {name} is not a number ({value!r})")
     if not number.is_integer() or number < low:
         raise TraceError(f"{where}: {name} must be a whole number of at least {low}, got {value!r}")
     return int(number)
 
 
 def _seconds(where: str, name: str, value: object, scale: float = 1.0) -> float:
-    if value is None or value == "":
-        raise TraceError(f"{where}: missing {name}")
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    number = _number(where, name, value)
+    if number is None:
         try:
             return datetime.fromisoformat(str(value).strip()).timestamp()
         except ValueError:
