@@ -13,7 +13,7 @@ from llmclient.cpu import BOTTLENECK
 from reports import charts
 from reports.html import write_report
 from reports.load import ReportInputError, RunData, load_run
-from reports.metrics import levels_summary, per_host, per_replica, summarize, trace_summary, windows
+from reports.metrics import levels_summary, per_host, per_replica, per_stage, summarize, trace_summary, windows
 from scheduler.slo import parse_slo
 
 
@@ -46,6 +46,7 @@ def report_run(run: RunData, slo: dict) -> tuple[dict, list[str], list[str]]:
         rows = run.requests
         summary = summarize(rows, run.server, slo, run.config.get("request_rate"), run.histograms)
         summary.update(per_host(rows, slo))
+        summary.update(per_stage(rows, run.histograms, slo))
         summary.update(per_replica(run.replicas))
         if run.client_cpu:
             summary["client_cpu_max_share"] = run.client_cpu.get("client_cpu_max_share")

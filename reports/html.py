@@ -11,6 +11,7 @@ SECRET_WORDS = ("key", "token", "secret", "password", "authorization")
 BREAKDOWNS = {
     "hosts": "Per host (-H)",
     "replicas": "Per replica (/metrics)",
+    "stages": "Per stage (--stages)",
 }  # summary keys shown as tables of their own
 
 

@@ -434,3 +434,25 @@ def _skew(values: list) -> float | None:
         return None
     mean = sum(values) / len(values)
     return max(values) / mean if mean > 0 else None
+
+
+def per_stage(rows: pd.DataFrame, histograms: list[tuple[float, dict[str, Histogram]]] | None = None,
+              slo: dict[str, float] | None = None) -> dict:  # fmt: skip
+    """``stages``: each ``--stages`` step's single-run keys from its rows, and the server's figures between
+    the scrapes around it (the run scrapes as each stage ends; a request still in flight when its stage
+    ended counts in the next stage's server figures)."""
+    if "stage" not in rows:
+        return {}
+    stages = sorted((s for s in rows["stage"].astype(str).unique() if s), key=lambda s: float(s))
+    if len(stages) < 2:
+        return {}
+    out = {}
+    for stage in stages:
+        mine = rows[rows["stage"].astype(str) == stage]
+        summary = summarize(mine, None, slo)
+        if histograms:
+            start = float(mine["start_time"].min())
+            end = float((mine["start_time"] + mine["e2e_s"].fillna(0.0)).max())
+            summary.update(server_vs_client(summary, histograms, start, end))
+        out[stage] = summary
+    return {"stages": out}

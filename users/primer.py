@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable
 
 import gevent
@@ -31,6 +32,7 @@ class ServerPrimer:
         self.level_cache = ""  # a sweep's prefix-cache handling: reset or warm-up
         self.extra_columns: Callable[[], dict[str, float | None]] | None = None  # the client's own, per scrape
         self._loop: gevent.Greenlet[[], None] | None = None
+        self._stage_loop: gevent.Greenlet[[float], None] | None = None
 
     def prime(self, host: str) -> None:
         """Reset and warm the prefix cache as asked, then start scraping /metrics."""
@@ -46,6 +48,16 @@ class ServerPrimer:
             self.metrics = ReplicaMetrics(urls, context.auth, self.csv_prefix, self.extra_columns)
             self.metrics.scrape()
             self._loop = gevent.spawn(self._scrape_every, s.metrics_interval)
+            if s.stage_steps:
+                self._stage_loop = gevent.spawn(self._scrape_at_stage_ends, time.time())
+
+    def _scrape_at_stage_ends(self, started: float) -> None:
+        """``--stages``: a scrape as each stage ends, so each stage's server figures are its own."""
+        end = started
+        for stage in self.context.settings.stage_steps:
+            end += stage.duration_s
+            gevent.sleep(max(0.0, end - time.time()))
+            self.scrape_now()
 
     def _reset_all(self, host: str) -> bool:
         """Reset every host's prefix cache; True when all allowed it."""
@@ -101,6 +113,9 @@ class ServerPrimer:
         return {**self.metrics.latest, "prefix_cache_hit_rate": self.metrics.hit_rate(), **means}
 
     def stop(self) -> None:
+        if self._stage_loop is not None:
+            self._stage_loop.kill(block=True)
+            self._stage_loop = None
         if self._loop is not None:
             self._loop.kill(block=True)
             self._loop = None

@@ -6,10 +6,14 @@ the emulator's log has the kernel's receive time of every request: the two are c
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
-from tests.procs import TTFT_ERROR_FLOOR_S, read_rows, run_locust, ttft_errors
+from tests.procs import ROOT, TTFT_ERROR_FLOOR_S, read_rows, run_locust, ttft_errors
 
 FAST = ("--step-ms", "5", "--step-ms-per-seq", "0.02", "--prefill-ms-per-token", "0.002", "--eos-prob", "0")
 SIZES = ("--max-tokens", "8", "--input-tokens", "48", "--metrics-interval", "0", "--only-summary")
@@ -91,8 +95,9 @@ def test_the_cap_holds_requests_back_and_their_wait_is_queue_time(emulator_facto
 def test_stages_reach_the_server_in_order_and_end_the_run(emulator_factory, tmp_path):
     emu = emulator_factory(*FAST)
     prefix = tmp_path / "stages"
-    run = run_locust("--headless", "-u", "1", "-r", "1", "-t", "30s", "-H", emu.url, "--stages", "1s:10,1s:30",
-                     "--burstiness", "inf", "--csv", str(prefix), *SIZES)  # fmt: skip
+    # no -n, no -t: the run ends with its last stage
+    run = run_locust("--headless", "-u", "1", "-r", "1", "-H", emu.url, "--stages", "1s:10,1s:30",
+                     "--burstiness", "inf", "--csv", str(prefix), *SIZES, "--metrics-interval", "0.5", timeout=60)  # fmt: skip
     assert run.returncode == 0, run
     rows = read_rows(prefix)
     stages = [r["stage"] for r in sorted(rows, key=lambda r: float(r["scheduled_time"]))]
@@ -101,7 +106,13 @@ def test_stages_reach_the_server_in_order_and_end_the_run(emulator_factory, tmp_
     last_1 = max(truth[r["request_id"]]["received_wall"] for r in rows if r["stage"] == "1")
     first_2 = min(truth[r["request_id"]]["received_wall"] for r in rows if r["stage"] == "2")
     assert last_1 < first_2
-    assert all(r["success"] == "true" for r in rows)  # the run ended when the schedule did, not at -t
+    assert all(r["success"] == "true" for r in rows)  # the run ended when the schedule did, cutting nothing
+    report = subprocess.run([sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    per_stage = json.loads((tmp_path / "stages_summary.json").read_text())["stages"]
+    assert per_stage["1"]["completed"] == 10 and per_stage["2"]["completed"] == stages.count("2")
+    assert all(s["server_requests"] > 0 and s["server_mean_ttft_ms"] > 0 for s in per_stage.values())
 
 
 @pytest.mark.parametrize(
