@@ -311,7 +311,7 @@ def ttft_decomposition(summary: dict, path: str) -> str:
     else:
         parts.append(("server TTFT", server, "#4C72B0"))
     parts.append(("client - server", client - server, "#DD8452"))
-    fig, ax = plt.subplots(figsize=(12, 3.6))
+    fig, ax = plt.subplots(figsize=(12, 4.2))
     left = 0.0
     for label, width, color in parts:
         ax.barh([0], [width], left=[left], color=color, label=f"{label}: {width:,.2f} ms")

@@ -55,14 +55,16 @@ def test_report_matches_ground_truth_and_keeps_the_key_secret(emulator_factory, 
     assert summary["mean_ttft_ms"] == pytest.approx(true_mean_ttft_ms, abs=5.0)
     true_mean_e2e_ms = 1000 * sum(t["e2e_s"] for t in truth) / len(truth)
     assert summary["mean_e2el_ms"] == pytest.approx(true_mean_e2e_ms, abs=5.0)
-    for name in ("overview", "percentiles_over_time", "cdf", "cache_hit_vs_miss", "server_metrics"):
+    for name in ("overview", "percentiles_over_time", "cdf", "cache_hit_vs_miss", "server_metrics",
+                 "ttft_decomposition"):
         png = prefix.with_name(f"run_{name}.png")
         with Image.open(png) as img:
             img.verify()
         with Image.open(png) as img:
             assert img.format == "PNG" and img.size[0] >= 1200 and img.size[1] >= 600, (name, img.size)
     html = prefix.with_name("run_report.html").read_text()
-    assert html.count("data:image/png;base64,") == 5  # four request charts and the server metrics
+    # four request charts, the server metrics and the TTFT decomposition (the server's own histograms)
+    assert html.count("data:image/png;base64,") == 6
     assert "median_ttft_ms" in html
     for path in prefix.parent.iterdir():
         assert KEY not in path.read_bytes().decode("utf-8", "replace"), path
