@@ -55,8 +55,14 @@ def test_report_matches_ground_truth_and_keeps_the_key_secret(emulator_factory, 
     assert summary["mean_ttft_ms"] == pytest.approx(true_mean_ttft_ms, abs=5.0)
     true_mean_e2e_ms = 1000 * sum(t["e2e_s"] for t in truth) / len(truth)
     assert summary["mean_e2el_ms"] == pytest.approx(true_mean_e2e_ms, abs=5.0)
-    for name in ("overview", "percentiles_over_time", "cdf", "cache_hit_vs_miss", "server_metrics",
-                 "ttft_decomposition"):
+    for name in (
+        "overview",
+        "percentiles_over_time",
+        "cdf",
+        "cache_hit_vs_miss",
+        "server_metrics",
+        "ttft_decomposition",
+    ):
         png = prefix.with_name(f"run_{name}.png")
         with Image.open(png) as img:
             img.verify()

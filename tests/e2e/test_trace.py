@@ -69,12 +69,15 @@ def test_a_trace_replays_exactly_at_its_times_and_hits_the_cache_as_its_hash_ids
         req = trace.requests[int(r["trace_index"])]
         assert int(r["prompt_tokens"]) == truth[r["request_id"]]["prompt_tokens"] == req.input_length
         assert int(r["output_tokens"]) == req.output_length
-    # at the server, at the trace's times halved: each request after its time, the gaps as the trace's
+    # due at the trace's times halved; at the server after its due time (sent once due, by design), and
+    # its gaps the trace's (medians: a busy machine may stall a send now and then; the benchmark shows lags)
     ordered = sorted(rows, key=lambda r: int(r["trace_index"]))
-    got = np.array([truth[r["request_id"]]["received_wall"] for r in ordered])
+    scheduled = np.array([float(r["scheduled_time"]) for r in ordered])
     due = np.array([trace.requests[int(r["trace_index"])].time_s / 2 for r in ordered])
-    late = got - got[0] - due
-    assert late.min() > -0.005 and np.median(np.abs(late - np.median(late))) < 0.002
+    assert np.abs(scheduled - scheduled[0] - due).max() < 1e-6
+    got = np.array([truth[r["request_id"]]["received_wall"] for r in ordered])
+    late = got - scheduled
+    assert late.min() > -21e-6 and np.median(late) < 0.005
     assert np.median(np.abs(np.diff(got) - np.diff(due))) < 0.001
     # cached tokens: what the blocks of the requests whose prefill had ended give, to the token
     finished = sorted(rows, key=lambda r: truth[r["request_id"]]["first_token_wall"])
