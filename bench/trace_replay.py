@@ -10,7 +10,8 @@ twice: with a cache larger than the trace's working set, and with one of 256 blo
 The truth is the emulator's log (kernel receive times, prompt lengths, cached tokens). Reported:
 achieved vs trace rate at the server, schedule lag p50/p99/max, the spread of the receive times
 around the trace's (p99 of |late - median late|), exact lengths, and the prefix cache's efficiency
-(measured / ideal hit rate). Also: the cost of building one trace prompt (10 blocks) in the client.
+(measured / ideal hit rate). Also: the cost of building one trace prompt in the client (10 blocks, one of
+them new: each request shifts the window of hash ids by one).
 """
 
 from __future__ import annotations

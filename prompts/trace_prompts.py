@@ -56,7 +56,8 @@ class TracePrompts:
             raise PromptError(f"{counter.name} splits too many common words: cannot build exact-length trace prompts")
         self.ideal = ideal_cached_tokens(trace)
         self._next = 0
-        self._block = lru_cache(maxsize=8192)(self._make_block)
+        self._words = lru_cache(maxsize=8192)(self._make_words)  # a block's words, drawn once
+        self._text = lru_cache(maxsize=8192)(self._make_text)  # and a stretch of them as text, joined once
         for request in trace.requests[:CHECKED_PROMPTS]:
             got = counter.count(self.prompt_for(request.index).content, chat)
             if got != request.input_length:
@@ -65,9 +66,13 @@ class TracePrompts:
                     f"input_length {request.input_length}: its tokenizer merges words across spaces"
                 )
 
-    def _make_block(self, key: str) -> tuple[str, ...]:
+    def _make_words(self, key: str) -> tuple[str, ...]:
+        """The words of the block ``key`` (its hash id, or a request's own block)."""
         rng = random.Random(f"trace-block-{self.seed}-{key}")
         return tuple(rng.choices(self.vocabulary, k=self.trace.block_tokens))
+
+    def _make_text(self, key: str, start: int, end: int) -> str:
+        return " ".join(self._words(key)[start:end])
 
     def prompt_for(self, index: int) -> Prompt:
         """The prompt of the trace's request ``index``."""
@@ -80,8 +85,7 @@ class TracePrompts:
         for j, h in enumerate(blocks):  # block j holds the prompt's tokens j*b to (j+1)*b
             low, high = max(j * b, self.overhead), min((j + 1) * b, n)  # the fixed part comes first
             if high > low:
-                words = self._block(f"r{request.index}-{j}" if own else str(h))
-                pieces.append(" ".join(words[low - j * b : high - j * b]))
+                pieces.append(self._text(f"r{request.index}-{j}" if own else str(h), low - j * b, high - j * b))
         # the server can hold no more than the ideal: a hit beyond it (beyond the template without hash ids)
         # is a cache warm from an earlier replay
         ideal = None if own else self.ideal[index]
