@@ -19,7 +19,7 @@ from llmclient.control import resolve_model
 from llmclient.errors import ConfigError
 from llmclient.http import Target
 from prompts.source import PromptError
-from scheduler.trace import TraceError, hit_rate, ideal_cached_tokens, load_trace
+from scheduler.trace import Trace, TraceError, hit_rate, ideal_cached_tokens, load_trace
 from users.hosts import split_hosts
 from users.options import Settings
 from users.run import LLMRun
@@ -98,12 +98,13 @@ def write_run_config(path: str, settings: Settings, options: argparse.Namespace 
         json.dump(config, f, indent=2)
 
 
-def trace_facts(settings: Settings) -> dict[str, object]:
+def trace_facts(settings: Settings, trace: Trace | None = None) -> dict[str, object]:
     """The whole trace's figures, for the report (empty when it cannot be read: the run says why)."""
-    try:
-        trace = load_trace(settings.trace, settings.trace_format, settings.trace_block_tokens)
-    except TraceError:
-        return {}
+    if trace is None:
+        try:
+            trace = load_trace(settings.trace, settings.trace_format, settings.trace_block_tokens)
+        except TraceError:
+            return {}
     ideal = hit_rate(ideal_cached_tokens(trace), trace) if any(r.hash_ids for r in trace.requests) else None
     rate = trace.rate(settings.trace_speed)
     return {"format": trace.format, "requests": len(trace.requests), "span_s": trace.span_s,

@@ -228,7 +228,7 @@ class Role:
         trace = self.run.context.trace()
         if trace is None:
             return
-        facts = trace_facts(settings)
+        facts = trace_facts(settings, trace)
         ideal = facts.get("ideal_prefix_cache_hit_rate")
         logger.info(
             "replaying %s (%s): %d requests over %.1f s at speed %g (%.2f req/s); an unbounded prefix cache would "
