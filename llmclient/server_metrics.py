@@ -239,6 +239,7 @@ class ServerMetrics(Scrapes):
         self.files = files
         self.extra = extra  # more columns, read at each scrape
         self.available = True
+        self.failing = False  # the last scrape could not reach it
         self._conn = Connection(target, read_timeout=10.0, connect_timeout=5.0)
 
     @property
@@ -252,8 +253,13 @@ class ServerMetrics(Scrapes):
         try:
             head, body = self._conn.request("GET", "/metrics", headers=self.headers)
         except TransportError as exc:
-            logger.warning("could not scrape %s/metrics: %s", self.name, exc)
+            if not self.failing:  # said once, not at every scrape while it lasts
+                logger.warning("could not scrape %s/metrics: %s", self.name, exc)
+            self.failing = True
             return None
+        if self.failing:
+            logger.info("%s/metrics answers again", self.name)
+            self.failing = False
         if head.status != 200:
             logger.warning("%s has no usable /metrics (HTTP %s); its metrics are not recorded", self.name, head.status)
             self.available = False

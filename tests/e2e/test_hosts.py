@@ -69,12 +69,15 @@ def test_least_inflight_sends_more_to_the_replica_that_keeps_up(emulator_factory
 def test_metrics_urls_name_the_replicas_to_scrape(emulator_factory, tmp_path):
     used, other = emulator_factory(), emulator_factory()
     prefix = tmp_path / "urls"
+    dead = "http://127.0.0.1:9"  # the discard port: nothing answers there
     run = run_locust("--headless", "-u", "1", "-n", "6", "-H", used.url, "--metrics-url", f"{used.url}/metrics",
-                     "--metrics-url", other.url, *LOAD, "--csv", str(prefix))  # fmt: skip
+                     "--metrics-url", other.url, "--metrics-url", dead, *LOAD, "--csv", str(prefix))  # fmt: skip
     assert run.returncode == 0, run
+    assert run.output.count(f"could not scrape {dead}/metrics") == 1 and "Traceback" not in run.output  # once
     summary = report(prefix)
     assert summary["replicas"][used.url]["server_requests"] == 6
     assert summary["replicas"][other.url]["server_requests"] == 0
+    assert "server_requests" not in summary["replicas"][dead]  # a replica that never answered has no figures
     assert {r["host"] for r in read_rows(prefix)} == {used.url}
 
 

@@ -48,3 +48,23 @@ def test_the_schedulers_statistics_count_this_process_busy():
     while time.perf_counter() < end:
         pass
     assert read_schedstat() - before >= 0.04  # on the CPU (or waiting for it) for the whole loop
+
+
+def test_a_failed_calibration_is_one_warning_and_the_run_goes_on(monkeypatch, tmp_path, caplog):
+    from types import SimpleNamespace
+
+    from users import roles
+    from users.calibrate import floor
+
+    with pytest.raises(RuntimeError, match="the calibration run finished no request"):
+        floor([], {}, 1.0, 4, 128, 16)
+
+    def failing(*_a: object, **_kw: object) -> dict:
+        raise RuntimeError("the calibration's emulator did not start: nothing")
+
+    monkeypatch.setattr(roles, "calibrate", failing)
+    settings = SimpleNamespace(max_concurrency=None, input_tokens=128, max_tokens=16, endpoint="chat")
+    with caplog.at_level("WARNING"):
+        roles.run_calibration(settings, SimpleNamespace(num_users=4), str(tmp_path / "run"))  # type: ignore[arg-type]
+    assert "the calibration failed, the run goes on without it" in caplog.text
+    assert not (tmp_path / "run_calibration.json").exists()
