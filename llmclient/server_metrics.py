@@ -140,11 +140,6 @@ def parse_scrape(text: str) -> tuple[dict[str, float], dict[str, Histogram]]:
     return totals, histograms
 
 
-def parse_metrics(text: str) -> dict[str, float]:
-    """The SERIES values found in a Prometheus text exposition (missing ones are absent)."""
-    return parse_scrape(text)[0]
-
-
 def server_figures(first: Mapping[str, Histogram], last: Mapping[str, Histogram]) -> dict[str, Any]:
     """What the server measured between two scrapes: ``server_mean_ttft_ms``, ``server_p50_ttft_ms`` …
     for each of HISTOGRAMS it has, and ``server_metrics_missing`` (those it lacks)."""
@@ -231,13 +226,11 @@ def metrics_target(url: str) -> Target:
 class ServerMetrics(Scrapes):
     """Scrapes one server's ``/metrics``; keeps the first and latest, and writes them when given files."""
 
-    def __init__(self, target: Target, headers: dict[str, str], files: ScrapeFiles | None = None,
-                 extra: Callable[[], Mapping[str, float | None]] | None = None) -> None:  # fmt: skip
+    def __init__(self, target: Target, headers: dict[str, str], files: ScrapeFiles | None = None) -> None:
         super().__init__()
         self.target = target
         self.headers = headers
         self.files = files
-        self.extra = extra  # more columns, read at each scrape
         self.available = True
         self.failing = False  # the last scrape could not reach it
         self._conn = Connection(target, read_timeout=10.0, connect_timeout=5.0)
@@ -270,8 +263,6 @@ class ServerMetrics(Scrapes):
             logger.warning("could not parse %s/metrics: %s", self.name, exc)
             return None
         values["time"] = time.time()
-        if self.extra is not None:
-            values.update({k: v for k, v in self.extra().items() if v is not None})
         return values, histograms
 
     def scrape(self) -> dict[str, float] | None:
@@ -298,11 +289,11 @@ def combine(
 ) -> tuple[dict[str, float], dict[str, Histogram]]:
     """Several replicas' scrapes as one server's: counters, gauges and histograms summed (KV usage averaged)."""
     values: dict[str, float] = {}
-    for column in [*SERIES, *CLIENT_COLUMNS]:
+    for column in SERIES:
         found = [v[column] for v, _ in scrapes if column in v]
         if found:
             total = sum(found)
-            values[column] = total / len(found) if column in MEAN_SERIES or column in CLIENT_COLUMNS else total
+            values[column] = total / len(found) if column in MEAN_SERIES else total
     values["time"] = max(v["time"] for v, _ in scrapes)
     histograms: dict[str, Histogram] = {}
     for key in HISTOGRAMS:
