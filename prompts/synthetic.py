@@ -9,11 +9,18 @@ search (with the server's ``/tokenize``, these calls are load on the server). Le
 served model's tokenizer, chat template included, and adjusted until the whole
 prompt is ``--input-tokens`` long (optionally drawn with a spread).
 The text is natural-looking sentences, not one repeated token.
+
+The same seed gives the same prompts, also when prompts are built concurrently (the
+counts are I/O, so builds interleave and finish in any order): each call draws all its
+random numbers before its first count, and the body it reuses is the one that the first
+call of its kind fitted, which later calls of that kind wait for.
 """
 
 from __future__ import annotations
 
 import random
+
+from gevent.lock import Semaphore
 
 from prompts.source import Prompt, PromptError
 from prompts.text import join, words
@@ -56,9 +63,11 @@ class SharedPrefixPrompts:
         self._overhead = counter.count("", chat)
         self.prefixes = [self._build_prefix(prefix_rng, g) for g in range(prefix_groups)] if prefix_tokens else [""]
         self._count = 0
-        # (group, target length) -> (pool offset, words) of the last body that fitted: the next prompt
-        # of the same kind reuses it behind its own tag, so one count (the check) usually suffices
-        self._fitted: dict[tuple[int, int], tuple[int, int]] = {}
+        # (group, target length, tag length) -> (pool offset, words) of the body that the first prompt of
+        # that kind fitted (None: it found no exact fit); the later ones reuse it behind their own tag, so
+        # one count (the check) usually suffices. The lock makes them wait for the first one's search.
+        self._fitted: dict[tuple[int, int, int], tuple[int, int] | None] = {}
+        self._fitting = Semaphore()  # concurrent builds are greenlets (users/prompt_pool.py)
 
     def _measure(self, text: str) -> int:
         return self.counter.count(text, self.chat) - self._overhead
@@ -85,16 +94,29 @@ class SharedPrefixPrompts:
 
     def next_prompt(self) -> Prompt:
         self._count += 1
+        # every random number of this prompt is drawn before its first count (see the module's note)
         group = self._rng.randrange(self.groups)
-        prefix = self.prefixes[group]
         target = self._target()
-        tag = f"Request {self.stream}-{self._count}:"
-        fitted = self._fitted.get((group, target))
+        tag = f"Request {self.stream}-{' '.join(str(self._count))}:"  # digit by digit: its length in tokens follows its length
+        n = max(target - self.prefix_tokens - len(tag.split()) - 2, 1)
+        offset = self._rng.randrange(0, max(len(self._pool) - n, 1))
+        prefix = self.prefixes[group]
+        key = (group, target, len(tag))
+        if key not in self._fitted:
+            with self._fitting:
+                if key not in self._fitted:  # the first of its kind: search from its own words, keep the fit
+                    got, text, fit = self._fit(prefix, tag, target, offset, n)
+                    self._fitted[key] = fit
+                    return self._prompt(group, got, text)
+        fitted = self._fitted[key]
         if fitted is not None:
             offset, n = fitted
-        else:
-            n = max(target - self.prefix_tokens - len(tag.split()) - 2, 1)
-            offset = self._rng.randrange(0, max(len(self._pool) - n, 1))
+        got, text, _ = self._fit(prefix, tag, target, offset, n)
+        return self._prompt(group, got, text)
+
+    def _fit(self, prefix: str, tag: str, target: int, offset: int, n: int) -> tuple[int, str, tuple[int, int] | None]:
+        """Adjust the number of pool words from ``offset`` until the prompt counts ``target`` tokens:
+        the count and text closest to it, and (offset, words) when exact."""
         best: tuple[int, str] | None = None
         for _ in range(MAX_ADJUST):
             body = self._pool[offset : offset + n]
@@ -105,10 +127,12 @@ class SharedPrefixPrompts:
             if best is None or abs(got - target) < abs(best[0] - target):
                 best = (got, text)
             if got == target:
-                self._fitted[(group, target)] = (offset, n)
-                break
+                return got, text, (offset, n)
             n = max(1, n + (target - got))
         assert best is not None
+        return best[0], best[1], None
+
+    def _prompt(self, group: int, tokens: int, text: str) -> Prompt:
         # the template's tokens and the shared prefix come first; the request's own tag after them
-        return Prompt(best[1], best[0], group if self.prefix_tokens else None, unique_from=self.prefix_tokens
+        return Prompt(text, tokens, group if self.prefix_tokens else None, unique_from=self.prefix_tokens
                       + self._overhead)  # fmt: skip

@@ -38,9 +38,13 @@ class PromptPool:
             want = min(want, self.total - self.built)
         if want <= 0:
             return
-        pool = Pool(self.concurrency)
-        jobs = [pool.spawn(self._build) for _ in range(want)]
-        gevent.joinall(jobs, raise_error=True)
+        # in call order whatever order the builds finish in: the same seed sends the same prompts in turn
+        for prompt in Pool(self.concurrency).imap(self._make, range(want)):
+            self._ready.append(prompt)
+            self.built += 1
+
+    def _make(self, _: int) -> Prompt:
+        return self.source.next_prompt()
 
     def next_prompt(self) -> Prompt:
         if not self._ready:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 
+import gevent
 import pytest
 
 from prompts.dataset import DatasetPrompts, load_dataset
@@ -12,6 +14,7 @@ from prompts.source import PromptError
 from prompts.synthetic import SharedPrefixPrompts
 from prompts.tokenizer import LocalTokenizer
 from tools.tiny_llama import build_tokenizer
+from users.prompt_pool import PromptPool
 
 _PIECE = re.compile(r"\w+|[^\w\s]")
 
@@ -142,3 +145,27 @@ def test_a_fitted_body_is_reused_so_each_further_prompt_costs_one_count():
     assert counter.calls - before <= 55  # one check each (a tag that grows a token costs one more)
     assert all(counter.count(p.content, True) == 300 for p in prompts)
     assert len({p.content for p in prompts}) == 50
+
+
+class SlowCounter(PieceCounter):
+    """Answers after a random pause, as a /tokenize round trip does: concurrent builds finish in any order."""
+
+    def __init__(self, order_seed: int) -> None:
+        self.pauses = random.Random(order_seed)
+
+    def count(self, content: str, chat: bool) -> int:
+        gevent.sleep(self.pauses.random() * 0.002)
+        return super().count(content, chat)
+
+
+def test_the_same_seed_sends_the_same_prompts_whatever_order_concurrent_builds_finish_in():
+    def built(order_seed: int) -> list[str]:
+        src = SharedPrefixPrompts(SlowCounter(order_seed), True, 120, 80, 2, input_tokens_stddev=3.0, seed=7)
+        pool = PromptPool(src, target_size=40, concurrency=8)
+        pool.fill()
+        return [pool.next_prompt().content for _ in range(40)]
+
+    first = built(1)
+    assert len(set(first)) == 40
+    assert built(2) == first
+    assert built(3) == first
