@@ -10,6 +10,9 @@ at call time: under Locust, gevent has patched them.
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
+import resource
 import socket
 import ssl
 from collections.abc import Callable
@@ -158,6 +161,24 @@ class Connection:
                 raise TransportError(f"connection failed while sending: {os_reason(exc2)}") from None
         return reused
 
+    def send_rest(self, raw: bytes, offset: int) -> None:
+        """Write the rest of a request whose first ``offset`` bytes went out already (no retry on a new
+        socket: the server has part of it)."""
+        if self._sock is None:
+            raise TransportError("connection failed while sending: closed")
+        try:
+            self._sock.sendall(memoryview(raw)[offset:])
+        except OSError as exc:
+            self.close()
+            raise TransportError(f"connection failed while sending: {os_reason(exc)}") from None
+
+    def ready_socket(self) -> socket.socket | None:
+        """Connect now if need be and return the OS socket to write to at once (None: TLS, or the
+        connection failed, which the next ``send`` reports)."""
+        with contextlib.suppress(TransportError):
+            self.connect()
+        return self.os_socket()
+
     def os_socket(self) -> socket.socket | None:
         """The non-blocking OS socket under gevent's cooperative one (plain TCP only), for a reactor."""
         sock = self._sock
@@ -221,6 +242,27 @@ class Connection:
         if head.closes or framing.ends_at_close:
             self.close()
         return head, b"".join(parts)
+
+
+def grow_descriptor_table(most: int = 65536) -> None:
+    """Grow this process's file-descriptor table to its final size now, before anything is timed.
+
+    Linux doubles the table when a new descriptor does not fit, and in a process with threads
+    (gevent's resolver and thread pool) it then waits for an RCU grace period: opening the 257th
+    and the 513th socket froze the whole event loop for 10-20 ms in ``bench.open_loop``, and every
+    send due meanwhile went out late. Taking one descriptor at the top of the limit (at most
+    ``most``) and giving it back leaves the table that large; it never shrinks.
+    """
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        top = min(most if soft == resource.RLIM_INFINITY else soft, most) - 1
+        fd = os.open(os.devnull, os.O_RDONLY)
+        try:
+            os.close(fcntl.fcntl(fd, fcntl.F_DUPFD, top))  # the lowest free descriptor >= top: none is taken over
+        finally:
+            os.close(fd)
+    except (OSError, ValueError):  # no room up there: the table grows as it would have
+        pass
 
 
 def os_reason(exc: OSError) -> str:

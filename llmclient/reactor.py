@@ -10,15 +10,15 @@ else by the clock as the read returns. Users send their requests in their own
 greenlets, then hand the socket over at once: the reactor reads the head and the
 body (``stream.ResponseReader``) and the user waits for the end on an
 ``AsyncResult``. Plain-TCP connections only; TLS streams are read the ordinary way.
+A pass over hundreds of ready streams takes milliseconds: between reads it fires the
+open loop's sends that fall due meanwhile (``pacer.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import select
 import socket
-import time
 from collections.abc import Callable
 
 import gevent
@@ -29,9 +29,8 @@ from gevent.socket import wait_read
 from llmclient import stamps
 from llmclient.errors import ProtocolError, TransportError
 from llmclient.http import Connection, broken_message, stalled_message
+from llmclient.pacer import Pacer
 from llmclient.stream import ResponseReader, timed_out_message
-
-PASS_CHECK = 16  # reads between looks at the clock in a pass
 
 
 class _Stream:
@@ -48,14 +47,14 @@ class _Stream:
 
 
 class StreamReactor:
-    def __init__(self) -> None:
+    def __init__(self, pacer: Pacer | None = None) -> None:
         # gevent removes select.epoll when it patches; the reactor only ever polls it with a
         # zero timeout after gevent reported its fd readable, so the original never blocks
         self._epoll = get_original("select", "epoll")()
         self._streams: dict[int, _Stream] = {}
         self._wake = Event()
         self._loop: gevent.Greenlet | None = None
-        self.yield_at = math.inf  # unix time at which a pass stops and lets others run (an open loop's next send)
+        self.pacer = pacer  # fires the sends that fall due during a pass
 
     @staticmethod
     def accepts(conn: Connection) -> bool:
@@ -121,21 +120,19 @@ class StreamReactor:
                 continue
             except OSError:  # the epoll set changed under us; poll again
                 pass
-            if not self._read_ready():
-                gevent.sleep(0)  # cut short for a due send: let it go first; the rest stays ready
+            self._read_ready()
 
-    def _read_ready(self) -> bool:
-        """One pass over the sockets with data waiting; never blocks. A pass over many streams takes
-        milliseconds: it stops early (returning False) once ``yield_at`` has come, every PASS_CHECK reads."""
+    def _read_ready(self) -> None:
+        """One pass over the sockets with data waiting; never blocks. Before each read, the sends
+        that have fallen due go out."""
         streams = self._streams
-        yield_at = self.yield_at
-        for n, (fd, _) in enumerate(self._epoll.poll(0), 1):
+        poll = self.pacer.poll if self.pacer is not None else None
+        for fd, _ in self._epoll.poll(0):
+            if poll is not None:
+                poll()
             stream = streams.get(fd)
             if stream is not None:
                 self._readable(fd, stream)
-            if not n % PASS_CHECK and time.time() >= yield_at:
-                return False
-        return True
 
     def _readable(self, fd: int, stream: _Stream) -> None:
         try:

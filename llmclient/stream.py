@@ -6,6 +6,7 @@ both are injectable so tests can script them.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from llmclient.measure import CHAT_TEXT_KEYS, COMPLETION_TEXT_KEYS, RequestRecor
 from llmclient.sse import SSEDecoder
 
 if TYPE_CHECKING:
+    from llmclient.pacer import Pacer
     from llmclient.reactor import StreamReactor
 
 
@@ -186,6 +188,7 @@ def stream_request(
     record: RequestRecord | None = None,
     collect_text: bool = False,
     reactor: StreamReactor | None = None,
+    pacer: Pacer | None = None,
 ) -> RequestRecord:
     """Send one streaming request and time every SSE event as its bytes arrive.
 
@@ -195,16 +198,37 @@ def stream_request(
     is closed as cancelled, keeping what was measured, and the interruption
     propagates. With a ``reactor`` (see reactor.py) the response is read by
     one shared greenlet for all streams instead of by this one; either way a
-    ``ResponseReader`` parses it, head included.
+    ``ResponseReader`` parses it, head included. With a ``pacer`` (see pacer.py),
+    a record with a ``scheduled_time`` is sent at that time, by whichever greenlet
+    holds the loop then; interrupted before it, the request is never sent and the
+    record stays unstarted (``start_time`` 0).
     """
     if record is None:
         record = RequestRecord()
     raw = conn.build_request("POST", endpoint.path, payload, headers)
-    record.start_time = wall()
-    start = clock()
+    first: _FirstWrite | None = None
+    interrupted: BaseException | None = None
+    if pacer is not None and record.scheduled_time is not None:
+        first = _FirstWrite(conn.ready_socket(), raw, record, clock, wall)
+        try:
+            pacer.wait(pacer.arm(record.scheduled_time, first))
+        except BaseException as exc:
+            if first.start is None:  # never sent: no request to record
+                raise
+            interrupted = exc  # sent, then interrupted: closed as cancelled below
+    if first is not None and first.start is not None:
+        start = first.start
+    else:
+        record.start_time = wall()
+        start = clock()
     acc = StreamAccumulator(record, start, endpoint.text_keys, collect_text)
     try:
-        conn.send(raw)
+        if interrupted is not None:
+            raise interrupted
+        if first is None or not first.written:
+            conn.send(raw)
+        elif first.written < len(raw):
+            conn.send_rest(raw, first.written)
         reader = ResponseReader(acc)
         if reactor is not None and reactor.accepts(conn):
             error = reactor.read_response(conn, reader, clock, start, deadline_s)
@@ -221,6 +245,35 @@ def stream_request(
         conn.close()
         acc.cancel()
         raise
+
+
+class _FirstWrite:
+    """An open-loop request's send, fired by the pacer at its due time: start the clocks and write the
+    request without blocking. What the socket did not take, the request's greenlet writes after (and
+    when the write failed, a stale keep-alive socket, it sends the whole request again on a new one).
+    Without a plain-TCP socket ready (TLS, no connection), firing only says the time has come."""
+
+    __slots__ = ("clock", "raw", "record", "sock", "start", "wall", "written")
+
+    def __init__(self, sock: socket.socket | None, raw: bytes, record: RequestRecord, clock: Callable[[], float],
+                 wall: Callable[[], float]) -> None:  # fmt: skip
+        self.sock = sock
+        self.raw = raw
+        self.record = record
+        self.clock = clock
+        self.wall = wall
+        self.start: float | None = None  # the clock at the send, once fired with a socket
+        self.written = 0
+
+    def __call__(self) -> None:
+        if self.sock is None:
+            return
+        self.record.start_time = self.wall()
+        self.start = self.clock()
+        try:
+            self.written = self.sock.send(self.raw)
+        except OSError:  # would block, or the server closed the idle connection
+            self.written = 0
 
 
 def _finish(conn: Connection, acc: StreamAccumulator, reader: ResponseReader, error: str) -> RequestRecord:

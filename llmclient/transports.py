@@ -23,6 +23,7 @@ from llmclient.measure import RequestRecord, StreamAccumulator
 from llmclient.stream import CHAT, Endpoint, http_error, stream_request
 
 if TYPE_CHECKING:
+    from llmclient.pacer import Pacer
     from llmclient.reactor import StreamReactor
 
 
@@ -50,11 +51,13 @@ class SocketTransport:
         request_timeout: float | None = None,
         kernel_timestamps: bool = True,
         reactor: StreamReactor | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.conn = Connection(target, read_timeout=stream_timeout, kernel_timestamps=kernel_timestamps)
         self.headers = headers
         self.request_timeout = request_timeout
         self.reactor = reactor
+        self.pacer = pacer  # sends a record with a scheduled_time at that time
 
     def send(
         self, endpoint: Endpoint, body: dict[str, object], record: RequestRecord, collect_text: bool
@@ -68,6 +71,7 @@ class SocketTransport:
             record=record,
             collect_text=collect_text,
             reactor=self.reactor,
+            pacer=self.pacer,
         )
 
     def prepare(self) -> None:

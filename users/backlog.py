@@ -6,7 +6,8 @@ can send its next request, and the reads of the streams already restarted wait
 behind all of it. A ``RecordBacklog`` keeps them and records them one at a time
 when the event loop is idle: nothing to read, nothing to send. No record waits
 longer than ``max_wait_s`` (a client busy without a pause still records), and
-``drain`` records whatever is left when the test stops.
+``drain`` records whatever is left when the test stops. ``between`` runs after each
+record (the open loop's due sends go out there).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ T = TypeVar("T")
 
 
 class RecordBacklog(Generic[T]):
-    def __init__(self, record: Callable[[T], None], max_wait_s: float = 0.25, max_size: int = 1024) -> None:
+    def __init__(self, record: Callable[[T], None], max_wait_s: float = 0.25, max_size: int = 1024,
+                 between: Callable[[], None] | None = None) -> None:  # fmt: skip
         self._record = record
+        self._between = between
         self.max_wait_s = max_wait_s
         self.max_size = max_size
         self._items: deque[tuple[T, float]] = deque()
@@ -42,6 +45,8 @@ class RecordBacklog(Generic[T]):
         items = self._items
         while items:
             self._record(items.popleft()[0])
+            if self._between is not None:
+                self._between()
 
     def _run(self) -> None:
         items = self._items
@@ -53,3 +58,5 @@ class RecordBacklog(Generic[T]):
                 if not items:  # drained meanwhile
                     return
             self._record(items.popleft()[0])
+            if self._between is not None:
+                self._between()

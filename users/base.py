@@ -133,7 +133,8 @@ class LLMClient:
             try:
                 self.transport_for(host).send(endpoint, body, rec, collect_text)
             except GreenletExit:  # the test is stopping: the transport closed the record as cancelled
-                run.recorder.record(rec, endpoint, time.perf_counter() - started)
+                if rec.start_time:  # (an open-loop request stopped before its due time was never sent)
+                    run.recorder.record(rec, endpoint, time.perf_counter() - started)
                 raise
             finally:
                 context.in_flight -= 1
@@ -159,7 +160,7 @@ class LLMClient:
 
 
 def socket_transport(context: RunContext, host: str) -> SocketTransport:
-    """The suite's own client to ``host``, with the run's headers, timeouts, stamping and reactor."""
+    """The suite's own client to ``host``, with the run's headers, timeouts, stamping, reactor and pacer."""
     s = context.settings
     return SocketTransport(
         Target.parse(host),
@@ -168,6 +169,7 @@ def socket_transport(context: RunContext, host: str) -> SocketTransport:
         request_timeout=s.request_timeout,
         kernel_timestamps=s.kernel_timestamps,
         reactor=context.reactor,
+        pacer=context.pacer,
     )
 
 

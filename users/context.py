@@ -5,7 +5,8 @@ from __future__ import annotations
 from gevent.lock import Semaphore
 
 from llmclient.control import auth_headers, resolve_model
-from llmclient.http import Target, configure_tls
+from llmclient.http import Target, configure_tls, grow_descriptor_table
+from llmclient.pacer import Pacer
 from llmclient.reactor import StreamReactor
 from llmclient.stamps import keep_kernel_stamping_on
 from llmclient.stream import ENDPOINTS, Endpoint
@@ -21,7 +22,9 @@ class RunContext:
     def __init__(self, settings: Settings, stream_id: str = "0") -> None:
         self.stream_id = stream_id  # distinguishes the prompt suffixes of different worker processes
         self.budget: Budget = RequestBudget(settings.num_requests)
-        self.reactor = StreamReactor()
+        grow_descriptor_table()  # so that opening connections never waits for the kernel (see there)
+        self.pacer = Pacer()  # the open loop's sends, fired when due (llmclient/pacer.py)
+        self.reactor = StreamReactor(self.pacer)
         self.in_flight = 0  # requests this process has sent and not finished
         self.started = 0.0  # unix time the test started (numbers the requests of --stages in user counts)
         self._model_lock = Semaphore()

@@ -2,6 +2,12 @@
 requests are doing; ``--max-concurrency`` (this process's share) makes a due request wait for a
 free slot, and that wait is its ``queue_s``.
 
+Each arrival is made ready ``LEAD_S`` before it is due (a slot, the prompt, the body, a connected
+socket) and armed on the run's pacer (``llmclient/pacer.py``): at the due time, whichever greenlet
+holds the event loop starts its clocks and writes it. A slot held ahead of time is held at most
+``LEAD_S`` early; an arrival stopped before its due time (the run or a level ends) was never sent
+and has no row (``unsent``).
+
 A local run draws its own schedule (``scheduler.arrivals``); in a distributed run the master
 draws it and hands each worker its arrivals a little ahead of time, as unix due times
 (``MasterDispatch``), so the arrival process is one process whatever the number of workers.
@@ -25,7 +31,6 @@ from locust.exception import StopUser
 from locust.runners import STATE_MISSING
 
 from llmclient.measure import RequestRecord
-from llmclient.reactor import StreamReactor
 from llmclient.transports import Transport
 from scheduler.arrivals import schedule
 from scheduler.trace import arrivals as trace_arrivals
@@ -39,7 +44,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-SPIN_S = 0.002  # the last stretch before a due time is waited by yielding to the loop: libev's timers round to ms
+LEAD_S = 0.05  # an arrival is made ready this long before it is due
 START_LEAD_S = 0.05  # the first arrival is due this long after the schedule starts
 ARRIVALS = "llm_arrivals"  # master -> worker: [[due unix time, stage, trace row], ...]
 ARRIVALS_END = "llm_arrivals_end"  # master -> worker: the schedule has ended
@@ -47,23 +52,6 @@ READY = "llm_open_loop_ready"  # worker -> master: prompts built, ready for arri
 
 Due = tuple[float, str, int]  # (unix due time, stage, the trace's row or NO_ROW)
 NO_ROW = -1
-
-
-def wait_until(due: float, reactor: StreamReactor | None = None) -> None:
-    """Sleep until the unix time ``due``: a timer for most of the wait, then yield to the loop until due.
-
-    The reactor's read pass over every stream takes milliseconds under load; told the due time,
-    it stops its pass when it comes, so the send goes out on time.
-    """
-    if reactor is not None:
-        reactor.yield_at = due
-    remaining = due - time.time()
-    if remaining > SPIN_S:
-        gevent.sleep(remaining - SPIN_S)
-    while time.time() < due:
-        gevent.sleep(0)
-    if reactor is not None:
-        reactor.yield_at = math.inf
 
 
 def local_arrivals(run: LLMRun) -> Iterator[Due]:
@@ -157,6 +145,7 @@ class OpenLoop:
         self.cap = BoundedSemaphore(cap) if cap else None
         self.requests = Group()
         self.queued = 0
+        self.unsent = 0  # arrivals made ready but stopped before their due time: no request, no row
         self.level = ""  # a sweep's current level: every request sent now carries it
         self._loop: gevent.Greenlet[..., None] | None = None  # sends the arrivals
         self._closed: gevent.Greenlet[..., None] | None = None  # a closed level's loops
@@ -176,7 +165,9 @@ class OpenLoop:
 
     def _release(self, arrivals: Iterable[Due], on_end: Callable[[], None] | None) -> None:
         for due, stage, row in arrivals:
-            wait_until(due, self.run.context.reactor)
+            ahead = due - LEAD_S - time.time()
+            if ahead > 0:
+                gevent.sleep(ahead)
             rec = RequestRecord(scheduled_time=due, stage=stage, level=self.level)
             if row != NO_ROW:
                 rec.trace_index = row
@@ -218,15 +209,15 @@ class OpenLoop:
         self.requests.kill(block=True)
 
     def _send(self, rec: RequestRecord, capped: bool = True) -> None:
-        waited = time.perf_counter()
+        """Make the request ready and send it (at its due time, when it has one), then read it to its end."""
         if self.cap is not None and capped:
             self.queued += 1
             try:
                 self.cap.acquire()
             finally:
                 self.queued -= 1
-        if capped:
-            rec.queue = time.perf_counter() - waited if self.cap is not None else 0.0
+        if capped and rec.scheduled_time is not None:  # the wait for a slot past the due time
+            rec.queue = max(0.0, time.time() - rec.scheduled_time) if self.cap is not None else 0.0
         host = self.chooser.pick()
         pool = self.pools[host]
         transport = pool.get()
@@ -244,6 +235,8 @@ class OpenLoop:
         except StopUser:  # -n is spent
             pass
         finally:
+            if rec.scheduled_time is not None and not rec.start_time:
+                self.unsent += 1
             self.chooser.finished(host)
             pool.put(transport)
             if self.cap is not None and capped:

@@ -25,7 +25,10 @@ class Recorder:
     def __init__(self, context: RunContext, events: Events) -> None:
         self.context = context
         self.events = events
-        self.backlog: RecordBacklog[tuple[RequestRecord, Endpoint, float]] = RecordBacklog(self._record_and_count)
+        # between two rows, the open loop's sends that fell due meanwhile go out (llmclient/pacer.py)
+        self.backlog: RecordBacklog[tuple[RequestRecord, Endpoint, float]] = RecordBacklog(
+            self._record_and_count, between=context.pacer.poll
+        )
 
     def record_soon(self, rec: RequestRecord, endpoint: Endpoint, elapsed: float) -> None:
         """Record a finished request, and count it against the budget, when the process is idle;

@@ -86,6 +86,7 @@ class LocalPort:
     def start_level(self, level: Level, label: str, until: float, limit: int | None) -> None:
         self.open_loop.level = label
         self.sent = 0
+        self.open_loop.unsent = 0
         start = time.time() + START_LEAD_S
         if level.kind == "prefix-groups":
             self.open_loop.run.prompts.use_groups(int(level.value))
@@ -106,7 +107,7 @@ class LocalPort:
         return self.open_loop.sending
 
     def expected_rows(self) -> int | None:
-        return None if self.open_loop.sending else self.sent
+        return None if self.open_loop.sending else self.sent - self.open_loop.unsent
 
     def in_flight(self, rows: int) -> int:
         return self.open_loop.run.context.in_flight

@@ -62,3 +62,14 @@ def test_drain_records_everything_now():
     gevent.sleep(0.01)
     assert done == [0, 1, 2, 3, 4]  # nothing twice
     spinner.kill()
+
+
+def test_between_runs_after_each_record_so_due_sends_go_out_between_rows():
+    events: list[object] = []
+    backlog = RecordBacklog(events.append, between=lambda: events.append("poll"))
+    backlog.add(0)
+    backlog.add(1)
+    gevent.sleep(0.01)
+    backlog.add(2)
+    backlog.drain()
+    assert events == [0, "poll", 1, "poll", 2, "poll"]

@@ -1,12 +1,11 @@
-"""The reactor's read pass yields to a due send: an open loop's arrival does not wait for a pass over
-every stream (which takes milliseconds with hundreds of streams open)."""
+"""The reactor's read pass fires the sends that fall due meanwhile: an open loop's arrival does not
+wait for a pass over every stream (which takes milliseconds with hundreds of streams open)."""
 
 from __future__ import annotations
 
-import math
-import time
-
-from llmclient.reactor import PASS_CHECK, StreamReactor
+from llmclient.pacer import Pacer
+from llmclient.reactor import StreamReactor
+from tests.unit.scripted import FakeClock
 
 
 class FakeEpoll:
@@ -17,23 +16,36 @@ class FakeEpoll:
         return [(fd, 1) for fd in self.fds]
 
 
-def reactor_with(ready: int) -> tuple[StreamReactor, list[int]]:
-    reactor = StreamReactor()
-    read: list[int] = []
+def reactor_with(ready: int, pacer: Pacer | None, clock: FakeClock | None = None) -> tuple[StreamReactor, list]:
+    """A reactor whose epoll reports ``ready`` streams; each read takes 0.1 ms of the scripted clock."""
+    reactor = StreamReactor(pacer)
+    events: list = []
     reactor._epoll = FakeEpoll(list(range(ready)))  # type: ignore[assignment]
     reactor._streams = {fd: object() for fd in range(ready)}  # type: ignore[misc]
-    reactor._readable = lambda fd, stream: read.append(fd)  # type: ignore[method-assign]
-    return reactor, read
+
+    def readable(fd: int, _stream: object) -> None:
+        events.append(fd)
+        if clock is not None:
+            clock.now += 0.0001
+
+    reactor._readable = readable  # type: ignore[method-assign]
+    return reactor, events
 
 
 def test_a_pass_reads_every_ready_stream_when_nothing_is_due():
-    reactor, read = reactor_with(100)
-    assert reactor.yield_at == math.inf
-    assert reactor._read_ready() is True and read == list(range(100))
+    reactor, events = reactor_with(100, None)
+    reactor._read_ready()
+    assert events == list(range(100))
 
 
-def test_a_pass_stops_once_a_send_is_due_and_leaves_the_rest_ready():
-    reactor, read = reactor_with(100)
-    reactor.yield_at = time.time() - 0.001  # a send is due
-    assert reactor._read_ready() is False
-    assert read == list(range(PASS_CHECK))  # the rest stay ready in epoll for the next pass
+def test_a_send_that_falls_due_during_a_pass_goes_out_between_two_reads():
+    clock = FakeClock()
+    clock.now = 1000.0
+    pacer = Pacer(clock)
+    reactor, events = reactor_with(100, pacer, clock)
+    pacer.arm(1000.00205, lambda: events.append(("sent", clock())))  # due after 20.5 reads of 0.1 ms
+    reactor._read_ready()
+    sent = [e for e in events if isinstance(e, tuple)]
+    assert events.index(sent[0]) == 21  # right after the read during which it fell due
+    assert 0 <= sent[0][1] - 1000.00205 <= 0.0001  # late by less than one read
+    assert [e for e in events if not isinstance(e, tuple)] == list(range(100))  # and the pass went on

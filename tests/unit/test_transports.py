@@ -5,12 +5,15 @@ stream that ends without ``[DONE]``, with the same words in the ``error`` column
 from __future__ import annotations
 
 import socket
+import time
 
 import gevent
 import pytest
 
 from llmclient.http import Target
 from llmclient.measure import RequestRecord
+from llmclient.pacer import Pacer
+from llmclient.reactor import StreamReactor
 from llmclient.stream import CHAT, build_body
 from llmclient.transports import OpenAISDKTransport, SocketTransport
 from tests.unit.scripted import END, chat_chunk, frame, usage_chunk
@@ -39,6 +42,7 @@ class CannedServer:
 
     def __init__(self, body: bytes) -> None:
         self.response = SSE_HEAD + body
+        self.received: list[tuple[float, int]] = []  # (unix time, body bytes) of each whole request read
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -61,6 +65,7 @@ class CannedServer:
             )
             while len(body) < length:
                 body += conn.recv(65536)
+            self.received.append((time.time(), len(body)))
             conn.sendall(self.response)
 
     def close(self) -> None:
@@ -124,4 +129,37 @@ def test_an_error_status_reads_the_same_in_both(status):
             transport.close()
             assert rec.status == status and rec.error == f"HTTP {status} Oops: nope!", rec.error
     finally:
+        server.close()
+
+
+def test_a_paced_request_goes_out_at_its_due_time_whole_even_when_the_socket_takes_it_in_parts():
+    server = CannedServer(REASONING)
+    pacer = Pacer()
+    try:
+        for prompt in ("hi", "x " * 4_000_000):  # 8 MB: more than a socket takes at once
+            transport = SocketTransport(Target.parse(server.url), {}, reactor=StreamReactor(pacer), pacer=pacer)
+            due = time.time() + 0.05
+            rec = transport.send(CHAT, build_body(CHAT, "m", prompt, 16), RequestRecord(scheduled_time=due), True)
+            transport.close()
+            assert rec.success, rec.error
+            assert due <= rec.start_time <= server.received[-1][0]  # the clocks start at the due time, not before
+            assert server.received[-1][1] > len(prompt)
+    finally:
+        server.close()
+
+
+def test_a_paced_request_stopped_before_its_due_time_is_never_sent_nor_started():
+    server = CannedServer(REASONING)
+    pacer = Pacer()
+    transport = SocketTransport(Target.parse(server.url), {}, pacer=pacer)
+    rec = RequestRecord(scheduled_time=time.time() + 0.2)
+    try:
+        sender = gevent.spawn(transport.send, CHAT, build_body(CHAT, "m", "hi", 16), rec, True)
+        gevent.sleep(0.05)
+        sender.kill()
+        gevent.sleep(0.3)
+        pacer.poll()
+        assert rec.start_time == 0 and not rec.cancelled and server.received == []
+    finally:
+        transport.close()
         server.close()
