@@ -6,6 +6,14 @@ spaced). One seeded generator draws the whole run's schedule, so the arrival pro
 same whatever the number of processes that send it (a gamma process split among workers is
 not a gamma process at the per-worker rate: the master draws, the workers send).
 
+At a constant rate the gaps are drawn ``BLOCK`` at a time (fewer for the last ones of a ``-n``)
+and each block is scaled so that its mean is exactly ``1 / rate``: the schedule runs at the
+requested rate, not at a finite sample's (200 Poisson arrivals at 20 req/s span 18-22 req/s at
+one standard deviation). For i.i.d. gamma gaps, dividing by their sum leaves the shape alone
+(the normalised vector is Dirichlet and independent of the sum), so this is the gamma process
+conditioned on each block's span: gaps keep their law (the KS test and the coefficients of
+variation hold) and ``n`` arrivals span ``(n - 1) / rate``.
+
 Rates over a run, as profiles:
 - ``ConstantRate``: ``--request-rate R``;
 - ``Ramp``: ``--ramp-up linear|exponential`` from ``--ramp-up-start`` to ``--ramp-up-end``
@@ -27,6 +35,7 @@ from typing import Protocol
 
 INF = math.inf
 BOUNDARY_S = 1e-9  # an arrival this close to a stage's end (summed gaps round) belongs to the next stage
+BLOCK = 1024  # a constant rate's gaps are scaled to their mean this many at a time
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +109,28 @@ def gap(rng: random.Random, rate: float, burstiness: float) -> float:
     return rng.gammavariate(burstiness, 1.0 / (rate * burstiness))
 
 
+def exact_rate_gaps(rng: random.Random, rate: float, burstiness: float, total: int | None) -> Iterator[float]:
+    """A constant rate's gaps, each block of them scaled to the mean ``1 / rate`` (see the module's note);
+    ``total - 1`` of them for ``total`` arrivals, else without end."""
+    left = None if total is None else max(total - 1, 0)
+    while left is None or left > 0:
+        n = BLOCK if left is None else min(BLOCK, left)
+        block = [gap(rng, rate, burstiness) for _ in range(n)]
+        scale = n / rate / math.fsum(block)
+        yield from (g * scale for g in block)
+        if left is not None:
+            left -= n
+
+
 def schedule(profile: RateProfile, burstiness: float, seed: int, total: int | None = None) -> Iterator[Arrival]:
     """The run's arrivals, lazily: the first is due at once, each next one a gap later.
 
     Ends after ``total`` arrivals (``-n``) or when the profile ends (the last stage); else never.
     """
     rng = random.Random(f"arrivals-{seed}")
+    exact = (
+        exact_rate_gaps(rng, profile.requests_per_s, burstiness, total) if isinstance(profile, ConstantRate) else None
+    )
     offset = 0.0
     index = 0
     while total is None or index < total:
@@ -114,7 +139,7 @@ def schedule(profile: RateProfile, burstiness: float, seed: int, total: int | No
             return
         rate, stage = current
         if index:
-            offset += gap(rng, rate, burstiness)
+            offset += next(exact) if exact is not None else gap(rng, rate, burstiness)
             current = profile.rate(index, offset)  # the gap may cross into the next stage
             if current is None:
                 return

@@ -110,3 +110,14 @@ def test_the_proof_compares_requested_and_achieved_and_warns_only_when_slipped()
         and late.warning().startswith("the schedule slipped: achieved 95.24 of 100.00 scheduled")
     )
     assert prove([1.0], [0.0]) is None
+
+
+@pytest.mark.parametrize("burstiness", [0.25, 1.0, 4.0])
+def test_a_constant_rate_schedule_runs_at_the_requested_rate_not_at_a_samples(burstiness):
+    for n in (60, 200, 5000):  # 200 unconditioned Poisson arrivals at 20 req/s span 18-22 req/s (1 sd)
+        offsets = [a.offset_s for a in schedule(ConstantRate(20.0), burstiness, seed=3, total=n)]
+        assert (n - 1) / offsets[-1] == pytest.approx(20.0, rel=1e-9)
+    # without -n too: each block of arrivals spans its share exactly
+    endless = schedule(ConstantRate(20.0), burstiness, seed=3)
+    offsets = [next(endless).offset_s for _ in range(2 * 1024 + 1)]
+    assert offsets[1024] == pytest.approx(1024 / 20.0, rel=1e-9) and offsets[2048] == pytest.approx(2048 / 20.0)
