@@ -65,9 +65,10 @@ class SharedPrefixPrompts:
         self._count = 0
         # (group, target length, tag length) -> (pool offset, words) of the body that the first prompt of
         # that kind fitted (None: it found no exact fit); the later ones reuse it behind their own tag, so
-        # one count (the check) usually suffices. The lock makes them wait for the first one's search.
+        # one count (the check) usually suffices. Each kind's lock makes them wait for the first one's search
+        # (concurrent builds are greenlets: users/prompt_pool.py); other kinds go on meanwhile.
         self._fitted: dict[tuple[int, int, int], tuple[int, int] | None] = {}
-        self._fitting = Semaphore()  # concurrent builds are greenlets (users/prompt_pool.py)
+        self._fitting: dict[tuple[int, int, int], Semaphore] = {}
 
     def _measure(self, text: str) -> int:
         return self.counter.count(text, self.chat) - self._overhead
@@ -102,13 +103,17 @@ class SharedPrefixPrompts:
         offset = self._rng.randrange(0, max(len(self._pool) - n, 1))
         prefix = self.prefixes[group]
         key = (group, target, len(tag))
+        lock = self._fitting.get(key)
+        if lock is None:  # the first of its kind: search from its own words, keep the fit
+            lock = self._fitting[key] = Semaphore()
+            with lock:
+                got, text, fit = self._fit(prefix, tag, target, offset, n)
+                self._fitted[key] = fit
+            return self._prompt(group, got, text)
         if key not in self._fitted:
-            with self._fitting:
-                if key not in self._fitted:  # the first of its kind: search from its own words, keep the fit
-                    got, text, fit = self._fit(prefix, tag, target, offset, n)
-                    self._fitted[key] = fit
-                    return self._prompt(group, got, text)
-        fitted = self._fitted[key]
+            with lock:  # wait for the first of its kind (if its search failed, search from our own words)
+                pass
+        fitted = self._fitted.get(key)
         if fitted is not None:
             offset, n = fitted
         got, text, _ = self._fit(prefix, tag, target, offset, n)
