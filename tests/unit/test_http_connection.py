@@ -3,6 +3,8 @@ and how a read is dated when the kernel gives no usable stamp."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from emulator.arrival import arrival as emulator_arrival
 from llmclient.http import Connection, Target, TransportError
 from llmclient.stamps import MAX_CONVERSION_ERROR_S, arrival, enable_receive_timestamps
+from tests.procs import ROOT
 
 
 class FakeSocket:
@@ -125,3 +128,21 @@ def test_a_control_call_reads_a_body_that_ends_with_the_connection():
     conn, sock = scripted_connection(FakeClock(), [(0.0, b"HTTP/1.1 200 OK\r\n\r\nhello "), (0.1, b"world")])
     head, body = conn.request("GET", "/v1/models")
     assert head.status == 200 and body == b"hello world" and sock.closed  # no length: closed after
+
+
+def test_the_descriptor_table_is_grown_ahead_without_taking_any_descriptor_over():
+    # in a fresh process: this one's table may have been grown by an earlier test
+    probe = (
+        "import os\n"
+        "from llmclient.http import grow_descriptor_table\n"
+        "def size():\n"
+        "    return int([l for l in open('/proc/self/status') if l.startswith('FDSize:')][0].split()[1])\n"
+        "before, fds = size(), sorted(os.listdir('/proc/self/fd'))\n"
+        "grow_descriptor_table(most=0)  # no room up there (F_DUPFD refuses): left as it is, no error\n"
+        "unchanged = size()\n"
+        "grow_descriptor_table(most=4096)\n"
+        "print(before, unchanged, size(), sorted(os.listdir('/proc/self/fd')) == fds)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    before, unchanged, after, same_fds = out.stdout.split()
+    assert int(before) < 4096 and unchanged == before and int(after) >= 4096 and same_fds == "True", out.stderr
