@@ -13,8 +13,10 @@ import contextlib
 import fcntl
 import os
 import resource
+import select
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -24,6 +26,9 @@ from llmclient.errors import ProtocolError, TransportError
 from llmclient.framing import Head, ResponseFraming
 
 MAX_BODY = 16 * 1024 * 1024
+# A kept connection idle this long is closed rather than reused: vLLM's server (uvicorn) closes idle
+# keep-alive connections after 5 s (VLLM_HTTP_TIMEOUT_KEEP_ALIVE), proxies after 60 s or more.
+KEEPALIVE_IDLE_S = 4.0
 
 
 def stalled_message(seconds: float) -> str:
@@ -81,7 +86,15 @@ def configure_tls(ca_bundle: str = "", insecure: bool = False) -> None:
 
 
 class Connection:
-    """One keep-alive connection to one server, used by one greenlet at a time."""
+    """One keep-alive connection to one server, used by one greenlet at a time.
+
+    Servers close idle keep-alive connections, and a request written on one that the server has
+    closed comes back with no answer. So a kept socket is reused only while it has been idle less
+    than ``max_idle`` and the server has not spoken on it (a close, a reset or stray bytes make it
+    readable); and a request that went out on a kept socket which the server closed before any
+    byte of the response came back is ``unanswered``: the server cannot have processed it, and its
+    caller sends it once more on a new connection (never a request that got a response byte).
+    """
 
     def __init__(
         self,
@@ -91,6 +104,7 @@ class Connection:
         read_timeout: float = 600.0,
         ssl_context: ssl.SSLContext | None = None,
         kernel_timestamps: bool = True,
+        max_idle: float = KEEPALIVE_IDLE_S,
     ) -> None:
         self.target = target
         self.kernel_timestamps = kernel_timestamps
@@ -102,6 +116,13 @@ class Connection:
         self._sock: socket.socket | None = None
         self.stamped = False  # the kernel stamps this socket's received data
         self.arrived: float | None = None  # kernel unix time of the last read's newest bytes
+        self.max_idle = max_idle
+        self._idle_since = 0.0  # monotonic time the socket was opened or its last response ended
+        # the request being sent: on a socket kept from before; a byte of its response came back; the
+        # server closed or reset the connection (set by whoever reads it: recv, or the reactor)
+        self.reused = False
+        self.answered = False
+        self.peer_closed = False
 
     # -- connection management -------------------------------------------------
     def _connect(self) -> socket.socket:
@@ -119,12 +140,43 @@ class Connection:
             raise TransportError(f"cannot connect to {self.target.host}:{self.target.port}: {os_reason(exc)}") from None
         sock.settimeout(self.read_timeout)
         self._sock = sock
+        self._idle_since = time.monotonic()
         return sock
 
     def connect(self) -> None:
         """Open the connection now, ahead of a request (raises TransportError)."""
+        self.drop_if_stale()
         if self._sock is None:
             self._connect()
+
+    def drop_if_stale(self) -> None:
+        """Close a kept socket that may no longer be the server's: idle ``max_idle`` or longer, or readable
+        while no request is out (the server closed or reset it, or sent what nobody asked for)."""
+        sock = self._sock
+        if sock is not None and (time.monotonic() - self._idle_since >= self.max_idle or _peer_spoke(sock)):
+            self.close()
+
+    def release(self) -> None:
+        """The response ended and the connection stays open: it is idle from now."""
+        self._idle_since = time.monotonic()
+
+    def begin(self) -> socket.socket:
+        """Start a request: drop a stale socket, connect when there is none, and note which it was."""
+        self.drop_if_stale()
+        self.reused = self._sock is not None
+        self.answered = self.peer_closed = False
+        return self._sock or self._connect()
+
+    def lost(self) -> None:
+        """The server closed the connection under the request being sent."""
+        self.close()
+        self.peer_closed = True
+
+    @property
+    def unanswered(self) -> bool:
+        """The request went out on a kept socket that the server closed before any byte of the response
+        came back: it cannot have been processed, and may be sent once more on a new connection."""
+        return self.reused and self.peer_closed and not self.answered
 
     def close(self) -> None:
         if self._sock is not None:
@@ -142,24 +194,15 @@ class Connection:
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         return head + body if body else head
 
-    def send(self, raw: bytes) -> bool:
-        """Write a request. Returns True when it went out on a reused socket."""
-        reused = self._sock is not None
-        sock = self._sock or self._connect()
+    def send(self, raw: bytes) -> None:
+        """Write a request (see ``begin``). Raises TransportError; ``unanswered`` says whether it may be
+        sent again."""
+        sock = self.begin()
         try:
             sock.sendall(raw)
         except OSError as exc:
-            self.close()
-            if not reused:
-                raise TransportError(f"connection failed while sending: {os_reason(exc)}") from None
-            sock = self._connect()  # a stale keep-alive socket: the server never saw the request
-            reused = False
-            try:
-                sock.sendall(raw)
-            except OSError as exc2:
-                self.close()
-                raise TransportError(f"connection failed while sending: {os_reason(exc2)}") from None
-        return reused
+            self.lost()
+            raise TransportError(f"connection failed while sending: {os_reason(exc)}") from None
 
     def send_rest(self, raw: bytes, offset: int) -> None:
         """Write the rest of a request whose first ``offset`` bytes went out already (no retry on a new
@@ -173,10 +216,10 @@ class Connection:
             raise TransportError(f"connection failed while sending: {os_reason(exc)}") from None
 
     def ready_socket(self) -> socket.socket | None:
-        """Connect now if need be and return the OS socket to write to at once (None: TLS, or the
-        connection failed, which the next ``send`` reports)."""
+        """Start a request ahead of its send (``begin``) and return the OS socket to write it to at once
+        (None: TLS, or the connection failed, which the send then reports)."""
         with contextlib.suppress(TransportError):
-            self.connect()
+            self.begin()
         return self.os_socket()
 
     def os_socket(self) -> socket.socket | None:
@@ -202,18 +245,32 @@ class Connection:
             self.close()
             raise TransportError(stalled_message(self.read_timeout)) from None
         except OSError as exc:
-            self.close()
+            self.lost()
             raise TransportError(broken_message(exc)) from None
+        if data:
+            self.answered = True
+        else:
+            self.peer_closed = True
         return data
 
     def request(
         self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
     ) -> tuple[Head, bytes]:
-        """A plain request/response, for the small control calls (models, tokenize, metrics).
+        """A plain request/response, for the small control calls (models, tokenize, metrics); sent once
+        more on a new connection when ``unanswered``.
 
         Raises TransportError on any failure, the body over MAX_BODY included.
         """
-        self.send(self.build_request(method, path, body, headers or {}))
+        raw = self.build_request(method, path, body, headers or {})
+        try:
+            return self._exchange(raw)
+        except TransportError:
+            if not self.unanswered:
+                raise
+        return self._exchange(raw)
+
+    def _exchange(self, raw: bytes) -> tuple[Head, bytes]:
+        self.send(raw)
         framing = ResponseFraming()
         parts: list[bytes] = []
         size = 0
@@ -241,7 +298,21 @@ class Connection:
         assert head is not None  # complete, or ended at a close after the head
         if head.closes or framing.ends_at_close:
             self.close()
+        else:
+            self.release()
         return head, b"".join(parts)
+
+
+def _peer_spoke(sock: socket.socket) -> bool:
+    """An idle socket is readable: the server closed or reset it (or sent stray bytes). TLS sockets are
+    not looked at (a session ticket may wait there); their idle bound and the resend cover them."""
+    if isinstance(sock, ssl.SSLSocket):
+        return False
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
 
 
 def grow_descriptor_table(most: int = 65536) -> None:

@@ -140,12 +140,15 @@ class StreamReactor:
         except BlockingIOError:
             return
         except OSError as exc:
+            stream.conn.peer_closed = True
             self._done(fd, stream, broken_message(exc), close=True)
             return
         t = stamps.arrival(stream.clock, arrived)
         if not data:
+            stream.conn.peer_closed = True
             self._done(fd, stream, stream.body.eof_error(), close=True)
             return
+        stream.conn.answered = True
         stream.last = t
         try:
             complete = stream.body.feed(data, t)

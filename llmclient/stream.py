@@ -6,7 +6,6 @@ both are injectable so tests can script them.
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -209,7 +208,7 @@ def stream_request(
     first: _FirstWrite | None = None
     interrupted: BaseException | None = None
     if pacer is not None and record.scheduled_time is not None:
-        first = _FirstWrite(conn.ready_socket(), raw, record, clock, wall)
+        first = _FirstWrite(conn, raw, record, clock, wall)
         try:
             pacer.wait(pacer.arm(record.scheduled_time, first))
         except BaseException as exc:
@@ -225,39 +224,64 @@ def stream_request(
     try:
         if interrupted is not None:
             raise interrupted
-        if first is None or not first.written:
-            conn.send(raw)
-        elif first.written < len(raw):
-            conn.send_rest(raw, first.written)
-        reader = ResponseReader(acc)
-        if reactor is not None and reactor.accepts(conn):
-            error = reactor.read_response(conn, reader, clock, start, deadline_s)
-        else:
-            error = read_response(conn, reader, clock, start, deadline_s)
+        written = first.written if first is not None and first.start is not None else None
+        reader, error = _exchange(conn, raw, written, acc, clock, start, deadline_s, reactor)
+        if conn.unanswered:  # the server had closed the kept connection: once more, on a new one, timed anew
+            record.start_time = wall()
+            start = clock()
+            acc = StreamAccumulator(record, start, endpoint.text_keys, collect_text)
+            reader, error = _exchange(conn, raw, None, acc, clock, start, deadline_s, reactor)
         return _finish(conn, acc, reader, error)
-    except TransportError as exc:
-        conn.close()
-        return acc.finish(str(exc))
-    except ProtocolError as exc:
-        conn.close()
-        return acc.finish(f"bad stream framing: {exc}")
     except BaseException:  # interrupted from outside: keep the sample, then let it through
         conn.close()
         acc.cancel()
         raise
 
 
+def _exchange(
+    conn: Connection,
+    raw: bytes,
+    written: int | None,
+    acc: StreamAccumulator,
+    clock: Callable[[], float],
+    start: float,
+    deadline_s: float | None,
+    reactor: StreamReactor | None,
+) -> tuple[ResponseReader, str]:
+    """Send the request (``written``: how much of it the pacer wrote already, -1 when that write failed)
+    and read its response: the reader, and an error or ""."""
+    reader = ResponseReader(acc)
+    try:
+        if written is None:
+            conn.send(raw)
+        elif written < 0:
+            conn.lost()
+            return reader, "connection failed while sending: closed by the server"
+        elif written < len(raw):
+            conn.send_rest(raw, written)
+        if reactor is not None and reactor.accepts(conn):
+            return reader, reactor.read_response(conn, reader, clock, start, deadline_s)
+        return reader, read_response(conn, reader, clock, start, deadline_s)
+    except TransportError as exc:
+        conn.close()
+        return reader, str(exc)
+    except ProtocolError as exc:
+        conn.close()
+        return reader, f"bad stream framing: {exc}"
+
+
 class _FirstWrite:
     """An open-loop request's send, fired by the pacer at its due time: start the clocks and write the
-    request without blocking. What the socket did not take, the request's greenlet writes after (and
-    when the write failed, a stale keep-alive socket, it sends the whole request again on a new one).
-    Without a plain-TCP socket ready (TLS, no connection), firing only says the time has come."""
+    request without blocking. What the socket did not take, the request's greenlet writes after; when
+    the write failed (the server had closed the kept connection) ``written`` is -1 and the request is
+    sent again on a new one. Without a plain-TCP socket ready (TLS, no connection), firing only says
+    the time has come."""
 
     __slots__ = ("clock", "raw", "record", "sock", "start", "wall", "written")
 
-    def __init__(self, sock: socket.socket | None, raw: bytes, record: RequestRecord, clock: Callable[[], float],
+    def __init__(self, conn: Connection, raw: bytes, record: RequestRecord, clock: Callable[[], float],
                  wall: Callable[[], float]) -> None:  # fmt: skip
-        self.sock = sock
+        self.sock = conn.ready_socket()
         self.raw = raw
         self.record = record
         self.clock = clock
@@ -272,8 +296,10 @@ class _FirstWrite:
         self.start = self.clock()
         try:
             self.written = self.sock.send(self.raw)
-        except OSError:  # would block, or the server closed the idle connection
+        except BlockingIOError:  # the socket takes nothing now: the greenlet writes it all
             self.written = 0
+        except OSError:  # the server closed the idle connection
+            self.written = -1
 
 
 def _finish(conn: Connection, acc: StreamAccumulator, reader: ResponseReader, error: str) -> RequestRecord:
@@ -285,6 +311,8 @@ def _finish(conn: Connection, acc: StreamAccumulator, reader: ResponseReader, er
         return acc.finish(error or "connection closed before the response headers")
     if head.closes:
         conn.close()
+    else:
+        conn.release()
     if not reader.streaming:
         return acc.finish(http_error(head.status, head.reason, reader.error_body))
     if reader.incomplete_event:

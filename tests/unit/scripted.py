@@ -43,7 +43,12 @@ class ScriptedSocket:
 def scripted_connection(clock: FakeClock, reads: list[tuple[float, bytes]]) -> tuple[Connection, ScriptedSocket]:
     conn = Connection(Target.parse("http://127.0.0.1:9"))
     sock = ScriptedSocket(clock, reads)
-    conn._sock = sock  # a connection that is already open
+
+    def connect() -> ScriptedSocket:  # the scripted socket is the connection the first send opens
+        conn._sock = sock  # type: ignore[assignment]
+        return sock
+
+    conn._connect = connect  # type: ignore[method-assign,assignment]
     return conn, sock
 
 

@@ -58,7 +58,10 @@ class CannedServer:
         with conn:
             data = b""
             while b"\r\n\r\n" not in data:
-                data += conn.recv(65536)
+                more = conn.recv(65536)
+                if not more:  # a connection opened ahead and closed unused
+                    return
+                data += more
             head, _, body = data.partition(b"\r\n\r\n")
             length = int(
                 next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
