@@ -47,6 +47,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--ssl-certfile", default=None, help="serve https with this certificate (PEM)")
     p.add_argument("--ssl-keyfile", default=None, help="the certificate's private key (PEM)")
+    p.add_argument(
+        "--timeout-keep-alive",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="close a keep-alive connection idle S seconds, as vLLM does (VLLM_HTTP_TIMEOUT_KEEP_ALIVE, 5); "
+        "0 closes it after every response, unannounced",
+    )
     p.add_argument("--fault-at-token", type=int, default=1, help="token index at which mid-stream faults strike")
     return p.parse_args(argv)
 
@@ -72,6 +80,7 @@ async def serve(args: argparse.Namespace) -> None:
         request_log=args.request_log,
         include_cached_tokens=not args.no_cached_tokens,
         tokenize=not args.no_tokenize,
+        timeout_keep_alive=args.timeout_keep_alive,
     )
     app = App(server_cfg, engine_cfg, faults)
     loop = asyncio.get_running_loop()

@@ -52,6 +52,9 @@ class ServerConfig:
     request_log: str | None = None
     include_cached_tokens: bool = True  # vLLM's --enable-prompt-tokens-details
     tokenize: bool = True  # serve POST /tokenize
+    # close a keep-alive connection idle this long, as vLLM's uvicorn does (VLLM_HTTP_TIMEOUT_KEEP_ALIVE);
+    # 0: close after every response, without saying so
+    timeout_keep_alive: float = 5.0
 
 
 class RequestLog:
@@ -76,6 +79,7 @@ class App:
         self.created = int(time.time())
         self.received = 0  # generation requests received
         self.completed = 0
+        self.idle_closed = 0  # keep-alive connections closed for idling (--timeout-keep-alive)
         self.by_path: dict[str, int] = {}
         self._rng = random.Random(engine_config.seed + 1)
 
@@ -113,6 +117,7 @@ class App:
                     "steps": self.engine.steps,
                     "cache_blocks": len(self.engine.cache),
                     "faults_injected": self.faults.injected,
+                    "idle_closed": self.idle_closed,
                 },
             )
         else:
@@ -417,18 +422,41 @@ class Connection(asyncio.Protocol):
         self._sock: object = None
         self.arrived_mono = 0.0  # when the bytes of the last read reached the socket (see arrival.py)
         self.arrived_wall = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         sock = transport.get_extra_info("socket")
         self._sock = getattr(sock, "_sock", sock)  # asyncio wraps it; the stamp is on the socket itself
+        self._idle()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self._busy()
         if self.active is not None:
             self.active.cancelled = True
 
+    def _idle(self) -> None:
+        """No request in progress: close the connection if none comes within the keep-alive timeout."""
+        self._busy()
+        timeout = self.app.cfg.timeout_keep_alive
+        if timeout > 0:
+            self._idle_timer = asyncio.get_running_loop().call_later(timeout, self._close_idle)
+
+    def _busy(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def _close_idle(self) -> None:
+        self._idle_timer = None
+        if not self.busy and not self.closed and self.transport is not None:
+            self.app.idle_closed += 1
+            self.transport.close()
+            self.closed = True
+
     def data_received(self, data: bytes) -> None:
+        self._busy()
         self.arrived_mono, self.arrived_wall = arrival(self._sock)
         self.buf += data
         self._parse()
@@ -500,9 +528,11 @@ class Connection(asyncio.Protocol):
     def _done(self, keep: bool) -> None:
         self.active = None
         self.busy = False
-        if not keep:
+        if not keep or self.app.cfg.timeout_keep_alive <= 0:
             self.transport.close()
             self.closed = True
             return
         if self.buf:
             self._parse()
+        if not self.busy and not self.closed:
+            self._idle()

@@ -1,7 +1,18 @@
-"""The emulator's own tokenizer: words, punctuation and special tokens.
+"""The emulator's own tokenizer: sub-word pieces, counted the way byte-level BPE vocabularies count them.
 
-Deterministic ids from a CRC of the piece, so equal text gives equal ids and
-the prefix cache sees real reuse. The chat template is Llama-3 shaped.
+Text is first cut into pre-tokens as Llama-3's tokenizer cuts it (special tokens; a word with its
+leading space; up to three digits; a run of punctuation with the newlines after it; white space),
+then each pre-token into sub-words:
+- a word with its leading space is one token up to seven letters (common words are in the
+  vocabulary with their space), longer ones are cut into pieces of four letters after the first six;
+- a word without a leading space (at the start of the text, after punctuation or a newline) is cut
+  into pieces of three letters, so the same word counts differently by what stands before it;
+- a run of punctuation is one token per two marks; digits, white space and special tokens one each.
+So a word's count depends on the word and on its neighbours, as with real sub-word tokenizers, and
+a client that sizes prompts by adding words must count, not assume.
+
+Deterministic ids from a CRC of each piece, so equal text gives equal ids and the prefix cache sees
+real reuse. The chat template is Llama-3 shaped.
 """
 
 from __future__ import annotations
@@ -9,13 +20,37 @@ from __future__ import annotations
 import re
 import zlib
 
-_PIECE = re.compile(r"<\|[a-z_]+\|>|\w+|[^\w\s]")
+_PRETOKEN = re.compile(
+    r"<\|[a-z_]+\|>|'(?:s|t|re|ve|m|ll|d)| ?[A-Za-z]+| ?[0-9]{1,3}| ?[^\sA-Za-z0-9]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 BOS = "<|begin_of_text|>"
+WHOLE_WORD = 7  # letters of a word that, with its leading space, is still one token
+HEAD, PIECE, BARE = 6, 4, 3  # a long word's first token, its further pieces; pieces of a word without a space
+
+
+def pieces(text: str) -> list[str]:
+    """The sub-word pieces of ``text``, one per token."""
+    out: list[str] = []
+    for pre in _PRETOKEN.findall(text):
+        if pre.startswith(" ") and pre[1:].isalpha():
+            word = pre[1:]
+            if len(word) <= WHOLE_WORD:
+                out.append(pre)
+            else:
+                out.append(pre[: HEAD + 1])
+                out.extend(word[i : i + PIECE] for i in range(HEAD, len(word), PIECE))
+        elif pre.isalpha():
+            out.extend(pre[i : i + BARE] for i in range(0, len(pre), BARE))
+        elif pre.startswith("<|") or pre.strip(" ").isdigit() or not pre.strip():
+            out.append(pre)
+        else:
+            out.extend(pre[i : i + 2] for i in range(0, len(pre), 2))
+    return out
 
 
 def tokenize(text: str) -> list[int]:
     crc = zlib.crc32
-    return [crc(p.encode()) & 0x7FFFFFFF for p in _PIECE.findall(text)]
+    return [crc(p.encode()) & 0x7FFFFFFF for p in pieces(text)]
 
 
 def apply_chat_template(messages: list[dict]) -> str:
