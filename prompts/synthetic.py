@@ -3,12 +3,15 @@
 Each prompt is ``prefix(group) + suffix``: ``--prefix-groups`` distinct shared
 prefixes of ``--prefix-tokens`` tokens, and a suffix unique to the request (it
 starts with the request's own tag, so no cache block after the prefix is shared),
-so the only reuse between requests is the prefix. A body that fitted is reused
-behind the next tag: counting a prompt is then one call, the check, instead of a
-search (with the server's ``/tokenize``, these calls are load on the server). Lengths are counted with the
-served model's tokenizer, chat template included, and adjusted until the whole
-prompt is ``--input-tokens`` long (optionally drawn with a spread).
-The text is natural-looking sentences, not one repeated token.
+so the only reuse between requests is the prefix. Lengths are counted with the
+served model's tokenizer, chat template included, until the whole prompt is
+``--input-tokens`` long (optionally drawn with a spread): the number of words is
+adjusted until the prompt is at most that long (a word may be several tokens, and
+how many can depend on its neighbours), then the rest is made up with words the
+tokenizer counts as one token each (found once, with a few counts). A body that
+fitted is reused behind the next tag: counting a prompt is then one call, the
+check, instead of a search (with the server's ``/tokenize``, these calls are load
+on the server). The text is natural-looking sentences, not one repeated token.
 
 The same seed gives the same prompts, also when prompts are built concurrently (the
 counts are I/O, so builds interleave and finish in any order): each call draws all its
@@ -19,14 +22,17 @@ call of its kind fitted, which later calls of that kind wait for.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
 from gevent.lock import Semaphore
 
 from prompts.source import Prompt, PromptError
-from prompts.text import join, words
-from prompts.tokenizer import TokenCounter
+from prompts.text import VOCABULARY, join, words
+from prompts.tokenizer import LEAD, TokenCounter, single_token_words
 
-MAX_ADJUST = 6
+MAX_ADJUST = 6  # counts at most to fit one text
+MAX_PAD = 256  # tokens at most made up with single-token words
+PAD_CANDIDATES = 64  # the commonest words, tried as single tokens
 
 
 class SharedPrefixPrompts:
@@ -61,13 +67,14 @@ class SharedPrefixPrompts:
         self._rng = random.Random(f"suffix-{seed}-{stream}")
         self._pool = words(random.Random(f"pool-{seed}-{stream}"), max(4 * input_tokens, 512))
         self._overhead = counter.count("", chat)
+        self._singles = single_token_words(counter, chat, counter.count(LEAD, chat), VOCABULARY[:PAD_CANDIDATES])
         self.prefixes = [self._build_prefix(prefix_rng, g) for g in range(prefix_groups)] if prefix_tokens else [""]
         self._count = 0
-        # (group, target length, tag length) -> (pool offset, words) of the body that the first prompt of
-        # that kind fitted (None: it found no exact fit); the later ones reuse it behind their own tag, so
-        # one count (the check) usually suffices. Each kind's lock makes them wait for the first one's search
+        # (group, target length, tag length) -> (pool offset, words, padding words) of the body that the first
+        # prompt of that kind fitted (None: it found no exact fit); the later ones reuse it behind their own
+        # tag, so one count (the check) usually suffices. Each kind's lock makes them wait for the first one's search
         # (concurrent builds are greenlets: users/prompt_pool.py); other kinds go on meanwhile.
-        self._fitted: dict[tuple[int, int, int], tuple[int, int] | None] = {}
+        self._fitted: dict[tuple[int, int, int], tuple[int, int, int] | None] = {}
         self._fitting: dict[tuple[int, int, int], Semaphore] = {}
 
     def _measure(self, text: str) -> int:
@@ -75,17 +82,42 @@ class SharedPrefixPrompts:
 
     def _build_prefix(self, rng: random.Random, group: int) -> str:
         """A text whose tokens, in front of any suffix, number ``prefix_tokens``."""
-        head = f"Shared context {group}."
+        head = f"Shared context {group}. "
         pieces = words(rng, self.prefix_tokens * 2 + 16)
-        n = max(self.prefix_tokens - 4, 1)
-        text = ""
-        for _ in range(MAX_ADJUST):
-            text = head + " " + join(pieces[:n]) + "\n\n"
-            got = self._measure(text)
-            if got == self.prefix_tokens:
-                break
-            n = max(1, n + (self.prefix_tokens - got))
+        _, text, _ = self._fit(lambda n, pad: head + self._body(pieces, 0, n, pad) + "\n\n", self._measure,
+                               self.prefix_tokens, max(self.prefix_tokens - 4, 1))  # fmt: skip
         return text
+
+    def _body(self, pool: list[str], offset: int, n: int, pad: int) -> str:
+        """``n`` words of ``pool`` from ``offset`` (round the end), then ``pad`` single-token words."""
+        body = pool[offset : offset + n]
+        if len(body) < n:  # wrap around the pool
+            body = body + pool[: n - len(body)]
+        singles = self._singles
+        return join(body + [singles[(offset + n + i) % len(singles)] for i in range(pad)])
+
+    def _fit(
+        self, compose: Callable[[int, int], str], measure: Callable[[str], int], target: int, n: int, pad: int = 0
+    ) -> tuple[int, str, tuple[int, int] | None]:
+        """Count ``compose(words, padding)`` from ``n`` words and ``pad`` padding until it measures ``target``:
+        fewer words while it is too long, more while it is far too short, else padding (each one token):
+        the count and text closest to the target, and (words, padding) when exact."""
+        best: tuple[int, str] | None = None
+        for _ in range(MAX_ADJUST):
+            text = compose(n, pad)
+            got = measure(text)
+            if best is None or abs(got - target) < abs(best[0] - target):
+                best = (got, text)
+            if got == target:
+                return got, text, (n, pad)
+            if got < target and self._singles and pad + target - got <= MAX_PAD:
+                pad += target - got
+            elif got > target and pad >= got - target:
+                pad -= got - target
+            else:  # a word is one token at least: this many fewer words is at most the target
+                n, pad = max(1, n + (target - got)), 0
+        assert best is not None
+        return best[0], best[1], None
 
     def _target(self) -> int:
         if self.stddev <= 0:
@@ -107,35 +139,33 @@ class SharedPrefixPrompts:
         if lock is None:  # the first of its kind: search from its own words, keep the fit
             lock = self._fitting[key] = Semaphore()
             with lock:
-                got, text, fit = self._fit(prefix, tag, target, offset, n)
-                self._fitted[key] = fit
+                got, text, fit = self._fit_suffix(prefix, tag, target, offset, n, 0)
+                self._fitted[key] = None if fit is None else (offset, *fit)
             return self._prompt(group, got, text)
         if key not in self._fitted:
             with lock:  # wait for the first of its kind (if its search failed, search from our own words)
                 pass
         fitted = self._fitted.get(key)
+        pad = 0
         if fitted is not None:
-            offset, n = fitted
-        got, text, _ = self._fit(prefix, tag, target, offset, n)
+            offset, n, pad = fitted
+        got, text, _ = self._fit_suffix(prefix, tag, target, offset, n, pad)
         return self._prompt(group, got, text)
 
-    def _fit(self, prefix: str, tag: str, target: int, offset: int, n: int) -> tuple[int, str, tuple[int, int] | None]:
-        """Adjust the number of pool words from ``offset`` until the prompt counts ``target`` tokens:
-        the count and text closest to it, and (offset, words) when exact."""
-        best: tuple[int, str] | None = None
-        for _ in range(MAX_ADJUST):
-            body = self._pool[offset : offset + n]
-            if len(body) < n:  # wrap around the pool
-                body = body + self._pool[: n - len(body)]
-            text = prefix + tag + " " + join(body)
-            got = self.counter.count(text, self.chat)
-            if best is None or abs(got - target) < abs(best[0] - target):
-                best = (got, text)
-            if got == target:
-                return got, text, (offset, n)
-            n = max(1, n + (target - got))
-        assert best is not None
-        return best[0], best[1], None
+    def _fit_suffix(
+        self, prefix: str, tag: str, target: int, offset: int, n: int, pad: int
+    ) -> tuple[int, str, tuple[int, int] | None]:
+        """The prompt behind ``prefix`` and ``tag`` with pool words from ``offset``, fitted to ``target``
+        (starting from ``n`` words and ``pad`` padding words: a fit that held for another tag)."""
+        start = prefix + tag + " "
+
+        def compose(words: int, padding: int) -> str:
+            return start + self._body(self._pool, offset, words, padding)
+
+        def count(text: str) -> int:
+            return self.counter.count(text, self.chat)
+
+        return self._fit(compose, count, target, n, pad)
 
     def _prompt(self, group: int, tokens: int, text: str) -> Prompt:
         # the template's tokens and the shared prefix come first; the request's own tag after them

@@ -19,6 +19,25 @@ class TokenCounter(Protocol):
     def count(self, content: str, chat: bool) -> int: ...
 
 
+LEAD = "the"  # a text's first word in single_token_words: the words after it are counted with their leading space
+
+
+def single_token_words(counter: TokenCounter, chat: bool, overhead: int, words: tuple[str, ...]) -> list[str]:
+    """The words the tokenizer counts as one token each after ``LEAD`` (``overhead``: the count of ``LEAD``
+    alone), found in O(bad words x log n) counts."""
+
+    def bad(group: tuple[str, ...]) -> list[str]:
+        if counter.count(" ".join((LEAD, *group)), chat) - overhead == len(group):
+            return []
+        if len(group) == 1:
+            return list(group)
+        mid = len(group) // 2
+        return bad(group[:mid]) + bad(group[mid:])
+
+    rejected = set(bad(words))
+    return [w for w in words if w not in rejected]
+
+
 def _messages(content: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": content}]
 

@@ -18,28 +18,10 @@ from functools import lru_cache
 
 from prompts.source import Prompt, PromptError
 from prompts.text import VOCABULARY
-from prompts.tokenizer import TokenCounter
+from prompts.tokenizer import LEAD, TokenCounter, single_token_words
 from scheduler.trace import Trace, TraceError, check_lengths, ideal_cached_tokens
 
 CHECKED_PROMPTS = 3  # prompts counted at the start to check the tokenizer agrees
-
-
-LEAD = "the"  # every prompt's first word: the words after it are all counted with their leading space
-
-
-def single_token_words(counter: TokenCounter, chat: bool, overhead: int, words: tuple[str, ...]) -> list[str]:
-    """The words the tokenizer counts as one token each after ``LEAD``, found in O(bad words x log n) counts."""
-
-    def bad(group: tuple[str, ...]) -> list[str]:
-        if counter.count(" ".join((LEAD, *group)), chat) - overhead == len(group):
-            return []
-        if len(group) == 1:
-            return list(group)
-        mid = len(group) // 2
-        return bad(group[:mid]) + bad(group[mid:])
-
-    rejected = set(bad(words))
-    return [w for w in words if w not in rejected]
 
 
 class TracePrompts:

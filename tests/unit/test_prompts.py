@@ -79,15 +79,41 @@ def test_prefix_must_be_shorter_than_input():
 
 
 @pytest.mark.parametrize("chat", [True, False])
-def test_real_tokenizer_lengths_are_exact_or_within_one_percent(tiny_tokenizer, chat):
+def test_real_tokenizer_lengths_are_exact(tiny_tokenizer, chat):
     src = SharedPrefixPrompts(tiny_tokenizer, chat=chat, input_tokens=1024, prefix_tokens=768, prefix_groups=2, seed=5)
     for _ in range(20):
         p = src.next_prompt()
-        got = tiny_tokenizer.count(p.content, chat)  # recounted independently, template included
-        assert got == p.input_tokens
-        assert abs(got - 1024) <= 10, got
+        assert tiny_tokenizer.count(p.content, chat) == p.input_tokens == 1024  # recounted, template included
     for prefix in src.prefixes:
-        assert abs(tiny_tokenizer.count(prefix, chat) - tiny_tokenizer.count("", chat) - 768) <= 8
+        assert tiny_tokenizer.count(prefix, chat) - tiny_tokenizer.count("", chat) == 768
+
+
+class SubwordCounter(PieceCounter):
+    """The emulator's sub-word tokenizer: a word's count depends on the word and on what stands before it."""
+
+    name = "sub-words"
+
+    def count(self, content: str, chat: bool) -> int:
+        from emulator import tokenizer
+
+        self.calls += 1
+        if chat:
+            return len(tokenizer.chat_ids([{"role": "user", "content": content}]))
+        return len(tokenizer.prompt_ids(content))
+
+
+@pytest.mark.parametrize(("input_tokens", "prefix_tokens", "groups"), [(512, 0, 1), (1024, 960, 1), (2048, 1536, 4)])
+@pytest.mark.parametrize("chat", [True, False])
+def test_every_prompt_is_exact_under_a_sub_word_tokenizer_at_little_more_than_one_count(
+    chat, input_tokens, prefix_tokens, groups
+):
+    # adding a word may add several tokens: adjusting the word count alone missed 5-9% of these by 1-7 tokens
+    counter = SubwordCounter()
+    src = SharedPrefixPrompts(counter, chat, input_tokens, prefix_tokens, groups, seed=7, stream="w3")
+    setup = counter.calls
+    prompts = [src.next_prompt() for _ in range(200)]
+    assert all(SubwordCounter().count(p.content, chat) == input_tokens for p in prompts)
+    assert (counter.calls - setup) / 200 <= 1.3  # the first fit of each kind searches; the rest are checks
 
 
 def test_tokenizer_that_cannot_be_loaded(tmp_path):
