@@ -12,6 +12,7 @@ from collections import deque
 import gevent
 from gevent.pool import Pool
 
+from llmclient.errors import ConfigError
 from prompts.source import Prompt, PromptError, PromptSource
 
 logger = logging.getLogger(__name__)
@@ -39,12 +40,17 @@ class PromptPool:
         if want <= 0:
             return
         # in call order whatever order the builds finish in: the same seed sends the same prompts in turn
-        for prompt in Pool(self.concurrency).imap(self._make, range(want)):
-            self._ready.append(prompt)
+        for made in Pool(self.concurrency).imap(self._make, range(want)):
+            if not isinstance(made, Prompt):
+                raise made
+            self._ready.append(made)
             self.built += 1
 
-    def _make(self, _: int) -> Prompt:
-        return self.source.next_prompt()
+    def _make(self, _: int) -> Prompt | ConfigError | PromptError:
+        try:
+            return self.source.next_prompt()
+        except (ConfigError, PromptError) as exc:  # raised by fill, in call order (not by the pool's greenlet)
+            return exc
 
     def next_prompt(self) -> Prompt:
         if not self._ready:
@@ -57,8 +63,8 @@ class PromptPool:
     def _top_up(self) -> None:
         try:
             self.fill(self.target_size)
-        except PromptError as exc:
-            logger.error("building prompts failed: %s", exc)
+        except (ConfigError, PromptError) as exc:  # tried again, inline, when the pool runs dry
+            logger.warning("topping up prompts failed: %s", exc)
 
     def stop(self) -> None:
         if self._refill is not None:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+
+from locust.exception import StopUser
 
 from llmclient.control import ServerTokenizer
+from llmclient.errors import ConfigError
 from llmclient.http import Target
 from prompts.dataset import DatasetPrompts, load_dataset
-from prompts.source import Prompt, PromptSource
+from prompts.source import Prompt, PromptError, PromptSource
 from prompts.synthetic import SharedPrefixPrompts
 from prompts.tokenizer import LocalTokenizer, TokenCounter
 from prompts.trace_prompts import TracePrompts
@@ -24,6 +28,9 @@ PREBUILD_MAX = 4096  # prompts built before the run at most; more are built in t
 class PromptService:
     def __init__(self, context: RunContext) -> None:
         self.context = context
+        # a prompt that cannot be built, counted or sent mid-run ends the run: the role says how (once)
+        self.on_fatal: Callable[[str], None] = lambda message: logger.error("%s", message)
+        self._fatal = ""
         self.source: PromptSource | None = None
         self.level_pools: dict[int, PromptPool] = {}  # --sweep prefix-groups: each level's prompts
         self._prepared_for: tuple[str, object] | None = None
@@ -107,13 +114,27 @@ class PromptService:
         return self.source is not None
 
     def next_prompt(self) -> Prompt:
+        """The run's next prompt. When it cannot be built (its tokens cannot be counted, say), the run ends:
+        said once through ``on_fatal``, and the asking user or request stops (StopUser)."""
         assert self.source is not None, "prompts are prepared at test start"
-        return self.source.next_prompt()
+        return self._or_stop(self.source.next_prompt)
 
     def prompt_for(self, row: int) -> Prompt:
-        """A replayed trace's prompt for its request ``row``."""
-        assert isinstance(self.source, TracePrompts), "prompt_for is a trace's"
-        return self.source.prompt_for(row)
+        """A replayed trace's prompt for its request ``row`` (failing as ``next_prompt``)."""
+        source = self.source
+        assert isinstance(source, TracePrompts), "prompt_for is a trace's"
+        return self._or_stop(lambda: source.prompt_for(row))
+
+    def _or_stop(self, build: Callable[[], Prompt]) -> Prompt:
+        if self._fatal:
+            raise StopUser()
+        try:
+            return build()
+        except (ConfigError, PromptError) as exc:
+            if not self._fatal:
+                self._fatal = f"prompts cannot be built: {exc}"
+                self.on_fatal(self._fatal)
+            raise StopUser() from None
 
     def warmup_prompts(self, host: str, per_group: int) -> list[str]:
         """Unmeasured prompts that prime the prefix cache: ``per_group`` for each shared prefix."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -76,6 +77,7 @@ class Role:
             forward=not self.touches_server,
         )
         self.run = LLMRun(environment, settings, self.request_log, self.stream_id)
+        self.run.prompts.on_fatal = self.end_with_error
         self.fail_guard: FailRatioGuard | None = None
         self.worker_in_flight: dict[str, int] = {}  # the master's view of its workers
         self.open_loop: OpenLoop | None = None  # this process's sender of due arrivals
@@ -185,6 +187,14 @@ class Role:
         live.snapshot()
 
     # -- the test --------------------------------------------------------------------------------
+    def end_with_error(self, message: str) -> None:
+        """The run cannot go on (prompts cannot be built mid-run): one line, as a failed start says it, the
+        run stopped as -t stops it, and exit status 1."""
+        sys.stderr.write(f"error: {message}\n")
+        sys.stderr.flush()
+        self.environment.process_exit_code = 1
+        gevent.spawn(stop_run, self.environment)
+
     def on_test_start(self, environment: Environment, **_kw: object) -> None:
         host = environment.host
         if not host:
