@@ -8,7 +8,7 @@ reads every ready socket in one pass: one wake-up per burst. Each read is
 dated by the kernel's receive timestamp when the socket has one (see stamps.py),
 else by the clock as the read returns. Users send their requests in their own
 greenlets, then hand the socket over at once: the reactor reads the head and the
-body (``stream.ResponseReader``) and the user waits for the end on an
+body (``response.ResponseReader``) and the user waits for the end on an
 ``AsyncResult``. Plain-TCP connections only; TLS streams are read the ordinary way.
 A pass over hundreds of ready streams takes milliseconds: between reads it fires the
 open loop's sends that fall due meanwhile (``pacer.py``).
@@ -30,7 +30,7 @@ from llmclient import stamps
 from llmclient.errors import ProtocolError, TransportError
 from llmclient.http import Connection, broken_message, stalled_message
 from llmclient.pacer import Pacer
-from llmclient.stream import ResponseReader, timed_out_message
+from llmclient.response import ResponseReader, timed_out_message
 
 
 class _Stream:

@@ -55,3 +55,45 @@ def test_reports_use_only_the_row_schema_the_hit_rate_and_the_pure_rules():
 def test_settings_has_one_field_per_option_in_the_same_order():
     assert [f.name for f in fields(Settings)] == [o.dest for o in OPTIONS]
     assert len({o.env_var for o in OPTIONS}) == len(OPTIONS)
+
+
+PACKAGES = ("llmclient", "scheduler", "users", "prompts", "reports", "emulator", "bench", "tools", "examples")
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Every first-party module and the first-party modules it imports (``from p import m`` counts m when m is a
+    module), those under ``if TYPE_CHECKING`` included: a reader must untangle those circles too."""
+    paths = {
+        ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): path
+        for package in PACKAGES
+        for path in (ROOT / package).rglob("*.py")
+    }
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                edges.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                edges.add(node.module)
+                edges.update(f"{node.module}.{alias.name}" for alias in node.names)
+        graph[name] = {e for e in edges if e in paths and e != name}
+    return graph
+
+
+def test_no_import_circle_anywhere_type_only_imports_included():
+    graph = module_graph()
+    done: set[str] = set()
+
+    def visit(module: str, path: list[str]) -> None:
+        if module in path:
+            raise AssertionError("import circle: " + " -> ".join([*path[path.index(module) :], module]))
+        if module in done:
+            return
+        for other in sorted(graph[module]):
+            visit(other, [*path, module])
+        done.add(module)
+
+    assert len(graph) > 50
+    for module in sorted(graph):
+        visit(module, [])

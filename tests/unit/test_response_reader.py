@@ -10,7 +10,8 @@ import pytest
 from llmclient.http import Connection, Target, TransportError
 from llmclient.measure import RequestRecord, StreamAccumulator
 from llmclient.reactor import StreamReactor
-from llmclient.stream import CHAT, ResponseReader, stream_request
+from llmclient.response import ResponseReader
+from llmclient.stream import CHAT, stream_request
 from tests.unit.scripted import END, HEAD, chat_chunk, frame, usage_chunk
 
 
