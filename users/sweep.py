@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-START_LEAD_S = 0.2  # a level's first arrival is due this long after it starts
+LEVEL_START_LEAD_S = 0.2  # a level's first arrival is due this long after it starts (open_loop.START_LEAD_S: a run's)
 TICK_S = 1.0  # the saturation test's sampling interval
 DRAIN_LIMIT_S = 120.0  # after its last send, a level's requests get this long to finish, then are cut off
 SETTLE_S = 5.0  # after a cut-off, how long to wait for the cancelled requests' rows
@@ -87,7 +87,7 @@ class LocalPort:
         self.open_loop.level = label
         self.sent = 0
         self.open_loop.unsent = 0
-        start = time.time() + START_LEAD_S
+        start = time.time() + LEVEL_START_LEAD_S
         if level.kind == "prefix-groups":
             self.open_loop.run.prompts.use_groups(int(level.value))
         if level.open_loop:
@@ -146,7 +146,7 @@ class MasterPort:
             raise ConfigError("no worker is ready for the sweep's levels")
         self.label, self.open = label, level.open_loop
         workers = self.dispatch.workers
-        start = time.time() + START_LEAD_S
+        start = time.time() + LEVEL_START_LEAD_S
         if level.open_loop:
             arrivals = level_arrivals(level, start, until, limit, self.burstiness, self.seed)
             groups = int(level.value) if level.kind == "prefix-groups" else None
@@ -297,7 +297,7 @@ class SweepDriver:
         else:
             self.rows.extensions += 1
         start = time.time()
-        until = start + START_LEAD_S + s.level_duration if s.level_duration else math.inf
+        until = start + LEVEL_START_LEAD_S + s.level_duration if s.level_duration else math.inf
         logger.info("%s%s", level.label, " (extended)" if extending else "")
         self.run.live.current_level = {"level": level.number, "kind": level.kind, "value": level.value}
         self.port.start_level(level, label, until, s.level_requests)
@@ -329,7 +329,7 @@ class SweepDriver:
             while (self.port.expected_rows() or 0) > len(self.rows) and time.monotonic() < settle:
                 gevent.sleep(0.1)
         send_end = send_end or time.time()
-        self.rows.windows.append((start + START_LEAD_S, send_end))
+        self.rows.windows.append((start + LEVEL_START_LEAD_S, send_end))
         result = level_result(level, self.rows.start, self.rows.success, self.rows.cancelled, self.rows.ttft,
                               self.rows.tpot, self.rows.e2e, self.rows.windows, s.slo_limits, saturated)  # fmt: skip
         self.rows.ended = time.time()

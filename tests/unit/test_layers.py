@@ -13,17 +13,22 @@ from tests.procs import ROOT
 from users.options import OPTIONS, Settings
 
 
-def imported_modules(package: str) -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
-    for path in sorted((ROOT / package).rglob("*.py")):
-        names: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                names.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names.add(node.module)
-        out[str(Path(path).relative_to(ROOT))] = names
+def import_statements(path: Path) -> list[tuple[str, tuple[str, ...]]]:
+    """Each absolute import of a file, type-only ones included: (module, the names ``from module import`` takes)."""
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out.extend((alias.name, ()) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            out.append((node.module, tuple(alias.name for alias in node.names)))
     return out
+
+
+def imported_modules(package: str) -> dict[str, set[str]]:
+    return {
+        str(Path(path).relative_to(ROOT)): {module for module, _ in import_statements(path)}
+        for path in sorted((ROOT / package).rglob("*.py"))
+    }
 
 
 @pytest.mark.parametrize(
@@ -70,13 +75,7 @@ def module_graph() -> dict[str, set[str]]:
     }
     graph: dict[str, set[str]] = {}
     for name, path in paths.items():
-        edges: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):
-                edges.update(alias.name for alias in node.names)
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                edges.add(node.module)
-                edges.update(f"{node.module}.{alias.name}" for alias in node.names)
+        edges = {e for module, names in import_statements(path) for e in (module, *(f"{module}.{n}" for n in names))}
         graph[name] = {e for e in edges if e in paths and e != name}
     return graph
 
