@@ -34,7 +34,7 @@ def test_a_slow_closed_loop_outlives_the_servers_keepalive_timeout(emulator_fact
     stats = emu.stats()
     assert stats["by_path"]["/v1/chat/completions"] == 6  # none lost, none sent twice
     if keep_alive == "1":
-        assert stats["idle_closed"] >= 2  # the server did close idle connections under the run
+        assert stats["idle_closed"] >= 1  # the server did close idle connections under the run (the scrape's)
     scrapes = (tmp_path / "ka_server_metrics.csv").read_text().splitlines()
     assert len(scrapes) >= 3  # a header, the first scrape and the last, on a connection idle for the whole run
 
@@ -55,10 +55,10 @@ def test_an_open_loop_at_a_low_rate_never_sends_on_a_connection_the_server_close
 
 
 def test_the_prompt_counter_reuses_its_connection_only_while_the_server_keeps_it(emulator_factory):
-    emu = emulator_factory("--timeout-keep-alive", "0.3")
+    emu = emulator_factory("--timeout-keep-alive", "0.2")
     counter = ServerTokenizer(Target.parse(emu.url), "emulated-llama", {})
     first = counter.count("the cache keeps shared prefixes warm", True)
-    time.sleep(0.6)  # the server has closed the idle connection
+    time.sleep(1.0)  # the server has closed the idle connection
     assert counter.count("the cache keeps shared prefixes warm", True) == first
     stats = emu.stats()
     assert stats["by_path"]["/tokenize"] == 2 and stats["idle_closed"] >= 1

@@ -75,10 +75,14 @@ def test_soak_memory_stays_flat(emulator_factory, tmp_path):
     with open(f"{prefix}_requests.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     stats = emu.stats()
-    assert len(rows) == stats["by_path"]["/v1/chat/completions"]  # nothing lost, faults and all
-    assert sum(stats["faults_injected"].values()) > 0
-    assert sum(r["success"] == "false" and r["cancelled"] != "true" for r in rows) >= sum(
-        stats["faults_injected"].values()) - 64  # fmt: skip
+    injected = stats["faults_injected"]
+    # nothing lost, faults and all: each request the server received has its row, but for the refusals on a
+    # kept connection, which were sent once more on a new one (the server cannot have processed them)
+    resent = stats["by_path"]["/v1/chat/completions"] - len(rows)
+    assert 0 <= resent <= injected.get("refuse", 0), (resent, injected)
+    assert sum(injected.values()) > 0
+    failed = sum(r["success"] == "false" and r["cancelled"] != "true" for r in rows)
+    assert failed >= sum(injected.values()) - resent - 64  # less those in flight when the run stopped
     # flat: after the first fifth (start-up, prompt pool, caches), RSS may not keep growing
     settled = [m for t, m in samples if t > SECONDS / 5]
     third = max(len(settled) // 3, 1)
