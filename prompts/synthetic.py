@@ -72,8 +72,8 @@ class SharedPrefixPrompts:
         self._count = 0
         # (group, target length, tag length) -> (pool offset, words, padding words) of the body that the first
         # prompt of that kind fitted (None: it found no exact fit); the later ones reuse it behind their own
-        # tag, so one count (the check) usually suffices. Each kind's lock makes them wait for the first one's search
-        # (concurrent builds are greenlets: users/prompt_pool.py); other kinds go on meanwhile.
+        # tag, so one count (the check) usually suffices. Each kind's lock makes them wait for the first one's
+        # search (concurrent builds are greenlets: users/prompt_pool.py); other kinds go on meanwhile.
         self._fitted: dict[tuple[int, int, int], tuple[int, int, int] | None] = {}
         self._fitting: dict[tuple[int, int, int], Semaphore] = {}
 
@@ -114,8 +114,8 @@ class SharedPrefixPrompts:
                 pad += target - got
             elif got > target and pad >= got - target:
                 pad -= got - target
-            else:  # a word is one token at least: this many fewer words is at most the target
-                n, pad = max(1, n + (target - got)), 0
+            else:  # too long beyond the padding, or short beyond MAX_PAD: change the words, drop the padding
+                n, pad = max(1, n + (target - got)), 0  # (a word is a token at least: fewer words undershoot)
         assert best is not None
         return best[0], best[1], None
 
