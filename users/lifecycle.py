@@ -32,10 +32,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def fail_fast(message: str, code: int = 2) -> NoReturn:
-    """Bad input: one line on stderr and a non-zero exit, never a traceback."""
+def say_error(message: str) -> None:
+    """The one line a failure that ends the run is said in, before it or during it."""
     sys.stderr.write(f"error: {message}\n")
     sys.stderr.flush()
+
+
+def fail_fast(message: str, code: int = 2) -> NoReturn:
+    """Bad input: one line on stderr and a non-zero exit, never a traceback."""
+    say_error(message)
     sys.exit(code)
 
 

@@ -62,7 +62,9 @@ class PromptService:
         )
 
     def prepare(self, host: str) -> None:
-        """Build the source and fill its pool before users start (raises PromptError/ConfigError)."""
+        """Build the source and fill its pool before users start (raises PromptError/ConfigError). A new
+        test starts with prompts that may be built again (a web UI run can follow one that failed)."""
+        self._fatal = ""
         key = (host, self.context.settings)
         if self._prepared_for == key and self.source is not None:
             return

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -36,6 +35,7 @@ from users.lifecycle import (
     deliver_ctrl_c_to_main,
     fail_fast,
     preflight,
+    say_error,
     stop_run,
     trace_facts,
     warn_if_exposed,
@@ -190,8 +190,7 @@ class Role:
     def end_with_error(self, message: str) -> None:
         """The run cannot go on (prompts cannot be built mid-run): one line, as a failed start says it, the
         run stopped as -t stops it, and exit status 1."""
-        sys.stderr.write(f"error: {message}\n")
-        sys.stderr.flush()
+        say_error(message)
         self.environment.process_exit_code = 1
         gevent.spawn(stop_run, self.environment)
 
