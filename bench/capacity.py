@@ -23,14 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from users.calibration.harness import ROOT, Harness
+
 STEP_MS_PER_SEQ = 0.15  # the emulator's defaults
 PREFILL_MS_PER_TOKEN = 0.005
 
@@ -43,35 +42,13 @@ def emulator_capacity(max_num_seqs: int, step_ms: float, output_tokens: int, pro
     return max_num_seqs / (output_tokens * step_s + max_num_seqs * prompt_tokens * prefill_ms_per_token / 1000)
 
 
-def start_emulator(max_num_seqs: int, step_ms: float, cpu: int | None) -> tuple[subprocess.Popen, str]:
-    cmd = [sys.executable, "-m", "emulator", "--port", "0", "--max-num-seqs", str(max_num_seqs), "--step-ms",
-           str(step_ms)]  # fmt: skip
-    if cpu is not None and hasattr(os, "sched_setaffinity"):
-        cmd = ["taskset", "-c", str(cpu), *cmd]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        match = re.search(r"(http://127\.0\.0\.1:\d+)", line)
-        if match:  # keep reading its output, so the pipe never fills
-            threading.Thread(target=lambda: [None for _ in proc.stdout or ()], daemon=True).start()
-            return proc, match.group(1)
-    proc.kill()
-    raise SystemExit("the emulator did not start")
-
-
-def run_levels(url: str, prefix: str, tokens: int, prompt: int, level_duration: float, cpu: int | None,
+def run_levels(harness: Harness, prefix: str, tokens: int, prompt: int, level_duration: float,
                plan: tuple[str, ...]) -> tuple[dict, float]:  # fmt: skip
     """One headless run in levels (``plan``: --find-capacity or --sweep auto), then its report's summary."""
-    cmd = [sys.executable, "-m", "locust", "-f", os.path.join(ROOT, "locustfile.py"), "--headless", "-u", "1",
-           "-H", url, "--max-tokens", str(tokens), "--input-tokens", str(prompt), "--ignore-eos", *plan,
-           "--slo", "ttft_ms=2000", "--slo-attainment", "0.9", "--level-duration", str(level_duration),
-           "--max-concurrency", "64", "--csv", prefix, "--only-summary"]  # fmt: skip
-    if cpu is not None:
-        cmd = ["taskset", "-c", str(cpu), *cmd]
     started = time.monotonic()
-    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=1800)
+    harness.run(["-u", "1", "--max-tokens", str(tokens), "--input-tokens", str(prompt), "--ignore-eos", *plan,
+                 "--slo", "ttft_ms=2000", "--slo-attainment", "0.9", "--level-duration", str(level_duration),
+                 "--max-concurrency", "64"], timeout=1800, prefix=prefix)  # fmt: skip
     took = time.monotonic() - started
     subprocess.run([sys.executable, "-m", "reports", prefix], cwd=ROOT, check=True, capture_output=True, timeout=600)
     with open(f"{prefix}_summary.json", encoding="utf-8") as f:
@@ -86,22 +63,17 @@ def main() -> None:
     parser.add_argument("--level-duration", type=float, default=15.0)
     parser.add_argument("--keep", default="", help="keep each run's CSVs and report under this folder")
     args = parser.parse_args()
-    pin = (os.cpu_count() or 1) >= 2
     for setting in args.settings:
         m, step, tokens = setting.split(":")
         expected = emulator_capacity(int(m), float(step), int(tokens), args.prompt_tokens)
-        proc, url = start_emulator(int(m), float(step), 0 if pin else None)
-        try:
-            with tempfile.TemporaryDirectory() as scratch:
-                tmp = os.path.join(args.keep, setting.replace(":", "_")) if args.keep else scratch
-                os.makedirs(tmp, exist_ok=True)
-                summary, took = run_levels(url, os.path.join(tmp, "cap"), int(tokens), args.prompt_tokens,
-                                           args.level_duration, 1 if pin else None, ("--find-capacity",))  # fmt: skip
-                auto, auto_took = run_levels(url, os.path.join(tmp, "auto"), int(tokens), args.prompt_tokens,
-                                             args.level_duration, 1 if pin else None, ("--sweep", "auto"))  # fmt: skip
-        finally:
-            proc.kill()
-            proc.wait()
+        with tempfile.TemporaryDirectory() as scratch:
+            tmp = os.path.join(args.keep, setting.replace(":", "_")) if args.keep else scratch
+            os.makedirs(tmp, exist_ok=True)
+            with Harness(tmp, "emulator", ["--max-num-seqs", m, "--step-ms", step], pin=True) as harness:
+                summary, took = run_levels(harness, os.path.join(tmp, "cap"), int(tokens), args.prompt_tokens,
+                                           args.level_duration, ("--find-capacity",))  # fmt: skip
+                auto, auto_took = run_levels(harness, os.path.join(tmp, "auto"), int(tokens), args.prompt_tokens,
+                                             args.level_duration, ("--sweep", "auto"))  # fmt: skip
         knee = auto.get("knee_rate")
         auto_levels = auto.get("levels") or []
         below = [lv for lv in auto_levels if knee is not None and (lv.get("offered_rate") or 0) <= knee]

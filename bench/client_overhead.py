@@ -32,30 +32,18 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 
 import numpy as np
 import psutil
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PY = sys.executable
-LOCUST = os.path.join(os.path.dirname(PY), "locust")
+from users.calibration.harness import FAST_EMULATOR, Harness, stop
+
 OUTPUT_TOKENS = 256
 RAMP_S = 1.5
-
-
-def pinned(core: int):
-    def pin() -> None:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)  # a background shell may have left it ignored
-        if len(os.sched_getaffinity(0)) > 1 or core in os.sched_getaffinity(0):
-            os.sched_setaffinity(0, {core % os.cpu_count()})
-
-    return pin
 
 
 def generation_tokens(url: str) -> float:
@@ -68,58 +56,40 @@ def emulator_steps(url: str) -> int:
     return int(json.loads(urllib.request.urlopen(url + "/emulator/stats", timeout=10).read())["steps"])
 
 
+class Reading:
+    """The client's and the emulator's CPU seconds, emitted tokens and decode steps at one moment."""
+
+    def __init__(self, client: psutil.Process, emulator: psutil.Process, url: str) -> None:
+        self.client_cpu = sum(client.cpu_times()[:2])
+        self.emulator_cpu = sum(emulator.cpu_times()[:2])
+        self.tokens, self.steps, self.t = generation_tokens(url), emulator_steps(url), time.monotonic()
+
+
 def run_condition(streams: int, rate: float, seconds: float, user: str, tmp: str, kernel_stamps: bool = True) -> dict:
-    step_ms = 1000.0 / rate
     tag = f"{user}-{streams}x{rate:g}-{'kernel' if kernel_stamps else 'read'}"
-    log = os.path.join(tmp, f"emu-{tag}.jsonl")
-    emu = subprocess.Popen(
-        [PY, "-m", "emulator", "--port", "0", "--request-log", log, "--step-ms", f"{step_ms}",
-         "--step-ms-per-seq", "0", "--prefill-ms-per-token", "0", "--max-num-seqs", str(streams * 2),
-         "--max-num-batched-tokens", "10000000", "--eos-prob", "0"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=pinned(1),
-    )  # fmt: skip
-    url = emu.stdout.readline().split()[3]
-    threading.Thread(target=emu.stdout.read, daemon=True).start()
-    prefix = os.path.join(tmp, tag)
-    extra = [] if kernel_stamps else ["--no-kernel-timestamps"]
-    client = subprocess.Popen(
-        [LOCUST, "-f", os.path.join(ROOT, "locustfile.py"), "--headless", "-u", str(streams), "-r", str(streams),
-         "-H", url, "--max-tokens", str(OUTPUT_TOKENS), "--ignore-eos", "--input-tokens", "64",
-         "--metrics-interval", "0", "--csv", prefix, "--only-summary", "--loglevel", "WARNING", *extra, user],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=pinned(0),
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    threading.Thread(target=client.stdout.read, daemon=True).start()
-    proc = psutil.Process(client.pid)
-    emu_proc = psutil.Process(emu.pid)
-    # steady window: from one output's worth after the ramp until the end
-    warm = min(OUTPUT_TOKENS / rate + 1.0, seconds / 3)
-    time.sleep(warm)
-    cpu0 = sum(proc.cpu_times()[:2])
-    emu_cpu0 = sum(emu_proc.cpu_times()[:2])
-    tok0, steps0, t0 = generation_tokens(url), emulator_steps(url), time.monotonic()
-    time.sleep(seconds - warm)
-    cpu1 = sum(proc.cpu_times()[:2])
-    emu_cpu1 = sum(emu_proc.cpu_times()[:2])
-    tok1, steps1, t1 = generation_tokens(url), emulator_steps(url), time.monotonic()
-    client.send_signal(signal.SIGINT)
-    for proc_, grace in ((client, 60), (emu, 30)):
-        if proc_ is emu:
-            emu.send_signal(signal.SIGTERM)
-        try:
-            proc_.wait(timeout=grace)
-        except subprocess.TimeoutExpired:  # never leave a process behind to disturb the next condition
-            proc_.kill()
-            proc_.wait()
-    truth = {}
-    with open(log) as f:
-        for line in f:
-            t = json.loads(line)
-            if t.get("ttft_s") is not None:
-                truth[t["id"]] = t
-    errors, to_server, to_client = [], [], []
-    with open(prefix + "_requests.csv", newline="") as f:
+    emulator_args = ["--step-ms", f"{1000.0 / rate}", *FAST_EMULATOR, "--max-num-seqs", str(streams * 2)]
+    with Harness(tmp, tag, emulator_args, pin=True) as harness:
+        client = harness.start(["-u", str(streams), "-r", str(streams), "--max-tokens", str(OUTPUT_TOKENS),
+                                "--ignore-eos", "--input-tokens", "64", "--metrics-interval", "0",
+                                *([] if kernel_stamps else ["--no-kernel-timestamps"]), user])  # fmt: skip
+        procs = psutil.Process(client.pid), psutil.Process(harness.emulator.pid)
+        # steady window: from one output's worth after the ramp until the end
+        warm = min(OUTPUT_TOKENS / rate + 1.0, seconds / 3)
+        time.sleep(warm)
+        first = Reading(*procs, harness.url)
+        time.sleep(seconds - warm)
+        last = Reading(*procs, harness.url)
+        stop(client, signal.SIGINT, 60)
+    truth = {k: t for k, t in harness.truth().items() if t.get("ttft_s") is not None}
+    with open(harness.prefix + "_requests.csv", newline="") as f:
         rows = [row for row in csv.DictReader(f) if row["ttft_s"] and row["request_id"] in truth]
+    return {"user": user, "timestamps": "kernel" if kernel_stamps else "read", "streams": streams, "rate_tok_s": rate,
+            **ttft_errors(rows, truth), **load_and_cpu(first, last, streams, rate)}  # fmt: skip
+
+
+def ttft_errors(rows: list[dict[str, str]], truth: dict[str, dict]) -> dict:
+    """Client TTFT - emulator TTFT per request after the ramp-up, and its two legs."""
+    errors, to_server, to_client = [], [], []
     # every request but the first of each user (the ramp-up, -r streams/s: within the first second)
     ramp_end = min((float(row["start_time"]) for row in rows), default=0.0) + RAMP_S
     for row in rows:
@@ -129,31 +99,36 @@ def run_condition(streams: int, rate: float, seconds: float, user: str, tmp: str
             # the error's two legs, by wall clock (same host): request out, first token back
             to_server.append((t["received_wall"] - float(row["start_time"])) * 1000.0)
             to_client.append((float(row["start_time"]) + float(row["ttft_s"]) - t["first_token_wall"]) * 1000.0)
-    emitted = tok1 - tok0
-    # every token is one SSE chunk; each request adds a role chunk, a usage chunk and [DONE]
-    chunks = emitted * (1 + 3 / OUTPUT_TOKENS)
     err = np.array(errors)
     return {
-        "user": user,
-        "timestamps": "kernel" if kernel_stamps else "read",
-        "streams": streams,
-        "rate_tok_s": rate,
         "requests_compared": len(errors),
         "ttft_error_p50_ms": round(float(np.percentile(err, 50)), 2) if len(err) else None,
         "ttft_error_p99_ms": round(float(np.percentile(err, 99)), 2) if len(err) else None,
         "ttft_error_max_ms": round(float(err.max()), 2) if len(err) else None,
         "request_leg_p50_p99_ms": _p50_p99(to_server),
         "token_leg_p50_p99_ms": _p50_p99(to_client),
+    }
+
+
+def load_and_cpu(first: Reading, last: Reading, streams: int, rate: float) -> dict:
+    """The achieved load in the steady window, and what it cost each process."""
+    span = last.t - first.t
+    emitted = last.tokens - first.tokens
+    steps = last.steps - first.steps
+    client_cpu = last.client_cpu - first.client_cpu
+    # every token is one SSE chunk; each request adds a role chunk, a usage chunk and [DONE]
+    chunks = emitted * (1 + 3 / OUTPUT_TOKENS)
+    return {
         "offered_tok_s": streams * rate,
-        "achieved_tok_s": round(emitted / (t1 - t0), 1),
-        "achieved_pct": round(100 * emitted / (t1 - t0) / (streams * rate), 1),
+        "achieved_tok_s": round(emitted / span, 1),
+        "achieved_pct": round(100 * emitted / span / (streams * rate), 1),
         # achieved = (decode steps per second / rate) x (streams with a token per step / streams):
         # the first falls when the emulator runs late, the second when streams wait for requests
-        "step_rate_pct": round(100 * (steps1 - steps0) / (t1 - t0) / rate, 1),
-        "occupancy_pct": round(100 * emitted / max(steps1 - steps0, 1) / streams, 1),
-        "client_cpu_pct": round(100 * (cpu1 - cpu0) / (t1 - t0), 1),
-        "emulator_cpu_pct": round(100 * (emu_cpu1 - emu_cpu0) / (t1 - t0), 1),
-        "client_us_per_chunk": round(1e6 * (cpu1 - cpu0) / chunks, 1) if chunks else None,
+        "step_rate_pct": round(100 * steps / span / rate, 1),
+        "occupancy_pct": round(100 * emitted / max(steps, 1) / streams, 1),
+        "client_cpu_pct": round(100 * client_cpu / span, 1),
+        "emulator_cpu_pct": round(100 * (last.emulator_cpu - first.emulator_cpu) / span, 1),
+        "client_us_per_chunk": round(1e6 * client_cpu / chunks, 1) if chunks else None,
     }
 
 

@@ -2,9 +2,9 @@
 
     .venv/bin/python -m bench.exporter [--requests 20000] [--gaps 512] [--models 1]
 
-Times ``Exporter.observe_record`` (every finished request in a local run or a worker with
-``--metrics-port``), ``observe_row`` (a decoded row at the master) and one scrape, in
-microseconds, and prints them as JSON.
+Times ``Exporter.observe`` of a finished request (``observe_record_us``: every request of a local
+run or of a worker with ``--metrics-port``), of a row a worker shipped, decoded at the master
+(``observe_row_us``: ``Finished.from_fields`` included), and one scrape, and prints them as JSON.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import numpy as np
 from prometheus_client import generate_latest
 
 from llmclient.measure import RequestRecord
-from llmclient.schema import encode, from_fields
-from users.prometheus_export import FAMILIES, Exporter
+from llmclient.schema import encode
+from users.observe.finished import Finished
+from users.observe.prometheus_export import FAMILIES, Exporter
 
 
 def main() -> None:
@@ -39,12 +40,12 @@ def main() -> None:
     exporter = Exporter(lambda: models[int(time.perf_counter_ns()) % len(models)], gauges)
     start = time.perf_counter()
     for i in range(args.requests):
-        exporter.observe_record(records[i % len(records)])
+        exporter.observe(Finished.of(records[i % len(records)]))
     per_record = (time.perf_counter() - start) / args.requests
-    rows = [from_fields(encode(r, "chat", "w1")) for r in records]
+    rows = [encode(r, "chat", "w1") for r in records]
     start = time.perf_counter()
     for i in range(args.requests):
-        exporter.observe_row(rows[i % len(rows)])
+        exporter.observe(Finished.from_fields(rows[i % len(rows)]))
     per_row = (time.perf_counter() - start) / args.requests
     start = time.perf_counter()
     page = generate_latest(exporter.registry)

@@ -27,7 +27,7 @@ import tempfile
 
 import numpy as np
 
-from bench.harness import FAST_EMULATOR, run_pinned
+from users.calibration.harness import FAST_EMULATOR, Harness
 
 STEP_MS = 10.0
 # (rate, burstiness, output tokens): 256 open streams at 100 and 400 req/s (R x 256 or 64 steps of 10 ms)
@@ -50,11 +50,11 @@ def ks_exponential(gaps: np.ndarray, rate: float) -> float:
 def run_condition(rate: float, burstiness: float, tokens: int, seconds: float, tmp: str) -> dict:
     n = int(rate * seconds)
     tag = f"{rate:g}-{burstiness:g}"
-    prefix, truth = run_pinned(
-        tag, tmp, ["--step-ms", f"{STEP_MS}", *FAST_EMULATOR],
-        ["-n", str(n), "--request-rate", f"{rate:g}", "--burstiness", f"{burstiness:g}", "--max-tokens", str(tokens),
-         "--ignore-eos", "--input-tokens", "64"], seconds * 4 + 120,
-    )  # fmt: skip
+    with Harness(tmp, tag, ["--step-ms", f"{STEP_MS}", *FAST_EMULATOR], pin=True) as harness:
+        harness.run(["-u", "1", "-r", "1", "-n", str(n), "--request-rate", f"{rate:g}", "--burstiness",
+                     f"{burstiness:g}", "--max-tokens", str(tokens), "--ignore-eos", "--input-tokens", "64",
+                     "--metrics-interval", "0"], seconds * 4 + 120)  # fmt: skip
+    prefix, truth = harness.prefix, harness.truth()
     with open(prefix + "_requests.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["request_id"] in truth]
     due = np.sort([float(r["scheduled_time"]) for r in rows])

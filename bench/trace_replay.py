@@ -26,10 +26,10 @@ import time
 
 import numpy as np
 
-from bench.harness import FAST_EMULATOR, run_pinned
 from prompts.trace_prompts import TracePrompts
 from scheduler.trace import Trace, TraceRequest, load_trace
 from tools.make_trace import main as make_trace
+from users.calibration.harness import FAST_EMULATOR, Harness
 
 
 class WordCounter:
@@ -51,13 +51,11 @@ def prompt_build_us(blocks: int = 10, n: int = 2000) -> float:
 
 
 def replay(path: str, seconds: float, rate: float, blocks: int, tmp: str) -> dict:
-    prefix, truth = run_pinned(
-        f"blocks-{blocks}",
-        tmp,
-        ["--step-ms", "10", *FAST_EMULATOR, "--num-blocks", str(blocks)],
-        ["--trace", path, "--endpoint", "completions"],
-        seconds * 4 + 120,
-    )
+    with Harness(tmp, f"blocks-{blocks}", ["--step-ms", "10", *FAST_EMULATOR, "--num-blocks", str(blocks)],
+                 pin=True) as harness:  # fmt: skip
+        harness.run(["-u", "1", "-r", "1", "--trace", path, "--endpoint", "completions", "--metrics-interval", "0"],
+                    seconds * 4 + 120)  # fmt: skip
+    prefix, truth = harness.prefix, harness.truth()
     trace = load_trace(path)
     with open(prefix + "_requests.csv", newline="") as f:
         rows = sorted((r for r in csv.DictReader(f) if r["request_id"] in truth), key=lambda r: int(r["trace_index"]))

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import orjson
 
 from llmclient.errors import ConfigError, TransportError
-from llmclient.http import Connection, Target
+from llmclient.http import Connection, Target, request
 from llmclient.stream import Endpoint, build_payload, stream_request
 
 logger = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ def list_models(target: Target, api_key: str | None, timeout: float = 10.0) -> l
     conn = Connection(target, connect_timeout=timeout, read_timeout=timeout)
     where = f"{target.scheme}://{target.host_header}{target.base_path}"
     try:
-        head, body = conn.request("GET", "/v1/models", headers=auth_headers(api_key))
+        head, body = request(conn, "GET", "/v1/models", headers=auth_headers(api_key))
     except TransportError as exc:
         raise ConfigError(f"server {where} is unreachable: {exc}") from None
     finally:
@@ -65,7 +65,7 @@ def reset_prefix_cache(target: Target, headers: dict[str, str]) -> bool:
     """``POST /reset_prefix_cache``; a clear warning when the server does not allow it."""
     conn = Connection(target, read_timeout=60.0)
     try:
-        head, _ = conn.request("POST", "/reset_prefix_cache", b"", headers)
+        head, _ = request(conn, "POST", "/reset_prefix_cache", b"", headers)
     except TransportError as exc:
         logger.warning("could not reset the prefix cache: %s", exc)
         return False
@@ -134,7 +134,7 @@ class ServerTokenizer:
             body.update(prompt=content, add_special_tokens=True)
         conn = self._idle.pop() if self._idle else Connection(self.target, read_timeout=self.timeout)
         try:
-            head, raw = conn.request("POST", "/tokenize", orjson.dumps(body), self.headers)
+            head, raw = request(conn, "POST", "/tokenize", orjson.dumps(body), self.headers)
         except TransportError as exc:
             conn.close()
             raise ConfigError(f"cannot count tokens with {self.name}: {exc}") from None

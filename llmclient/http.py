@@ -17,7 +17,6 @@ import select
 import socket
 import ssl
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -186,14 +185,6 @@ class Connection:
         self.arrived = None
 
     # -- request/response ----------------------------------------------------------
-    def build_request(self, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> bytes:
-        lines = [f"{method} {self.target.base_path}{path} HTTP/1.1", f"Host: {self.target.host_header}"]
-        lines.extend(f"{k}: {v}" for k, v in headers.items())
-        if body is not None:
-            lines.append(f"Content-Length: {len(body)}")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        return head + body if body else head
-
     def send(self, raw: bytes) -> None:
         """Write a request (see ``begin``). Raises TransportError; ``unanswered`` says whether it may be
         sent again."""
@@ -230,10 +221,6 @@ class Connection:
         raw: socket.socket | None = getattr(sock, "_sock", None)  # gevent's wrapper keeps the OS socket here
         return raw if raw is not None and not raw.getblocking() else None
 
-    def arrival(self, clock: Callable[[], float]) -> float:
-        """When the bytes of the last read arrived, on ``clock`` (see stamps.arrival)."""
-        return stamps.arrival(clock, self.arrived)
-
     def recv(self) -> bytes:
         """The next bytes of the response, b"" at EOF. Raises TransportError."""
         sock = self._sock
@@ -253,54 +240,66 @@ class Connection:
             self.peer_closed = True
         return data
 
-    def request(
-        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
-    ) -> tuple[Head, bytes]:
-        """A plain request/response, for the small control calls (models, tokenize, metrics); sent once
-        more on a new connection when ``unanswered``.
 
-        Raises TransportError on any failure, the body over MAX_BODY included.
-        """
-        raw = self.build_request(method, path, body, headers or {})
-        try:
-            return self._exchange(raw)
-        except TransportError:
-            if not self.unanswered:
-                raise
-        return self._exchange(raw)
+def request_bytes(target: Target, method: str, path: str, body: bytes | None, headers: dict[str, str]) -> bytes:
+    """An HTTP/1.1 request as written: the request line, Host, the headers, Content-Length with a body."""
+    lines = [f"{method} {target.base_path}{path} HTTP/1.1", f"Host: {target.host_header}"]
+    lines.extend(f"{k}: {v}" for k, v in headers.items())
+    if body is not None:
+        lines.append(f"Content-Length: {len(body)}")
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+    return head + body if body else head
 
-    def _exchange(self, raw: bytes) -> tuple[Head, bytes]:
-        self.send(raw)
-        framing = ResponseFraming()
-        parts: list[bytes] = []
-        size = 0
-        try:
-            while not framing.complete:
-                data = self.recv()
-                if not data:
-                    error = framing.eof_error()
-                    if error:
-                        raise TransportError(error)
-                    break
-                payload = framing.feed(data)
-                if payload:
-                    parts.append(payload)
-                    size += len(payload)
-                    if size > MAX_BODY:
-                        raise TransportError("response body too large")
-        except ProtocolError as exc:
-            self.close()
-            raise TransportError(f"bad response framing: {exc}") from None
-        except TransportError:
-            self.close()
+
+def request(
+    conn: Connection, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[Head, bytes]:
+    """A plain request/response on ``conn``, for the small control calls (models, tokenize, metrics); sent
+    once more on a new connection when ``unanswered``.
+
+    Raises TransportError on any failure, the body over MAX_BODY included.
+    """
+    raw = request_bytes(conn.target, method, path, body, headers or {})
+    try:
+        return _exchange(conn, raw)
+    except TransportError:
+        if not conn.unanswered:
             raise
-        head = framing.head
-        assert head is not None  # complete, or ended at a close after the head
-        if head.closes or framing.ends_at_close:
-            self.close()
-        else:
-            self.release()
-        return head, b"".join(parts)
+    return _exchange(conn, raw)
+
+
+def _exchange(conn: Connection, raw: bytes) -> tuple[Head, bytes]:
+    conn.send(raw)
+    framing = ResponseFraming()
+    parts: list[bytes] = []
+    size = 0
+    try:
+        while not framing.complete:
+            data = conn.recv()
+            if not data:
+                error = framing.eof_error()
+                if error:
+                    raise TransportError(error)
+                break
+            payload = framing.feed(data)
+            if payload:
+                parts.append(payload)
+                size += len(payload)
+                if size > MAX_BODY:
+                    raise TransportError("response body too large")
+    except ProtocolError as exc:
+        conn.close()
+        raise TransportError(f"bad response framing: {exc}") from None
+    except TransportError:
+        conn.close()
+        raise
+    head = framing.head
+    assert head is not None  # complete, or ended at a close after the head
+    if head.closes or framing.ends_at_close:
+        conn.close()
+    else:
+        conn.release()
+    return head, b"".join(parts)
 
 
 def _peer_spoke(sock: socket.socket) -> bool:

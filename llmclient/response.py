@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from llmclient import stamps
 from llmclient.framing import Head, ResponseFraming
 from llmclient.http import Connection
 from llmclient.measure import StreamAccumulator
@@ -90,7 +91,7 @@ def read_response(
 ) -> str:
     """Read a response into ``reader`` in this greenlet, one timestamp per read; returns an error or ""."""
     data = conn.recv()
-    t = conn.arrival(clock)
+    t = stamps.arrival(clock, conn.arrived)
     while data:
         if reader.feed(data, t):
             return ""
@@ -98,6 +99,6 @@ def read_response(
             conn.close()
             return timed_out_message(deadline_s)
         data = conn.recv()
-        t = conn.arrival(clock)
+        t = stamps.arrival(clock, conn.arrived)
     conn.close()
     return reader.eof_error()

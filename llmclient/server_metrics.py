@@ -23,7 +23,7 @@ from typing import Any, TextIO
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmclient.errors import TransportError
-from llmclient.http import Connection, Target
+from llmclient.http import Connection, Target, request
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ SERIES = {
     "generation_tokens_total": "vllm:generation_tokens_total",
     "num_preemptions_total": "vllm:num_preemptions_total",
 }
-CLIENT_COLUMNS = ["client_cpu_share"]  # the client's own figures at each scrape (users/cpu_watch.py)
+CLIENT_COLUMNS = ["client_cpu_share"]  # the client's own figures at each scrape (users/observe/cpu_watch.py)
 COLUMNS = ["time", *SERIES, *CLIENT_COLUMNS]
 HITS, QUERIES = "prefix_cache_hits_total", "prefix_cache_queries_total"
 
@@ -244,7 +244,7 @@ class ServerMetrics(Scrapes):
         if not self.available:
             return None
         try:
-            head, body = self._conn.request("GET", "/metrics", headers=self.headers)
+            head, body = request(self._conn, "GET", "/metrics", headers=self.headers)
         except TransportError as exc:
             if not self.failing:  # said once, not at every scrape while it lasts
                 logger.warning("could not scrape %s/metrics: %s", self.name, exc)
@@ -353,3 +353,11 @@ class ReplicaMetrics(Scrapes):
             replica.close()
         if self.files is not None:
             self.files.close()
+
+
+def client_minus_server(client: float | None, server: float | None) -> float | None:
+    """The client's figure less the server's for the same requests (what the network and the client add);
+    None when either is missing or NaN."""
+    if client is None or server is None or math.isnan(client) or math.isnan(server):
+        return None
+    return client - server

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from llmclient.errors import ProtocolError, TransportError
-from llmclient.http import Connection
+from llmclient.http import Connection, request_bytes
 from llmclient.measure import CHAT_TEXT_KEYS, COMPLETION_TEXT_KEYS, RequestRecord, StreamAccumulator
 from llmclient.response import ResponseReader, read_response
 
@@ -101,30 +101,17 @@ def stream_request(
 ) -> RequestRecord:
     """Send one streaming request and time every SSE event as its bytes arrive.
 
-    Never raises for a failed request: the record says what went wrong.
-    ``deadline_s`` bounds the whole request (``--request-timeout``). When the
-    caller is interrupted (the test stops, Ctrl-C), the ``record`` it passed in
-    is closed as cancelled, keeping what was measured, and the interruption
-    propagates. With a ``reactor`` (see reactor.py) the response is read by
-    one shared greenlet for all streams instead of by this one; either way a
-    ``ResponseReader`` parses it, head included. With a ``pacer`` (see pacer.py),
-    a record with a ``scheduled_time`` is sent at that time, by whichever greenlet
-    holds the loop then; interrupted before it, the request is never sent and the
-    record stays unstarted (``start_time`` 0).
+    Never raises for a failed request: the record says what went wrong. ``deadline_s`` bounds the whole
+    request (``--request-timeout``). When the caller is interrupted (the test stops, Ctrl-C), the ``record``
+    it passed in is closed as cancelled, keeping what was measured, and the interruption propagates. With
+    a ``reactor`` (reactor.py) one shared greenlet reads the response for all streams; either way a
+    ``ResponseReader`` parses it, head included. With a ``pacer`` (pacer.py), a record with a
+    ``scheduled_time`` is sent at that time (``_paced``).
     """
     if record is None:
         record = RequestRecord()
-    raw = conn.build_request("POST", endpoint.path, payload, headers)
-    first: _FirstWrite | None = None
-    interrupted: BaseException | None = None
-    if pacer is not None and record.scheduled_time is not None:
-        first = _FirstWrite(conn, raw, record, clock, wall)
-        try:
-            pacer.wait(pacer.arm(record.scheduled_time, first))
-        except BaseException as exc:
-            if first.start is None:  # never sent: no request to record
-                raise
-            interrupted = exc  # sent, then interrupted: closed as cancelled below
+    raw = request_bytes(conn.target, "POST", endpoint.path, payload, headers)
+    first, interrupted = _paced(pacer, conn, raw, record, clock, wall)
     if first is not None and first.start is not None:
         start = first.start
     else:
@@ -134,7 +121,7 @@ def stream_request(
     try:
         if interrupted is not None:
             raise interrupted
-        written = first.written if first is not None and first.start is not None else None
+        written = first.written if first is not None else None
         reader, error = _exchange(conn, raw, written, acc, clock, start, deadline_s, reactor)
         if conn.unanswered:  # the server had closed the kept connection: once more, on a new one, timed anew
             record.start_time = wall()
@@ -146,6 +133,23 @@ def stream_request(
         conn.close()
         acc.cancel()
         raise
+
+
+def _paced(pacer: Pacer | None, conn: Connection, raw: bytes, record: RequestRecord, clock: Callable[[], float],
+           wall: Callable[[], float]) -> tuple[_FirstWrite | None, BaseException | None]:  # fmt: skip
+    """An open-loop request (a ``scheduled_time``, a pacer) waits for its due time, when the pacer writes
+    it: its first write, once fired with a socket (else None), and an interruption that came after it
+    (the caller closes the record as cancelled). Interrupted before it, nothing was sent: that propagates."""
+    if pacer is None or record.scheduled_time is None:
+        return None, None
+    first = _FirstWrite(conn, raw, record, clock, wall)
+    try:
+        pacer.wait(pacer.arm(record.scheduled_time, first))
+    except BaseException as exc:
+        if first.start is None:  # never sent: no request to record
+            raise
+        return first, exc  # sent, then interrupted
+    return (first if first.start is not None else None), None
 
 
 def _exchange(

@@ -73,7 +73,7 @@ class SharedPrefixPrompts:
         # (group, target length, tag length) -> (pool offset, words, padding words) of the body that the first
         # prompt of that kind fitted (None: it found no exact fit); the later ones reuse it behind their own
         # tag, so one count (the check) usually suffices. Each kind's lock makes them wait for the first one's
-        # search (concurrent builds are greenlets: users/prompt_pool.py); other kinds go on meanwhile.
+        # search (concurrent builds are greenlets: users/supply/prompt_pool.py); other kinds go on meanwhile.
         self._fitted: dict[tuple[int, int, int], tuple[int, int, int] | None] = {}
         self._fitting: dict[tuple[int, int, int], Semaphore] = {}
 

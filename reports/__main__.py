@@ -40,78 +40,13 @@ def _users_over_time(run: RunData) -> pd.DataFrame | None:
 def report_run(run: RunData, slo: dict) -> tuple[dict, list[str], list[str]]:
     """Write one run's outputs; returns its summary, chart paths and notes."""
     p = run.prefix
-    out_charts: list[str] = []
-    notes: list[str] = []
     if run.requests is not None and not run.requests.empty:
-        rows = run.requests
-        summary = summarize(rows, run.server, slo, run.config.get("request_rate"), run.histograms)
-        summary.update(per_host(rows, slo))
-        summary.update(per_stage(rows, run.histograms, slo))
-        summary.update(per_replica(run.replicas))
-        if run.client_cpu:
-            summary["client_cpu_max_share"] = run.client_cpu.get("client_cpu_max_share")
-            summary["client_cpu_bound"] = bool(run.client_cpu.get("client_cpu_bound"))
-            if summary["client_cpu_bound"]:
-                notes.append(f"{BOTTLENECK.capitalize()}: a client process used or waited for over 90% of a core for "
-                             "more than 10% of the run, so its TTFT and ITL include its own delays.")  # fmt: skip
-        if run.calibration:
-            summary.update({k: v for k, v in run.calibration.items() if k.startswith("client_")})
-            notes.append(
-                f"The client's floor on this machine (--calibrate, {run.calibration.get('users')} streams against a "
-                f"zero-latency emulator): TTFT error p50 {run.calibration.get('client_floor_ttft_error_p50_ms', 0):.2f} ms, "
-                f"p99 {run.calibration.get('client_floor_ttft_error_p99_ms', 0):.2f} ms; one client core streams "
-                f"{run.calibration.get('client_chunks_per_cpu_s') or 0:,.0f} chunks/s."
-            )
-        if "server_mean_ttft_ms" in summary:
-            out_charts.append(charts.ttft_decomposition(summary, f"{p}_ttft_decomposition.png"))
-        if summary.get("schedule_warning"):
-            notes.append(f"Open loop: {summary['schedule_warning']}.")
-            print(f"warning: {run.name}: {summary['schedule_warning']}", file=sys.stderr)
-        if summary.get("warm_cache_requests"):
-            notes.append(
-                f"{summary['warm_cache_requests']} requests found their prompt's own part already in the server's "
-                "prefix cache: the cache was warm from an earlier run with the same --seed, so TTFT looks better "
-                "than a cold server's. Use a new --seed or --reset-prefix-cache."
-            )
-        out_charts.append(charts.seed_figure(rows, f"{p}_overview.png", f"{run.name}: per-request figures"))
-        duration = summary["duration_s"] or 1.0
-        width = max(1.0, round(duration / 60.0, 1))
-        out_charts.append(
-            charts.percentiles_over_time(
-                windows(rows, width), _users_over_time(run), f"{p}_percentiles_over_time.png", f"{width:g} s windows"
-            )
-        )
-        out_charts.append(charts.cdfs({run.name: rows}, f"{p}_cdf.png"))
-        out_charts.append(charts.cache_hit_vs_miss(rows, f"{p}_cache_hit_vs_miss.png"))
-        trace = trace_summary(rows, float(run.config.get("trace_speed") or 1.0))
-        if trace:
-            summary.update(trace)
-            whole = (run.config.get("trace_facts") or {}).get("ideal_prefix_cache_hit_rate")
-            summary["trace_ideal_prefix_cache_hit_rate"] = whole
-            ideal = trace.get("ideal_prefix_cache_hit_rate")
-            if summary["prefix_cache_hit_rate_source"] == "server_metrics" and ideal:  # the server's own counters
-                summary["server_prefix_cache_efficiency"] = summary["prefix_cache_hit_rate"] / ideal
-            notes.append(trace_note(summary))
-            if trace.get("prefix_cache_by_trace_minute"):
-                out_charts.append(charts.prefix_cache_over_trace(trace, f"{p}_prefix_cache_efficiency.png"))
-        if run.levels is not None and not run.levels.empty:
-            run_slo = slo or parse_slo(run.config.get("slo") or "")
-            target = float(run.config.get("slo_attainment") or 0.99)
-            summary.update(levels_summary(rows, run.levels, run.server, run_slo, target,
-                                          bool(run.config.get("find_capacity")), run.config.get("request_rate"),
-                                          int(run.config.get("prefix_tokens") or 0), run.histograms))  # fmt: skip
-            if "kv_cache_cliff_tokens" in summary:
-                out_charts.append(charts.kv_working_set(summary, f"{p}_kv_working_set.png"))
-                notes.append(cliff_note(summary))
-            else:
-                out_charts.append(charts.latency_throughput({run.name: summary}, f"{p}_latency_throughput.png"))
+        summary, out_charts, notes = _from_requests(run, run.requests, slo)
     elif run.stats is not None:
-        notes.append(
-            "This run has no _requests.csv: figures come from Locust's own CSVs, whose percentiles are "
-            "bucketed to about two significant digits."
-        )
+        notes = ["This run has no _requests.csv: figures come from Locust's own CSVs, whose percentiles are "
+                 "bucketed to about two significant digits."]  # fmt: skip
         summary = _summary_from_locust(run.stats)
-        out_charts.append(charts.locust_percentiles(run.stats, f"{p}_locust_percentiles.png"))
+        out_charts = [charts.locust_percentiles(run.stats, f"{p}_locust_percentiles.png")]
     else:
         raise ReportInputError(f"{p}_requests.csv: no rows to report")
     if run.server is not None and len(run.server) >= 2:
@@ -119,6 +54,92 @@ def report_run(run: RunData, slo: dict) -> tuple[dict, list[str], list[str]]:
     with open(f"{p}_summary.json", "w", encoding="utf-8") as f:
         json.dump(_clean(summary), f, indent=2)
     return summary, out_charts, notes
+
+
+def _from_requests(run: RunData, rows: pd.DataFrame, slo: dict) -> tuple[dict, list[str], list[str]]:
+    """A run with its per-request rows: the summary, the charts and the notes."""
+    p = run.prefix
+    summary = summarize(rows, run.server, slo, run.config.get("request_rate"), run.histograms)
+    summary.update(per_host(rows, slo))
+    summary.update(per_stage(rows, run.histograms, slo))
+    summary.update(per_replica(run.replicas))
+    notes = _client_notes(run, summary)
+    out_charts: list[str] = []
+    if "server_mean_ttft_ms" in summary:
+        out_charts.append(charts.ttft_decomposition(summary, f"{p}_ttft_decomposition.png"))
+    out_charts.append(charts.seed_figure(rows, f"{p}_overview.png", f"{run.name}: per-request figures"))
+    width = max(1.0, round((summary["duration_s"] or 1.0) / 60.0, 1))
+    out_charts.append(charts.percentiles_over_time(windows(rows, width), _users_over_time(run),
+                                                   f"{p}_percentiles_over_time.png", f"{width:g} s windows"))  # fmt: skip
+    out_charts.append(charts.cdfs({run.name: rows}, f"{p}_cdf.png"))
+    out_charts.append(charts.cache_hit_vs_miss(rows, f"{p}_cache_hit_vs_miss.png"))
+    _add_trace(run, rows, summary, notes, out_charts)
+    _add_levels(run, rows, slo, summary, notes, out_charts)
+    return summary, out_charts, notes
+
+
+def _client_notes(run: RunData, summary: dict) -> list[str]:
+    """The client's CPU verdict and floor (into the summary too), the schedule's warning, a warm cache."""
+    notes = []
+    if run.client_cpu:
+        summary["client_cpu_max_share"] = run.client_cpu.get("client_cpu_max_share")
+        summary["client_cpu_bound"] = bool(run.client_cpu.get("client_cpu_bound"))
+        if summary["client_cpu_bound"]:
+            notes.append(f"{BOTTLENECK.capitalize()}: a client process used or waited for over 90% of a core for "
+                         "more than 10% of the run, so its TTFT and ITL include its own delays.")  # fmt: skip
+    cal = run.calibration
+    if cal:
+        summary.update({k: v for k, v in cal.items() if k.startswith("client_")})
+        notes.append(
+            f"The client's floor on this machine (--calibrate, {cal.get('users')} streams against a "
+            f"zero-latency emulator): TTFT error p50 {cal.get('client_floor_ttft_error_p50_ms', 0):.2f} ms, "
+            f"p99 {cal.get('client_floor_ttft_error_p99_ms', 0):.2f} ms; one client core streams "
+            f"{cal.get('client_chunks_per_cpu_s') or 0:,.0f} chunks/s."
+        )
+    if summary.get("schedule_warning"):
+        notes.append(f"Open loop: {summary['schedule_warning']}.")
+        print(f"warning: {run.name}: {summary['schedule_warning']}", file=sys.stderr)
+    if summary.get("warm_cache_requests"):
+        notes.append(
+            f"{summary['warm_cache_requests']} requests found their prompt's own part already in the server's "
+            "prefix cache: the cache was warm from an earlier run with the same --seed, so TTFT looks better "
+            "than a cold server's. Use a new --seed or --reset-prefix-cache."
+        )
+    return notes
+
+
+def _add_trace(run: RunData, rows: pd.DataFrame, summary: dict, notes: list[str], out_charts: list[str]) -> None:
+    """A replayed trace: the cache's ideal against what the server held."""
+    trace = trace_summary(rows, float(run.config.get("trace_speed") or 1.0))
+    if not trace:
+        return
+    summary.update(trace)
+    summary["trace_ideal_prefix_cache_hit_rate"] = (run.config.get("trace_facts") or {}).get(
+        "ideal_prefix_cache_hit_rate"
+    )
+    ideal = trace.get("ideal_prefix_cache_hit_rate")
+    if summary["prefix_cache_hit_rate_source"] == "server_metrics" and ideal:  # the server's own counters
+        summary["server_prefix_cache_efficiency"] = summary["prefix_cache_hit_rate"] / ideal
+    notes.append(trace_note(summary))
+    if trace.get("prefix_cache_by_trace_minute"):
+        out_charts.append(charts.prefix_cache_over_trace(trace, f"{run.prefix}_prefix_cache_efficiency.png"))
+
+
+def _add_levels(run: RunData, rows: pd.DataFrame, slo: dict, summary: dict, notes: list[str],
+                out_charts: list[str]) -> None:  # fmt: skip
+    """A sweep's or capacity search's levels: their figures, and the curve or the KV cliff."""
+    if run.levels is None or run.levels.empty:
+        return
+    run_slo = slo or parse_slo(run.config.get("slo") or "")
+    target = float(run.config.get("slo_attainment") or 0.99)
+    summary.update(levels_summary(rows, run.levels, run.server, run_slo, target,
+                                  bool(run.config.get("find_capacity")), run.config.get("request_rate"),
+                                  int(run.config.get("prefix_tokens") or 0), run.histograms))  # fmt: skip
+    if "kv_cache_cliff_tokens" in summary:
+        out_charts.append(charts.kv_working_set(summary, f"{run.prefix}_kv_working_set.png"))
+        notes.append(cliff_note(summary))
+    else:
+        out_charts.append(charts.latency_throughput({run.name: summary}, f"{run.prefix}_latency_throughput.png"))
 
 
 def trace_note(summary: dict) -> str:

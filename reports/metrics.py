@@ -12,7 +12,14 @@ import math
 import numpy as np
 import pandas as pd
 
-from llmclient.server_metrics import HITS, QUERIES, Histogram, prefix_cache_hit_rate, server_figures
+from llmclient.server_metrics import (
+    HITS,
+    QUERIES,
+    Histogram,
+    client_minus_server,
+    prefix_cache_hit_rate,
+    server_figures,
+)
 from scheduler.levels import Level, LevelResult, capacity, level_result, verdict
 from scheduler.proof import prove
 from scheduler.slo import met
@@ -121,16 +128,7 @@ def summarize(
     tps = ok["decode_tps"].dropna()
     summary["mean_decode_tps"] = float(tps.mean()) if len(tps) else float("nan")
     summary["median_decode_tps"] = float(tps.median()) if len(tps) else float("nan")
-    server_rate = cache_hit_rate_from_server(server)
-    usage_rate = cache_hit_rate_from_usage(ok)
-    summary["prefix_cache_hit_rate"] = server_rate if not np.isnan(server_rate) else usage_rate
-    summary["prefix_cache_hit_rate_source"] = "server_metrics" if not np.isnan(server_rate) else "usage"
-    summary["usage_prefix_cache_hit_rate"] = usage_rate
-    hits = ok[ok["cached_tokens"].fillna(0) > 0]
-    misses = ok[ok["cached_tokens"].fillna(0) <= 0]
-    summary["cache_hit_requests"] = len(hits)
-    summary["median_ttft_cache_hit_ms"] = float(hits["ttft_s"].median() * 1000) if len(hits) else float("nan")
-    summary["median_ttft_cache_miss_ms"] = float(misses["ttft_s"].median() * 1000) if len(misses) else float("nan")
+    summary.update(prefix_cache_summary(ok, server))
     if slo:
         summary["request_goodput"] = goodput(ok, slo, dur)
     # requests whose prompt's own part the server had cached: a cache warm from an earlier run
@@ -139,6 +137,22 @@ def summarize(
     if histograms:
         summary.update(server_vs_client(summary, histograms, -math.inf, math.inf))
     return summary
+
+
+def prefix_cache_summary(ok: pd.DataFrame, server: pd.DataFrame | None) -> dict[str, float | int | str]:
+    """The prefix cache's hit rate (the server's counters, else the rows' usage) and TTFT with and without a hit."""
+    server_rate = cache_hit_rate_from_server(server)
+    usage_rate = cache_hit_rate_from_usage(ok)
+    hits = ok[ok["cached_tokens"].fillna(0) > 0]
+    misses = ok[ok["cached_tokens"].fillna(0) <= 0]
+    return {
+        "prefix_cache_hit_rate": server_rate if not np.isnan(server_rate) else usage_rate,
+        "prefix_cache_hit_rate_source": "server_metrics" if not np.isnan(server_rate) else "usage",
+        "usage_prefix_cache_hit_rate": usage_rate,
+        "cache_hit_requests": len(hits),
+        "median_ttft_cache_hit_ms": float(hits["ttft_s"].median() * 1000) if len(hits) else float("nan"),
+        "median_ttft_cache_miss_ms": float(misses["ttft_s"].median() * 1000) if len(misses) else float("nan"),
+    }
 
 
 CLIENT_FIGURES = {"ttft": "mean_ttft_ms", "itl": "mean_itl_ms", "e2el": "mean_e2el_ms"}  # compared with the server's
@@ -158,9 +172,9 @@ def server_vs_client(summary: dict, histograms: list[tuple[float, dict[str, Hist
         return {}
     out = server_figures(histograms[first][1], histograms[last][1])
     for key, client_key in CLIENT_FIGURES.items():
-        server, client = out.get(f"server_mean_{key}_ms"), summary.get(client_key)
-        if server is not None and client is not None and not (math.isnan(server) or math.isnan(client)):
-            out[f"client_minus_server_{key}_ms"] = client - server
+        difference = client_minus_server(summary.get(client_key), out.get(f"server_mean_{key}_ms"))
+        if difference is not None:
+            out[f"client_minus_server_{key}_ms"] = difference
     return out
 
 

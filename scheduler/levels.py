@@ -1,6 +1,6 @@
 """Sweeps and the capacity search: the levels of one run, each decided from the results before it.
 
-No Locust, no I/O: ``users/sweep.py`` runs the levels; ``reports`` reads them back.
+No Locust, no I/O: ``users/load/sweep.py`` runs the levels; ``reports`` reads them back.
 
 - A **level** is a stretch of the run at one request rate (an open loop) or one concurrency
   (a closed loop of that many requests in flight), for ``--level-duration`` seconds or
@@ -30,7 +30,7 @@ from scheduler.slo import met
 
 KINDS = ("rate", "concurrency", "prefix-groups")
 WHOLE_KINDS = ("concurrency", "prefix-groups")  # levels counted in whole numbers
-# PREFIX_levels.csv, one line per level as the run ran it (users/sweep.py writes it, reports read it)
+# PREFIX_levels.csv, one line per level as the run ran it (users/load/sweep.py writes it, reports read it)
 LEVEL_LOG_COLUMNS = ("level", "kind", "value", "purpose", "start", "send_end", "end", "saturated", "resolved",
                      "extensions", "cache")  # fmt: skip
 Z_95 = 1.959964  # the two-sided 95% normal quantile: Wilson intervals are 95% intervals

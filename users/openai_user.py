@@ -14,16 +14,10 @@ from locust import task
 
 from llmclient.transports import OpenAISDKTransport, Transport
 from users.base import LLMUser, send_next_prompt
-from users.run import LLMRun
+from users.services.run import LLMRun
 
 for _name in ("httpx", "httpx2"):  # one INFO line per request otherwise
     logging.getLogger(_name).setLevel(logging.WARNING)
-
-
-def requested(argv: list[str], environ: dict[str, str]) -> bool:
-    """Run the SDK user only when named on the command line (or when a worker: the master names classes)."""
-    named = "OpenAISDKUser" in argv or "OpenAISDKUser" in environ.get("LOCUST_USER_CLASSES", "").split()
-    return named or "--worker" in argv or environ.get("LOCUST_MODE_WORKER", "").lower() in ("1", "true")
 
 
 class OpenAISDKUser(LLMUser):

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from locust import events
 
-from users.options import add_options
-from users.roles import register
+from users.runtime.roles import register
+from users.settings.options import add_options
 
 if TYPE_CHECKING:
     from locust.argument_parser import LocustArgumentParser

@@ -8,27 +8,19 @@ Each row's ``stage`` is the number of the stage its request was sent in.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 
 from locust import LoadTestShape
 
 from scheduler.arrivals import parse_stages, stage_at
-
-
-def stages_option(argv: Sequence[str], environ: Mapping[str, str]) -> str:
-    """The ``--stages`` value of the command line (or the environment), or ""."""
-    for i, arg in enumerate(argv):
-        if arg == "--stages" and i + 1 < len(argv):
-            return argv[i + 1]
-        if arg.startswith("--stages="):
-            return arg.split("=", 1)[1]
-    return environ.get("LOCUST_STAGES", "")
+from users.runtime.roles import get_run
+from users.settings.options import before_parsing
 
 
 def wants_user_stages(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
+    """``--stages`` names user counts (read at import time, before Locust parses the options)."""
     try:
-        stages = parse_stages(stages_option(argv, environ) or "")
+        stages = parse_stages(before_parsing("stages", argv, environ))
     except ValueError:
         return False  # the options' check says what is wrong, in one line
     return bool(stages) and stages[0].users is not None
@@ -42,9 +34,8 @@ class StagesShape(LoadTestShape):
     def tick(self) -> tuple[int, float] | None:
         if self.runner is None:
             return None
-        options = self.runner.environment.parsed_options
-        text = getattr(options, "stages", "") or os.environ.get("LOCUST_STAGES", "")
-        current = stage_at(parse_stages(text), self.get_run_time())
+        stages = get_run(self.runner.environment).context.settings.user_stages
+        current = stage_at(stages, self.get_run_time()) if stages else None
         if current is None or current[1].users is None:
             return None
         users = current[1].users

@@ -153,7 +153,7 @@ def test_the_web_ui_shows_the_level_and_the_levels_done(emulator_factory, tmp_pa
                 break
             time.sleep(0.2)
         assert seen_running and [lv["level"] for lv in stats["levels"]] == [1, 2], stats
-        assert stats["levels"][1]["achieved_rate"] > 0 and stats["levels"][1]["ttft_p50_ms"] > 0
+        assert stats["levels"][1]["achieved_rate"] > 0 and stats["levels"][1]["median_ttft_ms"] > 0
         table = json.loads(urllib.request.urlopen(base + "/stats/requests", timeout=5).read())["extended_stats"]
         rows = {row["metric"]: row["now"] for row in table[0]["data"]}
         assert "Sweep: levels done" in rows

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gevent
 
-from users.backlog import RecordBacklog
+from users.services.backlog import RecordBacklog
 
 
 def busy_loop(seconds: float) -> gevent.Greenlet:

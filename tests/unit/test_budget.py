@@ -1,4 +1,4 @@
-from users.budget import RequestBudget
+from users.settings.budget import RequestBudget
 
 
 def test_budget_grants_exactly_n_and_completes_once_all_finished():
@@ -23,7 +23,7 @@ def test_unlimited_budget_never_completes():
     assert done == [] and not b.exhausted
 
 
-from users.budget import GrantLedger  # noqa: E402
+from users.settings.budget import GrantLedger  # noqa: E402
 
 
 def test_ledger_grants_exactly_the_total_across_workers():

@@ -53,8 +53,8 @@ def test_the_schedulers_statistics_count_this_process_busy():
 def test_a_failed_calibration_is_one_warning_and_the_run_goes_on(monkeypatch, tmp_path, caplog):
     from types import SimpleNamespace
 
-    from users import roles
-    from users.calibrate import floor
+    from users.calibration.floor import floor
+    from users.runtime import roles
 
     with pytest.raises(RuntimeError, match="the calibration run finished no request"):
         floor([], {}, 1.0, 4, 128, 16)

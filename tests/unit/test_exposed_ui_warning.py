@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from users.lifecycle import warn_if_exposed
-from users.options import Settings
+from users.runtime.lifecycle import warn_if_exposed
+from users.settings.options import Settings
 
 
 def settings(key):

@@ -8,13 +8,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from llmclient.measure import RequestRecord
 from tests import dashboard
-from users.prometheus_export import FAMILIES, Exporter
+from users.observe.finished import Finished
+from users.observe.prometheus_export import FAMILIES, Exporter
 
 
 def suite_sample_names() -> set[str]:
     exporter = Exporter(lambda: "m", {f: (lambda: 1.0) for f in FAMILIES if f.kind == "gauge"})
-    exporter.observe_record(RequestRecord(start_time=1.0, success=True, ttft=0.1, itl=[0.01], e2e=0.2,
-                                          prompt_tokens=10, cached_tokens=5, output_tokens=2, queue=0.0))  # fmt: skip
+    exporter.observe(Finished.of(RequestRecord(start_time=1.0, success=True, ttft=0.1, itl=[0.01], e2e=0.2,
+                                          prompt_tokens=10, cached_tokens=5, output_tokens=2, queue=0.0)))  # fmt: skip
     text = generate_latest(exporter.registry).decode()
     return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
 

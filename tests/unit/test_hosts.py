@@ -11,8 +11,8 @@ from llmclient.server_metrics import Histogram, combine, metrics_target
 from reports.load import Replica
 from reports.metrics import per_host, per_replica
 from tests.unit.test_options import opts
-from users.hosts import HostChooser, primary, split_hosts
-from users.options import ConfigError, Settings
+from users.settings.hosts import HostChooser, primary, split_hosts
+from users.settings.options import ConfigError, Settings
 
 A, B, C = "http://a:1", "http://b:2", "http://c:3"
 

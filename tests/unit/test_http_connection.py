@@ -10,7 +10,7 @@ import time
 import pytest
 
 from emulator.arrival import arrival as emulator_arrival
-from llmclient.http import TransportError
+from llmclient.http import TransportError, request
 from llmclient.stamps import MAX_CONVERSION_ERROR_S, arrival, enable_receive_timestamps
 from tests.procs import ROOT
 
@@ -74,7 +74,7 @@ def test_a_control_call_with_broken_framing_is_one_transport_error_and_closes():
     head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
     conn, sock = scripted_connection(FakeClock(), [(0.0, head + b"zz\r\nnot a chunk\r\n")])
     with pytest.raises(TransportError, match="bad response framing: bad chunk size"):
-        conn.request("GET", "/metrics")
+        request(conn, "GET", "/metrics")
     assert sock.closed and conn._sock is None
 
 
@@ -82,7 +82,7 @@ def test_a_control_call_reads_a_body_that_ends_with_the_connection():
     from tests.unit.scripted import FakeClock, scripted_connection
 
     conn, sock = scripted_connection(FakeClock(), [(0.0, b"HTTP/1.1 200 OK\r\n\r\nhello "), (0.1, b"world")])
-    head, body = conn.request("GET", "/v1/models")
+    head, body = request(conn, "GET", "/v1/models")
     assert head.status == 200 and body == b"hello world" and sock.closed  # no length: closed after
 
 

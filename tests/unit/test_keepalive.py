@@ -15,7 +15,7 @@ from collections.abc import Callable
 import gevent
 import pytest
 
-from llmclient.http import Connection, Target, TransportError
+from llmclient.http import Connection, Target, TransportError, request
 from llmclient.reactor import StreamReactor
 from llmclient.stream import CHAT, build_payload, stream_request
 from tests.unit.scripted import END, HEAD, chat_chunk, frame, usage_chunk
@@ -105,7 +105,7 @@ def serve():
 
 
 def get(conn: Connection) -> bytes:
-    head, body = conn.request("GET", "/v1/models")
+    head, body = request(conn, "GET", "/v1/models")
     assert head.status == 200
     return body
 

@@ -14,7 +14,7 @@ from locust.argument_parser import get_parser
 
 from tests.kustomize import build, load_yaml
 from tests.procs import ROOT
-from users.options import OPTIONS, add_options
+from users.settings.options import OPTIONS, add_options
 
 K8S = ROOT / "docker" / "kubernetes"
 KUBERNETES_VERSION = "1.33.0"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.procs import ROOT
-from users.options import OPTIONS, Settings
+from users.settings.options import OPTIONS, Settings
 
 
 def import_statements(path: Path) -> list[tuple[str, tuple[str, ...]]]:
@@ -96,3 +96,91 @@ def test_no_import_circle_anywhere_type_only_imports_included():
     assert len(graph) > 50
     for module in sorted(graph):
         visit(module, [])
+
+
+# users/ as rooms: each folder one job (the README's Layout says which); the files at its top are the public user
+# API (what a locustfile imports). Which rooms a room may import, and which Locust, gevent and flask modules.
+ROOMS: dict[str, tuple[set[str], set[str]]] = {
+    "settings": (set(), {"gevent", "locust.argument_parser"}),
+    "supply": ({"settings"}, {"gevent", "locust.exception"}),
+    "observe": ({"settings"}, {"gevent"}),
+    "services": ({"settings", "supply", "observe"}, {"gevent"}),
+    "load": ({"settings", "supply", "observe", "services"}, {"gevent", "locust.exception"}),
+    "distributed": (
+        {"settings", "observe", "services", "load"},
+        {"gevent", "locust.env", "locust.rpc", "locust.runners"},
+    ),
+    "calibration": (set(), set()),
+    "web": ({"settings", "observe"}, {"flask", "flask_login", "locust.env"}),
+    "runtime": ({"settings", "supply", "observe", "services", "load", "distributed", "calibration", "web"}, {"*"}),
+    "api": ({"*"}, {"*"}),
+}
+ATTACHED = {"runtime", "api"}  # only these touch Locust's events and its User
+
+
+def room_of(path: Path) -> str:
+    parts = path.relative_to(ROOT / "users").parts
+    return parts[0] if len(parts) > 1 else "api"
+
+
+def room_files() -> list[tuple[str, Path]]:
+    return [(room_of(path), path) for path in sorted((ROOT / "users").rglob("*.py"))]
+
+
+def test_every_room_of_users_is_in_the_rules_and_the_readme():
+    rooms = {room for room, _ in room_files()}
+    assert rooms == set(ROOMS), rooms ^ set(ROOMS)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    layout = readme[readme.index("\nusers/ ") : readme.index("\nprompts/ ")]  # the README's Layout map of users/
+    assert {room for room in rooms - {"api"} if f"\n  {room}/ " not in layout} == set()
+
+
+@pytest.mark.parametrize(("room", "path"), room_files(), ids=lambda v: str(v.name) if isinstance(v, Path) else v)
+def test_a_room_imports_only_what_its_rule_allows(room, path):
+    rooms, third = ROOMS[room]
+    bad = []
+    for module, _names in import_statements(path):
+        parts = module.split(".")
+        if parts[0] == "users" and len(parts) > 1:
+            other = parts[1] if (ROOT / "users" / parts[1]).is_dir() else "api"
+            if other != room and other not in rooms and "*" not in rooms:
+                bad.append(module)
+        elif parts[0] in ("locust", "gevent", "flask", "flask_login") and "*" not in third:
+            if not any(module == allowed or module.startswith(allowed + ".") for allowed in third):
+                bad.append(module)
+    assert not bad, f"{path.relative_to(ROOT)} ({room}) may not import {bad}"
+
+
+@pytest.mark.parametrize(("room", "path"), [(r, p) for r, p in room_files() if r not in ATTACHED],
+                         ids=lambda v: str(v.name) if isinstance(v, Path) else v)  # fmt: skip
+def test_only_the_runtime_and_the_user_api_touch_locusts_events_and_user(room, path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    events = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr == "events"]
+    users = [name for module, names in import_statements(path) if module in ("locust", "locust.user")
+             for name in names or ("*",)]  # fmt: skip
+    assert not events and not users, f"{path.relative_to(ROOT)}: .events at lines {events}, imports {users}"
+
+
+def too_long(path: Path) -> list[str]:
+    """Functions over 50 lines and classes over 15 methods."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno:
+            if node.end_lineno - node.lineno + 1 > 50:
+                out.append(f"{node.name}: {node.end_lineno - node.lineno + 1} lines")
+        elif isinstance(node, ast.ClassDef):
+            methods = [n for n in node.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)]
+            if len(methods) > 15:
+                out.append(f"class {node.name}: {len(methods)} methods")
+    return out
+
+
+def test_no_function_over_50_lines_and_no_class_over_15_methods():
+    paths = [
+        p
+        for package in ("llmclient", "scheduler", "users", "prompts", "reports")
+        for p in (ROOT / package).rglob("*.py")
+    ]
+    found = {str(p.relative_to(ROOT)): too_long(p) for p in paths}
+    runners = [line for p in (ROOT / "bench").glob("*.py") for line in too_long(p) if line.startswith("run_condition")]
+    assert not {p: v for p, v in found.items() if v} and not runners

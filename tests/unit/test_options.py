@@ -3,7 +3,7 @@ from types import SimpleNamespace
 import pytest
 
 from scheduler.levels import Level
-from users.options import ConfigError, Settings
+from users.settings.options import ConfigError, Settings
 
 
 def opts(**kw):

@@ -10,8 +10,9 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmclient.measure import RequestRecord
-from llmclient.schema import encode, from_fields
-from users.prometheus_export import FAMILIES, IN_FLIGHT, TTFT_BUCKETS, Buckets, Exporter, metric_name
+from llmclient.schema import encode
+from users.observe.finished import Finished
+from users.observe.prometheus_export import FAMILIES, IN_FLIGHT, TTFT_BUCKETS, Buckets, Exporter, metric_name
 
 
 def samples(exporter: Exporter) -> dict[tuple[str, tuple], float]:
@@ -46,11 +47,11 @@ def record(success=True, cancelled=False, ttft=0.05, itl=(0.01, 0.02), e2e=0.2, 
 def test_outcomes_tokens_and_gauges_by_model():
     model = ["m1"]
     exporter = Exporter(lambda: model[0], {IN_FLIGHT: lambda: 7.0})
-    exporter.observe_record(record())
-    exporter.observe_record(record(success=False, ttft=None, itl=(), e2e=1.0, output=0))
-    exporter.observe_record(record(cancelled=True))  # counted, not timed
+    exporter.observe(Finished.of(record()))
+    exporter.observe(Finished.of(record(success=False, ttft=None, itl=(), e2e=1.0, output=0)))
+    exporter.observe(Finished.of(record(cancelled=True)))  # counted, not timed
     model[0] = "m2"
-    exporter.observe_record(record())
+    exporter.observe(Finished.of(record()))
     s = samples(exporter)
     assert s[("llm_loadtest_requests_total", (("model_name", "m1"), ("outcome", "success")))] == 1
     assert s[("llm_loadtest_requests_total", (("model_name", "m1"), ("outcome", "failure")))] == 1
@@ -70,14 +71,14 @@ def test_a_shipped_row_counts_as_its_record():
     rec.queue = 0.25
     assert rec.tpot is not None
     direct, shipped = Exporter(lambda: "m"), Exporter(lambda: "m")
-    direct.observe_record(rec)
-    shipped.observe_row(from_fields(encode(rec, "chat", "w1")))
+    direct.observe(Finished.of(rec))
+    shipped.observe(Finished.from_fields(encode(rec, "chat", "w1")))
     assert samples(direct) == samples(shipped)
 
 
 def test_every_documented_family_is_exported_and_in_the_readme():
     exporter = Exporter(lambda: "m", {IN_FLIGHT: lambda: 0.0})
-    exporter.observe_record(record())
+    exporter.observe(Finished.of(record()))
     names = {name for name, _ in samples(exporter)}
     readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     for family in FAMILIES:

@@ -9,9 +9,9 @@ from locust.exception import StopUser
 
 from llmclient.errors import ConfigError
 from prompts.source import Prompt
-from users.context import RunContext
-from users.options import Settings
-from users.prompt_service import PromptService
+from users.settings.context import RunContext
+from users.settings.options import Settings
+from users.supply.prompt_service import PromptService
 
 
 class Source:

@@ -14,7 +14,7 @@ from prompts.source import PromptError
 from prompts.synthetic import SharedPrefixPrompts
 from prompts.tokenizer import LocalTokenizer
 from tools.tiny_llama import build_tokenizer
-from users.prompt_pool import PromptPool
+from users.supply.prompt_pool import PromptPool
 
 _PIECE = re.compile(r"\w+|[^\w\s]")
 

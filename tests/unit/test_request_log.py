@@ -1,8 +1,9 @@
-"""The per-request CSV, driven with synthetic Locust events (no runner)."""
+"""The per-request CSV, and the rows a worker ships to the master (both sides of the channel, fake runners)."""
 
 from __future__ import annotations
 
 import csv
+from types import SimpleNamespace
 
 import gevent
 import pytest
@@ -11,12 +12,40 @@ from locust.event import Events
 from llmclient.measure import RequestRecord
 from llmclient.schema import NAMES as COLUMNS
 from llmclient.schema import decode, encode, from_fields
-from users.request_log import REPORT_KEY, RequestLog
+from users.distributed import protocol
+from users.distributed.master import MasterSide
+from users.distributed.worker import WorkerSide
+from users.observe.cpu_watch import CpuWatch
+from users.observe.finished import Observers
+from users.observe.request_log import RequestLog
 
 
 class Env:
     def __init__(self) -> None:
         self.events = Events()
+
+
+class FakeRunner:
+    """Locust's message channel, one end: what was sent, and the listeners registered."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, object]] = []
+        self.listeners: dict[str, object] = {}
+
+    def send_message(self, name, data, client_id=None) -> None:
+        self.sent.append((name, data))
+
+    def register_message(self, name, listener) -> None:
+        self.listeners[name] = listener
+
+
+def worker_side(env, log) -> tuple[WorkerSide, FakeRunner]:
+    runner = FakeRunner()
+    side = WorkerSide(runner, SimpleNamespace(context=SimpleNamespace(in_flight=0)), log, CpuWatch())
+    side.wire()
+    env.events.report_to_master.add_listener(side.on_report_to_master)  # as runtime/roles.py wires it
+    env.events.test_stop.add_listener(side.ship)
+    return side, runner
 
 
 def a_record(**kw) -> RequestRecord:
@@ -39,28 +68,11 @@ def a_record(**kw) -> RequestRecord:
     return rec
 
 
-def fire(env, rec, endpoint="chat"):
-    env.events.request.fire(
-        request_type="POST",
-        name="/v1/chat/completions",
-        response_time=1.0,
-        response_length=1,
-        exception=None,
-        context={"llm_record": rec, "llm_endpoint": endpoint},
-    )
-
-
 def test_rows_are_written_exactly_and_reach_the_disk_within_100_ms(tmp_path):
-    env = Env()
     path = tmp_path / "sub" / "run_requests.csv"
     log = RequestLog(str(path))
-    log.register(env)
-    fire(env, a_record())
-    # TTFT/TPOT rows and other requests carry no llm_record: they are not rows
-    env.events.request.fire(
-        request_type="TTFT", name="x", response_time=1, response_length=0, exception=None, context={}
-    )
-    fire(env, a_record(success=False, error="HTTP 500 Internal Server Error:\nboom", ttft=None, e2e=None, itl=[]))
+    log.add(a_record(), "chat")
+    log.add(a_record(success=False, error="HTTP 500 Internal Server Error:\nboom", ttft=None, e2e=None, itl=[]), "chat")
     gevent.sleep(RequestLog.DISK_FLUSH_S * 1.5)
     rows = list(csv.DictReader(path.open()))  # readable before close: flushed
     assert len(rows) == 2
@@ -72,7 +84,7 @@ def test_rows_are_written_exactly_and_reach_the_disk_within_100_ms(tmp_path):
     assert first["itl_s"] == "0.002500 0.003000"
     assert rows[1]["success"] == "false" and rows[1]["error"] == "HTTP 500 Internal Server Error: boom"
     assert rows[1]["ttft_s"] == "" and rows[1]["tpot_s"] == ""
-    env.events.quit.fire(exit_code=0)
+    log.close()
     assert path.read_text().endswith("\n")
 
 
@@ -95,25 +107,26 @@ def test_a_row_from_before_the_cancelled_column_takes_it_from_the_error():
     assert decode({"error": "HTTP 500", "success": "false"})["cancelled"] is False
 
 
-def test_worker_ships_rows_in_reports_and_master_writes_them(tmp_path):
+def test_worker_ships_rows_in_reports_and_master_writes_and_observes_them(tmp_path):
     worker_env, master_env = Env(), Env()
-    worker = RequestLog(None, worker="host_abc", forward=True)
-    worker.register(worker_env)
+    worker_log = RequestLog(None, worker="host_abc", forward=True)
+    worker_side(worker_env, worker_log)
     master_path = tmp_path / "m_requests.csv"
-    master = RequestLog(str(master_path))
-    master.register(master_env)
+    master_log, observers, seen = RequestLog(str(master_path)), Observers(), []
+    observers.add(seen.append)
+    master = MasterSide(FakeRunner(), master_log, observers, CpuWatch())
+    master.wire()
+    master_env.events.worker_report.add_listener(master.on_worker_report)
     for i in range(3):
-        fire(worker_env, a_record(request_id=f"r{i}"))
+        worker_log.add(a_record(request_id=f"r{i}"), "chat")
     data: dict = {}
     worker_env.events.report_to_master.fire(client_id="host_abc", data=data)
-    assert len(data[REPORT_KEY]) == 3
+    assert len(data[protocol.REPORT_ROWS]) == 3 and data[protocol.REPORT_IN_FLIGHT] == 0
     again: dict = {}
     worker_env.events.report_to_master.fire(client_id="host_abc", data=again)
-    assert REPORT_KEY not in again  # each row travels once
-    received = []
-    master.on_rows = lambda worker, n: received.append((worker, n))
+    assert protocol.REPORT_ROWS not in again  # each row travels once
     master_env.events.worker_report.fire(client_id="host_abc", data=data)
-    assert received == [("host_abc", 3)]
+    assert [f.ttft_s for f in seen] == [a_record().ttft] * 3  # the same record a local run observes
     gevent.sleep(RequestLog.DISK_FLUSH_S * 1.5)
     rows = list(csv.DictReader(master_path.open()))
     assert [r["request_id"] for r in rows] == ["r0", "r1", "r2"]
@@ -123,25 +136,22 @@ def test_worker_ships_rows_in_reports_and_master_writes_them(tmp_path):
 def test_worker_ships_pending_rows_at_test_stop():
     env = Env()
     log = RequestLog(None, worker="w1", forward=True)
-    log.register(env)
-    sent = []
-    log._send = lambda kind, data: sent.append((kind, data))
-    fire(env, a_record(request_id="x"))
+    side, runner = worker_side(env, log)
+    log.add(a_record(request_id="x"), "chat")
     env.events.test_stop.fire(environment=env)
-    assert sent and sent[0][0] == "llm_rows" and sent[0][1]["rows"][0][0] == "x"
+    assert runner.sent and runner.sent[0][0] == protocol.ROWS and runner.sent[0][1]["rows"][0][0] == "x"
     env.events.test_stop.fire(environment=env)
-    assert len(sent) == 1  # nothing pending, nothing sent
+    assert len(runner.sent) == 1  # nothing pending, nothing sent
+    side.stop_shipping()
 
 
 def test_text_fields_round_trip_through_a_csv_reader(tmp_path):
     """Rows are joined by hand (the csv module is slow on the long ITL field): quoting must still hold."""
     path = tmp_path / "run_requests.csv"
     log = RequestLog(str(path), worker='host,"x"')
-    env = Env()
-    log.register(env)
     nasty = 'HTTP 400 Bad Request: "messages" must be a list, got {"a": 1}\nat line 2'
-    fire(env, a_record(success=False, error=nasty, request_id='id,with "quotes"', finish_reason="a,b"))
-    env.events.quit.fire(exit_code=0)
+    log.add(a_record(success=False, error=nasty, request_id='id,with "quotes"', finish_reason="a,b"), "chat")
+    log.close()
     (row,) = list(csv.DictReader(path.open(newline="")))
     assert row["error"] == " ".join(nasty.split())
     assert row["request_id"] == 'id,with "quotes"' and row["finish_reason"] == "a,b"

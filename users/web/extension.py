@@ -4,7 +4,7 @@ Uses Locust's own extension mechanism for its React UI: ``extended_tabs`` and
 ``extended_tables`` in the template arguments, and ``extended_stats`` added to
 the ``/stats/requests`` poll. The tab's table shows each figure now and, as a
 sparkline, over time; ``/llm`` draws full charts; ``/metrics`` has the Prometheus
-figures (``users/prometheus_export.py``). Every route honours
+figures (``users/observe/prometheus_export.py``). Every route honours
 ``--web-login`` and ``--web-base-path``. Nothing here ever shows the API key.
 """
 
@@ -14,15 +14,16 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, jsonify, request, send_file
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from users.live_stats import LiveStats, table_rows
-from users.prometheus_export import Exporter
-from users.request_log import RequestLog
+from users.observe.live_stats import LiveStats, charts, table_rows, with_legacy_keys
+from users.observe.prometheus_export import Exporter
+from users.observe.request_log import RequestLog
 
 if TYPE_CHECKING:
     from locust.env import Environment
@@ -30,15 +31,32 @@ if TYPE_CHECKING:
 TAB_KEY = "llm"
 
 
+NO_CSV = "no per-request CSV yet (start Locust with --csv PREFIX)\n"
+
+
 def install(environment: Environment, live: LiveStats, request_log: RequestLog, csv_prefix: str | None,
             exporter: Exporter) -> None:  # fmt: skip
     web_ui = environment.web_ui
     if web_ui is None or web_ui.app is None:
         return
-    app = web_ui.app
     base = getattr(environment.parsed_options, "web_base_path", "") or ""
-    web_ui.template_args["extended_tabs"] = [{"title": "LLM", "key": TAB_KEY}]
-    web_ui.template_args["extended_tables"] = [{
+    add_tab(web_ui.template_args, base, csv_prefix)
+    routes = Routes(environment, live, request_log, csv_prefix, exporter)
+    web_ui.app.register_blueprint(routes.blueprint(base, web_ui.auth_required_if_enabled))
+
+    @web_ui.app.after_request
+    def add_llm_tab_rows(response: Response) -> Response:
+        if request.path.endswith("/stats/requests") and response.is_json and response.status_code == 200:
+            data = response.get_json()
+            data["extended_stats"] = [{"key": TAB_KEY, "data": table_rows(live)}]
+            response.set_data(json.dumps(data))
+        return response
+
+
+def add_tab(template_args: dict[str, Any], base: str, csv_prefix: str | None) -> None:
+    """The LLM tab and its links, through Locust's template arguments."""
+    template_args["extended_tabs"] = [{"title": "LLM", "key": TAB_KEY}]
+    template_args["extended_tables"] = [{
         "key": TAB_KEY,
         "structure": [{"key": "metric", "title": "Figure"}, {"key": "now", "title": "Now (last 10 s)"},
                       {"key": "trend", "title": "Over time"}],
@@ -50,64 +68,65 @@ def install(environment: Environment, live: LiveStats, request_log: RequestLog, 
     if csv_prefix:
         links += [{"href": f"{base}/llm/requests.csv", "title": "Download the per-request CSV"},
                   {"href": f"{base}/llm/report.html", "title": "Build and open the HTML report"}]  # fmt: skip
-    web_ui.template_args["extended_csv_files"] = links
+    template_args["extended_csv_files"] = links
 
-    bp = Blueprint("llm", __name__, url_prefix=base or None)
-    guard = web_ui.auth_required_if_enabled
 
-    @bp.route("/llm/stats")
-    @guard
-    def llm_stats() -> Response:
-        state = environment.runner.state if environment.runner is not None else None
-        return jsonify({"state": state, "current": live.current(), "history": list(live.history),
-                        "levels": live.levels, "current_level": live.current_level})  # fmt: skip
+class Routes:
+    """The extension's routes, each behind ``--web-login`` when it is on."""
 
-    metrics_app = exporter.wsgi_app()
+    def __init__(self, environment: Environment, live: LiveStats, request_log: RequestLog, csv_prefix: str | None,
+                 exporter: Exporter) -> None:  # fmt: skip
+        self.environment = environment
+        self.live = live
+        self.request_log = request_log
+        self.csv_prefix = csv_prefix
+        self.metrics_app = exporter.wsgi_app()
 
-    @bp.route("/metrics")
-    @guard
-    def metrics() -> WerkzeugResponse:
+    def blueprint(self, base: str, guard: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Blueprint:
+        bp = Blueprint("llm", __name__, url_prefix=base or None)
+        for rule, view in (("/llm/stats", self.stats), ("/metrics", self.metrics), ("/llm", self.page),
+                           ("/llm/requests.csv", self.requests_csv), ("/llm/report.html", self.report)):  # fmt: skip
+            bp.add_url_rule(rule, view.__name__, guard(view))
+        return bp
+
+    def stats(self) -> Response:
+        """The live figures (old key names too, for one release: live_stats.LEGACY_KEYS)."""
+        live, runner = self.live, self.environment.runner
+        return jsonify({
+            "state": runner.state if runner is not None else None,
+            "current": with_legacy_keys(live.current()),
+            "history": [with_legacy_keys(point) for point in live.history],
+            "levels": [with_legacy_keys(level) for level in live.levels],
+            "current_level": live.current_level,
+        })  # fmt: skip
+
+    def metrics(self) -> WerkzeugResponse:
         """The Prometheus figures (also on --metrics-port, which has no login)."""
-        return Response.from_app(metrics_app, request.environ)
+        return Response.from_app(self.metrics_app, request.environ)
 
-    @bp.route("/llm")
-    @guard
-    def llm_page() -> Response:
+    def page(self) -> Response:
         page = resources.files("users.web").joinpath("charts.html").read_text(encoding="utf-8")
-        return Response(page, mimetype="text/html")
+        return Response(page.replace("/*CHARTS*/[]", json.dumps(charts())), mimetype="text/html")
 
-    @bp.route("/llm/requests.csv")
-    @guard
-    def llm_requests_csv() -> Response:
-        path = f"{csv_prefix}_requests.csv" if csv_prefix else None
+    def requests_csv(self) -> Response:
+        path = f"{self.csv_prefix}_requests.csv" if self.csv_prefix else None
         if not path or not os.path.exists(path):
-            return Response("no per-request CSV yet (start Locust with --csv PREFIX)\n", status=404)
-        request_log.flush()
+            return Response(NO_CSV, status=404)
+        self.request_log.flush()
         return send_file(os.path.abspath(path), mimetype="text/csv", as_attachment=True,
                          download_name=os.path.basename(path))  # fmt: skip
 
-    @bp.route("/llm/report.html")
-    @guard
-    def llm_report() -> Response:
-        if not csv_prefix or not os.path.exists(f"{csv_prefix}_requests.csv"):
-            return Response("no per-request CSV yet (start Locust with --csv PREFIX)\n", status=404)
-        request_log.flush()
-        proc = subprocess.run([sys.executable, "-m", "reports", csv_prefix], capture_output=True, text=True,
+    def report(self) -> Response:
+        prefix = self.csv_prefix
+        if not prefix or not os.path.exists(f"{prefix}_requests.csv"):
+            return Response(NO_CSV, status=404)
+        self.request_log.flush()
+        proc = subprocess.run([sys.executable, "-m", "reports", prefix], capture_output=True, text=True,
                               timeout=300, cwd=_project_root())  # fmt: skip
-        page = f"{csv_prefix}_report.html"
+        page = f"{prefix}_report.html"
         if proc.returncode != 0 or not os.path.exists(page):
             return Response(f"report failed: {proc.stderr.strip()[-500:]}\n", status=500)
         return send_file(os.path.abspath(page), mimetype="text/html")
-
-    app.register_blueprint(bp)
-
-    @app.after_request
-    def add_llm_tab_rows(response: Response) -> Response:
-        if request.path.endswith("/stats/requests") and response.is_json and response.status_code == 200:
-            data = response.get_json()
-            data["extended_stats"] = [{"key": TAB_KEY, "data": table_rows(live)}]
-            response.set_data(json.dumps(data))
-        return response
 
 
 def _project_root() -> str:

@@ -16,9 +16,9 @@ from prompts.source import Prompt, PromptError, PromptSource
 from prompts.synthetic import SharedPrefixPrompts
 from prompts.tokenizer import LocalTokenizer, TokenCounter
 from prompts.trace_prompts import TracePrompts
-from users.context import RunContext
-from users.hosts import primary
-from users.prompt_pool import PromptPool
+from users.settings.context import RunContext
+from users.settings.hosts import primary
+from users.supply.prompt_pool import PromptPool
 
 logger = logging.getLogger(__name__)
 

@@ -21,8 +21,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from llmclient.measure import RequestRecord
-from llmclient.schema import number
+from users.observe.finished import Finished
 
 PREFIX = "llm_loadtest_"
 OUTCOMES = ("success", "failure", "cancelled")
@@ -140,50 +139,30 @@ class Exporter(Collector):
         self.registry.register(self)
 
     # -- feeding -------------------------------------------------------------------------------
-    def observe(self, *, success: bool, cancelled: bool, ttft: float | None, tpot: float | None,
-                itl: Sequence[float], e2e: float | None, queue: float | None, prompt_tokens: int | None,
-                cached_tokens: int | None, output_tokens: int | None) -> None:  # fmt: skip
+    def observe(self, finished: Finished) -> None:
         """One finished request. A cancelled one is counted, not timed (the test cut it off)."""
+        f = finished
         name = self.model()
         figures = self.figures.get(name)
         if figures is None:
             figures = self.figures[name] = ModelFigures()
-        outcome = "cancelled" if cancelled else ("success" if success else "failure")
+        outcome = "cancelled" if f.cancelled else ("success" if f.success else "failure")
         figures.requests[outcome] += 1
-        if cancelled:
+        if f.cancelled:
             return
         hist = figures.histograms
-        if ttft is not None:
-            hist[TTFT].observe_one(ttft)
-        if tpot is not None and success:
-            hist[TPOT].observe_one(tpot)
-        hist[ITL].observe(itl)
-        if e2e is not None:
-            hist[E2E].observe_one(e2e)
-        if queue is not None:
-            hist[QUEUE].observe_one(queue)
-        for family, count in ((PROMPT_TOKENS, prompt_tokens), (CACHED_TOKENS, cached_tokens),
-                              (OUTPUT_TOKENS, output_tokens)):  # fmt: skip
+        if f.ttft_s is not None:
+            hist[TTFT].observe_one(f.ttft_s)
+        if f.tpot_s is not None and f.success:
+            hist[TPOT].observe_one(f.tpot_s)
+        hist[ITL].observe(f.itl_s)
+        if f.e2e_s is not None:
+            hist[E2E].observe_one(f.e2e_s)
+        if f.queue_s is not None:
+            hist[QUEUE].observe_one(f.queue_s)
+        for family, count in ((PROMPT_TOKENS, f.prompt_tokens), (CACHED_TOKENS, f.cached_tokens),
+                              (OUTPUT_TOKENS, f.output_tokens)):  # fmt: skip
             figures.tokens[family] += count or 0
-
-    def observe_record(self, rec: RequestRecord) -> None:
-        """A request finished in this process."""
-        self.observe(success=rec.success, cancelled=rec.cancelled, ttft=rec.ttft, tpot=rec.tpot, itl=rec.itl,
-                     e2e=rec.e2e, queue=rec.queue, prompt_tokens=rec.prompt_tokens,
-                     cached_tokens=rec.cached_tokens, output_tokens=rec.output_tokens)  # fmt: skip
-
-    def observe_row(self, row: dict[str, object]) -> None:
-        """A decoded per-request row (``schema.from_fields``): what a worker shipped to the master."""
-
-        def count(name: str) -> int | None:
-            value = number(row, name)
-            return int(value) if value is not None else None
-
-        itl = row.get("itl_s")
-        self.observe(success=bool(row.get("success")), cancelled=bool(row.get("cancelled")), ttft=number(row, "ttft_s"),
-                     tpot=number(row, "tpot_s"), itl=itl if isinstance(itl, list) else (), e2e=number(row, "e2e_s"),
-                     queue=number(row, "queue_s"), prompt_tokens=count("prompt_tokens"),
-                     cached_tokens=count("cached_tokens"), output_tokens=count("output_tokens"))  # fmt: skip
 
     # -- scraping ------------------------------------------------------------------------------
     def collect(self) -> Iterator[Metric]:

@@ -13,9 +13,9 @@ from llmclient.stream import ENDPOINTS, Endpoint
 from prompts.source import PromptError
 from scheduler.arrivals import stage_at
 from scheduler.trace import Trace, TraceError, load_trace
-from users.budget import Budget, RequestBudget
-from users.hosts import HostChooser, primary, split_hosts
-from users.options import Settings
+from users.settings.budget import Budget, RequestBudget
+from users.settings.hosts import HostChooser, primary, split_hosts
+from users.settings.options import Settings
 
 
 class RunContext:

@@ -2,29 +2,28 @@
 
 One ``POST`` (or ``CANCELLED``) event per request, carrying the record for the
 per-request log, plus ``TTFT`` and ``TPOT`` rows so Locust's tables show them.
-Finished requests are recorded when the event loop is idle (``users/backlog.py``).
+Finished requests are recorded when the event loop is idle (``users/services/backlog.py``).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from llmclient.measure import RequestRecord
 from llmclient.stream import Endpoint
-from users.backlog import RecordBacklog
-from users.context import RunContext
+from users.services.backlog import RecordBacklog
+from users.settings.context import RunContext
 
-if TYPE_CHECKING:
-    from locust.event import Events
+Fire = Callable[..., None]  # Locust's request event's fire (the runtime hands it over)
 
 RECORD_KEY = "llm_record"
 ENDPOINT_KEY = "llm_endpoint"
 
 
 class Recorder:
-    def __init__(self, context: RunContext, events: Events) -> None:
+    def __init__(self, context: RunContext, fire: Fire) -> None:
         self.context = context
-        self.events = events
+        self.fire = fire
         # between two rows, the open loop's sends that fell due meanwhile go out (llmclient/pacer.py)
         self.backlog: RecordBacklog[tuple[RequestRecord, Endpoint, float]] = RecordBacklog(
             self._record_and_count, between=context.pacer.poll
@@ -44,7 +43,7 @@ class Recorder:
 
     def record(self, rec: RequestRecord, endpoint: Endpoint, elapsed: float) -> None:
         """Fire the request's events now. ``elapsed`` stands in for E2E when no token came."""
-        fire = self.events.request.fire
+        fire = self.fire
         name = endpoint.path
         e2e = rec.e2e if rec.e2e is not None else elapsed
         # A request cut off by the end of the test is neither a success nor a server failure:

@@ -14,8 +14,6 @@ from llmclient.cpu import BOTTLENECK, CpuGuard, verdict
 
 logger = logging.getLogger(__name__)
 
-REPORT_KEY = "llm_cpu"  # worker -> master, in its report: {"seconds", "bound_seconds", "max_share", "share"}
-
 
 class CpuWatch:
     def __init__(self) -> None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.ma  # np.percentile imports it at its first call (13 ms): here, before the run
 
-from llmclient.schema import number
+from llmclient.server_metrics import client_minus_server
 from scheduler.proof import ScheduleProof, prove
+from users.observe.finished import Finished
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -88,38 +90,31 @@ class LiveStats:
         self._scheduled: list[float] = []  # open loop: due times and lags of the requests so far
         self._lags: list[float] = []
         self.queued = 0  # open loop: requests waiting for a slot now
-        self.levels: list[dict] = []  # a sweep's finished levels (users/sweep.py)
+        self.levels: list[dict] = []  # a sweep's finished levels (users/load/sweep.py)
         self.current_level: dict | None = None  # and the one running now
         self.client_cpu_share: float | None = None  # the busiest client process's share of a core, last second
         self.ttft_sum = 0.0  # the run's successful requests' TTFT, for the mean against the server's
         self.ttft_count = 0
         self.started = time.time()
 
-    def add(self, ttft: float | None, tpot: float | None, decode_tps: float | None, output_tokens: int | None,
-            success: bool, t: float | None = None) -> None:  # fmt: skip
-        self._window.add(t or time.time(), _or_nan(ttft), _or_nan(tpot), _or_nan(decode_tps), output_tokens or 0,
-                         success)  # fmt: skip
-        if success:
+    def observe(self, finished: Finished) -> None:
+        """A finished request: this process's, or one a worker shipped (at the master)."""
+        f = finished
+        if f.scheduled_time is not None and f.schedule_lag_s is not None:
+            self.add_schedule(f.scheduled_time, f.schedule_lag_s)
+        if f.warm_cache:
+            self.warm_cache += 1
+        if f.cancelled:
+            return
+        self._window.add(f.end_time, _or_nan(f.ttft_s), _or_nan(f.tpot_s), _or_nan(f.decode_tps), f.output_tokens or 0,
+                         f.success)  # fmt: skip
+        if f.success:
             self.completed += 1
-            if ttft is not None:
-                self.ttft_sum += ttft
+            if f.ttft_s is not None:
+                self.ttft_sum += f.ttft_s
                 self.ttft_count += 1
         else:
             self.errors += 1
-
-    def add_row(self, row: dict[str, object]) -> None:
-        """A shipped per-request row (master side), decoded (``schema.from_fields``)."""
-        due, lag = row["scheduled_time"], row["schedule_lag_s"]
-        if isinstance(due, float) and isinstance(lag, float):
-            self.add_schedule(due, lag)
-        if row["warm_cache"]:
-            self.warm_cache += 1
-        if row["cancelled"]:
-            return
-
-        end = (number(row, "start_time") or time.time()) + (number(row, "e2e_s") or 0.0)
-        self.add(number(row, "ttft_s"), number(row, "tpot_s"), number(row, "decode_tps"), int(number(row, "output_tokens") or 0),
-                 bool(row["success"]), end)  # fmt: skip
 
     def add_schedule(self, due: float, lag: float) -> None:
         """An open-loop request's due time and the scheduler's lag (for the proof at the end)."""
@@ -149,14 +144,14 @@ class LiveStats:
         ttft, tpot, tps = (col[ok & ~np.isnan(col)] for col in (ttft * 1000, tpot * 1000, tps))
         n_ok = int(np.count_nonzero(ok))
         span = min(self.window_s, max(now - self.started, 1e-9))
-        ttft_p50, ttft_p90, ttft_p99 = _pcts(ttft, [50, 90, 99])
+        ttft_median, ttft_p90, ttft_p99 = _pcts(ttft, [50, 90, 99])
         point = {
             "time": now,
-            "ttft_p50_ms": ttft_p50,
-            "ttft_p90_ms": ttft_p90,
-            "ttft_p99_ms": ttft_p99,
-            "tpot_p50_ms": _pcts(tpot, [50])[0],
-            "decode_tps_mean": float(tps.mean()) if tps.size else None,
+            "median_ttft_ms": ttft_median,
+            "p90_ttft_ms": ttft_p90,
+            "p99_ttft_ms": ttft_p99,
+            "median_tpot_ms": _pcts(tpot, [50])[0],
+            "mean_decode_tps": float(tps.mean()) if tps.size else None,
             "output_tokens_per_s": float(tokens[ok].sum()) / span,
             "requests_per_s": n_ok / span,
             "errors_per_s": (len(self._window) - n_ok) / span,
@@ -181,8 +176,8 @@ class LiveStats:
             "server_mean_queue_ms": self.server.get("server_mean_queue_ms"),
             "server_mean_prefill_ms": self.server.get("server_mean_prefill_ms"),
         }
-        client, server = point["client_mean_ttft_ms"], point["server_mean_ttft_ms"]
-        point["client_minus_server_ttft_ms"] = client - server if client is not None and server is not None else None
+        point["client_minus_server_ttft_ms"] = client_minus_server(point["client_mean_ttft_ms"],
+                                                                  point["server_mean_ttft_ms"])  # fmt: skip
         self.history.append(point)
         return point
 
@@ -200,42 +195,72 @@ class LiveStats:
         return [p.get(key) for p in self.history]
 
 
-# (key, label, format) of the rows in the web UI's LLM tab
-TABLE_ROWS = [
-    ("ttft_p50_ms", "TTFT p50 (ms)", "{:.1f}"),
-    ("ttft_p90_ms", "TTFT p90 (ms)", "{:.1f}"),
-    ("ttft_p99_ms", "TTFT p99 (ms)", "{:.1f}"),
-    ("tpot_p50_ms", "TPOT p50 (ms)", "{:.2f}"),
-    ("decode_tps_mean", "Decode tokens/s per request", "{:.1f}"),
-    ("output_tokens_per_s", "Output tokens/s (all)", "{:.0f}"),
-    ("requests_per_s", "Requests/s", "{:.2f}"),
-    ("in_flight", "Requests in flight", "{:.0f}"),
-    ("requested_rate", "Open loop: requested req/s", "{:.2f}"),
-    ("achieved_rate", "Open loop: achieved req/s", "{:.2f}"),
-    ("queued", "Open loop: waiting for a slot", "{:.0f}"),
-    ("level", "Sweep: level now", "{:.0f}"),
-    ("level_value", "Sweep: its rate (req/s) or concurrency", "{:g}"),
-    ("levels_done", "Sweep: levels done", "{:.0f}"),
-    ("completed", "Completed requests", "{:.0f}"),
-    ("errors", "Errors", "{:.0f}"),
-    ("errors_per_s", "Errors/s", "{:.2f}"),
-    ("prefix_cache_hit_rate", "Prefix-cache hit rate (server)", "{:.1%}"),
-    ("num_requests_running", "Server: running requests", "{:.0f}"),
-    ("num_requests_waiting", "Server: waiting requests", "{:.0f}"),
-    ("kv_cache_usage_perc", "Server: KV-cache usage", "{:.1%}"),
-    ("client_cpu_share", "Client CPU: busiest process, share of a core", "{:.0%}"),
-    ("client_mean_ttft_ms", "TTFT mean since the start: client (ms)", "{:.2f}"),
-    ("server_mean_ttft_ms", "TTFT mean since the start: server (ms)", "{:.2f}"),
-    ("server_mean_queue_ms", "Server: of it, queue (ms)", "{:.2f}"),
-    ("server_mean_prefill_ms", "Server: of it, prefill (ms)", "{:.2f}"),
-    ("client_minus_server_ttft_ms", "TTFT: client - server (ms)", "{:.2f}"),
-]
+@dataclass(frozen=True)
+class Figure:
+    """A live figure: its key in a snapshot (the report's name where the report has the figure), its label
+    and format in the web UI's LLM tab, and the live chart it is drawn on (``web/charts.html``; "" none)."""
+
+    key: str
+    label: str
+    fmt: str
+    chart: str = ""
+
+
+TTFT_CHART = "Time to first token (ms)"
+FIGURES: tuple[Figure, ...] = (
+    Figure("median_ttft_ms", "TTFT median (ms)", "{:.1f}", TTFT_CHART),
+    Figure("p90_ttft_ms", "TTFT p90 (ms)", "{:.1f}", TTFT_CHART),
+    Figure("p99_ttft_ms", "TTFT p99 (ms)", "{:.1f}", TTFT_CHART),
+    Figure("median_tpot_ms", "TPOT median (ms)", "{:.2f}", "TPOT median (ms)"),
+    Figure("mean_decode_tps", "Decode tokens/s per request", "{:.1f}", "Decode tokens/s per request"),
+    Figure("output_tokens_per_s", "Output tokens/s (all)", "{:.0f}", "Output tokens/s (all)"),
+    Figure("requests_per_s", "Requests/s", "{:.2f}"),
+    Figure("in_flight", "Requests in flight", "{:.0f}", "Requests in flight"),
+    Figure("requested_rate", "Open loop: requested req/s", "{:.2f}"),
+    Figure("achieved_rate", "Open loop: achieved req/s", "{:.2f}"),
+    Figure("queued", "Open loop: waiting for a slot", "{:.0f}"),
+    Figure("level", "Sweep: level now", "{:.0f}"),
+    Figure("level_value", "Sweep: its rate (req/s) or concurrency", "{:g}"),
+    Figure("levels_done", "Sweep: levels done", "{:.0f}"),
+    Figure("completed", "Completed requests", "{:.0f}"),
+    Figure("errors", "Errors", "{:.0f}"),
+    Figure("errors_per_s", "Errors/s", "{:.2f}", "Errors/s"),
+    Figure("prefix_cache_hit_rate", "Prefix-cache hit rate (server)", "{:.1%}", "Prefix-cache hit rate (server)"),
+    Figure("num_requests_running", "Server: running requests", "{:.0f}", "Server requests"),
+    Figure("num_requests_waiting", "Server: waiting requests", "{:.0f}", "Server requests"),
+    Figure("kv_cache_usage_perc", "Server: KV-cache usage", "{:.1%}", "KV-cache usage"),
+    Figure("client_cpu_share", "Client CPU: busiest process, share of a core", "{:.0%}"),
+    Figure("client_mean_ttft_ms", "TTFT mean since the start: client (ms)", "{:.2f}", "SERVER_TTFT"),
+    Figure("server_mean_ttft_ms", "TTFT mean since the start: server (ms)", "{:.2f}", "SERVER_TTFT"),
+    Figure("server_mean_queue_ms", "Server: of it, queue (ms)", "{:.2f}", "SERVER_TTFT"),
+    Figure("server_mean_prefill_ms", "Server: of it, prefill (ms)", "{:.2f}", "SERVER_TTFT"),
+    Figure("client_minus_server_ttft_ms", "TTFT: client - server (ms)", "{:.2f}"),
+)
+# the live snapshot's keys before they took the report's names; /llm/stats answers them too for one release
+LEGACY_KEYS = {"ttft_p50_ms": "median_ttft_ms", "ttft_p90_ms": "p90_ttft_ms", "ttft_p99_ms": "p99_ttft_ms",
+               "tpot_p50_ms": "median_tpot_ms", "decode_tps_mean": "mean_decode_tps"}  # fmt: skip
+
+
+def with_legacy_keys(point: dict) -> dict:
+    """A snapshot or a level's figures, with their old key names beside the new ones."""
+    return {**point, **{old: point[new] for old, new in LEGACY_KEYS.items() if new in point}}
+
+
+def charts() -> list[tuple[str, list[str]]]:
+    """The live charts, in order: (title, the keys drawn on it)."""
+    groups: dict[str, list[str]] = {}
+    for figure in FIGURES:
+        if figure.chart:
+            groups.setdefault(figure.chart, []).append(figure.key)
+    titles = {"SERVER_TTFT": "TTFT mean since the start (ms): client, server, its queue and prefill"}
+    return [(titles.get(chart, chart), keys) for chart, keys in groups.items()]
 
 
 def table_rows(stats: LiveStats) -> list[dict[str, str]]:
     cur = stats.current()
     rows = []
-    for key, label, fmt in TABLE_ROWS:
+    for figure in FIGURES:
+        key, label, fmt = figure.key, figure.label, figure.fmt
         value = cur.get(key)
         rows.append({
             "metric": label,

@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal, NoReturn
@@ -23,7 +23,7 @@ from scheduler.arrivals import ConstantRate, Ramp, RateProfile, Stage, Stages, p
 from scheduler.levels import AutoSweep, CapacitySearch, ExplicitSweep, Plan, parse_sweep
 from scheduler.slo import parse_slo
 from scheduler.trace import FORMATS as TRACE_FORMATS
-from users.hosts import STRATEGIES as HOST_STRATEGIES
+from users.settings.hosts import STRATEGIES as HOST_STRATEGIES
 
 if TYPE_CHECKING:
     from locust.argument_parser import LocustArgumentParser
@@ -216,6 +216,26 @@ OPTIONS: tuple[Option, ...] = (
     Option("trace_format", ("--trace-format",), "str", "",
            "mooncake, azure or requests (default: guessed from the file)", choices=("", *TRACE_FORMATS)),
 )  # fmt: skip
+
+
+def before_parsing(dest: str, argv: Sequence[str], environ: Mapping[str, str]) -> str:
+    """An option's text as the command line (or else its environment variable) gives it, read before Locust
+    parses them: for what a locustfile must decide at import time (which classes are concrete)."""
+    option = next(o for o in OPTIONS if o.dest == dest)
+    for i, arg in enumerate(argv):
+        for flag in option.flags:
+            if arg == flag and i + 1 < len(argv):
+                return argv[i + 1]
+            if arg.startswith(flag + "="):
+                return arg.split("=", 1)[1]
+    return environ.get(option.env_var, "")
+
+
+def user_class_named(name: str, argv: Sequence[str], environ: Mapping[str, str]) -> bool:
+    """Locust's own choice of user classes, read before it parses it: the class named on the command line
+    (or in LOCUST_USER_CLASSES), or this process a worker (the master names the classes)."""
+    named = name in argv or name in environ.get("LOCUST_USER_CLASSES", "").split()
+    return named or "--worker" in argv or environ.get("LOCUST_MODE_WORKER", "").lower() in ("1", "true")
 
 
 def _int_arg(text: str) -> int:

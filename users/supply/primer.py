@@ -16,9 +16,9 @@ from gevent.pool import Pool
 from llmclient.control import reset_prefix_cache, warm_up
 from llmclient.http import Target
 from llmclient.server_metrics import ReplicaMetrics
-from users.context import RunContext
-from users.hosts import split_hosts
-from users.prompt_service import PromptService
+from users.settings.context import RunContext
+from users.settings.hosts import split_hosts
+from users.supply.prompt_service import PromptService
 
 logger = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from llmclient.errors import ConfigError
 from llmclient.http import Target
 from prompts.source import PromptError
 from scheduler.trace import Trace, TraceError, hit_rate, ideal_cached_tokens, load_trace
-from users.hosts import split_hosts
-from users.options import Settings
-from users.run import LLMRun
+from users.services.run import LLMRun
+from users.settings.hosts import split_hosts
+from users.settings.options import Settings
 
 if TYPE_CHECKING:
     import argparse
@@ -62,6 +62,14 @@ def stop_run(environment: Environment) -> None:
         runner.quit()
         if environment.web_ui:
             environment.web_ui.stop()
+
+
+def end_with_error(environment: Environment, message: str) -> None:
+    """The run cannot go on (prompts cannot be built mid-run): one line, as a failed start says it, the
+    run stopped as -t stops it, and exit status 1."""
+    say_error(message)
+    environment.process_exit_code = 1
+    gevent.spawn(stop_run, environment)
 
 
 def preflight(run: LLMRun, host: str | None, builds_load: bool) -> None:
@@ -145,3 +153,44 @@ def warn_if_exposed(options: argparse.Namespace | None, settings: Settings) -> N
             "tests with the key; use --web-login or --web-host 127.0.0.1",
             host or "all interfaces",
         )
+
+
+def say_trace(run: LLMRun) -> None:
+    """A replay says what it replays, once, at its start."""
+    settings = run.context.settings
+    trace = run.context.trace()
+    if trace is None:
+        return
+    facts = trace_facts(settings, trace)
+    ideal = facts.get("ideal_prefix_cache_hit_rate")
+    logger.info(
+        "replaying %s (%s): %d requests over %.1f s at speed %g (%.2f req/s); an unbounded prefix cache would "
+        "hold %s of its prompt tokens", trace.path, trace.format, len(trace.requests),
+        trace.span_s / settings.trace_speed, settings.trace_speed, facts.get("rate") or 0.0,
+        f"{ideal:.1%}" if isinstance(ideal, float) else "n/a (no hash ids)",
+    )  # fmt: skip
+
+
+def say_schedule(run: LLMRun) -> None:
+    """An open loop's proof of the schedule: one line, and a warning line when it slipped."""
+    proof = run.live.schedule_proof()
+    if proof is None:
+        return
+    logger.info(
+        "open loop: %d requests, scheduled %.2f req/s, achieved %.2f, schedule lag p50/p99/max %.2f/%.2f/%.2f ms",
+        proof.requests, proof.scheduled_rate, proof.achieved_rate,
+        proof.lag_p50_s * 1e3, proof.lag_p99_s * 1e3, proof.lag_max_s * 1e3,
+    )  # fmt: skip
+    if proof.warning():
+        logger.warning(proof.warning())
+
+
+def say_warm_cache(run: LLMRun) -> None:
+    """A cache warm from an earlier run makes a server look fast: say so in one line."""
+    warm = run.live.warm_cache
+    if warm:
+        logger.warning(
+            "%d requests found their prompt's own part already in the server's prefix cache: a cache warm from "
+            "an earlier run with the same --seed, so TTFT looks better than a cold server's; use a new --seed or "
+            "--reset-prefix-cache", warm,
+        )  # fmt: skip

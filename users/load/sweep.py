@@ -16,13 +16,11 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import gevent
-from locust.runners import STATE_MISSING
 
 from llmclient.errors import ConfigError
-from llmclient.schema import number
 from scheduler.arrivals import ConstantRate, schedule
 from scheduler.levels import (
     LEVEL_LOG_COLUMNS,
@@ -35,12 +33,11 @@ from scheduler.levels import (
     level_result,
     verdict,
 )
-from users.open_loop import NO_ROW, Due, MasterDispatch, OpenLoop
+from users.load.open_loop import NO_ROW, Due, OpenLoop
+from users.observe.finished import Finished
 
 if TYPE_CHECKING:
-    from locust.runners import MasterRunner
-
-    from users.run import LLMRun
+    from users.services.run import LLMRun
 
 logger = logging.getLogger(__name__)
 
@@ -116,79 +113,6 @@ class LocalPort:
         self.open_loop.cancel()
 
 
-CLOSED_LEVEL = "llm_closed_level"  # master -> worker: {"level", "concurrency", "until", "limit"}
-CANCEL_LEVEL = "llm_cancel_level"  # master -> worker: cut the level off
-LEVEL_DONE = "llm_level_done"  # worker -> master: {"level", "sent"} once its closed level ended
-
-
-def shares(total: int, parts: int) -> list[int]:
-    """``total`` split into ``parts`` whole shares that differ by at most one."""
-    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
-
-
-class MasterPort:
-    """A distributed run's levels: the master hands a rate level's arrivals to the workers
-    (``MasterDispatch``) and splits a concurrency level's in-flight count among them."""
-
-    def __init__(self, dispatch: MasterDispatch, runner: MasterRunner, burstiness: float, seed: int) -> None:
-        self.dispatch = dispatch
-        self.runner = runner
-        self.burstiness = burstiness
-        self.seed = seed
-        self.label = ""
-        self.open = True  # the level running is an open loop
-        self.sender: gevent.Greenlet[..., int] | None = None
-        self.waiting: set[str] = set()
-        self.sent: dict[str, int] = {}
-
-    def start_level(self, level: Level, label: str, until: float, limit: int | None) -> None:
-        if not self.dispatch.wait_ready():
-            raise ConfigError("no worker is ready for the sweep's levels")
-        self.label, self.open = label, level.open_loop
-        workers = self.dispatch.workers
-        start = time.time() + LEVEL_START_LEAD_S
-        if level.open_loop:
-            arrivals = level_arrivals(level, start, until, limit, self.burstiness, self.seed)
-            groups = int(level.value) if level.kind == "prefix-groups" else None
-            self.sender = gevent.spawn(self.dispatch.send_arrivals, arrivals, label, groups)
-            return
-        self.waiting, self.sent = set(workers), {}
-        limits = shares(limit, len(workers)) if limit else [None] * len(workers)
-        for worker, concurrency, most in zip(workers, shares(int(level.value), len(workers)), limits, strict=True):
-            data = {"level": label, "concurrency": concurrency, "until": until, "limit": most}
-            self.runner.send_message(CLOSED_LEVEL, data, client_id=worker)
-
-    def on_level_done(self, worker: str, data: dict[str, Any]) -> None:
-        if data.get("level") == self.label:
-            self.waiting.discard(worker)
-            self.sent[worker] = int(data.get("sent", 0))
-
-    def sending(self) -> bool:
-        if self.open:
-            return self.sender is not None and not self.sender.dead
-        live = {c.id for c in self.runner.clients.values() if c.state != STATE_MISSING}  # a lost worker sends no more
-        return bool(self.waiting & live)
-
-    def expected_rows(self) -> int | None:
-        if self.sending():
-            return None
-        if self.open:
-            return len(self.dispatch.due_times)
-        return sum(self.sent.values())
-
-    def in_flight(self, rows: int) -> int:
-        return max(0, self.dispatch.fallen_due_now() - rows) if self.open else 0
-
-    def cancel(self) -> None:
-        if self.sender is not None:
-            self.sender.kill(block=True)
-        for worker in self.dispatch.workers:
-            self.runner.send_message(CANCEL_LEVEL, {"level": self.label}, client_id=worker)
-
-    def end(self) -> None:
-        self.dispatch.end()
-
-
 @dataclass
 class LevelRows:
     """The level running now: its finished requests, and its sending windows (an extension adds one)."""
@@ -253,15 +177,12 @@ class SweepDriver:
             self._loop.kill(block=False)
             self._loop = None
 
-    def observe(self, level: str, start: float | None, success: bool, cancelled: bool, ttft: float | None,
-                tpot: float | None, e2e: float | None) -> None:  # fmt: skip
+    def observe(self, finished: Finished) -> None:
         """A finished request (of any level: only the running level's are kept)."""
-        if level and level == self.rows.label:
-            self.rows.add(math.nan if start is None else start, success, cancelled, ttft, tpot, e2e)
-
-    def observe_row(self, row: dict[str, Any]) -> None:
-        self.observe(str(row.get("level") or ""), number(row, "start_time"), bool(row.get("success")),
-                     bool(row.get("cancelled")), number(row, "ttft_s"), number(row, "tpot_s"), number(row, "e2e_s"))  # fmt: skip
+        f = finished
+        if f.level and f.level == self.rows.label:
+            start = math.nan if f.start_time is None else f.start_time
+            self.rows.add(start, f.success, f.cancelled, f.ttft_s, f.tpot_s, f.e2e_s)
 
     # -- the levels ----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -354,7 +275,7 @@ class SweepDriver:
             "requests": result.requests, "achieved_rate": result.achieved_rate,
             "slo_attainment": result.attainment, "slo_attainment_ci": [low, high],
             "saturated": result.saturated, "resolved": result.resolved,
-            "ttft_p50_ms": _p50_ms(self.rows.ttft, self.rows.cancelled),
+            "median_ttft_ms": _median_ms(self.rows.ttft, self.rows.cancelled),
         })  # fmt: skip
 
     def _conclude(self) -> None:
@@ -373,6 +294,6 @@ class SweepDriver:
             logger.warning("no rate tried met the SLO (%s)", ", ".join(failing) or "no rate level ran")
 
 
-def _p50_ms(values: list[float], cancelled: list[bool]) -> float | None:
+def _median_ms(values: list[float], cancelled: list[bool]) -> float | None:
     kept = [v for v, c in zip(values, cancelled, strict=True) if not c and not math.isnan(v)]
     return 1000 * statistics.median(kept) if kept else None

@@ -1,0 +1,85 @@
+"""What the master and its workers say to each other: every message name and payload, in one place.
+
+Messages go through Locust's own channel (``runner.send_message``; ``register_message`` on the
+other side); the worker's periodic report (Locust's ``report_to_master`` / ``worker_report``)
+carries a few keys of ours. The master's side is ``master.py``, the worker's ``worker.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Message:
+    name: str
+    sender: str  # "master" or "worker"
+    payload: str  # what its data holds
+
+
+# worker -> master
+GRANT_REQUEST = "llm_grant_request"
+ROWS = "llm_rows"
+READY = "llm_open_loop_ready"
+LEVEL_DONE = "llm_level_done"
+# master -> worker
+GRANT = "llm_grant"
+ARRIVALS = "llm_arrivals"
+ARRIVALS_END = "llm_arrivals_end"
+CLOSED_LEVEL = "llm_closed_level"
+CANCEL_LEVEL = "llm_cancel_level"
+
+MESSAGES: tuple[Message, ...] = (
+    Message(GRANT_REQUEST, "worker", '{"want": n}: requests of the global -n its users wait for'),
+    Message(GRANT, "master", '{"count": n}: requests granted (0: none left for now)'),
+    Message(ROWS, "worker", '{"rows": [[field, ...], ...]}: finished requests, as schema.encode made them'),
+    Message(READY, "worker", "none: its prompts are built, it can take an open loop's arrivals"),
+    Message(
+        ARRIVALS,
+        "master",
+        '{"arrivals": [[due unix s, stage, trace row], ...], "cap": its share of '
+        '--max-concurrency, "level": a sweep level or "", "groups": a prefix-groups level\'s'
+        " groups or null}",
+    ),
+    Message(ARRIVALS_END, "master", "none: the schedule has ended"),
+    Message(
+        CLOSED_LEVEL, "master", '{"level", "concurrency", "until" (unix s), "limit"}: its share of a concurrency level'
+    ),
+    Message(CANCEL_LEVEL, "master", '{"level"}: cut the level off'),
+    Message(LEVEL_DONE, "worker", '{"level", "sent"}: its share of a concurrency level has ended'),
+)
+
+# keys of the worker's periodic report to the master
+REPORT_ROWS = "llm_rows"  # rows not yet shipped by a ROWS message
+REPORT_IN_FLIGHT = "llm_in_flight"  # its requests in flight now
+REPORT_QUEUED = "llm_queued"  # its open loop's requests waiting for a slot now
+REPORT_CPU = "llm_cpu"  # its CPU figures: {"seconds", "bound_seconds", "max_share", "share"}
+
+
+def grant_request(want: int) -> dict[str, int]:
+    return {"want": want}
+
+
+def grant(count: int) -> dict[str, int]:
+    return {"count": count}
+
+
+def rows(batch: list[list[str]]) -> dict[str, list[list[str]]]:
+    return {"rows": batch}
+
+
+def arrivals(batch: list[Any], cap: int | None, level: str, groups: int | None) -> dict[str, Any]:
+    return {"arrivals": [list(a) for a in batch], "cap": cap, "level": level, "groups": groups}
+
+
+def closed_level(level: str, concurrency: int, until: float, limit: int | None) -> dict[str, Any]:
+    return {"level": level, "concurrency": concurrency, "until": until, "limit": limit}
+
+
+def cancel_level(level: str) -> dict[str, str]:
+    return {"level": level}
+
+
+def level_done(level: str, sent: int) -> dict[str, Any]:
+    return {"level": level, "sent": sent}

@@ -1,0 +1,173 @@
+"""One user's client: streams, measures and records each call as one request of the run.
+
+``LLMUser``'s ``self.client`` (users/base.py) and the open loop's senders (open_loop.py) are this one
+class: the ``-n`` budget, the model, the host, requests in flight, cancellation and recording.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+import gevent
+from gevent import GreenletExit
+from locust.exception import StopUser
+
+from llmclient.errors import ConfigError
+from llmclient.http import Target
+from llmclient.measure import RequestRecord
+from llmclient.stream import CHAT, COMPLETIONS, Endpoint, Messages, build_body
+from llmclient.transports import SocketTransport, Transport
+from prompts.source import Prompt
+from users.services.run import LLMRun
+from users.settings.context import RunContext
+
+logger = logging.getLogger(__name__)
+
+FAILED_CONNECT_PAUSE_S = 0.05
+
+
+class LLMClient:
+    """One user's client: streams, measures and records each call as one request of the run.
+
+    With several hosts in ``-H`` each request goes to the one ``--host-strategy`` picks, over a
+    transport of its own (``make_transport(host)``); ``transport`` is the first host's."""
+
+    def __init__(self, run: LLMRun, host: str, transport: Transport,
+                 make_transport: Callable[[str], Transport] | None = None) -> None:  # fmt: skip
+        self.run = run
+        self.host = host
+        self.transport = transport
+        self.chooser = run.context.chooser(host)
+        self._transports = {self.chooser.hosts[0]: transport}
+        self._make_transport = make_transport
+
+    def transport_for(self, host: str) -> Transport:
+        transport = self._transports.get(host)
+        if transport is None:
+            if self._make_transport is None:
+                return self.transport
+            transport = self._transports[host] = self._make_transport(host)
+        return transport
+
+    def close(self) -> None:
+        for transport in self._transports.values():
+            transport.close()
+
+    def chat(
+        self,
+        messages: str | Messages,
+        max_tokens: int | None = None,
+        *,
+        collect_text: bool = True,
+        **extra_body: object,
+    ) -> RequestRecord:
+        """A streaming ``/v1/chat/completions`` request (a string is one user message).
+
+        ``max_tokens`` defaults to ``--max-tokens``; ``extra_body`` goes into the request's JSON
+        as it is (``tools=...``, ``temperature=...``, ``model=...``). Returns the record:
+        ``text``, ``usage``, ``finish_reason``, ``ttft_s``, ``e2e_s``, ``success``, ``error``.
+        Raises StopUser when the run's ``-n`` is spent.
+        """
+        return self.request(CHAT, messages, max_tokens, extra_body, collect_text)
+
+    def completion(
+        self, prompt: str, max_tokens: int | None = None, *, collect_text: bool = True, **extra_body: object
+    ) -> RequestRecord:
+        """A streaming ``/v1/completions`` request; as ``chat``."""
+        return self.request(COMPLETIONS, prompt, max_tokens, extra_body, collect_text)
+
+    def send_prompt(self, prompt: Prompt, record: RequestRecord | None = None) -> RequestRecord:
+        """One of the run's prompts, on the run's endpoint (the built-in task, the open loop's sends)."""
+        rec = record if record is not None else RequestRecord()
+        rec.unique_from = prompt.unique_from
+        if prompt.ideal_cached is not None:
+            rec.ideal_cached_tokens = prompt.ideal_cached
+        return self.request(self.run.context.endpoint, prompt.content, prompt.max_tokens, {}, False, rec)
+
+    def request(
+        self,
+        endpoint: Endpoint,
+        prompt: str | Messages,
+        max_tokens: int | None,
+        extra_body: Mapping[str, object],
+        collect_text: bool,
+        record: RequestRecord | None = None,
+    ) -> RequestRecord:
+        """Send one request and record it. ``record`` may come with the open loop's fields filled in."""
+        run = self.run
+        context = run.context
+        if not context.budget.take():
+            raise StopUser()
+        started = time.perf_counter()
+        rec = record if record is not None else RequestRecord()
+        counted = False
+        try:
+            try:
+                body = self._body(endpoint, prompt, max_tokens, extra_body)
+            except ConfigError as exc:
+                rec.start_time, rec.error = time.time(), str(exc)
+                run.recorder.record(rec, endpoint, time.perf_counter() - started)
+                return rec
+            rec.stage = rec.stage or context.stage_label(time.time())
+            self._send(endpoint, body, rec, collect_text, started)
+            if not rec.success and not rec.status:
+                run.recorder.record(rec, endpoint, time.perf_counter() - started)
+                gevent.sleep(FAILED_CONNECT_PAUSE_S)  # no response at all: do not hammer a dead server
+                return rec
+            run.recorder.record_soon(rec, endpoint, time.perf_counter() - started)  # counts it against the budget
+            counted = True
+            return rec
+        except (GreenletExit, StopUser):
+            raise
+        except Exception as exc:  # a bug of ours must not lose the sample: record it as a failure
+            logger.exception("client error")
+            rec.start_time = rec.start_time or time.time()
+            rec.success, rec.error = False, f"client error: {exc!r}"
+            run.recorder.record(rec, endpoint, time.perf_counter() - started)
+            return rec
+        finally:
+            if not counted:
+                context.budget.finish()
+
+    def _body(self, endpoint: Endpoint, prompt: str | Messages, max_tokens: int | None,
+              extra_body: Mapping[str, object]) -> dict[str, object]:  # fmt: skip
+        """The request's JSON (raises ConfigError when the model cannot be known)."""
+        context = self.run.context
+        settings = context.settings
+        model = str(extra_body.get("model") or context.model(self.host))
+        return build_body(endpoint, model, prompt, max_tokens or settings.max_tokens, ignore_eos=settings.ignores_eos,
+                          temperature=settings.temperature, extra_body=extra_body)  # fmt: skip
+
+    def _send(
+        self, endpoint: Endpoint, body: dict[str, object], rec: RequestRecord, collect_text: bool, started: float
+    ) -> None:
+        """Send to the host the chooser picks, counted in flight meanwhile."""
+        context = self.run.context
+        host = rec.host = self.chooser.pick()
+        context.in_flight += 1
+        self.chooser.started(host)
+        try:
+            self.transport_for(host).send(endpoint, body, rec, collect_text)
+        except GreenletExit:  # the test is stopping: the transport closed the record as cancelled
+            if rec.start_time:  # (an open-loop request stopped before its due time was never sent)
+                self.run.recorder.record(rec, endpoint, time.perf_counter() - started)
+            raise
+        finally:
+            context.in_flight -= 1
+            self.chooser.finished(host)
+
+
+def socket_transport(context: RunContext, host: str) -> SocketTransport:
+    """The suite's own client to ``host``, with the run's headers, timeouts, stamping, reactor and pacer."""
+    s = context.settings
+    return SocketTransport(
+        Target.parse(host),
+        context.headers,
+        stream_timeout=s.stream_timeout,
+        request_timeout=s.request_timeout,
+        kernel_timestamps=s.kernel_timestamps,
+        reactor=context.reactor,
+        pacer=context.pacer,
+    )

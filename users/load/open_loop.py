@@ -1,0 +1,201 @@
+"""Open-loop load: each arrival is sent when it is due, in a greenlet of its own, whatever earlier
+requests are doing; ``--max-concurrency`` (this process's share) makes a due request wait for a
+free slot, and that wait is its ``queue_s``.
+
+Each arrival is made ready ``LEAD_S`` before it is due (a slot, the prompt, the body, a connected
+socket) and armed on the run's pacer (``llmclient/pacer.py``): at the due time, whichever greenlet
+holds the event loop starts its clocks and writes it. A slot held ahead of time is held at most
+``LEAD_S`` early; an arrival stopped before its due time (the run or a level ends) was never sent
+and has no row (``unsent``).
+
+A local run draws its own schedule (``scheduler.arrivals``); in a distributed run the master
+draws it and hands each worker its arrivals a little ahead of time, as unix due times
+(``MasterDispatch``), so the arrival process is one process whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+import gevent
+from gevent.lock import BoundedSemaphore
+from gevent.pool import Group
+from locust.exception import StopUser
+
+from llmclient.measure import RequestRecord
+from llmclient.transports import Transport
+from scheduler.arrivals import schedule
+from scheduler.trace import arrivals as trace_arrivals
+from users.load.client import LLMClient, socket_transport
+from users.services.run import LLMRun
+
+logger = logging.getLogger(__name__)
+
+LEAD_S = 0.05  # an arrival is made ready this long before it is due
+START_LEAD_S = 0.05  # the first arrival is due this long after the schedule starts
+
+Due = tuple[float, str, int]  # (unix due time, stage, the trace's row or NO_ROW)
+NO_ROW = -1
+
+
+def local_arrivals(run: LLMRun) -> Iterator[Due]:
+    """This process's whole schedule (a local run), due from now on."""
+    s = run.context.settings
+    trace = run.context.trace()
+    start = time.time() + START_LEAD_S
+    if trace is not None:
+        for arrival in trace_arrivals(trace, s.trace_speed, s.num_requests):
+            yield start + arrival.offset_s, "", arrival.index
+        return
+    profile = s.open_loop
+    assert profile is not None
+    for arrival in schedule(profile, s.burstiness, s.seed, total=s.num_requests):
+        yield start + arrival.offset_s, arrival.stage, NO_ROW
+
+
+class TransportPool:
+    """Idle keep-alive transports, shared by the open loop's requests.
+
+    Keeps ``spare`` of them connected ahead: a due request that had to connect first would wait
+    for the connection (and the event loop's other work meanwhile) after its clock started.
+    """
+
+    def __init__(self, make: Callable[[], Transport], spare: int = 16) -> None:
+        self._make = make
+        self.spare = spare
+        self._idle: list[Transport] = []
+        self._filler: gevent.Greenlet[..., None] | None = None
+
+    def get(self) -> Transport:
+        transport = self._idle.pop() if self._idle else self._make()
+        if len(self._idle) < self.spare and (self._filler is None or self._filler.dead):
+            self._filler = gevent.spawn(self._fill)
+        return transport
+
+    def _fill(self) -> None:
+        while len(self._idle) < self.spare:
+            transport = self._make()
+            transport.prepare()
+            self._idle.append(transport)
+
+    def put(self, transport: Transport) -> None:
+        self._idle.append(transport)
+
+    def close(self) -> None:
+        if self._filler is not None:
+            self._filler.kill(block=False)
+        for transport in self._idle:
+            transport.close()
+        self._idle.clear()
+
+
+class OpenLoop:
+    """Sends this process's arrivals when due; ``queued``: how many wait for a slot now."""
+
+    def __init__(self, run: LLMRun, host: str, cap: int | None) -> None:
+        self.run = run
+        self.host = host
+        self.chooser = run.context.chooser(host)  # a bad host fails here, once
+        self.pools = {one: TransportPool(lambda one=one: socket_transport(run.context, one))  # type: ignore[misc]
+                      for one in self.chooser.hosts}  # fmt: skip
+        self.cap = BoundedSemaphore(cap) if cap else None
+        self.requests = Group()
+        self.queued = 0
+        self.unsent = 0  # arrivals made ready but stopped before their due time: no request, no row
+        self.level = ""  # a sweep's current level: every request sent now carries it
+        self._loop: gevent.Greenlet[..., None] | None = None  # sends the arrivals
+        self._closed: gevent.Greenlet[..., None] | None = None  # a closed level's loops
+
+    def set_cap(self, cap: int | None) -> None:
+        """This process's share of --max-concurrency (a worker learns it from the master)."""
+        if cap and self.cap is None:
+            self.cap = BoundedSemaphore(cap)
+
+    def start(self, arrivals: Iterable[Due], on_end: Callable[[], None] | None = None) -> None:
+        self._loop = gevent.spawn(self._release, arrivals, on_end)
+
+    @property
+    def sending(self) -> bool:
+        """Arrivals (or a closed level's loops) remain to be sent."""
+        return any(g is not None and not g.dead for g in (self._loop, self._closed))
+
+    def _release(self, arrivals: Iterable[Due], on_end: Callable[[], None] | None) -> None:
+        for due, stage, row in arrivals:
+            ahead = due - LEAD_S - time.time()
+            if ahead > 0:
+                gevent.sleep(ahead)
+            rec = RequestRecord(scheduled_time=due, stage=stage, level=self.level)
+            if row != NO_ROW:
+                rec.trace_index = row
+            self.requests.spawn(self._send, rec)
+        self.requests.join()
+        if on_end is not None:
+            on_end()
+
+    def start_closed(self, concurrency: int, until: float, limit: int | None,
+                     on_send: Callable[[], None] | None = None) -> None:  # fmt: skip
+        """A closed level: ``concurrency`` requests in flight, each sent when one ends, until the unix
+        time ``until`` or ``limit`` requests (no due times, no queue)."""
+        sent = [0]
+
+        def loop() -> None:
+            while time.time() < until and (limit is None or sent[0] < limit):
+                sent[0] += 1
+                if on_send is not None:
+                    on_send()
+                self._send(RequestRecord(level=self.level), capped=False)
+
+        def run_all() -> None:
+            for _ in range(concurrency):
+                self.requests.spawn(loop)  # cancel() kills them with the requests
+            self.requests.join()
+
+        self._closed = gevent.spawn(run_all)
+
+    def join_closed(self) -> None:
+        if self._closed is not None:
+            self._closed.join()
+
+    def cancel(self) -> None:
+        """Cut off what is being sent and in flight now (recorded as cancelled); ready for the next level."""
+        for greenlet in (self._loop, self._closed):
+            if greenlet is not None:
+                greenlet.kill(block=True)
+        self._loop = self._closed = None
+        self.requests.kill(block=True)
+
+    def _send(self, rec: RequestRecord, capped: bool = True) -> None:
+        """Make the request ready and send it (at its due time, when it has one), then read it to its end."""
+        if self.cap is not None and capped:
+            self.queued += 1
+            try:
+                self.cap.acquire()
+            finally:
+                self.queued -= 1
+        if capped and rec.scheduled_time is not None:  # the wait for a slot past the due time
+            rec.queue = max(0.0, time.time() - rec.scheduled_time) if self.cap is not None else 0.0
+        host = self.chooser.pick()
+        pool = self.pools[host]
+        transport = pool.get()
+        self.chooser.started(host)
+        try:
+            prompts = self.run.prompts
+            prompt = prompts.prompt_for(rec.trace_index) if rec.trace_index is not None else prompts.next_prompt()
+            LLMClient(self.run, host, transport).send_prompt(prompt, rec)
+        except StopUser:  # -n is spent
+            pass
+        finally:
+            if rec.scheduled_time is not None and not rec.start_time:
+                self.unsent += 1
+            self.chooser.finished(host)
+            pool.put(transport)
+            if self.cap is not None and capped:
+                self.cap.release()
+
+    def stop(self) -> None:
+        """End the schedule; requests in flight are cut off (and recorded as cancelled)."""
+        self.cancel()
+        for pool in self.pools.values():
+            pool.close()

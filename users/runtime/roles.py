@@ -1,0 +1,416 @@
+"""The run's wiring into Locust, one class per role, as Locust has one runner class per role.
+
+``register(environment)`` is the one call a locustfile makes (from its ``init`` listener,
+through ``users.plugin.install``); it picks the role from the runner:
+
+- ``LocalRole`` (one process): prompts, load, server state, the files, the live figures;
+- ``MasterRole``: server state (cache reset, warm-up, ``/metrics``), the global ``-n``,
+  the per-request CSV from the workers' rows, the live figures; sends no load
+  (its side of the channel: ``distributed/master.py``);
+- ``WorkerRole``: prompts and load with the master's settings; ships its rows to the master
+  (``distributed/worker.py``).
+
+Each finished request reaches the per-request CSV and the run's observers (``observe/finished.py``)
+from one listener of Locust's ``request`` event, or at the master from the rows its workers ship.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import gevent
+from locust.runners import STATE_INIT, STATE_STOPPED, STATE_STOPPING, MasterRunner, WorkerRunner
+
+from llmclient.errors import ConfigError
+from prompts.source import PromptError
+from users.calibration.floor import calibrate, describe
+from users.distributed.master import MasterCoordinator, MasterDispatch, MasterPort, MasterSide
+from users.distributed.worker import WorkerBudget, WorkerSide
+from users.load.open_loop import OpenLoop, local_arrivals
+from users.load.sweep import LoadPort, LocalPort, SweepDriver
+from users.observe.cpu_watch import CpuWatch
+from users.observe.finished import Finished, Observers
+from users.observe.request_log import RequestLog
+from users.runtime.fail_ratio import FailRatioGuard
+from users.runtime.lifecycle import (
+    deliver_ctrl_c_to_main,
+    end_with_error,
+    fail_fast,
+    preflight,
+    say_schedule,
+    say_trace,
+    say_warm_cache,
+    stop_run,
+    warn_if_exposed,
+    write_run_config,
+)
+from users.runtime.live import LiveFigures
+from users.runtime.locust_fixes import install_cached_default_args, install_final_csv_write
+from users.services.recorder import ENDPOINT_KEY, RECORD_KEY
+from users.services.run import LLMRun
+from users.settings.budget import RequestBudget
+from users.settings.options import Settings
+from users.web import login as web_login
+
+if TYPE_CHECKING:
+    from locust.env import Environment
+
+logger = logging.getLogger(__name__)
+
+RUN_ATTRIBUTE = "llm_run"
+
+
+class Role:
+    """What every role does; subclasses add their own part."""
+
+    builds_load: ClassVar[bool] = True  # sends requests (local, worker)
+    touches_server: ClassVar[bool] = True  # resets, warms and scrapes the server (local, master)
+
+    def __init__(self, environment: Environment, settings: Settings) -> None:
+        self.environment = environment
+        options = environment.parsed_options
+        self.options = options
+        self.csv_prefix: str | None = getattr(options, "csv_prefix", None) if options is not None else None
+        self.host: str | None = environment.host or getattr(options, "host", None)
+        self.request_log = RequestLog(
+            f"{self.csv_prefix}_requests.csv" if self.csv_prefix else None,
+            worker=self.worker_id,
+            forward=not self.touches_server,
+        )
+        self.run = LLMRun(settings, self.request_log, environment.events.request.fire, self.csv_prefix, self.stream_id)
+        self.run.prompts.on_fatal = lambda message: end_with_error(environment, message)
+        self.observers = Observers()  # every finished request's live observers (observe/finished.py)
+        self.fail_guard: FailRatioGuard | None = None
+        self.open_loop: OpenLoop | None = None  # this process's sender of due arrivals
+        self.sweep: SweepDriver | None = None  # a sweep's or capacity search's levels (local, master)
+        self.cpu = CpuWatch()  # is the client the bottleneck?
+        self.run.primer.extra_columns = self.cpu.peak_for_scrape
+        self.figures = LiveFigures(environment, self.run, self.cpu, self.in_flight_now, self.queued_now)
+
+    @property
+    def worker_id(self) -> str:
+        """The ``worker`` column of this process's rows."""
+        return "local"
+
+    @property
+    def stream_id(self) -> str:
+        """Distinguishes this process's prompt suffixes from other workers'."""
+        return "0"
+
+    def in_flight_now(self) -> float:
+        return float(self.run.context.in_flight)
+
+    def queued_now(self) -> float:
+        return float(self.open_loop.queued if self.open_loop is not None else 0)
+
+    # -- wiring --------------------------------------------------------------------------------
+    def wire(self) -> None:
+        events = self.environment.events
+        run = self.run
+        # an open loop's requests are cut off first, then the backlog is recorded, before the request
+        # log ships or closes its rows
+        for hook in (events.test_stop, events.quitting):
+            hook.add_listener(self.stop_open_loop)
+            hook.add_listener(run.recorder.drain)
+        events.request.add_listener(self.on_request)
+        events.quit.add_listener(lambda **_kw: self.request_log.close())
+        events.test_start.add_listener(self.on_test_start)
+        events.test_stop.add_listener(self.on_test_stop)
+
+    def observe_everything(self) -> None:
+        """The live figures, the exporter and a sweep's level windows observe every finished request."""
+        self.observers.add(self.run.live.observe)
+        self.observers.add(self.figures.exporter.observe)
+        self.observers.add(self.observe_level)
+
+    def observe_level(self, finished: Finished) -> None:
+        if self.sweep is not None:
+            self.sweep.observe(finished)
+
+    def on_request(self, context: dict[str, Any] | None = None, **_kw: object) -> None:
+        """Locust's request event: a request of this process finished (its TTFT/TPOT rows carry no record)."""
+        rec = context.get(RECORD_KEY) if context else None
+        if rec is not None and context is not None:
+            self.request_log.add(rec, context.get(ENDPOINT_KEY, ""))
+            self.observers.record(rec)
+
+    # -- the test --------------------------------------------------------------------------------
+    def on_test_start(self, environment: Environment, **_kw: object) -> None:
+        host = environment.host
+        if not host:
+            logger.error("no host: set -H http://HOST:PORT or the host field of the web UI")
+            return
+        self.run.live.reset()
+        self.cpu.start()
+        self.run.context.started = time.time()
+        try:
+            # the web UI's form (and, on a worker, the master's spawn message) may have changed the options
+            options = Settings.from_options(environment.parsed_options)
+            if options != replace(self.run.context.settings, model=options.model):
+                self.run.context.apply(options)
+            self.start(host)
+        except (PromptError, ConfigError, ValueError) as exc:
+            logger.error("cannot start the test: %s", exc)
+            gevent.spawn(stop_run, environment)
+
+    def start(self, host: str) -> None:
+        """The role's part of a test start (raises PromptError, ConfigError, ValueError)."""
+        if self.builds_load:
+            self.run.prompts.prepare(host)
+        if self.touches_server:
+            say_trace(self.run)
+            self.run.primer.prime(host)
+            ratio = self.run.context.settings.max_fail_ratio
+            if ratio is not None:
+                self.fail_guard = FailRatioGuard(
+                    self.environment.stats,
+                    self.run.context.endpoint.path,
+                    ratio,
+                    lambda: gevent.spawn(stop_run, self.environment),
+                )
+                self.fail_guard.start()
+
+    def on_test_stop(self, **_kw: object) -> None:
+        if self.fail_guard is not None:
+            self.fail_guard.stop()
+        self.cpu.stop()
+        self.run.primer.stop()
+        self.run.prompts.stop()
+        if self.touches_server:
+            say_schedule(self.run)
+            say_warm_cache(self.run)
+            self.cpu.finish(self.csv_prefix)
+
+    def stop_open_loop(self, **_kw: object) -> None:
+        if self.sweep is not None:
+            self.sweep.stop()
+            self.sweep = None
+        if self.open_loop is not None:
+            self.open_loop.stop()
+            self.open_loop = None
+
+    def start_sweep(self, host: str, port: LoadPort, on_end: Callable[[], None] | None = None) -> None:
+        plan = self.run.context.settings.make_plan()
+        assert plan is not None
+
+        def end() -> None:
+            if on_end is not None:
+                on_end()
+            gevent.spawn(stop_run, self.environment)
+
+        self.sweep = SweepDriver(self.run, port, plan, self.csv_prefix, lambda: self.run.primer.prepare_level(host),
+                                 end)  # fmt: skip
+        self.sweep.start()
+
+    def on_budget_complete(self) -> None:
+        logger.info("All %s requests finished", self.run.context.settings.num_requests)
+        gevent.spawn(stop_run, self.environment)
+
+
+class LocalRole(Role):
+    def wire(self) -> None:
+        super().wire()
+        self.observe_everything()
+        self.figures.serve_metrics()
+        self.figures.wire_web(self.csv_prefix)
+
+    def start(self, host: str) -> None:
+        settings = self.run.context.settings
+        budget = RequestBudget(settings.num_requests, on_complete=self.on_budget_complete)
+        self.run.context.budget = budget
+        super().start(host)
+        if settings.levels:
+            self.open_loop = OpenLoop(self.run, host, settings.max_concurrency)
+            self.start_sweep(host, LocalPort(self.open_loop, settings.burstiness, settings.seed))
+        elif settings.open_loop_run:
+            self.open_loop = OpenLoop(self.run, host, settings.max_concurrency)
+
+            # with -n the budget ends the run; a schedule that ends first (stages, a trace) ends it here, from
+            # a greenlet of its own (stopping kills the open loop's, which calls this)
+            def on_end() -> None:
+                if not budget.exhausted:
+                    gevent.spawn(stop_run, self.environment)
+
+            self.open_loop.start(local_arrivals(self.run), on_end)
+
+
+class MasterRole(Role):
+    builds_load = False
+
+    def __init__(self, environment: Environment, settings: Settings) -> None:
+        super().__init__(environment, settings)
+        runner = environment.runner
+        assert isinstance(runner, MasterRunner)
+        self.side = MasterSide(runner, self.request_log, self.observers, self.cpu)
+
+    def in_flight_now(self) -> float:
+        return super().in_flight_now() + sum(self.side.in_flight.values())
+
+    def queued_now(self) -> float:
+        return super().queued_now() + sum(self.side.queued.values())
+
+    def wire(self) -> None:
+        super().wire()
+        if getattr(self.options, "master_bind_port", None) == 0:  # Locust binds a free port then, and says 0
+            logger.info("master listening for workers on port %d", self.side.runner.server.port)
+        self.side.wire()
+        events = self.environment.events
+        events.worker_report.add_listener(self.side.on_worker_report)
+        events.quitting.add_listener(self.on_quitting)
+        self.observe_everything()
+        self.figures.serve_metrics()
+        self.figures.wire_web(self.csv_prefix)
+
+    def start(self, host: str) -> None:
+        side = self.side
+        side.new_test()
+        if side.coordinator is not None:  # a new ledger for every test
+            side.coordinator.stop()
+        settings = self.run.context.settings
+        # an open loop's -n is its schedule's: no grants, the dispatch says how many rows to expect
+        side.coordinator = MasterCoordinator(
+            self.environment,
+            None if settings.open_loop_run else settings.num_requests,
+            on_complete=self.on_budget_complete,
+        )
+        side.coordinator.start()
+        super().start(host)
+        if settings.levels:
+            side.dispatch = MasterDispatch(self.run, side.runner, side.coordinator)
+            side.port = MasterPort(side.dispatch, side.runner, settings.burstiness, settings.seed)
+            self.start_sweep(host, side.port, on_end=side.port.end)
+        elif settings.open_loop_run:
+            side.dispatch = MasterDispatch(self.run, side.runner, side.coordinator)
+            side.dispatch.start()
+
+    def on_test_stop(self, **_kw: object) -> None:
+        if self.side.coordinator is not None:
+            self.side.coordinator.stop()
+        if self.side.dispatch is not None:
+            self.side.dispatch.stop()
+            self.side.dispatch = None
+        super().on_test_stop()
+
+    def on_quitting(self, environment: Environment, **_kw: object) -> None:
+        """Ctrl-C or SIGTERM at the master: stop the workers first, so their last rows arrive."""
+        runner = environment.runner
+        if runner is not None and runner.state not in (STATE_INIT, STATE_STOPPED, STATE_STOPPING):
+            logger.info("stopping the workers to collect their last rows")
+            runner.stop()
+
+
+class WorkerRole(Role):
+    touches_server = False
+
+    def __init__(self, environment: Environment, settings: Settings) -> None:
+        super().__init__(environment, settings)
+        runner = environment.runner
+        assert isinstance(runner, WorkerRunner)
+        self.side = WorkerSide(runner, self.run, self.request_log, self.cpu)
+
+    @property
+    def worker_id(self) -> str:
+        runner = self.environment.runner
+        return str(getattr(runner, "client_id", "worker"))
+
+    @property
+    def stream_id(self) -> str:
+        index = getattr(self.environment.runner, "worker_index", None)
+        return f"w{index}" if index is not None else "0"
+
+    def wire(self) -> None:
+        install_cached_default_args()
+        super().wire()  # the open loop is stopped and the backlog recorded before the rows are shipped
+        self.side.wire()
+        events = self.environment.events
+        events.report_to_master.add_listener(self.side.on_report_to_master)
+        events.test_stop.add_listener(self.side.ship)
+        events.quitting.add_listener(self.side.ship)
+        events.quit.add_listener(self.side.stop_shipping)
+        # a worker's own figures on --metrics-port (one forked by --processes leaves them to the master)
+        if not getattr(self.options, "processes", None) and self.figures.serve_metrics():
+            self.observers.add(self.figures.exporter.observe)
+
+    def start(self, host: str) -> None:
+        context = self.run.context
+        open_loop = context.settings.scheduled
+        context.budget = (  # an open loop's -n is the master's schedule: no grants
+            WorkerBudget(self.side.send) if context.settings.num_requests and not open_loop else RequestBudget(None)
+        )
+        super().start(host)
+        if open_loop:
+            self.open_loop = self.side.start_open_loop(host)
+
+    def stop_open_loop(self, **_kw: object) -> None:
+        super().stop_open_loop()
+        self.side.stop()
+
+
+def run_calibration(settings: Settings, options: Any, csv_prefix: str | None) -> None:
+    """``--calibrate``: the client's floor at this run's concurrency and sizes, before it starts."""
+    users = settings.max_concurrency or getattr(options, "num_users", None) or 1
+    logger.info("calibrating the client's floor at %d streams (about 10 s)", users)
+    try:
+        result = calibrate(users, settings.input_tokens, settings.max_tokens, endpoint=settings.endpoint)
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        logger.warning("the calibration failed, the run goes on without it: %s", exc)
+        return
+    logger.info(describe(result))
+    if csv_prefix:
+        with open(f"{csv_prefix}_calibration.json", "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+
+
+def role_for(environment: Environment) -> type[Role]:
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        return MasterRole
+    if isinstance(runner, WorkerRunner):
+        return WorkerRole
+    return LocalRole
+
+
+def register(environment: Environment, preflight_checks: bool = True) -> LLMRun:
+    """Validate options, check the server, and wire recording into ``environment``."""
+    options = environment.parsed_options
+    try:
+        settings = Settings.from_options(options)
+    except ConfigError as exc:
+        fail_fast(str(exc))
+    role_class = role_for(environment)
+    if options is not None:  # a real locust process (not an Environment built by a test)
+        deliver_ctrl_c_to_main()
+    if getattr(options, "web_login", False) and role_class.touches_server and web_login.credentials() is None:
+        fail_fast("--web-login needs LOCUST_WEB_USERNAME and LOCUST_WEB_PASSWORD in the environment")
+    try:
+        role = role_class(environment, settings)
+    except ValueError as exc:
+        fail_fast(str(exc))
+    run = role.run
+    setattr(environment, RUN_ATTRIBUTE, run)
+    warn_if_exposed(options, settings)
+    if preflight_checks and options is not None and getattr(options, "headless", False) and role.touches_server:
+        preflight(run, role.host, role.builds_load)
+    if role.csv_prefix:
+        install_final_csv_write()
+        write_run_config(f"{role.csv_prefix}_config.json", run.context.settings, options, role.host)
+    if run.context.settings.calibrate and role.touches_server:
+        run_calibration(run.context.settings, options, role.csv_prefix)
+    role.wire()
+    return run
+
+
+def get_run(environment: Environment) -> LLMRun:
+    """The run ``register`` kept on the environment (a bare one for an Environment built by hand, as tests do)."""
+    run: LLMRun | None = getattr(environment, RUN_ATTRIBUTE, None)
+    if run is None:
+        settings = Settings.from_options(environment.parsed_options)
+        run = LLMRun(settings, RequestLog(None), environment.events.request.fire)
+        setattr(environment, RUN_ATTRIBUTE, run)
+    return run
