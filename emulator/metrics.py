@@ -6,6 +6,7 @@ import bisect
 import time
 from typing import Any
 
+SLOW = [0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0]  # the slow end vLLM's TTFT and ITL buckets share
 TTFT_BUCKETS = [
     0.001,
     0.005,
@@ -17,15 +18,7 @@ TTFT_BUCKETS = [
     0.1,
     0.25,
     0.5,
-    0.75,
-    1.0,
-    2.5,
-    5.0,
-    7.5,
-    10.0,
-    20.0,
-    40.0,
-    80.0,
+    *SLOW,
     160.0,
     640.0,
     2560.0,
@@ -41,15 +34,7 @@ ITL_BUCKETS = [
     0.3,
     0.4,
     0.5,
-    0.75,
-    1.0,
-    2.5,
-    5.0,
-    7.5,
-    10.0,
-    20.0,
-    40.0,
-    80.0,
+    *SLOW,
 ]
 E2E_BUCKETS = [
     0.3,

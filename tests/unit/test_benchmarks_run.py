@@ -11,17 +11,18 @@ import pytest
 from tests.procs import ROOT
 
 
+def bench(module: str, *args: str, timeout: float = 120) -> str:
+    """Run ``python -m bench.MODULE ARGS``; its standard output (a failure shows its standard error)."""
+    proc = subprocess.run([sys.executable, "-m", f"bench.{module}", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
 @pytest.mark.timeout(120)
 def test_report_speed_benchmark_runs_small():
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.report_speed", "--rows", "3000", "--gaps", "4"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout[proc.stdout.index("{") :])
+    stdout = bench("report_speed", "--rows", "3000", "--gaps", "4")
+    result = json.loads(stdout[stdout.index("{") :])
     assert result["rows"] == 3000 and result["report_seconds"] > 0 and result["peak_rss_mb"] > 0
     assert "bench_report.html" in result["outputs"] and "bench_overview.png" in result["outputs"]
 
@@ -29,50 +30,37 @@ def test_report_speed_benchmark_runs_small():
 @pytest.mark.timeout(120)
 def test_client_overhead_benchmark_runs_small(tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.client_overhead", "--seconds", "6", "--conditions", "8x500",
-         "--users", "VLLMUser", "--timestamps", "kernel", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    stdout = bench("client_overhead", "--seconds", "6", "--conditions", "8x500", "--users", "VLLMUser",
+                   "--timestamps", "kernel", "--json", str(out))  # fmt: skip
     (result,) = json.loads(out.read_text())
     assert result["requests_compared"] > 0 and result["ttft_error_p50_ms"] is not None
     assert result["ttft_error_p50_ms"] >= 0  # the client cannot see a token before the server sends it
     assert 0 < result["achieved_pct"] <= 101 and result["client_us_per_chunk"] > 0
     assert 0 < result["step_rate_pct"] <= 101 and 0 < result["occupancy_pct"] <= 101
     assert len(result["request_leg_p50_p99_ms"]) == 2 and len(result["token_leg_p50_p99_ms"]) == 2
-    assert "| VLLMUser | kernel | 8 x 500 |" in proc.stdout
+    assert "| VLLMUser | kernel | 8 x 500 |" in stdout
 
 
 @pytest.mark.timeout(120)
 def test_open_loop_benchmark_runs_small(tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.open_loop", "--seconds", "2", "--conditions", "20xinf:8", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    stdout = bench("open_loop", "--seconds", "2", "--conditions", "20xinf:8", "--json", str(out))
     (result,) = json.loads(out.read_text())
     assert result["requests"] == 40 and result["all_succeeded"]
     assert result["achieved_vs_scheduled_pct"] > 0 and result["lag_p99_ms"] >= 0 and result["gap_cv"] >= 0
-    assert "| 20 | inf |" in proc.stdout
+    assert "| 20 | inf |" in stdout
 
 
 @pytest.mark.timeout(120)
 def test_exporter_benchmark_runs_small():
-    proc = subprocess.run([sys.executable, "-m", "bench.exporter", "--requests", "200", "--gaps", "16"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout)
+    result = json.loads(bench("exporter", "--requests", "200", "--gaps", "16"))
     assert result["observe_record_us"] > 0 and result["scrape_ms"] > 0 and result["page_bytes"] > 1000
 
 
 @pytest.mark.timeout(300)
 def test_capacity_benchmark_runs_small():
-    proc = subprocess.run([sys.executable, "-m", "bench.capacity", "--settings", "4:5:8", "--level-duration", "3"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.splitlines()[-1])
+    stdout = bench("capacity", "--settings", "4:5:8", "--level-duration", "3", timeout=300)
+    result = json.loads(stdout.splitlines()[-1])
     assert result["expected_rps"] == pytest.approx(86.81, abs=0.01) and result["capacity_rps"] > 0
     assert result["auto_levels"] >= 3
 
@@ -80,11 +68,7 @@ def test_capacity_benchmark_runs_small():
 @pytest.mark.timeout(120)
 def test_trace_replay_benchmark_runs_small(tmp_path):
     out = tmp_path / "bench.json"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.trace_replay", "--seconds", "2", "--rate", "20", "--json", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    bench("trace_replay", "--seconds", "2", "--rate", "20", "--json", str(out))
     result = json.loads(out.read_text())
     ample, small = result["replays"]
     assert ample["requests"] == small["requests"] == 40 and ample["exact_lengths"] and small["exact_lengths"]

@@ -1,17 +1,6 @@
-"""The client's floor on this machine: what the suite itself adds to TTFT and ITL, and how many streamed
-chunks one client core keeps up with.
-
-    .venv/bin/python -m users.calibrate [-u 128] [--input-tokens 2048] [--max-tokens 512] [--seconds 10]
-                                        [--endpoint chat] [--out FILE]
-
-or ``--calibrate`` in a run (same concurrency, prompt and output sizes; ``PREFIX_calibration.json``,
-shown in the report). The emulator (``python -m emulator``) runs with no prefill cost and 1 ms decode
-steps, as fast a server as this machine can host; a headless ``locust`` with the run's sizes streams
-from it. Its log is the truth: the client's TTFT minus the emulator's for the same request (the
-emulator counts from the kernel's receive stamp to its write of the first token), and the same for the
-decode span over the tokens after the first (the ITL error). Chunks per client CPU second = streamed
-chunks / the client process's CPU time during the test (its CPU guard's count: start-up not included).
-"""
+"""The client's floor: what the suite itself adds to TTFT and ITL against an emulator as fast as this machine
+can host, and how many streamed chunks one client core keeps up with (``python -m users.calibrate`` and
+``--calibrate``; the method is said there)."""
 
 from __future__ import annotations
 

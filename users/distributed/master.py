@@ -17,6 +17,7 @@ import time
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -31,7 +32,6 @@ from users.settings.budget import GrantLedger
 
 if TYPE_CHECKING:
     from locust.env import Environment
-    from locust.rpc.protocol import Message
 
     from users.observe.cpu_watch import CpuWatch
     from users.observe.finished import Observers
@@ -335,19 +335,19 @@ class MasterPort:
         self.dispatch.end()
 
 
+@dataclass
 class MasterSide:
     """The master's receiving end: rows, grant requests, readiness, finished levels and the workers' reports."""
 
-    def __init__(self, runner: MasterRunner, request_log: RequestLog, observers: Observers, cpu: CpuWatch) -> None:
-        self.runner = runner
-        self.request_log = request_log
-        self.observers = observers
-        self.cpu = cpu
-        self.coordinator: MasterCoordinator | None = None
-        self.dispatch: MasterDispatch | None = None
-        self.port: MasterPort | None = None  # a sweep's levels, through the workers
-        self.in_flight: dict[str, int] = {}  # each worker's, as it last reported
-        self.queued: dict[str, int] = {}
+    runner: MasterRunner
+    request_log: RequestLog
+    observers: Observers
+    cpu: CpuWatch
+    coordinator: MasterCoordinator | None = None
+    dispatch: MasterDispatch | None = None
+    port: MasterPort | None = None  # a sweep's levels, through the workers
+    in_flight: dict[str, int] = field(default_factory=dict)  # each worker's, as it last reported
+    queued: dict[str, int] = field(default_factory=dict)
 
     def wire(self) -> None:
         """Listen to the workers' messages (their reports come through ``on_worker_report``, wired by the runtime)."""
@@ -358,7 +358,7 @@ class MasterSide:
             protocol.LEVEL_DONE: self.on_level_done,
         }
         for name, handler in handlers.items():
-            self.runner.register_message(name, _unwrapped(handler))
+            self.runner.register_message(name, protocol.listener(handler))
 
     def new_test(self) -> None:
         self.in_flight.clear()
@@ -392,13 +392,3 @@ class MasterSide:
             self.queued[client_id] = int(data[protocol.REPORT_QUEUED])
         if protocol.REPORT_CPU in data:
             self.cpu.on_worker_report(client_id, data[protocol.REPORT_CPU])
-
-
-def _unwrapped(handler: Callable[[str, Any], None]) -> Callable[..., None]:
-    """A Locust message listener that calls ``handler(worker id, data)``; data is {} when the message had none."""
-
-    def listener(environment: Environment | None = None, msg: Message | None = None, **_kw: object) -> None:
-        if msg is not None:
-            handler(msg.node_id, msg.data or {})
-
-    return listener

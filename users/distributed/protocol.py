@@ -7,8 +7,13 @@ carries a few keys of ours. The master's side is ``master.py``, the worker's ``w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from locust.env import Environment
+    from locust.rpc.protocol import Message as LocustMessage
 
 
 @dataclass(frozen=True)
@@ -83,3 +88,13 @@ def cancel_level(level: str) -> dict[str, str]:
 
 def level_done(level: str, sent: int) -> dict[str, Any]:
     return {"level": level, "sent": sent}
+
+
+def listener(handler: Callable[[str, Any], None]) -> Callable[..., None]:
+    """A Locust message listener that calls ``handler(the sender's id, data)``; data is {} when the message had none."""
+
+    def listen(environment: Environment | None = None, msg: LocustMessage | None = None, **_kw: object) -> None:
+        if msg is not None:
+            handler(msg.node_id, msg.data or {})
+
+    return listen

@@ -20,8 +20,6 @@ from users.distributed import protocol
 from users.load.open_loop import NO_ROW, Due, OpenLoop
 
 if TYPE_CHECKING:
-    from locust.env import Environment
-    from locust.rpc.protocol import Message
     from locust.runners import WorkerRunner
 
     from users.observe.cpu_watch import CpuWatch
@@ -120,7 +118,7 @@ class WorkerSide:
     def wire(self) -> None:
         """Listen to the master's messages and ship rows every SHIP_INTERVAL_S; the runtime calls ``ship`` at the
         test's stop, ``on_report_to_master`` with each report and ``stop_shipping`` at the end."""
-        handlers: dict[str, Callable[[dict[str, Any]], None]] = {
+        handlers: dict[str, Callable[[str, dict[str, Any]], None]] = {
             protocol.GRANT: self.on_grant,
             protocol.ARRIVALS: self.on_arrivals,
             protocol.ARRIVALS_END: self.on_arrivals_end,
@@ -128,7 +126,7 @@ class WorkerSide:
             protocol.CANCEL_LEVEL: self.on_cancel_level,
         }
         for name, handler in handlers.items():
-            self.runner.register_message(name, _unwrapped(handler))
+            self.runner.register_message(name, protocol.listener(handler))
         self._shipper = gevent.spawn(self._ship_often)
 
     # -- rows and reports ----------------------------------------------------------------------
@@ -165,12 +163,12 @@ class WorkerSide:
         self.send(protocol.READY, None)
         return self.open_loop
 
-    def on_grant(self, data: dict[str, Any]) -> None:
+    def on_grant(self, _master: str, data: dict[str, Any]) -> None:
         budget = self.run.context.budget
         if isinstance(budget, WorkerBudget):
             budget.on_grant(int(data.get("count", 0)))
 
-    def on_arrivals(self, data: dict[str, Any]) -> None:
+    def on_arrivals(self, _master: str, data: dict[str, Any]) -> None:
         if self.open_loop is not None and self.feed is not None and data:
             self.open_loop.set_cap(data.get("cap"))
             self.open_loop.level = str(data.get("level") or "")
@@ -178,11 +176,11 @@ class WorkerSide:
                 self.run.prompts.use_groups(int(data["groups"]))
             self.feed.put_many(data["arrivals"])
 
-    def on_arrivals_end(self, _data: dict[str, Any]) -> None:
+    def on_arrivals_end(self, _master: str, _data: dict[str, Any]) -> None:
         if self.feed is not None:
             self.feed.end()
 
-    def on_closed_level(self, data: dict[str, Any]) -> None:
+    def on_closed_level(self, _master: str, data: dict[str, Any]) -> None:
         """A sweep's concurrency level: this worker's share of the requests in flight, then LEVEL_DONE."""
         open_loop = self.open_loop
         if open_loop is None or not data:
@@ -200,7 +198,7 @@ class WorkerSide:
         open_loop.start_closed(int(data["concurrency"]), float(data["until"]), data.get("limit"), on_send=count)
         gevent.spawn(run_level)
 
-    def on_cancel_level(self, _data: dict[str, Any]) -> None:
+    def on_cancel_level(self, _master: str, _data: dict[str, Any]) -> None:
         """The master cut the level off: drop its arrivals and requests, and read the feed again."""
         if self.open_loop is not None and self.feed is not None:
             self.open_loop.cancel()
@@ -209,13 +207,3 @@ class WorkerSide:
 
     def stop(self) -> None:
         self.open_loop = None
-
-
-def _unwrapped(handler: Callable[[dict[str, Any]], None]) -> Callable[..., None]:
-    """A Locust message listener that calls ``handler(data)``; data is {} when the message had none."""
-
-    def listener(environment: Environment | None = None, msg: Message | None = None, **_kw: object) -> None:
-        if msg is not None:
-            handler(msg.data or {})
-
-    return listener

@@ -22,7 +22,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import gevent
 from locust.runners import STATE_INIT, STATE_STOPPED, STATE_STOPPING, MasterRunner, WorkerRunner
@@ -64,6 +64,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RUN_ATTRIBUTE = "llm_run"
+R = TypeVar("R")
 
 
 class Role:
@@ -245,9 +246,7 @@ class MasterRole(Role):
 
     def __init__(self, environment: Environment, settings: Settings) -> None:
         super().__init__(environment, settings)
-        runner = environment.runner
-        assert isinstance(runner, MasterRunner)
-        self.side = MasterSide(runner, self.request_log, self.observers, self.cpu)
+        self.side = MasterSide(runner_of(environment, MasterRunner), self.request_log, self.observers, self.cpu)
 
     def in_flight_now(self) -> float:
         return super().in_flight_now() + sum(self.side.in_flight.values())
@@ -310,9 +309,7 @@ class WorkerRole(Role):
 
     def __init__(self, environment: Environment, settings: Settings) -> None:
         super().__init__(environment, settings)
-        runner = environment.runner
-        assert isinstance(runner, WorkerRunner)
-        self.side = WorkerSide(runner, self.run, self.request_log, self.cpu)
+        self.side = WorkerSide(runner_of(environment, WorkerRunner), self.run, self.request_log, self.cpu)
 
     @property
     def worker_id(self) -> str:
@@ -365,6 +362,12 @@ def run_calibration(settings: Settings, options: Any, csv_prefix: str | None) ->
     if csv_prefix:
         with open(f"{csv_prefix}_calibration.json", "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2)
+
+
+def runner_of(environment: Environment, kind: type[R]) -> R:
+    runner = environment.runner
+    assert isinstance(runner, kind), f"a {kind.__name__} role"
+    return runner
 
 
 def role_for(environment: Environment) -> type[Role]:
