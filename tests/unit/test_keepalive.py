@@ -192,3 +192,24 @@ def test_a_request_closed_unanswered_on_a_fresh_connection_is_an_error_not_a_res
     with pytest.raises(TransportError, match="connection closed before the response headers"):
         get(Connection(server.target))
     assert len(server.requests) == 2  # one each, never resent
+
+
+def test_the_staleness_check_on_a_gevent_socket_never_yields_and_sees_a_close_and_stray_bytes():
+    """A kept socket is checked just before its request's send, the clocks started: switching to gevent's hub
+    there would let every ready greenlet run first (gevent's select does, even with a zero timeout)."""
+    from gevent import socket as gsocket
+
+    from llmclient.http import _peer_spoke
+
+    ours, theirs = gsocket.socketpair()
+    ran = []
+    gevent.spawn(ran.append, "another greenlet")  # ready to run: any switch to the hub runs it
+    assert _peer_spoke(ours) is False and ran == []  # alive and silent: no yield
+    theirs.sendall(b"x")
+    assert _peer_spoke(ours) is True and ran == []  # bytes nobody asked for
+    assert ours.recv(1) == b"x"
+    theirs.close()
+    assert _peer_spoke(ours) is True and ran == []  # closed by the other side
+    gevent.sleep(0)
+    assert ran == ["another greenlet"]
+    ours.close()
