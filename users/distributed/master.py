@@ -348,6 +348,8 @@ class MasterSide:
     port: MasterPort | None = None  # a sweep's levels, through the workers
     in_flight: dict[str, int] = field(default_factory=dict)  # each worker's, as it last reported
     queued: dict[str, int] = field(default_factory=dict)
+    on_fatal: Callable[[str], None] | None = None  # a worker says the run cannot go on: end it, said once
+    fatal: str = ""
 
     def wire(self) -> None:
         """Listen to the workers' messages (their reports come through ``on_worker_report``, wired by the runtime)."""
@@ -356,6 +358,7 @@ class MasterSide:
             protocol.ROWS: lambda worker, data: self.on_rows(worker, data.get("rows")),
             protocol.READY: self.on_ready,
             protocol.LEVEL_DONE: self.on_level_done,
+            protocol.FATAL: self.on_worker_fatal,
         }
         for name, handler in handlers.items():
             self.runner.register_message(name, protocol.listener(handler))
@@ -363,6 +366,12 @@ class MasterSide:
     def new_test(self) -> None:
         self.in_flight.clear()
         self.queued.clear()
+        self.fatal = ""
+
+    def on_worker_fatal(self, worker: str, data: dict[str, Any]) -> None:
+        if not self.fatal and self.on_fatal is not None:
+            self.fatal = str(data.get("message") or f"worker {worker} cannot go on")
+            self.on_fatal(self.fatal)
 
     def on_grant_request(self, worker: str, data: dict[str, Any]) -> None:
         if self.coordinator is not None:

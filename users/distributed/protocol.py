@@ -28,6 +28,7 @@ GRANT_REQUEST = "llm_grant_request"
 ROWS = "llm_rows"
 READY = "llm_open_loop_ready"
 LEVEL_DONE = "llm_level_done"
+FATAL = "llm_fatal"
 # master -> worker
 GRANT = "llm_grant"
 ARRIVALS = "llm_arrivals"
@@ -53,6 +54,7 @@ MESSAGES: tuple[Message, ...] = (
     ),
     Message(CANCEL_LEVEL, "master", '{"level"}: cut the level off'),
     Message(LEVEL_DONE, "worker", '{"level", "sent"}: its share of a concurrency level has ended'),
+    Message(FATAL, "worker", '{"message"}: the run cannot go on (its prompts cannot be built); the master ends it'),
 )
 
 # keys of the worker's periodic report to the master
@@ -84,6 +86,10 @@ def closed_level(level: str, concurrency: int, until: float, limit: int | None) 
 
 def cancel_level(level: str) -> dict[str, str]:
     return {"level": level}
+
+
+def fatal(message: str) -> dict[str, str]:
+    return {"message": message}
 
 
 def level_done(level: str, sent: int) -> dict[str, Any]:

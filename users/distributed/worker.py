@@ -115,6 +115,10 @@ class WorkerSide:
     def send(self, name: str, data: Any) -> None:
         self.runner.send_message(name, data)
 
+    def report_fatal(self, message: str) -> None:
+        """The run cannot go on here (prompts cannot be built): the master says so, once, and ends the run."""
+        self.send(protocol.FATAL, protocol.fatal(message))
+
     def wire(self) -> None:
         """Listen to the master's messages and ship rows every SHIP_INTERVAL_S; the runtime calls ``ship`` at the
         test's stop, ``on_report_to_master`` with each report and ``stop_shipping`` at the end."""

@@ -247,6 +247,7 @@ class MasterRole(Role):
     def __init__(self, environment: Environment, settings: Settings) -> None:
         super().__init__(environment, settings)
         self.side = MasterSide(runner_of(environment, MasterRunner), self.request_log, self.observers, self.cpu)
+        self.side.on_fatal = self.run.prompts.on_fatal
 
     def in_flight_now(self) -> float:
         return super().in_flight_now() + sum(self.side.in_flight.values())
@@ -310,6 +311,7 @@ class WorkerRole(Role):
     def __init__(self, environment: Environment, settings: Settings) -> None:
         super().__init__(environment, settings)
         self.side = WorkerSide(runner_of(environment, WorkerRunner), self.run, self.request_log, self.cpu)
+        self.run.prompts.on_fatal = self.side.report_fatal  # the master says it and ends the run
 
     @property
     def worker_id(self) -> str:
