@@ -100,6 +100,19 @@ class Histogram:
             low, below = le, cumulative
         return low
 
+    def bucket_of(self, q: float) -> tuple[float, float]:
+        """The [low, high] bounds of the bucket ``quantile(q)`` interpolates in: all the histogram knows of
+        that quantile (high is inf in the +Inf bucket; NaN, NaN without observations)."""
+        if self.count <= 0 or not self.buckets:
+            return math.nan, math.nan
+        rank = q * self.count
+        low = 0.0
+        for le, cumulative in self.buckets:
+            if cumulative >= rank:
+                return low, le
+            low = le
+        return low, math.inf
+
     def as_json(self) -> dict[str, Any]:
         return {"sum": self.sum, "count": self.count, "buckets": [["+Inf" if math.isinf(le) else le, c]
                                                                   for le, c in self.buckets]}  # fmt: skip
@@ -142,7 +155,8 @@ def parse_scrape(text: str) -> tuple[dict[str, float], dict[str, Histogram]]:
 
 def server_figures(first: Mapping[str, Histogram], last: Mapping[str, Histogram]) -> dict[str, Any]:
     """What the server measured between two scrapes: ``server_mean_ttft_ms``, ``server_p50_ttft_ms`` …
-    for each of HISTOGRAMS it has, and ``server_metrics_missing`` (those it lacks)."""
+    for each of HISTOGRAMS it has, each percentile with ``…_bounds`` (the [low, high] ms of the histogram
+    bucket it was interpolated in), and ``server_metrics_missing`` (those it lacks)."""
     out: dict[str, Any] = {}
     missing = []
     for key in HISTOGRAMS:
@@ -153,6 +167,9 @@ def server_figures(first: Mapping[str, Histogram], last: Mapping[str, Histogram]
         out[f"server_mean_{key}_ms"] = window.mean() * 1e3
         for q in QUANTILES:
             out[f"server_p{q}_{key}_ms"] = window.quantile(q / 100) * 1e3
+            low, high = window.bucket_of(q / 100)
+            # the bucket it was interpolated in (None: unbounded above): a figure no sharper than that
+            out[f"server_p{q}_{key}_ms_bounds"] = [low * 1e3, high * 1e3 if math.isfinite(high) else None]
         if key == "ttft":
             out["server_requests"] = window.count
     out["server_metrics_missing"] = missing

@@ -35,6 +35,19 @@ def safe_config(config: dict) -> dict:
     return {k: v for k, v in config.items() if not any(w in k.lower() for w in SECRET_WORDS)}
 
 
+def shown(summary: dict, key: str) -> str:
+    """A summary figure as the page shows it: a percentile read from a histogram whose bucket is wider than
+    half the interpolated value is no sharper than its bucket, so the bucket's bound stands for it."""
+    value, bounds = summary.get(key, ""), summary.get(f"{key}_bounds")
+    if isinstance(value, float) and isinstance(bounds, list) and len(bounds) == 2 and not math.isnan(value):
+        low, high = bounds
+        if high is None:
+            return f"≥ {_fmt(float(low))}"
+        if high - low > value / 2:
+            return f"≤ {_fmt(float(high))}" if low == 0 else f"{_fmt(float(low))}–{_fmt(float(high))}"
+    return _fmt(value)
+
+
 def summary_table(summaries: dict[str, dict]) -> str:
     names = list(summaries)
     keys: list[str] = []
@@ -42,7 +55,7 @@ def summary_table(summaries: dict[str, dict]) -> str:
         keys.extend(k for k in s if k not in keys and k not in BREAKDOWNS)
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
     body = "".join(
-        f"<tr><td>{html.escape(k)}</td>" + "".join(f"<td>{_fmt(summaries[n].get(k, ''))}</td>" for n in names) + "</tr>"
+        f"<tr><td>{html.escape(k)}</td>" + "".join(f"<td>{shown(summaries[n], k)}</td>" for n in names) + "</tr>"
         for k in keys
     )
     return f"<table><tr><th>metric</th>{head}</tr>{body}</table>"

@@ -61,3 +61,25 @@ def test_the_client_is_set_against_the_server_over_the_scrapes_around_a_window()
     whole = server_vs_client({"mean_ttft_ms": 90.0}, scrapes, -math.inf, math.inf)
     assert whole["server_mean_ttft_ms"] == pytest.approx(1000 / 12) and whole["server_requests"] == 12
     assert server_vs_client({}, scrapes[:1], 0, 1) == {}
+
+
+def test_a_server_percentile_carries_its_bucket_and_the_page_shows_the_bound_when_the_bucket_is_wide():
+    # vLLM's queue-time histogram has no bound below 300 ms: 100 queue times of 30 ms each land in the first
+    # bucket, and the interpolated median says 150 ms whatever the truth (the mean says 30)
+    queue = Histogram(3.0, 100.0, ((0.3, 100.0), (0.5, 100.0), (math.inf, 100.0)))
+    ttft = Histogram(5.0, 100.0, ((0.04, 10.0), (0.05, 90.0), (0.06, 100.0), (math.inf, 100.0)))
+    empty = Histogram(0.0, 0.0, ((0.3, 0.0), (math.inf, 0.0)))
+    figures = server_figures({"queue": empty, "ttft": empty}, {"queue": queue, "ttft": ttft})
+    assert figures["server_p50_queue_ms"] == pytest.approx(150.0) and figures["server_mean_queue_ms"] == 30.0
+    assert figures["server_p50_queue_ms_bounds"] == pytest.approx([0.0, 300.0])
+    assert figures["server_p50_ttft_ms_bounds"] == pytest.approx([40.0, 50.0])  # a narrow bucket: a figure
+    assert figures["server_p99_ttft_ms_bounds"] == pytest.approx([50.0, 60.0])
+    tail = Histogram(10.0, 10.0, ((0.3, 0.0), (math.inf, 10.0)))
+    assert server_figures({}, {"queue": tail})["server_p50_queue_ms_bounds"] == [300.0, None]  # unbounded above
+
+    from reports.html import shown
+
+    assert shown(figures, "server_p50_queue_ms") == "≤ 300"
+    assert shown(figures, "server_p50_ttft_ms") == f"{figures['server_p50_ttft_ms']:,.4g}"
+    assert shown({"x": 400.0, "x_bounds": [300.0, None]}, "x") == "≥ 300"
+    assert shown({"x": 700.0, "x_bounds": [500.0, 1000.0]}, "x") == "500–1,000"
