@@ -12,6 +12,7 @@ import pandas as pd
 from llmclient.cpu import BOTTLENECK
 from reports import charts
 from reports.html import write_report
+from reports.intervals import ci_level_error
 from reports.load import ReportInputError, RunData, load_run
 from reports.metrics import levels_summary, per_host, per_replica, per_stage, summarize, trace_summary, windows
 from scheduler.slo import parse_slo
@@ -37,11 +38,12 @@ def _users_over_time(run: RunData) -> pd.DataFrame | None:
     return pd.DataFrame({"time_s": agg["Timestamp"] - t0, "users": agg["User Count"]})
 
 
-def report_run(run: RunData, slo: dict) -> tuple[dict, list[str], list[str]]:
+def report_run(run: RunData, slo: dict, ci_level: float | None = None) -> tuple[dict, list[str], list[str]]:
     """Write one run's outputs; returns its summary, chart paths and notes."""
     p = run.prefix
     if run.requests is not None and not run.requests.empty:
-        summary, out_charts, notes = _from_requests(run, run.requests, slo)
+        level = ci_level if ci_level is not None else float(run.config.get("ci_level") or 0.95)
+        summary, out_charts, notes = _from_requests(run, run.requests, slo, level)
     elif run.stats is not None:
         notes = ["This run has no _requests.csv: figures come from Locust's own CSVs, whose percentiles are "
                  "bucketed to about two significant digits."]  # fmt: skip
@@ -56,10 +58,11 @@ def report_run(run: RunData, slo: dict) -> tuple[dict, list[str], list[str]]:
     return summary, out_charts, notes
 
 
-def _from_requests(run: RunData, rows: pd.DataFrame, slo: dict) -> tuple[dict, list[str], list[str]]:
+def _from_requests(run: RunData, rows: pd.DataFrame, slo: dict,
+                   ci_level: float) -> tuple[dict, list[str], list[str]]:  # fmt: skip
     """A run with its per-request rows: the summary, the charts and the notes."""
     p = run.prefix
-    summary = summarize(rows, run.server, slo, run.config.get("request_rate"), run.histograms)
+    summary = summarize(rows, run.server, slo, run.config.get("request_rate"), run.histograms, ci_level)
     summary.update(per_host(rows, slo))
     summary.update(per_stage(rows, run.histograms, slo))
     summary.update(per_replica(run.replicas))
@@ -192,13 +195,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__)
     parser.add_argument("prefixes", nargs="+", metavar="PREFIX", help="the --csv prefix of a run (several: compare)")
     parser.add_argument("--slo", default=None, help="goodput SLOs, e.g. ttft_ms=500,tpot_ms=50,e2el_ms=20000")
+    parser.add_argument("--ci-level", type=float, default=None,
+                        help="confidence level of the intervals (<key>_ci; default: the run's --ci-level, else 0.95)")  # fmt: skip
     args = parser.parse_args(argv)
     try:
         slo = parse_slo(args.slo)
+        if args.ci_level is not None and ci_level_error(args.ci_level):
+            raise ValueError(ci_level_error(args.ci_level))
         runs = [load_run(p) for p in args.prefixes]
         summaries: dict[str, dict] = {}
         for run in runs:
-            summary, run_charts, notes = report_run(run, slo)
+            summary, run_charts, notes = report_run(run, slo, args.ci_level)
             summaries[run.name] = summary
             page = write_report(
                 f"{run.prefix}_report.html",

@@ -20,6 +20,7 @@ from llmclient.server_metrics import (
     prefix_cache_hit_rate,
     server_figures,
 )
+from reports.intervals import HEADLINE, SINGLE_RUN_METHOD, intervals_ms
 from scheduler.levels import Level, LevelResult, capacity, level_result, verdict
 from scheduler.proof import prove
 from scheduler.slo import met
@@ -101,16 +102,18 @@ def summarize(
     slo: dict[str, float] | None = None,
     requested_rate: float | None = None,
     histograms: list[tuple[float, dict[str, Histogram]]] | None = None,
+    ci_level: float = 0.95,
 ) -> dict:
     """The run's summary, keyed like vLLM's ``bench serve`` result JSON; with the server's histograms,
-    its own figures beside the client's (``server_vs_client``)."""
+    its own figures beside the client's (``server_vs_client``); the headline latencies' intervals at
+    ``ci_level`` (``<key>_ci``)."""
     ok = rows[rows["success"]]
     cancelled = int(rows["cancelled"].sum())
     failed = int((~rows["success"] & ~rows["cancelled"]).sum())
     dur = duration_s(rows[~rows["cancelled"]])
     out_tokens = float(ok["output_tokens"].sum())
     in_tokens = float(ok["prompt_tokens"].sum()) if "prompt_tokens" in ok else 0.0
-    summary: dict[str, float | int | str] = {
+    summary: dict[str, object] = {
         "completed": len(ok),
         "failed": failed,
         "cancelled": cancelled,
@@ -121,10 +124,10 @@ def summarize(
         "output_throughput": out_tokens / dur if dur else float("nan"),
         "total_token_throughput": (in_tokens + out_tokens) / dur if dur else float("nan"),
     }
-    summary.update(describe_ms(ok["ttft_s"].to_numpy(), "ttft"))
-    summary.update(describe_ms(ok["tpot_s"].to_numpy(), "tpot"))
-    summary.update(describe_ms(pooled_itl(ok["itl_s"]), "itl"))
-    summary.update(describe_ms(ok["e2e_s"].to_numpy(), "e2el"))
+    latencies = {"ttft": ok["ttft_s"].to_numpy(), "tpot": ok["tpot_s"].to_numpy(), "itl": pooled_itl(ok["itl_s"]),
+                 "e2el": ok["e2e_s"].to_numpy()}  # fmt: skip
+    for name, values in latencies.items():
+        summary.update(describe_ms(values, name))
     tps = ok["decode_tps"].dropna()
     summary["mean_decode_tps"] = float(tps.mean()) if len(tps) else float("nan")
     summary["median_decode_tps"] = float(tps.median()) if len(tps) else float("nan")
@@ -134,6 +137,9 @@ def summarize(
     # requests whose prompt's own part the server had cached: a cache warm from an earlier run
     summary["warm_cache_requests"] = int(rows["warm_cache"].sum()) if "warm_cache" in rows else 0
     summary.update(open_loop_summary(rows, ok, requested_rate))
+    summary["ci_level"], summary["ci_method"] = ci_level, SINGLE_RUN_METHOD
+    for name in HEADLINE:
+        summary.update(intervals_ms(latencies[name], name, ci_level, PERCENTILES))
     if histograms:
         summary.update(server_vs_client(summary, histograms, -math.inf, math.inf))
     return summary

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from llmclient.errors import ConfigError
 from llmclient.server_metrics import metrics_target
+from reports.intervals import ci_level_error
 from scheduler.arrivals import ConstantRate, Ramp, RateProfile, Stage, Stages, parse_stages
 from scheduler.levels import AutoSweep, CapacitySearch, ExplicitSweep, Plan, parse_sweep
 from scheduler.slo import parse_slo
@@ -193,6 +194,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("slo_attainment", ("--slo-attainment",), "float", 0.99,
            "The share of requests that must meet every --slo for a level to pass",
            check=lambda v: None if 0 < v <= 1 else f"--slo-attainment must be above 0 and at most 1, got {v:g}"),
+    Option("ci_level", ("--ci-level",), "float", 0.95,
+           "Confidence level of the summary's intervals (<key>_ci = [low, high]; also python -m reports --ci-level)",
+           check=lambda v: ci_level_error(v)),
     Option("find_capacity", ("--find-capacity",), "flag", False,
            "Search for the highest request rate that meets --slo at --slo-attainment (levels of one run)"),
     Option("host_strategy", ("--host-strategy",), "str", "round-robin",
@@ -342,6 +346,7 @@ class Settings:
     level_requests: int | None
     slo: str
     slo_attainment: float
+    ci_level: float
     find_capacity: bool
     host_strategy: str
     metrics_url: tuple[str, ...]

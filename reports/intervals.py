@@ -1,0 +1,59 @@
+"""How sure a figure is: confidence intervals for the summary's headline latency figures.
+
+A single run's requests are taken as independent draws of the server's latency under that load
+(the summary's ``ci_method`` says so): a percentile's interval comes from the order statistics
+(distribution-free: ``scipy.stats.quantile_test``), a mean's from Student's t
+(``scipy.stats.ttest_1samp``). Each is ``<key>_ci`` = [low, high] at ``ci_level``; a bound the data
+cannot give (too few requests for a p99) is null.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+HEADLINE = ("ttft", "tpot", "itl", "e2el")  # the latency figures whose mean, median, p90 and p99 get intervals
+SINGLE_RUN_METHOD = "one run, requests taken as independent: order statistics (percentiles), Student's t (means)"
+
+
+def ci_level_error(level: float) -> str | None:
+    """Why a confidence level cannot be used (None: it can)."""
+    return None if 0 < level < 1 else f"--ci-level must be between 0 and 1 (say 0.95), got {level:g}"
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def percentile_ci(values: np.ndarray, p: float, level: float) -> list[float | None]:
+    """The distribution-free interval of the p-th percentile (``p`` in 0..100) from the order statistics."""
+    from scipy import stats  # imported when a report is made, not when a run starts
+
+    if values.size == 0:
+        return [None, None]
+    interval = stats.quantile_test(values, q=0.0, p=p / 100).confidence_interval(confidence_level=level)
+    return [_finite(interval.low), _finite(interval.high)]
+
+
+def mean_ci(values: np.ndarray, level: float) -> list[float | None]:
+    """Student's t interval of the mean (the mean of many requests is close to normal)."""
+    if values.size < 2 or float(np.ptp(values)) == 0.0:
+        only = float(values[0]) if values.size else math.nan
+        return [_finite(only), _finite(only)] if values.size else [None, None]
+    from scipy import stats
+
+    interval = stats.ttest_1samp(values, 0.0).confidence_interval(confidence_level=level)
+    return [_finite(interval.low), _finite(interval.high)]
+
+
+def intervals_ms(values_s: np.ndarray, name: str, level: float,
+                 percentiles: tuple[int, ...]) -> dict[str, list[float | None]]:  # fmt: skip
+    """``mean_<name>_ms_ci`` and ``median_…_ci``, ``p90_…_ci`` … (the given percentiles) for values in seconds
+    (NaN left out)."""
+    v = np.asarray(values_s, dtype=float)
+    v = v[~np.isnan(v)] * 1000.0
+    out = {f"mean_{name}_ms_ci": mean_ci(v, level)}
+    for p in percentiles:
+        out[f"{'median' if p == 50 else f'p{p}'}_{name}_ms_ci"] = percentile_ci(v, p, level)
+    return out

@@ -1,0 +1,44 @@
+"""The summary's intervals hold their level: simulated runs of a known latency law, intervals counted."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from reports.intervals import ci_level_error, intervals_ms, mean_ci, percentile_ci
+
+MU, SIGMA = math.log(0.2), 0.5  # a TTFT-like law: lognormal, median 200 ms
+TRUE_MEAN = math.exp(MU + SIGMA**2 / 2)
+TRUE_P99 = math.exp(MU + SIGMA * 2.3263478740408408)  # the normal law's 0.99 quantile
+
+
+def coverage(interval, truth: float, runs: int = 1000, n: int = 400) -> float:
+    rng = np.random.default_rng(7)  # the same runs every time: the figure below is the method's, not luck's
+    hits = 0
+    for _ in range(runs):
+        low, high = interval(rng.lognormal(MU, SIGMA, n))
+        hits += (low is None or low <= truth) and (high is None or truth <= high)
+    return hits / runs
+
+
+def test_the_mean_and_the_p99_intervals_of_one_run_contain_the_truth_about_95_percent_of_the_time():
+    assert 0.93 <= coverage(lambda v: mean_ci(v, 0.95), TRUE_MEAN) <= 0.97
+    assert 0.93 <= coverage(lambda v: percentile_ci(v, 99, 0.95), TRUE_P99) <= 0.97
+
+
+def test_intervals_are_named_after_their_figures_and_too_few_requests_leave_a_bound_open():
+    out = intervals_ms(np.array([0.1, 0.2, 0.3, math.nan]), "ttft", 0.95, (50, 90, 99))
+    assert set(out) == {"mean_ttft_ms_ci", "median_ttft_ms_ci", "p90_ttft_ms_ci", "p99_ttft_ms_ci"}
+    low, high = out["mean_ttft_ms_ci"]
+    assert low is not None and high is not None and low < 200.0 < high  # in ms, the NaN left out
+    assert out["p99_ttft_ms_ci"][1] is None  # three requests cannot bound a p99 from above
+    assert intervals_ms(np.array([]), "itl", 0.95, (50,)) == {"mean_itl_ms_ci": [None, None],
+                                                                "median_itl_ms_ci": [None, None]}  # fmt: skip
+
+
+@pytest.mark.parametrize("level", [0.0, 1.0, 1.5, -0.1])
+def test_a_confidence_level_outside_0_1_is_refused_in_one_line(level):
+    assert ci_level_error(level) == f"--ci-level must be between 0 and 1 (say 0.95), got {level:g}"
+    assert ci_level_error(0.9) is None
