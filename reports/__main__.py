@@ -11,6 +11,7 @@ import pandas as pd
 
 from llmclient.cpu import BOTTLENECK
 from reports import charts
+from reports.checks import FAILED_STATUS, Check, failed, judge, junit, parse_check
 from reports.html import write_report
 from reports.intervals import ci_level_error
 from reports.load import ReportInputError, RunData, load_run
@@ -195,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__)
     parser.add_argument("prefixes", nargs="+", metavar="PREFIX", help="the --csv prefix of a run (several: compare)")
     parser.add_argument("--slo", default=None, help="goodput SLOs, e.g. ttft_ms=500,tpot_ms=50,e2el_ms=20000")
+    parser.add_argument("--check", action="append", default=[], metavar="EXPR",
+                        help="fail (exit status 3) unless the summary meets it, e.g. p99_ttft_ms<=2500; repeatable")  # fmt: skip
+    parser.add_argument("--check-inconclusive", choices=("fail", "pass"), default="fail",
+                        help="a check whose interval straddles its bound: fail (default) or pass")  # fmt: skip
     parser.add_argument("--ci-level", type=float, default=None,
                         help="confidence level of the intervals (<key>_ci; default: the run's --ci-level, else 0.95)")  # fmt: skip
     args = parser.parse_args(argv)
@@ -202,11 +207,15 @@ def main(argv: list[str] | None = None) -> int:
         slo = parse_slo(args.slo)
         if args.ci_level is not None and ci_level_error(args.ci_level):
             raise ValueError(ci_level_error(args.ci_level))
+        checks = [parse_check(text) for text in args.check]
         runs = [load_run(p) for p in args.prefixes]
         summaries: dict[str, dict] = {}
+        passed = True
         for run in runs:
             summary, run_charts, notes = report_run(run, slo, args.ci_level)
             summaries[run.name] = summary
+            if checks:
+                passed = apply_checks(run, summary, checks, args.check_inconclusive == "pass") and passed
             page = write_report(
                 f"{run.prefix}_report.html",
                 f"Load test report: {run.name}",
@@ -217,23 +226,40 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"report: {page}")
         if len(runs) > 1:
-            first = runs[0].prefix
-            with_rows = {r.name: r.requests for r in runs if r.requests is not None and not r.requests.empty}
-            compare_charts = [charts.cdfs(with_rows, f"{first}_compare_cdf.png")] if with_rows else []
-            swept = {name: s for name, s in summaries.items() if s.get("levels")}
-            if swept:  # several sweeps overlaid: prefix cache on vs off, two servers...
-                compare_charts.append(charts.latency_throughput(swept, f"{first}_compare_latency_throughput.png"))
-            page = write_report(
-                f"{first}_compare.html", "Comparison: " + " vs ".join(summaries), summaries, compare_charts, {}, []
-            )
-            print(f"comparison: {page}")
+            print(f"comparison: {compare(runs, summaries)}")
     except (ReportInputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"error: cannot write the report: {exc.strerror} ({exc.filename})", file=sys.stderr)
         return 1
-    return 0
+    return 0 if passed else FAILED_STATUS
+
+
+def compare(runs: list[RunData], summaries: dict[str, dict]) -> str:
+    """Several runs side by side (prefix cache on vs off, two servers...): the page's path."""
+    first = runs[0].prefix
+    with_rows = {r.name: r.requests for r in runs if r.requests is not None and not r.requests.empty}
+    compare_charts = [charts.cdfs(with_rows, f"{first}_compare_cdf.png")] if with_rows else []
+    swept = {name: s for name, s in summaries.items() if s.get("levels")}
+    if swept:  # several sweeps overlaid
+        compare_charts.append(charts.latency_throughput(swept, f"{first}_compare_latency_throughput.png"))
+    return write_report(f"{first}_compare.html", "Comparison: " + " vs ".join(summaries), summaries, compare_charts,
+                        {}, [])  # fmt: skip
+
+
+def apply_checks(run: RunData, summary: dict, checks: list[Check], inconclusive_passes: bool) -> bool:
+    """Judge the checks on a run's summary: a line each, ``PREFIX_checks.xml``; True when all passed."""
+    level = float(summary.get("ci_level") or 0.95)
+    try:
+        verdicts = [judge(check, summary) for check in checks]
+    except KeyError as exc:
+        raise ReportInputError(f"--check: the summary has no {exc.args[0]!r} (see {run.prefix}_summary.json)") from None
+    for verdict in verdicts:
+        print(f"{run.name}: {verdict.line(level)}")
+    with open(f"{run.prefix}_checks.xml", "w", encoding="utf-8") as f:
+        f.write(junit(run.name, verdicts, level, inconclusive_passes))
+    return not failed(verdicts, inconclusive_passes)
 
 
 if __name__ == "__main__":

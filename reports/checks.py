@@ -1,0 +1,116 @@
+"""Checks on a run's summary that can fail a CI job: ``p99_ttft_ms<=2500``, ``failed==0``,
+``prefix_cache_hit_rate>=0.7``, ``steady.p99_ttft_ms<=2000`` (a dotted key reads inside an object).
+
+A figure with an interval (``<key>_ci``) passes only when the whole interval meets the bound, fails
+when none of it does, and is otherwise ``inconclusive``; a figure without one is judged by its value.
+Each verdict is one line, and all of them a JUnit file (``PREFIX_checks.xml``) for CI systems.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from xml.sax.saxutils import quoteattr
+
+FAILED_STATUS = 3  # the process's exit status when a check failed
+OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    "<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne, "<": operator.lt, ">": operator.gt,
+}  # fmt: skip
+_FORM = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(<=|>=|==|!=|<|>)\s*([-+0-9.eE]+)\s*$")
+
+
+@dataclass(frozen=True)
+class Check:
+    key: str
+    op: str
+    bound: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.key}{self.op}{self.bound:g}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    check: Check
+    value: float | None
+    interval: tuple[float | None, float | None] | None
+    outcome: str  # pass, fail or inconclusive
+
+    def line(self, level: float) -> str:
+        shown = "n/a" if self.value is None else f"{self.value:.6g}"
+        if self.interval is not None:
+            low, high = (("–" if b is None else f"{b:.6g}") for b in self.interval)
+            shown += f" ({level:.0%} CI {low} to {high})"
+        return f"check {self.check.name}: {shown}: {self.outcome}"
+
+
+def parse_check(text: str) -> Check:
+    """``KEY OP NUMBER`` (raises ValueError with one line)."""
+    match = _FORM.match(text)
+    if match is None:
+        raise ValueError(f"--check {text!r}: expected KEY OP NUMBER, e.g. p99_ttft_ms<=2500 (OP: <=, <, >=, >, ==, !=)")
+    try:
+        bound = float(match.group(3))
+    except ValueError:
+        raise ValueError(f"--check {text!r}: {match.group(3)!r} is not a number") from None
+    return Check(match.group(1), match.group(2), bound)
+
+
+def lookup(summary: Mapping[str, object], key: str) -> tuple[object, object]:
+    """The figure a (dotted) key names, and its ``_ci`` (raises KeyError when the summary has no such key)."""
+    *path, last = key.split(".")
+    scope: object = summary
+    for part in path:
+        if not isinstance(scope, Mapping) or part not in scope:
+            raise KeyError(key)
+        scope = scope[part]
+    if not isinstance(scope, Mapping) or last not in scope:
+        raise KeyError(key)
+    return scope[last], scope.get(f"{last}_ci")
+
+
+def judge(check: Check, summary: Mapping[str, object]) -> Verdict:
+    """One check's verdict on a summary (KeyError: the summary has no such figure)."""
+    raw, raw_ci = lookup(summary, check.key)
+    value = _number(raw)
+    meets = OPERATORS[check.op]
+    interval = (
+        (_number(raw_ci[0]), _number(raw_ci[1])) if isinstance(raw_ci, list | tuple) and len(raw_ci) == 2 else None
+    )
+    if interval is not None and check.op not in ("==", "!="):
+        low, high = interval
+        # the end of the interval farthest from the bound on the passing side, and the nearest one
+        worst, best = (high, low) if check.op in ("<", "<=") else (low, high)
+        if worst is not None and meets(worst, check.bound):
+            return Verdict(check, value, interval, "pass")
+        if best is not None and not meets(best, check.bound):
+            return Verdict(check, value, interval, "fail")
+        return Verdict(check, value, interval, "inconclusive")
+    if value is None:
+        return Verdict(check, None, None, "inconclusive")
+    return Verdict(check, value, None, "pass" if meets(value, check.bound) else "fail")
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    return float(value) if isinstance(value, int | float) and not math.isnan(float(value)) else None
+
+
+def failed(verdicts: list[Verdict], inconclusive_passes: bool) -> list[Verdict]:
+    return [v for v in verdicts if v.outcome == "fail" or (v.outcome == "inconclusive" and not inconclusive_passes)]
+
+
+def junit(suite: str, verdicts: list[Verdict], level: float, inconclusive_passes: bool) -> str:
+    """The verdicts as a JUnit XML test suite: one test case per check."""
+    bad = {id(v) for v in failed(verdicts, inconclusive_passes)}
+    cases = []
+    for v in verdicts:
+        body = f"<failure message={quoteattr(v.line(level))}/>" if id(v) in bad else ""
+        cases.append(f"  <testcase classname={quoteattr(suite)} name={quoteattr(v.check.name)}>{body}</testcase>")
+    head = f'<testsuite name={quoteattr(suite)} tests="{len(verdicts)}" failures="{len(bad)}">'
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + head + "\n" + "\n".join(cases) + "\n</testsuite>\n"
