@@ -15,7 +15,16 @@ from reports.checks import FAILED_STATUS, Check, failed, judge, junit, parse_che
 from reports.html import write_report
 from reports.intervals import ci_level_error
 from reports.load import ReportInputError, RunData, load_run
-from reports.metrics import levels_summary, per_host, per_replica, per_stage, summarize, trace_summary, windows
+from reports.metrics import (
+    levels_summary,
+    per_host,
+    per_replica,
+    per_stage,
+    steady_summary,
+    summarize,
+    trace_summary,
+    windows,
+)
 from scheduler.slo import parse_slo
 
 
@@ -67,14 +76,17 @@ def _from_requests(run: RunData, rows: pd.DataFrame, slo: dict,
     summary.update(per_host(rows, slo))
     summary.update(per_stage(rows, run.histograms, slo))
     summary.update(per_replica(run.replicas))
+    users = _users_over_time(run)
+    summary.update(steady_summary(rows, users, slo, run.config.get("request_rate"), ci_level))
     notes = _client_notes(run, summary)
     out_charts: list[str] = []
     if "server_mean_ttft_ms" in summary:
         out_charts.append(charts.ttft_decomposition(summary, f"{p}_ttft_decomposition.png"))
     out_charts.append(charts.seed_figure(rows, f"{p}_overview.png", f"{run.name}: per-request figures"))
     width = max(1.0, round((summary["duration_s"] or 1.0) / 60.0, 1))
-    out_charts.append(charts.percentiles_over_time(windows(rows, width), _users_over_time(run),
-                                                   f"{p}_percentiles_over_time.png", f"{width:g} s windows"))  # fmt: skip
+    out_charts.append(charts.percentiles_over_time(windows(rows, width), users,
+                                                   f"{p}_percentiles_over_time.png", f"{width:g} s windows",
+                                                   summary.get("steady_window_s")))  # fmt: skip
     out_charts.append(charts.cdfs({run.name: rows}, f"{p}_cdf.png"))
     out_charts.append(charts.cache_hit_vs_miss(rows, f"{p}_cache_hit_vs_miss.png"))
     _add_trace(run, rows, summary, notes, out_charts)

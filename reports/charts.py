@@ -75,9 +75,15 @@ def seed_figure(rows: pd.DataFrame, path: str, title: str = "") -> str:
     return _save(fig, path)
 
 
-def percentiles_over_time(win: pd.DataFrame, users: pd.DataFrame | None, path: str, note: str = "") -> str:
-    """p50/p95/p99 of TTFT and e2e over time, with users and requests/s."""
+def percentiles_over_time(win: pd.DataFrame, users: pd.DataFrame | None, path: str, note: str = "",
+                          steady: list[float] | None = None) -> str:  # fmt: skip
+    """p50/p95/p99 of TTFT and e2e over time, with users and requests/s; the steady window shaded."""
     fig, axes = plt.subplots(3, 1, figsize=(12, 10), sharex=True)
+    if steady:
+        for ax in axes:
+            ax.axvspan(steady[0], steady[1], color="#2ca02c", alpha=0.08, label="_steady")
+        axes[2].text(steady[0], 0.98, " steady state", transform=axes[2].get_xaxis_transform(), va="top",
+                     fontsize=9, color="#2ca02c")  # fmt: skip
     for ax, name, label in ((axes[0], "ttft", "TTFT"), (axes[1], "e2e", "end-to-end")):
         if not win.empty:
             for q, style in ((50, "-"), (95, "--"), (99, ":")):

@@ -13,6 +13,7 @@ BREAKDOWNS = {
     "replicas": "Per replica (/metrics)",
     "stages": "Per stage (--stages)",
 }  # summary keys shown as tables of their own
+SECTIONS = {"steady": "Steady state (requests sent and ended between the ramp-up and the drain)"}  # objects of figures
 
 
 def _fmt(value: object) -> str:
@@ -52,7 +53,7 @@ def summary_table(summaries: dict[str, dict]) -> str:
     names = list(summaries)
     keys: list[str] = []
     for s in summaries.values():
-        keys.extend(k for k in s if k not in keys and k not in BREAKDOWNS)
+        keys.extend(k for k in s if k not in keys and k not in BREAKDOWNS and k not in SECTIONS)
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
     body = "".join(
         f"<tr><td>{html.escape(k)}</td>" + "".join(f"<td>{shown(summaries[n], k)}</td>" for n in names) + "</tr>"
@@ -62,8 +63,13 @@ def summary_table(summaries: dict[str, dict]) -> str:
 
 
 def breakdowns(summaries: dict[str, dict]) -> str:
-    """A run's per-host and per-replica figures, one table each (columns: the hosts or replicas)."""
+    """A run's per-host and per-replica figures, one table each (columns: the hosts or replicas); its steady
+    state's figures beside the runs'."""
     out = []
+    for key, title in SECTIONS.items():
+        figures = {name: s[key] for name, s in summaries.items() if isinstance(s.get(key), dict)}
+        if figures:
+            out.append(f"<h2>{html.escape(title)}</h2>{summary_table(figures)}")
     for key, title in BREAKDOWNS.items():
         for name, summary in summaries.items():
             parts = summary.get(key)

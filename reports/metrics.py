@@ -196,6 +196,44 @@ def open_loop_summary(rows: pd.DataFrame, ok: pd.DataFrame, requested_rate: floa
     return out
 
 
+def steady_window(rows: pd.DataFrame, users: pd.DataFrame | None) -> tuple[float, float] | None:
+    """Unix [start, end] of the run's steady state: from when the load reached its target (an open loop:
+    its first due time; a closed loop: when Locust's user count first reached its highest, from its
+    stats history, ``users``: ``time_s`` from the first send and ``users``) to when the drain began (the
+    last send: no request starts after it). None without such a window."""
+    starts = rows["start_time"].to_numpy(dtype=float)
+    if starts.size == 0:
+        return None
+    t0 = float(starts.min())
+    if "scheduled_time" in rows and rows["scheduled_time"].notna().any():
+        start = float(rows["scheduled_time"].min())
+    elif users is not None and not users.empty:
+        start = t0 + float(users["time_s"][users["users"] >= users["users"].max()].min())
+    else:
+        return None
+    end = float(starts.max())
+    return (start, end) if end > start else None
+
+
+def steady_summary(rows: pd.DataFrame, users: pd.DataFrame | None, slo: dict[str, float] | None,
+                   requested_rate: float | None, ci_level: float) -> dict[str, object]:  # fmt: skip
+    """``steady``: the summary's figures over the requests that started in the steady window and ended
+    in it, with ``steady_window_s`` (seconds from the first send) and ``steady_requests``."""
+    window = steady_window(rows, users)
+    if window is None:
+        return {}
+    start, end = window
+    inside = rows[(rows["start_time"] >= start) & (rows["start_time"] + rows["e2e_s"].fillna(0.0) <= end)]
+    if not inside["success"].any():
+        return {}
+    t0 = float(rows["start_time"].min())
+    return {
+        "steady": summarize(inside, None, slo, requested_rate, None, ci_level),
+        "steady_window_s": [start - t0, end - t0],
+        "steady_requests": len(inside),
+    }
+
+
 def windows(rows: pd.DataFrame, width_s: float) -> pd.DataFrame:
     """p50/p95/p99 of TTFT and e2e over time in windows of ``width_s``, and completions per second.
 
