@@ -161,27 +161,9 @@ def test_a_worker_killed_in_an_open_loop_loses_only_its_due_arrivals(emulator_fa
 
 @pytest.mark.timeout(150)
 def test_prompts_that_cannot_be_built_on_a_worker_end_the_whole_run_with_one_line(emulator_factory, tmp_path):
-    # the server goes away mid-run: the workers' next prompts cannot be counted; a worker tells the master,
-    # which says it once and ends the run (before, that worker stopped and the run went on to -t)
-    from tests.e2e.test_bad_input import assert_one_clear_error
+    # a worker tells the master, which says it once and ends the run (before, that worker stopped and the
+    # run went on to -t)
+    from tests.e2e.test_keepalive import kill_the_server_mid_run
 
-    emu = emulator_factory("--step-ms", "2", "--step-ms-per-seq", "0")
-    prefix = tmp_path / "gone"
-    proc, out = start_locust("--processes", "2", "--headless", "-u", "4", "-r", "4", "-t", "120s", "-H", emu.url,
-                             "--max-tokens", "2", "--input-tokens", "32", "--csv", str(prefix), "--only-summary")  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and emu.stats()["completed"] < 20:
-        time.sleep(0.1)
-    emu.proc.send_signal(signal.SIGKILL)
-    emu.proc.wait(10)
-    proc.wait(90)  # by itself, long before -t
-    out.join()
-
-    class Run:
-        returncode = proc.returncode
-        output = out.text
-
-    line = assert_one_clear_error(Run, "prompts cannot be built", "cannot count tokens")
-    assert proc.returncode == 1, line
-    rows = read_rows(prefix)
+    _line, rows = kill_the_server_mid_run(emulator_factory, tmp_path / "gone", "--processes", "2")
     assert len(rows) >= 20 and len({r["worker"] for r in rows}) == 2

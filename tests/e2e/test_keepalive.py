@@ -65,20 +65,19 @@ def test_the_prompt_counter_reuses_its_connection_only_while_the_server_keeps_it
     counter.close()
 
 
-@pytest.mark.timeout(120)
-def test_prompts_that_cannot_be_built_mid_run_end_the_run_with_one_line(emulator_factory, tmp_path):
-    # the server goes away mid-run: requests fail as rows, and once the prebuilt prompts are spent the next
-    # one cannot be counted: one line, exit status 1, no traceback, every request sent has its row
+def kill_the_server_mid_run(emulator_factory, prefix, *locust_args: str) -> tuple[str, list[dict]]:
+    """A run whose server goes away once 20 requests completed: requests fail as rows, and once the prebuilt
+    prompts are spent the next one cannot be counted. The one error line (and no traceback, status 1), and
+    the rows."""
     emu = emulator_factory("--step-ms", "2", "--step-ms-per-seq", "0")
-    prefix = tmp_path / "gone"
-    proc, out = start_locust("--headless", "-u", "4", "-r", "4", "-t", "90s", "-H", emu.url, "--max-tokens", "2",
-                             "--input-tokens", "32", "--csv", str(prefix), "--only-summary")  # fmt: skip
+    proc, out = start_locust(*locust_args, "--headless", "-u", "4", "-r", "4", "-t", "120s", "-H", emu.url,
+                             "--max-tokens", "2", "--input-tokens", "32", "--csv", str(prefix), "--only-summary")  # fmt: skip
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and emu.stats()["completed"] < 20:
         time.sleep(0.1)
     emu.proc.send_signal(signal.SIGKILL)
     emu.proc.wait(10)
-    proc.wait(60)  # by itself, long before -t
+    proc.wait(90)  # by itself, long before -t
     out.join()
 
     class Run:
@@ -87,5 +86,10 @@ def test_prompts_that_cannot_be_built_mid_run_end_the_run_with_one_line(emulator
 
     line = assert_one_clear_error(Run, "prompts cannot be built", "cannot count tokens")
     assert proc.returncode == 1, line
-    rows = read_rows(prefix)
-    assert len(rows) >= 20 and rows[-1]["success"] in ("true", "false")
+    return line, read_rows(prefix)
+
+
+@pytest.mark.timeout(150)
+def test_prompts_that_cannot_be_built_mid_run_end_the_run_with_one_line(emulator_factory, tmp_path):
+    _line, rows = kill_the_server_mid_run(emulator_factory, tmp_path / "gone")
+    assert len(rows) >= 20 and rows[-1]["success"] in ("true", "false")  # every request sent has its row
