@@ -157,3 +157,15 @@ def test_text_fields_round_trip_through_a_csv_reader(tmp_path):
     assert row["request_id"] == 'id,with "quotes"' and row["finish_reason"] == "a,b"
     assert row["worker"] == 'host,"x"' and row["itl_s"] == "0.002500 0.003000"
     assert list(row) == COLUMNS
+
+
+def test_every_message_the_sides_use_is_in_the_protocols_table_and_every_entry_is_used():
+    import re
+
+    from tests.procs import ROOT
+
+    text = "".join((ROOT / "users" / "distributed" / f).read_text() for f in ("master.py", "worker.py"))
+    used = {
+        getattr(protocol, name) for name in re.findall(r"protocol\.([A-Z_]+)\b", text) if not name.startswith("REPORT_")
+    }
+    assert used == {m.name for m in protocol.MESSAGES}

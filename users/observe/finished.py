@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from llmclient.measure import RequestRecord
-from llmclient.schema import from_fields
+from llmclient.schema import from_fields, number
 
 
 @dataclass(slots=True)
@@ -48,7 +48,8 @@ class Finished:
         """A row a worker shipped (``schema.encode``'s fields), decoded."""
         row = from_fields(fields)
         itl = row["itl_s"]
-        f, i = (lambda name: _float(row[name])), (lambda name: _int(row[name]))
+        f = lambda name: number(row, name)  # noqa: E731
+        i = lambda name: None if (n := number(row, name)) is None else int(n)  # noqa: E731
         return cls(f("start_time"), bool(row["success"]), bool(row["cancelled"]), f("ttft_s"), f("tpot_s"),
                    f("e2e_s"), f("decode_tps"), itl if isinstance(itl, list) else (), f("queue_s"),
                    i("prompt_tokens"), i("cached_tokens"), i("output_tokens"), f("scheduled_time"),
@@ -62,14 +63,6 @@ class Finished:
         return self.start_time + self.e2e_s
 
 
-def _float(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _int(value: object) -> int | None:
-    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
 Observer = Callable[[Finished], None]
 
 
@@ -81,9 +74,6 @@ class Observers:
 
     def add(self, observer: Observer) -> None:
         self._each.append(observer)
-
-    def __bool__(self) -> bool:
-        return bool(self._each)
 
     def record(self, rec: RequestRecord) -> None:
         """A request finished in this process."""
