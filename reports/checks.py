@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from xml.sax.saxutils import quoteattr
 
+from reports.keys import unknown_key_error
+
 FAILED_STATUS = 3  # the process's exit status when a check failed
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne, "<": operator.lt, ">": operator.gt,
@@ -49,7 +51,7 @@ class Verdict:
 
 
 def parse_check(text: str) -> Check:
-    """``KEY OP NUMBER`` (raises ValueError with one line)."""
+    """``KEY OP NUMBER`` (raises ValueError with one line, also for a key no summary holds)."""
     match = _FORM.match(text)
     if match is None:
         raise ValueError(f"--check {text!r}: expected KEY OP NUMBER, e.g. p99_ttft_ms<=2500 (OP: <=, <, >=, >, ==, !=)")
@@ -57,7 +59,19 @@ def parse_check(text: str) -> Check:
         bound = float(match.group(3))
     except ValueError:
         raise ValueError(f"--check {text!r}: {match.group(3)!r} is not a number") from None
+    problem = unknown_key_error(match.group(1))
+    if problem:
+        raise ValueError(problem)
     return Check(match.group(1), match.group(2), bound)
+
+
+def check_error(text: str) -> str | None:
+    """Why ``text`` is not a check (None: it is one)."""
+    try:
+        parse_check(text)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def lookup(summary: Mapping[str, object], key: str) -> tuple[object, object]:
@@ -74,8 +88,11 @@ def lookup(summary: Mapping[str, object], key: str) -> tuple[object, object]:
 
 
 def judge(check: Check, summary: Mapping[str, object]) -> Verdict:
-    """One check's verdict on a summary (KeyError: the summary has no such figure)."""
-    raw, raw_ci = lookup(summary, check.key)
+    """One check's verdict on a summary (inconclusive when this run's summary lacks the figure)."""
+    try:
+        raw, raw_ci = lookup(summary, check.key)
+    except KeyError:
+        return Verdict(check, None, None, "inconclusive")
     value = _number(raw)
     meets = OPERATORS[check.op]
     interval = (
@@ -114,3 +131,15 @@ def junit(suite: str, verdicts: list[Verdict], level: float, inconclusive_passes
         cases.append(f"  <testcase classname={quoteattr(suite)} name={quoteattr(v.check.name)}>{body}</testcase>")
     head = f'<testsuite name={quoteattr(suite)} tests="{len(verdicts)}" failures="{len(bad)}">'
     return '<?xml version="1.0" encoding="utf-8"?>\n' + head + "\n" + "\n".join(cases) + "\n</testsuite>\n"
+
+
+def judge_and_write(name: str, prefix: str, summary: Mapping[str, object], checks: list[Check],
+                    inconclusive_passes: bool) -> bool:  # fmt: skip
+    """Judge the checks on a run's summary: a line each on stdout, ``PREFIX_checks.xml``; True when all passed."""
+    level = float(_number(summary.get("ci_level")) or 0.95)
+    verdicts = [judge(check, summary) for check in checks]
+    for verdict in verdicts:
+        print(f"{name}: {verdict.line(level)}", flush=True)
+    with open(f"{prefix}_checks.xml", "w", encoding="utf-8") as f:
+        f.write(junit(name, verdicts, level, inconclusive_passes))
+    return not failed(verdicts, inconclusive_passes)

@@ -50,8 +50,9 @@ def run_cluster(emu, prefix, n, workers=3, kill_one=False, extra=()):
 def test_global_n_is_exact_across_three_workers(emulator_factory, tmp_path):
     emu = emulator_factory(*FAST)
     prefix = tmp_path / "dist"
-    rc, outputs = run_cluster(emu, prefix, 301, extra=("--max-tokens", "16"))
+    rc, outputs = run_cluster(emu, prefix, 301, extra=("--max-tokens", "16", "--check", "completed==301"))
     assert rc == 0, outputs[0][-3000:]
+    assert "dist: check completed==301: 301: pass" in outputs[0]  # judged at the master, every row in
     assert all("Traceback" not in out for out in outputs), outputs
     assert emu.stats()["by_path"]["/v1/chat/completions"] == 301  # not 301 per worker
     rows = read_rows(prefix)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 
 import pytest
 from PIL import Image
 
+from reports.keys import unknown_key_error
+from tests.e2e.test_bad_input import assert_one_clear_error
 from tests.procs import ROOT, run_locust
 
 KEY = "sk-test-5ecret-do-not-leak-4242"
@@ -36,10 +39,21 @@ def test_report_matches_ground_truth_and_keeps_the_key_secret(emulator_factory, 
         str(prefix),
         "--csv-full-history",
         "--only-summary",
+        "--check",
+        "failed==0",
+        "--check",
+        "p90_ttft_ms<=60000,steady.median_e2el_ms<=60000",
         env={"OPENAI_API_KEY": KEY},
     )
-    assert run.returncode == 0, run
+    assert run.returncode == 0, run  # checks that must pass
     assert KEY not in run.output
+    judged = [line for line in run.output.splitlines() if line.startswith("run: check ")]
+    assert len(judged) == 3 and all(line.endswith(": pass") for line in judged), judged
+    assert ET.parse(prefix.with_name("run_checks.xml")).getroot().get("failures") == "0"
+    at_end = json.loads(prefix.with_name("run_summary.json").read_text())  # the summary the checks judged
+    figures = {key for scope in (at_end, at_end["steady"]) for key, value in scope.items()
+               if (value is None or isinstance(value, int | float)) and not key.endswith(("_ci", "_bounds"))}  # fmt: skip
+    assert {key for key in figures if unknown_key_error(key)} == set()  # every figure of a real run is checkable
     proc = subprocess.run(
         [sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
@@ -76,3 +90,22 @@ def test_report_matches_ground_truth_and_keeps_the_key_secret(emulator_factory, 
         assert KEY not in path.read_bytes().decode("utf-8", "replace"), path
     config = json.loads(prefix.with_name("run_config.json").read_text())
     assert config["api_key_set"] is True and "api_key" not in config
+
+
+@pytest.mark.timeout(120)
+def test_a_failed_check_ends_the_run_with_status_3_and_an_unknown_one_before_it_starts(emulator_factory, tmp_path):
+    emu = emulator_factory("--step-ms", "5", "--step-ms-per-seq", "0")
+    prefix = tmp_path / "chk"
+    common = ("--headless", "-u", "4", "-r", "4", "-n", "20", "-H", emu.url, "--max-tokens", "8", "--input-tokens",
+              "64", "--only-summary")  # fmt: skip
+    run = run_locust(*common, "--csv", str(prefix), "--check", "completed==20", "--check", "mean_ttft_ms<=0.001")
+    assert run.returncode == 3, run
+    assert "Traceback" not in run.output
+    judged = [line for line in run.output.splitlines() if line.startswith("chk: check ")]
+    assert judged[0] == "chk: check completed==20: 20: pass", judged
+    assert judged[1].startswith("chk: check mean_ttft_ms<=0.001: ") and judged[1].endswith(": fail"), judged
+    assert ET.parse(f"{prefix}_checks.xml").getroot().get("failures") == "1"
+    unknown = run_locust(*common, "--csv", str(prefix), "--check", "p99_ttft<=5", timeout=60)
+    assert_one_clear_error(unknown, "did you mean p99_ttft_ms")
+    assert_one_clear_error(run_locust(*common, "--check", "failed==0", timeout=60), "give --csv PREFIX")
+    assert len(emu.truth()) == 20  # neither bad run sent a request

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import math
 import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
 
-from reports.checks import Check, failed, judge, junit, parse_check
+from reports.checks import failed, judge, junit, parse_check
+from reports.keys import unknown_key_error
 from tests.unit.test_report_inputs import HEADER, ROW, assert_one_line_error, report
 
 SUMMARY = {"failed": 0, "p99_ttft_ms": 100.0, "p99_ttft_ms_ci": [90.0, 120.0], "request_throughput": 5.0,
-           "median_tpot_ms": math.nan, "steady": {"p99_ttft_ms": 80.0}, "open_p99": 100.0,
-           "open_p99_ci": [90.0, None]}  # fmt: skip
+           "median_tpot_ms": math.nan, "steady": {"p99_ttft_ms": 80.0}, "p99_e2el_ms": 100.0,
+           "p99_e2el_ms_ci": [90.0, None]}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -27,9 +29,9 @@ SUMMARY = {"failed": 0, "p99_ttft_ms": 100.0, "p99_ttft_ms_ci": [90.0, 120.0], "
         ("request_throughput>=10", "fail"),
         ("median_tpot_ms<=5", "inconclusive"),  # no figure to judge
         ("steady.p99_ttft_ms<=90", "pass"),  # a figure inside an object
-        ("open_p99<=50", "fail"),  # too few requests to bound it above, but its lowest is already over
-        ("open_p99<=500", "inconclusive"),  # ... and it cannot be shown to be under
-        ("open_p99>=50", "pass"),
+        ("p99_e2el_ms<=50", "fail"),  # too few requests to bound it above, but its lowest is already over
+        ("p99_e2el_ms<=500", "inconclusive"),  # ... and it cannot be shown to be under
+        ("p99_e2el_ms>=50", "pass"),
     ],
 )
 def test_a_check_passes_only_when_its_whole_interval_meets_it(text, outcome):
@@ -42,11 +44,14 @@ def test_a_check_that_does_not_parse_is_one_line(text):
         parse_check(text)
 
 
-def test_an_unknown_key_is_named():
-    with pytest.raises(KeyError):
-        judge(Check("p99_ttft_s", "<=", 1.0), SUMMARY)
-    with pytest.raises(KeyError):
-        judge(Check("steady.nothing", "<=", 1.0), SUMMARY)
+def test_a_key_no_summary_holds_is_refused_and_one_this_run_lacks_is_inconclusive():
+    for text, near in (("p99_ttft_s<=1", "did you mean"), ("steady.nothing<=1", "keys of PREFIX_summary.json"),
+                       ("levels.p99_ttft_ms<=1", "")):  # fmt: skip
+        with pytest.raises(ValueError, match=f"no summary figure is called .*{near}"):
+            parse_check(text)
+    verdict = judge(parse_check("capacity_rps>=20"), SUMMARY)
+    assert (verdict.outcome, verdict.value) == ("inconclusive", None)
+    assert verdict.line(0.95) == "check capacity_rps>=20: n/a: inconclusive"
 
 
 def test_the_junit_file_has_one_case_per_check_and_a_failure_for_each_failed_one():
@@ -73,5 +78,9 @@ def test_the_report_command_exits_3_on_a_failed_check_and_writes_the_junit_file(
     assert bad.returncode == 3 and "p99_ttft_ms<=50" in bad.stdout and ": fail" in bad.stdout
     suite = ET.parse(tmp_path / "r_checks.xml").getroot()
     assert suite.get("failures") == "1"
-    assert_one_line_error(report(prefix, "--check", "p99_ttft<=50"), "the summary has no 'p99_ttft'")
+    summary = json.loads((tmp_path / "r_summary.json").read_text())
+    figures = {key for scope in (summary, summary.get("steady", {})) for key, value in scope.items()
+               if (value is None or isinstance(value, int | float)) and not key.endswith(("_ci", "_bounds"))}  # fmt: skip
+    assert {key for key in figures if unknown_key_error(key)} == set()  # every figure can be checked
+    assert_one_line_error(report(prefix, "--check", "p99_ttft<=50"), "no summary figure is called 'p99_ttft'")
     assert_one_line_error(report(prefix, "--check", "p99_ttft_ms<<50"), "expected KEY OP NUMBER")

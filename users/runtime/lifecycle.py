@@ -194,3 +194,23 @@ def say_warm_cache(run: LLMRun) -> None:
             "an earlier run with the same --seed, so TTFT looks better than a cold server's; use a new --seed or "
             "--reset-prefix-cache", warm,
         )  # fmt: skip
+
+
+def judge_checks(environment: Environment, prefix: str, settings: Settings) -> None:
+    """``--check`` at the end of the run, on the summary of every row written (``PREFIX_summary.json``): a line
+    per check, ``PREFIX_checks.xml``, and exit status 3 when one failed (unless the run already failed)."""
+    from reports.checks import FAILED_STATUS, judge_and_write, parse_check  # pandas: loaded when needed only
+    from reports.load import ReportInputError, load_run
+    from reports.summary import summary_of, write_summary
+
+    try:
+        run = load_run(prefix)
+        summary, _notes = summary_of(run, settings.slo_limits)
+        write_summary(prefix, summary)
+        checks = [parse_check(text) for text in settings.check]
+        passed = judge_and_write(run.name, prefix, summary, checks, settings.check_inconclusive == "pass")
+    except (ReportInputError, OSError) as exc:
+        say_error(f"--check: cannot judge the run: {exc}")
+        passed = False
+    if not passed and not environment.process_exit_code:
+        environment.process_exit_code = FAILED_STATUS

@@ -42,6 +42,7 @@ from users.runtime.lifecycle import (
     deliver_ctrl_c_to_main,
     end_with_error,
     fail_fast,
+    judge_checks,
     preflight,
     say_schedule,
     say_trace,
@@ -114,6 +115,15 @@ class Role:
     def wire(self) -> None:
         events = self.environment.events
         run = self.run
+        settings = run.context.settings
+        if settings.check and self.touches_server and self.csv_prefix:  # quitting runs its listeners last first:
+            prefix = self.csv_prefix  # this one after every row is in (the workers stopped, the backlog drained)
+
+            def judge(environment: Environment, **_kw: object) -> None:
+                self.request_log.flush()
+                judge_checks(environment, prefix, settings)
+
+            events.quitting.add_listener(judge)
         # an open loop's requests are cut off first, then the backlog is recorded, before the request
         # log ships or closes its rows
         for hook in (events.test_stop, events.quitting):
@@ -402,6 +412,8 @@ def register(environment: Environment, preflight_checks: bool = True) -> LLMRun:
     warn_if_exposed(options, settings)
     if preflight_checks and options is not None and getattr(options, "headless", False) and role.touches_server:
         preflight(run, role.host, role.builds_load)
+    if settings.check and role_class.touches_server and not role.csv_prefix:
+        fail_fast("--check judges the run's summary, written beside the CSVs: give --csv PREFIX")
     if role.csv_prefix:
         install_final_csv_write()
         write_run_config(f"{role.csv_prefix}_config.json", run.context.settings, options, role.host)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from llmclient.errors import ConfigError
 from llmclient.server_metrics import metrics_target
+from reports.checks import check_error
 from reports.intervals import ci_level_error
 from scheduler.arrivals import ConstantRate, Ramp, RateProfile, Stage, Stages, parse_stages
 from scheduler.levels import AutoSweep, CapacitySearch, ExplicitSweep, Plan, parse_sweep
@@ -197,6 +198,13 @@ OPTIONS: tuple[Option, ...] = (
     Option("ci_level", ("--ci-level",), "float", 0.95,
            "Confidence level of the summary's intervals (<key>_ci = [low, high]; also python -m reports --ci-level)",
            check=lambda v: ci_level_error(v)),
+    Option("check", ("--check",), "list", (),
+           "Judge the run's summary at its end: KEY OP NUMBER (p99_ttft_ms<=2500, failed==0, "
+           "steady.p99_ttft_ms<=2000); repeatable; a failed one ends the process with status 3 (needs --csv)",
+           check=lambda texts: next((p for p in map(check_error, texts) if p), None), web_form=False),
+    Option("check_inconclusive", ("--check-inconclusive",), "str", "fail",
+           "A --check whose interval straddles its bound: fail (default) or pass", choices=("fail", "pass"),
+           web_form=False),
     Option("find_capacity", ("--find-capacity",), "flag", False,
            "Search for the highest request rate that meets --slo at --slo-attainment (levels of one run)"),
     Option("host_strategy", ("--host-strategy",), "str", "round-robin",
@@ -347,6 +355,8 @@ class Settings:
     slo: str
     slo_attainment: float
     ci_level: float
+    check: tuple[str, ...]
+    check_inconclusive: str
     find_capacity: bool
     host_strategy: str
     metrics_url: tuple[str, ...]

@@ -1,0 +1,87 @@
+"""The figures a run's summary (``PREFIX_summary.json``) holds, each named once with what it is: the
+names ``--check`` may use (refused before a run when unknown), and the reference the docs are built from.
+
+A latency figure is ``<stat>_<latency>_ms`` (``p99_ttft_ms``); a headline figure has ``<key>_ci`` beside
+it, its interval at the summary's ``ci_level``. ``steady.<key>`` is the same figure over the steady state.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from llmclient.server_metrics import HISTOGRAMS, QUANTILES
+
+LATENCIES = {
+    "ttft": "time to first token: from just before the request is sent to its first content token",
+    "tpot": "time per output token after the first: (E2E − TTFT) / (output tokens − 1), per request",
+    "itl": "inter-token latency: every gap between content chunks, pooled over requests",
+    "e2el": "end-to-end latency: from just before the send to the last byte",
+}
+STATS = {"mean": "mean", "median": "median", "std": "standard deviation", "p90": "90th percentile",
+         "p99": "99th percentile"}  # fmt: skip
+OPEN_LOOP_LATENCIES = {
+    "queue": "open loop: time a due request waited in the client for a free slot (--max-concurrency)",
+    "e2el_including_queue": "open loop: E2E latency plus the client's queue time",
+}
+
+FIGURES: dict[str, str] = {
+    "completed": "requests that succeeded",
+    "failed": "requests that failed (not counting cancelled ones)",
+    "cancelled": "requests cut off by the end of the run",
+    "duration_s": "seconds from the first request's start to the last completion",
+    "total_input_tokens": "prompt tokens of the successful requests (the server's usage)",
+    "total_output_tokens": "output tokens of the successful requests (the server's usage)",
+    "request_throughput": "successful requests per second over duration_s",
+    "output_throughput": "output tokens per second over duration_s",
+    "total_token_throughput": "prompt and output tokens per second over duration_s",
+    "request_goodput": "requests per second that met every --slo",
+    "mean_decode_tps": "mean of each request's decode speed (output tokens after the first per second)",
+    "median_decode_tps": "median of each request's decode speed",
+    "prefix_cache_hit_rate": "share of prompt tokens the server had in its prefix cache",
+    "usage_prefix_cache_hit_rate": "prefix_cache_hit_rate from the responses' usage (cached_tokens)",
+    "cache_hit_requests": "requests with some cached prompt tokens",
+    "median_ttft_cache_hit_ms": "median TTFT of requests with cached prompt tokens",
+    "median_ttft_cache_miss_ms": "median TTFT of requests without",
+    "warm_cache_requests": "requests whose own prompt part was already cached (a cache warm from an earlier run)",
+    "requested_rate": "open loop: the configured request rate",
+    "scheduled_rate": "open loop: the rate of the schedule the client drew",
+    "achieved_rate": "open loop: the rate at which requests were really sent",
+    "schedule_lag_p50_ms": "open loop: median delay between a request's due time and its send",
+    "schedule_lag_p99_ms": "open loop: 99th percentile of that delay",
+    "schedule_lag_max_ms": "open loop: the largest such delay",
+    "ci_level": "the confidence level of every <key>_ci (--ci-level)",
+    "steady_requests": "requests that started after the load reached its target and ended before the drain",
+    "server_requests": "requests the server's own histograms counted during the run",
+    "client_cpu_max_share": "the busiest client process's share of a core",
+    "client_cpu_bound": "true when a client process was busy over 90% of a core for over 10% of the run",
+    "capacity_rps": "the highest request rate that met --slo at --slo-attainment",
+    "capacity_goodput_rps": "goodput (requests/s) at capacity_rps",
+    "capacity_goodput_tok_s": "goodput (output tokens/s) at capacity_rps",
+    "knee_rate": "a sweep's rate beyond which latency climbs faster than throughput",
+    "kv_cache_capacity_estimate_tokens": "prefix-groups sweep: the prefix cache's working size, estimated",
+    "trace_requests": "trace replay: requests replayed",
+    "ideal_prefix_cache_hit_rate": "trace replay: the hit rate an unbounded prefix cache would reach",
+    "measured_prefix_cache_hit_rate": "trace replay: the hit rate the server reached",
+    "prefix_cache_efficiency": "trace replay: measured over ideal hit rate",
+    "server_prefix_cache_efficiency": "trace replay: the server's own hit rate over the ideal",
+}
+for _lat, _what in {**LATENCIES, **OPEN_LOOP_LATENCIES}.items():
+    for _stat, _how in STATS.items():
+        FIGURES[f"{_stat}_{_lat}_ms"] = f"{_how} of the {_what}, ms"
+for _h in HISTOGRAMS:
+    FIGURES[f"server_mean_{_h}_ms"] = f"the server's own mean {_h} time (its histogram), ms"
+    for _q in QUANTILES:
+        FIGURES[f"server_p{_q}_{_h}_ms"] = f"the server's {_q}th percentile {_h} time, interpolated in its bucket, ms"
+for _lat in ("ttft", "itl", "e2el"):
+    FIGURES[f"client_minus_server_{_lat}_ms"] = f"the client's mean {_lat} minus the server's"
+SCOPES = {"steady": "the same figures over the steady state (steady_window_s)"}
+
+
+def unknown_key_error(key: str) -> str | None:
+    """Why ``key`` names no figure a summary can hold (None: it can), in one line."""
+    scope, _, name = key.rpartition(".")
+    if (not scope or scope in SCOPES) and name in FIGURES:
+        return None
+    near = difflib.get_close_matches(name, FIGURES, n=3, cutoff=0.75)
+    hint = f" (did you mean {', '.join(near)}?)" if near else " (the figures are the keys of PREFIX_summary.json)"
+    return f"--check: no summary figure is called {key!r}{hint}"
