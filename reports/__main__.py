@@ -43,7 +43,9 @@ def charts_of(run: RunData, summary: dict) -> list[str]:
         out.append(charts.cache_hit_vs_miss(rows, f"{p}_cache_hit_vs_miss.png"))
         if summary.get("prefix_cache_by_trace_minute"):
             out.append(charts.prefix_cache_over_trace(summary, f"{p}_prefix_cache_efficiency.png"))
-        if "kv_cache_cliff_tokens" in summary:
+        if summary.get("prefix_cache_speedup"):
+            out.append(charts.prefix_cache_speedup(summary, f"{p}_prefix_cache_speedup.png"))
+        elif "kv_cache_cliff_tokens" in summary:
             out.append(charts.kv_working_set(summary, f"{p}_kv_working_set.png"))
         elif summary.get("levels"):
             out.append(charts.latency_throughput({run.name: summary}, f"{p}_latency_throughput.png"))

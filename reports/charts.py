@@ -10,6 +10,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from reports.speedup import LATENCY_RATIOS, THROUGHPUT_RATIOS
+
 DPI = 150
 SCATTER_MAX = 50_000  # points drawn in a scatter; more are sampled (seeded) to keep plots fast
 
@@ -327,4 +329,26 @@ def ttft_decomposition(summary: dict, path: str) -> str:
     ax.set_xlabel("mean milliseconds")
     ax.set_title("Time to first token: the server's queue, prefill and the rest, and the client's share")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3)
+    return _save(fig, path)
+
+
+def prefix_cache_speedup(summary: dict, path: str) -> str:
+    """How many times faster the prefix cache makes each figure (the most shared level against the unshared
+    one), with its interval; 1× marked."""
+    found = summary["prefix_cache_speedup"]
+    names = [name for name in (*LATENCY_RATIOS, *THROUGHPUT_RATIOS) if found.get(name) is not None]
+    values = np.array([found[name] for name in names], dtype=float)
+    intervals = [found.get(f"{name}_ci") or [None, None] for name in names]
+    low = np.array([v - (lo if lo is not None else v) for v, (lo, _hi) in zip(values, intervals, strict=True)])
+    high = np.array([(hi if hi is not None else v) - v for v, (_lo, hi) in zip(values, intervals, strict=True)])
+    fig, ax = plt.subplots(figsize=(12, 6))
+    y = np.arange(len(names))
+    ax.barh(y, values, xerr=[low, high], color="#4C72B0", alpha=0.85, capsize=4)
+    ax.axvline(1.0, color="#7f7f7f", linestyle="--", label="1×: no speed-up")
+    ax.set_yticks(y, [name.replace("_ms", "").replace("_", " ") for name in names])
+    ax.invert_yaxis()
+    level = float(summary.get("ci_level") or 0.95)
+    ax.set_xlabel(f"times faster with the shared prefix (bars: {level:.0%} intervals)")
+    ax.set_title(f"Prefix cache speed-up: {found['prefix_tokens']:,} shared tokens against none")
+    ax.legend(loc="lower right")
     return _save(fig, path)

@@ -74,7 +74,11 @@ for _h in HISTOGRAMS:
         FIGURES[f"server_p{_q}_{_h}_ms"] = f"the server's {_q}th percentile {_h} time, interpolated in its bucket, ms"
 for _lat in ("ttft", "itl", "e2el"):
     FIGURES[f"client_minus_server_{_lat}_ms"] = f"the client's mean {_lat} minus the server's"
-SCOPES = {"steady": "the same figures over the steady state (steady_window_s)"}
+SCOPES = {
+    "steady": "the same figures over the steady state (steady_window_s)",
+    "prefix_cache_speedup": "--sweep prefix-tokens: how many times faster the most shared level is than the "
+    "unshared one, for mean/median/p90/p99 TTFT, mean E2E, request and output throughput",
+}
 
 
 def unknown_key_error(key: str) -> str | None:

@@ -12,6 +12,7 @@ import pandas as pd
 from llmclient.cpu import BOTTLENECK
 from reports.load import ReportInputError, RunData
 from reports.metrics import levels_summary, per_host, per_replica, per_stage, steady_summary, summarize, trace_summary
+from reports.speedup import prefix_cache_speedup, speedup_sentence
 from scheduler.slo import parse_slo
 
 LOCUST_ONLY_NOTE = ("This run has no _requests.csv: figures come from Locust's own CSVs, whose percentiles are "
@@ -122,6 +123,10 @@ def _level_figures(run: RunData, rows: pd.DataFrame, slo: dict, summary: dict, n
                                   int(run.config.get("prefix_tokens") or 0), run.histograms))  # fmt: skip
     if "kv_cache_cliff_tokens" in summary:
         notes.append(cliff_note(summary))
+    summary.update(prefix_cache_speedup(rows, summary["levels"], float(summary.get("ci_level") or 0.95)))
+    lead = speedup_sentence(summary, run.config.get("input_tokens"))
+    if lead:
+        notes.insert(0, lead)
 
 
 def trace_note(summary: dict) -> str:

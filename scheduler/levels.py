@@ -9,6 +9,9 @@ No Locust, no I/O: ``users/load/sweep.py`` runs the levels; ``reports`` reads th
 - ``--sweep prefix-groups:1,8,64`` (with ``--request-rate R``): open-loop levels at one rate, each
   with that many distinct shared prefixes of its own: the prefix cache's working set grows level by
   level, and the hit rate collapses where it outgrows the cache (the KV working-set cliff).
+- ``--sweep prefix-tokens:0,1536`` (at a fixed ``--input-tokens``, with ``--request-rate R`` or
+  ``--max-concurrency C``): levels that differ only in how many tokens of each prompt are shared
+  (0: every prompt distinct), each with prefixes of its own: the prefix cache's speed-up.
 - ``--sweep auto`` (guidellm's sweep): a synchronous level (concurrency 1) and a throughput level
   (saturating concurrency) first, then rates spread evenly between the two rates they achieved.
 - ``--find-capacity``: the throughput level, then a bisection over rates for the highest at which
@@ -28,8 +31,9 @@ import numpy as np
 
 from scheduler.slo import met
 
-KINDS = ("rate", "concurrency", "prefix-groups")
-WHOLE_KINDS = ("concurrency", "prefix-groups")  # levels counted in whole numbers
+KINDS = ("rate", "concurrency", "prefix-groups", "prefix-tokens")
+WHOLE_KINDS = ("concurrency", "prefix-groups", "prefix-tokens")  # levels counted in whole numbers
+PROMPT_KINDS = ("prefix-groups", "prefix-tokens")  # levels with prompts of their own, built before the run
 # PREFIX_levels.csv, one line per level as the run ran it (users/load/sweep.py writes it, reports read it)
 LEVEL_LOG_COLUMNS = ("level", "kind", "value", "purpose", "start", "send_end", "end", "saturated", "resolved",
                      "extensions", "cache")  # fmt: skip
@@ -40,15 +44,27 @@ Z_95 = 1.959964  # the two-sided 95% normal quantile: Wilson intervals are 95% i
 class Level:
     number: int  # 1-based, in the order run
     kind: str  # "rate" (requests/s, an open loop), "concurrency" (requests in flight, a closed loop) or
-    # "prefix-groups" (distinct shared prefixes, an open loop at ``rate``)
+    # "prefix-groups" (distinct shared prefixes, an open loop at ``rate``) or "prefix-tokens" (shared
+    # tokens of each prompt, at ``rate`` or ``concurrency``)
     value: float
     purpose: str = "sweep"  # sweep, synchronous, throughput, probe
-    rate: float | None = None  # a prefix-groups level's request rate
+    rate: float | None = None  # a prompt level's request rate
+    concurrency: int | None = None  # a prompt level's requests in flight (no rate: a closed loop)
 
     @property
     def open_loop(self) -> bool:
-        """Arrivals at a rate (a rate or prefix-groups level), not a closed loop."""
-        return self.kind != "concurrency"
+        """Arrivals at a rate (a rate level, a prompt level with a rate), not a closed loop."""
+        return self.kind == "rate" or (self.kind in PROMPT_KINDS and self.rate is not None)
+
+    @property
+    def in_flight(self) -> int:
+        """A closed-loop level's requests in flight."""
+        return int(self.value) if self.kind == "concurrency" else int(self.concurrency or 0)
+
+    @property
+    def prompt_set(self) -> str | None:
+        """The name of a prompt level's own prompts (None: the run's)."""
+        return prompt_set(self.kind, self.value)
 
     @property
     def arrival_rate(self) -> float:
@@ -56,10 +72,27 @@ class Level:
 
     @property
     def label(self) -> str:
+        load = f"{self.arrival_rate:g} req/s" if self.open_loop else f"{self.in_flight} in flight"
         if self.kind == "prefix-groups":
-            return f"level {self.number}: {self.value:g} shared prefixes at {self.arrival_rate:g} req/s"
+            return f"level {self.number}: {self.value:g} shared prefixes at {load}"
+        if self.kind == "prefix-tokens":
+            return f"level {self.number}: {self.value:g} shared prompt tokens at {load}"
         unit = "req/s" if self.kind == "rate" else "in flight"
         return f"level {self.number}: {self.kind} {self.value:g} {unit}"
+
+
+@dataclass(frozen=True, slots=True)
+class PromptLevel:
+    """A prompt level's prompts: its name (``prompt_set``), shared prefix length and number of prefixes."""
+
+    name: str
+    prefix_tokens: int
+    groups: int
+
+
+def prompt_set(kind: str, value: float) -> str | None:
+    """A prompt level's prompts are named by its kind and value (``prefix-tokens:1536``)."""
+    return f"{kind}:{value:g}" if kind in PROMPT_KINDS else None
 
 
 @dataclass(slots=True)
@@ -110,8 +143,8 @@ def verdict(result: LevelResult, target: float) -> str:
 
 
 def parse_sweep(text: str) -> tuple[str, tuple[float, ...]]:
-    """``rate:1,2,4`` / ``concurrency:1,8,32`` / ``prefix-groups:1,8,64`` / ``auto`` -> (kind, values);
-    ValueError with one line."""
+    """``rate:1,2,4`` / ``concurrency:1,8,32`` / ``prefix-groups:1,8,64`` / ``prefix-tokens:0,1536`` / ``auto``
+    -> (kind, values); ValueError with one line."""
     text = text.strip()
     if text == "auto":
         return "auto", ()
@@ -119,7 +152,8 @@ def parse_sweep(text: str) -> tuple[str, tuple[float, ...]]:
     kind = kind.strip()
     if not sep or kind not in KINDS:
         raise ValueError(
-            f"--sweep takes rate:R1,R2,…, concurrency:C1,C2,…, prefix-groups:G1,G2,… or auto; got {text!r}"
+            "--sweep takes rate:R1,R2,…, concurrency:C1,C2,…, prefix-groups:G1,G2,…, prefix-tokens:P1,P2,… or auto; "
+            f"got {text!r}"
         )
     out = []
     for part in values.split(","):
@@ -127,7 +161,7 @@ def parse_sweep(text: str) -> tuple[str, tuple[float, ...]]:
             value = float(part)
         except ValueError:
             raise ValueError(f"--sweep {kind}: {part.strip()!r} is not a number") from None
-        if not value > 0 or math.isinf(value):
+        if not (value > 0 or (value == 0 and kind == "prefix-tokens")) or math.isinf(value):
             raise ValueError(f"--sweep {kind} levels must be positive, got {part.strip()}")
         if kind in WHOLE_KINDS and value != int(value):
             raise ValueError(f"--sweep {kind} levels are whole numbers, got {part.strip()}")
@@ -154,12 +188,14 @@ def _climbing_stopped(results: Sequence[LevelResult]) -> bool:
 class ExplicitSweep(Plan):
     kind: str
     values: tuple[float, ...]
-    rate: float | None = None  # prefix-groups levels' request rate
+    rate: float | None = None  # prompt levels' request rate
+    concurrency: int | None = None  # prompt levels' requests in flight, without a rate
 
     def next_level(self, results: Sequence[LevelResult]) -> Level | None:
         if len(results) >= len(self.values) or _climbing_stopped(results):
             return None
-        return Level(len(results) + 1, self.kind, self.values[len(results)], rate=self.rate)
+        return Level(len(results) + 1, self.kind, self.values[len(results)], rate=self.rate,
+                     concurrency=self.concurrency)  # fmt: skip
 
 
 @dataclass

@@ -53,7 +53,7 @@ def test_verdicts():
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("rate", "--sweep takes rate:R1,R2,…, concurrency:C1,C2,…, prefix-groups:G1,G2,… or auto"),
+    ("rate", "--sweep takes rate:R1,R2,…, concurrency:C1,C2,…, prefix-groups:G1,G2,…, prefix-tokens:P1,P2,… or auto"),
     ("prefix-groups:2,2.5", "--sweep prefix-groups levels are whole numbers, got 2.5"),
     ("speed:1,2", "--sweep takes rate:R1,R2,…"),
     ("rate:1,x", "--sweep rate: 'x' is not a number"),

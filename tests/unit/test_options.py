@@ -79,6 +79,15 @@ def test_text_from_the_web_ui_form_is_converted_or_refused_in_one_line():
          "--sweep prefix-groups runs its levels at one rate: give --request-rate R"),
         ({"sweep": "prefix-groups:1,4", "level_requests": 10, "request_rate": 5.0},
          "--sweep prefix-groups needs --prefix-tokens P (the shared prefixes' length)"),
+        ({"sweep": "prefix-tokens:0,1536", "level_requests": 10},
+         "--sweep prefix-tokens runs its levels at one load: give --max-concurrency C (a closed loop of C in flight) or --request-rate R"),
+        ({"sweep": "prefix-tokens:0,1536", "level_requests": 10, "max_concurrency": 8, "prefix_tokens": 64},
+         "--sweep prefix-tokens sets each level's shared tokens: drop --prefix-tokens"),
+        ({"sweep": "prefix-tokens:0,2048", "level_requests": 10, "max_concurrency": 8},
+         "--sweep prefix-tokens: 2048 shared tokens need a longer --input-tokens (2048): each request needs a unique suffix"),
+        ({"sweep": "prefix-tokens:0,1.5", "level_requests": 10, "max_concurrency": 8},
+         "--sweep prefix-tokens levels are whole numbers, got 1.5"),
+        ({"sweep": "rate:0,2", "level_requests": 10}, "--sweep rate levels must be positive, got 0"),
         ({"trace_speed": 2.0}, "--trace-speed needs --trace FILE"),
         ({"trace": __file__, "sweep": "rate:1", "level_requests": 10}, "--trace sets when each request is sent and its lengths: drop --sweep"),
         ({"trace": __file__, "turns": 2}, "--trace sets when each request is sent and its lengths: drop --turns"),
@@ -99,7 +108,12 @@ def test_a_sweep_plans_its_levels_and_lets_users_idle():
     cliff = Settings.from_options(
         opts(sweep="prefix-groups:1,8", level_requests=20, request_rate=4.0, prefix_tokens=64)
     )
-    assert cliff.levels and not cliff.open_loop_run and cliff.prefix_group_levels == (1, 8)
+    assert cliff.levels and not cliff.open_loop_run and [lv.groups for lv in cliff.prompt_levels] == [1, 8]
     assert cliff.make_plan().next_level([]) == Level(1, "prefix-groups", 1.0, rate=4.0)
+    speedup = Settings.from_options(opts(sweep="prefix-tokens:0,1536", level_requests=20, max_concurrency=8))
+    assert [(lv.name, lv.prefix_tokens) for lv in speedup.prompt_levels] == [("prefix-tokens:0", 0),
+                                                                            ("prefix-tokens:1536", 1536)]  # fmt: skip
+    first = speedup.make_plan().next_level([])
+    assert first == Level(1, "prefix-tokens", 0.0, concurrency=8) and not first.open_loop and first.in_flight == 8
     capacity = Settings.from_options(opts(find_capacity=True, slo="ttft_ms=500", level_duration=5.0))
     assert capacity.make_plan().next_level([]).value == 256  # the throughput level, without --max-concurrency

@@ -45,12 +45,14 @@ MESSAGES: tuple[Message, ...] = (
         ARRIVALS,
         "master",
         '{"arrivals": [[due unix s, stage, trace row], ...], "cap": its share of '
-        '--max-concurrency, "level": a sweep level or "", "groups": a prefix-groups level\'s'
-        " groups or null}",
+        '--max-concurrency, "level": a sweep level or "", "prompts": a prompt level\'s'
+        " prompt set (scheduler.levels.prompt_set) or null}",
     ),
     Message(ARRIVALS_END, "master", "none: the schedule has ended"),
     Message(
-        CLOSED_LEVEL, "master", '{"level", "concurrency", "until" (unix s), "limit"}: its share of a concurrency level'
+        CLOSED_LEVEL,
+        "master",
+        '{"level", "concurrency", "until" (unix s), "limit", "prompts"}: its share of a closed-loop level',
     ),
     Message(CANCEL_LEVEL, "master", '{"level"}: cut the level off'),
     Message(LEVEL_DONE, "worker", '{"level", "sent"}: its share of a concurrency level has ended'),
@@ -76,12 +78,13 @@ def rows(batch: list[list[str]]) -> dict[str, list[list[str]]]:
     return {"rows": batch}
 
 
-def arrivals(batch: list[Any], cap: int | None, level: str, groups: int | None) -> dict[str, Any]:
-    return {"arrivals": [list(a) for a in batch], "cap": cap, "level": level, "groups": groups}
+def arrivals(batch: list[Any], cap: int | None, level: str, prompts: str | None) -> dict[str, Any]:
+    return {"arrivals": [list(a) for a in batch], "cap": cap, "level": level, "prompts": prompts}
 
 
-def closed_level(level: str, concurrency: int, until: float, limit: int | None) -> dict[str, Any]:
-    return {"level": level, "concurrency": concurrency, "until": until, "limit": limit}
+def closed_level(level: str, concurrency: int, until: float, limit: int | None,
+                 prompts: str | None = None) -> dict[str, Any]:  # fmt: skip
+    return {"level": level, "concurrency": concurrency, "until": until, "limit": limit, "prompts": prompts}
 
 
 def cancel_level(level: str) -> dict[str, str]:

@@ -176,8 +176,8 @@ class WorkerSide:
         if self.open_loop is not None and self.feed is not None and data:
             self.open_loop.set_cap(data.get("cap"))
             self.open_loop.level = str(data.get("level") or "")
-            if data.get("groups"):  # a prefix-groups level: its own prompts
-                self.run.prompts.use_groups(int(data["groups"]))
+            if data.get("prompts"):  # a prompt level: its own prompts
+                self.run.prompts.use_prompt_set(str(data["prompts"]))
             self.feed.put_many(data["arrivals"])
 
     def on_arrivals_end(self, _master: str, _data: dict[str, Any]) -> None:
@@ -185,7 +185,7 @@ class WorkerSide:
             self.feed.end()
 
     def on_closed_level(self, _master: str, data: dict[str, Any]) -> None:
-        """A sweep's concurrency level: this worker's share of the requests in flight, then LEVEL_DONE."""
+        """A sweep's closed-loop level: this worker's share of the requests in flight, then LEVEL_DONE."""
         open_loop = self.open_loop
         if open_loop is None or not data:
             return
@@ -199,6 +199,8 @@ class WorkerSide:
             self.send(protocol.LEVEL_DONE, protocol.level_done(data["level"], sent[0]))
 
         open_loop.level = str(data["level"])
+        if data.get("prompts"):  # a prompt level: its own prompts
+            self.run.prompts.use_prompt_set(str(data["prompts"]))
         open_loop.start_closed(int(data["concurrency"]), float(data["until"]), data.get("limit"), on_send=count)
         gevent.spawn(run_level)
 

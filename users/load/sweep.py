@@ -85,12 +85,12 @@ class LocalPort:
         self.sent = 0
         self.open_loop.unsent = 0
         start = time.time() + LEVEL_START_LEAD_S
-        if level.kind == "prefix-groups":
-            self.open_loop.run.prompts.use_groups(int(level.value))
+        if level.prompt_set:
+            self.open_loop.run.prompts.use_prompt_set(level.prompt_set)
         if level.open_loop:
             self.open_loop.start(self._counted(level_arrivals(level, start, until, limit, self.burstiness, self.seed)))
         else:
-            self.open_loop.start_closed(int(level.value), until, limit, on_send=self._count)
+            self.open_loop.start_closed(level.in_flight, until, limit, on_send=self._count)
 
     def _count(self) -> None:
         self.sent += 1

@@ -22,7 +22,16 @@ from llmclient.server_metrics import metrics_target
 from reports.checks import check_error
 from reports.intervals import ci_level_error
 from scheduler.arrivals import ConstantRate, Ramp, RateProfile, Stage, Stages, parse_stages
-from scheduler.levels import AutoSweep, CapacitySearch, ExplicitSweep, Plan, parse_sweep
+from scheduler.levels import (
+    PROMPT_KINDS,
+    AutoSweep,
+    CapacitySearch,
+    ExplicitSweep,
+    Plan,
+    PromptLevel,
+    parse_sweep,
+    prompt_set,
+)
 from scheduler.slo import parse_slo
 from scheduler.trace import FORMATS as TRACE_FORMATS
 from users.settings.hosts import STRATEGIES as HOST_STRATEGIES
@@ -400,15 +409,20 @@ class Settings:
         kind, values = parse_sweep(self.sweep)
         if kind == "auto":
             return AutoSweep(saturating)
-        return ExplicitSweep(kind, values, self.request_rate if kind == "prefix-groups" else None)
+        if kind not in PROMPT_KINDS:
+            return ExplicitSweep(kind, values)
+        closed = self.request_rate is None  # prefix-tokens levels without a rate: --max-concurrency in flight
+        return ExplicitSweep(kind, values, self.request_rate, self.max_concurrency if closed else None)
 
-    @property
-    def prefix_group_levels(self) -> tuple[int, ...]:
-        """``--sweep prefix-groups:…``: each level's number of shared prefixes; () otherwise."""
-        if not self.sweep:
-            return ()
-        kind, values = parse_sweep(self.sweep)
-        return tuple(int(v) for v in values) if kind == "prefix-groups" else ()
+    @cached_property
+    def prompt_levels(self) -> tuple[PromptLevel, ...]:
+        """``--sweep prefix-groups:…`` or ``prefix-tokens:…``: each level's own prompts; () otherwise."""
+        kind, values = parse_sweep(self.sweep) if self.sweep else ("", ())
+        if kind == "prefix-groups":
+            return tuple(PromptLevel(str(prompt_set(kind, v)), self.prefix_tokens, int(v)) for v in values)
+        if kind == "prefix-tokens":
+            return tuple(PromptLevel(str(prompt_set(kind, v)), int(v), self.prefix_groups) for v in values)
+        return ()
 
     @cached_property  # read for every request: parsed once (a frozen dataclass keeps it in __dict__)
     def open_loop(self) -> RateProfile | None:
@@ -542,17 +556,34 @@ def _check_levels(values: dict[str, Any]) -> None:
     flag = "--sweep" if values["sweep"] else "--find-capacity"
     if values["level_duration"] is None and values["level_requests"] is None:
         raise ConfigError(f"{flag} needs --level-duration S or --level-requests N (how long each level runs)")
-    by_prefixes = bool(values["sweep"]) and parse_sweep(values["sweep"])[0] == "prefix-groups"
-    if by_prefixes:
-        if values["request_rate"] is None:
-            raise ConfigError("--sweep prefix-groups runs its levels at one rate: give --request-rate R")
-        if not values["prefix_tokens"]:
-            raise ConfigError("--sweep prefix-groups needs --prefix-tokens P (the shared prefixes' length)")
-        if values["dataset"]:
-            raise ConfigError("--sweep prefix-groups builds synthetic prompts: drop --dataset")
-    for other, given in (("--request-rate", values["request_rate"] and not by_prefixes), ("--ramp-up", values["ramp_up"]),
+    kind, levels = parse_sweep(values["sweep"]) if values["sweep"] else ("", ())
+    by_prompts = kind in PROMPT_KINDS
+    if by_prompts:
+        _check_prompt_levels(values, kind, levels)
+    for other, given in (("--request-rate", values["request_rate"] and not by_prompts), ("--ramp-up", values["ramp_up"]),
                          ("--stages", values["stages"]), ("-n", values["num_requests"])):  # fmt: skip
         if given:
             raise ConfigError(f"{flag} sets the load level by level: drop {other}")
     if values["turns"] > 1:
         raise ConfigError(f"{flag} needs single-turn requests: drop --turns")
+
+
+def _check_prompt_levels(values: dict[str, Any], kind: str, levels: tuple[float, ...]) -> None:
+    """Levels that differ in their prompts: synthetic ones, at one load."""
+    if values["dataset"]:
+        raise ConfigError(f"--sweep {kind} builds synthetic prompts: drop --dataset")
+    if kind == "prefix-groups":
+        if values["request_rate"] is None:
+            raise ConfigError("--sweep prefix-groups runs its levels at one rate: give --request-rate R")
+        if not values["prefix_tokens"]:
+            raise ConfigError("--sweep prefix-groups needs --prefix-tokens P (the shared prefixes' length)")
+        return
+    if values["request_rate"] is None and values["max_concurrency"] is None:
+        raise ConfigError("--sweep prefix-tokens runs its levels at one load: give --max-concurrency C (a closed "
+                          "loop of C in flight) or --request-rate R")  # fmt: skip
+    if values["prefix_tokens"]:
+        raise ConfigError("--sweep prefix-tokens sets each level's shared tokens: drop --prefix-tokens")
+    longest = max(levels)
+    if longest >= values["input_tokens"]:
+        raise ConfigError(f"--sweep prefix-tokens: {longest:g} shared tokens need a longer --input-tokens "
+                          f"({values['input_tokens']}): each request needs a unique suffix")  # fmt: skip

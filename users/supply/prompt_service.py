@@ -16,6 +16,7 @@ from prompts.source import Prompt, PromptError, PromptSource
 from prompts.synthetic import SharedPrefixPrompts
 from prompts.tokenizer import LocalTokenizer, TokenCounter
 from prompts.trace_prompts import TracePrompts
+from scheduler.levels import PromptLevel
 from users.settings.context import RunContext
 from users.settings.hosts import primary
 from users.supply.prompt_pool import PromptPool
@@ -32,7 +33,7 @@ class PromptService:
         self.on_fatal: Callable[[str], None] = lambda message: logger.error("%s", message)
         self._fatal = ""
         self.source: PromptSource | None = None
-        self.level_pools: dict[int, PromptPool] = {}  # --sweep prefix-groups: each level's prompts
+        self.level_pools: dict[str, PromptPool] = {}  # a sweep's prompt levels: each one's prompts, by name
         self._prepared_for: tuple[str, object] | None = None
 
     def token_counter(self, host: str) -> TokenCounter:
@@ -41,8 +42,8 @@ class PromptService:
             return LocalTokenizer(s.tokenizer)
         return ServerTokenizer(Target.parse(primary(host)), self.context.model(host), self.context.auth)
 
-    def build_source(self, host: str, stream: str, groups: int | None = None) -> PromptSource:
-        """The run's prompts; ``groups``: a prefix-groups level's, with that many prefixes of its own."""
+    def build_source(self, host: str, stream: str, level: PromptLevel | None = None) -> PromptSource:
+        """The run's prompts; ``level``: a prompt level's, with shared prefixes of its own."""
         s = self.context.settings
         trace = self.context.trace()
         if trace is not None:
@@ -53,12 +54,12 @@ class PromptService:
             self.token_counter(host),
             chat=self.context.endpoint.name == "chat",
             input_tokens=s.input_tokens,
-            prefix_tokens=s.prefix_tokens,
-            prefix_groups=groups or s.prefix_groups,
+            prefix_tokens=s.prefix_tokens if level is None else level.prefix_tokens,
+            prefix_groups=s.prefix_groups if level is None else level.groups,
             input_tokens_stddev=s.input_tokens_stddev,
             seed=s.seed,
             stream=stream,
-            prefix_salt=f"-groups-{groups}" if groups else "",
+            prefix_salt=f"-{level.name}" if level is not None else "",
         )
 
     def prepare(self, host: str) -> None:
@@ -68,7 +69,7 @@ class PromptService:
         key = (host, self.context.settings)
         if self._prepared_for == key and self.source is not None:
             return
-        if self.context.settings.prefix_group_levels:
+        if self.context.settings.prompt_levels:
             self._prepare_levels(host)
             self._prepared_for = key
             return
@@ -86,23 +87,23 @@ class PromptService:
         self._prepared_for = key
 
     def _prepare_levels(self, host: str) -> None:
-        """Each prefix-groups level's prompts, built before the run: a level starts on time."""
+        """Each prompt level's prompts, built before the run: a level starts on time."""
         s = self.context.settings
         per_level = s.level_requests or int((s.request_rate or 1.0) * (s.level_duration or 60.0) * 1.2) + 16
         started = time.perf_counter()
         self.level_pools = {}
-        for groups in s.prefix_group_levels:
-            pool = PromptPool(self.build_source(host, self.context.stream_id, groups), min(per_level, PREBUILD_MAX))
+        for level in s.prompt_levels:
+            pool = PromptPool(self.build_source(host, self.context.stream_id, level), min(per_level, PREBUILD_MAX))
             pool.fill()
-            self.level_pools[groups] = pool
+            self.level_pools[level.name] = pool
         built = sum(pool.built for pool in self.level_pools.values())
         logger.info("built %d prompts for %d levels in %.1f s", built, len(self.level_pools),
                     time.perf_counter() - started)  # fmt: skip
-        self.source = self.level_pools[s.prefix_group_levels[0]]
+        self.source = self.level_pools[s.prompt_levels[0].name]
 
-    def use_groups(self, groups: int) -> None:
-        """A prefix-groups level begins: its own prompts from now on."""
-        pool = self.level_pools.get(groups)
+    def use_prompt_set(self, name: str) -> None:
+        """A prompt level begins: its own prompts from now on."""
+        pool = self.level_pools.get(name)
         if pool is not None:
             self.source = pool
 
