@@ -262,20 +262,22 @@ def windows(rows: pd.DataFrame, width_s: float) -> pd.DataFrame:
 
 
 def _server_in_window(server: pd.DataFrame | None, start: float, end: float) -> dict[str, float | None]:
-    """The server's own figures over one level: hit rate from the counters' deltas, mean KV-cache
-    usage and the most requests waiting, from the scrapes taken within it."""
+    """The server's own figures over one level: hit rate from the counters' deltas between the last scrape
+    at or before its start and the first at or after its end (the sweep scrapes at each boundary), mean
+    KV-cache usage and the most requests waiting, from the scrapes taken within it."""
     out: dict[str, float | None] = {"server_prefix_cache_hit_rate": None, "mean_kv_cache_usage_perc": None,
                                     "max_num_requests_waiting": None}  # fmt: skip
     if server is None or server.empty or "time" not in server:
         return out
     inside = server[(server["time"] >= start) & (server["time"] <= end)]
-    if HITS in inside and QUERIES in inside:
-        counted = inside.dropna(subset=[HITS, QUERIES])
-        if len(counted) >= 2:
-            cols = [HITS, QUERIES]
-            out["server_prefix_cache_hit_rate"] = prefix_cache_hit_rate(
-                counted[cols].iloc[0].to_dict(), counted[cols].iloc[-1].to_dict()
-            )
+    if HITS in server and QUERIES in server:
+        cols = [HITS, QUERIES]
+        counted = server.dropna(subset=cols)
+        before, after = counted[counted["time"] <= start], counted[counted["time"] >= end]
+        first = before.iloc[-1] if len(before) else (counted.iloc[0] if len(counted) else None)
+        last = after.iloc[0] if len(after) else (counted.iloc[-1] if len(counted) else None)
+        if first is not None and last is not None and first["time"] < last["time"]:
+            out["server_prefix_cache_hit_rate"] = prefix_cache_hit_rate(first[cols].to_dict(), last[cols].to_dict())
     for key, column, how in (("mean_kv_cache_usage_perc", "kv_cache_usage_perc", "mean"),
                              ("max_num_requests_waiting", "num_requests_waiting", "max")):  # fmt: skip
         if column in inside and inside[column].notna().any():

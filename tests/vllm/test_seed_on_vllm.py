@@ -122,3 +122,25 @@ def test_where_the_time_went_on_vllm(vllm_server, tmp_path):
     # the engine's queue and prefill lie inside the server's TTFT (which also counts its front end)
     assert s["server_mean_queue_ms"] + s["server_mean_prefill_ms"] <= s["server_mean_ttft_ms"] * 1.05
     assert 0 <= s["client_minus_server_ttft_ms"] <= 5.0
+
+
+@pytest.mark.timeout(600)
+def test_the_prefix_caches_speed_up_on_vllm_and_vllms_own_counters_agree(vllm_server, tmp_path):
+    prefix = tmp_path / "speedup"
+    run = run_locust("--headless", "-u", "1", "-H", vllm_server.url, "--sweep", "prefix-tokens:0,960",
+                     "--input-tokens", "1024", "--max-concurrency", "1", "--level-requests", "12", "--max-tokens", "4",
+                     "--metrics-interval", "1", "--csv", str(prefix), "--only-summary", timeout=400)  # fmt: skip
+    assert run.returncode == 0, run
+    assert "Traceback" not in run.output
+    proc = subprocess.run([sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "speedup_summary.json").read_text())
+    found = summary["prefix_cache_speedup"]
+    print("vLLM TTFT p50 speed-up:", found["median_ttft_ms"], found["median_ttft_ms_ci"])
+    assert found["prefix_tokens"] == 960 and found["median_ttft_ms_ci"][0] > 1  # faster, and surely so
+    unshared, shared = summary["levels"]
+    assert unshared["cache_handling"] == shared["cache_handling"] == "reset"
+    # vLLM's own counters (Δhits / Δqueries between the scrapes at each level's bounds): none, then most
+    assert unshared["server_prefix_cache_hit_rate"] == 0
+    assert shared["server_prefix_cache_hit_rate"] > 0.8
