@@ -53,6 +53,7 @@ class RequestRecord:
     queue: float | None = None
     stage: str = ""
     level: str = ""  # a sweep's or capacity search's level number
+    repeat: int | None = None  # --repeat: the repetition it belongs to
     # tokens after which the prompt is this run's alone (synthetic prompts): a cache hit beyond them
     # means the server kept it from an earlier run
     unique_from: int | None = None

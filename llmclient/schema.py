@@ -50,6 +50,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("trace_index", "int", "trace replay: the request's row in the trace (0-based, in time order)"),
     Column("ideal_cached_tokens", "int", "trace replay: the tokens an unbounded prefix cache would hold for it"),
     Column("host", "text", "the host (of -H's) the request went to"),
+    Column("repeat", "int", "--repeat: which repetition of the workload or of its level (1-based)"),
 )
 NAMES: list[str] = [c.name for c in COLUMNS]
 TEXT = [c.name for c in COLUMNS if c.kind in ("text", "gaps")]
@@ -113,6 +114,7 @@ def encode(rec: RequestRecord, endpoint: str, worker: str) -> list[str]:
         _num(rec.trace_index),
         _num(rec.ideal_cached_tokens),
         _text(rec.host),
+        _num(rec.repeat),
     ]
 
 

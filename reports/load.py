@@ -146,8 +146,11 @@ def load_run(prefix: str) -> RunData:
         run.server = _server_csv(server_path)
     levels_path = f"{prefix}_levels.csv"
     if os.path.exists(levels_path):
-        run.levels = _read(levels_path, list(LEVEL_LOG_COLUMNS), dtype={"cache": str, "purpose": str, "kind": str})
-        for col in ("level", "value", "start", "send_end", "end", "extensions"):
+        required = [c for c in LEVEL_LOG_COLUMNS if c != "repeat"]  # a file from before --repeat has none
+        run.levels = _read(levels_path, required, dtype={"cache": str, "purpose": str, "kind": str})
+        if "repeat" not in run.levels:
+            run.levels["repeat"] = None
+        for col in ("level", "value", "start", "send_end", "end", "extensions", "repeat"):
             run.levels[col] = pd.to_numeric(run.levels[col], errors="coerce")
         for col in ("saturated", "resolved"):
             run.levels[col] = run.levels[col].astype(str).str.lower().eq("true")

@@ -330,6 +330,7 @@ def levels_summary(rows: pd.DataFrame, levels: pd.DataFrame, server: pd.DataFram
             "goodput_rps": len(good) * per_s,
             "goodput_tok_s": float(good["output_tokens"].sum()) * per_s,
             "start": float(item.start), "end": float(item.end),
+            "repeat": None if pd.isna(item.repeat) else int(item.repeat),
         })  # fmt: skip
         summary.update(_server_in_window(server, float(item.start), float(item.end)))
         if result.level.kind == "prefix-groups":

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from reports.intervals import mean_ci
+
 LATENCY_RATIOS: dict[str, tuple[str, float | None]] = {  # figure: (column, percentile; None: the mean)
     "mean_ttft_ms": ("ttft_s", None),
     "median_ttft_ms": ("ttft_s", 50),
@@ -28,6 +30,8 @@ LATENCY_RATIOS: dict[str, tuple[str, float | None]] = {  # figure: (column, perc
 THROUGHPUT_RATIOS = ("request_throughput", "output_throughput")
 SPEEDUP_METHOD = ("one run: bootstrap of each level's requests (latency ratios); ratio of two Poisson rates, "
                   "exact binomial (throughput ratios)")  # fmt: skip
+REPEATED_METHOD = ("across {k} repetitions: the geometric mean of each repetition's ratio (its unshared and shared "
+                   "levels), Student's t over their logarithms")  # fmt: skip
 BOOTSTRAP_RESAMPLES = 2000
 
 
@@ -35,12 +39,18 @@ def prefix_cache_speedup(rows: pd.DataFrame, levels: list[dict], level: float) -
     """``{"prefix_cache_speedup": {...}}`` for a run with a prefix-tokens level of 0 and shared ones, else {}:
     the most shared level's ratios at the top, every shared level's in ``by_level``."""
     swept = [lv for lv in levels if lv.get("kind") == "prefix-tokens"]
-    base = next((lv for lv in swept if lv.get("value") == 0), None)
-    if base is None or len(swept) < 2:
+    bases = [lv for lv in swept if lv.get("value") == 0]
+    shared = sorted({lv["value"] for lv in swept if lv.get("value")})
+    if not bases or not shared:
         return {}
-    by_level = [_against(rows, base, lv, level) for lv in swept if lv is not base]
+    if len(bases) >= 2:  # --repeat: each repetition's ratio, and an interval across them
+        by_level = [_across_repeats(rows, bases, [lv for lv in swept if lv["value"] == v], level) for v in shared]
+        method = REPEATED_METHOD.format(k=len(bases))
+    else:
+        by_level = [_against(rows, bases[0], lv, level) for lv in swept if lv["value"] in shared]
+        method = SPEEDUP_METHOD
     most = max(by_level, key=lambda one: one["prefix_tokens"])
-    return {"prefix_cache_speedup": {**most, "ci_method": SPEEDUP_METHOD, "by_level": by_level}}
+    return {"prefix_cache_speedup": {**most, "ci_method": method, "by_level": by_level}}
 
 
 def _ok(rows: pd.DataFrame, number: int) -> pd.DataFrame:
@@ -66,6 +76,33 @@ def _against(rows: pd.DataFrame, base: dict, shared: dict, level: float) -> dict
     tokens = _mean(shared_rows["output_tokens"]) / _mean(unshared_rows["output_tokens"])
     out["output_throughput"] = None if ratio is None else ratio * tokens
     out["output_throughput_ci"] = [None if b is None else b * tokens for b in interval]
+    return out
+
+
+def _across_repeats(rows: pd.DataFrame, bases: list[dict], shared: list[dict], level: float) -> dict:
+    """One shared value's ratios per repetition (its levels paired with the unshared ones by ``repeat``)."""
+    by_repeat = {lv.get("repeat"): lv for lv in shared}
+    pairs = [(base, by_repeat[base.get("repeat")]) for base in bases if base.get("repeat") in by_repeat]
+    out: dict = {"prefix_tokens": int(shared[0]["value"]), "unshared_level": [b["level"] for b, _ in pairs],
+                 "shared_level": [s["level"] for _, s in pairs]}  # fmt: skip
+    ratios: dict[str, list[float]] = {}
+    for base, one in pairs:
+        slow, fast = _ok(rows, base["level"]), _ok(rows, one["level"])
+        for figure, (column, q) in LATENCY_RATIOS.items():
+            a, b = slow[column].dropna().to_numpy(dtype=float), fast[column].dropna().to_numpy(dtype=float)
+            if a.size and b.size:
+                stat = _statistic(q)
+                ratios.setdefault(figure, []).append(float(stat(a) / stat(b)))
+        for figure in THROUGHPUT_RATIOS:
+            if base.get(figure) and one.get(figure):
+                ratios.setdefault(figure, []).append(float(one[figure]) / float(base[figure]))
+    for figure in (*LATENCY_RATIOS, *THROUGHPUT_RATIOS):
+        logs = np.log(np.array(ratios.get(figure, []), dtype=float))
+        whole = logs.size == len(pairs) and logs.size >= 2
+        out[figure] = float(np.exp(logs.mean())) if whole else None
+        out[f"{figure}_ci"] = (
+            [None if b is None else math.exp(b) for b in mean_ci(logs, level)] if whole else [None, None]
+        )
     return out
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 from llmclient.cpu import BOTTLENECK
 from reports.load import ReportInputError, RunData
 from reports.metrics import levels_summary, per_host, per_replica, per_stage, steady_summary, summarize, trace_summary
+from reports.repeats import repeats_summary
 from reports.speedup import prefix_cache_speedup, speedup_sentence
 from scheduler.slo import parse_slo
 
@@ -36,6 +37,8 @@ def summary_of(run: RunData, slo: dict, ci_level: float | None = None) -> tuple[
     notes = _client_notes(run, summary)
     _trace_figures(run, rows, summary, notes)
     _level_figures(run, rows, slo, summary, notes)
+    one_load = run.levels is not None and run.levels[["kind", "value"]].drop_duplicates().shape[0] == 1
+    summary.update(repeats_summary(rows, slo, level, one_load))
     return summary, notes
 
 

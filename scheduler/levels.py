@@ -18,6 +18,9 @@ No Locust, no I/O: ``users/load/sweep.py`` runs the levels; ``reports`` reads th
   the share of requests meeting the SLO is at least ``--slo-attainment``, judged by its Wilson
   interval: a level whose interval straddles the target is extended, and left unresolved if it
   still does.
+- ``--repeat K``: each level of an explicit sweep runs K times, interleaved (A B A B …, so drift in the
+  server does not land on one level); a run without a sweep is one level (its -u in flight, or its
+  --request-rate) repeated. Each level says its repetition.
 - A level marked saturated (see ``SaturationTest``) ends the climb: no higher level runs.
 """
 
@@ -36,7 +39,7 @@ WHOLE_KINDS = ("concurrency", "prefix-groups", "prefix-tokens")  # levels counte
 PROMPT_KINDS = ("prefix-groups", "prefix-tokens")  # levels with prompts of their own, built before the run
 # PREFIX_levels.csv, one line per level as the run ran it (users/load/sweep.py writes it, reports read it)
 LEVEL_LOG_COLUMNS = ("level", "kind", "value", "purpose", "start", "send_end", "end", "saturated", "resolved",
-                     "extensions", "cache")  # fmt: skip
+                     "extensions", "cache", "repeat")  # fmt: skip
 Z_95 = 1.959964  # the two-sided 95% normal quantile: Wilson intervals are 95% intervals
 
 
@@ -50,6 +53,7 @@ class Level:
     purpose: str = "sweep"  # sweep, synchronous, throughput, probe
     rate: float | None = None  # a prompt level's request rate
     concurrency: int | None = None  # a prompt level's requests in flight (no rate: a closed loop)
+    repeat: int | None = None  # --repeat: which repetition of its value (1-based); None without --repeat
 
     @property
     def open_loop(self) -> bool:
@@ -73,12 +77,13 @@ class Level:
     @property
     def label(self) -> str:
         load = f"{self.arrival_rate:g} req/s" if self.open_loop else f"{self.in_flight} in flight"
+        again = f" (repeat {self.repeat})" if self.repeat else ""
         if self.kind == "prefix-groups":
-            return f"level {self.number}: {self.value:g} shared prefixes at {load}"
+            return f"level {self.number}: {self.value:g} shared prefixes at {load}{again}"
         if self.kind == "prefix-tokens":
-            return f"level {self.number}: {self.value:g} shared prompt tokens at {load}"
+            return f"level {self.number}: {self.value:g} shared prompt tokens at {load}{again}"
         unit = "req/s" if self.kind == "rate" else "in flight"
-        return f"level {self.number}: {self.kind} {self.value:g} {unit}"
+        return f"level {self.number}: {self.kind} {self.value:g} {unit}{again}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,12 +195,15 @@ class ExplicitSweep(Plan):
     values: tuple[float, ...]
     rate: float | None = None  # prompt levels' request rate
     concurrency: int | None = None  # prompt levels' requests in flight, without a rate
+    repeat: int = 1  # --repeat: the values run this many times, interleaved
 
     def next_level(self, results: Sequence[LevelResult]) -> Level | None:
-        if len(results) >= len(self.values) or _climbing_stopped(results):
+        n = len(results)
+        if n >= len(self.values) * self.repeat or _climbing_stopped(results):
             return None
-        return Level(len(results) + 1, self.kind, self.values[len(results)], rate=self.rate,
-                     concurrency=self.concurrency)  # fmt: skip
+        repetition, index = divmod(n, len(self.values))
+        return Level(n + 1, self.kind, self.values[index], rate=self.rate, concurrency=self.concurrency,
+                     repeat=repetition + 1 if self.repeat > 1 else None)  # fmt: skip
 
 
 @dataclass

@@ -168,3 +168,16 @@ def test_prompts_that_cannot_be_built_on_a_worker_end_the_whole_run_with_one_lin
 
     _line, rows = kill_the_server_mid_run(emulator_factory, tmp_path / "gone", "--processes", "2")
     assert len(rows) >= 20 and len({r["worker"] for r in rows}) == 2
+
+
+@pytest.mark.timeout(180)
+def test_repeat_runs_the_workload_k_times_with_exactly_n_rows_each_across_two_workers(emulator_factory, tmp_path):
+    emu = emulator_factory(*FAST)
+    prefix = tmp_path / "again"
+    rc, outputs = run_cluster(emu, prefix, 40, workers=2, extra=("--max-tokens", "8", "--repeat", "3"))
+    assert rc == 0, outputs[0][-3000:]
+    assert all("Traceback" not in out for out in outputs), outputs
+    rows = read_rows(prefix)
+    assert Counter(r["repeat"] for r in rows) == {"1": 40, "2": 40, "3": 40}  # -n is each repetition's
+    assert all(r["success"] == "true" for r in rows) and len({r["worker"] for r in rows}) == 2
+    assert "level 3: concurrency 30 in flight (repeat 3)" in outputs[0]

@@ -2,7 +2,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from scheduler.levels import Level
+from scheduler.levels import Level, LevelResult
 from users.settings.options import ConfigError, Settings
 
 
@@ -88,6 +88,11 @@ def test_text_from_the_web_ui_form_is_converted_or_refused_in_one_line():
         ({"sweep": "prefix-tokens:0,1.5", "level_requests": 10, "max_concurrency": 8},
          "--sweep prefix-tokens levels are whole numbers, got 1.5"),
         ({"sweep": "rate:0,2", "level_requests": 10}, "--sweep rate levels must be positive, got 0"),
+        ({"repeat": 0}, "--repeat must be at least 1, got 0"),
+        ({"repeat": 2}, "--repeat K needs -n N (requests in each repetition) or --level-duration S"),
+        ({"repeat": 2, "num_requests": 10, "stages": "10s:2"}, "--repeat repeats one steady load: drop --stages"),
+        ({"repeat": 2, "find_capacity": True, "slo": "ttft_ms=5", "level_duration": 5.0},
+         "--repeat repeats the levels of an explicit sweep: --sweep auto and --find-capacity choose theirs as they go"),
         ({"trace_speed": 2.0}, "--trace-speed needs --trace FILE"),
         ({"trace": __file__, "sweep": "rate:1", "level_requests": 10}, "--trace sets when each request is sent and its lengths: drop --sweep"),
         ({"trace": __file__, "turns": 2}, "--trace sets when each request is sent and its lengths: drop --turns"),
@@ -115,5 +120,14 @@ def test_a_sweep_plans_its_levels_and_lets_users_idle():
                                                                             ("prefix-tokens:1536", 1536)]  # fmt: skip
     first = speedup.make_plan().next_level([])
     assert first == Level(1, "prefix-tokens", 0.0, concurrency=8) and not first.open_loop and first.in_flight == 8
+    twice = Settings.from_options(opts(sweep="rate:1,2", level_requests=5, repeat=2)).make_plan()
+    order, results = [], []
+    while (level := twice.next_level(results)) is not None:
+        order.append((level.value, level.repeat))
+        results.append(LevelResult(level, 5, 5, 1.0))
+    assert order == [(1.0, 1), (2.0, 1), (1.0, 2), (2.0, 2)]  # interleaved: A B A B
+    whole = Settings.from_options(opts(num_requests=50, repeat=3, num_users=16, headless=True))
+    assert whole.levels and whole.num_requests is None and whole.level_requests == 50
+    assert whole.make_plan().next_level([]) == Level(1, "concurrency", 16.0, repeat=1)
     capacity = Settings.from_options(opts(find_capacity=True, slo="ttft_ms=500", level_duration=5.0))
     assert capacity.make_plan().next_level([]).value == 256  # the throughput level, without --max-concurrency

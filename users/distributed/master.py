@@ -153,6 +153,7 @@ class MasterDispatch:
         self.lost = 0
         self.level = ""  # a sweep's level of the arrivals being handed out
         self.prompts: str | None = None  # and its prompt set (a prompt level's)
+        self.repeat: int | None = None  # and its repetition (--repeat)
         self.due_times: list[float] = []
         self._batches: dict[str, list[Due]] = {}
         self._next = 0
@@ -197,10 +198,11 @@ class MasterDispatch:
         self._batches = {w: [] for w in self.workers}
         return True
 
-    def send_arrivals(self, arrivals: Iterable[Due], level: str = "", prompts: str | None = None) -> int:
+    def send_arrivals(self, arrivals: Iterable[Due], level: str = "", prompts: str | None = None,
+                      repeat: int | None = None) -> int:  # fmt: skip
         """Hand out these arrivals as they come within reach; how many were handed out."""
         batches = self._batches
-        self.level, self.prompts = level, prompts
+        self.level, self.prompts, self.repeat = level, prompts, repeat
         self.due_times = []  # this call's, for counting what fell due
         for arrival in arrivals:
             while arrival[0] > time.time() + self.LOOKAHEAD_S:
@@ -233,7 +235,7 @@ class MasterDispatch:
     def _flush(self, batches: dict[str, list[Due]]) -> None:
         for worker, arrivals in batches.items():
             if arrivals:
-                data = protocol.arrivals(arrivals, self.cap_share, self.level, self.prompts)
+                data = protocol.arrivals(arrivals, self.cap_share, self.level, self.prompts, self.repeat)
                 self.runner.send_message(protocol.ARRIVALS, data, client_id=worker)
                 batches[worker] = []
 
@@ -295,12 +297,12 @@ class MasterPort:
         start = time.time() + LEVEL_START_LEAD_S
         if level.open_loop:
             arrivals = level_arrivals(level, start, until, limit, self.burstiness, self.seed)
-            self.sender = gevent.spawn(self.dispatch.send_arrivals, arrivals, label, level.prompt_set)
+            self.sender = gevent.spawn(self.dispatch.send_arrivals, arrivals, label, level.prompt_set, level.repeat)
             return
         self.waiting, self.sent = set(workers), {}
         limits = shares(limit, len(workers)) if limit else [None] * len(workers)
         for worker, concurrency, most in zip(workers, shares(level.in_flight, len(workers)), limits, strict=True):
-            data = protocol.closed_level(label, concurrency, until, most, level.prompt_set)
+            data = protocol.closed_level(label, concurrency, until, most, level.prompt_set, level.repeat)
             self.runner.send_message(protocol.CLOSED_LEVEL, data, client_id=worker)
 
     def on_level_done(self, worker: str, data: dict[str, Any]) -> None:

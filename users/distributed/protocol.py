@@ -46,13 +46,13 @@ MESSAGES: tuple[Message, ...] = (
         "master",
         '{"arrivals": [[due unix s, stage, trace row], ...], "cap": its share of '
         '--max-concurrency, "level": a sweep level or "", "prompts": a prompt level\'s'
-        " prompt set (scheduler.levels.prompt_set) or null}",
+        ' prompt set (scheduler.levels.prompt_set) or null, "repeat": --repeat\'s repetition or null}',
     ),
     Message(ARRIVALS_END, "master", "none: the schedule has ended"),
     Message(
         CLOSED_LEVEL,
         "master",
-        '{"level", "concurrency", "until" (unix s), "limit", "prompts"}: its share of a closed-loop level',
+        '{"level", "concurrency", "until" (unix s), "limit", "prompts", "repeat"}: its share of a closed-loop level',
     ),
     Message(CANCEL_LEVEL, "master", '{"level"}: cut the level off'),
     Message(LEVEL_DONE, "worker", '{"level", "sent"}: its share of a concurrency level has ended'),
@@ -78,13 +78,15 @@ def rows(batch: list[list[str]]) -> dict[str, list[list[str]]]:
     return {"rows": batch}
 
 
-def arrivals(batch: list[Any], cap: int | None, level: str, prompts: str | None) -> dict[str, Any]:
-    return {"arrivals": [list(a) for a in batch], "cap": cap, "level": level, "prompts": prompts}
+def arrivals(batch: list[Any], cap: int | None, level: str, prompts: str | None,
+             repeat: int | None = None) -> dict[str, Any]:  # fmt: skip
+    return {"arrivals": [list(a) for a in batch], "cap": cap, "level": level, "prompts": prompts, "repeat": repeat}
 
 
-def closed_level(level: str, concurrency: int, until: float, limit: int | None,
-                 prompts: str | None = None) -> dict[str, Any]:  # fmt: skip
-    return {"level": level, "concurrency": concurrency, "until": until, "limit": limit, "prompts": prompts}
+def closed_level(level: str, concurrency: int, until: float, limit: int | None, prompts: str | None = None,
+                 repeat: int | None = None) -> dict[str, Any]:  # fmt: skip
+    return {"level": level, "concurrency": concurrency, "until": until, "limit": limit, "prompts": prompts,
+            "repeat": repeat}  # fmt: skip
 
 
 def cancel_level(level: str) -> dict[str, str]:

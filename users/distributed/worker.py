@@ -175,7 +175,7 @@ class WorkerSide:
     def on_arrivals(self, _master: str, data: dict[str, Any]) -> None:
         if self.open_loop is not None and self.feed is not None and data:
             self.open_loop.set_cap(data.get("cap"))
-            self.open_loop.level = str(data.get("level") or "")
+            self.open_loop.level, self.open_loop.repeat = str(data.get("level") or ""), data.get("repeat")
             if data.get("prompts"):  # a prompt level: its own prompts
                 self.run.prompts.use_prompt_set(str(data["prompts"]))
             self.feed.put_many(data["arrivals"])
@@ -198,7 +198,7 @@ class WorkerSide:
             open_loop.join_closed()
             self.send(protocol.LEVEL_DONE, protocol.level_done(data["level"], sent[0]))
 
-        open_loop.level = str(data["level"])
+        open_loop.level, open_loop.repeat = str(data["level"]), data.get("repeat")
         if data.get("prompts"):  # a prompt level: its own prompts
             self.run.prompts.use_prompt_set(str(data["prompts"]))
         open_loop.start_closed(int(data["concurrency"]), float(data["until"]), data.get("limit"), on_send=count)

@@ -105,6 +105,7 @@ class OpenLoop:
         self.queued = 0
         self.unsent = 0  # arrivals made ready but stopped before their due time: no request, no row
         self.level = ""  # a sweep's current level: every request sent now carries it
+        self.repeat: int | None = None  # and its repetition (--repeat)
         self._loop: gevent.Greenlet[..., None] | None = None  # sends the arrivals
         self._closed: gevent.Greenlet[..., None] | None = None  # a closed level's loops
 
@@ -126,7 +127,7 @@ class OpenLoop:
             ahead = due - LEAD_S - time.time()
             if ahead > 0:
                 gevent.sleep(ahead)
-            rec = RequestRecord(scheduled_time=due, stage=stage, level=self.level)
+            rec = RequestRecord(scheduled_time=due, stage=stage, level=self.level, repeat=self.repeat)
             if row != NO_ROW:
                 rec.trace_index = row
             self.requests.spawn(self._send, rec)
@@ -145,7 +146,7 @@ class OpenLoop:
                 sent[0] += 1
                 if on_send is not None:
                     on_send()
-                self._send(RequestRecord(level=self.level), capped=False)
+                self._send(RequestRecord(level=self.level, repeat=self.repeat), capped=False)
 
         def run_all() -> None:
             for _ in range(concurrency):

@@ -81,7 +81,7 @@ class LocalPort:
         self.sent = 0
 
     def start_level(self, level: Level, label: str, until: float, limit: int | None) -> None:
-        self.open_loop.level = label
+        self.open_loop.level, self.open_loop.repeat = label, level.repeat
         self.sent = 0
         self.open_loop.unsent = 0
         start = time.time() + LEVEL_START_LEAD_S
@@ -269,7 +269,8 @@ class SweepDriver:
             with open(self.path, "a", newline="", encoding="utf-8") as f:
                 csv.writer(f).writerow([level.number, level.kind, repr(level.value), level.purpose,
                                         repr(rows.started), repr(rows.windows[-1][1]), repr(rows.ended),
-                                        result.saturated, result.resolved, rows.extensions, self.cache])  # fmt: skip
+                                        result.saturated, result.resolved, rows.extensions, self.cache,
+                                        "" if level.repeat is None else level.repeat])  # fmt: skip
         self.run.live.levels.append({
             "level": level.number, "kind": level.kind, "value": level.value, "purpose": level.purpose,
             "requests": result.requests, "achieved_rate": result.achieved_rate,

@@ -214,6 +214,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("check_inconclusive", ("--check-inconclusive",), "str", "fail",
            "A --check whose interval straddles its bound: fail (default) or pass", choices=("fail", "pass"),
            web_form=False),
+    Option("repeat", ("--repeat",), "int", 1,
+           "Run the workload (each level of a --sweep) K times in this run, the prefix cache reset (else warmed "
+           "up equally) before each; levels interleaved; the summary's intervals come from the repetitions",
+           check=at_least(1, "--repeat")),
     Option("find_capacity", ("--find-capacity",), "flag", False,
            "Search for the highest request rate that meets --slo at --slo-attainment (levels of one run)"),
     Option("host_strategy", ("--host-strategy",), "str", "round-robin",
@@ -366,6 +370,7 @@ class Settings:
     ci_level: float
     check: tuple[str, ...]
     check_inconclusive: str
+    repeat: int
     find_capacity: bool
     host_strategy: str
     metrics_url: tuple[str, ...]
@@ -374,6 +379,7 @@ class Settings:
     trace_speed: float
     trace_block_tokens: int
     trace_format: str
+    repeat_users: int | None = None  # --repeat without a sweep, closed loop: the -u it repeats in flight
 
     @cached_property
     def slo_limits(self) -> dict[str, float]:
@@ -396,8 +402,8 @@ class Settings:
 
     @property
     def levels(self) -> bool:
-        """A run in levels: a sweep or a capacity search."""
-        return bool(self.sweep) or self.find_capacity
+        """A run in levels: a sweep, a capacity search, or a repeated workload."""
+        return bool(self.sweep) or self.find_capacity or self.repeat > 1
 
     def make_plan(self) -> Plan | None:
         """A fresh plan of levels for one test (a capacity search keeps state), or None."""
@@ -405,14 +411,18 @@ class Settings:
         if self.find_capacity:
             return CapacitySearch(self.slo_attainment, saturating)
         if not self.sweep:
-            return None
+            if self.repeat == 1:
+                return None
+            if self.request_rate is not None:  # the workload, repeated: one level at its rate, or its -u in flight
+                return ExplicitSweep("rate", (self.request_rate,), repeat=self.repeat)
+            return ExplicitSweep("concurrency", (float(self.repeat_users or 1),), repeat=self.repeat)
         kind, values = parse_sweep(self.sweep)
         if kind == "auto":
             return AutoSweep(saturating)
         if kind not in PROMPT_KINDS:
-            return ExplicitSweep(kind, values)
+            return ExplicitSweep(kind, values, repeat=self.repeat)
         closed = self.request_rate is None  # prefix-tokens levels without a rate: --max-concurrency in flight
-        return ExplicitSweep(kind, values, self.request_rate, self.max_concurrency if closed else None)
+        return ExplicitSweep(kind, values, self.request_rate, self.max_concurrency if closed else None, self.repeat)
 
     @cached_property
     def prompt_levels(self) -> tuple[PromptLevel, ...]:
@@ -489,6 +499,8 @@ class Settings:
         if values["turns"] > 1 and values["endpoint"] != "chat":
             raise ConfigError("--turns needs --endpoint chat (conversations are chat messages)")
         _check_open_loop(values)
+        if values["repeat"] > 1 and not (values["sweep"] or values["find_capacity"]):
+            values["repeat_users"] = _repeat_whole_run(values, users)
         _check_levels(values)
         _check_trace(values)
         return cls(**values)
@@ -549,7 +561,12 @@ def _check_levels(values: dict[str, Any]) -> None:
         raise ConfigError("--sweep and --find-capacity each plan the run's levels: give one")
     if values["find_capacity"] and not values["slo"]:
         raise ConfigError("--find-capacity needs --slo (e.g. --slo ttft_ms=2000,tpot_ms=100)")
+    if values["repeat"] > 1 and (values["find_capacity"] or values["sweep"].strip() == "auto"):
+        raise ConfigError("--repeat repeats the levels of an explicit sweep: --sweep auto and --find-capacity "
+                          "choose theirs as they go")  # fmt: skip
     if not (values["sweep"] or values["find_capacity"]):
+        if values["repeat"] > 1:
+            return  # the workload repeated (_repeat_whole_run)
         if values["level_duration"] is not None or values["level_requests"] is not None:
             raise ConfigError("--level-duration and --level-requests need --sweep or --find-capacity")
         return
@@ -587,3 +604,18 @@ def _check_prompt_levels(values: dict[str, Any], kind: str, levels: tuple[float,
     if longest >= values["input_tokens"]:
         raise ConfigError(f"--sweep prefix-tokens: {longest:g} shared tokens need a longer --input-tokens "
                           f"({values['input_tokens']}): each request needs a unique suffix")  # fmt: skip
+
+
+def _repeat_whole_run(values: dict[str, Any], users: int | None) -> int | None:
+    """``--repeat K`` without a sweep: the workload runs as K levels of one load, -n requests (or
+    --level-duration seconds) each; returns the -u a closed loop keeps in flight."""
+    for flag, given in (("--ramp-up", values["ramp_up"]), ("--stages", values["stages"]), ("--trace", values["trace"]),
+                        ("--turns", values["turns"] > 1)):  # fmt: skip
+        if given:
+            raise ConfigError(f"--repeat repeats one steady load: drop {flag}")
+    if values["level_requests"] is not None:
+        raise ConfigError("--repeat without --sweep: -n N gives each repetition's requests (drop --level-requests)")
+    if not values["num_requests"] and values["level_duration"] is None:
+        raise ConfigError("--repeat K needs -n N (requests in each repetition) or --level-duration S")
+    values["level_requests"], values["num_requests"] = values["num_requests"], None
+    return None if values["request_rate"] is not None else (users or 1)
