@@ -379,7 +379,6 @@ class Settings:
     trace_speed: float
     trace_block_tokens: int
     trace_format: str
-    repeat_users: int | None = None  # --repeat without a sweep, closed loop: the -u it repeats in flight
 
     @cached_property
     def slo_limits(self) -> dict[str, float]:
@@ -402,8 +401,8 @@ class Settings:
 
     @property
     def levels(self) -> bool:
-        """A run in levels: a sweep, a capacity search, or a repeated workload."""
-        return bool(self.sweep) or self.find_capacity or self.repeat > 1
+        """A run in levels: a sweep or a capacity search (--repeat makes a run a sweep of one level)."""
+        return bool(self.sweep) or self.find_capacity
 
     def make_plan(self) -> Plan | None:
         """A fresh plan of levels for one test (a capacity search keeps state), or None."""
@@ -411,11 +410,7 @@ class Settings:
         if self.find_capacity:
             return CapacitySearch(self.slo_attainment, saturating)
         if not self.sweep:
-            if self.repeat == 1:
-                return None
-            if self.request_rate is not None:  # the workload, repeated: one level at its rate, or its -u in flight
-                return ExplicitSweep("rate", (self.request_rate,), repeat=self.repeat)
-            return ExplicitSweep("concurrency", (float(self.repeat_users or 1),), repeat=self.repeat)
+            return None
         kind, values = parse_sweep(self.sweep)
         if kind == "auto":
             return AutoSweep(saturating)
@@ -500,7 +495,7 @@ class Settings:
             raise ConfigError("--turns needs --endpoint chat (conversations are chat messages)")
         _check_open_loop(values)
         if values["repeat"] > 1 and not (values["sweep"] or values["find_capacity"]):
-            values["repeat_users"] = _repeat_whole_run(values, users)
+            _repeat_whole_run(values, users)
         _check_levels(values)
         _check_trace(values)
         return cls(**values)
@@ -565,8 +560,6 @@ def _check_levels(values: dict[str, Any]) -> None:
         raise ConfigError("--repeat repeats the levels of an explicit sweep: --sweep auto and --find-capacity "
                           "choose theirs as they go")  # fmt: skip
     if not (values["sweep"] or values["find_capacity"]):
-        if values["repeat"] > 1:
-            return  # the workload repeated (_repeat_whole_run)
         if values["level_duration"] is not None or values["level_requests"] is not None:
             raise ConfigError("--level-duration and --level-requests need --sweep or --find-capacity")
         return
@@ -606,9 +599,9 @@ def _check_prompt_levels(values: dict[str, Any], kind: str, levels: tuple[float,
                           f"({values['input_tokens']}): each request needs a unique suffix")  # fmt: skip
 
 
-def _repeat_whole_run(values: dict[str, Any], users: int | None) -> int | None:
-    """``--repeat K`` without a sweep: the workload runs as K levels of one load, -n requests (or
-    --level-duration seconds) each; returns the -u a closed loop keeps in flight."""
+def _repeat_whole_run(values: dict[str, Any], users: int | None) -> None:
+    """``--repeat K`` without a sweep: the workload becomes a sweep of one level repeated K times, its -u in flight
+    (a closed loop) or its --request-rate, -n requests (or --level-duration seconds) each."""
     for flag, given in (("--ramp-up", values["ramp_up"]), ("--stages", values["stages"]), ("--trace", values["trace"]),
                         ("--turns", values["turns"] > 1)):  # fmt: skip
         if given:
@@ -618,4 +611,6 @@ def _repeat_whole_run(values: dict[str, Any], users: int | None) -> int | None:
     if not values["num_requests"] and values["level_duration"] is None:
         raise ConfigError("--repeat K needs -n N (requests in each repetition) or --level-duration S")
     values["level_requests"], values["num_requests"] = values["num_requests"], None
-    return None if values["request_rate"] is not None else (users or 1)
+    rate = values["request_rate"]
+    values["sweep"] = f"rate:{rate!r}" if rate is not None else f"concurrency:{users or 1}"
+    values["request_rate"] = None
