@@ -3,7 +3,8 @@
 A single run's requests are taken as independent draws of the server's latency under that load
 (the summary's ``ci_method`` says so): a percentile's interval comes from the order statistics
 (distribution-free: ``scipy.stats.quantile_test``), a mean's from Student's t
-(``scipy.stats.ttest_1samp``). Each is ``<key>_ci`` = [low, high] at ``ci_level``; a bound the data
+(``scipy.stats.ttest_1samp``), a throughput's from the completions taken as a Poisson process, the
+prefix-cache hit rate's from the ratio estimator's variance. Each is ``<key>_ci`` = [low, high] at ``ci_level``; a bound the data
 cannot give (too few requests for a p99) is null.
 """
 
@@ -14,7 +15,8 @@ import math
 import numpy as np
 
 HEADLINE = ("ttft", "tpot", "itl", "e2el")  # the latency figures whose mean, median, p90 and p99 get intervals
-SINGLE_RUN_METHOD = "one run, requests taken as independent: order statistics (percentiles), Student's t (means)"
+SINGLE_RUN_METHOD = ("one run, requests taken as independent: order statistics (percentiles), Student's t (means), "
+                     "Poisson (throughputs, goodput), the ratio estimator (prefix-cache hit rate)")  # fmt: skip
 
 
 def ci_level_error(level: float) -> str | None:
@@ -57,3 +59,43 @@ def intervals_ms(values_s: np.ndarray, name: str, level: float,
     for p in percentiles:
         out[f"{'median' if p == 50 else f'p{p}'}_{name}_ms_ci"] = percentile_ci(v, p, level)
     return out
+
+
+def rate_ci(count: int, duration: float, level: float) -> list[float | None]:
+    """A rate of ``count`` independent events over ``duration`` seconds: the exact Poisson (Garwood) interval."""
+    if duration <= 0:
+        return [None, None]
+    from scipy import stats
+
+    alpha = 1 - level
+    low = stats.chi2.ppf(alpha / 2, 2 * count) / 2 if count > 0 else 0.0
+    high = stats.chi2.ppf(1 - alpha / 2, 2 * count + 2) / 2
+    return [_finite(low / duration), _finite(high / duration)]
+
+
+def total_rate_ci(values: np.ndarray, duration: float, level: float) -> list[float | None]:
+    """A rate of ``sum(values)`` over ``duration``, the values carried by Poisson events (output tokens by
+    completions): normal, with the compound Poisson variance ``sum(values²)``."""
+    if duration <= 0 or values.size == 0:
+        return [None, None]
+    from scipy import stats
+
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    total, spread = float(values.sum()), z * math.sqrt(float((values.astype(float) ** 2).sum()))
+    return [max(0.0, (total - spread) / duration), (total + spread) / duration]
+
+
+def ratio_of_sums_ci(numerator: np.ndarray, denominator: np.ndarray, value: float,
+                     level: float) -> list[float | None]:  # fmt: skip
+    """A share ``sum(numerator) / sum(denominator)`` over requests (cached over prompt tokens) at ``value``:
+    the ratio estimator's normal interval (its delta-method variance), within [0, 1]."""
+    n = numerator.size
+    if n < 2 or not math.isfinite(value) or float(denominator.sum()) <= 0:
+        return [None, None]
+    from scipy import stats
+
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    mean_denominator = float(denominator.mean())
+    residual = numerator.astype(float) - value * denominator.astype(float)
+    se = math.sqrt(float(residual.var(ddof=1)) / n) / mean_denominator
+    return [max(0.0, value - z * se), min(1.0, value + z * se)]

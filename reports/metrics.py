@@ -20,7 +20,7 @@ from llmclient.server_metrics import (
     prefix_cache_hit_rate,
     server_figures,
 )
-from reports.intervals import HEADLINE, SINGLE_RUN_METHOD, intervals_ms
+from reports.intervals import HEADLINE, SINGLE_RUN_METHOD, intervals_ms, rate_ci, ratio_of_sums_ci, total_rate_ci
 from scheduler.levels import Level, LevelResult, capacity, level_result, verdict
 from scheduler.proof import prove
 from scheduler.slo import met
@@ -140,9 +140,28 @@ def summarize(
     summary["ci_level"], summary["ci_method"] = ci_level, SINGLE_RUN_METHOD
     for name in HEADLINE:
         summary.update(intervals_ms(latencies[name], name, ci_level, PERCENTILES))
+    summary.update(throughput_intervals(ok, dur, slo, summary, ci_level))
     if histograms:
         summary.update(server_vs_client(summary, histograms, -math.inf, math.inf))
     return summary
+
+
+def throughput_intervals(ok: pd.DataFrame, dur: float, slo: dict[str, float] | None, summary: dict,
+                         level: float) -> dict[str, list[float | None]]:  # fmt: skip
+    """``<key>_ci`` of the throughputs, the goodput and the prefix-cache hit rate (``reports.intervals``)."""
+    out = {
+        "request_throughput_ci": rate_ci(len(ok), dur, level),
+        "output_throughput_ci": total_rate_ci(ok["output_tokens"].dropna().to_numpy(dtype=float), dur, level),
+    }
+    if slo:
+        out["request_goodput_ci"] = rate_ci(int(slo_met(ok, slo).sum()), dur, level)
+    if "cached_tokens" in ok and "prompt_tokens" in ok:
+        counted = ok.dropna(subset=["cached_tokens", "prompt_tokens"])
+        out["prefix_cache_hit_rate_ci"] = ratio_of_sums_ci(
+            counted["cached_tokens"].to_numpy(dtype=float), counted["prompt_tokens"].to_numpy(dtype=float),
+            float(summary.get("prefix_cache_hit_rate", math.nan)), level,
+        )  # fmt: skip
+    return out
 
 
 def prefix_cache_summary(ok: pd.DataFrame, server: pd.DataFrame | None) -> dict[str, float | int | str]:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from reports.intervals import ci_level_error, intervals_ms, mean_ci, percentile_ci
+from reports.intervals import ci_level_error, intervals_ms, mean_ci, percentile_ci, rate_ci, ratio_of_sums_ci
 
 MU, SIGMA = math.log(0.2), 0.5  # a TTFT-like law: lognormal, median 200 ms
 TRUE_MEAN = math.exp(MU + SIGMA**2 / 2)
@@ -26,6 +26,23 @@ def coverage(interval, truth: float, runs: int = 1000, n: int = 400) -> float:
 def test_the_mean_and_the_p99_intervals_of_one_run_contain_the_truth_about_95_percent_of_the_time():
     assert 0.93 <= coverage(lambda v: mean_ci(v, 0.95), TRUE_MEAN) <= 0.97
     assert 0.93 <= coverage(lambda v: percentile_ci(v, 99, 0.95), TRUE_P99) <= 0.97
+
+
+def test_the_throughput_and_hit_rate_intervals_of_one_run_contain_the_truth_about_95_percent_of_the_time():
+    rng = np.random.default_rng(11)
+    rate, duration = 8.0, 60.0  # completions per second, seconds
+    counts = rng.poisson(rate * duration, 1000)
+    inside = [low <= rate <= high for low, high in (rate_ci(int(k), duration, 0.95) for k in counts)]
+    assert 0.93 <= float(np.mean(inside)) <= 0.98  # exact (Garwood): at least 95%, a little over
+    prompt = 2048
+    truth = 0.6  # each request finds 0 or its whole 2048 * 0.75 shared tokens: 80% of them do
+    hits = 0
+    for _ in range(1000):
+        cached = np.where(rng.random(300) < 0.8, 1536.0, 0.0)
+        prompts = np.full(300, float(prompt))
+        low, high = ratio_of_sums_ci(cached, prompts, float(cached.sum() / prompts.sum()), 0.95)
+        hits += low <= truth <= high
+    assert 0.93 <= hits / 1000 <= 0.97
 
 
 def test_intervals_are_named_after_their_figures_and_too_few_requests_leave_a_bound_open():
