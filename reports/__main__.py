@@ -1,4 +1,5 @@
-"""``python -m reports PREFIX [PREFIX2 ...]``: summary JSON, charts and an HTML page beside the CSVs."""
+"""``python -m reports PREFIX [PREFIX2 ...]``: summary JSON, charts and an HTML page beside the CSVs;
+``python -m reports compare BASE NEW``: what changed, with intervals and verdicts (reports/compare.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 
 from reports import charts
 from reports.checks import FAILED_STATUS, judge_and_write, parse_check
+from reports.compare import main as compare_main
 from reports.html import write_report
 from reports.intervals import ci_level_error
 from reports.load import ReportInputError, RunData, load_run
@@ -55,6 +57,9 @@ def charts_of(run: RunData, summary: dict) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["compare"]:  # python -m reports compare BASE NEW
+        return compare_main(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__)
     parser.add_argument("prefixes", nargs="+", metavar="PREFIX", help="the --csv prefix of a run (several: compare)")
     parser.add_argument("--slo", default=None, help="goodput SLOs, e.g. ttft_ms=500,tpot_ms=50,e2el_ms=20000")
@@ -90,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"report: {page}")
         if len(runs) > 1:
-            print(f"comparison: {compare(runs, summaries)}")
+            print(f"comparison: {side_by_side(runs, summaries)}")
     except (ReportInputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -100,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if passed else FAILED_STATUS
 
 
-def compare(runs: list[RunData], summaries: dict[str, dict]) -> str:
+def side_by_side(runs: list[RunData], summaries: dict[str, dict]) -> str:
     """Several runs side by side (prefix cache on vs off, two servers...): the page's path."""
     first = runs[0].prefix
     with_rows = {r.name: r.requests for r in runs if r.requests is not None and not r.requests.empty}
