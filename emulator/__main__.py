@@ -30,6 +30,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eos-prob", type=float, default=1 / 300, help="chance per token of ending early")
     p.add_argument("--max-model-len", type=int, default=131072)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction, default=True,
+                   help="reuse cached prompt blocks (vLLM's default); --no-enable-prefix-caching: never")  # fmt: skip
+    p.add_argument("--enable-chunked-prefill", action=argparse.BooleanOptionalAction, default=True,
+                   help="split prefills across steps beside decodes; --no-enable-chunked-prefill: whole prompts "
+                   "in steps of their own, decoding paused")  # fmt: skip
     p.add_argument("--request-log", default=None, help="append one JSON line of ground truth per request")
     p.add_argument(
         "--no-cached-tokens",
@@ -72,6 +77,8 @@ async def serve(args: argparse.Namespace) -> None:
         eos_prob=args.eos_prob,
         max_model_len=args.max_model_len,
         seed=args.seed,
+        enable_prefix_caching=args.enable_prefix_caching,
+        enable_chunked_prefill=args.enable_chunked_prefill,
     )
     server_cfg = ServerConfig(
         model=args.model,

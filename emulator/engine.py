@@ -32,6 +32,8 @@ class EngineConfig:
     eos_prob: float = 1 / 300  # chance that a token ends the output (unless ignore_eos)
     max_model_len: int = 131072
     seed: int = 0
+    enable_prefix_caching: bool = True  # off: no prompt finds cached blocks (vLLM's --no-enable-prefix-caching)
+    enable_chunked_prefill: bool = True  # off: whole prompts prefill in steps of their own, decoding waits
 
 
 @dataclass(eq=False)
@@ -108,13 +110,15 @@ class Engine:
             prefilling = []
             for s in self.running:
                 (prefilling if s.prefill_left else decoding).append(s)
+            if prefilling and not cfg.enable_chunked_prefill:
+                decoding = []  # without chunked prefill a step prefills whole prompts, and nothing decodes in it
             budget = cfg.max_num_batched_tokens - len(decoding)
             prefill_tokens = 0
             first_ready = []
             for s in prefilling:
-                if budget <= 0:
+                if budget <= 0 or (not cfg.enable_chunked_prefill and prefill_tokens and s.prefill_left > budget):
                     break
-                take = min(s.prefill_left, budget)
+                take = s.prefill_left if not cfg.enable_chunked_prefill else min(s.prefill_left, budget)
                 s.prefill_left -= take
                 budget -= take
                 prefill_tokens += take
@@ -143,7 +147,7 @@ class Engine:
             if s.cancelled:
                 continue
             s.admitted_mono = time.perf_counter()
-            s.cached = self.cache.lookup(s.hashes, len(s.prompt))
+            s.cached = self.cache.lookup(s.hashes, len(s.prompt)) if cfg.enable_prefix_caching else 0
             s.prefill_left = len(s.prompt) - s.cached
             self.metrics.on_admit(len(s.prompt), s.cached)
             self.running.append(s)
@@ -163,7 +167,8 @@ class Engine:
                 finished = True
             s.sink.on_token(s, s.generated - 1, s.finish_reason)
         for s in first_ready:
-            self.cache.insert(s.hashes)
+            if self.config.enable_prefix_caching:
+                self.cache.insert(s.hashes)
             if s.cancelled:
                 finished = True
                 continue

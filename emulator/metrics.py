@@ -125,9 +125,13 @@ class Metrics:
     def on_abort(self) -> None:
         self.success["abort"] += 1
 
-    def render(self, running: int, waiting: int, kv_usage: float) -> str:
+    def render(self, running: int, waiting: int, kv_usage: float, cache_config: dict[str, str] | None = None) -> str:
         lb = self.labels
         lines = []
+        if cache_config:  # as vLLM publishes its cache config: an info gauge of 1 with the settings as labels
+            info = ",".join(f'{k}="{v}"' for k, v in cache_config.items())
+            lines.extend(["# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig",
+                          "# TYPE vllm:cache_config_info gauge", f"vllm:cache_config_info{{{info}}} 1.0"])  # fmt: skip
 
         def gauge(name: str, value: float, help_text: str) -> None:
             lines.extend([f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name}{{{lb}}} {value}"])

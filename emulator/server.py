@@ -96,7 +96,11 @@ class App:
         elif path == "/v1/models":
             conn.respond_json(200, self._models())
         elif path == "/metrics":
-            text = self.metrics.render(len(self.engine.running), len(self.engine.waiting), self.engine.kv_usage())
+            cfg = self.engine.config
+            cache_config = {"block_size": str(cfg.block_size), "enable_prefix_caching": str(cfg.enable_prefix_caching),
+                            "num_gpu_blocks": str(cfg.num_blocks)}  # fmt: skip
+            text = self.metrics.render(len(self.engine.running), len(self.engine.waiting), self.engine.kv_usage(),
+                                       cache_config)  # fmt: skip
             conn.respond(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
         elif path in ("/v1/chat/completions", "/v1/completions") and method == "POST":
             self._generate(conn, path, headers, body)

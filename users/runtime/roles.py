@@ -115,13 +115,12 @@ class Role:
     def wire(self) -> None:
         events = self.environment.events
         run = self.run
-        settings = run.context.settings
-        if settings.check and self.touches_server and self.csv_prefix:  # quitting runs its listeners last first:
-            prefix = self.csv_prefix  # this one after every row is in (the workers stopped, the backlog drained)
+        if run.context.settings.check and self.touches_server and self.csv_prefix:  # quitting calls its
+            prefix = self.csv_prefix  # listeners last first: this one after every row is in (workers stopped)
 
             def judge(environment: Environment, **_kw: object) -> None:
                 self.request_log.flush()
-                judge_checks(environment, prefix, settings)
+                judge_checks(environment, prefix, run.context.settings)
 
             events.quitting.add_listener(judge)
         # an open loop's requests are cut off first, then the backlog is recorded, before the request
@@ -409,11 +408,11 @@ def register(environment: Environment, preflight_checks: bool = True) -> LLMRun:
         fail_fast(str(exc))
     run = role.run
     setattr(environment, RUN_ATTRIBUTE, run)
+    if settings.check and role_class.touches_server and not role.csv_prefix:
+        fail_fast("--check judges the run's summary, written beside the CSVs: give --csv PREFIX")
     warn_if_exposed(options, settings)
     if preflight_checks and options is not None and getattr(options, "headless", False) and role.touches_server:
         preflight(run, role.host, role.builds_load)
-    if settings.check and role_class.touches_server and not role.csv_prefix:
-        fail_fast("--check judges the run's summary, written beside the CSVs: give --csv PREFIX")
     if role.csv_prefix:
         install_final_csv_write()
         write_run_config(f"{role.csv_prefix}_config.json", run.context.settings, options, role.host)

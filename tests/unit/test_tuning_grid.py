@@ -1,0 +1,58 @@
+"""The tuning loop's grid file: points from a grid or a list, command lines filled, bad grids in one line."""
+
+from __future__ import annotations
+
+import pytest
+
+from tuning.grid import GridError, command_for, load_grid, point_name
+
+GOOD = """
+server: {command: "serve --port {port} --max-num-seqs {max_num_seqs} {enable_prefix_caching}"}
+url: http://127.0.0.1:8011
+settings: {max_num_seqs: [4, 8], enable_prefix_caching: [true, false]}
+workload: ["-u", "8", "-n", "40"]
+objective: {maximize: output_throughput, subject_to: ["p99_ttft_ms<=2000"]}
+"""
+
+
+def write(tmp_path, text: str) -> str:
+    path = tmp_path / "grid.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_grid_is_the_product_of_its_settings_and_fills_the_command(tmp_path):
+    grid = load_grid(write(tmp_path, GOOD))
+    assert [point_name(p) for p in grid.points] == [
+        "max_num_seqs-4_enable_prefix_caching-true", "max_num_seqs-4_enable_prefix_caching-false",
+        "max_num_seqs-8_enable_prefix_caching-true", "max_num_seqs-8_enable_prefix_caching-false",
+    ]  # fmt: skip
+    assert grid.varied == ("max_num_seqs", "enable_prefix_caching") and grid.port == 8011 and grid.repeat == 1
+    assert command_for(grid.command, grid.points[1], 8011) == (
+        "serve --port 8011 --max-num-seqs 4 --no-enable-prefix-caching"
+    )
+    assert grid.objective is not None and grid.objective.key == "output_throughput" and grid.objective.maximize
+    listed = load_grid(write(tmp_path, GOOD.replace("settings: {max_num_seqs: [4, 8], enable_prefix_caching: [true, false]}",
+                                                    "points: [{max_num_seqs: 4, enable_prefix_caching: true}]")))  # fmt: skip
+    assert listed.points == ({"max_num_seqs": 4, "enable_prefix_caching": True},) and listed.varied == ()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("url:", "uri: x\nurl:"), "unknown key(s) uri"),
+        (("max_num_seqs: [4, 8]", "max_num_seqs: []"), "settings.max_num_seqs must be a non-empty list"),
+        (("--max-num-seqs {max_num_seqs} ", ""), "setting max_num_seqs is not in server.command"),
+        (("{enable_prefix_caching}", "{enable_prefix_caching} {block_size}"), "names {block_size}, which no setting gives"),
+        (("maximize: output_throughput", "maximize: output_tput"), "no summary figure is called 'output_tput'"),
+        (("p99_ttft_ms<=2000", "p99_ttft<=2000"), "objective.subject_to: --check: no summary figure"),
+        (('server: {command: "serve', 'server: {compose: docker-compose.yml, command2: "serve'), "server.compose is not supported yet"),
+        (("http://127.0.0.1:8011", "127.0.0.1:8011"), "url must be http://HOST:PORT"),
+        (('workload: ["-u"', 'workload: ["--csv", "x", "-u"'), "workload: drop --csv"),
+    ],
+)  # fmt: skip
+def test_a_bad_grid_is_one_line_naming_the_file(tmp_path, change, message):
+    path = write(tmp_path, GOOD.replace(*change))
+    with pytest.raises(GridError) as err:
+        load_grid(path)
+    assert str(err.value).startswith(path) and message in str(err.value) and "\n" not in str(err.value)

@@ -1,0 +1,55 @@
+"""``python -m tuning GRID.yaml --out DIR [--resume]``: the server's settings swept (tuning/grid.py)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
+
+from tuning.grid import GridError, load_grid
+from tuning.loop import run_grid
+
+
+def _one_line(parser: argparse.ArgumentParser) -> Callable[[str], NoReturn]:
+    def error(message: str) -> NoReturn:
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+    return error
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tuning", description=__doc__)
+    parser.add_argument("grid", metavar="GRID.yaml", help="the grid file: server, url, settings, workload ...")
+    parser.add_argument("--out", required=True, metavar="DIR", help="where points/NAME/, tuning.csv and "
+                        "tuning_summary.json go")  # fmt: skip
+    parser.add_argument("--resume", action="store_true", help="keep the points whose results are complete")
+    parser.error = _one_line(parser)  # type: ignore[method-assign,assignment]
+    args = parser.parse_args(argv)
+    try:
+        grid = load_grid(args.grid)
+        out = Path(args.out)
+        (out / "points").mkdir(parents=True, exist_ok=True)
+    except GridError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: --out {args.out}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        summary = run_grid(grid, out, args.resume, lambda line: print(line, flush=True))
+    except KeyboardInterrupt:
+        print("stopped: the points done so far are in tuning.csv (--resume goes on from them)", file=sys.stderr)
+        return 130
+    failed = [p["name"] for p in summary["points"] if p["status"] != "ok"]
+    best = summary["best"]
+    if best:
+        print(f"best by {best['objective']}: {best['name']} ({best['value']:.4g})")
+    print(f"results: {out / 'tuning_summary.json'}, {out / 'tuning.csv'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""For each point of the grid: start its server, wait until ready, confirm it runs the point's settings, run the
+workload as its own headless Locust process, stop the server; a point that fails is recorded with its reason
+and the grid goes on. Results as they come: ``points/NAME/`` (the suite's files), ``tuning.csv`` and
+``tuning_summary.json`` (``points``, ``best``, ``setting_effects``)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from reports.checks import judge
+from reports.load import ReportInputError, load_run
+from reports.repeats import REPEATED
+from reports.summary import summary_of
+from tuning.grid import Grid, Value, command_for, point_name
+from tuning.server import LocalServer, ServerFailed, cache_config, free_port, mismatches, wait_port_free
+
+LOCUSTFILE = str(Path(__file__).resolve().parents[1] / "locustfile.py")
+FIGURES = ("completed", "failed", *REPEATED, "capacity_rps")  # tuning.csv's columns after the settings
+WORKLOAD_STATUSES = (0, 1, 3)  # Locust's own (1: failed requests) and a failed --check still give a summary
+
+
+@dataclass
+class PointResult:
+    name: str
+    settings: dict[str, Value]
+    status: str = "ok"  # ok or failed
+    reason: str = ""
+    repeats: list[dict] = field(default_factory=list)
+
+    @property
+    def figures(self) -> dict[str, float | None]:
+        """The repetitions' mean of each figure."""
+        out: dict[str, float | None] = {}
+        for key in FIGURES:
+            values = [r[key] for r in self.repeats if isinstance(r.get(key), int | float)]
+            out[key] = sum(values) / len(values) if values and len(values) == len(self.repeats) else None
+        return out
+
+
+def url_with_port(url: str, port: int) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{parts.hostname}:{port}"))
+
+
+def run_workload(grid: Grid, url: str, prefix: str, log_path: str) -> int:
+    """The workload as a headless Locust process of its own (its process group killed if the loop is stopped)."""
+    command = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--headless", "-H", url, "--csv", prefix,
+               "--only-summary", *grid.workload]  # fmt: skip
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)  # fmt: skip
+        try:
+            return proc.wait()
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
+
+
+def run_point(grid: Grid, point: dict[str, Value], folder: Path, say: Callable[[str], None]) -> PointResult:
+    result = PointResult(point_name(point), point)
+    folder.mkdir(parents=True, exist_ok=True)
+    for repeat in range(1, grid.repeat + 1):
+        url = url_with_port(grid.url, grid.port or free_port(urlsplit(grid.url).hostname or "127.0.0.1"))
+        server = LocalServer(command_for(grid.command, point, urlsplit(url).port or 0), str(folder / "server.log"))
+        run_dir = folder / f"r{repeat}" if grid.repeat > 1 else folder
+        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            server.start()
+            server.wait_ready(url, grid.ready_timeout_s)
+            wrong = mismatches(point, cache_config(url))
+            if wrong:
+                raise ServerFailed("the server does not run the point's settings: " + "; ".join(wrong))
+            say(f"point {result.name}{f' repeat {repeat}' if grid.repeat > 1 else ''}: running the workload")
+            status = run_workload(grid, url, str(run_dir / "run"), str(folder / "locust.log"))
+            if not server.alive():
+                raise ServerFailed(f"the server died during the workload: {server.tail()}")
+            if status not in WORKLOAD_STATUSES:
+                raise ServerFailed(f"the workload exited with status {status} (see {folder / 'locust.log'})")
+            summary, _notes = summary_of(load_run(str(run_dir / "run")), {})
+            result.repeats.append({"repeat": repeat, **{k: summary.get(k) for k in FIGURES}})
+        except (ServerFailed, ReportInputError) as exc:
+            result.status, result.reason = "failed", str(exc)
+            return result
+        finally:
+            server.stop()
+            wait_port_free(url)
+    return result
+
+
+def run_grid(grid: Grid, out: Path, resume: bool, say: Callable[[str], None] = print) -> dict:
+    """Every point in turn (``resume``: those whose results are complete are read back, not run again)."""
+    results: list[PointResult] = []
+    for point in grid.points:
+        name = point_name(point)
+        folder = out / "points" / name
+        done = folder / "point.json"
+        if resume and done.exists():
+            kept = PointResult(**json.loads(done.read_text(encoding="utf-8")))
+            if kept.status == "ok":
+                say(f"point {name}: done before (--resume)")
+                results.append(kept)
+                continue
+        result = run_point(grid, point, folder, say)
+        done.write_text(json.dumps(asdict(result), indent=2), encoding="utf-8")
+        say(f"point {name}: {result.status}{': ' + result.reason if result.reason else ''}")
+        results.append(result)
+        write_results(grid, out, results)
+    return write_results(grid, out, results)
+
+
+def write_results(grid: Grid, out: Path, results: list[PointResult]) -> dict:
+    names = list(grid.points[0])
+    with open(out / "tuning.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["point", "repeat", "status", *names, *FIGURES])
+        for r in results:
+            for rep in r.repeats or [{"repeat": ""}]:
+                writer.writerow([r.name, rep.get("repeat"), r.status, *(_cell(r.settings[n]) for n in names),
+                                 *("" if rep.get(k) is None else rep.get(k) for k in FIGURES)])  # fmt: skip
+    summary = {
+        "points": [
+            {
+                "name": r.name,
+                "settings": r.settings,
+                "status": r.status,
+                "reason": r.reason,
+                "figures": r.figures,
+                "repeats": r.repeats,
+            }
+            for r in results
+        ],  # fmt: skip
+        "best": best(grid, results),
+        "setting_effects": setting_effects(grid, results),
+    }
+    (out / "tuning_summary.json").write_text(json.dumps(_clean(summary), indent=2), encoding="utf-8")
+    return summary
+
+
+def best(grid: Grid, results: list[PointResult]) -> dict | None:
+    """The point that does best by the objective, among those that meet its conditions."""
+    objective = grid.objective
+    if objective is None:
+        return None
+    fit = [r for r in results if r.status == "ok" and isinstance(r.figures.get(objective.key), float | int)
+           and all(judge(c, r.figures).outcome == "pass" for c in objective.subject_to)]  # fmt: skip
+    if not fit:
+        return None
+    sign = 1 if objective.maximize else -1
+    top = max(fit, key=lambda r: sign * float(r.figures[objective.key] or 0.0))
+    return {"name": top.name, "settings": top.settings, "objective": objective.key, "value": top.figures[objective.key]}
+
+
+def setting_effects(grid: Grid, results: list[PointResult]) -> dict[str, list[dict]]:
+    """For each setting varied on its own: each of its other values against its first, the ratio of each figure
+    (the geometric mean over the pairs of points that differ in it alone)."""
+    ok = [r for r in results if r.status == "ok"]
+    out: dict[str, list[dict]] = {}
+    for setting in grid.varied:
+        values = list(dict.fromkeys(p[setting] for p in grid.points))
+        for other in values[1:]:
+            pairs = [(a, b) for a in ok for b in ok if a.settings[setting] == values[0] and b.settings[setting] == other
+                     and all(a.settings[k] == b.settings[k] for k in a.settings if k != setting)]  # fmt: skip
+            if not pairs:
+                continue
+            effect: dict = {"from": values[0], "to": other, "pairs": len(pairs)}
+            for key in FIGURES:
+                ratios = [b.figures[key] / a.figures[key] for a, b in pairs  # type: ignore[operator]
+                          if a.figures.get(key) and b.figures.get(key) is not None]  # fmt: skip
+                if len(ratios) == len(pairs) and all(x > 0 for x in ratios):
+                    effect[key] = math.exp(sum(math.log(x) for x in ratios) / len(ratios))
+            out.setdefault(setting, []).append(effect)
+    return out
+
+
+def _cell(value: Value) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _clean(value: object) -> object:
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return None if isinstance(value, float) and not math.isfinite(value) else value
