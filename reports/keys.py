@@ -50,7 +50,6 @@ FIGURES: dict[str, str] = {
     "schedule_lag_p99_ms": "open loop: 99th percentile of that delay",
     "schedule_lag_max_ms": "open loop: the largest such delay",
     "ci_level": "the confidence level of every <key>_ci (--ci-level)",
-    "repeat": "--repeat: a repetition's number (in repeats)",
     "steady_requests": "requests that started after the load reached its target and ended before the drain",
     "server_requests": "requests the server's own histograms counted during the run",
     "client_cpu_max_share": "the busiest client process's share of a core",
