@@ -18,11 +18,12 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from llmclient.errors import one_line_errors
 from reports.checks import FAILED_STATUS
 from reports.intervals import HEADLINE, ci_level_error
 from reports.load import ReportInputError, load_run
@@ -220,14 +221,6 @@ def parse_share(text: str) -> float:
     return value
 
 
-def _one_line(parser: argparse.ArgumentParser) -> Callable[[str], NoReturn]:
-    def error(message: str) -> NoReturn:
-        print(f"{parser.prog}: error: {message}", file=sys.stderr)
-        sys.exit(2)
-
-    return error
-
-
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m reports compare", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -236,7 +229,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--max-regression", type=parse_share, default=0.05, metavar="SHARE",
                         help="exit 3 when a figure is worse by more than this over its whole interval (default 5%%)")  # fmt: skip
     parser.add_argument("--ci-level", type=float, default=0.95, help="confidence level of the intervals (0.95)")
-    parser.error = _one_line(parser)  # type: ignore[method-assign,assignment]
+    one_line_errors(parser)
     args = parser.parse_args(argv)
     try:
         if ci_level_error(args.ci_level):

@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
 
+from llmclient.errors import one_line_errors
 from tuning.grid import GridError, load_grid
 from tuning.loop import run_grid
-
-
-def _one_line(parser: argparse.ArgumentParser) -> Callable[[str], NoReturn]:
-    def error(message: str) -> NoReturn:
-        print(f"{parser.prog}: error: {message}", file=sys.stderr)
-        sys.exit(2)
-
-    return error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, metavar="DIR", help="where points/NAME/, tuning.csv and "
                         "tuning_summary.json go")  # fmt: skip
     parser.add_argument("--resume", action="store_true", help="keep the points whose results are complete")
-    parser.error = _one_line(parser)  # type: ignore[method-assign,assignment]
+    one_line_errors(parser)
     args = parser.parse_args(argv)
     try:
         grid = load_grid(args.grid)

@@ -139,7 +139,7 @@ def write_results(grid: Grid, out: Path, results: list[PointResult]) -> dict:
                 "repeats": r.repeats,
             }
             for r in results
-        ],  # fmt: skip
+        ],
         "best": best(grid, results),
         "setting_effects": setting_effects(grid, results),
     }

@@ -52,7 +52,8 @@ def test_package_imports_stay_in_their_layer(package, forbidden):
 
 def test_reports_use_only_the_row_schema_the_hit_rate_and_the_pure_rules():
     used = {n for names in imported_modules("reports").values() for n in names if n.startswith("llmclient")}
-    assert used <= {"llmclient", "llmclient.schema", "llmclient.server_metrics", "llmclient.cpu"}, used
+    # and the one-line errors of a command line (llmclient.errors.one_line_errors)
+    assert used <= {"llmclient", "llmclient.schema", "llmclient.server_metrics", "llmclient.cpu", "llmclient.errors"}
     scheduler = {n for names in imported_modules("reports").values() for n in names if n.startswith("scheduler")}
     # the schedule proof, the SLO rule and the level verdicts: the run and the report judge alike
     assert scheduler <= {"scheduler.proof", "scheduler.slo", "scheduler.levels"}, scheduler

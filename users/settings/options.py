@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal
 
-from llmclient.errors import ConfigError
+from llmclient.errors import ConfigError, one_line_errors
 from llmclient.server_metrics import metrics_target
 from reports.checks import check_error
 from reports.intervals import ci_level_error
@@ -280,14 +279,6 @@ def _float_arg(text: str) -> float:
 ARG_TYPES: dict[str, Callable[[str], Any]] = {"int": _int_arg, "float": _float_arg}
 
 
-def _one_line_error(parser: argparse.ArgumentParser) -> Callable[[str], NoReturn]:
-    def error(message: str) -> NoReturn:
-        sys.stderr.write(f"{parser.prog}: error: {message}\n")
-        sys.exit(2)
-
-    return error
-
-
 def _check_csv_prefix(text: str) -> str:
     """--csv must name a folder we can create and write in, before Locust opens its files."""
     folder = os.path.dirname(text) or "."
@@ -304,7 +295,7 @@ def _check_csv_prefix(text: str) -> str:
 def add_options(parser: LocustArgumentParser, **_kw: object) -> None:
     """Register the suite's options on Locust's parser (configargparse)."""
     # Every argparse error, Locust's own included, becomes one line: no usage dump.
-    parser.error = _one_line_error(parser)  # type: ignore[method-assign]
+    one_line_errors(parser)
     for action in parser._actions:  # validate Locust's --csv before Locust creates the folder
         if "--csv" in action.option_strings:
             action.type = _check_csv_prefix
