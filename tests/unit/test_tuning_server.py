@@ -1,0 +1,23 @@
+"""A point's server: its settings checked against what it publishes, and one that never answers given up on."""
+
+from __future__ import annotations
+
+import pytest
+
+from tuning.server import LocalServer, ServerFailed, free_port, mismatches
+
+
+def test_a_server_that_runs_other_settings_is_caught_where_it_publishes_them():
+    published = {"enable_prefix_caching": "False", "block_size": "16", "gpu_memory_utilization": "0.9"}
+    point = {"enable_prefix_caching": True, "block_size": 16, "max_num_seqs": 8, "gpu_memory_utilization": 0.9}
+    assert mismatches(point, published) == ["enable_prefix_caching: the point asks true, the server runs False"]
+    assert mismatches({**point, "enable_prefix_caching": False}, published) == []  # max_num_seqs: not published
+
+
+def test_a_server_that_never_answers_is_given_up_on_and_stopped(tmp_path):
+    server = LocalServer("sleep 30", str(tmp_path / "server.log"))
+    server.start()
+    with pytest.raises(ServerFailed, match=r"not ready after 0.5 s \(GET /v1/models\)"):
+        server.wait_ready(f"http://127.0.0.1:{free_port('127.0.0.1')}", 0.5)
+    server.stop()
+    assert not server.alive()
