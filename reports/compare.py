@@ -16,16 +16,14 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from llmclient.errors import one_line_errors
 from reports.checks import FAILED_STATUS
-from reports.intervals import HEADLINE, ci_level_error
+from reports.intervals import HEADLINE, ci_level_error, finite, statistic
 from reports.load import ReportInputError, load_run
 from reports.metrics import pooled_itl
 from reports.repeats import REPEATED
@@ -36,6 +34,7 @@ LATENCY_KEYS = {f"{stat}_{name}_ms": (name, stat) for name in HEADLINE for stat 
 THROUGHPUT_KEYS = ("request_throughput", "output_throughput")  # higher is better
 BOOTSTRAP_CAP = 20_000  # values a side the bootstrap resamples (pooled ITL gaps are sampled down to it, seeded)
 COLUMNS = {"ttft": "ttft_s", "tpot": "tpot_s", "e2el": "e2e_s"}
+PERCENTILE_OF = {"median": 50.0, "p90": 90.0, "p99": 99.0}  # the mean: none
 
 
 @dataclass
@@ -119,26 +118,19 @@ def _values(side: Side, key: str) -> np.ndarray:
 Estimate = tuple[float | None, float | None, list[float | None]]  # BASE's figure, NEW's, the change's interval
 
 
-def _statistic(stat: str) -> Callable[..., Any]:
-    q = {"median": 50, "p90": 90, "p99": 99}.get(stat)
-    if q is None:
-        return lambda x, axis=-1: np.mean(x, axis=axis)
-    return lambda x, axis=-1: np.percentile(x, q, axis=axis)
-
-
 def latency_change(base: Side, new: Side, key: str, level: float) -> Estimate:
     """A latency figure of each run's requests, and the bootstrap interval of NEW / BASE − 1 over them."""
     a, b = _values(new, key), _values(base, key)
     if a.size < 2 or b.size < 2:
         return None, None, [None, None]
-    stat = _statistic(LATENCY_KEYS[key][1])
+    stat = statistic(PERCENTILE_OF.get(LATENCY_KEYS[key][1]))
     from scipy import stats
 
     result = stats.bootstrap((a, b), lambda x, y, axis=-1: stat(x, axis=axis) / stat(y, axis=axis) - 1,
                              vectorized=True, confidence_level=level, n_resamples=BOOTSTRAP_RESAMPLES,
                              method="percentile", rng=np.random.default_rng(0))  # fmt: skip
     interval = result.confidence_interval
-    return float(stat(b)) * 1e3, float(stat(a)) * 1e3, [_finite(interval.low), _finite(interval.high)]
+    return float(stat(b)) * 1e3, float(stat(a)) * 1e3, [finite(interval.low), finite(interval.high)]
 
 
 def throughput_change(base: Side, new: Side, key: str, level: float) -> Estimate:
@@ -163,11 +155,7 @@ def repeated_change(base: Side, new: Side, key: str, level: float) -> Estimate:
 
     interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(confidence_level=level)
     mean = float(b.mean())
-    return mean, float(a.mean()), [_finite(interval.low / mean), _finite(interval.high / mean)]
-
-
-def _finite(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
+    return mean, float(a.mean()), [finite(interval.low / mean), finite(interval.high / mean)]
 
 
 def changes(base: Side, new: Side, level: float) -> list[Change]:

@@ -11,6 +11,8 @@ cannot give (too few requests for a p99) is null.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -24,8 +26,16 @@ def ci_level_error(level: float) -> str | None:
     return None if 0 < level < 1 else f"--ci-level must be between 0 and 1 (say 0.95), got {level:g}"
 
 
-def _finite(value: float) -> float | None:
+def finite(value: float) -> float | None:
+    """A bound as JSON holds it: None where the data cannot give one."""
     return float(value) if math.isfinite(value) else None
+
+
+def statistic(q: float | None) -> Callable[..., Any]:
+    """The q-th percentile (None: the mean) along an axis, as ``scipy.stats.bootstrap`` calls a statistic."""
+    if q is None:
+        return lambda x, axis=-1: np.mean(x, axis=axis)
+    return lambda x, axis=-1: np.percentile(x, q, axis=axis)
 
 
 def percentile_ci(values: np.ndarray, p: float, level: float) -> list[float | None]:
@@ -35,18 +45,18 @@ def percentile_ci(values: np.ndarray, p: float, level: float) -> list[float | No
     if values.size == 0:
         return [None, None]
     interval = stats.quantile_test(values, q=0.0, p=p / 100).confidence_interval(confidence_level=level)
-    return [_finite(interval.low), _finite(interval.high)]
+    return [finite(interval.low), finite(interval.high)]
 
 
 def mean_ci(values: np.ndarray, level: float) -> list[float | None]:
     """Student's t interval of the mean (the mean of many requests is close to normal)."""
     if values.size < 2 or float(np.ptp(values)) == 0.0:
         only = float(values[0]) if values.size else math.nan
-        return [_finite(only), _finite(only)] if values.size else [None, None]
+        return [finite(only), finite(only)] if values.size else [None, None]
     from scipy import stats
 
     interval = stats.ttest_1samp(values, 0.0).confidence_interval(confidence_level=level)
-    return [_finite(interval.low), _finite(interval.high)]
+    return [finite(interval.low), finite(interval.high)]
 
 
 def intervals_ms(values_s: np.ndarray, name: str, level: float,
@@ -70,7 +80,7 @@ def rate_ci(count: int, duration: float, level: float) -> list[float | None]:
     alpha = 1 - level
     low = stats.chi2.ppf(alpha / 2, 2 * count) / 2 if count > 0 else 0.0
     high = stats.chi2.ppf(1 - alpha / 2, 2 * count + 2) / 2
-    return [_finite(low / duration), _finite(high / duration)]
+    return [finite(low / duration), finite(high / duration)]
 
 
 def total_rate_ci(values: np.ndarray, duration: float, level: float) -> list[float | None]:

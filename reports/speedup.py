@@ -12,13 +12,11 @@ by the ratio of the levels' mean output lengths, taken as fixed.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from reports.intervals import mean_ci
+from reports.intervals import finite, mean_ci, statistic
 
 LATENCY_RATIOS: dict[str, tuple[str, float | None]] = {  # figure: (column, percentile; None: the mean)
     "mean_ttft_ms": ("ttft_s", None),
@@ -91,7 +89,7 @@ def _across_repeats(rows: pd.DataFrame, bases: list[dict], shared: list[dict], l
         for figure, (column, q) in LATENCY_RATIOS.items():
             a, b = slow[column].dropna().to_numpy(dtype=float), fast[column].dropna().to_numpy(dtype=float)
             if a.size and b.size:
-                stat = _statistic(q)
+                stat = statistic(q)
                 ratios.setdefault(figure, []).append(float(stat(a) / stat(b)))
         for figure in THROUGHPUT_RATIOS:
             if base.get(figure) and one.get(figure):
@@ -110,18 +108,12 @@ def _mean(values: pd.Series) -> float:
     return float(values.mean()) if len(values) else math.nan
 
 
-def _statistic(q: float | None) -> Callable[..., Any]:
-    if q is None:
-        return lambda x, axis=-1: np.mean(x, axis=axis)
-    return lambda x, axis=-1: np.percentile(x, q, axis=axis)
-
-
 def latency_ratio(slow: np.ndarray, fast: np.ndarray, q: float | None,
                   level: float) -> tuple[float | None, list[float | None]]:  # fmt: skip
     """``stat(slow) / stat(fast)`` and its bootstrap interval (None where there are too few requests)."""
     if slow.size < 2 or fast.size < 2:
         return None, [None, None]
-    stat = _statistic(q)
+    stat = statistic(q)
     point = float(stat(slow) / stat(fast))
     from scipy import stats  # imported when a report is made, not when a run starts
 
@@ -131,7 +123,7 @@ def latency_ratio(slow: np.ndarray, fast: np.ndarray, q: float | None,
         rng=np.random.default_rng(0),
     )  # fmt: skip
     interval = result.confidence_interval
-    return point, [_finite(interval.low), _finite(interval.high)]
+    return point, [finite(interval.low), finite(interval.high)]
 
 
 def rate_ratio(k_a: int, t_a: float, k_b: int, t_b: float, level: float) -> tuple[float | None, list[float | None]]:
@@ -148,10 +140,6 @@ def rate_ratio(k_a: int, t_a: float, k_b: int, t_b: float, level: float) -> tupl
         return p / (1 - p) * scale if p < 1 else None
 
     return (k_a / t_a) / (k_b / t_b), [odds(ci.low), odds(ci.high)]
-
-
-def _finite(value: float) -> float | None:
-    return float(value) if math.isfinite(value) else None
 
 
 def speedup_sentence(summary: dict, input_tokens: int | None) -> str | None:
