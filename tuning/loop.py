@@ -22,6 +22,7 @@ from reports.load import ReportInputError, load_run
 from reports.repeats import REPEATED
 from reports.summary import summary_of
 from tuning.grid import Grid, Value, command_for, point_name
+from tuning.report import write_tuning_report
 from tuning.server import LocalServer, ServerFailed, cache_config, free_port, mismatches, wait_port_free
 
 LOCUSTFILE = str(Path(__file__).resolve().parents[1] / "locustfile.py")
@@ -144,6 +145,7 @@ def write_results(grid: Grid, out: Path, results: list[PointResult]) -> dict:
         "setting_effects": setting_effects(grid, results),
     }
     (out / "tuning_summary.json").write_text(json.dumps(_clean(summary), indent=2), encoding="utf-8")
+    write_tuning_report(out, summary)
     return summary
 
 

@@ -84,3 +84,5 @@ def test_the_loop_runs_each_point_survives_a_bad_one_cleans_up_on_ctrl_c_and_res
     (effect,) = summary["setting_effects"]["enable_prefix_caching"]
     assert effect["from"] is False and effect["to"] is True and effect["mean_ttft_ms"] < 0.5  # the cache's speed-up
     assert summary["best"]["name"] == "enable_prefix_caching-true_max_num_seqs-8"
+    page = (out / "tuning_report.html").read_text()
+    assert "Best by mean_ttft_ms: enable_prefix_caching-true_max_num_seqs-8" in page and "tuning_pareto.png" in page
