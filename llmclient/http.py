@@ -290,7 +290,7 @@ def _exchange(conn: Connection, raw: bytes) -> tuple[Head, bytes]:
     except ProtocolError as exc:
         conn.close()
         raise TransportError(f"bad response framing: {exc}") from None
-    except TransportError:
+    except BaseException:  # a TransportError, or the greenlet killed mid-response: not reusable
         conn.close()
         raise
     head = framing.head

@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -251,6 +252,9 @@ class ServerMetrics(Scrapes):
         self.available = True
         self.failing = False  # the last scrape could not reach it
         self._conn = Connection(target, read_timeout=10.0, connect_timeout=5.0)
+        # the periodic scraper and a level's boundary scrape can ask at once: one exchange on the
+        # connection at a time (threading's lock is gevent's once Locust has patched)
+        self._lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -283,14 +287,15 @@ class ServerMetrics(Scrapes):
         return values, histograms
 
     def scrape(self) -> dict[str, float] | None:
-        got = self.read()
-        if got is None:
-            return None
-        values, histograms = got
-        self.keep(values, histograms)
-        if self.files is not None:
-            self.files.write(values, histograms)
-        return values
+        with self._lock:
+            got = self.read()
+            if got is None:
+                return None
+            values, histograms = got
+            self.keep(values, histograms)
+            if self.files is not None:
+                self.files.write(values, histograms)
+            return values
 
     def close(self) -> None:
         self._conn.close()
@@ -334,6 +339,7 @@ class ReplicaMetrics(Scrapes):
                  extra: Callable[[], Mapping[str, float | None]] | None = None) -> None:  # fmt: skip
         super().__init__()
         self.extra = extra
+        self._lock = threading.Lock()  # scrapes in the files' order, one at a time (ServerMetrics._lock)
         several = len(urls) > 1
         self.replicas = [
             ServerMetrics(metrics_target(url), headers,
@@ -353,17 +359,18 @@ class ReplicaMetrics(Scrapes):
         return any(r.available for r in self.replicas)
 
     def scrape(self) -> dict[str, float] | None:
-        got = [r.scrape() for r in self.replicas]
-        scrapes = [(v, r.latest_histograms) for v, r in zip(got, self.replicas, strict=True) if v is not None]
-        if not scrapes:
-            return None
-        values, histograms = combine(scrapes)
-        if self.extra is not None:
-            values.update({k: v for k, v in self.extra().items() if v is not None})
-        self.keep(values, histograms)
-        if self.files is not None:
-            self.files.write(values, histograms)
-        return values
+        with self._lock:
+            got = [r.scrape() for r in self.replicas]
+            scrapes = [(v, r.latest_histograms) for v, r in zip(got, self.replicas, strict=True) if v is not None]
+            if not scrapes:
+                return None
+            values, histograms = combine(scrapes)
+            if self.extra is not None:
+                values.update({k: v for k, v in self.extra().items() if v is not None})
+            self.keep(values, histograms)
+            if self.files is not None:
+                self.files.write(values, histograms)
+            return values
 
     def close(self) -> None:
         for replica in self.replicas:

@@ -83,3 +83,40 @@ def test_a_server_percentile_carries_its_bucket_and_the_page_shows_the_bound_whe
     assert shown(figures, "server_p50_ttft_ms") == f"{figures['server_p50_ttft_ms']:,.4g}"
     assert shown({"x": 400.0, "x_bounds": [300.0, None]}, "x") == "≥ 300"
     assert shown({"x": 700.0, "x_bounds": [500.0, 1000.0]}, "x") == "500–1,000"
+
+
+def test_two_scrapes_at_once_take_turns_on_the_one_connection(tmp_path):
+    # the periodic scraper and a sweep level's boundary scrape met on real vLLM's slower /metrics:
+    # gevent refused the second reader of the socket ("already used by another greenlet")
+    import gevent
+    from gevent.server import StreamServer
+
+    from llmclient.server_metrics import ReplicaMetrics
+
+    body = b"# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running 3\n"
+
+    def answer(sock, _addr) -> None:
+        with sock:
+            pending = b""
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                pending += data
+                while b"\r\n\r\n" in pending:
+                    _, pending = pending.split(b"\r\n\r\n", 1)
+                    gevent.sleep(0.05)  # a slow answer: the other scrape arrives meanwhile
+                    sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    server = StreamServer(("127.0.0.1", 0), answer)
+    server.start()
+    try:
+        metrics = ReplicaMetrics([f"http://127.0.0.1:{server.server_port}"], {}, str(tmp_path / "run"))
+        metrics.scrape()  # the connection is open and kept
+        scrapes = [gevent.spawn(metrics.scrape) for _ in range(3)]
+        gevent.joinall(scrapes, timeout=10, raise_error=True)
+        assert [s.value["num_requests_running"] for s in scrapes] == [3.0, 3.0, 3.0]
+        metrics.close()
+        assert len((tmp_path / "run_server_metrics.csv").read_text().splitlines()) == 1 + 4
+    finally:
+        server.stop()
