@@ -8,13 +8,13 @@ Each verdict is one line, and all of them a JUnit file (``PREFIX_checks.xml``) f
 
 from __future__ import annotations
 
-import math
 import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from xml.sax.saxutils import quoteattr
 
+from reports.intervals import finite
 from reports.keys import unknown_key_error
 
 FAILED_STATUS = 3  # the process's exit status when a check failed
@@ -93,11 +93,9 @@ def judge(check: Check, summary: Mapping[str, object]) -> Verdict:
         raw, raw_ci = lookup(summary, check.key)
     except KeyError:
         return Verdict(check, None, None, "inconclusive")
-    value = _number(raw)
+    value = finite(raw)
     meets = OPERATORS[check.op]
-    interval = (
-        (_number(raw_ci[0]), _number(raw_ci[1])) if isinstance(raw_ci, list | tuple) and len(raw_ci) == 2 else None
-    )
+    interval = (finite(raw_ci[0]), finite(raw_ci[1])) if isinstance(raw_ci, list | tuple) and len(raw_ci) == 2 else None
     if interval is not None and check.op not in ("==", "!="):
         low, high = interval
         # the end of the interval farthest from the bound on the passing side, and the nearest one
@@ -110,12 +108,6 @@ def judge(check: Check, summary: Mapping[str, object]) -> Verdict:
     if value is None:
         return Verdict(check, None, None, "inconclusive")
     return Verdict(check, value, None, "pass" if meets(value, check.bound) else "fail")
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool):
-        return float(value)
-    return float(value) if isinstance(value, int | float) and not math.isnan(float(value)) else None
 
 
 def failed(verdicts: list[Verdict], inconclusive_passes: bool) -> list[Verdict]:
@@ -136,7 +128,7 @@ def junit(suite: str, verdicts: list[Verdict], level: float, inconclusive_passes
 def judge_and_write(name: str, prefix: str, summary: Mapping[str, object], checks: list[Check],
                     inconclusive_passes: bool) -> bool:  # fmt: skip
     """Judge the checks on a run's summary: a line each on stdout, ``PREFIX_checks.xml``; True when all passed."""
-    level = float(_number(summary.get("ci_level")) or 0.95)
+    level = float(finite(summary.get("ci_level")) or 0.95)
     verdicts = [judge(check, summary) for check in checks]
     for verdict in verdicts:
         print(f"{name}: {verdict.line(level)}", flush=True)

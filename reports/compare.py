@@ -25,16 +25,14 @@ from llmclient.errors import one_line_errors
 from reports.checks import FAILED_STATUS
 from reports.intervals import HEADLINE, ci_level_error, finite, statistic
 from reports.load import ReportInputError, load_run
-from reports.metrics import pooled_itl
+from reports.metrics import STATISTIC_OF, latency_figure, latency_values
 from reports.repeats import REPEATED
 from reports.speedup import BOOTSTRAP_RESAMPLES, rate_ratio
 from reports.summary import summary_of
 
-LATENCY_KEYS = {f"{stat}_{name}_ms": (name, stat) for name in HEADLINE for stat in ("mean", "median", "p90", "p99")}
+LATENCY_KEYS = tuple(f"{stat}_{name}_ms" for name in HEADLINE for stat in STATISTIC_OF)
 THROUGHPUT_KEYS = ("request_throughput", "output_throughput")  # higher is better
 BOOTSTRAP_CAP = 20_000  # values a side the bootstrap resamples (pooled ITL gaps are sampled down to it, seeded)
-COLUMNS = {"ttft": "ttft_s", "tpot": "tpot_s", "e2el": "e2e_s"}
-PERCENTILE_OF = {"median": 50.0, "p90": 90.0, "p99": 99.0}  # the mean: none
 
 
 @dataclass
@@ -104,11 +102,7 @@ def _vllm_result(path: str) -> Side:
 
 
 def _values(side: Side, key: str) -> np.ndarray:
-    name, _stat = LATENCY_KEYS[key]
-    if name == "itl":
-        values = pooled_itl(side.rows["itl_s"].astype(str))
-    else:
-        values = side.rows[COLUMNS[name]].to_numpy(dtype=float)
+    values = latency_values(side.rows, latency_figure(key)[0])
     values = values[np.isfinite(values)]
     if values.size > BOOTSTRAP_CAP:
         values = np.random.default_rng(0).choice(values, BOOTSTRAP_CAP, replace=False)
@@ -123,7 +117,7 @@ def latency_change(base: Side, new: Side, key: str, level: float) -> Estimate:
     a, b = _values(new, key), _values(base, key)
     if a.size < 2 or b.size < 2:
         return None, None, [None, None]
-    stat = statistic(PERCENTILE_OF.get(LATENCY_KEYS[key][1]))
+    stat = statistic(latency_figure(key)[1])
     from scipy import stats
 
     result = stats.bootstrap((a, b), lambda x, y, axis=-1: stat(x, axis=axis) / stat(y, axis=axis) - 1,
@@ -141,7 +135,7 @@ def throughput_change(base: Side, new: Side, key: str, level: float) -> Estimate
     scale = 1.0
     if key == "output_throughput":
         scale = float(new.rows["output_tokens"].mean()) / float(base.rows["output_tokens"].mean())
-    return (_number(base.figures.get(key)), _number(new.figures.get(key)),
+    return (finite(base.figures.get(key)), finite(new.figures.get(key)),
             [None if low is None else low * scale - 1, None if high is None else high * scale - 1])  # fmt: skip
 
 
@@ -171,10 +165,6 @@ def changes(base: Side, new: Side, level: float) -> list[Change]:
         relative = now / was - 1 if was and now is not None else None
         out.append(Change(key, was, now, relative, (interval[0], interval[1]), verdict(key, interval)))
     return out
-
-
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and math.isfinite(float(value)) else None
 
 
 def verdict(key: str, interval: list[float | None]) -> str:

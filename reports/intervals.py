@@ -26,9 +26,12 @@ def ci_level_error(level: float) -> str | None:
     return None if 0 < level < 1 else f"--ci-level must be between 0 and 1 (say 0.95), got {level:g}"
 
 
-def finite(value: float) -> float | None:
-    """A bound as JSON holds it: None where the data cannot give one."""
-    return float(value) if math.isfinite(value) else None
+def finite(value: object) -> float | None:
+    """A figure or bound as JSON holds it: None for NaN, an infinity, or what is not a number (a bound the
+    data cannot give, a figure a run lacks); True and False as 1 and 0."""
+    if isinstance(value, bool):
+        return float(value)
+    return float(value) if isinstance(value, int | float) and math.isfinite(float(value)) else None
 
 
 def statistic(q: float | None) -> Callable[..., Any]:

@@ -26,6 +26,8 @@ from scheduler.proof import prove
 from scheduler.slo import met
 
 PERCENTILES = (50, 90, 99)
+LATENCY_COLUMNS = {"ttft": "ttft_s", "tpot": "tpot_s", "e2el": "e2e_s"}  # each request's; itl: itl_s's pooled gaps
+STATISTIC_OF = {"mean": None, "median": 50.0, "p90": 90.0, "p99": 99.0}  # a figure's percentile (None: the mean)
 
 
 def pooled_itl(itl_column: pd.Series) -> np.ndarray:
@@ -34,6 +36,17 @@ def pooled_itl(itl_column: pd.Series) -> np.ndarray:
     if not text.strip():
         return np.empty(0)
     return np.fromstring(text, sep=" ")  # text mode: parsed in C, no per-gap Python objects
+
+
+def latency_values(rows: pd.DataFrame, name: str) -> np.ndarray:
+    """The seconds a latency figure (ttft, tpot, itl, e2el) is taken over: one per request, ITL's pooled gaps."""
+    return pooled_itl(rows["itl_s"].astype(str)) if name == "itl" else rows[LATENCY_COLUMNS[name]].to_numpy(dtype=float)
+
+
+def latency_figure(key: str) -> tuple[str, float | None]:
+    """A latency figure's name and percentile: ``p99_ttft_ms`` is (ttft, 99), ``mean_e2el_ms`` (e2el, None)."""
+    stat, name, _ms = key.split("_")
+    return name, STATISTIC_OF[stat]
 
 
 def describe_ms(values_s: np.ndarray, name: str) -> dict[str, float]:
@@ -124,8 +137,7 @@ def summarize(
         "output_throughput": out_tokens / dur if dur else float("nan"),
         "total_token_throughput": (in_tokens + out_tokens) / dur if dur else float("nan"),
     }
-    latencies = {"ttft": ok["ttft_s"].to_numpy(), "tpot": ok["tpot_s"].to_numpy(), "itl": pooled_itl(ok["itl_s"]),
-                 "e2el": ok["e2e_s"].to_numpy()}  # fmt: skip
+    latencies = {name: latency_values(ok, name) for name in HEADLINE}
     for name, values in latencies.items():
         summary.update(describe_ms(values, name))
     tps = ok["decode_tps"].dropna()

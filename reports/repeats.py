@@ -8,12 +8,10 @@ are the honest ones for "what would another run say".
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pandas as pd
 
-from reports.intervals import HEADLINE, mean_ci
+from reports.intervals import HEADLINE, finite, mean_ci
 from reports.metrics import summarize
 
 REPEATED = (
@@ -39,12 +37,8 @@ def repeats_summary(rows: pd.DataFrame, slo: dict[str, float] | None, level: flo
     out: dict = {"repeats": per}
     if one_load and len(per) >= 2:
         for key in REPEATED:
-            values = np.array([p[key] for p in per if _finite(p.get(key))], dtype=float)
+            values = np.array([p[key] for p in per if finite(p.get(key)) is not None], dtype=float)
             if values.size == len(per):
                 out[key], out[f"{key}_ci"] = float(values.mean()), mean_ci(values, level)
         out["ci_method"] = across_repeats_method(len(per))
     return out
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, int | float) and math.isfinite(float(value))

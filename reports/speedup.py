@@ -17,14 +17,9 @@ import numpy as np
 import pandas as pd
 
 from reports.intervals import finite, mean_ci, statistic
+from reports.metrics import latency_figure, latency_values
 
-LATENCY_RATIOS: dict[str, tuple[str, float | None]] = {  # figure: (column, percentile; None: the mean)
-    "mean_ttft_ms": ("ttft_s", None),
-    "median_ttft_ms": ("ttft_s", 50),
-    "p90_ttft_ms": ("ttft_s", 90),
-    "p99_ttft_ms": ("ttft_s", 99),
-    "mean_e2el_ms": ("e2e_s", None),
-}
+LATENCY_RATIOS = ("mean_ttft_ms", "median_ttft_ms", "p90_ttft_ms", "p99_ttft_ms", "mean_e2el_ms")
 THROUGHPUT_RATIOS = ("request_throughput", "output_throughput")
 SPEEDUP_METHOD = ("one run: bootstrap of each level's requests (latency ratios); ratio of two Poisson rates, "
                   "exact binomial (throughput ratios)")  # fmt: skip
@@ -63,9 +58,9 @@ def _against(rows: pd.DataFrame, base: dict, shared: dict, level: float) -> dict
         "unshared_level": base["level"],
         "shared_level": shared["level"],
     }
-    for figure, (column, q) in LATENCY_RATIOS.items():
-        slow = unshared_rows[column].dropna().to_numpy(dtype=float)
-        fast = shared_rows[column].dropna().to_numpy(dtype=float)
+    for figure in LATENCY_RATIOS:
+        name, q = latency_figure(figure)
+        slow, fast = _finite_values(unshared_rows, name), _finite_values(shared_rows, name)
         out[figure], out[f"{figure}_ci"] = latency_ratio(slow, fast, q, level)
     n_u, n_s = len(unshared_rows), len(shared_rows)
     t_u, t_s = float(base.get("duration_s") or 0.0), float(shared.get("duration_s") or 0.0)
@@ -86,8 +81,9 @@ def _across_repeats(rows: pd.DataFrame, bases: list[dict], shared: list[dict], l
     ratios: dict[str, list[float]] = {}
     for base, one in pairs:
         slow, fast = _ok(rows, base["level"]), _ok(rows, one["level"])
-        for figure, (column, q) in LATENCY_RATIOS.items():
-            a, b = slow[column].dropna().to_numpy(dtype=float), fast[column].dropna().to_numpy(dtype=float)
+        for figure in LATENCY_RATIOS:
+            name, q = latency_figure(figure)
+            a, b = _finite_values(slow, name), _finite_values(fast, name)
             if a.size and b.size:
                 stat = statistic(q)
                 ratios.setdefault(figure, []).append(float(stat(a) / stat(b)))
@@ -153,3 +149,8 @@ def speedup_sentence(summary: dict, input_tokens: int | None) -> str | None:
     of = f" of {input_tokens:,}" if input_tokens else ""
     return (f"Shared prefix of {found['prefix_tokens']:,}{of} tokens: TTFT p50 {found['median_ttft_ms']:.3g}× "
             f"faster{band} than with no prompt shared.")  # fmt: skip
+
+
+def _finite_values(rows: pd.DataFrame, name: str) -> np.ndarray:
+    values = latency_values(rows, name)
+    return values[np.isfinite(values)]

@@ -45,17 +45,17 @@ def summary_of(run: RunData, slo: dict, ci_level: float | None = None) -> tuple[
 def write_summary(prefix: str, summary: dict) -> str:
     path = f"{prefix}_summary.json"
     with open(path, "w", encoding="utf-8") as f:
-        json.dump(_clean(summary), f, indent=2)
+        json.dump(json_safe(summary), f, indent=2)
     return path
 
 
-def _clean(value: object) -> object:
-    """NaN as null, at any depth (JSON has no NaN)."""
+def json_safe(value: object) -> object:
+    """NaN and infinities as null, at any depth (JSON has neither)."""
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return None if isinstance(value, float) and math.isnan(value) else value
+        return [json_safe(v) for v in value]
+    return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
 def users_over_time(run: RunData) -> pd.DataFrame | None:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 from reports.checks import judge
 from reports.load import ReportInputError, load_run
 from reports.repeats import REPEATED
-from reports.summary import summary_of
+from reports.summary import json_safe, summary_of
 from tuning.grid import Grid, Value, command_for, point_name
 from tuning.report import write_tuning_report
 from tuning.server import LocalServer, ServerFailed, cache_config, free_port, mismatches, wait_port_free
@@ -88,7 +88,7 @@ def run_point(grid: Grid, point: dict[str, Value], folder: Path, say: Callable[[
                 raise ServerFailed(f"the server died during the workload: {server.tail()}")
             if status not in WORKLOAD_STATUSES:
                 raise ServerFailed(f"the workload exited with status {status} (see {folder / 'locust.log'})")
-            summary, _notes = summary_of(load_run(str(run_dir / "run")), {})
+            summary = run_summary(str(run_dir / "run"))
             result.repeats.append({"repeat": repeat, **{k: summary.get(k) for k in FIGURES}})
         except (ServerFailed, ReportInputError) as exc:
             result.status, result.reason = "failed", str(exc)
@@ -99,9 +99,19 @@ def run_point(grid: Grid, point: dict[str, Value], folder: Path, say: Callable[[
     return result
 
 
+def run_summary(prefix: str) -> dict:
+    """The workload's summary: the one its ``--check`` wrote, else computed from its files."""
+    written = Path(f"{prefix}_summary.json")
+    if written.exists():
+        return dict(json.loads(written.read_text(encoding="utf-8")))
+    summary, _notes = summary_of(load_run(prefix), {})
+    return summary
+
+
 def run_grid(grid: Grid, out: Path, resume: bool, say: Callable[[str], None] = print) -> dict:
     """Every point in turn (``resume``: those whose results are complete are read back, not run again)."""
     results: list[PointResult] = []
+    summary: dict = {}
     for point in grid.points:
         name = point_name(point)
         folder = out / "points" / name
@@ -111,13 +121,14 @@ def run_grid(grid: Grid, out: Path, resume: bool, say: Callable[[str], None] = p
             if kept.status == "ok":
                 say(f"point {name}: done before (--resume)")
                 results.append(kept)
+                summary = {}  # written once a point runs, or at the end
                 continue
         result = run_point(grid, point, folder, say)
         done.write_text(json.dumps(asdict(result), indent=2), encoding="utf-8")
         say(f"point {name}: {result.status}{': ' + result.reason if result.reason else ''}")
         results.append(result)
-        write_results(grid, out, results)
-    return write_results(grid, out, results)
+        summary = write_results(grid, out, results)  # after each point: the page can be read as the grid runs
+    return summary or write_results(grid, out, results)
 
 
 def write_results(grid: Grid, out: Path, results: list[PointResult]) -> dict:
@@ -144,7 +155,7 @@ def write_results(grid: Grid, out: Path, results: list[PointResult]) -> dict:
         "best": best(grid, results),
         "setting_effects": setting_effects(grid, results),
     }
-    (out / "tuning_summary.json").write_text(json.dumps(_clean(summary), indent=2), encoding="utf-8")
+    (out / "tuning_summary.json").write_text(json.dumps(json_safe(summary), indent=2), encoding="utf-8")
     write_tuning_report(out, summary)
     return summary
 
@@ -187,11 +198,3 @@ def setting_effects(grid: Grid, results: list[PointResult]) -> dict[str, list[di
 
 def _cell(value: Value) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def _clean(value: object) -> object:
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return None if isinstance(value, float) and not math.isfinite(value) else value
