@@ -25,14 +25,13 @@ from llmclient.errors import one_line_errors
 from reports.checks import FAILED_STATUS
 from reports.intervals import HEADLINE, ci_level_error, finite, statistic
 from reports.load import ReportInputError, load_run
-from reports.metrics import STATISTIC_OF, latency_figure, latency_values
+from reports.metrics import STATISTIC_OF, latency_figure
 from reports.repeats import REPEATED
-from reports.speedup import BOOTSTRAP_RESAMPLES, rate_ratio
+from reports.speedup import bootstrap_values, latency_ratio, rate_ratio
 from reports.summary import summary_of
 
 LATENCY_KEYS = tuple(f"{stat}_{name}_ms" for name in HEADLINE for stat in STATISTIC_OF)
 THROUGHPUT_KEYS = ("request_throughput", "output_throughput")  # higher is better
-BOOTSTRAP_CAP = 20_000  # values a side the bootstrap resamples (pooled ITL gaps are sampled down to it, seeded)
 
 
 @dataclass
@@ -101,30 +100,18 @@ def _vllm_result(path: str) -> Side:
     return Side(os.path.basename(path), rows, figures, [])
 
 
-def _values(side: Side, key: str) -> np.ndarray:
-    values = latency_values(side.rows, latency_figure(key)[0])
-    values = values[np.isfinite(values)]
-    if values.size > BOOTSTRAP_CAP:
-        values = np.random.default_rng(0).choice(values, BOOTSTRAP_CAP, replace=False)
-    return values
-
-
 Estimate = tuple[float | None, float | None, list[float | None]]  # BASE's figure, NEW's, the change's interval
 
 
 def latency_change(base: Side, new: Side, key: str, level: float) -> Estimate:
     """A latency figure of each run's requests, and the bootstrap interval of NEW / BASE − 1 over them."""
-    a, b = _values(new, key), _values(base, key)
+    name, q = latency_figure(key)
+    a, b = bootstrap_values(new.rows, name), bootstrap_values(base.rows, name)
+    _ratio, interval = latency_ratio(a, b, q, level)
     if a.size < 2 or b.size < 2:
         return None, None, [None, None]
-    stat = statistic(latency_figure(key)[1])
-    from scipy import stats
-
-    result = stats.bootstrap((a, b), lambda x, y, axis=-1: stat(x, axis=axis) / stat(y, axis=axis) - 1,
-                             vectorized=True, confidence_level=level, n_resamples=BOOTSTRAP_RESAMPLES,
-                             method="percentile", rng=np.random.default_rng(0))  # fmt: skip
-    interval = result.confidence_interval
-    return float(stat(b)) * 1e3, float(stat(a)) * 1e3, [finite(interval.low), finite(interval.high)]
+    stat = statistic(q)
+    return float(stat(b)) * 1e3, float(stat(a)) * 1e3, [None if x is None else x - 1 for x in interval]
 
 
 def throughput_change(base: Side, new: Side, key: str, level: float) -> Estimate:

@@ -12,6 +12,7 @@ by the ratio of the levels' mean output lengths, taken as fixed.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,7 @@ SPEEDUP_METHOD = ("one run: bootstrap of each level's requests (latency ratios);
 REPEATED_METHOD = ("across {k} repetitions: the geometric mean of each repetition's ratio (its unshared and shared "
                    "levels), Student's t over their logarithms")  # fmt: skip
 BOOTSTRAP_RESAMPLES = 2000
+BOOTSTRAP_CAP = 20_000  # values a side the bootstrap resamples (pooled ITL gaps are sampled down to it, seeded)
 
 
 def prefix_cache_speedup(rows: pd.DataFrame, levels: list[dict], level: float) -> dict:
@@ -58,18 +60,39 @@ def _against(rows: pd.DataFrame, base: dict, shared: dict, level: float) -> dict
         "unshared_level": base["level"],
         "shared_level": shared["level"],
     }
-    for figure in LATENCY_RATIOS:
-        name, q = latency_figure(figure)
-        slow, fast = _finite_values(unshared_rows, name), _finite_values(shared_rows, name)
-        out[figure], out[f"{figure}_ci"] = latency_ratio(slow, fast, q, level)
-    n_u, n_s = len(unshared_rows), len(shared_rows)
+    out.update(latency_ratios(unshared_rows, shared_rows, LATENCY_RATIOS, level))
     t_u, t_s = float(base.get("duration_s") or 0.0), float(shared.get("duration_s") or 0.0)
-    ratio, interval = rate_ratio(n_s, t_s, n_u, t_u, level)
-    out["request_throughput"], out["request_throughput_ci"] = ratio, interval
-    tokens = _mean(shared_rows["output_tokens"]) / _mean(unshared_rows["output_tokens"])
-    out["output_throughput"] = None if ratio is None else ratio * tokens
-    out["output_throughput_ci"] = [None if b is None else b * tokens for b in interval]
+    out.update(throughput_ratios(shared_rows, t_s, unshared_rows, t_u, level))
     return out
+
+
+def latency_ratios(a: pd.DataFrame, b: pd.DataFrame, figures: Iterable[str], level: float) -> dict:
+    """Each latency figure (``p99_ttft_ms`` ...) of requests ``a`` over that of requests ``b``, and its
+    bootstrap interval (``<figure>_ci``)."""
+    out: dict = {}
+    for figure in figures:
+        name, q = latency_figure(figure)
+        out[figure], out[f"{figure}_ci"] = latency_ratio(bootstrap_values(a, name), bootstrap_values(b, name), q, level)
+    return out
+
+
+def throughput_ratios(a: pd.DataFrame, a_s: float, b: pd.DataFrame, b_s: float, level: float) -> dict:
+    """Request and output throughput of requests ``a`` (over ``a_s`` seconds) over those of ``b``: the ratio of
+    two Poisson rates, output throughput's scaled by the ratio of their mean output lengths."""
+    ratio, interval = rate_ratio(len(a), a_s, len(b), b_s, level)
+    tokens = _mean(a["output_tokens"]) / _mean(b["output_tokens"])
+    return {"request_throughput": ratio, "request_throughput_ci": interval,
+            "output_throughput": None if ratio is None else ratio * tokens,
+            "output_throughput_ci": [None if x is None else x * tokens for x in interval]}  # fmt: skip
+
+
+def geometric_mean_ci(ratios: Sequence[float], level: float) -> tuple[float | None, list[float | None]]:
+    """The geometric mean of ratios (one per repetition or pair) and Student's t interval over their logarithms
+    (None with fewer than two)."""
+    logs = np.log(np.array(ratios, dtype=float))
+    if logs.size < 2 or not np.all(np.isfinite(logs)):
+        return None, [None, None]
+    return float(np.exp(logs.mean())), [None if x is None else math.exp(x) for x in mean_ci(logs, level)]
 
 
 def _across_repeats(rows: pd.DataFrame, bases: list[dict], shared: list[dict], level: float) -> dict:
@@ -83,7 +106,7 @@ def _across_repeats(rows: pd.DataFrame, bases: list[dict], shared: list[dict], l
         slow, fast = _ok(rows, base["level"]), _ok(rows, one["level"])
         for figure in LATENCY_RATIOS:
             name, q = latency_figure(figure)
-            a, b = _finite_values(slow, name), _finite_values(fast, name)
+            a, b = bootstrap_values(slow, name), bootstrap_values(fast, name)
             if a.size and b.size:
                 stat = statistic(q)
                 ratios.setdefault(figure, []).append(float(stat(a) / stat(b)))
@@ -91,11 +114,9 @@ def _across_repeats(rows: pd.DataFrame, bases: list[dict], shared: list[dict], l
             if base.get(figure) and one.get(figure):
                 ratios.setdefault(figure, []).append(float(one[figure]) / float(base[figure]))
     for figure in (*LATENCY_RATIOS, *THROUGHPUT_RATIOS):
-        logs = np.log(np.array(ratios.get(figure, []), dtype=float))
-        whole = logs.size == len(pairs) and logs.size >= 2
-        out[figure] = float(np.exp(logs.mean())) if whole else None
-        out[f"{figure}_ci"] = (
-            [None if b is None else math.exp(b) for b in mean_ci(logs, level)] if whole else [None, None]
+        found = ratios.get(figure, [])
+        out[figure], out[f"{figure}_ci"] = (
+            geometric_mean_ci(found, level) if len(found) == len(pairs) else (None, [None, None])
         )
     return out
 
@@ -151,6 +172,10 @@ def speedup_sentence(summary: dict, input_tokens: int | None) -> str | None:
             f"faster{band} than with no prompt shared.")  # fmt: skip
 
 
-def _finite_values(rows: pd.DataFrame, name: str) -> np.ndarray:
+def bootstrap_values(rows: pd.DataFrame, name: str) -> np.ndarray:
+    """A latency's finite values over the rows, sampled down (seeded) to BOOTSTRAP_CAP."""
     values = latency_values(rows, name)
-    return values[np.isfinite(values)]
+    values = values[np.isfinite(values)]
+    if values.size > BOOTSTRAP_CAP:
+        values = np.random.default_rng(0).choice(values, BOOTSTRAP_CAP, replace=False)
+    return values

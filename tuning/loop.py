@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 import signal
 import subprocess
@@ -19,14 +18,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from reports.checks import judge
 from reports.load import ReportInputError, load_run
-from reports.repeats import REPEATED
 from reports.summary import json_safe, summary_of
+from tuning.effects import FIGURES, setting_effects
 from tuning.grid import Grid, Value, command_for, point_name
 from tuning.report import write_tuning_report
 from tuning.server import LocalServer, ServerFailed, cache_config, free_port, mismatches, wait_port_free
 
 LOCUSTFILE = str(Path(__file__).resolve().parents[1] / "locustfile.py")
-FIGURES = ("completed", "failed", *REPEATED, "capacity_rps")  # tuning.csv's columns after the settings
 WORKLOAD_STATUSES = (0, 1, 3)  # Locust's own (1: failed requests) and a failed --check still give a summary
 
 
@@ -89,7 +87,9 @@ def run_point(grid: Grid, point: dict[str, Value], folder: Path, say: Callable[[
             if status not in WORKLOAD_STATUSES:
                 raise ServerFailed(f"the workload exited with status {status} (see {folder / 'locust.log'})")
             summary = run_summary(str(run_dir / "run"))
-            result.repeats.append({"repeat": repeat, **{k: summary.get(k) for k in FIGURES}})
+            run = str((run_dir / "run").relative_to(folder.parents[1]))  # points/NAME[/rK]/run, under --out
+            result.repeats.append({"repeat": repeat, "run": run, "duration_s": summary.get("duration_s"),
+                                   **{k: summary.get(k) for k in FIGURES}})  # fmt: skip
         except (ServerFailed, ReportInputError) as exc:
             result.status, result.reason = "failed", str(exc)
             return result
@@ -153,7 +153,7 @@ def write_results(grid: Grid, out: Path, results: list[PointResult]) -> dict:
             for r in results
         ],
         "best": best(grid, results),
-        "setting_effects": setting_effects(grid, results),
+        "setting_effects": setting_effects(grid, results, out),
     }
     (out / "tuning_summary.json").write_text(json.dumps(json_safe(summary), indent=2), encoding="utf-8")
     write_tuning_report(out, summary)
@@ -172,28 +172,6 @@ def best(grid: Grid, results: list[PointResult]) -> dict | None:
     sign = 1 if objective.maximize else -1
     top = max(fit, key=lambda r: sign * float(r.figures[objective.key] or 0.0))
     return {"name": top.name, "settings": top.settings, "objective": objective.key, "value": top.figures[objective.key]}
-
-
-def setting_effects(grid: Grid, results: list[PointResult]) -> dict[str, list[dict]]:
-    """For each setting varied on its own: each of its other values against its first, the ratio of each figure
-    (the geometric mean over the pairs of points that differ in it alone)."""
-    ok = [r for r in results if r.status == "ok"]
-    out: dict[str, list[dict]] = {}
-    for setting in grid.varied:
-        values = list(dict.fromkeys(p[setting] for p in grid.points))
-        for other in values[1:]:
-            pairs = [(a, b) for a in ok for b in ok if a.settings[setting] == values[0] and b.settings[setting] == other
-                     and all(a.settings[k] == b.settings[k] for k in a.settings if k != setting)]  # fmt: skip
-            if not pairs:
-                continue
-            effect: dict = {"from": values[0], "to": other, "pairs": len(pairs)}
-            for key in FIGURES:
-                ratios = [b.figures[key] / a.figures[key] for a, b in pairs  # type: ignore[operator]
-                          if a.figures.get(key) and b.figures.get(key) is not None]  # fmt: skip
-                if len(ratios) == len(pairs) and all(x > 0 for x in ratios):
-                    effect[key] = math.exp(sum(math.log(x) for x in ratios) / len(ratios))
-            out.setdefault(setting, []).append(effect)
-    return out
 
 
 def _cell(value: Value) -> str:

@@ -16,9 +16,16 @@ def write_tuning_report(out: Path, summary: dict) -> str:
     notes += [f"Point {p['name']} failed: {p['reason']}" for p in summary["points"] if p["status"] != "ok"]
     for setting, effects in (summary.get("setting_effects") or {}).items():
         for e in effects:
-            ttft, tput = e.get("mean_ttft_ms"), e.get("output_throughput")
-            if ttft and tput:
-                notes.append(f"{setting} {e['from']} → {e['to']}: mean TTFT ×{ttft:.3g}, output tokens/s ×{tput:.3g} "
-                             f"(geometric mean over {e['pairs']} pair(s) of points, no interval without repeat).")  # fmt: skip
+            said = [f"{label} ×{e[key]:.3g}{_band(e.get(f'{key}_ci'), e.get('ci_level'))}"
+                    for key, label in (("mean_ttft_ms", "mean TTFT"), ("output_throughput", "output tokens/s"))
+                    if e.get(key)]  # fmt: skip
+            if said:
+                how = e.get("ci_method") or "no interval: the runs' files are gone"
+                notes.append(f"{setting} {e['from']} → {e['to']}: {', '.join(said)} ({how}).")
     figures = {p["name"]: {**p["settings"], **p["figures"]} for p in done}
     return write_report(str(out / "tuning_report.html"), "Tuning: the server's settings", figures, [chart], {}, notes)
+
+
+def _band(interval: list | None, level: float | None) -> str:
+    low, high = interval or (None, None)
+    return f" ({level or 0.95:.0%} CI {low:.3g}–{high:.3g})" if low is not None and high is not None else ""

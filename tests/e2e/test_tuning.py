@@ -83,6 +83,8 @@ def test_the_loop_runs_each_point_survives_a_bad_one_cleans_up_on_ctrl_c_and_res
     summary = json.loads((out / "tuning_summary.json").read_text())
     (effect,) = summary["setting_effects"]["enable_prefix_caching"]
     assert effect["from"] is False and effect["to"] is True and effect["mean_ttft_ms"] < 0.5  # the cache's speed-up
+    assert effect["mean_ttft_ms_ci"][1] < 1 and effect["ci_method"].startswith("one pair of runs")  # and surely so
     assert summary["best"]["name"] == "enable_prefix_caching-true_max_num_seqs-8"
     page = (out / "tuning_report.html").read_text()
     assert "Best by mean_ttft_ms: enable_prefix_caching-true_max_num_seqs-8" in page and "tuning_pareto.png" in page
+    assert "enable_prefix_caching False → True: mean TTFT ×" in page and "95% CI" in page
