@@ -17,14 +17,12 @@ import pandas as pd
 from reports.intervals import HEADLINE
 from reports.load import ReportInputError, load_run
 from reports.metrics import STATISTIC_OF
-from reports.repeats import REPEATED
 from reports.speedup import geometric_mean_ci, latency_ratios, throughput_ratios
+from tuning.results import FIGURES, PointResult
 
 if TYPE_CHECKING:
     from tuning.grid import Grid
-    from tuning.loop import PointResult
 
-FIGURES = ("completed", "failed", *REPEATED, "capacity_rps")  # tuning.csv's columns after the settings
 LATENCIES = tuple(f"{stat}_{name}_ms" for name in HEADLINE for stat in STATISTIC_OF)
 CI_LEVEL = 0.95
 ONE_PAIR = ("one pair of runs: bootstrap of their requests (latency ratios), ratio of two Poisson rates "

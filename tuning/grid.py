@@ -11,6 +11,13 @@ repetitions and the objective. ``load_grid`` checks it all and raises GridError 
 
 In ``command`` a true/false setting ``{NAME}`` becomes ``--name`` / ``--no-name`` (underscores as dashes); any
 other ``{NAME}`` its value; ``{port}`` the port of ``url``.
+
+Instead of ``command``, the server may be a docker compose service or a Kubernetes Deployment; the point's
+settings then replace those flags in its arguments (``max_num_seqs: 8`` as ``--max-num-seqs 8``) and a setting
+named in capitals is an environment variable:
+
+    server: {compose: docker/vllm-nvidia.compose.yml, service: vllm, env_file: docker/.env}
+    server: {kubernetes: vllm.yaml, deployment: vllm, namespace: default}   # kubectl kustomize ... > vllm.yaml
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ from reports.keys import unknown_key_error
 
 KEYS = ("server", "url", "ready_timeout_s", "settings", "points", "workload", "repeat", "objective")
 SERVER_KINDS = ("command", "compose", "kubernetes")
+SERVER_KEYS = {"command": ("command",), "compose": ("compose", "service", "env_file"),
+               "kubernetes": ("kubernetes", "deployment", "namespace")}  # fmt: skip
 Value = bool | int | float | str
 
 
@@ -44,6 +53,19 @@ class Objective:
 
 
 @dataclass(frozen=True)
+class ServerSpec:
+    """How a point's server is started: a local ``command``, a compose ``file`` and ``service`` (``name``), or
+    a Kubernetes manifest ``file`` and ``deployment`` (``name``)."""
+
+    kind: str = "command"
+    command: str = ""
+    file: str = ""
+    name: str = ""
+    env_file: str = ""
+    namespace: str = ""
+
+
+@dataclass(frozen=True)
 class Grid:
     path: str
     command: str
@@ -54,6 +76,7 @@ class Grid:
     repeat: int
     objective: Objective | None = None
     varied: tuple[str, ...] = field(default=())  # the settings that take more than one value
+    server: ServerSpec = field(default=ServerSpec())
 
     @property
     def port(self) -> int:
@@ -70,9 +93,41 @@ def command_for(template: str, point: dict[str, Value], port: int) -> str:
     """The server's command line for a point (``{port}``, ``{NAME}``; a true/false setting as its flag)."""
     values: dict[str, str] = {"port": str(port)}
     for key, value in point.items():
-        flag = key.replace("_", "-")
-        values[key] = (f"--{flag}" if value else f"--no-{flag}") if isinstance(value, bool) else str(value)
+        values[key] = " ".join(flag_of(key, value)) if isinstance(value, bool) else str(value)
     return template.format(**values)
+
+
+def flag_of(key: str, value: Value) -> list[str]:
+    """A setting as arguments: ``--max-num-seqs 8``; true/false as ``--name`` / ``--no-name``."""
+    flag = "--" + key.replace("_", "-")
+    if isinstance(value, bool):
+        return [flag] if value else ["--no-" + flag[2:]]
+    return [flag, str(value)]
+
+
+def is_environment(key: str) -> bool:
+    """A setting named in capitals (``VLLM_ATTENTION_BACKEND``) is an environment variable, not a flag."""
+    return key.isupper()
+
+
+def with_settings(args: list[str], point: dict[str, Value]) -> list[str]:
+    """A server's arguments with the point's flags in place of any it had (``--x``, ``--no-x``, ``--x V``,
+    ``--x=V``), appended at the end."""
+    keys = [k for k in point if not is_environment(k)]
+    names = {f"--{k.replace('_', '-')}" for k in keys} | {f"--no-{k.replace('_', '-')}" for k in keys}
+    kept: list[str] = []
+    skip_value = False
+    for arg in args:
+        if skip_value:
+            skip_value = False
+            if not arg.startswith("--"):
+                continue
+        name = arg.split("=", 1)[0]
+        if name in names:
+            skip_value = "=" not in arg and not name.startswith("--no-")
+            continue
+        kept.append(arg)
+    return kept + [a for k in keys for a in flag_of(k, point[k])]
 
 
 def load_grid(path: str) -> Grid:
@@ -88,19 +143,24 @@ def load_grid(path: str) -> Grid:
     unknown = sorted(set(data) - set(KEYS))
     if unknown:
         raise GridError(f"{path}: unknown key(s) {', '.join(unknown)} (known: {', '.join(KEYS)})")
-    command = _server(path, data.get("server"))
+    server = _server(path, data.get("server"))
+    command = server.command
     points = _points(path, data)
-    missing = _placeholders(command) - set(points[0]) - {"port"}
-    if missing:
-        raise GridError(f"{path}: server.command names {{{sorted(missing)[0]}}}, which no setting gives")
-    unused = set(points[0]) - _placeholders(command)
-    if unused:
-        raise GridError(f"{path}: setting {sorted(unused)[0]} is not in server.command (write {{{sorted(unused)[0]}}})")
     url = str(data.get("url") or "")
     if not url.startswith(("http://", "https://")) or not urlsplit(url).hostname:
         raise GridError(f"{path}: url must be http://HOST:PORT (the server the workload targets), got {url!r}")
-    if "{port}" in command and urlsplit(url).port is None:
-        raise GridError(f"{path}: server.command has {{port}}: give url a port (0: a free one for each point)")
+    if server.kind == "command":
+        missing = _placeholders(command) - set(points[0]) - {"port"}
+        if missing:
+            raise GridError(f"{path}: server.command names {{{sorted(missing)[0]}}}, which no setting gives")
+        unused = set(points[0]) - _placeholders(command)
+        if unused:
+            raise GridError(f"{path}: setting {sorted(unused)[0]} is not in server.command (write "
+                            f"{{{sorted(unused)[0]}}})")  # fmt: skip
+        if "{port}" in command and urlsplit(url).port is None:
+            raise GridError(f"{path}: server.command has {{port}}: give url a port (0: a free one for each point)")
+    elif not urlsplit(url).port:
+        raise GridError(f"{path}: url needs the port server.{server.kind} publishes (the loop does not choose it)")
     workload = data.get("workload") or []
     if not isinstance(workload, list) or not all(isinstance(a, str | int | float) for a in workload):
         raise GridError(f"{path}: workload must be a list of the suite's arguments, e.g. ['-u', '8', '-n', '200']")
@@ -110,20 +170,61 @@ def load_grid(path: str) -> Grid:
     varied = tuple(k for k in points[0] if len({repr(p[k]) for p in points}) > 1)
     return Grid(path, command, url, _number(path, data, "ready_timeout_s", 300.0), points,
                 tuple(str(a) for a in workload), int(_number(path, data, "repeat", 1)), _objective(path, data),
-                varied)  # fmt: skip
+                varied, server)  # fmt: skip
 
 
-def _server(path: str, server: Any) -> str:
-    if not isinstance(server, dict) or not set(server) & set(SERVER_KINDS):
-        raise GridError(f"{path}: server needs command (a template), or compose and service, or kubernetes and "
+def _server(path: str, server: Any) -> ServerSpec:
+    kinds = [k for k in SERVER_KINDS if isinstance(server, dict) and k in server]
+    if len(kinds) != 1:
+        raise GridError(f"{path}: server needs one of: command (a template), compose and service, kubernetes and "
                         "deployment")  # fmt: skip
-    if "command" not in server:
-        kind = next(k for k in SERVER_KINDS if k in server)
-        raise GridError(f"{path}: server.{kind} is not supported yet: give server.command")
-    command = server["command"]
-    if not isinstance(command, str) or not command.strip():
-        raise GridError(f"{path}: server.command must be a command line template")
-    return command
+    kind = kinds[0]
+    unknown = sorted(set(server) - set(SERVER_KEYS[kind]))
+    if unknown:
+        raise GridError(f"{path}: server.{unknown[0]} does not go with server.{kind} "
+                        f"(it takes {', '.join(SERVER_KEYS[kind])})")  # fmt: skip
+    values = {k: server.get(k) for k in SERVER_KEYS[kind]}
+    for key, value in values.items():
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise GridError(f"{path}: server.{key} must be a non-empty string")
+    if kind == "command":
+        return ServerSpec(command=str(values["command"]))
+    name_key = "service" if kind == "compose" else "deployment"
+    if not values[name_key]:
+        raise GridError(f"{path}: server.{kind} needs server.{name_key} (which one to start)")
+    spec = ServerSpec(kind, file=str(values[kind]), name=str(values[name_key]),
+                      env_file=str(values.get("env_file") or ""), namespace=str(values.get("namespace") or ""))  # fmt: skip
+    try:
+        server_base(spec)
+    except GridError as exc:
+        raise GridError(f"{path}: server.{kind}: {exc}") from None
+    return spec
+
+
+def documents(path: str) -> list[Any]:
+    """A YAML file's documents (GridError when it cannot be read or parsed)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [d for d in yaml.safe_load_all(f) if d is not None]
+    except OSError as exc:
+        raise GridError(f"cannot read {path} ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise GridError(f"{path} is not YAML ({str(exc).splitlines()[0]})") from None
+
+
+def server_base(spec: ServerSpec) -> dict:
+    """The compose service, or the Kubernetes Deployment, a point's settings go into."""
+    docs = documents(spec.file)
+    if spec.kind == "compose":
+        services = (docs[0] if docs and isinstance(docs[0], dict) else {}).get("services") or {}
+        if spec.name not in services:
+            raise GridError(f"{spec.file} has no service {spec.name!r} (it has: {', '.join(services) or 'none'})")
+        return dict(services[spec.name])
+    found = [d for d in docs if isinstance(d, dict) and d.get("kind") == "Deployment"
+             and (d.get("metadata") or {}).get("name") == spec.name]  # fmt: skip
+    if not found:
+        raise GridError(f"{spec.file} has no Deployment {spec.name!r}")
+    return dict(found[0])
 
 
 def _placeholders(template: str) -> set[str]:

@@ -12,38 +12,22 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from reports.checks import judge
 from reports.load import ReportInputError, load_run
 from reports.summary import json_safe, summary_of
-from tuning.effects import FIGURES, setting_effects
-from tuning.grid import Grid, Value, command_for, point_name
+from tuning.effects import setting_effects
+from tuning.grid import Grid, Value, point_name
+from tuning.launchers import launcher_for
 from tuning.report import write_tuning_report
-from tuning.server import LocalServer, ServerFailed, cache_config, free_port, mismatches, wait_port_free
+from tuning.results import FIGURES, PointResult
+from tuning.server import ServerFailed, cache_config, free_port, mismatches, wait_port_free
 
 LOCUSTFILE = str(Path(__file__).resolve().parents[1] / "locustfile.py")
 WORKLOAD_STATUSES = (0, 1, 3)  # Locust's own (1: failed requests) and a failed --check still give a summary
-
-
-@dataclass
-class PointResult:
-    name: str
-    settings: dict[str, Value]
-    status: str = "ok"  # ok or failed
-    reason: str = ""
-    repeats: list[dict] = field(default_factory=list)
-
-    @property
-    def figures(self) -> dict[str, float | None]:
-        """The repetitions' mean of each figure."""
-        out: dict[str, float | None] = {}
-        for key in FIGURES:
-            values = [r[key] for r in self.repeats if isinstance(r.get(key), int | float)]
-            out[key] = sum(values) / len(values) if values and len(values) == len(self.repeats) else None
-        return out
 
 
 def url_with_port(url: str, port: int) -> str:
@@ -71,7 +55,7 @@ def run_point(grid: Grid, point: dict[str, Value], folder: Path, say: Callable[[
     folder.mkdir(parents=True, exist_ok=True)
     for repeat in range(1, grid.repeat + 1):
         url = url_with_port(grid.url, grid.port or free_port(urlsplit(grid.url).hostname or "127.0.0.1"))
-        server = LocalServer(command_for(grid.command, point, urlsplit(url).port or 0), str(folder / "server.log"))
+        server = launcher_for(grid, point, urlsplit(url).port or 0, folder)
         run_dir = folder / f"r{repeat}" if grid.repeat > 1 else folder
         run_dir.mkdir(parents=True, exist_ok=True)
         try:

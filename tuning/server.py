@@ -29,7 +29,46 @@ def free_port(host: str) -> int:
         return int(s.getsockname()[1])
 
 
-class LocalServer:
+class Launcher:
+    """A point's server: started, alive or not, its log's last lines, ready when it answers, stopped."""
+
+    log_path = ""  # the point's server.log
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def alive(self) -> bool:
+        raise NotImplementedError
+
+    def tail(self, lines: int = 8) -> str:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def status(self) -> str:
+        """How it ended, said after "the server exited" ("" when it cannot tell)."""
+        return ""
+
+    def wait_ready(self, url: str, timeout_s: float) -> dict:
+        """Until ``GET /v1/models`` answers with a model: its answer (ServerFailed on exit or timeout)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise ServerFailed(f"the server exited{self.status()}: {self.tail()}")
+            try:
+                with urllib.request.urlopen(url.rstrip("/") + "/v1/models", timeout=2) as response:
+                    models = json.loads(response.read())
+                if models.get("data"):
+                    return dict(models)
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.2)
+        raise ServerFailed(f"not ready after {timeout_s:g} s (GET /v1/models; its log: {self.log_path}): "
+                           f"{self.tail()}")  # fmt: skip
+
+
+class LocalServer(Launcher):
     def __init__(self, command: str, log_path: str) -> None:
         self.command = command
         self.log_path = log_path
@@ -43,29 +82,15 @@ class LocalServer:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def status(self) -> str:
+        return f" (status {self.proc.returncode})" if self.proc is not None else ""
+
     def tail(self, lines: int = 8) -> str:
         try:
             with open(self.log_path, encoding="utf-8", errors="replace") as f:
                 return " | ".join(line.rstrip() for line in deque(f, lines) if line.strip())
         except OSError:
             return ""
-
-    def wait_ready(self, url: str, timeout_s: float) -> dict:
-        """Until ``GET /v1/models`` answers with a model: its answer (ServerFailed on exit or timeout)."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if not self.alive():
-                raise ServerFailed(f"the server exited (status {self.proc.returncode if self.proc else '?'}): "
-                                   f"{self.tail()}")  # fmt: skip
-            try:
-                with urllib.request.urlopen(url.rstrip("/") + "/v1/models", timeout=2) as response:
-                    models = json.loads(response.read())
-                if models.get("data"):
-                    return dict(models)
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.2)
-        raise ServerFailed(f"not ready after {timeout_s:g} s (GET /v1/models): {self.tail()}")
 
     def stop(self) -> None:
         """SIGTERM to its process group, SIGKILL after 30 s."""

@@ -10,7 +10,7 @@ from scipy import stats
 
 from tuning.effects import setting_effects
 from tuning.grid import load_grid
-from tuning.loop import PointResult
+from tuning.results import PointResult
 
 GRID = """
 server: {command: "serve --port {port} --max-num-seqs {max_num_seqs} {enable_prefix_caching}"}

@@ -46,7 +46,7 @@ def test_a_grid_is_the_product_of_its_settings_and_fills_the_command(tmp_path):
         (("{enable_prefix_caching}", "{enable_prefix_caching} {block_size}"), "names {block_size}, which no setting gives"),
         (("maximize: output_throughput", "maximize: output_tput"), "no summary figure is called 'output_tput'"),
         (("p99_ttft_ms<=2000", "p99_ttft<=2000"), "objective.subject_to: --check: no summary figure"),
-        (('server: {command: "serve', 'server: {compose: docker-compose.yml, command2: "serve'), "server.compose is not supported yet"),
+        (('server: {command: "serve', 'server: {service: vllm, command: "serve'), "server.service does not go with"),
         (("http://127.0.0.1:8011", "127.0.0.1:8011"), "url must be http://HOST:PORT"),
         (('workload: ["-u"', 'workload: ["--csv", "x", "-u"'), "workload: drop --csv"),
     ],

@@ -17,7 +17,8 @@ def test_a_server_that_runs_other_settings_is_caught_where_it_publishes_them():
 def test_a_server_that_never_answers_is_given_up_on_and_stopped(tmp_path):
     server = LocalServer("sleep 30", str(tmp_path / "server.log"))
     server.start()
-    with pytest.raises(ServerFailed, match=r"not ready after 0.5 s \(GET /v1/models\)"):
+    log = tmp_path / "server.log"
+    with pytest.raises(ServerFailed, match=rf"^not ready after 0.5 s \(GET /v1/models; its log: {log}\)"):
         server.wait_ready(f"http://127.0.0.1:{free_port('127.0.0.1')}", 0.5)
     server.stop()
     assert not server.alive()
