@@ -355,11 +355,14 @@ def prefix_cache_speedup(summary: dict, path: str) -> str:
 
 
 def tuning_pareto(points: list[dict], best: str | None, path: str) -> str:
-    """A tuning grid's points: output tokens/s per user (1 / mean TPOT) against output tokens/s of the server,
-    the points no other beats on both joined (the Pareto front), the best by the objective marked."""
+    """A tuning grid's points: output tokens/s per user (1 / mean TPOT) against output tokens/s of the server
+    (per GPU when every point says its ``gpus``), the points no other beats on both joined (the Pareto front),
+    the best by the objective marked."""
     fig, ax = plt.subplots(figsize=(12, 7))
-    xy = [(p["name"], p["figures"].get("output_throughput"), p["figures"].get("mean_tpot_ms")) for p in points]
-    found = [(name, float(x), 1000.0 / float(t)) for name, x, t in xy if x and t]
+    per_gpu = bool(points) and all(p.get("gpus") for p in points)
+    xy = [(p["name"], p["figures"].get("output_throughput"), p["figures"].get("mean_tpot_ms"),
+           float(p["gpus"]) if per_gpu else 1.0) for p in points]  # fmt: skip
+    found = [(name, float(x) / gpus, 1000.0 / float(t)) for name, x, t, gpus in xy if x and t]
     for name, x, y in found:
         ax.scatter([x], [y], s=80 if name == best else 40, color="#d62728" if name == best else "#4C72B0", zorder=3)
         ax.annotate(name + (" (best)" if name == best else ""), (x, y), textcoords="offset points", xytext=(6, 4),
@@ -369,7 +372,7 @@ def tuning_pareto(points: list[dict], best: str | None, path: str) -> str:
     if len(front) >= 2:
         ax.plot([x for x, _ in front], [y for _, y in front], "--", color="#7f7f7f", label="Pareto front")
         ax.legend()
-    ax.set_xlabel("output tokens/s of the server")
+    ax.set_xlabel("output tokens/s per GPU" if per_gpu else "output tokens/s of the server")
     ax.set_ylabel("output tokens/s per user (1000 / mean TPOT ms)")
     ax.set_title("Tuning: each point of the grid (the mean of its runs, no intervals drawn)")
     return _save(fig, path)

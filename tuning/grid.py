@@ -8,6 +8,8 @@ repetitions and the objective. ``load_grid`` checks it all and raises GridError 
     workload: ["-u", "8", "-n", "200", "--input-tokens", "1024", "--prefix-tokens", "768"]
     repeat: 1
     objective: {maximize: output_throughput, subject_to: ["p99_ttft_ms<=2000"]}
+    workers: 2                       # the workload distributed: a master and 2 workers (default 0: one process)
+    gpus: tensor_parallel_size       # GPUs per point, a number or a setting's name: the Pareto chart per GPU
 
 In ``command`` a true/false setting ``{NAME}`` becomes ``--name`` / ``--no-name`` (underscores as dashes); any
 other ``{NAME}`` its value; ``{port}`` the port of ``url``.
@@ -34,7 +36,7 @@ import yaml
 from reports.checks import Check, parse_check
 from reports.keys import unknown_key_error
 
-KEYS = ("server", "url", "ready_timeout_s", "settings", "points", "workload", "repeat", "objective")
+KEYS = ("server", "url", "ready_timeout_s", "settings", "points", "workload", "repeat", "objective", "workers", "gpus")
 SERVER_KINDS = ("command", "compose", "kubernetes")
 SERVER_KEYS = {"command": ("command",), "compose": ("compose", "service", "env_file"),
                "kubernetes": ("kubernetes", "deployment", "namespace")}  # fmt: skip
@@ -77,6 +79,14 @@ class Grid:
     objective: Objective | None = None
     varied: tuple[str, ...] = field(default=())  # the settings that take more than one value
     server: ServerSpec = field(default=ServerSpec())
+    workers: int = 0
+    gpus: int | str | None = None  # per point: a number, or the setting that says
+
+    def gpus_of(self, point: dict[str, Value]) -> int | None:
+        """The GPUs a point's server uses (None: the grid does not say)."""
+        if isinstance(self.gpus, str):
+            return int(point[self.gpus])
+        return self.gpus
 
     @property
     def port(self) -> int:
@@ -170,7 +180,7 @@ def load_grid(path: str) -> Grid:
     varied = tuple(k for k in points[0] if len({repr(p[k]) for p in points}) > 1)
     return Grid(path, command, url, _number(path, data, "ready_timeout_s", 300.0), points,
                 tuple(str(a) for a in workload), int(_number(path, data, "repeat", 1)), _objective(path, data),
-                varied, server)  # fmt: skip
+                varied, server, _workers(path, data), _gpus(path, data, points))  # fmt: skip
 
 
 def _server(path: str, server: Any) -> ServerSpec:
@@ -261,6 +271,29 @@ def _number(path: str, data: dict, key: str, default: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         raise GridError(f"{path}: {key} must be a positive number, got {value!r}")
     return float(value)
+
+
+def _workers(path: str, data: dict) -> int:
+    value = data.get("workers", 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise GridError(f"{path}: workers must be a whole number of Locust workers (0: no master), got {value!r}")
+    return value
+
+
+def _gpus(path: str, data: dict, points: tuple[dict[str, Value], ...]) -> int | str | None:
+    value = data.get("gpus")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        for point in points:
+            got = point.get(value)
+            if isinstance(got, bool) or not isinstance(got, int) or got < 1:
+                raise GridError(f"{path}: point {point_name(point)}: gpus names {value}, which must be a whole "
+                                f"number of GPUs there, got {got!r}")  # fmt: skip
+        return value
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise GridError(f"{path}: gpus must be a number of GPUs per point, or the name of the setting that says")
+    return value
 
 
 def _objective(path: str, data: dict) -> Objective | None:

@@ -8,12 +8,15 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit, urlunsplit
 
 from reports.checks import judge
@@ -36,18 +39,58 @@ def url_with_port(url: str, port: int) -> str:
 
 
 def run_workload(grid: Grid, url: str, prefix: str, log_path: str) -> int:
-    """The workload as a headless Locust process of its own (its process group killed if the loop is stopped)."""
+    """The workload as a headless Locust process of its own, or a master and ``workers`` workers (their
+    process groups killed if the loop is stopped). The master's status is the workload's."""
     command = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--headless", "-H", url, "--csv", prefix,
                "--only-summary", *grid.workload]  # fmt: skip
+    if grid.workers:
+        command += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", "0",
+                    "--expect-workers", str(grid.workers)]  # fmt: skip
+    procs: list[subprocess.Popen[bytes]] = []
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)  # fmt: skip
         try:
-            return proc.wait()
+            offset = log.tell()
+            procs.append(_spawn(command, log))
+            if grid.workers:
+                port = _master_port(log_path, offset, procs[0])
+                worker = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--worker", "--master-host", "127.0.0.1",
+                          "--master-port", str(port)]  # fmt: skip
+                procs += [_spawn(worker, log) for _ in range(grid.workers)]
+            status = procs[0].wait()
+            for proc in procs[1:]:
+                try:
+                    proc.wait(timeout=60)  # a worker ends when its master says so
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+            return status
         except BaseException:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            for proc in procs:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
             raise
+
+
+def _spawn(command: list[str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True)  # fmt: skip
+
+
+MASTER_PORT = re.compile(rb"master listening for workers on port (\d+)")
+
+
+def _master_port(log_path: str, offset: int, master: subprocess.Popen[bytes], timeout_s: float = 60.0) -> int:
+    """The port the master bound (port 0: the system's choice), read from its log line."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and master.poll() is None:
+        with open(log_path, "rb") as f:
+            f.seek(offset)
+            found = MASTER_PORT.search(f.read())
+        if found:
+            return int(found.group(1))
+        time.sleep(0.1)
+    raise ServerFailed(f"the workload's master did not start (see {log_path})")
 
 
 def run_point(grid: Grid, point: dict[str, Value], folder: Path, say: Callable[[str], None]) -> PointResult:
@@ -133,6 +176,7 @@ def write_results(grid: Grid, out: Path, results: list[PointResult]) -> dict:
                 "reason": r.reason,
                 "figures": r.figures,
                 "repeats": r.repeats,
+                **({"gpus": grid.gpus_of(r.settings)} if grid.gpus is not None else {}),
             }
             for r in results
         ],

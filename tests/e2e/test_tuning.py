@@ -88,3 +88,21 @@ def test_the_loop_runs_each_point_survives_a_bad_one_cleans_up_on_ctrl_c_and_res
     page = (out / "tuning_report.html").read_text()
     assert "Best by mean_ttft_ms: enable_prefix_caching-true_max_num_seqs-8" in page and "tuning_pareto.png" in page
     assert "enable_prefix_caching False → True: mean TTFT ×" in page and "95% CI" in page
+
+
+@pytest.mark.timeout(180)
+def test_a_points_workload_runs_distributed_and_its_chart_is_per_gpu(tmp_path):
+    grid = tmp_path / "grid.yaml"
+    one_point = (GRID.replace("  - {{enable_prefix_caching: false, max_num_seqs: 8}}\n", "")
+                 .replace("  - {{enable_prefix_caching: true, max_num_seqs: many}}\n", ""))  # fmt: skip
+    grid.write_text(one_point.format(python=sys.executable, model=f"tuning-e2e-{uuid.uuid4().hex[:8]}")
+                    + "workers: 2\ngpus: 2\n")  # fmt: skip
+    out = tmp_path / "out"
+    proc, output = loop(str(grid), "--out", str(out))
+    assert proc.wait(150) == 0, output.text
+    output.join()
+    (point,) = json.loads((out / "tuning_summary.json").read_text())["points"]
+    assert point["status"] == "ok" and point["figures"]["completed"] == 40 and point["gpus"] == 2
+    with open(out / "points" / point["name"] / "run_requests.csv", newline="") as f:
+        workers = {r["worker"] for r in csv.DictReader(f)}
+    assert len(workers) == 2  # both workers sent requests; the master counted all 40 once

@@ -48,6 +48,9 @@ def test_a_grid_is_the_product_of_its_settings_and_fills_the_command(tmp_path):
         (("p99_ttft_ms<=2000", "p99_ttft<=2000"), "objective.subject_to: --check: no summary figure"),
         (('server: {command: "serve', 'server: {service: vllm, command: "serve'), "server.service does not go with"),
         (("http://127.0.0.1:8011", "127.0.0.1:8011"), "url must be http://HOST:PORT"),
+        (("workload:", "workers: -1\nworkload:"), "workers must be a whole number of Locust workers"),
+        (("workload:", "gpus: block_size\nworkload:"), "point max_num_seqs-4_enable_prefix_caching-true: gpus names block_size"),
+        (("workload:", "gpus: 0\nworkload:"), "gpus must be a number of GPUs per point"),
         (('workload: ["-u"', 'workload: ["--csv", "x", "-u"'), "workload: drop --csv"),
     ],
 )  # fmt: skip
