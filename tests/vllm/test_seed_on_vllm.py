@@ -166,6 +166,7 @@ def test_the_tuning_loop_turns_vllms_prefix_cache_on_and_off(vllm_server, tmp_pa
     assert off["figures"]["prefix_cache_hit_rate"] == 0  # vLLM's own counters: no hit with the cache off
     assert on["figures"]["prefix_cache_hit_rate"] > 0.8
     (effect,) = summary["setting_effects"]["enable_prefix_caching"]
+    print("vLLM hit rate on/off:", on["figures"]["prefix_cache_hit_rate"], off["figures"]["prefix_cache_hit_rate"])
     print("vLLM, cache off over on: TTFT p50", effect["median_ttft_ms"], effect["median_ttft_ms_ci"], "mean",
           effect["mean_ttft_ms"], effect["mean_ttft_ms_ci"])  # fmt: skip
     assert effect["median_ttft_ms_ci"][0] > 1  # TTFT slower with the cache off, and surely so
