@@ -66,6 +66,16 @@ def test_capacity_benchmark_runs_small():
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
+def test_tuning_capacity_benchmark_runs_small():
+    # 3 s levels are too short to hold a point to 10% of the arithmetic: --tolerance 1 (the run is what is tested)
+    lines = [json.loads(line) for line in bench("tuning_capacity", "--max-num-seqs", "8", "--caching", "on",
+                                                "--level-duration", "3", "--tolerance", "1", timeout=280).splitlines()]  # fmt: skip
+    (point, total) = lines
+    assert point["point"] == "max_num_seqs-8_enable_prefix_caching-true" and point["capacity_rps"] > 0
+    assert total["best"] == point["point"]
+
+
 def test_trace_replay_benchmark_runs_small(tmp_path):
     out = tmp_path / "bench.json"
     bench("trace_replay", "--seconds", "2", "--rate", "20", "--json", str(out))
