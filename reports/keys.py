@@ -29,6 +29,7 @@ FIGURES: dict[str, str] = {
     "failed": "requests that failed (not counting cancelled ones)",
     "cancelled": "requests cut off by the end of the run",
     "duration_s": "seconds from the first request's start to the last completion",
+    "duration": "duration_s under vllm bench serve's name",
     "total_input_tokens": "prompt tokens of the successful requests (the server's usage)",
     "total_output_tokens": "output tokens of the successful requests (the server's usage)",
     "request_throughput": "successful requests per second over duration_s",

@@ -131,6 +131,7 @@ def summarize(
         "failed": failed,
         "cancelled": cancelled,
         "duration_s": dur,
+        "duration": dur,  # vllm bench serve's name
         "total_input_tokens": int(in_tokens),
         "total_output_tokens": int(out_tokens),
         "request_throughput": len(ok) / dur if dur else float("nan"),

@@ -35,6 +35,23 @@ def parse_slo(text: str | None) -> dict[str, float]:
     return out
 
 
+def goodput_as_slo(items: tuple[str, ...] | list[str]) -> str:
+    """``vllm bench serve``'s ``--goodput ttft:500 tpot:50`` as ``--slo ttft_ms=500,tpot_ms=50``; ValueError with
+    one line."""
+    parts = []
+    for item in items:
+        key, sep, value = item.partition(":")
+        if not sep or f"{key.strip()}_ms" not in KEYS:
+            raise ValueError(f"--goodput takes KEY:MS with KEY ttft, tpot or e2el (as vllm bench serve); got {item!r}")
+        parts.append(f"{key.strip()}_ms={value.strip()}")
+    text = ",".join(parts)
+    try:
+        parse_slo(text)
+    except ValueError as exc:
+        raise ValueError(str(exc).replace("--slo", "--goodput")) from None
+    return text
+
+
 def met(slo: dict[str, float], success: Any, ttft_s: Any, tpot_s: Any, e2e_s: Any) -> Any:
     """True where a request met every limit (scalars, or numpy arrays of one length)."""
     values = {"ttft_s": ttft_s, "tpot_s": tpot_s, "e2e_s": e2e_s}

@@ -1,8 +1,12 @@
+import os
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
 
 from scheduler.levels import Level, LevelResult
+from tests.procs import ROOT
 from users.settings.options import ConfigError, Settings
 
 
@@ -131,3 +135,60 @@ def test_a_sweep_plans_its_levels_and_lets_users_idle():
     assert whole.make_plan().next_level([]) == Level(1, "concurrency", 16.0, repeat=1)
     capacity = Settings.from_options(opts(find_capacity=True, slo="ttft_ms=500", level_duration=5.0))
     assert capacity.make_plan().next_level([]).value == 256  # the throughput level, without --max-concurrency
+
+
+def parsed(*argv: str) -> Settings:
+    """The suite's options as Locust's own parser reads them from a command line."""
+    from locust import events
+    from locust.argument_parser import parse_options
+
+    from users.settings.options import add_options
+
+    events.init_command_line_parser.add_listener(add_options)
+    try:
+        return Settings.from_options(parse_options(["-f", "locustfile.py", "--headless", *argv]))
+    finally:
+        events.init_command_line_parser.remove_listener(add_options)
+
+
+def test_vllm_bench_serves_spellings_are_the_same_options():
+    ours = parsed("-n", "5", "--input-tokens", "300", "--max-tokens", "20", "--prefix-tokens", "100",
+                  "--slo", "ttft_ms=500,tpot_ms=50", "--endpoint", "completions", "--ramp-up", "linear",
+                  "--ramp-up-start", "1", "--ramp-up-end", "4")  # fmt: skip
+    theirs = parsed("--num-prompts", "5", "--random-input-len", "300", "--random-output-len", "20",
+                    "--random-prefix-len", "100", "--goodput", "ttft:500", "tpot:50", "--endpoint", "/v1/completions",
+                    "--ramp-up-strategy", "linear", "--ramp-up-start-rps", "1", "--ramp-up-end-rps", "4")  # fmt: skip
+    assert theirs.goodput == ("ttft:500", "tpot:50")
+    assert {**vars(theirs), "goodput": ()} == {**vars(ours), "goodput": ()}
+    assert theirs.slo_limits == ours.slo_limits == {"ttft_ms": 500.0, "tpot_ms": 50.0}
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (("--goodput", "ttft:500", "--slo", "ttft_ms=500"), "--slo and --goodput both set the SLO: give one"),
+        (("--goodput", "ttft=500"), "--goodput takes KEY:MS with KEY ttft, tpot or e2el (as vllm bench serve); got 'ttft=500'"),
+        (("--goodput", "tpot:-1"), "--goodput tpot_ms must be positive, got -1"),
+    ],
+)  # fmt: skip
+def test_a_bad_goodput_is_one_line(argv, message):
+    with pytest.raises(ConfigError) as err:
+        parsed(*argv)
+    assert str(err.value) == message
+
+
+def test_help_puts_each_option_in_a_titled_group_with_its_default_and_environment_variable():
+    from users.settings.options import GROUPS, OPTIONS
+
+    grouped = [dest for dests in GROUPS.values() for dest in dests]
+    assert sorted(grouped) == sorted(o.dest for o in OPTIONS)  # each option in exactly one group
+    proc = subprocess.run([sys.executable, "-m", "users", "--help"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+    text = proc.stdout
+    for title in GROUPS:
+        assert f"\n{title}:\n" in text
+    load = text.split("LLM load: how requests are sent:")[1].split("\n\n")[0]
+    assert "--burstiness X" in load and "[default 1.0; env LOCUST_BURSTINESS]" in load
+    assert "--ramp-up linear|exponential, --ramp-up-strategy linear|exponential" in load  # no empty choice shown
+    assert "prefix-groups:G1" in text and "DURATION:USERSu" in text
+    assert "[env OPENAI_API_KEY]" in text

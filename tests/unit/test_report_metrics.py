@@ -64,7 +64,7 @@ def test_summary_counts_and_throughputs():
     s = summarize(sample_rows())
     assert (s["completed"], s["failed"], s["cancelled"]) == (3, 1, 1)
     # duration: first start 0.0 .. last completion max(2.1, 5.2, 2.3) = 5.2 (cancelled rows excluded)
-    assert s["duration_s"] == pytest.approx(5.2)
+    assert s["duration_s"] == s["duration"] == pytest.approx(5.2)  # duration: vllm bench serve's name
     assert s["total_output_tokens"] == 203
     assert s["output_throughput"] == pytest.approx(203 / 5.2)
     assert s["request_throughput"] == pytest.approx(3 / 5.2)

@@ -31,7 +31,7 @@ from scheduler.levels import (
     parse_sweep,
     prompt_set,
 )
-from scheduler.slo import parse_slo
+from scheduler.slo import goodput_as_slo, parse_slo
 from scheduler.trace import FORMATS as TRACE_FORMATS
 from users.settings.hosts import STRATEGIES as HOST_STRATEGIES
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from locust.argument_parser import LocustArgumentParser
 
 ENDPOINT_CHOICES = ("chat", "completions")
+ENDPOINT_PATHS = {"/v1/chat/completions": "chat", "/v1/completions": "completions"}  # vllm bench serve's --endpoint
 
 Check = Callable[[Any], str | None]  # the problem with a value, or None
 
@@ -61,10 +62,10 @@ def between_0_and_1(flag: str) -> Check:
     return lambda v: None if v is None or 0 <= v <= 1 else f"{flag} must be between 0 and 1, got {_shown(v)}"
 
 
-def parsed_by(parse: Callable[[str], object]) -> Check:
+def parsed_by(parse: Callable[[Any], object]) -> Check:
     """The parser's one-line ValueError, for a non-empty value."""
 
-    def check(value: str) -> str | None:
+    def check(value: Any) -> str | None:
         try:
             parse(value) if value else None
         except ValueError as exc:
@@ -91,7 +92,7 @@ def existing_file(flag: str) -> Check:
 class Option:
     dest: str
     flags: tuple[str, ...]
-    kind: Literal["int", "float", "str", "flag", "list"]
+    kind: Literal["int", "float", "str", "flag", "list", "words"]  # list: repeatable; words: several after one flag
     default: Any
     help: str
     env: str = ""  # default: LOCUST_ + DEST in capitals
@@ -99,6 +100,7 @@ class Option:
     choices: tuple[str, ...] | None = None
     secret: bool = False  # kept out of the web UI's form, and marked secret
     web_form: bool = True  # shown in the web UI's form
+    aliases: Mapping[str, str] | None = None  # other spellings of a value, taken as the value they name
 
     @property
     def env_var(self) -> str:
@@ -110,19 +112,20 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("num_requests", ("-n", "--num-requests"), "int", None,
+    Option("num_requests", ("-n", "--num-requests", "--num-prompts"), "int", None,
            "Total requests in the run: stop issuing at N, let in-flight ones finish, then stop",
            check=positive("-n/--num-requests", "requests")),
     Option("model", ("--model",), "str", "", "Model name to request (default: the first model listed by GET /v1/models)"),
-    Option("max_tokens", ("--max-tokens",), "int", 512, "max_tokens of each request",
+    Option("max_tokens", ("--max-tokens", "--random-output-len"), "int", 512, "max_tokens of each request",
            check=at_least(1, "--max-tokens")),
-    Option("input_tokens", ("--input-tokens",), "int", 2048, "Target prompt length in tokens",
+    Option("input_tokens", ("--input-tokens", "--random-input-len"), "int", 2048, "Target prompt length in tokens",
            check=at_least(1, "--input-tokens")),
     Option("ignore_eos", ("--ignore-eos",), "flag", False,
            "Ask vLLM to ignore EOS so every request generates --max-tokens tokens"),
     Option("temperature", ("--temperature",), "float", None, "Sampling temperature (default: the server's)"),
-    Option("endpoint", ("--endpoint",), "str", "chat", "chat: /v1/chat/completions; completions: /v1/completions",
-           choices=ENDPOINT_CHOICES),
+    Option("endpoint", ("--endpoint",), "str", "chat", "chat: /v1/chat/completions; completions: /v1/completions "
+           "(either path is taken too, as vllm bench serve writes it)", choices=ENDPOINT_CHOICES,
+           aliases=ENDPOINT_PATHS),
     Option("api_key", ("--api-key",), "str", None,
            "Bearer token for the server (default: $OPENAI_API_KEY); never written anywhere",
            env="OPENAI_API_KEY", secret=True),
@@ -130,7 +133,7 @@ OPTIONS: tuple[Option, ...] = (
            "Fail a request when no byte arrives for this many seconds", check=positive("--stream-timeout")),
     Option("request_timeout", ("--request-timeout",), "float", None,
            "Fail a request that takes longer than this many seconds in total", check=positive("--request-timeout")),
-    Option("prefix_tokens", ("--prefix-tokens",), "int", 0,
+    Option("prefix_tokens", ("--prefix-tokens", "--random-prefix-len"), "int", 0,
            "Tokens of shared prefix at the start of every prompt (0: no sharing)",
            check=at_least(0, "--prefix-tokens")),
     Option("prefix_groups", ("--prefix-groups",), "int", 1,
@@ -178,19 +181,21 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_concurrency", ("--max-concurrency",), "int", None,
            "Open loop: at most this many requests in flight (split among processes); a request waits for a "
            "free slot, and the wait is its queue_s (default: no cap)", check=at_least(1, "--max-concurrency")),
-    Option("ramp_up", ("--ramp-up",), "str", "",
+    Option("ramp_up", ("--ramp-up", "--ramp-up-strategy"), "str", "",
            "Open loop: the rate climbs over the run's -n requests from --ramp-up-start to --ramp-up-end",
            choices=("", "linear", "exponential")),
-    Option("ramp_up_start", ("--ramp-up-start",), "float", None, "Open loop: the rate of the first request (req/s)",
+    Option("ramp_up_start", ("--ramp-up-start", "--ramp-up-start-rps"), "float", None, "Open loop: the rate of the first request (req/s)",
            check=at_least(0, "--ramp-up-start")),
-    Option("ramp_up_end", ("--ramp-up-end",), "float", None, "Open loop: the rate of the last request (req/s)",
+    Option("ramp_up_end", ("--ramp-up-end", "--ramp-up-end-rps"), "float", None, "Open loop: the rate of the last request (req/s)",
            check=positive("--ramp-up-end")),
     Option("stages", ("--stages",), "str", "",
-           "Open loop in stages: DURATION:RATE,... (e.g. 30s:5,2m:20); each row carries its stage number",
+           "Load in stages: DURATION:RATE,... (open loop, e.g. 30s:5,2m:20) or DURATION:USERSu,... (a closed loop "
+           "in steps, e.g. 30s:8u,1m:32u); each row carries its stage number",
            check=parsed_by(parse_stages)),
     Option("sweep", ("--sweep",), "str", "",
-           "Levels in one run: rate:R1,R2,... (open loop), concurrency:C1,C2,... (closed loop) or auto "
-           "(synchronous, throughput, then rates between); each row carries its level",
+           "Levels in one run: rate:R1,R2,... (open loop), concurrency:C1,C2,... (closed loop), "
+           "prefix-groups:G1,G2,... or prefix-tokens:P1,P2,... (the prompts' sharing; at --max-concurrency or "
+           "--request-rate), or auto (synchronous, throughput, then rates between); each row carries its level",
            check=parsed_by(parse_sweep)),
     Option("level_duration", ("--level-duration",), "float", None,
            "Sweep and capacity search: seconds of sending at each level", check=positive("--level-duration")),
@@ -200,6 +205,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("slo", ("--slo",), "str", "",
            "Service-level objectives, milliseconds: ttft_ms=500,tpot_ms=50,e2el_ms=10000 (goodput, attainment)",
            check=parsed_by(parse_slo)),
+    Option("goodput", ("--goodput",), "words", (),
+           "vllm bench serve's spelling of --slo: KEY:MS ... (ttft:500 tpot:50 e2el:10000); give one of the two",
+           check=parsed_by(goodput_as_slo)),
     Option("slo_attainment", ("--slo-attainment",), "float", 0.99,
            "The share of requests that must meet every --slo for a level to pass",
            check=lambda v: None if 0 < v <= 1 else f"--slo-attainment must be above 0 and at most 1, got {v:g}"),
@@ -240,6 +248,30 @@ OPTIONS: tuple[Option, ...] = (
     Option("trace_format", ("--trace-format",), "str", "",
            "mooncake, azure or requests (default: guessed from the file)", choices=("", *TRACE_FORMATS)),
 )  # fmt: skip
+
+
+GROUPS: dict[str, tuple[str, ...]] = {  # --help's titled groups, each option in one
+    "LLM load: how requests are sent": (
+        "num_requests", "request_rate", "burstiness", "max_concurrency", "ramp_up", "ramp_up_start", "ramp_up_end",
+        "stages", "sweep", "level_duration", "level_requests", "find_capacity", "repeat", "trace", "trace_speed",
+        "trace_block_tokens", "trace_format", "max_fail_ratio", "seed"),
+    "LLM prompts: what each request asks": (
+        "max_tokens", "input_tokens", "input_tokens_stddev", "ignore_eos", "temperature", "prefix_tokens",
+        "prefix_groups", "dataset", "turns", "turn_tokens", "tokenizer", "warmup"),
+    "LLM server: where requests go": (
+        "model", "endpoint", "api_key", "stream_timeout", "request_timeout", "ca_bundle", "insecure",
+        "reset_prefix_cache", "host_strategy", "metrics_url", "metrics_interval"),
+    "LLM measurement: SLOs, intervals, the client's floor": (
+        "slo", "goodput", "slo_attainment", "ci_level", "calibrate", "no_kernel_timestamps"),
+    "LLM output: verdicts and live figures (distributed: at the master; --metrics-port on each worker too)": (
+        "check", "check_inconclusive", "metrics_port"),
+}  # fmt: skip
+
+
+def help_text(opt: Option) -> str:
+    """An option's help as --help shows it: with its default and its environment variable."""
+    default = "" if opt.secret or opt.default in (None, "", (), False) else f"default {opt.default}; "
+    return f"{opt.help} [{default}env {opt.env_var}]"
 
 
 def before_parsing(dest: str, argv: Sequence[str], environ: Mapping[str, str]) -> str:
@@ -299,21 +331,31 @@ def add_options(parser: LocustArgumentParser, **_kw: object) -> None:
     for action in parser._actions:  # validate Locust's --csv before Locust creates the folder
         if "--csv" in action.option_strings:
             action.type = _check_csv_prefix
+    titled = {title: parser.add_argument_group(title) for title in GROUPS}
+    groups = {dest: titled[title] for title, dests in GROUPS.items() for dest in dests}
     for opt in OPTIONS:
-        kwargs: dict[str, Any] = {"default": opt.default, "env_var": opt.env_var, "help": opt.help}
+        kwargs: dict[str, Any] = {"default": opt.default, "env_var": opt.env_var, "help": help_text(opt)}
         if opt.kind == "flag":
             kwargs["action"] = "store_true"
         elif opt.kind == "list":
             kwargs.update(action="append", default=None)  # argparse appends to a fresh list
+        elif opt.kind == "words":
+            kwargs.update(action="extend", nargs="+", default=None)
         elif opt.kind in ARG_TYPES:
-            kwargs["type"] = ARG_TYPES[opt.kind]
+            kwargs.update(type=ARG_TYPES[opt.kind], metavar="N" if opt.kind == "int" else "X")
         if opt.choices:
-            kwargs["choices"] = opt.choices
+            kwargs.update(choices=opt.choices, metavar="|".join(c for c in opt.choices if c))
+        if opt.aliases:
+            kwargs["type"] = lambda text, aliases=opt.aliases: aliases.get(text, text)  # before the choices' check
         if opt.secret:
             kwargs.update(include_in_web_ui=False, is_secret=True)
         elif not opt.web_form:
             kwargs["include_in_web_ui"] = False
-        parser.add_argument(*opt.flags, **kwargs)
+        action = parser.add_argument(*opt.flags, **kwargs)  # Locust's own add_argument (its web UI keywords)
+        for group in parser._action_groups:  # then shown in its titled group
+            if action in group._group_actions:
+                group._group_actions.remove(action)
+        groups[opt.dest]._group_actions.append(action)
 
 
 @dataclass(frozen=True)
@@ -370,6 +412,7 @@ class Settings:
     trace_speed: float
     trace_block_tokens: int
     trace_format: str
+    goodput: tuple[str, ...]
 
     @cached_property
     def slo_limits(self) -> dict[str, float]:
@@ -463,6 +506,11 @@ class Settings:
                     raise ConfigError(f"{opt.flag}: {exc}") from None
             if opt.kind == "flag":
                 value = bool(value)
+            if opt.aliases and isinstance(value, str):
+                value = opt.aliases.get(value, value)
+            if opt.kind == "words":  # several after one flag, or one string (space-separated) from the environment
+                words: list[Any] = value.split() if isinstance(value, str) else list(value)  # type: ignore[arg-type]
+                value = tuple(str(w) for w in words)
             if opt.kind == "list":  # repeated, comma-separated, or one string from an environment variable
                 items: list[object] = [value] if isinstance(value, str) else list(value)  # type: ignore[arg-type]
                 value = tuple(part.strip() for item in items for part in str(item).split(",") if part.strip())
@@ -473,6 +521,10 @@ class Settings:
                 raise ConfigError(problem)
             values[opt.dest] = value
         values["api_key"] = values["api_key"] or os.environ.get("OPENAI_API_KEY") or None
+        if values["goodput"]:
+            if values["slo"]:
+                raise ConfigError("--slo and --goodput both set the SLO: give one")
+            values["slo"] = goodput_as_slo(values["goodput"])
         users = getattr(options, "num_users", None)
         if users is not None and users <= 0 and getattr(options, "headless", False):
             raise ConfigError(f"-u/--users must be at least 1, got {users}")
