@@ -14,7 +14,8 @@ from emulator.faults import KINDS, FaultPlan
 from emulator.server import App, Connection, ServerConfig
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parser() -> argparse.ArgumentParser:
+    """The emulator's flags (the docs' reference is built from them)."""
     p = argparse.ArgumentParser(prog="python -m emulator", description="A vLLM-compatible server emulator (no GPU).")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed on start)")
@@ -61,7 +62,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "0 closes it after every response, unannounced",
     )
     p.add_argument("--fault-at-token", type=int, default=1, help="token index at which mid-stream faults strike")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return parser().parse_args(argv)
 
 
 async def serve(args: argparse.Namespace) -> None:

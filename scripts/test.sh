@@ -15,4 +15,5 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet   # the docs: a warning fails the build
 exec .venv/bin/python -m pytest "$@"

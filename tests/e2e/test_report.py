@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from PIL import Image
 from reports.keys import unknown_key_error
 from tests.e2e.test_bad_input import assert_one_clear_error
 from tests.procs import ROOT, run_locust
+from tools import reference
 
 KEY = "sk-test-5ecret-do-not-leak-4242"
 
@@ -54,6 +56,11 @@ def test_report_matches_ground_truth_and_keeps_the_key_secret(emulator_factory, 
     figures = {key for scope in (at_end, at_end["steady"]) for key, value in scope.items()
                if (value is None or isinstance(value, int | float)) and not key.endswith(("_ci", "_bounds"))}  # fmt: skip
     assert {key for key in figures if unknown_key_error(key)} == set()  # every figure of a real run is checkable
+    documented = reference.summary()  # and in the docs' reference, spelled out
+    assert {key for key in figures if f"`{key}`" not in documented} == set()
+    with open(prefix.with_name("run_requests.csv"), newline="") as f:
+        header = next(csv.reader(f))
+    assert {c for c in header if f"`{c}`" not in reference.columns()} == set()
     proc = subprocess.run(
         [sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True, timeout=120
     )

@@ -100,7 +100,7 @@ def test_no_import_circle_anywhere_type_only_imports_included():
         visit(module, [])
 
 
-# users/ as rooms: each folder one job (the README's Layout says which); the files at its top are the public user
+# users/ as rooms: each folder one job (docs/development/layout.md says which); the files at its top are the public user
 # API (what a locustfile imports). Which rooms a room may import, and which Locust, gevent and flask modules.
 ROOMS: dict[str, tuple[set[str], set[str]]] = {
     "settings": (set(), {"gevent", "locust.argument_parser"}),
@@ -129,11 +129,11 @@ def room_files() -> list[tuple[str, Path]]:
     return [(room_of(path), path) for path in sorted((ROOT / "users").rglob("*.py"))]
 
 
-def test_every_room_of_users_is_in_the_rules_and_the_readme():
+def test_every_room_of_users_is_in_the_rules_and_the_docs_layout():
     rooms = {room for room, _ in room_files()}
     assert rooms == set(ROOMS), rooms ^ set(ROOMS)
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    layout = readme[readme.index("\nusers/ ") : readme.index("\nprompts/ ")]  # the README's Layout map of users/
+    page = (ROOT / "docs" / "development" / "layout.md").read_text(encoding="utf-8")
+    layout = page[page.index("\nusers/ ") : page.index("\nprompts/ ")]  # the Layout map of users/
     assert {room for room in rooms - {"api"} if f"\n  {room}/ " not in layout} == set()
 
 

@@ -38,17 +38,18 @@ def test_the_seed_compose_grid_renders_an_override_that_compose_accepts(tmp_path
     command = override["services"]["vllm"]["command"]
     assert "--enable-prefix-caching" not in command and "2048" not in command
     assert command[-3:] == ["--no-enable-prefix-caching", "--max-num-batched-tokens", "8192"]
-    assert command[:4] == ["--model", "/app/model", "--tensor-parallel-size", "${TP_SIZE:-8}"]  # the rest kept
+    assert command[:7] == ["python3", "-m", "vllm.entrypoints.openai.api_server", "--model", "/app/model",
+                           "--tensor-parallel-size", "${TP_SIZE:-8}"]  # the rest kept, in order  # fmt: skip
     assert override["services"]["vllm"]["environment"] == {"VLLM_CPU_KVCACHE_SPACE": "40"}
     # the file compose would run: the base with the override's command and environment over it
-    merged = yaml.safe_load((ROOT / "docker" / "vllm-nvidia.compose.yml").read_text())
+    merged = yaml.safe_load((ROOT / "docker" / "vllm-rocm.compose.yml").read_text())
     merged["services"]["vllm"].update(override["services"]["vllm"])
     (tmp_path / "merged.yml").write_text(yaml.safe_dump(merged))
     check = subprocess.run([str(Path(sys.executable).parent / "check-jsonschema"), "--builtin-schema",
                             "vendor.compose-spec", str(tmp_path / "merged.yml")], capture_output=True, text=True,
                            timeout=60)  # fmt: skip
     assert check.returncode == 0, check.stdout + check.stderr
-    files = ["docker", "compose", "-f", "docker/vllm-nvidia.compose.yml", "-f", str(tmp_path / "compose.override.yml"),
+    files = ["docker", "compose", "-f", "docker/vllm-rocm.compose.yml", "-f", str(tmp_path / "compose.override.yml"),
              "--env-file", "docker/.env"]  # fmt: skip
     assert server.commands()["up"] == [*files, "up", "-d", "--force-recreate", "vllm"]
     assert server.commands()["down"] == [*files, "down", "--timeout", "30"]
@@ -56,7 +57,7 @@ def test_the_seed_compose_grid_renders_an_override_that_compose_accepts(tmp_path
 
 def test_a_kubernetes_deployment_is_patched_validates_and_is_forwarded_to_the_urls_port(tmp_path):
     (tmp_path / "grid.yaml").write_text(SEED_GRID.read_text().replace(
-        "  compose: docker/vllm-nvidia.compose.yml\n  service: vllm\n  env_file: docker/.env\n",
+        "  compose: docker/vllm-rocm.compose.yml\n  service: vllm\n  env_file: docker/.env\n",
         "  kubernetes: docker/kubernetes/vllm/base/vllm.yaml\n  deployment: vllm\n  namespace: llm\n"))  # fmt: skip
     grid = load_grid(str(tmp_path / "grid.yaml"))
     server = launcher_for(grid, POINT, 18000, tmp_path)
@@ -84,7 +85,7 @@ def test_without_docker_the_point_fails_in_one_line(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("server", "message"),
     [
-        ("{compose: docker/vllm-nvidia.compose.yml, service: nope}", "has no service 'nope' (it has: vllm)"),
+        ("{compose: docker/vllm-rocm.compose.yml, service: nope}", "has no service 'nope' (it has: vllm)"),
         ("{compose: docker/missing.yml, service: vllm}", "cannot read docker/missing.yml"),
         ("{compose: docker/vllm-nvidia.compose.yml}", "server.compose needs server.service"),
         ("{compose: docker/vllm-nvidia.compose.yml, service: vllm, deployment: x}", "server.deployment does not go"),

@@ -399,6 +399,7 @@ class Settings:
     level_duration: float | None
     level_requests: int | None
     slo: str
+    goodput: tuple[str, ...]
     slo_attainment: float
     ci_level: float
     check: tuple[str, ...]
@@ -412,7 +413,6 @@ class Settings:
     trace_speed: float
     trace_block_tokens: int
     trace_format: str
-    goodput: tuple[str, ...]
 
     @cached_property
     def slo_limits(self) -> dict[str, float]:
@@ -520,11 +520,7 @@ class Settings:
             if problem:
                 raise ConfigError(problem)
             values[opt.dest] = value
-        values["api_key"] = values["api_key"] or os.environ.get("OPENAI_API_KEY") or None
-        if values["goodput"]:
-            if values["slo"]:
-                raise ConfigError("--slo and --goodput both set the SLO: give one")
-            values["slo"] = goodput_as_slo(values["goodput"])
+        _fill_in(values)
         users = getattr(options, "num_users", None)
         if users is not None and users <= 0 and getattr(options, "headless", False):
             raise ConfigError(f"-u/--users must be at least 1, got {users}")
@@ -542,6 +538,15 @@ class Settings:
         _check_levels(values)
         _check_trace(values)
         return cls(**values)
+
+
+def _fill_in(values: dict[str, Any]) -> None:
+    """What one option gives for another: the key from $OPENAI_API_KEY, --goodput as the --slo."""
+    values["api_key"] = values["api_key"] or os.environ.get("OPENAI_API_KEY") or None
+    if values["goodput"]:
+        if values["slo"]:
+            raise ConfigError("--slo and --goodput both set the SLO: give one")
+        values["slo"] = goodput_as_slo(values["goodput"])
 
 
 def _check_trace(values: dict[str, Any]) -> None:

@@ -71,6 +71,15 @@ def add_tab(template_args: dict[str, Any], base: str, csv_prefix: str | None) ->
     template_args["extended_csv_files"] = links
 
 
+ROUTES = {  # the web UI's routes (under --web-base-path, behind --web-login when on): rule -> (view, what it serves)
+    "/llm": ("page", "the LLM live charts page"),
+    "/llm/stats": ("stats", "the live figures, levels and history as JSON"),
+    "/llm/requests.csv": ("requests_csv", "the per-request CSV so far (needs --csv)"),
+    "/llm/report.html": ("report", "builds and serves the HTML report of the run so far (needs --csv)"),
+    "/metrics": ("metrics", "the suite's live figures for Prometheus (the llm_loadtest_* series)"),
+}
+
+
 class Routes:
     """The extension's routes, each behind ``--web-login`` when it is on."""
 
@@ -84,9 +93,8 @@ class Routes:
 
     def blueprint(self, base: str, guard: Callable[[Callable[..., Any]], Callable[..., Any]]) -> Blueprint:
         bp = Blueprint("llm", __name__, url_prefix=base or None)
-        for rule, view in (("/llm/stats", self.stats), ("/metrics", self.metrics), ("/llm", self.page),
-                           ("/llm/requests.csv", self.requests_csv), ("/llm/report.html", self.report)):  # fmt: skip
-            bp.add_url_rule(rule, view.__name__, guard(view))
+        for rule, (view, _what) in ROUTES.items():
+            bp.add_url_rule(rule, view, guard(getattr(self, view)))
         return bp
 
     def stats(self) -> Response:

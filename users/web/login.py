@@ -19,6 +19,8 @@ from werkzeug.wrappers import Response as BaseResponse
 if TYPE_CHECKING:
     from locust.env import Environment
 
+LOGIN_ROUTE = "/llm/login_submit"  # --web-login: the login form posts here
+
 
 class WebUser(UserMixin):
     def __init__(self, uid: str) -> None:
@@ -42,10 +44,10 @@ def install(environment: Environment) -> None:
     app.config["SECRET_KEY"] = os.environ.get("FLASK_SECRET_KEY") or secrets.token_hex(32)
     web_ui.login_manager.user_loader(lambda uid: WebUser(uid) if uid == user else None)
     base = getattr(options, "web_base_path", "") or ""
-    web_ui.auth_args = {"username_password_callback": f"{base}/llm/login_submit"}
+    web_ui.auth_args = {"username_password_callback": f"{base}{LOGIN_ROUTE}"}
     bp = Blueprint("llm_login", __name__, url_prefix=base or None)
 
-    @bp.route("/llm/login_submit", methods=["POST"])
+    @bp.route(LOGIN_ROUTE, methods=["POST"])
     def login_submit() -> BaseResponse:
         given_user = request.form.get("username", "")
         given_password = request.form.get("password", "")

@@ -1,0 +1,35 @@
+"""MkDocs hook: each ``<!-- reference: NAME -->`` in a page becomes ``python -m tools.reference NAME``'s table,
+built from the code while the site builds, and ``<!-- file: NAME -->`` a root file's text (``mkdocs.yml``:
+``hooks``)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+MARKER = re.compile(r"<!-- reference: (\w+) -->")
+FILE = re.compile(r"<!-- file: ([\w.-]+) -->")  # a file at the repository's root (CHANGELOG.md), without its title
+
+
+@cache
+def reference(name: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "tools.reference", name], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"tools.reference {name} failed: {done.stderr.strip().splitlines()[-1:]}")
+    return done.stdout
+
+
+def root_file(name: str) -> str:
+    text = (ROOT / name).read_text(encoding="utf-8")
+    return text.split("\n", 1)[1] if text.startswith("# ") else text
+
+
+def on_page_markdown(markdown: str, **_kwargs: Any) -> str:
+    markdown = FILE.sub(lambda m: root_file(m.group(1)), markdown)
+    return MARKER.sub(lambda m: reference(m.group(1)), markdown)
