@@ -46,6 +46,7 @@ class Sequence:
     received_mono: float = field(default_factory=time.perf_counter)
     received_wall: float = field(default_factory=time.time)
     hashes: list[int] = field(default_factory=list)
+    adapter: str = ""  # the LoRA adapter it asked for ("" the base model): its cache blocks are its own
     cached: int = 0
     prefill_left: int = 0
     target_len: int = 0
@@ -71,7 +72,7 @@ class Engine:
 
     # -- intake ----------------------------------------------------------------
     def submit(self, seq: Sequence) -> None:
-        seq.hashes = self.cache.block_hashes(seq.prompt)
+        seq.hashes = self.cache.block_hashes(seq.prompt, seq.adapter)
         if seq.ignore_eos:
             seq.target_len = seq.max_tokens
         else:

@@ -11,9 +11,11 @@ class PrefixCache:
         self.capacity = capacity_blocks
         self._blocks: OrderedDict[int, None] = OrderedDict()
 
-    def block_hashes(self, tokens: list[int]) -> list[int]:
+    def block_hashes(self, tokens: list[int], salt: str = "") -> list[int]:
+        """Each whole block's hash, chained; ``salt`` (a LoRA adapter's name) apart, as vLLM keys blocks by
+        adapter: the same tokens under another adapter never hit."""
         hashes = []
-        parent = 0
+        parent = hash(salt) if salt else 0
         bs = self.block_size
         for i in range(0, len(tokens) - bs + 1, bs):
             parent = hash((parent, tuple(tokens[i : i + bs])))

@@ -47,6 +47,7 @@ OUTPUT_WORDS = [
 @dataclass
 class ServerConfig:
     model: str = "emulated-llama"
+    lora_modules: tuple[str, ...] = ()  # adapters served beside the base model (vLLM's --lora-modules names)
     api_key: str | None = None
     dev_mode: bool = True  # enables POST /reset_prefix_cache, as VLLM_SERVER_DEV_MODE=1 does
     request_log: str | None = None
@@ -128,20 +129,12 @@ class App:
             conn.respond_json(404, {"detail": "Not Found"})
 
     def _models(self) -> dict[str, Any]:
-        return {
-            "object": "list",
-            "data": [
-                {
-                    "id": self.cfg.model,
-                    "object": "model",
-                    "created": self.created,
-                    "owned_by": "vllm",
-                    "root": self.cfg.model,
-                    "parent": None,
-                    "max_model_len": self.engine.config.max_model_len,
-                }
-            ],
-        }
+        """The base model, then each LoRA adapter with the base as its parent, as vLLM lists them."""
+        base = {"id": self.cfg.model, "object": "model", "created": self.created, "owned_by": "vllm",
+                "root": self.cfg.model, "parent": None, "max_model_len": self.engine.config.max_model_len}  # fmt: skip
+        adapters = [{**base, "id": name, "root": f"/adapters/{name}", "parent": self.cfg.model}
+                    for name in self.cfg.lora_modules]  # fmt: skip
+        return {"object": "list", "data": [base, *adapters]}
 
     def _tokenize(self, conn: Connection, body: bytes) -> None:
         try:
@@ -172,7 +165,7 @@ class App:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             conn.respond_json(400, _error(f"invalid request: {exc}", 400))
             return
-        if model != self.cfg.model:
+        if model != self.cfg.model and model not in self.cfg.lora_modules:
             conn.respond_json(404, _error(f"The model `{model}` does not exist.", 404, "NotFoundError"))
             return
         limit = self.engine.config.max_model_len
@@ -206,6 +199,7 @@ class App:
             sink,
             received_mono=received_mono,
             received_wall=received_wall,
+            adapter="" if model == self.cfg.model else model,
         )
         conn.active = seq
         self.engine.submit(seq)
@@ -215,6 +209,7 @@ class App:
         self.log.write(
             {
                 "id": seq.request_id,
+                "model": seq.adapter or self.cfg.model,
                 "status": status,
                 "received_wall": seq.received_wall,
                 "first_token_wall": seq.first_wall or None,

@@ -58,6 +58,7 @@ class RequestRecord:
     # means the server kept it from an earlier run
     unique_from: int | None = None
     host: str = ""  # the host (of -H's) the request went to
+    model: str = ""  # the model (or LoRA adapter) it asked for
     trace_index: int | None = None  # a replayed trace's row (0-based)
     ideal_cached_tokens: int | None = None  # what an unbounded prefix cache would hold for it (the trace's hash ids)
 

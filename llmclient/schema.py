@@ -51,6 +51,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("ideal_cached_tokens", "int", "trace replay: the tokens an unbounded prefix cache would hold for it"),
     Column("host", "text", "the host (of -H's) the request went to"),
     Column("repeat", "int", "--repeat: which repetition of the workload or of its level (1-based)"),
+    Column("model", "text", "the model (or LoRA adapter) the request asked for"),
 )
 NAMES: list[str] = [c.name for c in COLUMNS]
 TEXT = [c.name for c in COLUMNS if c.kind in ("text", "gaps")]
@@ -115,6 +116,7 @@ def encode(rec: RequestRecord, endpoint: str, worker: str) -> list[str]:
         _num(rec.ideal_cached_tokens),
         _text(rec.host),
         _num(rec.repeat),
+        _text(rec.model),
     ]
 
 

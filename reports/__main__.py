@@ -42,6 +42,8 @@ def charts_of(run: RunData, summary: dict) -> list[str]:
                                                 f"{p}_percentiles_over_time.png", f"{width:g} s windows",
                                                 summary.get("steady_window_s")))  # fmt: skip
         out.append(charts.cdfs({run.name: rows}, f"{p}_cdf.png"))
+        if summary.get("models"):  # several models (LoRA adapters): their TTFT and TPOT side by side
+            out.append(charts.cdfs({m: rows[rows["model"] == m] for m in summary["models"]}, f"{p}_models_cdf.png"))
         out.append(charts.cache_hit_vs_miss(rows, f"{p}_cache_hit_vs_miss.png"))
         if summary.get("prefix_cache_by_trace_minute"):
             out.append(charts.prefix_cache_over_trace(summary, f"{p}_prefix_cache_efficiency.png"))

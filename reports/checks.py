@@ -21,7 +21,7 @@ FAILED_STATUS = 3  # the process's exit status when a check failed
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne, "<": operator.lt, ">": operator.gt,
 }  # fmt: skip
-_FORM = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(<=|>=|==|!=|<|>)\s*([-+0-9.eE]+)\s*$")
+_FORM = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.:/-]*)\s*(<=|>=|==|!=|<|>)\s*([-+0-9.eE]+)\s*$")
 
 
 @dataclass(frozen=True)
@@ -75,8 +75,10 @@ def check_error(text: str) -> str | None:
 
 
 def lookup(summary: Mapping[str, object], key: str) -> tuple[object, object]:
-    """The figure a (dotted) key names, and its ``_ci`` (raises KeyError when the summary has no such key)."""
-    *path, last = key.split(".")
+    """The figure a (dotted) key names, and its ``_ci`` (raises KeyError when the summary has no such key):
+    ``p99_ttft_ms``, ``steady.p99_ttft_ms``, ``models.NAME.p99_ttft_ms`` (NAME may hold dots: a host's URL)."""
+    parts = key.split(".")
+    path, last = ([parts[0], ".".join(parts[1:-1])] if len(parts) > 2 else parts[:-1]), parts[-1]
     scope: object = summary
     for part in path:
         if not isinstance(scope, Mapping) or part not in scope:

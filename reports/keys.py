@@ -77,6 +77,8 @@ for _lat in ("ttft", "itl", "e2el"):
     FIGURES[f"client_minus_server_{_lat}_ms"] = f"the client's mean {_lat} minus the server's"
 SCOPES = {
     "steady": "the same figures over the steady state (steady_window_s)",
+    "models": "--model NAME:WEIGHT,…: models.NAME.<key>, the same figures over the requests that asked for NAME",
+    "hosts": "-H a,b: hosts.HOST.<key>, the same figures over the requests sent to HOST",
     "prefix_cache_speedup": "--sweep prefix-tokens: how many times faster the most shared level is than the "
     "unshared one, for mean/median/p90/p99 TTFT, mean E2E, request and output throughput",
 }
@@ -85,7 +87,7 @@ SCOPES = {
 def unknown_key_error(key: str) -> str | None:
     """Why ``key`` names no figure a summary can hold (None: it can), in one line."""
     scope, _, name = key.rpartition(".")
-    if (not scope or scope in SCOPES) and name in FIGURES:
+    if (not scope or scope.split(".", 1)[0] in SCOPES) and name in FIGURES:
         return None
     near = difflib.get_close_matches(name, FIGURES, n=3, cutoff=0.75)
     hint = f" (did you mean {', '.join(near)}?)" if near else " (the figures are the keys of PREFIX_summary.json)"

@@ -489,12 +489,23 @@ def capacity_estimate(levels: list[dict]) -> float | None:
 
 def per_host(rows: pd.DataFrame, slo: dict[str, float] | None = None) -> dict:
     """``hosts``: each host's single-run keys, when the run spread its requests over several (``-H a,b``)."""
-    if "host" not in rows:
+    return per_value(rows, "host", "hosts", slo)
+
+
+def per_model(rows: pd.DataFrame, slo: dict[str, float] | None = None) -> dict:
+    """``models``: each model's single-run keys (its prefix-cache hit rate from the usage), when the run asked
+    for several (``--model a:0.7,b:0.3``)."""
+    return per_value(rows, "model", "models", slo)
+
+
+def per_value(rows: pd.DataFrame, column: str, key: str, slo: dict[str, float] | None) -> dict:
+    """``{key: {value: summary}}`` over the rows of each value of ``column``, when there are several."""
+    if column not in rows:
         return {}
-    hosts = sorted(h for h in rows["host"].dropna().unique() if h)
-    if len(hosts) < 2:
+    values = sorted(str(v) for v in rows[column].dropna().unique() if v)
+    if len(values) < 2:
         return {}
-    return {"hosts": {h: summarize(rows[rows["host"] == h], None, slo) for h in hosts}}
+    return {key: {v: summarize(rows[rows[column] == v], None, slo) for v in values}}
 
 
 def per_replica(replicas: list) -> dict:

@@ -11,7 +11,16 @@ import pandas as pd
 
 from llmclient.cpu import BOTTLENECK
 from reports.load import ReportInputError, RunData
-from reports.metrics import levels_summary, per_host, per_replica, per_stage, steady_summary, summarize, trace_summary
+from reports.metrics import (
+    levels_summary,
+    per_host,
+    per_model,
+    per_replica,
+    per_stage,
+    steady_summary,
+    summarize,
+    trace_summary,
+)
 from reports.repeats import repeats_summary
 from reports.speedup import prefix_cache_speedup, speedup_sentence
 from scheduler.slo import parse_slo
@@ -31,6 +40,7 @@ def summary_of(run: RunData, slo: dict, ci_level: float | None = None) -> tuple[
     rate = run.config.get("request_rate")
     summary = summarize(rows, run.server, slo, rate, run.histograms, level)
     summary.update(per_host(rows, slo))
+    summary.update(per_model(rows, slo))
     summary.update(per_stage(rows, run.histograms, slo))
     summary.update(per_replica(run.replicas))
     summary.update(steady_summary(rows, users_over_time(run), slo, rate, level))

@@ -15,7 +15,8 @@ from tests.unit.test_report_inputs import HEADER, ROW, assert_one_line_error, re
 
 SUMMARY = {"failed": 0, "p99_ttft_ms": 100.0, "p99_ttft_ms_ci": [90.0, 120.0], "request_throughput": 5.0,
            "median_tpot_ms": math.nan, "steady": {"p99_ttft_ms": 80.0}, "p99_e2el_ms": 100.0,
-           "p99_e2el_ms_ci": [90.0, None]}  # fmt: skip
+           "p99_e2el_ms_ci": [90.0, None], "models": {"sql-lora": {"p99_ttft_ms": 70.0}},
+           "hosts": {"http://10.0.0.1:8000": {"failed": 2}}}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -29,6 +30,8 @@ SUMMARY = {"failed": 0, "p99_ttft_ms": 100.0, "p99_ttft_ms_ci": [90.0, 120.0], "
         ("request_throughput>=10", "fail"),
         ("median_tpot_ms<=5", "inconclusive"),  # no figure to judge
         ("steady.p99_ttft_ms<=90", "pass"),  # a figure inside an object
+        ("models.sql-lora.p99_ttft_ms<=60", "fail"),  # one model's figure (--model a:0.5,sql-lora:0.5)
+        ("hosts.http://10.0.0.1:8000.failed==0", "fail"),  # one host's, its URL's dots and all
         ("p99_e2el_ms<=50", "fail"),  # too few requests to bound it above, but its lowest is already over
         ("p99_e2el_ms<=500", "inconclusive"),  # ... and it cannot be shown to be under
         ("p99_e2el_ms>=50", "pass"),

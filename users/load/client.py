@@ -106,6 +106,7 @@ class LLMClient:
         try:
             try:
                 body = self._body(endpoint, prompt, max_tokens, extra_body)
+                rec.model = str(body.get("model") or "")
             except ConfigError as exc:
                 rec.start_time, rec.error = time.time(), str(exc)
                 run.recorder.record(rec, endpoint, time.perf_counter() - started)
@@ -136,7 +137,7 @@ class LLMClient:
         """The request's JSON (raises ConfigError when the model cannot be known)."""
         context = self.run.context
         settings = context.settings
-        model = str(extra_body.get("model") or context.model(self.host))
+        model = str(extra_body.get("model") or context.next_model(self.host))
         return build_body(endpoint, model, prompt, max_tokens or settings.max_tokens, ignore_eos=settings.ignores_eos,
                           temperature=settings.temperature, extra_body=extra_body)  # fmt: skip
 

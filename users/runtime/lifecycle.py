@@ -79,10 +79,16 @@ def preflight(run: LLMRun, host: str | None, builds_load: bool) -> None:
     context = run.context
     try:
         hosts = split_hosts(host)
-        model = resolve_model(Target.parse(hosts[0]), context.settings.api_key, context.settings.model)
-        for other in hosts[1:]:  # every replica serves the model
-            resolve_model(Target.parse(other), context.settings.api_key, model)
-        context.apply(replace(context.settings, model=model))
+        mix = context.settings.model_mix
+        if mix is not None and len(mix.names) > 1:  # every replica serves every model of the mix
+            for one in hosts:
+                for name in mix.names:
+                    resolve_model(Target.parse(one), context.settings.api_key, name)
+        else:
+            model = resolve_model(Target.parse(hosts[0]), context.settings.api_key, context.settings.model)
+            for other in hosts[1:]:  # every replica serves the model
+                resolve_model(Target.parse(other), context.settings.api_key, model)
+            context.apply(replace(context.settings, model=model))
         if builds_load:
             run.prompts.prepare(host)
         else:  # the master builds no load, but checks that prompts can be made

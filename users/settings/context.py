@@ -15,6 +15,7 @@ from scheduler.arrivals import stage_at
 from scheduler.trace import Trace, TraceError, load_trace
 from users.settings.budget import Budget, RequestBudget
 from users.settings.hosts import HostChooser, primary, split_hosts
+from users.settings.model_mix import ModelPicker
 from users.settings.options import Settings
 
 
@@ -41,7 +42,9 @@ class RunContext:
         self.endpoint: Endpoint = ENDPOINTS[settings.endpoint]
         self.auth = auth_headers(settings.api_key)
         self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream", **self.auth}
-        self._model: str | None = settings.model or None
+        mix = settings.model_mix
+        self._model: str | None = mix.names[0] if mix else None  # the first: prompts are sized with its tokenizer
+        self._picker = ModelPicker(mix) if mix and len(mix.names) > 1 else None
 
     def stage_label(self, sent: float) -> str:
         """The --stages (user counts) number of a request sent at unix time ``sent``, else ""."""
@@ -80,8 +83,12 @@ class RunContext:
         """The model name if given or looked up already, else "" (never a request)."""
         return self._model or ""
 
+    def next_model(self, host: str) -> str:
+        """The next request's model: by ``--model``'s weights when it names several, else ``model``."""
+        return self._picker.pick() if self._picker is not None else self.model(host)
+
     def model(self, host: str) -> str:
-        """The served model, looked up once per process (raises ConfigError)."""
+        """The served model (the first of ``--model``'s), looked up once per process (raises ConfigError)."""
         if self._model is None:
             with self._model_lock:
                 if self._model is None:

@@ -34,6 +34,7 @@ from scheduler.levels import (
 from scheduler.slo import goodput_as_slo, parse_slo
 from scheduler.trace import FORMATS as TRACE_FORMATS
 from users.settings.hosts import STRATEGIES as HOST_STRATEGIES
+from users.settings.model_mix import ModelMix
 
 if TYPE_CHECKING:
     from locust.argument_parser import LocustArgumentParser
@@ -115,7 +116,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("num_requests", ("-n", "--num-requests", "--num-prompts"), "int", None,
            "Total requests in the run: stop issuing at N, let in-flight ones finish, then stop",
            check=positive("-n/--num-requests", "requests")),
-    Option("model", ("--model",), "str", "", "Model name to request (default: the first model listed by GET /v1/models)"),
+    Option("model", ("--model",), "str", "",
+           "Model to request, or several by weight: NAME[:WEIGHT],… (LoRA adapters as vLLM serves them, each "
+           "request's model in proportion; default: the first model listed by GET /v1/models)",
+           check=parsed_by(ModelMix.parse)),
     Option("max_tokens", ("--max-tokens", "--random-output-len"), "int", 512, "max_tokens of each request",
            check=at_least(1, "--max-tokens")),
     Option("input_tokens", ("--input-tokens", "--random-input-len"), "int", 2048, "Target prompt length in tokens",
@@ -413,6 +417,11 @@ class Settings:
     trace_speed: float
     trace_block_tokens: int
     trace_format: str
+
+    @cached_property
+    def model_mix(self) -> ModelMix | None:
+        """``--model``'s names and weights (None: the server's first model)."""
+        return ModelMix.parse(self.model)
 
     @cached_property
     def slo_limits(self) -> dict[str, float]:

@@ -1,0 +1,54 @@
+"""Several models in one run (--model NAME:WEIGHT,…): LoRA adapters served beside the base model by the
+emulator, each request's model in proportion, every row's model the one the server says it served, the
+summary and a check per model; a name the server lacks is one line before the run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+
+from tests.procs import ROOT, read_rows, run_locust
+
+MIX = {"emulated-llama": 0.5, "sql-lora": 0.3, "chat-lora": 0.2}
+
+
+@pytest.mark.timeout(180)
+def test_a_weighted_mix_of_adapters_lands_on_its_weights_and_is_reported_per_model(emulator_factory, tmp_path):
+    emu = emulator_factory("--step-ms", "5", "--lora-modules", "sql-lora=/a/sql", "chat-lora=/a/chat")
+    prefix = tmp_path / "mix"
+    n = 200
+    run = run_locust("--headless", "-u", "8", "-r", "8", "-n", str(n), "-H", emu.url, "--max-tokens", "8",
+                     "--input-tokens", "256", "--prefix-tokens", "192", "--model", ",".join(f"{m}:{w}" for m, w in MIX.items()),
+                     "--csv", str(prefix), "--only-summary", "--check", "models.sql-lora.completed>=1")  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    assert "Traceback" not in run.output
+    rows = read_rows(prefix)
+    assert len(rows) == n and all(r["success"] == "true" for r in rows)
+    counts = Counter(r["model"] for r in rows)
+    for model, share in MIX.items():
+        assert abs(counts[model] - share * n) <= 1, counts  # one process: exact to within one request
+    served = {t["id"]: t["model"] for t in emu.truth() if t.get("id")}
+    assert all(served[r["request_id"]] == r["model"] for r in rows)  # each row says the model that served it
+    assert "mix: check models.sql-lora.completed>=1" in run.output
+    proc = subprocess.run([sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "mix_summary.json").read_text())
+    assert {m: s["completed"] for m, s in summary["models"].items()} == dict(counts)
+    for figures in summary["models"].values():  # each adapter's cache blocks are its own: each warms apart
+        assert figures["usage_prefix_cache_hit_rate"] > 0.5 and figures["mean_ttft_ms"] > 0
+    assert (tmp_path / "mix_models_cdf.png").stat().st_size > 10_000
+
+
+@pytest.mark.timeout(60)
+def test_a_model_the_server_lacks_is_one_line_before_the_run(emulator_factory):
+    emu = emulator_factory("--lora-modules", "sql-lora")
+    run = run_locust("--headless", "-u", "1", "-n", "5", "-H", emu.url, "--model", "sql-lora:0.5,nope:0.5",
+                     timeout=50)  # fmt: skip
+    assert run.returncode == 1
+    assert "model 'nope' is not served by" in run.output and "it serves: emulated-llama, sql-lora" in run.output
+    assert "Traceback" not in run.output and emu.stats()["by_path"].get("/v1/chat/completions", 0) == 0
