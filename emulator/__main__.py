@@ -20,6 +20,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed on start)")
     p.add_argument("--model", default="emulated-llama")
+    p.add_argument("--reasoning-tokens", type=int, default=0, metavar="N",
+                   help="chat: stream each answer's first N tokens as reasoning_content (a reasoning model's, as "
+                   "vLLM's reasoning parser sends them)")  # fmt: skip
     p.add_argument("--lora-modules", nargs="+", default=[], metavar="NAME[=PATH]",
                    help="LoRA adapters served beside the model, as vLLM's flag (the path is not read): each a "
                    "model name of its own, its prefix-cache blocks apart from the base model's")  # fmt: skip
@@ -91,6 +94,7 @@ async def serve(args: argparse.Namespace) -> None:
     server_cfg = ServerConfig(
         model=args.model,
         lora_modules=tuple(m.split("=", 1)[0] for m in args.lora_modules),
+        reasoning_tokens=args.reasoning_tokens,
         api_key=args.api_key,
         dev_mode=not args.no_dev_mode,
         request_log=args.request_log,

@@ -54,6 +54,7 @@ class Sequence:
     admitted_mono: float = 0.0  # scheduled into the running batch: the end of its queue time
     first_mono: float = 0.0
     first_wall: float = 0.0
+    answer_mono: float = 0.0  # a reasoning model's first answer token (after --reasoning-tokens of reasoning)
     last_mono: float = 0.0
     cancelled: bool = False
     finish_reason: str = ""

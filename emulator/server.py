@@ -48,6 +48,7 @@ OUTPUT_WORDS = [
 class ServerConfig:
     model: str = "emulated-llama"
     lora_modules: tuple[str, ...] = ()  # adapters served beside the base model (vLLM's --lora-modules names)
+    reasoning_tokens: int = 0  # chat: each answer's first N tokens stream as reasoning_content, as a reasoning model's
     api_key: str | None = None
     dev_mode: bool = True  # enables POST /reset_prefix_cache, as VLLM_SERVER_DEV_MODE=1 does
     request_log: str | None = None
@@ -214,6 +215,7 @@ class App:
                 "received_wall": seq.received_wall,
                 "first_token_wall": seq.first_wall or None,
                 "ttft_s": (seq.first_mono - seq.received_mono) if seq.first_mono else None,
+                "answer_ttft_s": (seq.answer_mono - seq.received_mono) if seq.answer_mono else None,
                 "queue_s": (seq.admitted_mono - seq.received_mono) if seq.admitted_mono else None,
                 "e2e_s": (seq.last_mono - seq.received_mono) if seq.last_mono else None,
                 "prompt_tokens": len(seq.prompt),
@@ -235,6 +237,7 @@ class StreamSink:
         "_head",
         "_post",
         "_pre",
+        "_pre_reasoning",
         "_words",
         "app",
         "chat",
@@ -268,6 +271,7 @@ class StreamSink:
         self._head = f'{{"id":"{rid}","object":"{obj}","created":{created},"model":{json.dumps(model)},'.encode()
         if chat:
             self._pre = self._head + b'"choices":[{"index":0,"delta":{"content":"'
+            self._pre_reasoning = self._head + b'"choices":[{"index":0,"delta":{"reasoning_content":"'
             self._post = b'"},"logprobs":null,"finish_reason":null}]}'
         else:
             self._pre = self._head + b'"choices":[{"index":0,"text":"'
@@ -281,11 +285,16 @@ class StreamSink:
             seq.cancelled = True
             return
         word = OUTPUT_WORDS[(self._words + index) % len(OUTPUT_WORDS)]
+        reasoning = self.chat and index < self.app.cfg.reasoning_tokens
         if finish_reason:
             if self.chat:
                 payload = (
                     self._head
-                    + b'"choices":[{"index":0,"delta":{"content":"'
+                    + (
+                        b'"choices":[{"index":0,"delta":{"reasoning_content":"'
+                        if reasoning
+                        else b'"choices":[{"index":0,"delta":{"content":"'
+                    )
                     + word
                     + b'"},"logprobs":null,"finish_reason":"'
                     + finish_reason.encode()
@@ -301,7 +310,7 @@ class StreamSink:
                     + b'","stop_reason":null}]}'
                 )
         else:
-            payload = self._pre + word + self._post
+            payload = (self._pre_reasoning if reasoning else self._pre) + word + self._post
         out = b"data: " + payload + b"\n\n"
         if index == 0:
             if self.chat:  # vLLM sends the role chunk with the first token
@@ -322,6 +331,8 @@ class StreamSink:
             seq.first_mono = now
             seq.first_wall = time.time()
             self.app.metrics.on_first_token(now - seq.received_mono)
+        if self.chat and index == self.app.cfg.reasoning_tokens:
+            seq.answer_mono = now
         if finish_reason:
             self.finish(seq)
 

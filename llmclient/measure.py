@@ -23,8 +23,10 @@ import orjson
 
 CANCELLED = "cancelled: the test stopped while the request was in flight"
 TEXT_FIELDS = ("content", "reasoning_content", "reasoning")  # a chat delta with any of these carries text
+REASONING_FIELDS = ("reasoning_content", "reasoning")  # vLLM's reasoning parsers (the older name, the newer)
 # Keys whose non-empty string value marks a chunk that carries generated text.
 CHAT_TEXT_KEYS = tuple(f'"{name}":"'.encode() for name in TEXT_FIELDS)
+REASONING_KEYS = frozenset(f'"{name}":"'.encode() for name in REASONING_FIELDS)
 COMPLETION_TEXT_KEYS = (b'"text":"',)
 
 
@@ -61,6 +63,8 @@ class RequestRecord:
     model: str = ""  # the model (or LoRA adapter) it asked for
     trace_index: int | None = None  # a replayed trace's row (0-based)
     ideal_cached_tokens: int | None = None  # what an unbounded prefix cache would hold for it (the trace's hash ids)
+    answer_ttft: float | None = None  # to the first answer token (not reasoning): a reasoning model's real wait
+    reasoning_tokens: int | None = None  # the server's usage where it says, else the reasoning chunks counted
 
     @property
     def warm_cache(self) -> bool:
@@ -114,7 +118,19 @@ class StreamAccumulator:
     ``cancel()`` when the caller was interrupted.
     """
 
-    __slots__ = ("_done", "_error", "_first", "_last", "_text_events", "_text_keys", "_texts", "record", "start")
+    __slots__ = (
+        "_answer",
+        "_done",
+        "_error",
+        "_first",
+        "_last",
+        "_reasoning_events",
+        "_text_events",
+        "_text_keys",
+        "_texts",
+        "record",
+        "start",
+    )
 
     def __init__(
         self,
@@ -132,14 +148,17 @@ class StreamAccumulator:
         self._done = False
         self._text_keys = text_keys
         self._error = ""
+        self._answer: float | None = None  # when the first answer (not reasoning) token arrived
+        self._reasoning_events = 0
 
     def on_event(self, payload: bytes, t: float) -> bool:
-        if self._fast_text(payload):
+        key = self._fast_text(payload)
+        if key:
             if self._first is None and not self.record.request_id:
                 self._take_id(payload)
             if self._texts is not None:
                 self._texts.append(_text_of(orjson.loads(payload)))
-            self._on_text(t)
+            self._on_text(t, key in REASONING_KEYS)
             return False
         if payload == b"[DONE]":
             self._done = True
@@ -152,28 +171,32 @@ class StreamAccumulator:
         self.on_chunk(obj, t)
         return False
 
-    def _fast_text(self, payload: bytes) -> bool:
-        """A plain text chunk, recognised without a JSON parse.
+    def _fast_text(self, payload: bytes) -> bytes:
+        """A plain text chunk, recognised without a JSON parse: the key its text is under (b"": not one).
 
         Only chunks that end like a JSON object and say ``"finish_reason":null``
         take this path; anything else is parsed in full by ``on_chunk``. Inside
         JSON strings quotes are escaped, so a key pattern cannot match text.
         """
         if payload[-1:] != b"}" or b'"finish_reason":null' not in payload:
-            return False
+            return b""
         for key in self._text_keys:
             i = payload.find(key)
             if i >= 0 and payload[i + len(key) : i + len(key) + 1] != b'"':
-                return True
-        return False
+                return key
+        return b""
 
-    def _on_text(self, t: float) -> None:
+    def _on_text(self, t: float, reasoning: bool = False) -> None:
         if self._first is None:
             self._first = t
         else:
             self.record.itl.append(t - self._last)
         self._last = t
         self._text_events += 1
+        if reasoning:
+            self._reasoning_events += 1
+        elif self._answer is None:
+            self._answer = t
 
     def on_chunk(self, obj: object, t: float) -> None:
         """A parsed chunk: error frames, the id, usage, finish reason and text."""
@@ -198,7 +221,7 @@ class StreamAccumulator:
             if _has_text(choice):
                 if self._texts is not None:
                     self._texts.append(_text_of(obj))
-                self._on_text(t)
+                self._on_text(t, _is_reasoning(choice))
 
     def _fail(self, message: str) -> None:
         if not self._error:
@@ -221,6 +244,10 @@ class StreamAccumulator:
         if rec.output_tokens is None and self._text_events:
             rec.output_tokens = self._text_events
             rec.usage_source = "chunks"
+        if self._answer is not None:
+            rec.answer_ttft = self._answer - self.start
+        if rec.reasoning_tokens is None and self._reasoning_events:
+            rec.reasoning_tokens = self._reasoning_events
         message = self._error or error
         if not message and not self._done:
             message = "stream ended without [DONE]"
@@ -246,6 +273,12 @@ def _has_text(choice: dict[str, Any]) -> bool:
     return bool(choice.get("text"))
 
 
+def _is_reasoning(choice: dict[str, Any]) -> bool:
+    """A text chunk whose text is reasoning only (no answer content in it)."""
+    delta = choice.get("delta")
+    return isinstance(delta, dict) and not delta.get("content") and any(delta.get(k) for k in REASONING_FIELDS)
+
+
 def _text_of(obj: dict[str, Any]) -> str:
     """The generated text of a chunk: content (not reasoning) for chat, text for completions."""
     choices = obj.get("choices") or [{}]
@@ -267,6 +300,9 @@ def _apply_usage(rec: RequestRecord, usage: dict[str, Any]) -> None:
     details = usage.get("prompt_tokens_details")
     if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
         rec.cached_tokens = details["cached_tokens"]
+    completion_details = usage.get("completion_tokens_details")
+    if isinstance(completion_details, dict) and isinstance(completion_details.get("reasoning_tokens"), int):
+        rec.reasoning_tokens = completion_details["reasoning_tokens"]
 
 
 def _error_message(error: object) -> str:

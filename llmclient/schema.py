@@ -52,6 +52,10 @@ COLUMNS: tuple[Column, ...] = (
     Column("host", "text", "the host (of -H's) the request went to"),
     Column("repeat", "int", "--repeat: which repetition of the workload or of its level (1-based)"),
     Column("model", "text", "the model (or LoRA adapter) the request asked for"),
+    Column(
+        "answer_ttft_s", "float", "time to the first answer token (not reasoning), seconds: a reasoning model's wait"
+    ),
+    Column("reasoning_tokens", "int", "reasoning tokens: the server's usage where it says, else the reasoning chunks"),
 )
 NAMES: list[str] = [c.name for c in COLUMNS]
 TEXT = [c.name for c in COLUMNS if c.kind in ("text", "gaps")]
@@ -117,6 +121,8 @@ def encode(rec: RequestRecord, endpoint: str, worker: str) -> list[str]:
         _text(rec.host),
         _num(rec.repeat),
         _text(rec.model),
+        _num(rec.answer_ttft),
+        _num(rec.reasoning_tokens),
     ]
 
 

@@ -19,6 +19,10 @@ LATENCIES = {
 }
 STATS = {"mean": "mean", "median": "median", "std": "standard deviation", "p90": "90th percentile",
          "p99": "99th percentile"}  # fmt: skip
+REASONING_LATENCIES = {
+    "answer_ttft": "reasoning models: time to the first answer token (not reasoning), from just before the send",
+    "answer_tpot": "reasoning models: time per answer token after the first answer token, per request",
+}
 OPEN_LOOP_LATENCIES = {
     "queue": "open loop: time a due request waited in the client for a free slot (--max-concurrency)",
     "e2el_including_queue": "open loop: E2E latency plus the client's queue time",
@@ -32,6 +36,7 @@ FIGURES: dict[str, str] = {
     "duration": "duration_s under vllm bench serve's name",
     "total_input_tokens": "prompt tokens of the successful requests (the server's usage)",
     "total_output_tokens": "output tokens of the successful requests (the server's usage)",
+    "total_reasoning_tokens": "reasoning models: the reasoning tokens among them",
     "request_throughput": "successful requests per second over duration_s",
     "output_throughput": "output tokens per second over duration_s",
     "total_token_throughput": "prompt and output tokens per second over duration_s",
@@ -66,7 +71,7 @@ FIGURES: dict[str, str] = {
     "prefix_cache_efficiency": "trace replay: measured over ideal hit rate",
     "server_prefix_cache_efficiency": "trace replay: the server's own hit rate over the ideal",
 }
-for _lat, _what in {**LATENCIES, **OPEN_LOOP_LATENCIES}.items():
+for _lat, _what in {**LATENCIES, **REASONING_LATENCIES, **OPEN_LOOP_LATENCIES}.items():
     for _stat, _how in STATS.items():
         FIGURES[f"{_stat}_{_lat}_ms"] = f"{_how} of the {_what}, ms"
 for _h in HISTOGRAMS:

@@ -150,6 +150,7 @@ def summarize(
     # requests whose prompt's own part the server had cached: a cache warm from an earlier run
     summary["warm_cache_requests"] = int(rows["warm_cache"].sum()) if "warm_cache" in rows else 0
     summary.update(open_loop_summary(rows, ok, requested_rate))
+    summary.update(reasoning_summary(ok))
     summary["ci_level"], summary["ci_method"] = ci_level, SINGLE_RUN_METHOD
     for name in HEADLINE:
         summary.update(intervals_ms(latencies[name], name, ci_level, PERCENTILES))
@@ -214,6 +215,18 @@ def server_vs_client(summary: dict, histograms: list[tuple[float, dict[str, Hist
         if difference is not None:
             out[f"client_minus_server_{key}_ms"] = difference
     return out
+
+
+def reasoning_summary(ok: pd.DataFrame) -> dict[str, float]:
+    """A reasoning model's run (some request had reasoning tokens): the time to the first answer token, the
+    time per answer token after it, and the reasoning tokens in all."""
+    if "reasoning_tokens" not in ok or not (ok["reasoning_tokens"].fillna(0) > 0).any():
+        return {}
+    answer_tokens = ok["output_tokens"] - ok["reasoning_tokens"].fillna(0)
+    answer_tpot = (ok["e2e_s"] - ok["answer_ttft_s"]) / (answer_tokens - 1).where(answer_tokens > 1)
+    return {**describe_ms(ok["answer_ttft_s"].to_numpy(dtype=float), "answer_ttft"),
+            **describe_ms(answer_tpot.to_numpy(dtype=float), "answer_tpot"),
+            "total_reasoning_tokens": int(ok["reasoning_tokens"].fillna(0).sum())}  # fmt: skip
 
 
 def open_loop_summary(rows: pd.DataFrame, ok: pd.DataFrame, requested_rate: float | None) -> dict[str, float | str]:

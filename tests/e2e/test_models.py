@@ -52,3 +52,31 @@ def test_a_model_the_server_lacks_is_one_line_before_the_run(emulator_factory):
     assert run.returncode == 1
     assert "model 'nope' is not served by" in run.output and "it serves: emulated-llama, sql-lora" in run.output
     assert "Traceback" not in run.output and emu.stats()["by_path"].get("/v1/chat/completions", 0) == 0
+
+
+@pytest.mark.timeout(120)
+def test_a_reasoning_models_answer_is_timed_against_the_emulators_truth(emulator_factory, tmp_path):
+    emu = emulator_factory("--step-ms", "10", "--reasoning-tokens", "12")
+    prefix = tmp_path / "think"
+    run = run_locust("--headless", "-u", "4", "-r", "4", "-n", "40", "-H", emu.url, "--max-tokens", "20",
+                     "--ignore-eos", "--input-tokens", "128", "--csv", str(prefix), "--only-summary")  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    rows = read_rows(prefix)
+    truth = {t["id"]: t for t in emu.truth() if t.get("id")}
+    assert len(rows) == 40
+    for r in rows:
+        told = truth[r["request_id"]]
+        assert int(r["reasoning_tokens"]) == 12 and int(r["output_tokens"]) == 20  # counted from the stream
+        # the client's answer TTFT runs from before its send to the token's arrival, the emulator's from the
+        # request's arrival to just before its write: the client's spans the emulator's (both clocks are the
+        # one monotonic clock; kernel stamps convert within 10 µs each)
+        assert float(r["answer_ttft_s"]) - told["answer_ttft_s"] > -20e-6, r["request_id"]
+        assert float(r["answer_ttft_s"]) > float(r["ttft_s"]) + 0.1  # 12 reasoning steps of 10 ms at least
+    proc = subprocess.run([sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "think_summary.json").read_text())
+    assert summary["total_reasoning_tokens"] == 40 * 12
+    true_mean = 1000 * sum(truth[r["request_id"]]["answer_ttft_s"] for r in rows) / len(rows)
+    assert summary["mean_answer_ttft_ms"] == pytest.approx(true_mean, abs=5.0)  # as test_report holds TTFT
+    assert summary["mean_answer_tpot_ms"] > 0

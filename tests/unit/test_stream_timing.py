@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from llmclient.stream import CHAT, COMPLETIONS, build_payload, stream_request
@@ -95,6 +97,32 @@ def test_reasoning_content_counts_as_text():
         ]
     )
     assert rec.ttft == pytest.approx(0.1) and rec.output_tokens == 2
+    assert rec.answer_ttft == pytest.approx(0.2) and rec.reasoning_tokens == 1
+
+
+@pytest.mark.parametrize("key", ["reasoning_content", "reasoning"])
+def test_a_reasoning_models_answer_is_timed_apart_and_its_reasoning_counted(key):
+    # the fast path (finish_reason null) and the full parse (the last chunk) both tell reasoning from answer
+    rec, _ = run(
+        [
+            (0.1, HEAD + frame(chat_chunk("", role="assistant"), chat_chunk("hmm", key=key))),
+            (0.2, frame(chat_chunk("so", key=key))),
+            (0.5, frame(chat_chunk("The"))),
+            (0.6, frame(chat_chunk(" end", finish="stop"), b"[DONE]") + END),
+        ]
+    )
+    assert rec.ttft == pytest.approx(0.1) and rec.answer_ttft == pytest.approx(0.5)
+    assert rec.reasoning_tokens == 2 and rec.output_tokens == 4 and rec.usage_source == "chunks"
+    usage = json.loads(usage_chunk(10, 40))
+    usage["usage"]["completion_tokens_details"] = {"reasoning_tokens": 30}
+    told, _ = run([(0.1, HEAD + frame(chat_chunk("x", key=key))),
+                   (0.3, frame(chat_chunk("y"), json.dumps(usage).encode(), b"[DONE]") + END)])  # fmt: skip
+    assert told.reasoning_tokens == 30  # the server's usage, where it says
+
+
+def test_a_plain_answer_has_its_answer_ttft_and_no_reasoning_tokens():
+    rec, _ = run([(0.1, HEAD + frame(chat_chunk("a"))), (0.2, frame(chat_chunk("b"), b"[DONE]") + END)])
+    assert rec.answer_ttft == rec.ttft == pytest.approx(0.1) and rec.reasoning_tokens is None
 
 
 def test_completions_text_chunks():
