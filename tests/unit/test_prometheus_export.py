@@ -84,3 +84,15 @@ def test_every_series_exported_is_in_the_docs_reference():
     for family in FAMILIES:
         if family.kind != "gauge" or family is IN_FLIGHT:
             assert any(n.startswith(metric_name(family)) for n in names), metric_name(family)
+
+
+def test_each_request_is_counted_under_the_model_it_asked_for_here_and_at_the_master():
+    exporter = Exporter(lambda: "base", {})
+    rec = record()
+    rec.model = "sql-lora"
+    exporter.observe(Finished.of(rec))  # this process's request
+    exporter.observe(Finished.from_fields(encode(rec, "chat", "w1")))  # a worker's, shipped
+    exporter.observe(Finished.of(record()))  # no model of its own: the run's
+    got = samples(exporter)
+    for model, n in (("sql-lora", 2), ("base", 1)):
+        assert got[("llm_loadtest_requests_total", (("model_name", model), ("outcome", "success")))] == n

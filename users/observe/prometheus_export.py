@@ -142,7 +142,7 @@ class Exporter(Collector):
     def observe(self, finished: Finished) -> None:
         """One finished request. A cancelled one is counted, not timed (the test cut it off)."""
         f = finished
-        name = self.model()
+        name = f.model or self.model()  # each request under the model it asked for (--model a:0.7,b:0.3)
         figures = self.figures.get(name)
         if figures is None:
             figures = self.figures[name] = ModelFigures()
