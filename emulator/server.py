@@ -106,6 +106,8 @@ class App:
             conn.respond(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
         elif path in ("/v1/chat/completions", "/v1/completions") and method == "POST":
             self._generate(conn, path, headers, body)
+        elif path == "/v1/embeddings" and method == "POST":
+            self._embed(conn, body)
         elif path == "/tokenize" and method == "POST" and self.cfg.tokenize:
             self._tokenize(conn, body)
         elif path == "/reset_prefix_cache" and method == "POST" and self.cfg.dev_mode:
@@ -204,6 +206,36 @@ class App:
         )
         conn.active = seq
         self.engine.submit(seq)
+
+    def _embed(self, conn: Connection, body: bytes) -> None:
+        """``/v1/embeddings``: each input's tokens cost what their prefill would (outside the decode batch), the
+        answer one JSON body with a vector per input and the usage."""
+        received_mono, received_wall = conn.arrived_mono, conn.arrived_wall
+        try:
+            req = json.loads(body)
+            model = req.get("model") or self.cfg.model
+            inputs = req["input"] if isinstance(req["input"], list) else [req["input"]]
+            tokens = sum(len(tokenizer.prompt_ids(str(text))) for text in inputs)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            conn.respond_json(400, _error(f"invalid request: {exc}", 400))
+            return
+        if model != self.cfg.model and model not in self.cfg.lora_modules:
+            conn.respond_json(404, _error(f"The model `{model}` does not exist.", 404, "NotFoundError"))
+            return
+        cfg = self.engine.config
+        rid = "embd-" + uuid.uuid4().hex
+
+        def answer() -> None:
+            data = [{"object": "embedding", "index": i, "embedding": [round(0.01 * ((i + k) % 7), 2) for k in range(64)]}
+                    for i in range(len(inputs))]  # fmt: skip
+            now = time.perf_counter()
+            conn.respond_json(200, {"id": rid, "object": "list", "created": int(time.time()), "model": model,
+                                    "data": data, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})  # fmt: skip
+            self.log.write({"id": rid, "model": model, "status": "ok", "received_wall": received_wall,
+                            "e2e_s": now - received_mono, "prompt_tokens": tokens, "output_tokens": 0})  # fmt: skip
+
+        delay = (cfg.step_ms + cfg.prefill_ms_per_token * tokens) / 1000.0
+        asyncio.get_running_loop().call_later(max(0.0, delay - (time.perf_counter() - received_mono)), answer)
 
     def finished(self, seq: Sequence, status: str) -> None:
         self.completed += 1

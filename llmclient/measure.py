@@ -120,6 +120,7 @@ class StreamAccumulator:
 
     __slots__ = (
         "_answer",
+        "_body_at",
         "_done",
         "_error",
         "_first",
@@ -128,6 +129,7 @@ class StreamAccumulator:
         "_text_events",
         "_text_keys",
         "_texts",
+        "body",
         "record",
         "start",
     )
@@ -138,6 +140,7 @@ class StreamAccumulator:
         start: float,
         text_keys: tuple[bytes, ...] = CHAT_TEXT_KEYS,
         collect_text: bool = False,
+        body: bool = False,
     ):
         self.record = record
         self._texts: list[str] | None = [] if collect_text else None
@@ -150,6 +153,8 @@ class StreamAccumulator:
         self._error = ""
         self._answer: float | None = None  # when the first answer (not reasoning) token arrived
         self._reasoning_events = 0
+        self.body = body  # one JSON body answers (embeddings), not an event stream: ``on_body``
+        self._body_at: float | None = None
 
     def on_event(self, payload: bytes, t: float) -> bool:
         key = self._fast_text(payload)
@@ -170,6 +175,25 @@ class StreamAccumulator:
             return False
         self.on_chunk(obj, t)
         return False
+
+    def on_body(self, body: bytes, t: float) -> None:
+        """A whole JSON answer (embeddings) whose last byte arrived at ``t``: its id, usage or error."""
+        try:
+            obj = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            self._fail(f"malformed JSON answer: {body[:80].decode('utf-8', 'replace')!r}")
+            return
+        if not isinstance(obj, dict) or (obj.get("error") is not None or obj.get("object") == "error"):
+            error = obj.get("error", obj) if isinstance(obj, dict) else obj
+            self._fail("server error: " + _error_message(error))
+            return
+        if isinstance(obj.get("id"), str):
+            self.record.request_id = obj["id"]
+        usage = obj.get("usage")
+        if isinstance(usage, dict):
+            _apply_usage(self.record, usage)
+        self._body_at = t
+        self._done = True
 
     def _fast_text(self, payload: bytes) -> bytes:
         """A plain text chunk, recognised without a JSON parse: the key its text is under (b"": not one).
@@ -241,6 +265,8 @@ class StreamAccumulator:
         if self._first is not None:
             rec.ttft = self._first - self.start
             rec.e2e = self._last - self.start
+        if self._body_at is not None:  # a JSON answer: no token streams back, its latency is E2E's
+            rec.e2e = self._body_at - self.start
         if rec.output_tokens is None and self._text_events:
             rec.output_tokens = self._text_events
             rec.usage_source = "chunks"
@@ -251,7 +277,7 @@ class StreamAccumulator:
         message = self._error or error
         if not message and not self._done:
             message = "stream ended without [DONE]"
-        if not message and self._first is None:
+        if not message and self._first is None and self._body_at is None:
             message = "stream carried no tokens"
         rec.error = message
         rec.success = not message

@@ -25,11 +25,13 @@ class ResponseReader:
     ProtocolError or TransportError on a garbled response.
     """
 
-    __slots__ = ("_error_parts", "_error_size", "_framing", "_on_event", "_sse", "error_limit")
+    __slots__ = ("_acc", "_body_parts", "_error_parts", "_error_size", "_framing", "_on_event", "_sse", "error_limit")
 
     def __init__(self, acc: StreamAccumulator, error_limit: int = 65536) -> None:
         self._framing = ResponseFraming()
         self._on_event = acc.on_event
+        self._acc = acc
+        self._body_parts: list[bytes] = []  # a 200's JSON answer, when the accumulator expects one (embeddings)
         self._sse: SSEDecoder | None = None  # set once a 200 head arrived
         self._error_parts: list[bytes] = []
         self._error_size = 0
@@ -44,16 +46,20 @@ class ResponseReader:
         payload = framing.feed(data)
         if payload:
             sse = self._sse
-            if sse is None and framing.head is not None and framing.head.status == 200:
+            if self._acc.body and self.streaming:
+                self._body_parts.append(payload)
+            elif sse is None and framing.head is not None and framing.head.status == 200:
                 sse = self._sse = SSEDecoder()
             if sse is not None:
                 on_event = self._on_event
                 for event in sse.feed(payload):
                     on_event(event, t)
-            elif self._error_size < self.error_limit:
+            elif self._error_size < self.error_limit and not (self._acc.body and self.streaming):
                 piece = payload[: self.error_limit - self._error_size]
                 self._error_parts.append(piece)
                 self._error_size += len(piece)
+        if framing.complete and self._acc.body and self.streaming:
+            self._acc.on_body(b"".join(self._body_parts), t)
         return framing.complete
 
     @property

@@ -28,11 +28,19 @@ class Endpoint:
     name: str
     path: str
     text_keys: tuple[bytes, ...]
+    streams: bool = True  # False: one JSON body answers (embeddings), timed to its last byte
 
 
 CHAT = Endpoint("chat", "/v1/chat/completions", CHAT_TEXT_KEYS)
 COMPLETIONS = Endpoint("completions", "/v1/completions", COMPLETION_TEXT_KEYS)
-ENDPOINTS = {e.name: e for e in (CHAT, COMPLETIONS)}
+EMBEDDINGS = Endpoint("embeddings", "/v1/embeddings", (), streams=False)
+ENDPOINTS = {e.name: e for e in (CHAT, COMPLETIONS, EMBEDDINGS)}
+
+
+def accumulator(endpoint: Endpoint, record: RequestRecord, start: float, collect_text: bool) -> StreamAccumulator:
+    """The measuring rules for one response of ``endpoint``, timed from ``start``."""
+    return StreamAccumulator(record, start, endpoint.text_keys, collect_text, body=not endpoint.streams)
+
 
 Messages = list[dict[str, object]]
 
@@ -52,6 +60,9 @@ def build_body(
     ``extra_body`` adds (or overrides) fields: tools, response_format, vLLM's sampling extras.
     """
     body: dict[str, object] = {"model": model}
+    if not endpoint.streams:  # embeddings: the input, one JSON answer
+        body.update({"input": prompt, "encoding_format": "float", **(extra_body or {})})
+        return body
     if endpoint is CHAT:
         body["messages"] = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]
     else:
@@ -117,7 +128,7 @@ def stream_request(
     else:
         record.start_time = wall()
         start = clock()
-    acc = StreamAccumulator(record, start, endpoint.text_keys, collect_text)
+    acc = accumulator(endpoint, record, start, collect_text)
     try:
         if interrupted is not None:
             raise interrupted
@@ -126,7 +137,7 @@ def stream_request(
         if conn.unanswered:  # the server had closed the kept connection: once more, on a new one, timed anew
             record.start_time = wall()
             start = clock()
-            acc = StreamAccumulator(record, start, endpoint.text_keys, collect_text)
+            acc = accumulator(endpoint, record, start, collect_text)
             reader, error = _exchange(conn, raw, None, acc, clock, start, deadline_s, reactor)
         return _finish(conn, acc, reader, error)
     except BaseException:  # interrupted from outside: keep the sample, then let it through

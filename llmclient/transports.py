@@ -20,7 +20,7 @@ import orjson
 from llmclient.errors import TransportError
 from llmclient.http import Connection, Target
 from llmclient.measure import RequestRecord, StreamAccumulator
-from llmclient.stream import CHAT, Endpoint, http_error, stream_request
+from llmclient.stream import CHAT, Endpoint, accumulator, http_error, stream_request
 
 if TYPE_CHECKING:
     from llmclient.pacer import Pacer
@@ -121,7 +121,9 @@ class OpenAISDKTransport:
             kwargs["extra_body"] = extra
         create = self.client.chat.completions.create if endpoint is CHAT else self.client.completions.create
         record.start_time = time.time()
-        acc = StreamAccumulator(record, self.clock(), endpoint.text_keys, collect_text)
+        acc = accumulator(endpoint, record, self.clock(), collect_text)
+        if not endpoint.streams:
+            return acc.finish(f"the OpenAI SDK transport streams; --endpoint {endpoint.name} needs the default one")
         try:
             stream = create(**kwargs)
             record.status = stream.response.status_code

@@ -29,6 +29,12 @@ LOCUST_ONLY_NOTE = ("This run has no _requests.csv: figures come from Locust's o
                     "bucketed to about two significant digits.")  # fmt: skip
 
 
+EMBEDDINGS_NOTE = (
+    "Embeddings: one JSON answer per request, no token streams back, so TTFT, TPOT, ITL and decode "
+    "speed do not apply (null); E2E is each request's latency, total_input_tokens the tokens embedded."
+)
+
+
 def summary_of(run: RunData, slo: dict, ci_level: float | None = None) -> tuple[dict, list[str]]:
     """The run's summary and its notes (intervals at ``ci_level``, else the run's --ci-level, else 0.95)."""
     rows = run.requests
@@ -45,6 +51,8 @@ def summary_of(run: RunData, slo: dict, ci_level: float | None = None) -> tuple[
     summary.update(per_replica(run.replicas))
     summary.update(steady_summary(rows, users_over_time(run), slo, rate, level))
     notes = _client_notes(run, summary)
+    if "endpoint" in rows and (rows["endpoint"] == "embeddings").any():
+        notes.append(EMBEDDINGS_NOTE)
     _trace_figures(run, rows, summary, notes)
     _level_figures(run, rows, slo, summary, notes)
     one_load = run.levels is not None and run.levels[["kind", "value"]].drop_duplicates().shape[0] == 1

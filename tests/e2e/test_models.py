@@ -80,3 +80,30 @@ def test_a_reasoning_models_answer_is_timed_against_the_emulators_truth(emulator
     true_mean = 1000 * sum(truth[r["request_id"]]["answer_ttft_s"] for r in rows) / len(rows)
     assert summary["mean_answer_ttft_ms"] == pytest.approx(true_mean, abs=5.0)  # as test_report holds TTFT
     assert summary["mean_answer_tpot_ms"] > 0
+
+
+@pytest.mark.timeout(120)
+def test_an_embeddings_run_has_exact_rows_and_its_latency_is_the_emulators(emulator_factory, tmp_path):
+    emu = emulator_factory("--step-ms", "20", "--prefill-ms-per-token", "0.05")
+    prefix = tmp_path / "embed"
+    run = run_locust("--headless", "-u", "4", "-r", "4", "-n", "60", "-H", emu.url, "--endpoint", "embeddings",
+                     "--input-tokens", "200", "--csv", str(prefix), "--only-summary")  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    assert "Traceback" not in run.output
+    rows = read_rows(prefix)
+    truth = {t["id"]: t for t in emu.truth() if t.get("id")}
+    assert len(rows) == len(truth) == 60 and all(r["success"] == "true" for r in rows)
+    for r in rows:
+        told = truth[r["request_id"]]
+        assert r["endpoint"] == "embeddings" and r["ttft_s"] == "" and r["itl_s"] == ""
+        assert int(r["prompt_tokens"]) == told["prompt_tokens"] == 200  # the usage: the prompt sized exactly
+        # the client's latency spans the emulator's: from before the send to the answer's last byte
+        assert float(r["e2e_s"]) - told["e2e_s"] > -20e-6
+    proc = subprocess.run([sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((tmp_path / "embed_summary.json").read_text())
+    true_mean = 1000 * sum(t["e2e_s"] for t in truth.values()) / len(truth)
+    assert summary["mean_e2el_ms"] == pytest.approx(true_mean, abs=5.0)
+    assert summary["mean_ttft_ms"] is None and summary["total_input_tokens"] == 60 * 200
+    assert "no token streams back" in (tmp_path / "embed_report.html").read_text()

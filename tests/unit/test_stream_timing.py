@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from llmclient.stream import CHAT, COMPLETIONS, build_payload, stream_request
+from llmclient.stream import CHAT, COMPLETIONS, EMBEDDINGS, build_payload, stream_request
 from tests.unit.scripted import END, HEAD, FakeClock, chat_chunk, frame, scripted_connection, usage_chunk
 
 
@@ -152,6 +152,20 @@ def test_content_length_body_and_no_chunking():
     head = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(body)
     rec, _ = run([(0.1, head + body[:40]), (0.2, body[40:])])
     assert rec.success and rec.output_tokens == 2
+
+
+def test_an_embeddings_answer_is_one_json_body_timed_to_its_last_byte():
+    body = json.dumps({"id": "embd-1", "object": "list", "data": [{"embedding": [0.1] * 300}],
+                       "usage": {"prompt_tokens": 200, "total_tokens": 200}}).encode()  # fmt: skip
+    head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body)
+    rec, _ = run([(0.1, head + body[:100]), (0.3, body[100:])], EMBEDDINGS)
+    assert rec.success, rec.error
+    assert rec.e2e == pytest.approx(0.3) and rec.ttft is None and rec.itl == [] and rec.tpot is None
+    assert (rec.request_id, rec.prompt_tokens, rec.output_tokens) == ("embd-1", 200, None)
+    bad = b'{"error":{"message":"input too long","code":400}}'
+    cut = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(bad)
+    failed, _ = run([(0.1, cut + bad)], EMBEDDINGS)
+    assert not failed.success and failed.error == "server error: input too long (code 400)"
 
 
 def test_http_error_carries_the_server_message():
