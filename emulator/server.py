@@ -104,7 +104,7 @@ class App:
             text = self.metrics.render(len(self.engine.running), len(self.engine.waiting), self.engine.kv_usage(),
                                        cache_config)  # fmt: skip
             conn.respond(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
-        elif path in ("/v1/chat/completions", "/v1/completions") and method == "POST":
+        elif path in ("/v1/chat/completions", "/v1/completions", "/v1/responses") and method == "POST":
             self._generate(conn, path, headers, body)
         elif path == "/v1/embeddings" and method == "POST":
             self._embed(conn, body)
@@ -157,14 +157,20 @@ class App:
     def _generate(self, conn: Connection, path: str, headers: dict[str, str], body: bytes) -> None:
         received_mono, received_wall = conn.arrived_mono, conn.arrived_wall
         self.received += 1
-        chat = path == "/v1/chat/completions"
+        responses = path == "/v1/responses"
+        chat = path == "/v1/chat/completions" or responses
         try:
             req = json.loads(body)
             if not isinstance(req, dict):
                 raise ValueError("body is not a JSON object")
             model = req.get("model") or self.cfg.model
-            max_tokens = int(req.get("max_tokens") or req.get("max_completion_tokens") or 16)
-            prompt = tokenizer.chat_ids(req["messages"]) if chat else tokenizer.prompt_ids(str(req["prompt"]))
+            max_tokens = int(req.get("max_tokens") or req.get("max_completion_tokens") or req.get("max_output_tokens")
+                             or 16)  # fmt: skip
+            if responses:  # a string is one user message, as the Responses API takes it
+                given = req["input"]
+                prompt = tokenizer.chat_ids(given if isinstance(given, list) else [{"role": "user", "content": given}])
+            else:
+                prompt = tokenizer.chat_ids(req["messages"]) if chat else tokenizer.prompt_ids(str(req["prompt"]))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             conn.respond_json(400, _error(f"invalid request: {exc}", 400))
             return
@@ -189,11 +195,17 @@ class App:
         rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex
         stream = bool(req.get("stream"))
         include_usage = bool((req.get("stream_options") or {}).get("include_usage"))
-        sink = (
-            StreamSink(self, conn, rid, model, chat, stream, include_usage, fault)
+        if responses and not stream:
+            conn.respond_json(400, _error("the emulator streams /v1/responses only: send stream: true", 400))
+            return
+        sink: StreamSink | FullSink = (
+            ResponsesSink(self, conn, "resp_" + uuid.uuid4().hex, model, fault)
+            if responses
+            else StreamSink(self, conn, rid, model, chat, stream, include_usage, fault)
             if stream
             else FullSink(self, conn, rid, model, chat)
         )
+        rid = sink.rid
         seq = Sequence(
             rid,
             prompt,
@@ -311,11 +323,8 @@ class StreamSink:
         self._words = app._rng.randrange(len(OUTPUT_WORDS))
         conn.start_stream()
 
-    def on_token(self, seq: Sequence, index: int, finish_reason: str) -> None:
-        conn = self.conn
-        if conn.closed:
-            seq.cancelled = True
-            return
+    def token_bytes(self, index: int, finish_reason: str) -> bytes:
+        """The SSE bytes of token ``index`` (the role chunk before the first, as vLLM sends it)."""
         word = OUTPUT_WORDS[(self._words + index) % len(OUTPUT_WORDS)]
         reasoning = self.chat and index < self.app.cfg.reasoning_tokens
         if finish_reason:
@@ -344,13 +353,27 @@ class StreamSink:
         else:
             payload = (self._pre_reasoning if reasoning else self._pre) + word + self._post
         out = b"data: " + payload + b"\n\n"
-        if index == 0:
-            if self.chat:  # vLLM sends the role chunk with the first token
-                role = (
-                    self._head
-                    + b'"choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}'
-                )
-                out = b"data: " + role + b"\n\n" + out
+        if index == 0 and self.chat:  # vLLM sends the role chunk with the first token
+            role = (
+                self._head
+                + b'"choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]}'
+            )
+            out = b"data: " + role + b"\n\n" + out
+        return out
+
+    def tail_bytes(self, seq: Sequence) -> bytes:
+        """What follows the last token: the usage chunk when asked for, and [DONE]."""
+        tail = b""
+        if self.include_usage:
+            tail += b"data: " + self.usage_bytes(seq) + b"\n\n"
+        return tail + b"data: [DONE]\n\n"
+
+    def on_token(self, seq: Sequence, index: int, finish_reason: str) -> None:
+        conn = self.conn
+        if conn.closed:
+            seq.cancelled = True
+            return
+        out = self.token_bytes(index, finish_reason)
         fault = self.fault
         if fault is not None and fault.mid_stream(self, seq, index, out):
             return
@@ -379,11 +402,7 @@ class StreamSink:
         return self._head + b'"choices":[],"usage":' + json.dumps(usage, separators=(",", ":")).encode() + b"}"
 
     def finish(self, seq: Sequence) -> None:
-        tail = b""
-        if self.include_usage:
-            tail += b"data: " + self.usage_bytes(seq) + b"\n\n"
-        tail += b"data: [DONE]\n\n"
-        self.conn.send_chunk(tail)
+        self.conn.send_chunk(self.tail_bytes(seq))
         self.conn.end_stream()
         self.app.finished(seq, "ok")
 
@@ -401,6 +420,39 @@ class StreamSink:
         self.conn.send_chunk(tail + b"data: [DONE]\n\n")
         self.conn.end_stream()
         self.app.finished(seq, "fault:empty")
+
+
+class ResponsesSink(StreamSink):
+    """One streamed ``/v1/responses`` answer: ``response.created``, a delta event per token (reasoning ones
+    first, with ``--reasoning-tokens``), then ``response.completed`` with the usage; no [DONE]."""
+
+    __slots__ = ("_sequence",)
+
+    def __init__(self, app: App, conn: Connection, rid: str, model: str, fault: Any) -> None:
+        super().__init__(app, conn, rid, model, True, True, True, fault)
+        self._sequence = 0
+        conn.send_chunk(self._event("response.created", {"response": {"id": rid, "object": "response",
+                                                                      "status": "in_progress", "model": model}}))  # fmt: skip
+
+    def _event(self, kind: str, fields: dict[str, Any]) -> bytes:
+        self._sequence += 1
+        body = json.dumps({"type": kind, "sequence_number": self._sequence, **fields}, separators=(",", ":"))
+        return f"event: {kind}\ndata: {body}\n\n".encode()
+
+    def token_bytes(self, index: int, finish_reason: str) -> bytes:
+        word = OUTPUT_WORDS[(self._words + index) % len(OUTPUT_WORDS)].decode()
+        kind = ("response.reasoning_text.delta" if index < self.app.cfg.reasoning_tokens
+                else "response.output_text.delta")  # fmt: skip
+        return self._event(kind, {"item_id": f"msg_{self.rid}", "output_index": 0, "content_index": 0, "delta": word})
+
+    def tail_bytes(self, seq: Sequence) -> bytes:
+        usage: dict[str, Any] = {"input_tokens": len(seq.prompt), "output_tokens": seq.generated,
+                                 "total_tokens": len(seq.prompt) + seq.generated}  # fmt: skip
+        if self.app.cfg.include_cached_tokens:
+            usage["input_tokens_details"] = {"cached_tokens": seq.cached}
+        return self._event("response.completed", {"response": {"id": self.rid, "object": "response",
+                                                                "status": "completed", "model": self.model,
+                                                                "usage": usage}})  # fmt: skip
 
 
 class FullSink:

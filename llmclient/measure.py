@@ -232,6 +232,10 @@ class StreamAccumulator:
             self._fail("server error in stream: " + _error_message(error if error is not None else obj))
             return
         rec = self.record
+        kind = obj.get("type")
+        if isinstance(kind, str) and kind.startswith("response."):
+            self._on_response_event(kind, obj, t)
+            return
         if not rec.request_id and isinstance(obj.get("id"), str):
             rec.request_id = obj["id"]
         usage = obj.get("usage")
@@ -246,6 +250,26 @@ class StreamAccumulator:
                 if self._texts is not None:
                     self._texts.append(_text_of(obj))
                 self._on_text(t, _is_reasoning(choice))
+
+    def _on_response_event(self, kind: str, obj: dict[str, Any], t: float) -> None:
+        """The Responses API's events: text and reasoning deltas, and the usage of ``response.completed``
+        (which ends the stream: there is no [DONE])."""
+        response = obj.get("response")
+        if isinstance(response, dict) and isinstance(response.get("id"), str) and not self.record.request_id:
+            self.record.request_id = response["id"]
+        if kind in RESPONSE_TEXT_EVENTS and obj.get("delta"):
+            if self._texts is not None and kind == "response.output_text.delta":
+                self._texts.append(str(obj["delta"]))
+            self._on_text(t, kind != "response.output_text.delta")
+        elif kind == "response.completed" and isinstance(response, dict):
+            usage = response.get("usage")
+            if isinstance(usage, dict):
+                _apply_usage(self.record, _chat_usage(usage))
+            self.record.finish_reason = "stop" if response.get("status") == "completed" else str(response.get("status"))
+            self._done = True
+        elif kind in ("response.failed", "response.incomplete", "response.error"):
+            error = (response or {}).get("error") if isinstance(response, dict) else obj.get("error")
+            self._fail(f"server error in stream: {_error_message(error or kind)}")
 
     def _fail(self, message: str) -> None:
         if not self._error:
@@ -297,6 +321,20 @@ def _has_text(choice: dict[str, Any]) -> bool:
     if isinstance(delta, dict):
         return any(delta.get(key) for key in TEXT_FIELDS)
     return bool(choice.get("text"))
+
+
+RESPONSE_TEXT_EVENTS = ("response.output_text.delta", "response.reasoning_text.delta",
+                        "response.reasoning_summary_text.delta")  # fmt: skip
+
+
+def _chat_usage(usage: dict[str, Any]) -> dict[str, Any]:
+    """The Responses API's usage under chat's names (input/output tokens, their details)."""
+    out: dict[str, Any] = {"prompt_tokens": usage.get("input_tokens"), "completion_tokens": usage.get("output_tokens")}
+    if isinstance(usage.get("input_tokens_details"), dict):
+        out["prompt_tokens_details"] = usage["input_tokens_details"]
+    if isinstance(usage.get("output_tokens_details"), dict):
+        out["completion_tokens_details"] = usage["output_tokens_details"]
+    return out
 
 
 def _is_reasoning(choice: dict[str, Any]) -> bool:

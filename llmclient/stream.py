@@ -29,12 +29,14 @@ class Endpoint:
     path: str
     text_keys: tuple[bytes, ...]
     streams: bool = True  # False: one JSON body answers (embeddings), timed to its last byte
+    messages: bool = False  # its prompts are chat messages (sized with the chat template)
 
 
-CHAT = Endpoint("chat", "/v1/chat/completions", CHAT_TEXT_KEYS)
+CHAT = Endpoint("chat", "/v1/chat/completions", CHAT_TEXT_KEYS, messages=True)
 COMPLETIONS = Endpoint("completions", "/v1/completions", COMPLETION_TEXT_KEYS)
 EMBEDDINGS = Endpoint("embeddings", "/v1/embeddings", (), streams=False)
-ENDPOINTS = {e.name: e for e in (CHAT, COMPLETIONS, EMBEDDINGS)}
+RESPONSES = Endpoint("responses", "/v1/responses", (), messages=True)  # its events are parsed in full (measure.py)
+ENDPOINTS = {e.name: e for e in (CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES)}
 
 
 def accumulator(endpoint: Endpoint, record: RequestRecord, start: float, collect_text: bool) -> StreamAccumulator:
@@ -62,6 +64,14 @@ def build_body(
     body: dict[str, object] = {"model": model}
     if not endpoint.streams:  # embeddings: the input, one JSON answer
         body.update({"input": prompt, "encoding_format": "float", **(extra_body or {})})
+        return body
+    if endpoint is RESPONSES:  # the Responses API: input and max_output_tokens; usage comes with its last event
+        body.update({"input": prompt, "max_output_tokens": max_tokens, "stream": True})
+        if ignore_eos:
+            body["ignore_eos"] = True
+        if temperature is not None:
+            body["temperature"] = temperature
+        body.update(extra_body or {})
         return body
     if endpoint is CHAT:
         body["messages"] = prompt if isinstance(prompt, list) else [{"role": "user", "content": prompt}]

@@ -122,8 +122,9 @@ class OpenAISDKTransport:
         create = self.client.chat.completions.create if endpoint is CHAT else self.client.completions.create
         record.start_time = time.time()
         acc = accumulator(endpoint, record, self.clock(), collect_text)
-        if not endpoint.streams:
-            return acc.finish(f"the OpenAI SDK transport streams; --endpoint {endpoint.name} needs the default one")
+        if endpoint.name not in ("chat", "completions"):
+            return acc.finish(f"the OpenAI SDK transport sends chat and completions; --endpoint {endpoint.name} "
+                              "needs the default one")  # fmt: skip
         try:
             stream = create(**kwargs)
             record.status = stream.response.status_code

@@ -107,3 +107,25 @@ def test_an_embeddings_run_has_exact_rows_and_its_latency_is_the_emulators(emula
     assert summary["mean_e2el_ms"] == pytest.approx(true_mean, abs=5.0)
     assert summary["mean_ttft_ms"] is None and summary["total_input_tokens"] == 60 * 200
     assert "no token streams back" in (tmp_path / "embed_report.html").read_text()
+
+
+@pytest.mark.timeout(120)
+def test_a_responses_api_run_is_measured_as_chat_is(emulator_factory, tmp_path):
+    emu = emulator_factory("--step-ms", "10", "--reasoning-tokens", "4")
+    prefix = tmp_path / "resp"
+    run = run_locust("--headless", "-u", "4", "-r", "4", "-n", "40", "-H", emu.url, "--endpoint", "/v1/responses",
+                     "--max-tokens", "16", "--ignore-eos", "--input-tokens", "300", "--csv", str(prefix),
+                     "--only-summary")  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    assert "Traceback" not in run.output
+    rows = read_rows(prefix)
+    truth = {t["id"]: t for t in emu.truth() if t.get("id")}
+    assert len(rows) == len(truth) == 40 and all(r["success"] == "true" for r in rows)
+    for r in rows:
+        told = truth[r["request_id"]]  # the id of its response.created event
+        assert r["endpoint"] == "responses" and r["usage_source"] == "server"
+        assert int(r["prompt_tokens"]) == told["prompt_tokens"] == 300  # sized with the chat template
+        assert int(r["output_tokens"]) == 16 and int(r["reasoning_tokens"]) == 4
+        for mine, theirs in (("ttft_s", "ttft_s"), ("answer_ttft_s", "answer_ttft_s"), ("e2e_s", "e2e_s")):
+            assert float(r[mine]) - told[theirs] > -20e-6, (mine, r["request_id"])  # the client's spans the server's
+        assert len(r["itl_s"].split()) == 15

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from llmclient.stream import CHAT, COMPLETIONS, EMBEDDINGS, build_payload, stream_request
+from llmclient.stream import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, build_payload, stream_request
 from tests.unit.scripted import END, HEAD, FakeClock, chat_chunk, frame, scripted_connection, usage_chunk
 
 
@@ -166,6 +166,35 @@ def test_an_embeddings_answer_is_one_json_body_timed_to_its_last_byte():
     cut = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(bad)
     failed, _ = run([(0.1, cut + bad)], EMBEDDINGS)
     assert not failed.success and failed.error == "server error: input too long (code 400)"
+
+
+def response_event(kind: str, **fields: object) -> bytes:
+    return json.dumps({"type": kind, **fields}).encode()
+
+
+def test_the_responses_apis_events_are_timed_as_chat_chunks_are_and_a_failed_response_is_a_failure():
+    created = response_event("response.created", response={"id": "resp_1", "status": "in_progress"})
+    usage = {"input_tokens": 50, "output_tokens": 3, "input_tokens_details": {"cached_tokens": 32},
+             "output_tokens_details": {"reasoning_tokens": 1}}  # fmt: skip
+    rec, _ = run(
+        [
+            (0.05, HEAD + frame(created)),
+            (0.1, frame(response_event("response.reasoning_text.delta", delta="hm"))),
+            (0.2, frame(response_event("response.output_text.delta", delta="Hi"))),
+            (0.3, frame(response_event("response.output_text.delta", delta="!"))),
+            (0.31, frame(response_event("response.completed", response={"id": "resp_1", "status": "completed",
+                                                                           "usage": usage})) + END),
+        ],
+        RESPONSES,
+    )  # fmt: skip
+    assert rec.success, rec.error  # no [DONE]: response.completed ends it
+    assert (rec.request_id, rec.ttft, rec.answer_ttft, rec.e2e) == ("resp_1", pytest.approx(0.1), pytest.approx(0.2),
+                                                                    pytest.approx(0.3))  # fmt: skip
+    assert (rec.prompt_tokens, rec.cached_tokens, rec.output_tokens, rec.reasoning_tokens) == (50, 32, 3, 1)
+    failed, _ = run([(0.1, HEAD + frame(created, response_event("response.failed", response={
+        "id": "resp_1", "status": "failed", "error": {"message": "out of memory", "code": "server_error"}})) + END)],
+        RESPONSES)  # fmt: skip
+    assert not failed.success and failed.error == "server error in stream: out of memory (code server_error)"
 
 
 def test_http_error_carries_the_server_message():

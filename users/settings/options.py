@@ -39,9 +39,9 @@ from users.settings.model_mix import ModelMix
 if TYPE_CHECKING:
     from locust.argument_parser import LocustArgumentParser
 
-ENDPOINT_CHOICES = ("chat", "completions", "embeddings")
-ENDPOINT_PATHS = {"/v1/chat/completions": "chat", "/v1/completions": "completions",
-                  "/v1/embeddings": "embeddings"}  # vllm bench serve's --endpoint  # fmt: skip
+ENDPOINT_CHOICES = ("chat", "completions", "embeddings", "responses")
+ENDPOINT_PATHS = {"/v1/chat/completions": "chat", "/v1/completions": "completions", "/v1/embeddings": "embeddings",
+                  "/v1/responses": "responses"}  # vllm bench serve's --endpoint  # fmt: skip
 
 Check = Callable[[Any], str | None]  # the problem with a value, or None
 
@@ -128,8 +128,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("ignore_eos", ("--ignore-eos",), "flag", False,
            "Ask vLLM to ignore EOS so every request generates --max-tokens tokens"),
     Option("temperature", ("--temperature",), "float", None, "Sampling temperature (default: the server's)"),
-    Option("endpoint", ("--endpoint",), "str", "chat", "chat: /v1/chat/completions; completions: /v1/completions; embeddings: /v1/embeddings (one JSON "
-           "answer: its latency is E2E, no token streams back) "
+    Option("endpoint", ("--endpoint",), "str", "chat", "chat: /v1/chat/completions; completions: /v1/completions; responses: /v1/responses (streamed, "
+           "measured as chat); embeddings: /v1/embeddings (one JSON answer: its latency is E2E, no token streams back) "
            "(either path is taken too, as vllm bench serve writes it)", choices=ENDPOINT_CHOICES,
            aliases=ENDPOINT_PATHS),
     Option("api_key", ("--api-key",), "str", None,

@@ -47,12 +47,12 @@ class PromptService:
         s = self.context.settings
         trace = self.context.trace()
         if trace is not None:
-            return TracePrompts(self.token_counter(host), self.context.endpoint.name == "chat", trace, s.seed)
+            return TracePrompts(self.token_counter(host), self.context.endpoint.messages, trace, s.seed)
         if s.dataset:
             return DatasetPrompts(load_dataset(s.dataset), s.seed, stream)
         return SharedPrefixPrompts(
             self.token_counter(host),
-            chat=self.context.endpoint.name == "chat",
+            chat=self.context.endpoint.messages,
             input_tokens=s.input_tokens,
             prefix_tokens=s.prefix_tokens if level is None else level.prefix_tokens,
             prefix_groups=s.prefix_groups if level is None else level.groups,
