@@ -45,12 +45,13 @@ def accumulator(endpoint: Endpoint, record: RequestRecord, start: float, collect
 
 
 Messages = list[dict[str, object]]
+Input = str | Messages | list[str]  # a prompt, a conversation, or several texts to embed
 
 
 def build_body(
     endpoint: Endpoint,
     model: str,
-    prompt: str | Messages,  # a user message, or the whole conversation
+    prompt: Input,  # a user message, the whole conversation, or texts to embed
     max_tokens: int,
     *,
     ignore_eos: bool = False,
@@ -92,7 +93,7 @@ def build_body(
 def build_payload(
     endpoint: Endpoint,
     model: str,
-    prompt: str | Messages,
+    prompt: Input,
     max_tokens: int,
     *,
     ignore_eos: bool = False,

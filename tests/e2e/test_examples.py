@@ -59,3 +59,22 @@ def test_mixed_example_weights_its_tasks(emulator_factory, tmp_path):
     short = [r for r in rows if int(r["prompt_tokens"]) <= 500]
     assert all(r["output_tokens"] == "128" for r in long) and all(r["output_tokens"] == "16" for r in short)
     assert 60 <= len(short) <= 112, len(short)  # weight 3:1 -> 90 expected; the bounds are 6 standard deviations
+
+
+@pytest.mark.timeout(180)
+def test_search_example_embeds_then_answers_through_the_responses_api(emulator_factory, tmp_path):
+    emu = emulator_factory(*FAST)
+    run = run_locust("--headless", "-u", "4", "-r", "4", "-n", "40", "-H", emu.url, "--csv", str(tmp_path / "search"),
+                     "--only-summary", locustfile=str(ROOT / "examples" / "search.py"))  # fmt: skip
+    assert run.returncode == 0, run
+    assert "Traceback" not in run.output
+    rows = read_rows(tmp_path / "search")
+    truth = {t["id"]: t for t in emu.truth() if t.get("id")}
+    assert len(rows) == len(truth) == 40 and all(r["success"] == "true" for r in rows)
+    embedded = [r for r in rows if r["endpoint"] == "embeddings"]
+    answered = [r for r in rows if r["endpoint"] == "responses"]
+    assert len(embedded) + len(answered) == 40 and 0 <= len(embedded) - len(answered) <= 4  # -n may end mid-task
+    assert all(
+        r["ttft_s"] == "" and int(r["prompt_tokens"]) == truth[r["request_id"]]["prompt_tokens"] for r in embedded
+    )
+    assert all(int(r["output_tokens"]) == truth[r["request_id"]]["output_tokens"] for r in answered)

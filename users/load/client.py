@@ -17,7 +17,7 @@ from locust.exception import StopUser
 from llmclient.errors import ConfigError
 from llmclient.http import Target
 from llmclient.measure import RequestRecord
-from llmclient.stream import CHAT, COMPLETIONS, Endpoint, Messages, build_body
+from llmclient.stream import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, Endpoint, Input, Messages, build_body
 from llmclient.transports import SocketTransport, Transport
 from prompts.source import Prompt
 from users.services.run import LLMRun
@@ -78,6 +78,18 @@ class LLMClient:
         """A streaming ``/v1/completions`` request; as ``chat``."""
         return self.request(COMPLETIONS, prompt, max_tokens, extra_body, collect_text)
 
+    def respond(
+        self, input: str | Messages, max_tokens: int | None = None, *, collect_text: bool = True, **extra_body: object
+    ) -> RequestRecord:
+        """A streaming ``/v1/responses`` request (``input``: a string or messages; ``max_tokens`` is its
+        ``max_output_tokens``); measured and recorded as ``chat``."""
+        return self.request(RESPONSES, input, max_tokens, extra_body, collect_text)
+
+    def embed(self, input: str | list[str], **extra_body: object) -> RequestRecord:
+        """An ``/v1/embeddings`` request: one JSON answer, its latency ``e2e_s``, the tokens embedded
+        ``usage["prompt_tokens"]`` (no TTFT: no token streams back)."""
+        return self.request(EMBEDDINGS, input, None, extra_body, False)
+
     def send_prompt(self, prompt: Prompt, record: RequestRecord | None = None) -> RequestRecord:
         """One of the run's prompts, on the run's endpoint (the built-in task, the open loop's sends)."""
         rec = record if record is not None else RequestRecord()
@@ -89,7 +101,7 @@ class LLMClient:
     def request(
         self,
         endpoint: Endpoint,
-        prompt: str | Messages,
+        prompt: Input,
         max_tokens: int | None,
         extra_body: Mapping[str, object],
         collect_text: bool,
@@ -132,7 +144,7 @@ class LLMClient:
             if not counted:
                 context.budget.finish()
 
-    def _body(self, endpoint: Endpoint, prompt: str | Messages, max_tokens: int | None,
+    def _body(self, endpoint: Endpoint, prompt: Input, max_tokens: int | None,
               extra_body: Mapping[str, object]) -> dict[str, object]:  # fmt: skip
         """The request's JSON (raises ConfigError when the model cannot be known)."""
         context = self.run.context

@@ -1,0 +1,38 @@
+"""Search, then answer: each task embeds the question (``/v1/embeddings``), then asks for the answer through
+the Responses API (``/v1/responses``), as a retrieval service in front of vLLM does.
+
+    locust -f examples/search.py --headless -u 8 -r 8 -n 60 -H http://127.0.0.1:8000 --csv results/search
+
+Both calls are rows of ``results/search_requests.csv`` (``endpoint`` says which): the embedding's latency is
+its ``e2e_s`` (no token streams back), the answer's TTFT and ITL as chat's. ``-n`` counts both.
+"""
+
+import random
+import sys
+from pathlib import Path
+
+from locust import task  # first: gevent patches the standard library before anything else
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the suite's packages
+
+from users.base import LLMUser
+from users.plugin import install
+
+install()
+
+QUESTIONS = [
+    "Which regions does the premium plan cover?",
+    "How do I rotate an API key without downtime?",
+    "What is the refund window for annual subscriptions?",
+    "Can two teams share one billing account?",
+]
+
+
+class SearchUser(LLMUser):
+    @task
+    def search_then_answer(self) -> None:
+        question = random.choice(QUESTIONS)
+        found = self.client.embed(question)
+        if not found.success:
+            return
+        self.client.respond(f"Using the closest passage, answer briefly: {question}", max_tokens=32)
