@@ -23,6 +23,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--reasoning-tokens", type=int, default=0, metavar="N",
                    help="chat: stream each answer's first N tokens as reasoning_content (a reasoning model's, as "
                    "vLLM's reasoning parser sends them)")  # fmt: skip
+    p.add_argument(
+        "--image-tokens",
+        type=int,
+        default=256,
+        metavar="N",
+        help="chat: the prompt tokens each image part costs (a vision model's, counted in the usage)",
+    )
     p.add_argument("--lora-modules", nargs="+", default=[], metavar="NAME[=PATH]",
                    help="LoRA adapters served beside the model, as vLLM's flag (the path is not read): each a "
                    "model name of its own, its prefix-cache blocks apart from the base model's")  # fmt: skip
@@ -95,6 +102,7 @@ async def serve(args: argparse.Namespace) -> None:
         model=args.model,
         lora_modules=tuple(m.split("=", 1)[0] for m in args.lora_modules),
         reasoning_tokens=args.reasoning_tokens,
+        image_tokens=args.image_tokens,
         api_key=args.api_key,
         dev_mode=not args.no_dev_mode,
         request_log=args.request_log,

@@ -49,6 +49,7 @@ class ServerConfig:
     model: str = "emulated-llama"
     lora_modules: tuple[str, ...] = ()  # adapters served beside the base model (vLLM's --lora-modules names)
     reasoning_tokens: int = 0  # chat: each answer's first N tokens stream as reasoning_content, as a reasoning model's
+    image_tokens: int = 256  # the prompt tokens an image part costs (a vision model's image encoder's output)
     api_key: str | None = None
     dev_mode: bool = True  # enables POST /reset_prefix_cache, as VLLM_SERVER_DEV_MODE=1 does
     request_log: str | None = None
@@ -143,7 +144,7 @@ class App:
         try:
             req = json.loads(body)
             if "messages" in req:
-                ids = tokenizer.chat_ids(req["messages"])
+                ids = tokenizer.chat_ids(req["messages"], self.cfg.image_tokens)
             else:
                 ids = tokenizer.prompt_ids(str(req["prompt"]), req.get("add_special_tokens", True))
         except (ValueError, KeyError, TypeError, AttributeError):
@@ -168,9 +169,15 @@ class App:
                              or 16)  # fmt: skip
             if responses:  # a string is one user message, as the Responses API takes it
                 given = req["input"]
-                prompt = tokenizer.chat_ids(given if isinstance(given, list) else [{"role": "user", "content": given}])
+                prompt = tokenizer.chat_ids(
+                    given if isinstance(given, list) else [{"role": "user", "content": given}], self.cfg.image_tokens
+                )
             else:
-                prompt = tokenizer.chat_ids(req["messages"]) if chat else tokenizer.prompt_ids(str(req["prompt"]))
+                prompt = (
+                    tokenizer.chat_ids(req["messages"], self.cfg.image_tokens)
+                    if chat
+                    else tokenizer.prompt_ids(str(req["prompt"]))
+                )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             conn.respond_json(400, _error(f"invalid request: {exc}", 400))
             return

@@ -53,12 +53,32 @@ def tokenize(text: str) -> list[int]:
     return [crc(p.encode()) & 0x7FFFFFFF for p in pieces(text)]
 
 
-def apply_chat_template(messages: list[dict]) -> str:
+def image_placeholder(url: str, tokens: int) -> str:
+    """An image as ``tokens`` special tokens named from its bytes: equal images give equal ids (the prefix
+    cache sees them as shared), different ones different ids."""
+    name = "".join(chr(ord("a") + int(c, 16)) for c in f"{zlib.crc32(url.encode()):08x}")
+    return f"<|img_{name}|>" * tokens
+
+
+def _parts(content: list, image_tokens: int) -> str:
+    """Content parts in order: an image as its placeholder tokens, text parts a space apart."""
+    out = ""
+    for part in content:
+        if not isinstance(part, dict):
+            continue
+        if part.get("type") == "image_url":
+            out += image_placeholder(str((part.get("image_url") or {}).get("url", "")), image_tokens)
+        else:
+            out += (" " if out and not out.endswith("|>") else "") + str(part.get("text", ""))
+    return out
+
+
+def apply_chat_template(messages: list[dict], image_tokens: int = 0) -> str:
     parts = [BOS]
     for m in messages:
         content = m.get("content")
-        if isinstance(content, list):  # OpenAI content parts
-            content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        if isinstance(content, list):  # OpenAI content parts: text, and images as their placeholder tokens
+            content = _parts(content, image_tokens)
         parts.append(f"<|start_header_id|>{m.get('role', 'user')}<|end_header_id|>\n\n{content or ''}<|eot_id|>")
     parts.append("<|start_header_id|>assistant<|end_header_id|>\n\n")
     return "".join(parts)
@@ -68,5 +88,5 @@ def prompt_ids(prompt: str, add_special_tokens: bool = True) -> list[int]:
     return tokenize((BOS if add_special_tokens else "") + prompt)
 
 
-def chat_ids(messages: list[dict]) -> list[int]:
-    return tokenize(apply_chat_template(messages))
+def chat_ids(messages: list[dict], image_tokens: int = 0) -> list[int]:
+    return tokenize(apply_chat_template(messages, image_tokens))

@@ -61,6 +61,7 @@ class RequestRecord:
     unique_from: int | None = None
     host: str = ""  # the host (of -H's) the request went to
     model: str = ""  # the model (or LoRA adapter) it asked for
+    image_count: int | None = None  # --images: the images in its prompt
     trace_index: int | None = None  # a replayed trace's row (0-based)
     ideal_cached_tokens: int | None = None  # what an unbounded prefix cache would hold for it (the trace's hash ids)
     answer_ttft: float | None = None  # to the first answer token (not reasoning): a reasoning model's real wait

@@ -56,6 +56,7 @@ COLUMNS: tuple[Column, ...] = (
         "answer_ttft_s", "float", "time to the first answer token (not reasoning), seconds: a reasoning model's wait"
     ),
     Column("reasoning_tokens", "int", "reasoning tokens: the server's usage where it says, else the reasoning chunks"),
+    Column("image_count", "int", "--images: the images in the request's prompt"),
 )
 NAMES: list[str] = [c.name for c in COLUMNS]
 TEXT = [c.name for c in COLUMNS if c.kind in ("text", "gaps")]
@@ -123,6 +124,7 @@ def encode(rec: RequestRecord, endpoint: str, worker: str) -> list[str]:
         _text(rec.model),
         _num(rec.answer_ttft),
         _num(rec.reasoning_tokens),
+        _num(rec.image_count),
     ]
 
 

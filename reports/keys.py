@@ -84,6 +84,7 @@ SCOPES = {
     "steady": "the same figures over the steady state (steady_window_s)",
     "models": "--model NAME:WEIGHT,…: models.NAME.<key>, the same figures over the requests that asked for NAME",
     "hosts": "-H a,b: hosts.HOST.<key>, the same figures over the requests sent to HOST",
+    "images": "requests with different numbers of images: images.N.<key>, the same figures over those with N",
     "prefix_cache_speedup": "--sweep prefix-tokens: how many times faster the most shared level is than the "
     "unshared one, for mean/median/p90/p99 TTFT, mean E2E, request and output throughput",
 }

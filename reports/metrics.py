@@ -511,14 +511,24 @@ def per_model(rows: pd.DataFrame, slo: dict[str, float] | None = None) -> dict:
     return per_value(rows, "model", "models", slo)
 
 
+def per_image_count(rows: pd.DataFrame, slo: dict[str, float] | None = None) -> dict:
+    """``images``: the figures of the requests with each number of images, when they carried several."""
+    return per_value(rows, "image_count", "images", slo)
+
+
 def per_value(rows: pd.DataFrame, column: str, key: str, slo: dict[str, float] | None) -> dict:
     """``{key: {value: summary}}`` over the rows of each value of ``column``, when there are several."""
     if column not in rows:
         return {}
-    values = sorted(str(v) for v in rows[column].dropna().unique() if v)
+    values = sorted((v for v in rows[column].dropna().unique() if v != ""), key=lambda v: (str(type(v)), v))
     if len(values) < 2:
         return {}
-    return {key: {v: summarize(rows[rows[column] == v], None, slo) for v in values}}
+    return {key: {_label(v): summarize(rows[rows[column] == v], None, slo) for v in values}}
+
+
+def _label(value: object) -> str:
+    """A value as a summary key: 2, not 2.0."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
 def per_replica(replicas: list) -> dict:

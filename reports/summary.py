@@ -14,6 +14,7 @@ from reports.load import ReportInputError, RunData
 from reports.metrics import (
     levels_summary,
     per_host,
+    per_image_count,
     per_model,
     per_replica,
     per_stage,
@@ -47,6 +48,7 @@ def summary_of(run: RunData, slo: dict, ci_level: float | None = None) -> tuple[
     summary = summarize(rows, run.server, slo, rate, run.histograms, level)
     summary.update(per_host(rows, slo))
     summary.update(per_model(rows, slo))
+    summary.update(per_image_count(rows, slo))
     summary.update(per_stage(rows, run.histograms, slo))
     summary.update(per_replica(run.replicas))
     summary.update(steady_summary(rows, users_over_time(run), slo, rate, level))

@@ -129,3 +129,33 @@ def test_a_responses_api_run_is_measured_as_chat_is(emulator_factory, tmp_path):
         for mine, theirs in (("ttft_s", "ttft_s"), ("answer_ttft_s", "answer_ttft_s"), ("e2e_s", "e2e_s")):
             assert float(r[mine]) - told[theirs] > -20e-6, (mine, r["request_id"])  # the client's spans the server's
         assert len(r["itl_s"].split()) == 15
+
+
+@pytest.mark.timeout(120)
+def test_images_in_the_prompt_cost_their_tokens_and_shared_ones_hit_the_cache(emulator_factory, tmp_path):
+    emu = emulator_factory("--step-ms", "5", "--image-tokens", "100")
+    runs = {}
+    for share in (False, True):
+        prefix = tmp_path / f"img{int(share)}"
+        run = run_locust("--headless", "-u", "2", "-r", "2", "-n", "20", "-H", emu.url, "--max-tokens", "4",
+                         "--input-tokens", "200", "--images", "2", "--image-size", "64x48", "--seed", str(int(share)),
+                         *(["--image-share"] if share else []), "--csv", str(prefix), "--only-summary")  # fmt: skip
+        assert run.returncode == 0, run.output[-3000:]
+        runs[share] = read_rows(prefix)
+    truth = {t["id"]: t for t in emu.truth() if t.get("id")}
+    for rows in runs.values():
+        assert len(rows) == 20 and all(r["success"] == "true" and r["image_count"] == "2" for r in rows)
+        for r in rows:  # the text sized to --input-tokens, each image's 100 tokens on top, as the server counted
+            assert int(r["prompt_tokens"]) == truth[r["request_id"]]["prompt_tokens"] == 200 + 2 * 100
+    # distinct images: only the template's head is ever shared; shared images: a 200-token prefix after the first
+    assert max(int(r["cached_tokens"]) for r in runs[False]) < 32
+    assert sorted(int(r["cached_tokens"]) for r in runs[True])[10] >= 192
+
+
+@pytest.mark.timeout(60)
+def test_bad_image_options_are_one_line(emulator_factory):
+    emu = emulator_factory()
+    for args, message in ((("--images", "1", "--image-size", "0x10"), "--image-size takes WIDTHxHEIGHT"),
+                          (("--images", "1", "--endpoint", "completions"), "--images needs --endpoint chat or responses")):  # fmt: skip
+        run = run_locust("--headless", "-u", "1", "-n", "2", "-H", emu.url, *args, timeout=50)
+        assert run.returncode == 2 and message in run.output and "Traceback" not in run.output, run.output[-2000:]

@@ -19,6 +19,7 @@ from llmclient.http import Target
 from llmclient.measure import RequestRecord
 from llmclient.stream import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, Endpoint, Input, Messages, build_body
 from llmclient.transports import SocketTransport, Transport
+from prompts.images import with_images
 from prompts.source import Prompt
 from users.services.run import LLMRun
 from users.settings.context import RunContext
@@ -119,6 +120,7 @@ class LLMClient:
             try:
                 body = self._body(endpoint, prompt, max_tokens, extra_body)
                 rec.model = str(body.get("model") or "")
+                rec.image_count = context.images.count if context.images is not None and endpoint.messages else None
             except ConfigError as exc:
                 rec.start_time, rec.error = time.time(), str(exc)
                 run.recorder.record(rec, endpoint, time.perf_counter() - started)
@@ -150,6 +152,9 @@ class LLMClient:
         context = self.run.context
         settings = context.settings
         model = str(extra_body.get("model") or context.next_model(self.host))
+        if context.images is not None and endpoint.messages and isinstance(prompt, str):  # --images: before the text
+            message: dict[str, object] = {"role": "user", "content": with_images(prompt, context.images.next())}
+            prompt = [message]
         return build_body(endpoint, model, prompt, max_tokens or settings.max_tokens, ignore_eos=settings.ignores_eos,
                           temperature=settings.temperature, extra_body=extra_body)  # fmt: skip
 

@@ -10,6 +10,7 @@ from llmclient.pacer import Pacer
 from llmclient.reactor import StreamReactor
 from llmclient.stamps import keep_kernel_stamping_on
 from llmclient.stream import ENDPOINTS, Endpoint
+from prompts.images import ImageSet, parse_size
 from prompts.source import PromptError
 from scheduler.arrivals import stage_at
 from scheduler.trace import Trace, TraceError, load_trace
@@ -45,6 +46,8 @@ class RunContext:
         mix = settings.model_mix
         self._model: str | None = mix.names[0] if mix else None  # the first: prompts are sized with its tokenizer
         self._picker = ModelPicker(mix) if mix and len(mix.names) > 1 else None
+        self.images = (ImageSet(settings.images, parse_size(settings.image_size), settings.image_format,
+                                settings.image_share, settings.seed) if settings.images else None)  # fmt: skip
 
     def stage_label(self, sent: float) -> str:
         """The --stages (user counts) number of a request sent at unix time ``sent``, else ""."""

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from llmclient.errors import ConfigError, one_line_errors
 from llmclient.server_metrics import metrics_target
+from prompts.images import FORMATS as IMAGE_FORMATS
+from prompts.images import parse_size
 from reports.checks import check_error
 from reports.intervals import ci_level_error
 from scheduler.arrivals import ConstantRate, Ramp, RateProfile, Stage, Stages, parse_stages
@@ -154,6 +156,16 @@ OPTIONS: tuple[Option, ...] = (
            check=at_least(1, "--turns")),
     Option("turn_tokens", ("--turn-tokens",), "int", 128,
            "Approximate length of each follow-up user message in multi-turn runs", check=at_least(1, "--turn-tokens")),
+    Option("images", ("--images",), "int", 0,
+           "Attach N synthetic images to each chat or responses request, before its text (their tokens are the "
+           "server's, on top of --input-tokens)", check=at_least(0, "--images")),
+    Option("image_size", ("--image-size",), "str", "512x512", "WIDTHxHEIGHT of each --images image",
+           check=parsed_by(parse_size)),
+    Option("image_format", ("--image-format",), "str", "jpeg", "png or jpeg (a data URL in the request)",
+           choices=IMAGE_FORMATS),
+    Option("image_share", ("--image-share",), "flag", False,
+           "The same --images in every request (the server's multimodal and prefix caches can help), not new "
+           "ones each (distinct images cost the client CPU: about 25 ms per 512x512 jpeg)"),
     Option("tokenizer", ("--tokenizer",), "str", "",
            "The served model's tokenizer (local folder or HF cache) to size prompts (default: server /tokenize)"),
     Option("warmup", ("--warmup",), "int", 0,
@@ -263,7 +275,8 @@ GROUPS: dict[str, tuple[str, ...]] = {  # --help's titled groups, each option in
         "trace_block_tokens", "trace_format", "max_fail_ratio", "seed"),
     "LLM prompts: what each request asks": (
         "max_tokens", "input_tokens", "input_tokens_stddev", "ignore_eos", "temperature", "prefix_tokens",
-        "prefix_groups", "dataset", "turns", "turn_tokens", "tokenizer", "warmup"),
+        "prefix_groups", "dataset", "turns", "turn_tokens", "tokenizer", "warmup", "images", "image_size",
+        "image_format", "image_share"),
     "LLM server: where requests go": (
         "model", "endpoint", "api_key", "stream_timeout", "request_timeout", "ca_bundle", "insecure",
         "reset_prefix_cache", "host_strategy", "metrics_url", "metrics_interval"),
@@ -384,6 +397,10 @@ class Settings:
     dataset: str
     turns: int
     turn_tokens: int
+    images: int
+    image_size: str
+    image_format: str
+    image_share: bool
     tokenizer: str
     warmup: int
     reset_prefix_cache: bool
@@ -541,14 +558,22 @@ class Settings:
                 f"--prefix-tokens ({prefix}) must be smaller than --input-tokens ({total}): "
                 "each request needs a unique suffix"
             )
-        if values["turns"] > 1 and values["endpoint"] != "chat":
-            raise ConfigError("--turns needs --endpoint chat (conversations are chat messages)")
+        _check_endpoint(values)
         _check_open_loop(values)
         if values["repeat"] > 1 and not (values["sweep"] or values["find_capacity"]):
             _repeat_whole_run(values, users)
         _check_levels(values)
         _check_trace(values)
         return cls(**values)
+
+
+def _check_endpoint(values: dict[str, Any]) -> None:
+    """What only some endpoints can carry: images (message parts), conversations (chat)."""
+    if values["images"] and values["endpoint"] not in ("chat", "responses"):
+        raise ConfigError(f"--images needs --endpoint chat or responses (images are message parts), not "
+                          f"{values['endpoint']}")  # fmt: skip
+    if values["turns"] > 1 and values["endpoint"] != "chat":
+        raise ConfigError("--turns needs --endpoint chat (conversations are chat messages)")
 
 
 def _fill_in(values: dict[str, Any]) -> None:

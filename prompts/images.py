@@ -1,0 +1,63 @@
+"""Synthetic images for multimodal prompts (``--images N --image-size WxH --image-format png|jpeg``): each a
+smooth colour field with a pattern drawn from its key, encoded as a ``data:`` URL. Equal keys give equal
+bytes, so a shared image (``--image-share``: the same N for every request) is the same image to the server's
+multimodal cache, and distinct keys give distinct images. No Locust."""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import os
+import re
+
+import numpy as np
+
+FORMATS = ("png", "jpeg")
+SIZE = re.compile(r"^\s*(\d+)\s*[xX]\s*(\d+)\s*$")
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``512x512`` -> (512, 512); ValueError with one line."""
+    found = SIZE.match(text or "")
+    if not found or not (0 < int(found.group(1)) <= 8192 and 0 < int(found.group(2)) <= 8192):
+        raise ValueError(f"--image-size takes WIDTHxHEIGHT, each 1 to 8192 pixels (e.g. 512x512), got {text!r}")
+    return int(found.group(1)), int(found.group(2))
+
+
+def image_url(key: tuple[int, ...], size: tuple[int, int], fmt: str) -> str:
+    """The image for ``key`` as a data URL."""
+    from PIL import Image  # Pillow comes with matplotlib; imported when images are asked for
+
+    width, height = size
+    rng = np.random.default_rng(list(key))
+    y, x = np.mgrid[0:height, 0:width]
+    channels = [(np.sin(x / (3 + 40 * rng.random()) + 6 * rng.random()) * np.cos(y / (3 + 40 * rng.random()))
+                 * 127 + 128) for _ in range(3)]  # fmt: skip
+    pixels = np.stack(channels, axis=-1).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(out, format="PNG" if fmt == "png" else "JPEG", quality=90, compress_level=1)
+    return f"data:image/{fmt};base64," + base64.b64encode(out.getvalue()).decode("ascii")
+
+
+class ImageSet:
+    """The images of each request: the same ``count`` for all (``share``), or ``count`` new ones each."""
+
+    def __init__(self, count: int, size: tuple[int, int], fmt: str, share: bool, seed: int) -> None:
+        self.count, self.size, self.fmt, self.share, self.seed = count, size, fmt, share, seed
+        self._shared = [image_url((seed, 0, i), size, fmt) for i in range(count)] if share else []
+        self._next = itertools.count()
+        self._process = os.getpid()  # distinct images stay distinct across processes and workers
+
+    def next(self) -> list[str]:
+        """The next request's images (data URLs)."""
+        if self.share:
+            return self._shared
+        n = next(self._next)
+        return [image_url((self.seed, 1, self._process, n, i), self.size, self.fmt) for i in range(self.count)]
+
+
+def with_images(content: str, urls: list[str]) -> list[dict[str, object]]:
+    """A user message's content parts: the images first, then the text (so shared images are a shared prefix)."""
+    parts: list[dict[str, object]] = [{"type": "image_url", "image_url": {"url": url}} for url in urls]
+    return [*parts, {"type": "text", "text": content}]
