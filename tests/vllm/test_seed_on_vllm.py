@@ -171,3 +171,20 @@ def test_the_tuning_loop_turns_vllms_prefix_cache_on_and_off(vllm_server, tmp_pa
           effect["mean_ttft_ms"], effect["mean_ttft_ms_ci"])  # fmt: skip
     assert effect["median_ttft_ms_ci"][0] > 1  # TTFT slower with the cache off, and surely so
     assert summary["best"]["name"] == on["name"]
+
+
+@pytest.mark.timeout(300)
+def test_the_responses_api_on_vllm_is_measured_as_chat(vllm_server, tmp_path):
+    prefix = tmp_path / "responses"
+    run = run_locust("--headless", "-u", "2", "-r", "2", "-n", "8", "-H", vllm_server.url, "--endpoint", "responses",
+                     "--max-tokens", "8", "--input-tokens", "256", "--csv", str(prefix), "--only-summary",
+                     timeout=240)  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    assert "Traceback" not in run.output
+    with open(f"{prefix}_requests.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 8 and all(r["success"] == "true" and r["request_id"].startswith("resp_") for r in rows)
+    for r in rows:  # the usage of response.completed; the prompt sized with the chat template, as vLLM applies it
+        assert r["usage_source"] == "server" and int(r["output_tokens"]) == 8
+        assert abs(int(r["prompt_tokens"]) - 256) <= 2, r["prompt_tokens"]
+        assert 0 < float(r["ttft_s"]) <= float(r["e2e_s"])
