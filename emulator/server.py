@@ -181,8 +181,7 @@ class App:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             conn.respond_json(400, _error(f"invalid request: {exc}", 400))
             return
-        if model != self.cfg.model and model not in self.cfg.lora_modules:
-            conn.respond_json(404, _error(f"The model `{model}` does not exist.", 404, "NotFoundError"))
+        if self._refuse_unknown_model(conn, model):
             return
         limit = self.engine.config.max_model_len
         if len(prompt) + max_tokens > limit or max_tokens < 1:
@@ -226,6 +225,13 @@ class App:
         conn.active = seq
         self.engine.submit(seq)
 
+    def _refuse_unknown_model(self, conn: Connection, model: str) -> bool:
+        """A 404 as vLLM answers it, for a model (or adapter) it does not serve; True when it refused."""
+        if model == self.cfg.model or model in self.cfg.lora_modules:
+            return False
+        conn.respond_json(404, _error(f"The model `{model}` does not exist.", 404, "NotFoundError"))
+        return True
+
     def _embed(self, conn: Connection, body: bytes) -> None:
         """``/v1/embeddings``: each input's tokens cost what their prefill would (outside the decode batch), the
         answer one JSON body with a vector per input and the usage."""
@@ -238,8 +244,7 @@ class App:
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             conn.respond_json(400, _error(f"invalid request: {exc}", 400))
             return
-        if model != self.cfg.model and model not in self.cfg.lora_modules:
-            conn.respond_json(404, _error(f"The model `{model}` does not exist.", 404, "NotFoundError"))
+        if self._refuse_unknown_model(conn, model):
             return
         cfg = self.engine.config
         rid = "embd-" + uuid.uuid4().hex
