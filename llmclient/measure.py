@@ -28,6 +28,10 @@ REASONING_FIELDS = ("reasoning_content", "reasoning")  # vLLM's reasoning parser
 CHAT_TEXT_KEYS = tuple(f'"{name}":"'.encode() for name in TEXT_FIELDS)
 REASONING_KEYS = frozenset(f'"{name}":"'.encode() for name in REASONING_FIELDS)
 COMPLETION_TEXT_KEYS = (b'"text":"',)
+TEXT_MARK = b'"finish_reason":null'  # a chat or completion chunk in mid-stream (the fast path's sign)
+# The Responses API's answer deltas: their text key, and their sign (reasoning deltas are parsed in full)
+RESPONSE_TEXT_KEYS = (b'"delta":"',)
+RESPONSE_TEXT_MARK = b'"type":"response.output_text.delta"'
 
 
 @dataclass(slots=True)
@@ -124,6 +128,7 @@ class StreamAccumulator:
         "_body_at",
         "_done",
         "_error",
+        "_fast_mark",
         "_first",
         "_last",
         "_reasoning_events",
@@ -142,6 +147,7 @@ class StreamAccumulator:
         text_keys: tuple[bytes, ...] = CHAT_TEXT_KEYS,
         collect_text: bool = False,
         body: bool = False,
+        fast_mark: bytes = TEXT_MARK,
     ):
         self.record = record
         self._texts: list[str] | None = [] if collect_text else None
@@ -150,7 +156,8 @@ class StreamAccumulator:
         self._last = 0.0
         self._text_events = 0
         self._done = False
-        self._text_keys = text_keys
+        self._text_keys = () if collect_text else text_keys  # text to keep: every chunk parsed in full
+        self._fast_mark = fast_mark
         self._error = ""
         self._answer: float | None = None  # when the first answer (not reasoning) token arrived
         self._reasoning_events = 0
@@ -162,8 +169,6 @@ class StreamAccumulator:
         if key:
             if self._first is None and not self.record.request_id:
                 self._take_id(payload)
-            if self._texts is not None:
-                self._texts.append(_text_of(orjson.loads(payload)))
             self._on_text(t, key in REASONING_KEYS)
             return False
         if payload == b"[DONE]":
@@ -199,11 +204,12 @@ class StreamAccumulator:
     def _fast_text(self, payload: bytes) -> bytes:
         """A plain text chunk, recognised without a JSON parse: the key its text is under (b"": not one).
 
-        Only chunks that end like a JSON object and say ``"finish_reason":null``
-        take this path; anything else is parsed in full by ``on_chunk``. Inside
-        JSON strings quotes are escaped, so a key pattern cannot match text.
+        Only chunks that end like a JSON object and carry the endpoint's mark
+        (``"finish_reason":null``, or a Responses answer delta's type) take this
+        path; anything else is parsed in full by ``on_chunk``. Inside JSON strings
+        quotes are escaped, so a key or a mark cannot match text.
         """
-        if payload[-1:] != b"}" or b'"finish_reason":null' not in payload:
+        if payload[-1:] != b"}" or self._fast_mark not in payload:
             return b""
         for key in self._text_keys:
             i = payload.find(key)

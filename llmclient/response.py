@@ -14,6 +14,8 @@ from llmclient.http import Connection
 from llmclient.measure import StreamAccumulator
 from llmclient.sse import SSEDecoder
 
+_UNDECIDED, _EVENTS, _BODY, _ERROR = "", "events", "body", "error"
+
 
 class ResponseReader:
     """One streaming response, head then body, read by read. No I/O.
@@ -25,14 +27,14 @@ class ResponseReader:
     ProtocolError or TransportError on a garbled response.
     """
 
-    __slots__ = ("_acc", "_body_parts", "_error_parts", "_error_size", "_framing", "_on_event", "_sse", "error_limit")
+    __slots__ = ("_acc", "_body_parts", "_error_parts", "_error_size", "_framing", "_mode", "_sse", "error_limit")
 
     def __init__(self, acc: StreamAccumulator, error_limit: int = 65536) -> None:
         self._framing = ResponseFraming()
-        self._on_event = acc.on_event
         self._acc = acc
+        self._mode = _UNDECIDED  # what the body is, decided once its head arrived
         self._body_parts: list[bytes] = []  # a 200's JSON answer, when the accumulator expects one (embeddings)
-        self._sse: SSEDecoder | None = None  # set once a 200 head arrived
+        self._sse: SSEDecoder | None = None  # a 200's event stream
         self._error_parts: list[bytes] = []
         self._error_size = 0
         self.error_limit = error_limit
@@ -45,22 +47,32 @@ class ResponseReader:
         framing = self._framing
         payload = framing.feed(data)
         if payload:
-            sse = self._sse
-            if self._acc.body and self.streaming:
-                self._body_parts.append(payload)
-            elif sse is None and framing.head is not None and framing.head.status == 200:
-                sse = self._sse = SSEDecoder()
-            if sse is not None:
-                on_event = self._on_event
-                for event in sse.feed(payload):
+            mode = self._mode or self._decide()
+            if mode is _EVENTS:
+                assert self._sse is not None
+                on_event = self._acc.on_event
+                for event in self._sse.feed(payload):
                     on_event(event, t)
-            elif self._error_size < self.error_limit and not (self._acc.body and self.streaming):
+            elif mode is _BODY:
+                self._body_parts.append(payload)
+            elif self._error_size < self.error_limit:
                 piece = payload[: self.error_limit - self._error_size]
                 self._error_parts.append(piece)
                 self._error_size += len(piece)
-        if framing.complete and self._acc.body and self.streaming:
+        if framing.complete and self._mode is _BODY:
             self._acc.on_body(b"".join(self._body_parts), t)
         return framing.complete
+
+    def _decide(self) -> str:
+        """A 200's body is the event stream (or the one JSON answer); any other status's is its error."""
+        if not self.streaming:
+            self._mode = _ERROR
+        elif self._acc.body:
+            self._mode = _BODY
+        else:
+            self._mode = _EVENTS
+            self._sse = SSEDecoder()
+        return self._mode
 
     @property
     def complete(self) -> bool:

@@ -15,7 +15,15 @@ import orjson
 
 from llmclient.errors import ProtocolError, TransportError
 from llmclient.http import Connection, request_bytes
-from llmclient.measure import CHAT_TEXT_KEYS, COMPLETION_TEXT_KEYS, RequestRecord, StreamAccumulator
+from llmclient.measure import (
+    CHAT_TEXT_KEYS,
+    COMPLETION_TEXT_KEYS,
+    RESPONSE_TEXT_KEYS,
+    RESPONSE_TEXT_MARK,
+    TEXT_MARK,
+    RequestRecord,
+    StreamAccumulator,
+)
 from llmclient.response import ResponseReader, read_response
 
 if TYPE_CHECKING:
@@ -30,18 +38,19 @@ class Endpoint:
     text_keys: tuple[bytes, ...]
     streams: bool = True  # False: one JSON body answers (embeddings), timed to its last byte
     messages: bool = False  # its prompts are chat messages (sized with the chat template)
+    fast_mark: bytes = TEXT_MARK  # what a text event says, read without a JSON parse (measure.py)
 
 
 CHAT = Endpoint("chat", "/v1/chat/completions", CHAT_TEXT_KEYS, messages=True)
 COMPLETIONS = Endpoint("completions", "/v1/completions", COMPLETION_TEXT_KEYS)
 EMBEDDINGS = Endpoint("embeddings", "/v1/embeddings", (), streams=False)
-RESPONSES = Endpoint("responses", "/v1/responses", (), messages=True)  # its events are parsed in full (measure.py)
+RESPONSES = Endpoint("responses", "/v1/responses", RESPONSE_TEXT_KEYS, messages=True, fast_mark=RESPONSE_TEXT_MARK)
 ENDPOINTS = {e.name: e for e in (CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES)}
 
 
 def accumulator(endpoint: Endpoint, record: RequestRecord, start: float, collect_text: bool) -> StreamAccumulator:
     """The measuring rules for one response of ``endpoint``, timed from ``start``."""
-    return StreamAccumulator(record, start, endpoint.text_keys, collect_text, body=not endpoint.streams)
+    return StreamAccumulator(record, start, endpoint.text_keys, collect_text, not endpoint.streams, endpoint.fast_mark)
 
 
 Messages = list[dict[str, object]]

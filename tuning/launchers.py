@@ -10,6 +10,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +68,14 @@ class _Commands(Launcher):
             return ""
 
 
+ALIVE_EVERY_S = 5.0  # how often a readiness wait asks ``docker compose ps`` (it polls /v1/models more often)
+
+
 class ComposeServer(_Commands):
     """``docker compose -f FILE -f points/NAME/compose.override.yml up -d SERVICE``, then ``down``."""
 
     tool = "compose"
+    _alive, _asked = True, float("-inf")  # the last answer of ``ps``, and when (monotonic s)
 
     def __init__(self, spec: ServerSpec, point: dict[str, Value], folder: Path, log_path: str) -> None:
         super().__init__(log_path)
@@ -102,7 +107,10 @@ class ComposeServer(_Commands):
         self.run(self.commands()["up"], 900.0)  # pulls the image the first time
 
     def alive(self) -> bool:
-        return bool(self.quiet(self.commands()["ps"]).strip())
+        now = time.monotonic()
+        if now - self._asked >= ALIVE_EVERY_S:
+            self._alive, self._asked = bool(self.quiet(self.commands()["ps"]).strip()), now
+        return self._alive
 
     def tail(self, lines: int = 8) -> str:
         return " | ".join(line for line in self.quiet(self.commands()["logs"]).splitlines() if line.strip())
@@ -124,6 +132,9 @@ class KubernetesServer(_Commands):
         self.manifest = folder / "kubernetes.yaml"
         self.kubectl = ["kubectl", *(["-n", spec.namespace] if spec.namespace else [])]
         self.forward: subprocess.Popen[bytes] | None = None
+        container = server_base(spec)["spec"]["template"]["spec"]["containers"][0]
+        ports = container.get("ports") or []
+        self.container_port = int(ports[0]["containerPort"]) if ports else port  # the port-forward's target
 
     def rendered(self) -> list[dict]:
         """The manifest's documents, the Deployment's first container with the point's arguments and environment."""
@@ -141,16 +152,11 @@ class KubernetesServer(_Commands):
             out.append(doc)
         return out
 
-    def container_port(self) -> int:
-        container = server_base(self.spec)["spec"]["template"]["spec"]["containers"][0]
-        ports = container.get("ports") or []
-        return int(ports[0]["containerPort"]) if ports else self.port
-
     def commands(self) -> dict[str, list[str]]:
         deployment = f"deployment/{self.spec.name}"
         return {"apply": [*self.kubectl, "apply", "-f", str(self.manifest)],
                 "rollout": [*self.kubectl, "rollout", "status", deployment, f"--timeout={self.ready_timeout_s:g}s"],
-                "forward": [*self.kubectl, "port-forward", deployment, f"{self.port}:{self.container_port()}"],
+                "forward": [*self.kubectl, "port-forward", deployment, f"{self.port}:{self.container_port}"],
                 "logs": [*self.kubectl, "logs", deployment, "--tail", "8"],
                 "delete": [*self.kubectl, "delete", deployment, "--wait=true", "--timeout=300s"]}  # fmt: skip
 

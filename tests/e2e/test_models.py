@@ -4,14 +4,12 @@ summary and a check per model; a name the server lacks is one line before the ru
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
 
-from tests.procs import ROOT, read_rows, run_locust
+from tests.e2e.test_sweep import report
+from tests.procs import read_rows, run_locust
 
 MIX = {"emulated-llama": 0.5, "sql-lora": 0.3, "chat-lora": 0.2}
 
@@ -34,10 +32,7 @@ def test_a_weighted_mix_of_adapters_lands_on_its_weights_and_is_reported_per_mod
     served = {t["id"]: t["model"] for t in emu.truth() if t.get("id")}
     assert all(served[r["request_id"]] == r["model"] for r in rows)  # each row says the model that served it
     assert "mix: check models.sql-lora.completed>=1" in run.output
-    proc = subprocess.run([sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads((tmp_path / "mix_summary.json").read_text())
+    summary = report(prefix)
     assert {m: s["completed"] for m, s in summary["models"].items()} == dict(counts)
     for figures in summary["models"].values():  # each adapter's cache blocks are its own: each warms apart
         assert figures["usage_prefix_cache_hit_rate"] > 0.5 and figures["mean_ttft_ms"] > 0
@@ -72,10 +67,7 @@ def test_a_reasoning_models_answer_is_timed_against_the_emulators_truth(emulator
         # one monotonic clock; kernel stamps convert within 10 µs each)
         assert float(r["answer_ttft_s"]) - told["answer_ttft_s"] > -20e-6, r["request_id"]
         assert float(r["answer_ttft_s"]) > float(r["ttft_s"]) + 0.1  # 12 reasoning steps of 10 ms at least
-    proc = subprocess.run([sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads((tmp_path / "think_summary.json").read_text())
+    summary = report(prefix)
     assert summary["total_reasoning_tokens"] == 40 * 12
     true_mean = 1000 * sum(truth[r["request_id"]]["answer_ttft_s"] for r in rows) / len(rows)
     assert summary["mean_answer_ttft_ms"] == pytest.approx(true_mean, abs=5.0)  # as test_report holds TTFT
@@ -99,10 +91,7 @@ def test_an_embeddings_run_has_exact_rows_and_its_latency_is_the_emulators(emula
         assert int(r["prompt_tokens"]) == told["prompt_tokens"] == 200  # the usage: the prompt sized exactly
         # the client's latency spans the emulator's: from before the send to the answer's last byte
         assert float(r["e2e_s"]) - told["e2e_s"] > -20e-6
-    proc = subprocess.run([sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads((tmp_path / "embed_summary.json").read_text())
+    summary = report(prefix)
     true_mean = 1000 * sum(t["e2e_s"] for t in truth.values()) / len(truth)
     assert summary["mean_e2el_ms"] == pytest.approx(true_mean, abs=5.0)
     assert summary["mean_ttft_ms"] is None and summary["total_input_tokens"] == 60 * 200

@@ -168,11 +168,16 @@ def test_an_embeddings_answer_is_one_json_body_timed_to_its_last_byte():
     assert not failed.success and failed.error == "server error: input too long (code 400)"
 
 
-def response_event(kind: str, **fields: object) -> bytes:
-    return json.dumps({"type": kind, **fields}).encode()
+COMPACT = {"separators": (",", ":")}  # vLLM's spelling: the fast path's; json's default spaces: the full parse's
 
 
-def test_the_responses_apis_events_are_timed_as_chat_chunks_are_and_a_failed_response_is_a_failure():
+@pytest.mark.parametrize("spelling", [COMPACT, {}], ids=["fast-path", "full-parse"])
+def test_the_responses_apis_events_are_timed_as_chat_chunks_are_and_a_failed_response_is_a_failure(spelling):
+    def response_event(kind: str, **fields: object) -> bytes:
+        return json.dumps({"type": kind, **fields}, **spelling).encode()
+
+    delta = response_event("response.output_text.delta", item_id="msg_1", delta="Hi")
+    assert (RESPONSES.fast_mark in delta) == (spelling == COMPACT)  # which path the answer's deltas take
     created = response_event("response.created", response={"id": "resp_1", "status": "in_progress"})
     usage = {"input_tokens": 50, "output_tokens": 3, "input_tokens_details": {"cached_tokens": 32},
              "output_tokens_details": {"reasoning_tokens": 1}}  # fmt: skip

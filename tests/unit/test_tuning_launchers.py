@@ -55,6 +55,16 @@ def test_the_seed_compose_grid_renders_an_override_that_compose_accepts(tmp_path
     assert server.commands()["down"] == [*files, "down", "--timeout", "30"]
 
 
+def test_a_readiness_wait_asks_compose_whether_the_service_runs_every_few_seconds(tmp_path, monkeypatch):
+    server = launcher_for(load_grid(str(SEED_GRID)), POINT, 8000, tmp_path)
+    asked: list[list[str]] = []
+    monkeypatch.setattr(server, "quiet", lambda args: asked.append(args) or "abc123\n")
+    clock = iter([100.0, 100.2, 104.9, 105.0, 105.2])
+    monkeypatch.setattr("tuning.launchers.time.monotonic", lambda: next(clock))
+    assert all(server.alive() for _ in range(5))  # polled every 0.2 s: ps asked at 100 and 105 only
+    assert asked == [server.commands()["ps"]] * 2
+
+
 def test_a_kubernetes_deployment_is_patched_validates_and_is_forwarded_to_the_urls_port(tmp_path):
     (tmp_path / "grid.yaml").write_text(SEED_GRID.read_text().replace(
         "  compose: docker/vllm-rocm.compose.yml\n  service: vllm\n  env_file: docker/.env\n",

@@ -65,6 +65,20 @@ def test_streamed_chat_chunk_shapes(server):
     assert len({c["id"] for c in chunks}) == 1
 
 
+def test_streamed_responses_event_shapes(server):
+    url, model = server
+    raw = post(url + "/v1/responses", {"model": model, "input": "the cache keeps prefixes warm " * 10,
+                                       "max_output_tokens": 8, "stream": True})  # fmt: skip
+    data = [json.loads(line[6:]) for line in raw.decode().split("\n") if line.startswith("data: ")]
+    kinds = [d["type"] for d in data]
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed", kinds
+    assert data[0]["response"]["id"] and data[-1]["response"]["usage"]["output_tokens"] >= 1
+    assert "response.output_text.delta" in kinds
+    # the suite's fast path reads an answer delta without a JSON parse: its compact type and text key
+    deltas = [line for line in raw.decode().split("\n") if '"response.output_text.delta"' in line]
+    assert all('"type":"response.output_text.delta"' in d and '"delta":"' in d for d in deltas), deltas[:2]
+
+
 def test_streamed_completion_chunk_shapes(server):
     url, model = server
     evs = events(post(url + "/v1/completions", {

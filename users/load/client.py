@@ -153,7 +153,7 @@ class LLMClient:
         settings = context.settings
         model = str(extra_body.get("model") or context.next_model(self.host))
         if context.images is not None and endpoint.messages and isinstance(prompt, str):  # --images: before the text
-            message: dict[str, object] = {"role": "user", "content": with_images(prompt, context.images.next())}
+            message: dict[str, object] = {"role": "user", "content": with_images(prompt, context.next_images())}
             prompt = [message]
         return build_body(endpoint, model, prompt, max_tokens or settings.max_tokens, ignore_eos=settings.ignores_eos,
                           temperature=settings.temperature, extra_body=extra_body)  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gevent
+from gevent.event import AsyncResult
 from gevent.lock import Semaphore
 
 from llmclient.control import auth_headers, resolve_model
@@ -19,6 +21,8 @@ from users.settings.hosts import HostChooser, primary, split_hosts
 from users.settings.model_mix import ModelPicker
 from users.settings.options import Settings
 
+IMAGES_AHEAD = 64  # distinct images (--images without --image-share): requests' images made ahead
+
 
 class RunContext:
     def __init__(self, settings: Settings, stream_id: str = "0") -> None:
@@ -32,6 +36,7 @@ class RunContext:
         self._model_lock = Semaphore()
         self._trace: tuple[tuple[str, str, int], Trace] | None = None
         self._choosers: dict[str, HostChooser] = {}  # by -H: the hosts a request may go to
+        self._image_fill: AsyncResult | None = None  # a thread of gevent's pool making images ahead
         self.apply(settings)
 
     def apply(self, settings: Settings) -> None:
@@ -85,6 +90,23 @@ class RunContext:
     def known_model(self) -> str:
         """The model name if given or looked up already, else "" (never a request)."""
         return self._model or ""
+
+    def prepare_images(self) -> None:
+        """Make distinct images ahead, before users start (the first requests' too)."""
+        n = self.settings.num_requests
+        if self.images is not None:
+            self.images.fill(min(n, IMAGES_AHEAD) if n else IMAGES_AHEAD)
+
+    def next_images(self) -> list[str]:
+        """The next request's images; below half the images made ahead, a thread makes more (encoding
+        releases the GIL, so the event loop, and with it the open loop's schedule, keeps running)."""
+        images = self.images
+        assert images is not None
+        urls = images.next()
+        if not images.share and images.ready < IMAGES_AHEAD // 2:
+            if self._image_fill is None or self._image_fill.ready():
+                self._image_fill = gevent.get_hub().threadpool.spawn(images.fill, IMAGES_AHEAD)
+        return urls
 
     def next_model(self, host: str) -> str:
         """The next request's model: by ``--model``'s weights when it names several, else ``model``."""

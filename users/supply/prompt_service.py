@@ -67,6 +67,7 @@ class PromptService:
         test starts with prompts that may be built again (a web UI run can follow one that failed)."""
         self._fatal = ""
         key = (host, self.context.settings)
+        self.context.prepare_images()
         if self._prepared_for == key and self.source is not None:
             return
         if self.context.settings.prompt_levels:
