@@ -33,6 +33,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lora-modules", nargs="+", default=[], metavar="NAME[=PATH]",
                    help="LoRA adapters served beside the model, as vLLM's flag (the path is not read): each a "
                    "model name of its own, its prefix-cache blocks apart from the base model's")  # fmt: skip
+    p.add_argument("--runner", choices=("auto", "generate", "pooling"), default="auto",
+                   help="as vLLM's flag: generate serves no /v1/embeddings, pooling only /v1/embeddings (404 for the "
+                   "rest, as vLLM answers); auto (the emulator's default) serves both")  # fmt: skip
     p.add_argument("--api-key", default=None, help="require this Bearer token on /v1/*")
     p.add_argument("--max-num-seqs", type=int, default=256)
     p.add_argument("--max-num-batched-tokens", type=int, default=2048)
@@ -101,6 +104,7 @@ async def serve(args: argparse.Namespace) -> None:
     server_cfg = ServerConfig(
         model=args.model,
         lora_modules=tuple(m.split("=", 1)[0] for m in args.lora_modules),
+        runner=args.runner,
         reasoning_tokens=args.reasoning_tokens,
         image_tokens=args.image_tokens,
         api_key=args.api_key,

@@ -35,6 +35,8 @@ _REASONS = {
     503: "Service Unavailable",
 }
 
+GENERATE_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/responses")  # served unless --runner pooling
+
 OUTPUT_WORDS = [
     f" {w}".encode()
     for w in (
@@ -48,6 +50,7 @@ OUTPUT_WORDS = [
 class ServerConfig:
     model: str = "emulated-llama"
     lora_modules: tuple[str, ...] = ()  # adapters served beside the base model (vLLM's --lora-modules names)
+    runner: str = "auto"  # generate: no /v1/embeddings; pooling: /v1/embeddings only; auto: both
     reasoning_tokens: int = 0  # chat: each answer's first N tokens stream as reasoning_content, as a reasoning model's
     image_tokens: int = 256  # the prompt tokens an image part costs (a vision model's image encoder's output)
     api_key: str | None = None
@@ -105,9 +108,9 @@ class App:
             text = self.metrics.render(len(self.engine.running), len(self.engine.waiting), self.engine.kv_usage(),
                                        cache_config)  # fmt: skip
             conn.respond(200, text.encode(), "text/plain; version=0.0.4; charset=utf-8")
-        elif path in ("/v1/chat/completions", "/v1/completions", "/v1/responses") and method == "POST":
+        elif path in GENERATE_PATHS and method == "POST" and self.cfg.runner != "pooling":
             self._generate(conn, path, headers, body)
-        elif path == "/v1/embeddings" and method == "POST":
+        elif path == "/v1/embeddings" and method == "POST" and self.cfg.runner != "generate":
             self._embed(conn, body)
         elif path == "/tokenize" and method == "POST" and self.cfg.tokenize:
             self._tokenize(conn, body)

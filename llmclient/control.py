@@ -61,6 +61,25 @@ def resolve_model(target: Target, api_key: str | None, wanted: str) -> str:
     return wanted
 
 
+def check_endpoint(target: Target, api_key: str | None, endpoint: Endpoint, timeout: float = 10.0) -> None:
+    """That the server has ``endpoint``'s route: ``POST`` of an empty object, which a route it has refuses
+    as invalid (400 or 422) before any model runs, and one it lacks answers 404 (ConfigError then)."""
+    conn = Connection(target, connect_timeout=timeout, read_timeout=timeout)
+    try:
+        head, _ = request(conn, "POST", endpoint.path, b"{}",
+                          {"Content-Type": "application/json", **auth_headers(api_key)})  # fmt: skip
+    except TransportError as exc:
+        raise ConfigError(f"server {target.host_header} is unreachable: {exc}") from None
+    finally:
+        conn.close()
+    if head.status == 404:
+        hint = (
+            " (vLLM serves it for a pooling model: vllm serve MODEL --runner pooling)" if not endpoint.streams else ""
+        )
+        raise ConfigError(f"server {target.host_header} has no {endpoint.path} (HTTP 404): it cannot serve "
+                          f"--endpoint {endpoint.name}{hint}")  # fmt: skip
+
+
 def reset_prefix_cache(target: Target, headers: dict[str, str]) -> bool:
     """``POST /reset_prefix_cache``; a clear warning when the server does not allow it."""
     conn = Connection(target, read_timeout=60.0)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up the real-vLLM tier: vLLM for CPU in its own venv, and a tiny random-weight Llama built offline.
-#   scripts/vllm_cpu.sh            -> .vllm-venv/ and .cache/tiny-llama/ (kept between local runs)
+# Set up the real-vLLM tier: vLLM for CPU in its own venv, a tiny random-weight Llama built offline, and two
+# random-weight LoRA adapters for it (rank 8).
+#   scripts/vllm_cpu.sh   -> .vllm-venv/, .cache/tiny-llama/, .cache/tiny-lora-{a,b}/ (kept between local runs)
 # Prints the python to start the server with; the tests (pytest -m vllm) call this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,4 +20,11 @@ if [ ! -f "$model/config.json" ]; then
   mkdir -p "$model"
   PYTHONPATH=. "$venv/bin/python" -m tools.tiny_llama "$model" --model >&2
 fi
+for name in a b; do
+  if [ ! -f ".cache/tiny-lora-$name/adapter_config.json" ]; then
+    echo "vllm_cpu: building the LoRA adapter .cache/tiny-lora-$name" >&2
+    seed=1; [ "$name" = b ] && seed=2
+    PYTHONPATH=. "$venv/bin/python" -m tools.tiny_llama ".cache/tiny-lora-$name" --lora "$model" --seed "$seed" >&2
+  fi
+done
 echo "$venv/bin/python"

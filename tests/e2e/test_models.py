@@ -49,6 +49,16 @@ def test_a_model_the_server_lacks_is_one_line_before_the_run(emulator_factory):
     assert "Traceback" not in run.output and emu.stats()["by_path"].get("/v1/chat/completions", 0) == 0
 
 
+@pytest.mark.timeout(60)
+def test_an_endpoint_the_server_lacks_is_one_line_before_the_run(emulator_factory):
+    emu = emulator_factory("--runner", "generate")  # as vLLM serving a generative model: no /v1/embeddings
+    run = run_locust("--headless", "-u", "1", "-n", "5", "-H", emu.url, "--endpoint", "embeddings", timeout=50)
+    assert run.returncode == 1, run.output[-2000:]
+    assert "has no /v1/embeddings (HTTP 404): it cannot serve --endpoint embeddings" in run.output
+    by_path = emu.stats()["by_path"]
+    assert "Traceback" not in run.output and (by_path["/v1/models"], by_path["/v1/embeddings"]) == (1, 1)
+
+
 @pytest.mark.timeout(120)
 def test_a_reasoning_models_answer_is_timed_against_the_emulators_truth(emulator_factory, tmp_path):
     emu = emulator_factory("--step-ms", "10", "--reasoning-tokens", "12")

