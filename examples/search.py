@@ -1,5 +1,6 @@
 """Search, then answer: each task embeds the question (``/v1/embeddings``), then asks for the answer through
-the Responses API (``/v1/responses``), as a retrieval service in front of vLLM does.
+the Responses API (``/v1/responses``) with the passage's figure attached (``images=``: URLs, data: URLs or
+image files), as a retrieval service in front of a vision model does.
 
     locust -f examples/search.py --headless -u 8 -r 8 -n 60 -H http://127.0.0.1:8000 --csv results/search
 
@@ -15,6 +16,7 @@ from locust import task  # first: gevent patches the standard library before any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the suite's packages
 
+from prompts.images import image_url
 from users.base import LLMUser
 from users.plugin import install
 
@@ -28,6 +30,9 @@ QUESTIONS = [
 ]
 
 
+FIGURE = image_url((42,), (64, 48), "jpeg")  # the passage's figure, one image for every answer
+
+
 class SearchUser(LLMUser):
     @task
     def search_then_answer(self) -> None:
@@ -35,4 +40,5 @@ class SearchUser(LLMUser):
         found = self.client.embed(question)
         if not found.success:
             return
-        self.client.respond(f"Using the closest passage, answer briefly: {question}", max_tokens=32)
+        self.client.respond(f"Using the closest passage and its figure, answer briefly: {question}", max_tokens=32,
+                            images=[FIGURE])  # fmt: skip

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import io
 import itertools
+import mimetypes
 import os
 import re
 from collections import deque
@@ -77,6 +78,26 @@ class ImageSet:
             return self._ready.popleft()
         except IndexError:
             return self._make()
+
+
+URL_SCHEMES = ("http://", "https://", "data:")
+
+
+def image_ref(ref: str, folder: str) -> str:
+    """A dataset's image as the request carries it: a URL as it is (the server fetches it), a file (its path
+    relative to ``folder``) read and encoded as a data: URL. ValueError with one line for a file not there."""
+    if ref.startswith(URL_SCHEMES):
+        return ref
+    path = os.path.join(folder, os.path.expanduser(ref))
+    kind = mimetypes.guess_type(path)[0] or ""
+    if not kind.startswith("image/"):
+        raise ValueError(f"image {ref!r} is neither a URL (http, https, data:) nor an image file by its name")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise ValueError(f"image {ref!r}: {exc.strerror or exc}") from None
+    return f"data:{kind};base64," + base64.b64encode(data).decode("ascii")
 
 
 def with_images(content: str, urls: list[str]) -> list[dict[str, object]]:

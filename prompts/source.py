@@ -18,6 +18,7 @@ class Prompt:
     max_tokens: int | None = None  # a dataset's own output length, when it has one
     unique_from: int | None = None  # tokens after which no other prompt of the run shares it (synthetic sets)
     ideal_cached: int | None = None  # a trace's: what an unbounded prefix cache would hold of it when it arrives
+    images: tuple[str, ...] | None = None  # a dataset's images for it (URLs, data: URLs); None: none given
 
 
 class PromptSource(Protocol):

@@ -78,3 +78,4 @@ def test_search_example_embeds_then_answers_through_the_responses_api(emulator_f
         r["ttft_s"] == "" and int(r["prompt_tokens"]) == truth[r["request_id"]]["prompt_tokens"] for r in embedded
     )
     assert all(int(r["output_tokens"]) == truth[r["request_id"]]["output_tokens"] for r in answered)
+    assert all(r["image_count"] == "1" for r in answered) and all(r["image_count"] == "" for r in embedded)

@@ -4,10 +4,13 @@ summary and a check per model; a name the server lacks is one line before the ru
 
 from __future__ import annotations
 
+import base64
+import json
 from collections import Counter
 
 import pytest
 
+from prompts.images import image_url
 from tests.e2e.test_sweep import report
 from tests.procs import read_rows, run_locust
 
@@ -149,6 +152,34 @@ def test_images_in_the_prompt_cost_their_tokens_and_shared_ones_hit_the_cache(em
     # distinct images: only the template's head is ever shared; shared images: a 200-token prefix after the first
     assert max(int(r["cached_tokens"]) for r in runs[False]) < 32
     assert sorted(int(r["cached_tokens"]) for r in runs[True])[10] >= 192
+
+
+@pytest.mark.timeout(120)
+def test_an_image_datasets_files_and_urls_go_with_their_prompts(emulator_factory, tmp_path):
+    emu = emulator_factory("--step-ms", "5", "--image-tokens", "100")
+    for name, key in (("a.png", 1), ("b.jpg", 2)):  # image files beside the dataset
+        url = image_url((key,), (32, 24), "png" if name.endswith("png") else "jpeg")
+        (tmp_path / name).write_bytes(base64.b64decode(url.split(",", 1)[1]))
+    parts = [{"type": "image_url", "image_url": {"url": "https://example.com/c.png"}}, {"type": "text", "text": "Say."}]
+    records = [{"prompt": "Say.", "images": []}, {"prompt": "Say.", "image": "a.png"},
+               {"prompt": "Say.", "images": ["a.png", "b.jpg"]}, {"messages": [{"role": "user", "content": parts}]}]  # fmt: skip
+    (tmp_path / "vision.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    prefix = tmp_path / "vision"
+    run = run_locust("--headless", "-u", "2", "-r", "2", "-n", "16", "-H", emu.url, "--max-tokens", "4",
+                     "--dataset", str(tmp_path / "vision.jsonl"), "--csv", str(prefix), "--only-summary")  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    rows = read_rows(prefix)
+    truth = {t["id"]: t for t in emu.truth() if t.get("id")}
+    assert len(rows) == 16 and all(r["success"] == "true" for r in rows)
+    assert Counter(r["image_count"] for r in rows) == {"0": 4, "1": 8, "2": 4}  # the URL's record is one of "1"
+    base = min(int(r["prompt_tokens"]) for r in rows)
+    for r in rows:  # the same text, and each image's 100 tokens on top, as the server counted them
+        assert int(r["prompt_tokens"]) == truth[r["request_id"]]["prompt_tokens"] == base + 100 * int(r["image_count"])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"prompt": "Say.", "images": ["nope.png"]}))
+    refused = run_locust("--headless", "-u", "1", "-n", "2", "-H", emu.url, "--dataset", str(bad), timeout=50)
+    assert refused.returncode == 1 and "Traceback" not in refused.output
+    assert f"--dataset {bad}: image 'nope.png': No such file or directory" in refused.output
 
 
 @pytest.mark.timeout(60)

@@ -151,6 +151,8 @@ def test_dataset_formats(tmp_path):
         ('{"x": 1}\n', "no usable prompts"),
         ('{"prompt": "a"}\nnot json\n', "line 2 is not valid JSON"),
         ("[1, 2", "not valid JSON"),
+        ('{"prompt": "a", "images": [1]}', "images must be a list of image paths or URLs"),
+        ('{"prompt": "a", "images": ["notes.txt"]}', "neither a URL .* nor an image file by its name"),
     ],
 )
 def test_dataset_errors(tmp_path, content, message):
@@ -159,6 +161,24 @@ def test_dataset_errors(tmp_path, content, message):
         path.write_text(content)
     with pytest.raises(PromptError, match=message):
         load_dataset(str(path))
+
+
+def test_dataset_images_files_read_once_urls_as_they_are_and_every_prompt_counted(tmp_path):
+    (tmp_path / "a.png").write_bytes(b"\x89PNG fake")
+    parts = [{"type": "text", "text": "two"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,QQ=="}},
+             {"type": "text", "text": "parts"}]  # fmt: skip
+    lines = [{"prompt": "plain"}, {"prompt": "file", "images": ["a.png", "http://h/x.jpg"]},
+             {"messages": [{"role": "user", "content": parts}], "image": "a.png"}]  # fmt: skip
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(x) for x in lines))
+    prompts = load_dataset(str(tmp_path / "d.jsonl"))
+    a = "data:image/png;base64,iVBORyBmYWtl"
+    assert [(p.content, p.images) for p in prompts] == [
+        ("plain", ()),
+        ("file", (a, "http://h/x.jpg")),
+        ("two\nparts", ("data:image/png;base64,QQ==", a)),
+    ]
+    (tmp_path / "t.jsonl").write_text(json.dumps({"prompt": "text only"}))
+    assert load_dataset(str(tmp_path / "t.jsonl"))[0].images is None  # no images in the file: none counted
 
 
 def test_a_fitted_body_is_reused_so_each_further_prompt_costs_one_count():

@@ -7,8 +7,9 @@ class: the ``-n`` budget, the model, the host, requests in flight, cancellation 
 from __future__ import annotations
 
 import logging
+import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import gevent
 from gevent import GreenletExit
@@ -19,7 +20,7 @@ from llmclient.http import Target
 from llmclient.measure import RequestRecord
 from llmclient.stream import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, Endpoint, Input, Messages, build_body
 from llmclient.transports import SocketTransport, Transport
-from prompts.images import with_images
+from prompts.images import image_ref, with_images
 from prompts.source import Prompt
 from users.services.run import LLMRun
 from users.settings.context import RunContext
@@ -62,16 +63,18 @@ class LLMClient:
         max_tokens: int | None = None,
         *,
         collect_text: bool = True,
+        images: Sequence[str] | None = None,
         **extra_body: object,
     ) -> RequestRecord:
         """A streaming ``/v1/chat/completions`` request (a string is one user message).
 
-        ``max_tokens`` defaults to ``--max-tokens``; ``extra_body`` goes into the request's JSON
+        ``max_tokens`` defaults to ``--max-tokens``; ``images`` (URLs, data: URLs or image files) go
+        before a string's text, in place of ``--images``'; ``extra_body`` goes into the request's JSON
         as it is (``tools=...``, ``temperature=...``, ``model=...``). Returns the record:
         ``text``, ``usage``, ``finish_reason``, ``ttft_s``, ``e2e_s``, ``success``, ``error``.
         Raises StopUser when the run's ``-n`` is spent.
         """
-        return self.request(CHAT, messages, max_tokens, extra_body, collect_text)
+        return self.request(CHAT, messages, max_tokens, extra_body, collect_text, images=images)
 
     def completion(
         self, prompt: str, max_tokens: int | None = None, *, collect_text: bool = True, **extra_body: object
@@ -80,11 +83,17 @@ class LLMClient:
         return self.request(COMPLETIONS, prompt, max_tokens, extra_body, collect_text)
 
     def respond(
-        self, input: str | Messages, max_tokens: int | None = None, *, collect_text: bool = True, **extra_body: object
+        self,
+        input: str | Messages,
+        max_tokens: int | None = None,
+        *,
+        collect_text: bool = True,
+        images: Sequence[str] | None = None,
+        **extra_body: object,
     ) -> RequestRecord:
         """A streaming ``/v1/responses`` request (``input``: a string or messages; ``max_tokens`` is its
-        ``max_output_tokens``); measured and recorded as ``chat``."""
-        return self.request(RESPONSES, input, max_tokens, extra_body, collect_text)
+        ``max_output_tokens``); measured and recorded as ``chat``, ``images`` too."""
+        return self.request(RESPONSES, input, max_tokens, extra_body, collect_text, images=images)
 
     def embed(self, input: str | list[str], **extra_body: object) -> RequestRecord:
         """An ``/v1/embeddings`` request: one JSON answer, its latency ``e2e_s``, the tokens embedded
@@ -97,7 +106,8 @@ class LLMClient:
         rec.unique_from = prompt.unique_from
         if prompt.ideal_cached is not None:
             rec.ideal_cached_tokens = prompt.ideal_cached
-        return self.request(self.run.context.endpoint, prompt.content, prompt.max_tokens, {}, False, rec)
+        return self.request(self.run.context.endpoint, prompt.content, prompt.max_tokens, {}, False, rec,
+                            images=prompt.images)  # fmt: skip
 
     def request(
         self,
@@ -107,8 +117,10 @@ class LLMClient:
         extra_body: Mapping[str, object],
         collect_text: bool,
         record: RequestRecord | None = None,
+        images: Sequence[str] | None = None,
     ) -> RequestRecord:
-        """Send one request and record it. ``record`` may come with the open loop's fields filled in."""
+        """Send one request and record it. ``record`` may come with the open loop's fields filled in;
+        ``images`` (URLs) go before a text prompt's text, else ``--images``' do."""
         run = self.run
         context = run.context
         if not context.budget.take():
@@ -118,9 +130,8 @@ class LLMClient:
         counted = False
         try:
             try:
-                body = self._body(endpoint, prompt, max_tokens, extra_body)
+                body, rec.image_count = self._body(endpoint, prompt, max_tokens, extra_body, images)
                 rec.model = str(body.get("model") or "")
-                rec.image_count = context.images.count if context.images is not None and endpoint.messages else None
             except ConfigError as exc:
                 rec.start_time, rec.error = time.time(), str(exc)
                 run.recorder.record(rec, endpoint, time.perf_counter() - started)
@@ -146,17 +157,24 @@ class LLMClient:
             if not counted:
                 context.budget.finish()
 
-    def _body(self, endpoint: Endpoint, prompt: Input, max_tokens: int | None,
-              extra_body: Mapping[str, object]) -> dict[str, object]:  # fmt: skip
-        """The request's JSON (raises ConfigError when the model cannot be known)."""
+    def _body(self, endpoint: Endpoint, prompt: Input, max_tokens: int | None, extra_body: Mapping[str, object],
+              images: Sequence[str] | None) -> tuple[dict[str, object], int | None]:  # fmt: skip
+        """The request's JSON and the images in it (None: the run has none); raises ConfigError when the
+        model cannot be known."""
         context = self.run.context
         settings = context.settings
         model = str(extra_body.get("model") or context.next_model(self.host))
-        if context.images is not None and endpoint.messages and isinstance(prompt, str):  # --images: before the text
-            message: dict[str, object] = {"role": "user", "content": with_images(prompt, context.next_images())}
-            prompt = [message]
-        return build_body(endpoint, model, prompt, max_tokens or settings.max_tokens, ignore_eos=settings.ignores_eos,
+        count = None
+        if endpoint.messages and isinstance(prompt, str):  # images go before the text
+            urls = _urls(images) if images is not None else context.next_images() if context.images else None
+            if urls is not None:
+                count = len(urls)
+            if urls:
+                message: dict[str, object] = {"role": "user", "content": with_images(prompt, urls)}
+                prompt = [message]
+        body = build_body(endpoint, model, prompt, max_tokens or settings.max_tokens, ignore_eos=settings.ignores_eos,
                           temperature=settings.temperature, extra_body=extra_body)  # fmt: skip
+        return body, count
 
     def _send(
         self, endpoint: Endpoint, body: dict[str, object], rec: RequestRecord, collect_text: bool, started: float
@@ -189,3 +207,11 @@ def socket_transport(context: RunContext, host: str) -> SocketTransport:
         reactor=context.reactor,
         pacer=context.pacer,
     )
+
+
+def _urls(images: Sequence[str]) -> list[str]:
+    """Images as a request carries them: URLs as they are, files read (ConfigError for one that cannot be)."""
+    try:
+        return [image_ref(ref, os.getcwd()) for ref in images]
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
