@@ -60,7 +60,7 @@ def start_from_form(p, exe: str, base: str, users: int, custom: dict[str, str] |
 
 def llm_tab_row(page, label: str):
     """The LLM tab's row of one figure, once it shows."""
-    page.get_by_role("tab", name="LLM").click()
+    page.get_by_role("tab", name="LLM", exact=True).click()
     row = page.get_by_role("row").filter(has_text=label)
     row.wait_for(timeout=20_000)
     return row
@@ -122,6 +122,11 @@ def test_llm_tab_shows_live_figures_in_a_real_browser(web_locust, tmp_path):
             time.sleep(0.5)
         assert re.search(r"server \(ms\)\s+-?\d+\.\d\d", gap.inner_text()), gap.inner_text()
         page.screenshot(path=str(ARTIFACTS / "web_ui_llm_tab.png"), full_page=True)
+        page.get_by_role("tab", name="LLM by model").click()  # a row per model: here the one the server serves
+        model_row = page.get_by_role("row").filter(has_text="emulated-llama")
+        model_row.wait_for(timeout=20_000)
+        assert re.search(r"emulated-llama\s+\d+\s+\d+\s+\d+\.\d\d\s+", model_row.inner_text()), model_row.inner_text()
+        page.screenshot(path=str(ARTIFACTS / "web_ui_llm_models_tab.png"))
         html = page.content()
         assert KEY not in html
         page.goto(base + "/llm")
@@ -186,10 +191,11 @@ def test_web_login_without_credentials_is_a_clear_error():
 
 @pytest.mark.timeout(120)
 def test_llm_stats_at_a_distributed_master(emulator_factory, tmp_path):
-    emu = emulator_factory("--step-ms", "20")
+    emu = emulator_factory("--step-ms", "20", "--lora-modules", "sql-lora")
     master, mout, master_port = start_master("--expect-workers", "2", "--web-host", "127.0.0.1", "--web-port", "0",
                                              "--autostart", "-u", "8", "-r", "8", "-H", emu.url, "--max-tokens", "32",
-                                             "--input-tokens", "64", "--metrics-interval", "1")  # fmt: skip
+                                             "--input-tokens", "64", "--metrics-interval", "1",
+                                             "--model", "emulated-llama,sql-lora")  # fmt: skip
     workers = [start_locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port))
                for _ in range(2)]  # fmt: skip
     try:
@@ -197,15 +203,21 @@ def test_llm_stats_at_a_distributed_master(emulator_factory, tmp_path):
         url = f"http://127.0.0.1:{web}/llm/stats"
         wait_http(url)
         deadline = time.monotonic() + 40
-        cur: dict = {}
+        stats: dict = {"current": {}}
         while time.monotonic() < deadline:
-            cur = json.loads(urllib.request.urlopen(url, timeout=5).read())["current"]
+            stats = json.loads(urllib.request.urlopen(url, timeout=5).read())
+            cur = stats["current"]
             if cur.get("completed", 0) > 10 and cur.get("in_flight", 0) > 0:
                 break
             time.sleep(1)
         # rows and in-flight counts from both workers reach the master's figures
+        cur, models = stats["current"], stats["models"]
         assert cur["completed"] > 10 and cur["in_flight"] > 0 and cur["median_ttft_ms"] > 0, cur
         assert cur["num_requests_running"] is not None  # the master scrapes the server
+        # and each model's: the rows say which model they asked for (the same snapshot: the counts add up)
+        assert set(models) == {"emulated-llama", "sql-lora"}, models
+        assert sum(m["completed"] for m in models.values()) == cur["completed"]
+        assert all(m["completed"] > 0 and m["median_ttft_ms"] > 0 for m in models.values()), models
     finally:
         terminate_all([(master, mout), *workers])
     assert "Traceback" not in mout.text, mout.text[-3000:]

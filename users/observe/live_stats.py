@@ -77,6 +77,38 @@ def _pcts(values: np.ndarray, qs: list[float]) -> list[float | None]:
     return [float(v) for v in np.percentile(values, qs)] if values.size else [None] * len(qs)
 
 
+def window_figures(window: Window, span: float) -> dict[str, float | None]:
+    """A window's latency and throughput figures (the report's names), over ``span`` seconds."""
+    _, ttft, tpot, tps, tokens, success = window.arrays()
+    ok = success != 0
+    ttft, tpot, tps = (col[ok & ~np.isnan(col)] for col in (ttft * 1000, tpot * 1000, tps))
+    n_ok = int(np.count_nonzero(ok))
+    ttft_median, ttft_p90, ttft_p99 = _pcts(ttft, [50, 90, 99])
+    return {
+        "median_ttft_ms": ttft_median,
+        "p90_ttft_ms": ttft_p90,
+        "p99_ttft_ms": ttft_p99,
+        "median_tpot_ms": _pcts(tpot, [50])[0],
+        "mean_decode_tps": float(tps.mean()) if tps.size else None,
+        "output_tokens_per_s": float(tokens[ok].sum()) / span,
+        "requests_per_s": n_ok / span,
+        "errors_per_s": (len(window) - n_ok) / span,
+    }
+
+
+class ModelStats:
+    """One model's (or LoRA adapter's) finished requests: its window, and its counts since the start."""
+
+    def __init__(self) -> None:
+        self.window = Window()
+        self.completed = self.errors = self.prompt_tokens = self.cached_tokens = 0
+
+    def figures(self, span: float) -> dict[str, float | None]:
+        hit_rate = self.cached_tokens / self.prompt_tokens if self.prompt_tokens else None
+        return {"completed": self.completed, "errors": self.errors, **window_figures(self.window, span),
+                "usage_prefix_cache_hit_rate": hit_rate}  # fmt: skip
+
+
 class LiveStats:
     def __init__(self, window_s: float = 10.0, history_points: int = 600) -> None:
         self.window_s = window_s
@@ -96,6 +128,8 @@ class LiveStats:
         self.ttft_sum = 0.0  # the run's successful requests' TTFT, for the mean against the server's
         self.ttft_count = 0
         self.started = time.time()
+        self._models: dict[str, ModelStats] = {}
+        self.models: dict[str, dict[str, float | None]] = {}  # each model's figures at the last snapshot
 
     def observe(self, finished: Finished) -> None:
         """A finished request: this process's, or one a worker shipped (at the master)."""
@@ -106,8 +140,25 @@ class LiveStats:
             self.warm_cache += 1
         if f.cancelled:
             return
-        self._window.add(f.end_time, _or_nan(f.ttft_s), _or_nan(f.tpot_s), _or_nan(f.decode_tps), f.output_tokens or 0,
-                         f.success)  # fmt: skip
+        values = (
+            f.end_time,
+            _or_nan(f.ttft_s),
+            _or_nan(f.tpot_s),
+            _or_nan(f.decode_tps),
+            f.output_tokens or 0,
+            f.success,
+        )
+        self._window.add(*values)
+        if f.model:
+            model = self._models.get(f.model) or self._models.setdefault(f.model, ModelStats())
+            model.window.add(*values)
+            if f.success:
+                model.completed += 1
+                if f.prompt_tokens is not None and f.cached_tokens is not None:
+                    model.prompt_tokens += f.prompt_tokens
+                    model.cached_tokens += f.cached_tokens
+            else:
+                model.errors += 1
         if f.success:
             self.completed += 1
             if f.ttft_s is not None:
@@ -134,27 +185,19 @@ class LiveStats:
         self.levels.clear()
         self.current_level = None
         self.started = time.time()
+        self._models.clear()
+        self.models = {}
 
     def snapshot(self, now: float | None = None) -> dict:
         """Figures over the last ``window_s`` seconds, appended to the history."""
         now = now or time.time()
-        self._window.drop_before(now - self.window_s)
-        _, ttft, tpot, tps, tokens, success = self._window.arrays()
-        ok = success != 0
-        ttft, tpot, tps = (col[ok & ~np.isnan(col)] for col in (ttft * 1000, tpot * 1000, tps))
-        n_ok = int(np.count_nonzero(ok))
         span = min(self.window_s, max(now - self.started, 1e-9))
-        ttft_median, ttft_p90, ttft_p99 = _pcts(ttft, [50, 90, 99])
+        for window in (self._window, *(model.window for model in self._models.values())):
+            window.drop_before(now - self.window_s)
+        self.models = {name: model.figures(span) for name, model in sorted(self._models.items())}
         point = {
             "time": now,
-            "median_ttft_ms": ttft_median,
-            "p90_ttft_ms": ttft_p90,
-            "p99_ttft_ms": ttft_p99,
-            "median_tpot_ms": _pcts(tpot, [50])[0],
-            "mean_decode_tps": float(tps.mean()) if tps.size else None,
-            "output_tokens_per_s": float(tokens[ok].sum()) / span,
-            "requests_per_s": n_ok / span,
-            "errors_per_s": (len(self._window) - n_ok) / span,
+            **window_figures(self._window, span),
             "in_flight": self.in_flight,
             "queued": self.queued,
             "requested_rate": self._rate_in_window(self._scheduled, now),
@@ -254,6 +297,24 @@ def charts() -> list[tuple[str, list[str]]]:
             groups.setdefault(figure.chart, []).append(figure.key)
     titles = {"SERVER_TTFT": "TTFT mean since the start (ms): client, server, its queue and prefill"}
     return [(titles.get(chart, chart), keys) for chart, keys in groups.items()]
+
+
+MODEL_COLUMNS: tuple[Figure, ...] = (  # the "LLM by model" tab's columns, each model's figures
+    Figure("completed", "Completed", "{:.0f}"),
+    Figure("errors", "Errors", "{:.0f}"),
+    Figure("requests_per_s", "Requests/s", "{:.2f}"),
+    Figure("median_ttft_ms", "TTFT median (ms)", "{:.1f}"),
+    Figure("p99_ttft_ms", "TTFT p99 (ms)", "{:.1f}"),
+    Figure("median_tpot_ms", "TPOT median (ms)", "{:.2f}"),
+    Figure("output_tokens_per_s", "Output tokens/s", "{:.0f}"),
+    Figure("usage_prefix_cache_hit_rate", "Prefix-cache hit rate (usage, since the start)", "{:.1%}"),
+)
+
+
+def model_rows(stats: LiveStats) -> list[dict[str, str]]:
+    """A row per model: its figures over the last window (counts and hit rate since the start)."""
+    return [{"model": name, **{c.key: c.fmt.format(v) if (v := figures.get(c.key)) is not None else "–"
+                               for c in MODEL_COLUMNS}} for name, figures in stats.models.items()]  # fmt: skip
 
 
 def table_rows(stats: LiveStats) -> list[dict[str, str]]:

@@ -3,7 +3,7 @@
 Uses Locust's own extension mechanism for its React UI: ``extended_tabs`` and
 ``extended_tables`` in the template arguments, and ``extended_stats`` added to
 the ``/stats/requests`` poll. The tab's table shows each figure now and, as a
-sparkline, over time; ``/llm`` draws full charts; ``/metrics`` has the Prometheus
+sparkline, over time; the "LLM by model" tab a row per model (``--model``'s mix); ``/llm`` draws full charts; ``/metrics`` has the Prometheus
 figures (``users/observe/prometheus_export.py``). Every route honours
 ``--web-login`` and ``--web-base-path``. Nothing here ever shows the API key.
 """
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Response, jsonify, request, send_file
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from users.observe.live_stats import LiveStats, charts, table_rows, with_legacy_keys
+from users.observe.live_stats import MODEL_COLUMNS, LiveStats, charts, model_rows, table_rows, with_legacy_keys
 from users.observe.prometheus_export import Exporter
 from users.observe.request_log import RequestLog
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from locust.env import Environment
 
 TAB_KEY = "llm"
+MODELS_TAB_KEY = "llm_models"
 
 
 NO_CSV = "no per-request CSV yet (start Locust with --csv PREFIX)\n"
@@ -48,18 +49,25 @@ def install(environment: Environment, live: LiveStats, request_log: RequestLog, 
     def add_llm_tab_rows(response: Response) -> Response:
         if request.path.endswith("/stats/requests") and response.is_json and response.status_code == 200:
             data = response.get_json()
-            data["extended_stats"] = [{"key": TAB_KEY, "data": table_rows(live)}]
+            data["extended_stats"] = [{"key": TAB_KEY, "data": table_rows(live)},
+                                      {"key": MODELS_TAB_KEY, "data": model_rows(live)}]  # fmt: skip
             response.set_data(json.dumps(data))
         return response
 
 
 def add_tab(template_args: dict[str, Any], base: str, csv_prefix: str | None) -> None:
     """The LLM tab and its links, through Locust's template arguments."""
-    template_args["extended_tabs"] = [{"title": "LLM", "key": TAB_KEY}]
+    template_args["extended_tabs"] = [
+        {"title": "LLM", "key": TAB_KEY},
+        {"title": "LLM by model", "key": MODELS_TAB_KEY},
+    ]
     template_args["extended_tables"] = [{
         "key": TAB_KEY,
         "structure": [{"key": "metric", "title": "Figure"}, {"key": "now", "title": "Now (last 10 s)"},
                       {"key": "trend", "title": "Over time"}],
+    }, {
+        "key": MODELS_TAB_KEY,
+        "structure": [{"key": "model", "title": "Model"}, *({"key": c.key, "title": c.label} for c in MODEL_COLUMNS)],
     }]  # fmt: skip
     links = [
         {"href": f"{base}/llm", "title": "LLM live charts"},
@@ -106,6 +114,7 @@ class Routes:
             "history": [with_legacy_keys(point) for point in live.history],
             "levels": [with_legacy_keys(level) for level in live.levels],
             "current_level": live.current_level,
+            "models": live.models,
         })  # fmt: skip
 
     def metrics(self) -> WerkzeugResponse:
