@@ -109,6 +109,14 @@ def test_an_embeddings_run_has_exact_rows_and_its_latency_is_the_emulators(emula
     assert summary["mean_e2el_ms"] == pytest.approx(true_mean, abs=5.0)
     assert summary["mean_ttft_ms"] is None and summary["total_input_tokens"] == 60 * 200
     assert "no token streams back" in (tmp_path / "embed_report.html").read_text()
+    batched = run_locust("--headless", "-u", "2", "-r", "2", "-n", "10", "-H", emu.url, "--endpoint", "embeddings",
+                         "--input-tokens", "200", "--embed-batch", "4", "--csv", str(tmp_path / "batch"),
+                         "--only-summary")  # fmt: skip
+    assert batched.returncode == 0, batched.output[-3000:]
+    rows = read_rows(tmp_path / "batch")  # -n counts requests, each embedding four prompts
+    truth = {t["id"]: t for t in emu.truth() if t.get("id")}
+    assert len(rows) == 10 and all(int(r["prompt_tokens"]) == truth[r["request_id"]]["prompt_tokens"] == 800
+                                   for r in rows)  # fmt: skip
 
 
 @pytest.mark.timeout(120)

@@ -106,7 +106,11 @@ class LLMClient:
         rec.unique_from = prompt.unique_from
         if prompt.ideal_cached is not None:
             rec.ideal_cached_tokens = prompt.ideal_cached
-        return self.request(self.run.context.endpoint, prompt.content, prompt.max_tokens, {}, False, rec,
+        endpoint, batch = self.run.context.endpoint, self.run.context.settings.embed_batch
+        if endpoint is EMBEDDINGS and batch > 1:  # --embed-batch: the run's next prompts in one input list
+            more = [self.run.prompts.next_prompt().content for _ in range(batch - 1)]
+            return self.request(endpoint, [prompt.content, *more], None, {}, False, rec)
+        return self.request(endpoint, prompt.content, prompt.max_tokens, {}, False, rec,
                             images=prompt.images)  # fmt: skip
 
     def request(

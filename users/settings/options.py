@@ -166,6 +166,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("image_share", ("--image-share",), "flag", False,
            "The same --images in every request (the server's multimodal and prefix caches can help), not new "
            "ones each (distinct images cost the client CPU: about 25 ms per 512x512 jpeg)"),
+    Option("embed_batch", ("--embed-batch",), "int", 1,
+           "--endpoint embeddings: the prompts each request embeds (its input list; -n counts requests)",
+           check=at_least(1, "--embed-batch")),
     Option("tokenizer", ("--tokenizer",), "str", "",
            "The served model's tokenizer (local folder or HF cache) to size prompts (default: server /tokenize)"),
     Option("warmup", ("--warmup",), "int", 0,
@@ -276,7 +279,7 @@ GROUPS: dict[str, tuple[str, ...]] = {  # --help's titled groups, each option in
     "LLM prompts: what each request asks": (
         "max_tokens", "input_tokens", "input_tokens_stddev", "ignore_eos", "temperature", "prefix_tokens",
         "prefix_groups", "dataset", "turns", "turn_tokens", "tokenizer", "warmup", "images", "image_size",
-        "image_format", "image_share"),
+        "image_format", "image_share", "embed_batch"),
     "LLM server: where requests go": (
         "model", "endpoint", "api_key", "stream_timeout", "request_timeout", "ca_bundle", "insecure",
         "reset_prefix_cache", "host_strategy", "metrics_url", "metrics_interval"),
@@ -401,6 +404,7 @@ class Settings:
     image_size: str
     image_format: str
     image_share: bool
+    embed_batch: int
     tokenizer: str
     warmup: int
     reset_prefix_cache: bool
@@ -572,6 +576,8 @@ def _check_endpoint(values: dict[str, Any]) -> None:
     if values["images"] and values["endpoint"] not in ("chat", "responses"):
         raise ConfigError(f"--images needs --endpoint chat or responses (images are message parts), not "
                           f"{values['endpoint']}")  # fmt: skip
+    if values["embed_batch"] > 1 and values["endpoint"] != "embeddings":
+        raise ConfigError("--embed-batch needs --endpoint embeddings (only an embeddings request takes a list)")
     if values["turns"] > 1 and values["endpoint"] != "chat":
         raise ConfigError("--turns needs --endpoint chat (conversations are chat messages)")
 

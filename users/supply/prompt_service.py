@@ -78,7 +78,8 @@ class PromptService:
         if isinstance(source, DatasetPrompts | TracePrompts):  # nothing to build ahead
             self.source = source
         else:
-            n = self.context.settings.num_requests
+            s = self.context.settings
+            n = s.num_requests * s.embed_batch if s.num_requests else None
             # no process issues more than -n requests (a worker's share is at most the global total)
             pool = PromptPool(source, min(n, PREBUILD_MAX) if n else 256, total=n)
             started = time.perf_counter()
