@@ -36,6 +36,7 @@ _REASONS = {
 }
 
 GENERATE_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/responses")  # served unless --runner pooling
+POST_PATHS = (*GENERATE_PATHS, "/v1/embeddings", "/tokenize", "/reset_prefix_cache")  # other methods: 405
 
 OUTPUT_WORDS = [
     f" {w}".encode()
@@ -92,12 +93,16 @@ class App:
     # -- routing ---------------------------------------------------------------
     def handle(self, conn: Connection, method: str, path: str, headers: dict[str, str], body: bytes) -> None:
         path = path.split("?", 1)[0]
-        self.by_path[path] = self.by_path.get(path, 0) + 1
+        wrong_method = path in POST_PATHS and method != "POST"  # counted apart: "GET /v1/chat/completions"
+        key = f"{method} {path}" if wrong_method else path
+        self.by_path[key] = self.by_path.get(key, 0) + 1
         if self.cfg.api_key and path.startswith("/v1/"):
             if headers.get("authorization") != f"Bearer {self.cfg.api_key}":
                 conn.respond_json(401, {"error": "Unauthorized"})
                 return
-        if path == "/health":
+        if wrong_method and self._serves(path):
+            conn.respond_json(405, {"detail": "Method Not Allowed"})  # as vLLM (FastAPI) answers
+        elif path == "/health":
             conn.respond(200, b"", "application/json")
         elif path == "/v1/models":
             conn.respond_json(200, self._models())
@@ -134,6 +139,14 @@ class App:
             )
         else:
             conn.respond_json(404, {"detail": "Not Found"})
+
+    def _serves(self, path: str) -> bool:
+        """The route is there (for some method): --runner pooling has no generation, generate no embeddings."""
+        if path in GENERATE_PATHS:
+            return self.cfg.runner != "pooling"
+        if path == "/v1/embeddings":
+            return self.cfg.runner != "generate"
+        return path != "/tokenize" or self.cfg.tokenize
 
     def _models(self) -> dict[str, Any]:
         """The base model, then each LoRA adapter with the base as its parent, as vLLM lists them."""

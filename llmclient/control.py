@@ -62,12 +62,11 @@ def resolve_model(target: Target, api_key: str | None, wanted: str) -> str:
 
 
 def check_endpoint(target: Target, api_key: str | None, endpoint: Endpoint, timeout: float = 10.0) -> None:
-    """That the server has ``endpoint``'s route: ``POST`` of an empty object, which a route it has refuses
-    as invalid (400 or 422) before any model runs, and one it lacks answers 404 (ConfigError then)."""
+    """That the server has ``endpoint``'s route: a ``GET`` of it, which a route it has refuses as the wrong
+    method (405), and one it lacks answers 404 (ConfigError then). Nothing runs on the server."""
     conn = Connection(target, connect_timeout=timeout, read_timeout=timeout)
     try:
-        head, _ = request(conn, "POST", endpoint.path, b"{}",
-                          {"Content-Type": "application/json", **auth_headers(api_key)})  # fmt: skip
+        head, _ = request(conn, "GET", endpoint.path, headers=auth_headers(api_key))
     except TransportError as exc:
         raise ConfigError(f"server {target.host_header} is unreachable: {exc}") from None
     finally:

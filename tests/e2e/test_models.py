@@ -59,7 +59,8 @@ def test_an_endpoint_the_server_lacks_is_one_line_before_the_run(emulator_factor
     assert run.returncode == 1, run.output[-2000:]
     assert "has no /v1/embeddings (HTTP 404): it cannot serve --endpoint embeddings" in run.output
     by_path = emu.stats()["by_path"]
-    assert "Traceback" not in run.output and (by_path["/v1/models"], by_path["/v1/embeddings"]) == (1, 1)
+    assert "Traceback" not in run.output and (by_path["/v1/models"], by_path["GET /v1/embeddings"]) == (1, 1)
+    assert "/v1/embeddings" not in by_path  # asked with a GET (404 here, 405 where the route is): nothing sent
 
 
 @pytest.mark.timeout(120)

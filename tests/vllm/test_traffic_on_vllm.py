@@ -73,3 +73,10 @@ def test_embeddings_on_a_vllm_pooling_model_and_chat_refused_before_the_run(pool
     chat = run_locust("--headless", "-u", "1", "-n", "2", "-H", pooling_server.url, timeout=60)
     assert chat.returncode == 1 and "Traceback" not in chat.output
     assert "has no /v1/chat/completions (HTTP 404): it cannot serve --endpoint chat" in chat.output
+
+
+@pytest.mark.timeout(120)
+def test_embeddings_against_a_generative_vllm_are_refused_before_the_run(vllm_server):
+    run = run_locust("--headless", "-u", "1", "-n", "2", "-H", vllm_server.url, "--endpoint", "embeddings", timeout=60)
+    assert run.returncode == 1 and "Traceback" not in run.output
+    assert "has no /v1/embeddings (HTTP 404): it cannot serve --endpoint embeddings" in run.output
