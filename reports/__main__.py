@@ -55,6 +55,8 @@ def charts_of(run: RunData, summary: dict) -> list[str]:
             out.append(charts.latency_throughput({run.name: summary}, f"{p}_latency_throughput.png"))
     if run.server is not None and len(run.server) >= 2:
         out.append(charts.server_metrics(run.server, f"{p}_server_metrics.png"))
+    if run.telemetry is not None and not run.telemetry.empty and rows is not None and not rows.empty:
+        out.append(charts.gpu_power(run.telemetry, rows, f"{p}_gpu_power.png"))
     return out
 
 

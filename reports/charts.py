@@ -164,6 +164,26 @@ def server_metrics(server: pd.DataFrame, path: str) -> str:
     return _save(fig, path)
 
 
+def gpu_power(telemetry: pd.DataFrame, rows: pd.DataFrame, path: str) -> str:
+    """The GPUs' power over the run (each exporter, and their sum) above the output tokens per second."""
+    t0 = float(rows["start_time"].min()) if not rows.empty else float(telemetry["time"].min())
+    fig, axes = plt.subplots(2, 1, figsize=(12, 7), sharex=True)
+    for url, one in telemetry.sort_values("time").groupby("url", sort=True):
+        axes[0].plot(one["time"] - t0, one["gpu_power_w"], marker=".", label=str(url))
+    axes[0].set_ylabel("GPU power (W, the exporter's GPUs)")
+    axes[0].set_title("GPU power (--telemetry-url)")
+    axes[0].legend(loc="upper left", fontsize=8)
+    ok = rows[rows["success"]] if "success" in rows else rows
+    if not ok.empty:
+        ends = ok["start_time"] + ok["e2e_s"].fillna(0.0) - t0
+        per_s = ok.groupby(np.floor(ends))["output_tokens"].sum()
+        axes[1].bar(per_s.index + 0.5, per_s.to_numpy(), width=1.0, color="#2ca02c")
+    axes[1].set_ylabel("output tokens/s (by completion)")
+    axes[1].set_xlabel("time since the first request (s)")
+    axes[1].set_title("Throughput")
+    return _save(fig, path)
+
+
 def cache_hit_vs_miss(rows: pd.DataFrame, path: str) -> str:
     """TTFT of requests that hit the prefix cache against those that missed."""
     ok = rows[rows["success"]]

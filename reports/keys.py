@@ -70,6 +70,13 @@ FIGURES: dict[str, str] = {
     "measured_prefix_cache_hit_rate": "trace replay: the hit rate the server reached",
     "prefix_cache_efficiency": "trace replay: measured over ideal hit rate",
     "server_prefix_cache_efficiency": "trace replay: the server's own hit rate over the ideal",
+    "energy_j": "--telemetry-url: the GPUs' energy over duration_s, J (energy_j_bounds: integrated power's bracket)",
+    "mean_gpu_power_w": "--telemetry-url: energy_j over duration_s, W (all the exporters' GPUs together)",
+    "gpu_utilization": "--telemetry-url: the GPUs' mean utilization over the run, 0 to 1",
+    "joules_per_output_token": "--telemetry-url: energy_j per output token",
+    "run_cost_usd": "--gpu-hour-cost with --gpus: the GPUs' hours over duration_s at that price",
+    "usd_per_million_output_tokens": "--gpu-hour-cost: run_cost_usd per million output tokens",
+    "usd_per_million_total_tokens": "--gpu-hour-cost: run_cost_usd per million prompt and output tokens",
 }
 for _lat, _what in {**LATENCIES, **REASONING_LATENCIES, **OPEN_LOOP_LATENCIES}.items():
     for _stat, _how in STATS.items():

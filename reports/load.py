@@ -48,6 +48,7 @@ class RunData:
     client_cpu: dict = field(default_factory=dict)  # the CPU guard's verdict (_client_cpu.json)
     calibration: dict = field(default_factory=dict)  # the client's floor (--calibrate: _calibration.json)
     replicas: list[Replica] = field(default_factory=list)  # several replicas' /metrics, each apart
+    telemetry: pd.DataFrame | None = None  # the GPU exporters' scrapes (--telemetry-url: _gpu_telemetry.csv)
 
     @property
     def name(self) -> str:
@@ -160,6 +161,11 @@ def load_run(prefix: str) -> RunData:
     listed = f"{prefix}_replicas.json"
     if os.path.exists(listed):
         run.replicas = load_replicas(prefix, listed)
+    telemetry_path = f"{prefix}_gpu_telemetry.csv"
+    if os.path.exists(telemetry_path):
+        run.telemetry = _read(telemetry_path, ["time", "url", "gpu_power_w", "gpu_energy_j", "gpu_utilization"])
+        for col in ("time", "gpu_power_w", "gpu_energy_j", "gpu_utilization"):
+            run.telemetry[col] = pd.to_numeric(run.telemetry[col], errors="coerce")
     run.config = _json(f"{prefix}_config.json")
     run.client_cpu = _json(f"{prefix}_client_cpu.json")
     run.calibration = _json(f"{prefix}_calibration.json")

@@ -10,6 +10,7 @@ import sys
 import pandas as pd
 
 from llmclient.cpu import BOTTLENECK
+from reports.energy import cost_figures, energy_figures
 from reports.load import ReportInputError, RunData
 from reports.metrics import (
     levels_summary,
@@ -52,6 +53,7 @@ def summary_of(run: RunData, slo: dict, ci_level: float | None = None) -> tuple[
     summary.update(per_stage(rows, run.histograms, slo))
     summary.update(per_replica(run.replicas))
     summary.update(steady_summary(rows, users_over_time(run), slo, rate, level))
+    _energy_and_cost(run, rows, summary)
     notes = _client_notes(run, summary)
     if "endpoint" in rows and (rows["endpoint"] == "embeddings").any():
         notes.append(EMBEDDINGS_NOTE)
@@ -120,6 +122,16 @@ def _client_notes(run: RunData, summary: dict) -> list[str]:
     return notes
 
 
+def _energy_and_cost(run: RunData, rows: pd.DataFrame, summary: dict) -> None:
+    """--telemetry-url's energy over the run's duration, and --gpu-hour-cost's price per token."""
+    t0 = float(rows["start_time"].min())
+    t1 = t0 + float(summary.get("duration_s") or 0.0)
+    output, total_input = int(summary.get("total_output_tokens") or 0), int(summary.get("total_input_tokens") or 0)
+    summary.update(energy_figures(run.telemetry, t0, t1, output))
+    price = run.config.get("gpu_hour_cost")
+    summary.update(cost_figures(price, run.config.get("gpus"), t1 - t0, output, total_input))
+
+
 def _trace_figures(run: RunData, rows: pd.DataFrame, summary: dict, notes: list[str]) -> None:
     """A replayed trace: the cache's ideal against what the server held."""
     trace = trace_summary(rows, float(run.config.get("trace_speed") or 1.0))
@@ -144,6 +156,10 @@ def _level_figures(run: RunData, rows: pd.DataFrame, slo: dict, summary: dict, n
     summary.update(levels_summary(rows, run.levels, run.server, run_slo, target,
                                   bool(run.config.get("find_capacity")), run.config.get("request_rate"),
                                   int(run.config.get("prefix_tokens") or 0), run.histograms))  # fmt: skip
+    for level in summary["levels"]:  # each level's energy over its own span
+        level.update(
+            energy_figures(run.telemetry, level["start"], level["end"], int(level["total_output_tokens"] or 0))
+        )
     if "kv_cache_cliff_tokens" in summary:
         notes.append(cliff_note(summary))
     summary.update(prefix_cache_speedup(rows, summary["levels"], float(summary.get("ci_level") or 0.95)))

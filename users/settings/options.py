@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from llmclient.errors import ConfigError, one_line_errors
 from llmclient.server_metrics import metrics_target
+from llmclient.telemetry import telemetry_page
 from prompts.images import FORMATS as IMAGE_FORMATS
 from prompts.images import parse_size
 from reports.checks import check_error
@@ -85,6 +86,15 @@ def metrics_urls(urls: tuple[str, ...]) -> str | None:
             metrics_target(url)
         except ValueError as exc:
             return f"--metrics-url: {exc}"
+    return None
+
+
+def telemetry_urls(urls: tuple[str, ...]) -> str | None:
+    for url in urls or ():
+        try:
+            telemetry_page(url)
+        except ValueError as exc:
+            return str(exc)
     return None
 
 
@@ -254,6 +264,15 @@ OPTIONS: tuple[Option, ...] = (
     Option("metrics_url", ("--metrics-url",), "list", (),
            "A replica's /metrics to scrape (repeat it, or comma-separate, for several; default: each host of -H); "
            "each is reported apart, with the skew between them", check=metrics_urls, web_form=False),
+    Option("telemetry_url", ("--telemetry-url",), "list", (),
+           "A GPU exporter's Prometheus page to scrape through the run (NVIDIA's DCGM exporter, AMD's device "
+           "metrics exporter; repeat it for several nodes): power, energy and utilization in the report",
+           check=telemetry_urls, web_form=False),
+    Option("gpu_hour_cost", ("--gpu-hour-cost",), "float", None,
+           "What one GPU costs per hour (USD): the report's cost per million tokens (with --gpus)",
+           check=positive("--gpu-hour-cost")),
+    Option("gpus", ("--gpus",), "int", None, "The GPUs the server runs on, for --gpu-hour-cost",
+           check=at_least(1, "--gpus")),
     Option("calibrate", ("--calibrate",), "flag", False,
            "Before the run, measure the client's own floor on this machine (TTFT/ITL error, chunks per CPU "
            "second) at the run's concurrency and sizes against a zero-latency emulator (about 10 s)", web_form=False),
@@ -287,6 +306,7 @@ GROUPS: dict[str, tuple[str, ...]] = {  # --help's titled groups, each option in
         "slo", "goodput", "slo_attainment", "ci_level", "calibrate", "no_kernel_timestamps"),
     "LLM output: verdicts and live figures (distributed: at the master; --metrics-port on each worker too)": (
         "check", "check_inconclusive", "metrics_port"),
+    "LLM energy and cost: GPU telemetry, price per token": ("telemetry_url", "gpu_hour_cost", "gpus"),
 }  # fmt: skip
 
 
@@ -435,6 +455,9 @@ class Settings:
     find_capacity: bool
     host_strategy: str
     metrics_url: tuple[str, ...]
+    telemetry_url: tuple[str, ...]
+    gpu_hour_cost: float | None
+    gpus: int | None
     calibrate: bool
     trace: str
     trace_speed: float
@@ -563,6 +586,8 @@ class Settings:
                 "each request needs a unique suffix"
             )
         _check_endpoint(values)
+        if (values["gpu_hour_cost"] is None) != (values["gpus"] is None):
+            raise ConfigError("--gpu-hour-cost and --gpus go together: the cost is the GPUs' hours at that price")
         _check_open_loop(values)
         if values["repeat"] > 1 and not (values["sweep"] or values["find_capacity"]):
             _repeat_whole_run(values, users)

@@ -16,11 +16,13 @@ from gevent.pool import Pool
 from llmclient.control import reset_prefix_cache, warm_up
 from llmclient.http import Target
 from llmclient.server_metrics import ReplicaMetrics
+from llmclient.telemetry import GpuTelemetry
 from users.settings.context import RunContext
 from users.settings.hosts import split_hosts
 from users.supply.prompt_service import PromptService
 
 logger = logging.getLogger(__name__)
+TELEMETRY_INTERVAL_S = 1.0  # GPU exporters refresh about once a second (DCGM's default collect interval)
 
 
 class ServerPrimer:
@@ -33,6 +35,8 @@ class ServerPrimer:
         self.extra_columns: Callable[[], dict[str, float | None]] | None = None  # the client's own, per scrape
         self._loop: gevent.Greenlet[[], None] | None = None
         self._stage_loop: gevent.Greenlet[[float], None] | None = None
+        self.telemetry: GpuTelemetry | None = None  # --telemetry-url: the GPU exporters
+        self._telemetry_loop: gevent.Greenlet[[float], None] | None = None
 
     def prime(self, host: str) -> None:
         """Reset and warm the prefix cache as asked, then start scraping /metrics."""
@@ -50,6 +54,16 @@ class ServerPrimer:
             self._loop = gevent.spawn(self._scrape_every, s.metrics_interval)
             if s.stage_steps:
                 self._stage_loop = gevent.spawn(self._scrape_at_stage_ends, time.time())
+        if s.telemetry_url:
+            path = f"{self.csv_prefix}_gpu_telemetry.csv" if self.csv_prefix else None
+            self.telemetry = GpuTelemetry(list(s.telemetry_url), path)
+            self.telemetry.scrape()
+            self._telemetry_loop = gevent.spawn(self._telemetry_every, TELEMETRY_INTERVAL_S)
+
+    def _telemetry_every(self, interval: float) -> None:
+        while self.telemetry is not None:
+            gevent.sleep(interval)
+            self.telemetry.scrape()
 
     def _scrape_at_stage_ends(self, started: float) -> None:
         """``--stages``: a scrape as each stage ends, so each stage's server figures are its own."""
@@ -122,3 +136,10 @@ class ServerPrimer:
         if self.metrics is not None:
             self.metrics.scrape()  # the end of the run
             self.metrics.close()
+        if self._telemetry_loop is not None:
+            self._telemetry_loop.kill(block=True)
+            self._telemetry_loop = None
+        if self.telemetry is not None:
+            self.telemetry.scrape()  # the end of the run
+            self.telemetry.close()
+            self.telemetry = None
