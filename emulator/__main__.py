@@ -60,6 +60,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-tokenize", action="store_true", help="disable POST /tokenize (as some servers lack it)")
     p.add_argument("--no-dev-mode", action="store_true", help="disable POST /reset_prefix_cache")
+    p.add_argument("--profiler-config", default="", metavar="JSON",
+                   help="as vLLM's: any value serves POST /start_profile and /stop_profile (404 without), and "
+                   "/emulator/stats counts the requests each profile saw")  # fmt: skip
     p.add_argument(
         "--fault",
         action="append",
@@ -109,6 +112,7 @@ async def serve(args: argparse.Namespace) -> None:
         image_tokens=args.image_tokens,
         api_key=args.api_key,
         dev_mode=not args.no_dev_mode,
+        profiler=bool(args.profiler_config),
         request_log=args.request_log,
         include_cached_tokens=not args.no_cached_tokens,
         tokenize=not args.no_tokenize,

@@ -36,7 +36,8 @@ _REASONS = {
 }
 
 GENERATE_PATHS = ("/v1/chat/completions", "/v1/completions", "/v1/responses")  # served unless --runner pooling
-POST_PATHS = (*GENERATE_PATHS, "/v1/embeddings", "/tokenize", "/reset_prefix_cache")  # other methods: 405
+POST_PATHS = (*GENERATE_PATHS, "/v1/embeddings", "/tokenize", "/reset_prefix_cache", "/start_profile",
+              "/stop_profile")  # other methods: 405  # fmt: skip
 
 OUTPUT_WORDS = [
     f" {w}".encode()
@@ -52,6 +53,7 @@ class ServerConfig:
     model: str = "emulated-llama"
     lora_modules: tuple[str, ...] = ()  # adapters served beside the base model (vLLM's --lora-modules names)
     runner: str = "auto"  # generate: no /v1/embeddings; pooling: /v1/embeddings only; auto: both
+    profiler: bool = False  # --profiler-config: /start_profile and /stop_profile
     reasoning_tokens: int = 0  # chat: each answer's first N tokens stream as reasoning_content, as a reasoning model's
     image_tokens: int = 256  # the prompt tokens an image part costs (a vision model's image encoder's output)
     api_key: str | None = None
@@ -88,11 +90,15 @@ class App:
         self.completed = 0
         self.idle_closed = 0  # keep-alive connections closed for idling (--timeout-keep-alive)
         self.by_path: dict[str, int] = {}
+        self.profiles: list[dict[str, int]] = []  # each profile: the model requests it saw arrive
+        self.profiling = False
         self._rng = random.Random(engine_config.seed + 1)
 
     # -- routing ---------------------------------------------------------------
     def handle(self, conn: Connection, method: str, path: str, headers: dict[str, str], body: bytes) -> None:
         path = path.split("?", 1)[0]
+        if self.profiling and method == "POST" and (path in GENERATE_PATHS or path == "/v1/embeddings"):
+            self.profiles[-1]["requests"] += 1
         wrong_method = path in POST_PATHS and method != "POST"  # counted apart: "GET /v1/chat/completions"
         key = f"{method} {path}" if wrong_method else path
         self.by_path[key] = self.by_path.get(key, 0) + 1
@@ -119,6 +125,11 @@ class App:
             self._embed(conn, body)
         elif path == "/tokenize" and method == "POST" and self.cfg.tokenize:
             self._tokenize(conn, body)
+        elif path in ("/start_profile", "/stop_profile") and method == "POST" and self.cfg.profiler:
+            self.profiling = path == "/start_profile"
+            if self.profiling:
+                self.profiles.append({"requests": 0})
+            conn.respond(200, b"", "application/json")
         elif path == "/reset_prefix_cache" and method == "POST" and self.cfg.dev_mode:
             self.engine.reset_prefix_cache()
             conn.respond(200, b"", "application/json")
@@ -135,6 +146,7 @@ class App:
                     "cache_blocks": len(self.engine.cache),
                     "faults_injected": self.faults.injected,
                     "idle_closed": self.idle_closed,
+                    "profiles": self.profiles,
                 },
             )
         else:
@@ -144,8 +156,12 @@ class App:
         """The route is there (for some method): --runner pooling has no generation, generate no embeddings."""
         if path in GENERATE_PATHS:
             return self.cfg.runner != "pooling"
+        if path in ("/start_profile", "/stop_profile"):
+            return self.cfg.profiler
         if path == "/v1/embeddings":
             return self.cfg.runner != "generate"
+        if path == "/reset_prefix_cache":
+            return self.cfg.dev_mode
         return path != "/tokenize" or self.cfg.tokenize
 
     def _models(self) -> dict[str, Any]:

@@ -79,6 +79,40 @@ def check_endpoint(target: Target, api_key: str | None, endpoint: Endpoint, time
                           f"--endpoint {endpoint.name}{hint}")  # fmt: skip
 
 
+PROFILER_HINT = 'start vLLM with --profiler-config \'{"profiler": "torch", "torch_profiler_dir": "/tmp/vllm-profile"}\''
+
+
+def check_profiler(target: Target, headers: dict[str, str], timeout: float = 10.0) -> None:
+    """That the server has its profiler's routes (``GET /start_profile``: 405 when it has, 404 when not)."""
+    conn = Connection(target, connect_timeout=timeout, read_timeout=timeout)
+    try:
+        head, _ = request(conn, "GET", "/start_profile", headers=headers)
+    except TransportError as exc:
+        raise ConfigError(f"server {target.host_header} is unreachable: {exc}") from None
+    finally:
+        conn.close()
+    if head.status == 404:
+        raise ConfigError(f"--profile: server {target.host_header} has no profiler enabled (no /start_profile): "
+                          f"{PROFILER_HINT}")  # fmt: skip
+
+
+def profiler(target: Target, headers: dict[str, str], action: str) -> None:
+    """``POST /start_profile`` or ``/stop_profile`` (``action``: start or stop); ConfigError with why when the
+    server refuses. Stopping writes the trace, which can take a while: a long timeout."""
+    conn = Connection(target, connect_timeout=10.0, read_timeout=600.0)
+    try:
+        head, body = request(conn, "POST", f"/{action}_profile", b"", headers)
+    except TransportError as exc:
+        raise ConfigError(f"could not {action} the profiler of {target.host_header}: {exc}") from None
+    finally:
+        conn.close()
+    if head.status == 404:
+        raise ConfigError(f"--profile: server {target.host_header} has no profiler enabled: {PROFILER_HINT}")
+    if head.status != 200:
+        raise ConfigError(f"the profiler of {target.host_header} did not {action} (HTTP {head.status}): "
+                          f"{body[:200].decode('utf-8', 'replace')}")  # fmt: skip
+
+
 def reset_prefix_cache(target: Target, headers: dict[str, str]) -> bool:
     """``POST /reset_prefix_cache``; a clear warning when the server does not allow it."""
     conn = Connection(target, read_timeout=60.0)

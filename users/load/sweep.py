@@ -152,14 +152,14 @@ class LevelRows:
 
 
 class SweepDriver:
-    def __init__(self, run: LLMRun, port: LoadPort, plan: Plan, csv_prefix: str | None,
-                 prepare_cache: Callable[[], str], on_end: Callable[[], None]) -> None:  # fmt: skip
+    def __init__(self, run: LLMRun, port: LoadPort, plan: Plan, csv_prefix: str | None, host: str,
+                 on_end: Callable[[], None]) -> None:  # fmt: skip
         self.run = run
+        self.host = host
         self.port = port
         self.plan = plan
         self.settings = run.context.settings
         self.path = f"{csv_prefix}_levels.csv" if csv_prefix else None
-        self.prepare_cache = prepare_cache
         self.on_end = on_end
         self.rows = LevelRows("")
         self.results: list[LevelResult] = []
@@ -193,12 +193,17 @@ class SweepDriver:
                         fewest_to_pass(s.slo_attainment))  # fmt: skip
         try:
             while (level := self.plan.next_level(self.results)) is not None:
-                self.cache = self.prepare_cache()
+                self.cache = self.run.primer.prepare_level(self.host)
+                profiled = s.profile_level == level.number
+                if profiled:  # --profile-level: this level's requests only, after its cache is prepared
+                    self.run.primer.start_profile(self.host)
                 result = self._run_level(level)
                 while self.plan.extend(result):
                     logger.info("%s: attainment too close to call, %d more requests' worth", level.label,
                                 len(self.rows))  # fmt: skip
                     result = self._run_level(level, extending=True)
+                if profiled:
+                    self.run.primer.stop_profile()
                 self.results.append(result)
                 self._log(result)
             self._conclude()

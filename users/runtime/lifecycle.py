@@ -15,7 +15,7 @@ import gevent
 import locust
 from locust.runners import MasterRunner
 
-from llmclient.control import check_endpoint, resolve_model
+from llmclient.control import check_endpoint, check_profiler, resolve_model
 from llmclient.errors import ConfigError
 from llmclient.http import Target
 from prompts.source import PromptError
@@ -89,8 +89,10 @@ def preflight(run: LLMRun, host: str | None, builds_load: bool) -> None:
             for other in hosts[1:]:  # every replica serves the model
                 resolve_model(Target.parse(other), context.settings.api_key, model)
             context.apply(replace(context.settings, model=model))
-        for one in hosts:  # every replica has the endpoint's route
+        for one in hosts:  # every replica has the endpoint's route (and the profiler, when asked for)
             check_endpoint(Target.parse(one), context.settings.api_key, context.endpoint)
+            if context.settings.profile or context.settings.profile_level is not None:
+                check_profiler(Target.parse(one), context.auth)
         if builds_load:
             run.prompts.prepare(host)
         else:  # the master builds no load, but checks that prompts can be made

@@ -214,8 +214,7 @@ class Role:
                 on_end()
             gevent.spawn(stop_run, self.environment)
 
-        self.sweep = SweepDriver(self.run, port, plan, self.csv_prefix, lambda: self.run.primer.prepare_level(host),
-                                 end)  # fmt: skip
+        self.sweep = SweepDriver(self.run, port, plan, self.csv_prefix, host, end)
         self.sweep.start()
 
     def on_budget_complete(self) -> None:

@@ -273,6 +273,12 @@ OPTIONS: tuple[Option, ...] = (
            check=positive("--gpu-hour-cost")),
     Option("gpus", ("--gpus",), "int", None, "The GPUs the server runs on, for --gpu-hour-cost",
            check=at_least(1, "--gpus")),
+    Option("profile", ("--profile",), "flag", False,
+           "Run the server's profiler over the measured part: POST /start_profile after the warm-up, "
+           "/stop_profile at the end (vLLM needs --profiler-config)", web_form=False),
+    Option("profile_level", ("--profile-level",), "int", None,
+           "With --sweep or --find-capacity: profile only this level (its number, from 1); implies --profile",
+           check=at_least(1, "--profile-level"), web_form=False),
     Option("calibrate", ("--calibrate",), "flag", False,
            "Before the run, measure the client's own floor on this machine (TTFT/ITL error, chunks per CPU "
            "second) at the run's concurrency and sizes against a zero-latency emulator (about 10 s)", web_form=False),
@@ -290,6 +296,10 @@ OPTIONS: tuple[Option, ...] = (
 )  # fmt: skip
 
 
+# Locust's own --profile (a label grouping runs in Locust Cloud) gives way to the suite's, as vllm bench serve
+# spells it: the server's profiler over the measured part. Locust's label stays unset (users/plugin.py).
+TAKEN_FROM_LOCUST = ("profile",)
+
 GROUPS: dict[str, tuple[str, ...]] = {  # --help's titled groups, each option in one
     "LLM load: how requests are sent": (
         "num_requests", "request_rate", "burstiness", "max_concurrency", "ramp_up", "ramp_up_start", "ramp_up_end",
@@ -303,7 +313,8 @@ GROUPS: dict[str, tuple[str, ...]] = {  # --help's titled groups, each option in
         "model", "endpoint", "api_key", "stream_timeout", "request_timeout", "ca_bundle", "insecure",
         "reset_prefix_cache", "host_strategy", "metrics_url", "metrics_interval"),
     "LLM measurement: SLOs, intervals, the client's floor": (
-        "slo", "goodput", "slo_attainment", "ci_level", "calibrate", "no_kernel_timestamps"),
+        "slo", "goodput", "slo_attainment", "ci_level", "calibrate", "no_kernel_timestamps", "profile",
+        "profile_level"),
     "LLM output: verdicts and live figures (distributed: at the master; --metrics-port on each worker too)": (
         "check", "check_inconclusive", "metrics_port"),
     "LLM energy and cost: GPU telemetry, price per token": ("telemetry_url", "gpu_hour_cost", "gpus"),
@@ -393,11 +404,22 @@ def add_options(parser: LocustArgumentParser, **_kw: object) -> None:
             kwargs.update(include_in_web_ui=False, is_secret=True)
         elif not opt.web_form:
             kwargs["include_in_web_ui"] = False
+        if opt.dest in TAKEN_FROM_LOCUST:  # the suite's meaning replaces Locust's option of that name
+            _remove_option(parser, opt.flag)
         action = parser.add_argument(*opt.flags, **kwargs)  # Locust's own add_argument (its web UI keywords)
         for group in parser._action_groups:  # then shown in its titled group
             if action in group._group_actions:
                 group._group_actions.remove(action)
         groups[opt.dest]._group_actions.append(action)
+
+
+def _remove_option(parser: LocustArgumentParser, flag: str) -> None:
+    """Take an option of Locust's out of its parser (and its --help), so the suite's can have its name."""
+    action = parser._option_string_actions.get(flag)
+    if action is not None:
+        for option_string in action.option_strings:
+            parser._option_string_actions.pop(option_string, None)
+        action.container._remove_action(action)
 
 
 @dataclass(frozen=True)
@@ -456,6 +478,8 @@ class Settings:
     host_strategy: str
     metrics_url: tuple[str, ...]
     telemetry_url: tuple[str, ...]
+    profile: bool
+    profile_level: int | None
     gpu_hour_cost: float | None
     gpus: int | None
     calibrate: bool
@@ -677,6 +701,8 @@ def _check_levels(values: dict[str, Any]) -> None:
     if not (values["sweep"] or values["find_capacity"]):
         if values["level_duration"] is not None or values["level_requests"] is not None:
             raise ConfigError("--level-duration and --level-requests need --sweep or --find-capacity")
+        if values["profile_level"] is not None:
+            raise ConfigError("--profile-level needs --sweep or --find-capacity (a run without levels: --profile)")
         return
     flag = "--sweep" if values["sweep"] else "--find-capacity"
     if values["level_duration"] is None and values["level_requests"] is None:

@@ -13,7 +13,8 @@ from collections.abc import Callable
 import gevent
 from gevent.pool import Pool
 
-from llmclient.control import reset_prefix_cache, warm_up
+from llmclient.control import profiler, reset_prefix_cache, warm_up
+from llmclient.errors import ConfigError
 from llmclient.http import Target
 from llmclient.server_metrics import ReplicaMetrics
 from llmclient.telemetry import GpuTelemetry
@@ -36,6 +37,7 @@ class ServerPrimer:
         self._loop: gevent.Greenlet[[], None] | None = None
         self._stage_loop: gevent.Greenlet[[float], None] | None = None
         self.telemetry: GpuTelemetry | None = None  # --telemetry-url: the GPU exporters
+        self.profiling: list[str] = []  # --profile: the hosts whose profiler runs now
         self._telemetry_loop: gevent.Greenlet[[float], None] | None = None
 
     def prime(self, host: str) -> None:
@@ -54,11 +56,33 @@ class ServerPrimer:
             self._loop = gevent.spawn(self._scrape_every, s.metrics_interval)
             if s.stage_steps:
                 self._stage_loop = gevent.spawn(self._scrape_at_stage_ends, time.time())
+        if s.profile and s.profile_level is None:  # the measured part begins: after the reset and warm-up
+            self.start_profile(host)
         if s.telemetry_url:
             path = f"{self.csv_prefix}_gpu_telemetry.csv" if self.csv_prefix else None
             self.telemetry = GpuTelemetry(list(s.telemetry_url), path)
             self.telemetry.scrape()
             self._telemetry_loop = gevent.spawn(self._telemetry_every, TELEMETRY_INTERVAL_S)
+
+    def start_profile(self, host: str) -> None:
+        """--profile: every host's profiler on (a host that refuses is said in one line; the run goes on)."""
+        for one in split_hosts(host):
+            try:
+                profiler(Target.parse(one), self.context.auth, "start")
+                self.profiling.append(one)
+                logger.info("profiling %s", one)
+            except ConfigError as exc:
+                logger.error("%s", exc)
+
+    def stop_profile(self) -> None:
+        """The profilers this run started, off (each writes its trace where the server was told)."""
+        while self.profiling:
+            one = self.profiling.pop()
+            try:
+                profiler(Target.parse(one), self.context.auth, "stop")
+                logger.info("profile of %s stopped: its trace is where the server's --profiler-config says", one)
+            except ConfigError as exc:
+                logger.error("%s", exc)
 
     def _telemetry_every(self, interval: float) -> None:
         while self.telemetry is not None:
@@ -127,6 +151,7 @@ class ServerPrimer:
         return {**self.metrics.latest, "prefix_cache_hit_rate": self.metrics.hit_rate(), **means}
 
     def stop(self) -> None:
+        self.stop_profile()
         if self._stage_loop is not None:
             self._stage_loop.kill(block=True)
             self._stage_loop = None
