@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from reports import charts
+from reports import charts, interactive
+from reports.answers import answers
 from reports.checks import FAILED_STATUS, judge_and_write, parse_check
 from reports.compare import main as compare_main
 from reports.html import write_report
@@ -23,6 +24,17 @@ def report_run(run: RunData, slo: dict, ci_level: float | None = None) -> tuple[
     out_charts = charts_of(run, summary)
     write_summary(run.prefix, summary)
     return summary, out_charts, notes
+
+
+def interactive_of(run: RunData, summary: dict) -> list[str]:
+    """One run's interactive charts, as the page's ``<div>``s."""
+    rows = run.requests
+    if rows is None or rows.empty:
+        return []
+    width = max(1.0, round((summary["duration_s"] or 1.0) / 60.0, 1))
+    return [interactive.html_of(interactive.cdfs(rows), "chart-cdf"),
+            interactive.html_of(interactive.over_time(windows(rows, width), users_over_time(run)), "chart-over-time"),
+            interactive.html_of(interactive.request_timeline(rows, run.server), "chart-timeline")]  # fmt: skip
 
 
 def charts_of(run: RunData, summary: dict) -> list[str]:
@@ -42,6 +54,7 @@ def charts_of(run: RunData, summary: dict) -> list[str]:
                                                 f"{p}_percentiles_over_time.png", f"{width:g} s windows",
                                                 summary.get("steady_window_s")))  # fmt: skip
         out.append(charts.cdfs({run.name: rows}, f"{p}_cdf.png"))
+        out.append(charts.request_timeline(rows, run.server, f"{p}_request_timeline.png"))
         if summary.get("models"):  # several models (LoRA adapters): their TTFT and TPOT side by side
             out.append(charts.cdfs({m: rows[rows["model"] == m] for m in summary["models"]}, f"{p}_models_cdf.png"))
         out.append(charts.cache_hit_vs_miss(rows, f"{p}_cache_hit_vs_miss.png"))
@@ -96,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
                 run_charts,
                 run.config,
                 notes,
+                answers(summary, run.config.get("input_tokens")),
+                interactive_of(run, summary),
             )
             print(f"report: {page}")
         if len(runs) > 1:

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from reports import timeline
 from reports.speedup import LATENCY_RATIOS, THROUGHPUT_RATIOS
 
 DPI = 150
@@ -161,6 +162,37 @@ def server_metrics(server: pd.DataFrame, path: str) -> str:
     axes[2].set_ylabel("prefix-cache hit rate (%)")
     axes[2].set_xlabel("time since first scrape (s)")
     axes[2].set_title("Prefix-cache hit rate")
+    return _save(fig, path)
+
+
+def request_timeline(rows: pd.DataFrame, server: pd.DataFrame | None, path: str) -> str:
+    """Each request from its send to its end (its first token a dot), coloured as ``timeline.colour_by``
+    says; beneath, the requests in flight and the server's running and waiting requests."""
+    drawn, step = timeline.bars(rows)
+    fig, axes = plt.subplots(2, 1, figsize=(12, 9), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax = axes[0]
+    for n, (group, part) in enumerate(drawn.groupby("group", sort=True)):
+        colour = f"C{n % 10}"
+        ax.hlines(part.index, part["sent"], part["end"], colors=colour, linewidth=0.8, label=str(group))
+        ax.plot(part["first"], part.index, ".", color=colour, markersize=2)
+    shown = f" (every {step}th of {len(rows):,})" if step > 1 else ""
+    ax.set_title(f"Requests from send to end, first token dotted{shown}: by {timeline.colour_by(rows)}")
+    ax.set_ylabel("request (in order of sending)")
+    ax.legend(loc="upper left", fontsize=8, markerscale=4)
+    below = axes[1]
+    flying = timeline.in_flight(rows)
+    below.step(flying["time"], flying["in_flight"], where="post", color="#555", label="in flight (client)")
+    if server is not None and not server.empty and not rows.empty:
+        t = server["time"] - float(rows["start_time"].min())
+        for column, label in (
+            ("num_requests_running", "running (server)"),
+            ("num_requests_waiting", "waiting (server)"),
+        ):
+            if column in server:
+                below.plot(t, server[column], marker=".", label=label)
+    below.set_ylabel("requests")
+    below.set_xlabel("time since the first send (s)")
+    below.legend(loc="upper left", fontsize=8)
     return _save(fig, path)
 
 

@@ -7,6 +7,16 @@ import html
 import math
 import os
 
+from reports.interactive import plotly_js
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; padding: 0 1em; max-width: 1500px; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; }
+td, th { border: 1px solid #ccc; padding: 3px 10px; text-align: right; }
+td:first-child, th:first-child { text-align: left; }
+img { max-width: 100%; } figure { margin: 1.5em 0; } .note { color: #8a5a00; }
+#answers li { font-size: 1.15em; margin: 0.4em 0; } summary { cursor: pointer; font-weight: 600; margin: 1em 0; }
+"""
 SECRET_WORDS = ("key", "token", "secret", "password", "authorization")
 BREAKDOWNS = {
     "hosts": "Per host (-H)",
@@ -80,31 +90,44 @@ def breakdowns(summaries: dict[str, dict]) -> str:
 
 
 def write_report(
-    path: str, title: str, summaries: dict[str, dict], charts: list[str], config: dict, notes: list[str]
+    path: str,
+    title: str,
+    summaries: dict[str, dict],
+    charts: list[str],
+    config: dict,
+    notes: list[str],
+    answers: list[str] | None = None,
+    interactive: list[str] | None = None,
 ) -> str:
+    """The page: the answers first, then the charts (interactive where given; the PNGs folded), the
+    breakdowns, and every figure and the configuration last, folded."""
     conf = safe_config(config)
     conf_rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{_fmt(v)}</td></tr>" for k, v in conf.items())
     note_html = "".join(f"<p class=note>{html.escape(n)}</p>" for n in notes)
+    answer_html = "".join(f"<li>{html.escape(a)}</li>" for a in answers or [])
+    script = f"<script>{plotly_js()}</script>" if interactive else ""
+    pngs = "".join(_img(c) for c in charts)
+    static = (f"<details><summary>Static charts (PNG, for papers and slides)</summary>{pngs}</details>"
+              if interactive else pngs)  # fmt: skip
+    keys = sum(len(s) for s in summaries.values())
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1500px; color: #222; }}
-table {{ border-collapse: collapse; margin: 1em 0; }}
-td, th {{ border: 1px solid #ccc; padding: 3px 10px; text-align: right; }}
-td:first-child, th:first-child {{ text-align: left; }}
-img {{ max-width: 100%; }} figure {{ margin: 1.5em 0; }} .note {{ color: #8a5a00; }}
-</style></head><body>
+<style>{STYLE}</style>{script}</head><body>
 <h1>{html.escape(title)}</h1>
+{f'<ul id="answers">{answer_html}</ul>' if answer_html else ""}
 {note_html}
-<h2>Summary</h2>
+<h2>Charts</h2>
+{"".join(interactive or [])}
+{static}
+{breakdowns(summaries)}
+<details><summary>Every figure ({keys} keys)</summary>
 <p>Keys follow vLLM's <code>bench serve</code> result JSON; times in ms. TPOT = (e2e − TTFT) / (output tokens − 1);
 ITL gaps are pooled over all successful requests.</p>
 {summary_table(summaries)}
-{breakdowns(summaries)}
-<h2>Charts</h2>
-{"".join(_img(c) for c in charts)}
-<h2>Configuration</h2>
+</details>
+<details><summary>Configuration</summary>
 <table>{conf_rows or "<tr><td>not recorded</td><td></td></tr>"}</table>
+</details>
 </body></html>
 """
     with open(path, "w", encoding="utf-8") as f:

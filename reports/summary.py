@@ -24,7 +24,7 @@ from reports.metrics import (
     trace_summary,
 )
 from reports.repeats import repeats_summary
-from reports.speedup import prefix_cache_speedup, speedup_sentence
+from reports.speedup import prefix_cache_speedup
 from scheduler.slo import parse_slo
 
 LOCUST_ONLY_NOTE = ("This run has no _requests.csv: figures come from Locust's own CSVs, whose percentiles are "
@@ -163,9 +163,6 @@ def _level_figures(run: RunData, rows: pd.DataFrame, slo: dict, summary: dict, n
     if "kv_cache_cliff_tokens" in summary:
         notes.append(cliff_note(summary))
     summary.update(prefix_cache_speedup(rows, summary["levels"], float(summary.get("ci_level") or 0.95)))
-    lead = speedup_sentence(summary, run.config.get("input_tokens"))
-    if lead:
-        notes.insert(0, lead)
 
 
 def trace_note(summary: dict) -> str:

@@ -83,6 +83,7 @@ def test_report_matches_ground_truth_and_keeps_the_key_secret(emulator_factory, 
         "cache_hit_vs_miss",
         "server_metrics",
         "ttft_decomposition",
+        "request_timeline",
     ):
         png = prefix.with_name(f"run_{name}.png")
         with Image.open(png) as img:
@@ -90,8 +91,9 @@ def test_report_matches_ground_truth_and_keeps_the_key_secret(emulator_factory, 
         with Image.open(png) as img:
             assert img.format == "PNG" and img.size[0] >= 1200 and img.size[1] >= 600, (name, img.size)
     html = prefix.with_name("run_report.html").read_text()
-    # four request charts, the server metrics and the TTFT decomposition (the server's own histograms)
-    assert html.count("data:image/png;base64,") == 6
+    # five request charts, the server metrics and the TTFT decomposition (the server's own histograms), folded
+    # under the interactive ones: each an <img>
+    assert html.count('<img alt="run_') == 7 and html.count('class="plotly-graph-div"') == 3
     assert "median_ttft_ms" in html
     for path in prefix.parent.iterdir():
         assert KEY not in path.read_bytes().decode("utf-8", "replace"), path

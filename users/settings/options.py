@@ -478,10 +478,10 @@ class Settings:
     host_strategy: str
     metrics_url: tuple[str, ...]
     telemetry_url: tuple[str, ...]
-    profile: bool
-    profile_level: int | None
     gpu_hour_cost: float | None
     gpus: int | None
+    profile: bool
+    profile_level: int | None
     calibrate: bool
     trace: str
     trace_speed: float
