@@ -60,6 +60,9 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-tokenize", action="store_true", help="disable POST /tokenize (as some servers lack it)")
     p.add_argument("--no-dev-mode", action="store_true", help="disable POST /reset_prefix_cache")
+    p.add_argument("--otlp-traces-endpoint", default="", metavar="URL",
+                   help="as vLLM's: send a span per request whose traceparent names a trace, OTLP/HTTP protobuf "
+                   "(URL or URL/v1/traces), with gen_ai.latency.* attributes from the emulator's own clock")  # fmt: skip
     p.add_argument("--profiler-config", default="", metavar="JSON",
                    help="as vLLM's: any value serves POST /start_profile and /stop_profile (404 without), and "
                    "/emulator/stats counts the requests each profile saw")  # fmt: skip
@@ -113,6 +116,7 @@ async def serve(args: argparse.Namespace) -> None:
         api_key=args.api_key,
         dev_mode=not args.no_dev_mode,
         profiler=bool(args.profiler_config),
+        otlp_traces_endpoint=args.otlp_traces_endpoint,
         request_log=args.request_log,
         include_cached_tokens=not args.no_cached_tokens,
         tokenize=not args.no_tokenize,
@@ -136,6 +140,8 @@ async def serve(args: argparse.Namespace) -> None:
     await stop.wait()
     engine_task.cancel()
     server.close()
+    if app.spans is not None:
+        app.spans.close()  # the last batch leaves
 
 
 def main(argv: list[str] | None = None) -> int:

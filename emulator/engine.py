@@ -47,6 +47,7 @@ class Sequence:
     received_wall: float = field(default_factory=time.time)
     hashes: list[int] = field(default_factory=list)
     adapter: str = ""  # the LoRA adapter it asked for ("" the base model): its cache blocks are its own
+    trace_id: str = ""  # the trace its traceparent header named (--otlp-traces-endpoint: its span's)
     cached: int = 0
     prefill_left: int = 0
     target_len: int = 0

@@ -22,6 +22,7 @@ from emulator.arrival import arrival
 from emulator.engine import Engine, EngineConfig, Sequence
 from emulator.faults import FaultPlan
 from emulator.metrics import Metrics
+from emulator.otlp import SpanExporter, trace_id_of
 
 _REASONS = {
     200: "OK",
@@ -54,6 +55,7 @@ class ServerConfig:
     lora_modules: tuple[str, ...] = ()  # adapters served beside the base model (vLLM's --lora-modules names)
     runner: str = "auto"  # generate: no /v1/embeddings; pooling: /v1/embeddings only; auto: both
     profiler: bool = False  # --profiler-config: /start_profile and /stop_profile
+    otlp_traces_endpoint: str = ""  # send each traced request's span there (OTLP/HTTP), as vLLM does
     reasoning_tokens: int = 0  # chat: each answer's first N tokens stream as reasoning_content, as a reasoning model's
     image_tokens: int = 256  # the prompt tokens an image part costs (a vision model's image encoder's output)
     api_key: str | None = None
@@ -91,6 +93,7 @@ class App:
         self.idle_closed = 0  # keep-alive connections closed for idling (--timeout-keep-alive)
         self.by_path: dict[str, int] = {}
         self.profiles: list[dict[str, int]] = []  # each profile: the model requests it saw arrive
+        self.spans = SpanExporter(server.otlp_traces_endpoint, server.model) if server.otlp_traces_endpoint else None
         self.profiling = False
         self._rng = random.Random(engine_config.seed + 1)
 
@@ -253,6 +256,7 @@ class App:
             received_mono=received_mono,
             received_wall=received_wall,
             adapter="" if model == self.cfg.model else model,
+            trace_id=trace_id_of(headers.get("traceparent", "")),
         )
         conn.active = seq
         self.engine.submit(seq)
@@ -295,9 +299,15 @@ class App:
 
     def finished(self, seq: Sequence, status: str) -> None:
         self.completed += 1
+        timings = _timings(seq)
+        if self.spans is not None and seq.trace_id:
+            now_wall = time.time()
+            self.spans.add(seq.trace_id, seq.received_wall, now_wall, timings)
         self.log.write(
             {
                 "id": seq.request_id,
+                "trace_id": seq.trace_id or None,
+                "spans": timings,
                 "model": seq.adapter or self.cfg.model,
                 "status": status,
                 "received_wall": seq.received_wall,
@@ -312,6 +322,20 @@ class App:
                 "finish_reason": seq.finish_reason,
             }
         )
+
+
+def _timings(seq: Sequence) -> dict[str, float]:
+    """A finished request's timings under vLLM's span attribute names (seconds), from its own clock."""
+    out = {}
+    if seq.admitted_mono:
+        out["gen_ai.latency.time_in_queue"] = seq.admitted_mono - seq.received_mono
+        if seq.first_mono:
+            out["gen_ai.latency.time_in_model_prefill"] = seq.first_mono - seq.admitted_mono
+    if seq.first_mono:
+        out["gen_ai.latency.time_to_first_token"] = seq.first_mono - seq.received_mono
+    if seq.last_mono:
+        out["gen_ai.latency.e2e"] = seq.last_mono - seq.received_mono
+    return out
 
 
 def _error(message: str, code: int, kind: str = "BadRequestError") -> dict[str, Any]:

@@ -70,6 +70,7 @@ class RequestRecord:
     ideal_cached_tokens: int | None = None  # what an unbounded prefix cache would hold for it (the trace's hash ids)
     answer_ttft: float | None = None  # to the first answer token (not reasoning): a reasoning model's real wait
     reasoning_tokens: int | None = None  # the server's usage where it says, else the reasoning chunks counted
+    trace_id: str = ""  # --trace-context: the W3C trace id sent in its traceparent header
 
     @property
     def warm_cache(self) -> bool:

@@ -57,6 +57,11 @@ COLUMNS: tuple[Column, ...] = (
     ),
     Column("reasoning_tokens", "int", "reasoning tokens: the server's usage where it says, else the reasoning chunks"),
     Column("image_count", "int", "--images: the images in the request's prompt"),
+    Column("trace_id", "text", "--trace-context: the W3C trace id sent in the request's traceparent header"),
+    Column("server_queue_s", "float", "--otlp-port: the server's span's time in queue, seconds"),
+    Column("server_prefill_s", "float", "--otlp-port: the server's span's prefill time, seconds"),
+    Column("server_ttft_s", "float", "--otlp-port: the server's span's time to first token, seconds"),
+    Column("server_e2e_s", "float", "--otlp-port: the server's span's end-to-end time, seconds"),
 )
 NAMES: list[str] = [c.name for c in COLUMNS]
 TEXT = [c.name for c in COLUMNS if c.kind in ("text", "gaps")]
@@ -125,6 +130,11 @@ def encode(rec: RequestRecord, endpoint: str, worker: str) -> list[str]:
         _num(rec.answer_ttft),
         _num(rec.reasoning_tokens),
         _num(rec.image_count),
+        rec.trace_id,
+        "",  # the server's timings: joined from its spans at the end of the run (llmclient/spans.py)
+        "",
+        "",
+        "",
     ]
 
 

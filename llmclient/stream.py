@@ -25,6 +25,7 @@ from llmclient.measure import (
     StreamAccumulator,
 )
 from llmclient.response import ResponseReader, read_response
+from llmclient.tracecontext import traceparent
 
 if TYPE_CHECKING:
     from llmclient.pacer import Pacer
@@ -141,6 +142,8 @@ def stream_request(
     """
     if record is None:
         record = RequestRecord()
+    if record.trace_id:  # --trace-context
+        headers = {**headers, "traceparent": traceparent(record.trace_id)}
     raw = request_bytes(conn.target, "POST", endpoint.path, payload, headers)
     first, interrupted = _paced(pacer, conn, raw, record, clock, wall)
     if first is not None and first.start is not None:

@@ -7,6 +7,7 @@ import json
 import math
 import sys
 
+import numpy as np
 import pandas as pd
 
 from llmclient.cpu import BOTTLENECK
@@ -54,7 +55,8 @@ def summary_of(run: RunData, slo: dict, ci_level: float | None = None) -> tuple[
     summary.update(per_replica(run.replicas))
     summary.update(steady_summary(rows, users_over_time(run), slo, rate, level))
     _energy_and_cost(run, rows, summary)
-    notes = _client_notes(run, summary)
+    notes_of_spans = _server_spans(rows, summary)
+    notes = _client_notes(run, summary) + notes_of_spans
     if "endpoint" in rows and (rows["endpoint"] == "embeddings").any():
         notes.append(EMBEDDINGS_NOTE)
     _trace_figures(run, rows, summary, notes)
@@ -130,6 +132,34 @@ def _energy_and_cost(run: RunData, rows: pd.DataFrame, summary: dict) -> None:
     summary.update(energy_figures(run.telemetry, t0, t1, output))
     price = run.config.get("gpu_hour_cost")
     summary.update(cost_figures(price, run.config.get("gpus"), t1 - t0, output, total_input))
+
+
+def _server_spans(rows: pd.DataFrame, summary: dict) -> list[str]:
+    """--otlp-port: the rows joined to the server's spans, and each one's client − server TTFT (the network,
+    the HTTP server and the client's own reading: what the server's own figures leave out)."""
+    if "server_ttft_s" not in rows or "trace_id" not in rows:
+        return []
+    traced = rows[rows["trace_id"].notna() & (rows["trace_id"].astype(str) != "")]
+    if traced.empty:
+        return []
+    both = traced.dropna(subset=["ttft_s", "server_ttft_s"])
+    summary["server_span_requests"] = int(traced["server_ttft_s"].notna().sum())
+    notes = []
+    missing = len(traced) - summary["server_span_requests"]
+    if missing:
+        notes.append(f"{missing} of {len(traced)} traced requests have no span from the server: their server_* "
+                     "columns are empty.")  # fmt: skip
+    if both.empty:
+        return notes
+    gap = (both["ttft_s"] - both["server_ttft_s"]).to_numpy(dtype=float) * 1e3
+    summary["median_client_minus_server_span_ttft_ms"] = float(np.median(gap))
+    summary["p99_client_minus_server_span_ttft_ms"] = float(np.percentile(gap, 99))
+    worst = both.assign(gap_ms=gap).nlargest(3, "gap_ms")
+    named = ", ".join(f"{r.request_id} ({r.gap_ms:.1f} ms)" for r in worst.itertuples())
+    notes.append(f"Client − server TTFT per request (the server's spans): p50 "
+                 f"{summary['median_client_minus_server_span_ttft_ms']:.2f} ms, p99 "
+                 f"{summary['p99_client_minus_server_span_ttft_ms']:.2f} ms; the largest: {named}.")  # fmt: skip
+    return notes
 
 
 def _trace_figures(run: RunData, rows: pd.DataFrame, summary: dict, notes: list[str]) -> None:

@@ -19,6 +19,7 @@ from llmclient.errors import ConfigError
 from llmclient.http import Target
 from llmclient.measure import RequestRecord
 from llmclient.stream import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, Endpoint, Input, Messages, build_body
+from llmclient.tracecontext import new_trace_id
 from llmclient.transports import SocketTransport, Transport
 from prompts.images import image_ref, with_images
 from prompts.source import Prompt
@@ -141,6 +142,8 @@ class LLMClient:
                 run.recorder.record(rec, endpoint, time.perf_counter() - started)
                 return rec
             rec.stage = rec.stage or context.stage_label(time.time())
+            if context.settings.trace_context and not rec.trace_id:
+                rec.trace_id = new_trace_id()
             self._send(endpoint, body, rec, collect_text, started)
             if not rec.success and not rec.status:
                 run.recorder.record(rec, endpoint, time.perf_counter() - started)

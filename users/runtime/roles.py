@@ -36,6 +36,7 @@ from users.load.open_loop import OpenLoop, local_arrivals
 from users.load.sweep import LoadPort, LocalPort, SweepDriver
 from users.observe.cpu_watch import CpuWatch
 from users.observe.finished import Finished, Observers
+from users.observe.otlp import OtlpReceiver
 from users.observe.request_log import RequestLog
 from users.runtime.fail_ratio import FailRatioGuard
 from users.runtime.lifecycle import (
@@ -130,6 +131,14 @@ class Role:
             hook.add_listener(run.recorder.drain)
         events.request.add_listener(self.on_request)
         events.quit.add_listener(lambda **_kw: self.request_log.close())
+        port = run.context.settings.otlp_port
+        if port is not None and self.touches_server:  # after the rows are closed: the spans joined into them
+            try:
+                receiver = OtlpReceiver(port, self.csv_prefix)
+            except ConfigError as exc:
+                fail_fast(str(exc))
+            path = f"{self.csv_prefix}_requests.csv" if self.csv_prefix else None
+            events.quit.add_listener(lambda **_kw: receiver.finish(path))
         events.test_start.add_listener(self.on_test_start)
         events.test_stop.add_listener(self.on_test_stop)
 

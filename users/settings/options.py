@@ -273,6 +273,13 @@ OPTIONS: tuple[Option, ...] = (
            check=positive("--gpu-hour-cost")),
     Option("gpus", ("--gpus",), "int", None, "The GPUs the server runs on, for --gpu-hour-cost",
            check=at_least(1, "--gpus")),
+    Option("trace_context", ("--trace-context",), "flag", False,
+           "Send a W3C traceparent header with each request (its trace id in the trace_id column), so a "
+           "server that traces requests (vLLM --otlp-traces-endpoint) can be joined to the rows"),
+    Option("otlp_port", ("--otlp-port",), "int", None,
+           "Receive the server's OTLP spans (HTTP/protobuf, POST /v1/traces) on this port during the run and "
+           "join each request's gen_ai.latency.* timings to its row by trace id; implies --trace-context",
+           check=at_least(1, "--otlp-port"), web_form=False),
     Option("profile", ("--profile",), "flag", False,
            "Run the server's profiler over the measured part: POST /start_profile after the warm-up, "
            "/stop_profile at the end (vLLM needs --profiler-config)", web_form=False),
@@ -313,8 +320,8 @@ GROUPS: dict[str, tuple[str, ...]] = {  # --help's titled groups, each option in
         "model", "endpoint", "api_key", "stream_timeout", "request_timeout", "ca_bundle", "insecure",
         "reset_prefix_cache", "host_strategy", "metrics_url", "metrics_interval"),
     "LLM measurement: SLOs, intervals, the client's floor": (
-        "slo", "goodput", "slo_attainment", "ci_level", "calibrate", "no_kernel_timestamps", "profile",
-        "profile_level"),
+        "slo", "goodput", "slo_attainment", "ci_level", "calibrate", "no_kernel_timestamps", "trace_context",
+        "otlp_port", "profile", "profile_level"),
     "LLM output: verdicts and live figures (distributed: at the master; --metrics-port on each worker too)": (
         "check", "check_inconclusive", "metrics_port"),
     "LLM energy and cost: GPU telemetry, price per token": ("telemetry_url", "gpu_hour_cost", "gpus"),
@@ -480,6 +487,8 @@ class Settings:
     telemetry_url: tuple[str, ...]
     gpu_hour_cost: float | None
     gpus: int | None
+    trace_context: bool
+    otlp_port: int | None
     profile: bool
     profile_level: int | None
     calibrate: bool
@@ -638,6 +647,8 @@ def _fill_in(values: dict[str, Any]) -> None:
         if values["slo"]:
             raise ConfigError("--slo and --goodput both set the SLO: give one")
         values["slo"] = goodput_as_slo(values["goodput"])
+    if values["otlp_port"] is not None:  # spans are joined by the trace ids the requests carry
+        values["trace_context"] = True
 
 
 def _check_trace(values: dict[str, Any]) -> None:
