@@ -7,6 +7,7 @@ between local runs; CI builds them fresh); scripts/vllm_cpu_serve.sh starts it. 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 import urllib.request
@@ -23,13 +24,13 @@ SESSION_SETTINGS = ("--enable-prefix-caching", "--max-num-seqs", "64")
 
 
 class VLLMServer:
-    def __init__(self, *settings: str) -> None:
+    def __init__(self, *settings: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = ["bash", str(ROOT / "scripts" / "vllm_cpu_serve.sh"), "--port", str(self.port),
                *(settings or SESSION_SETTINGS)]  # fmt: skip
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     text=True, stdin=subprocess.DEVNULL)  # fmt: skip
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})  # fmt: skip
         self.drain = Drain(self.proc)
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:

@@ -8,6 +8,7 @@ from collections import Counter
 
 import pytest
 
+from tests.e2e.test_distributed import free_port
 from tests.e2e.test_sweep import report
 from tests.procs import ROOT, read_rows, run_locust
 from tests.vllm.conftest import MODEL, VLLMServer
@@ -31,6 +32,35 @@ def pooling_server(vllm_setup):
     server = VLLMServer("--runner", "pooling", "--convert", "embed")
     yield server
     server.stop()
+
+
+@pytest.fixture
+def traced_server(vllm_setup):
+    """vLLM sending its request spans (OTLP/HTTP) to a port the run will listen on."""
+    port = free_port()
+    server = VLLMServer("--enable-prefix-caching", "--otlp-traces-endpoint", f"http://127.0.0.1:{port}/v1/traces",
+                        env={"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"})  # fmt: skip
+    yield server, port
+    server.stop()
+
+
+@pytest.mark.timeout(300)
+def test_vllms_spans_are_joined_to_the_rows_and_its_ttft_lies_within_the_clients(traced_server, tmp_path):
+    server, port = traced_server
+    prefix = tmp_path / "spans"
+    run = run_locust("--headless", "-u", "4", "-r", "4", "-n", "40", "-H", server.url, "--max-tokens", "16",
+                     "--ignore-eos", "--input-tokens", "256", "--otlp-port", str(port), "--csv", str(prefix),
+                     "--only-summary", timeout=240)  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    assert "Traceback" not in run.output
+    rows = read_rows(prefix)
+    joined = [r for r in rows if r["server_ttft_s"]]
+    assert len(rows) == 40 and len(joined) >= 0.95 * len(rows), len(joined)
+    for r in joined:  # the server's TTFT (its arrival to its first token) lies within the client's
+        assert float(r["ttft_s"]) - float(r["server_ttft_s"]) > -20e-6, r["request_id"]
+        assert 0 <= float(r["server_queue_s"]) <= float(r["server_ttft_s"]) <= float(r["server_e2e_s"])
+    summary = report(prefix)
+    assert summary["server_span_requests"] == len(joined)
 
 
 @pytest.mark.timeout(400)
