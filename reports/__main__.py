@@ -34,7 +34,8 @@ def interactive_of(run: RunData, summary: dict) -> list[str]:
     width = max(1.0, round((summary["duration_s"] or 1.0) / 60.0, 1))
     return [interactive.html_of(interactive.cdfs(rows), "chart-cdf"),
             interactive.html_of(interactive.over_time(windows(rows, width), users_over_time(run)), "chart-over-time"),
-            interactive.html_of(interactive.request_timeline(rows, run.server), "chart-timeline")]  # fmt: skip
+            interactive.html_of(interactive.request_timeline(rows, run.server, users_over_time(run)),
+                                  "chart-timeline")]  # fmt: skip
 
 
 def charts_of(run: RunData, summary: dict) -> list[str]:
@@ -54,7 +55,9 @@ def charts_of(run: RunData, summary: dict) -> list[str]:
                                                 f"{p}_percentiles_over_time.png", f"{width:g} s windows",
                                                 summary.get("steady_window_s")))  # fmt: skip
         out.append(charts.cdfs({run.name: rows}, f"{p}_cdf.png"))
-        out.append(charts.request_timeline(rows, run.server, f"{p}_request_timeline.png"))
+        out.append(charts.request_timeline(rows, run.server, users_over_time(run), f"{p}_request_timeline.png"))
+        if summary.get("server_span_requests"):
+            out.append(charts.client_minus_server_ttft(rows, f"{p}_client_minus_server_ttft.png"))
         if summary.get("models"):  # several models (LoRA adapters): their TTFT and TPOT side by side
             out.append(charts.cdfs({m: rows[rows["model"] == m] for m in summary["models"]}, f"{p}_models_cdf.png"))
         out.append(charts.cache_hit_vs_miss(rows, f"{p}_cache_hit_vs_miss.png"))

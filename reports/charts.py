@@ -165,9 +165,9 @@ def server_metrics(server: pd.DataFrame, path: str) -> str:
     return _save(fig, path)
 
 
-def request_timeline(rows: pd.DataFrame, server: pd.DataFrame | None, path: str) -> str:
+def request_timeline(rows: pd.DataFrame, server: pd.DataFrame | None, users: pd.DataFrame | None, path: str) -> str:
     """Each request from its send to its end (its first token a dot), coloured as ``timeline.colour_by``
-    says; beneath, the requests in flight and the server's running and waiting requests."""
+    says; beneath, the users, the requests in flight and the server's running and waiting requests."""
     drawn, step = timeline.bars(rows)
     fig, axes = plt.subplots(2, 1, figsize=(12, 9), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     ax = axes[0]
@@ -182,6 +182,8 @@ def request_timeline(rows: pd.DataFrame, server: pd.DataFrame | None, path: str)
     below = axes[1]
     flying = timeline.in_flight(rows)
     below.step(flying["time"], flying["in_flight"], where="post", color="#555", label="in flight (client)")
+    if users is not None and not users.empty:
+        below.step(users["time_s"], users["users"], where="post", color="#9467bd", linestyle="--", label="users")
     if server is not None and not server.empty and not rows.empty:
         t = server["time"] - float(rows["start_time"].min())
         for column, label in (
@@ -193,6 +195,18 @@ def request_timeline(rows: pd.DataFrame, server: pd.DataFrame | None, path: str)
     below.set_ylabel("requests")
     below.set_xlabel("time since the first send (s)")
     below.legend(loc="upper left", fontsize=8)
+    return _save(fig, path)
+
+
+def client_minus_server_ttft(rows: pd.DataFrame, path: str) -> str:
+    """--otlp-port: each request's client TTFT minus its server span's, as a distribution (the network, the
+    HTTP server and the client's reading), its p50 and p99 marked."""
+    both = rows.dropna(subset=["ttft_s", "server_ttft_s"])
+    gap = (both["ttft_s"] - both["server_ttft_s"]).to_numpy(dtype=float) * 1e3
+    fig, ax = plt.subplots(figsize=(12, 5))
+    _hist_with_lines(ax, gap, {"p50": float(np.median(gap)), "p99": float(np.percentile(gap, 99))},
+                     "client TTFT − the server's span's TTFT (ms)", log_if_long_tail=False)  # fmt: skip
+    ax.set_title(f"Client − server TTFT per request ({len(gap):,} requests joined to their spans)")
     return _save(fig, path)
 
 

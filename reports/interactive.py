@@ -66,7 +66,7 @@ def over_time(win: pd.DataFrame, users: pd.DataFrame | None) -> go.Figure:
     return fig
 
 
-def request_timeline(rows: pd.DataFrame, server: pd.DataFrame | None) -> go.Figure:
+def request_timeline(rows: pd.DataFrame, server: pd.DataFrame | None, users: pd.DataFrame | None) -> go.Figure:
     """Each request from send to end (its first token a dot; hover for its figures), coloured as
     ``timeline.colour_by`` says; beneath, requests in flight and the server's running and waiting. Zoom
     with a drag; double-click to see it all."""
@@ -86,6 +86,9 @@ def request_timeline(rows: pd.DataFrame, server: pd.DataFrame | None) -> go.Figu
     flying = timeline.in_flight(rows)
     fig.add_trace(go.Scatter(x=flying["time"], y=flying["in_flight"], mode="lines", line_shape="hv",
                              name="in flight (client)", line={"color": "#555"}), row=2, col=1)  # fmt: skip
+    if users is not None and not users.empty:
+        fig.add_trace(go.Scatter(x=users["time_s"], y=users["users"], mode="lines", line_shape="hv", name="users",
+                                 line={"dash": "dash"}), row=2, col=1)  # fmt: skip
     if server is not None and not server.empty and not rows.empty:
         t = server["time"] - float(rows["start_time"].min())
         for column, label in (

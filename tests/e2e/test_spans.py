@@ -34,3 +34,4 @@ def test_every_row_is_joined_to_its_span_and_the_timings_are_the_emulators(emula
     summary = report(prefix)
     assert summary["server_span_requests"] == 40
     assert 0 <= summary["median_client_minus_server_span_ttft_ms"] <= summary["p99_client_minus_server_span_ttft_ms"]
+    assert (tmp_path / "spans_client_minus_server_ttft.png").stat().st_size > 10_000
