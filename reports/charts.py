@@ -184,14 +184,8 @@ def request_timeline(rows: pd.DataFrame, server: pd.DataFrame | None, users: pd.
     below.step(flying["time"], flying["in_flight"], where="post", color="#555", label="in flight (client)")
     if users is not None and not users.empty:
         below.step(users["time_s"], users["users"], where="post", color="#9467bd", linestyle="--", label="users")
-    if server is not None and not server.empty and not rows.empty:
-        t = server["time"] - float(rows["start_time"].min())
-        for column, label in (
-            ("num_requests_running", "running (server)"),
-            ("num_requests_waiting", "waiting (server)"),
-        ):
-            if column in server:
-                below.plot(t, server[column], marker=".", label=label)
+    for t, values, label in timeline.server_load(server, rows):
+        below.plot(t, values, marker=".", label=label)
     below.set_ylabel("requests")
     below.set_xlabel("time since the first send (s)")
     below.legend(loc="upper left", fontsize=8)

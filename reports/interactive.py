@@ -89,14 +89,8 @@ def request_timeline(rows: pd.DataFrame, server: pd.DataFrame | None, users: pd.
     if users is not None and not users.empty:
         fig.add_trace(go.Scatter(x=users["time_s"], y=users["users"], mode="lines", line_shape="hv", name="users",
                                  line={"dash": "dash"}), row=2, col=1)  # fmt: skip
-    if server is not None and not server.empty and not rows.empty:
-        t = server["time"] - float(rows["start_time"].min())
-        for column, label in (
-            ("num_requests_running", "running (server)"),
-            ("num_requests_waiting", "waiting (server)"),
-        ):
-            if column in server:
-                fig.add_trace(go.Scatter(x=t, y=server[column], mode="lines+markers", name=label), row=2, col=1)
+    for t, values, label in timeline.server_load(server, rows):
+        fig.add_trace(go.Scatter(x=t, y=values, mode="lines+markers", name=label), row=2, col=1)
     shown = f", every {step}th of {len(rows):,} requests" if step > 1 else ""
     fig.update_layout(title=f"Request timeline (by {timeline.colour_by(rows)}{shown}): drag to zoom",
                       height=650, hovermode="closest")  # fmt: skip

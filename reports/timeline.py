@@ -69,3 +69,14 @@ def in_flight(rows: pd.DataFrame, points: int = IN_FLIGHT_POINTS) -> pd.DataFram
     bins = np.floor(times / width).astype(np.int64)
     frame = pd.DataFrame({"bin": bins, "count": counts}).groupby("bin")["count"].max()
     return pd.DataFrame({"time": frame.index.to_numpy(float) * width, "in_flight": frame.to_numpy(float)})
+
+
+SERVER_SERIES = (("num_requests_running", "running (server)"), ("num_requests_waiting", "waiting (server)"))
+
+
+def server_load(server: pd.DataFrame | None, rows: pd.DataFrame) -> list[tuple[pd.Series, pd.Series, str]]:
+    """The server's running and waiting requests per scrape (seconds since the first send), with labels."""
+    if server is None or server.empty or rows.empty:
+        return []
+    t = server["time"] - float(rows["start_time"].min())
+    return [(t, server[column], label) for column, label in SERVER_SERIES if column in server]

@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from tests.e2e.test_distributed import free_port
+from tests.e2e.test_models import reported_per_model
 from tests.e2e.test_sweep import report
 from tests.procs import ROOT, read_rows, run_locust
 from tests.vllm.conftest import MODEL, VLLMServer
@@ -80,11 +81,7 @@ def test_a_mix_of_lora_adapters_on_vllm_is_reported_per_model(lora_server, tmp_p
         assert abs(counts[model] - share * n) <= 1, counts  # one process: exact to within one request
     running = lora_server.get_text("/metrics")
     assert "lora-a" in running and "lora-b" in running  # vllm:lora_requests_info saw both adapters run
-    summary = report(prefix)
-    assert {m: s["completed"] for m, s in summary["models"].items()} == dict(counts)
-    for figures in summary["models"].values():  # each adapter's cache blocks are its own: each warms apart
-        assert figures["usage_prefix_cache_hit_rate"] > 0.3 and figures["mean_ttft_ms"] > 0
-    assert (tmp_path / "lora_models_cdf.png").stat().st_size > 10_000
+    reported_per_model(prefix, counts, 0.3)  # 192 of 256 tokens shared: at most 0.75
 
 
 @pytest.mark.timeout(400)
