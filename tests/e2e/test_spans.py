@@ -3,6 +3,8 @@ every row carries its trace id, and gets the server's timings from its span, equ
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from tests.e2e.test_distributed import free_port
@@ -35,3 +37,15 @@ def test_every_row_is_joined_to_its_span_and_the_timings_are_the_emulators(emula
     assert summary["server_span_requests"] == 40
     assert 0 <= summary["median_client_minus_server_span_ttft_ms"] <= summary["p99_client_minus_server_span_ttft_ms"]
     assert (tmp_path / "spans_client_minus_server_ttft.png").stat().st_size > 10_000
+
+
+@pytest.mark.timeout(60)
+def test_an_otlp_port_already_taken_is_one_line(emulator_factory):
+    emu = emulator_factory()
+    with socket.socket() as taken:
+        taken.bind(("", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = run_locust("--headless", "-u", "1", "-n", "2", "-H", emu.url, "--otlp-port", str(port), timeout=50)
+    assert run.returncode == 2 and "Traceback" not in run.output
+    assert f"--otlp-port {port}: cannot listen there (Address already in use)" in run.output

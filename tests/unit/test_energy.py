@@ -4,11 +4,12 @@ curve and from an energy counter, and the cost arithmetic worked by hand."""
 from __future__ import annotations
 
 import math
+import socket
 
 import pandas as pd
 import pytest
 
-from llmclient.telemetry import gpu_sample, telemetry_page
+from llmclient.telemetry import GpuTelemetry, gpu_sample, telemetry_page
 from reports.energy import cost_figures, energy_between, energy_figures
 
 DCGM = """# HELP DCGM_FI_DEV_POWER_USAGE Power draw (in W).
@@ -82,3 +83,15 @@ def test_the_cost_per_million_tokens_worked_by_hand():
     assert got == pytest.approx({"run_cost_usd": 0.5, "usd_per_million_output_tokens": 10.0,
                                  "usd_per_million_total_tokens": 2.5})  # fmt: skip
     assert cost_figures(None, 8, 90.0, 1, 1) == {} and cost_figures(2.5, None, 90.0, 1, 1) == {}
+
+
+def test_an_exporter_that_cannot_be_reached_is_one_warning_and_no_rows(tmp_path, caplog):
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/metrics"
+    telemetry = GpuTelemetry([url], str(tmp_path / "t.csv"))
+    for _ in range(3):
+        telemetry.scrape()
+    telemetry.close()
+    warnings = [r.getMessage() for r in caplog.records if "could not scrape the GPU exporter" in r.getMessage()]
+    assert len(warnings) == 1 and url in warnings[0] and not (tmp_path / "t.csv").exists()

@@ -43,12 +43,24 @@ def test_defaults_are_the_seed_scenario():
         ({"num_users": 0}, "-u/--users must be at least 1, got 0"),
         ({"max_tokens": 0}, "--max-tokens must be at least 1, got 0"),
         ({"stream_timeout": 0.0}, "--stream-timeout must be positive, got 0"),
+        ({"embed_batch": 4}, "--embed-batch needs --endpoint embeddings (only an embeddings request takes a list)"),
+        ({"gpu_hour_cost": 2.5}, "--gpu-hour-cost and --gpus go together: the cost is the GPUs' hours at that price"),
+        ({"gpus": 8}, "--gpu-hour-cost and --gpus go together: the cost is the GPUs' hours at that price"),
+        ({"profile_level": 2}, "--profile-level needs --sweep or --find-capacity (a run without levels: --profile)"),
+        ({"telemetry_url": ["localhost:9400"]},
+         "--telemetry-url takes an exporter's page, http://HOST:PORT/metrics, got 'localhost:9400'"),
+        ({"otlp_port": 0}, "--otlp-port must be at least 1, got 0"),
     ],
-)
+)  # fmt: skip
 def test_bad_values_give_one_clear_line(kw, message):
     with pytest.raises(ConfigError) as err:
         Settings.from_options(opts(**kw))
     assert str(err.value) == message
+
+
+def test_otlp_port_sends_the_trace_context_it_joins_by():
+    assert Settings.from_options(opts(otlp_port=4318)).trace_context is True
+    assert Settings.from_options(opts()).trace_context is False
 
 
 def test_api_key_falls_back_to_environment(monkeypatch):

@@ -6,6 +6,7 @@ import csv
 import gzip
 import re
 
+import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
@@ -36,6 +37,8 @@ def test_an_export_gives_each_spans_timings_under_the_rows_column_names():
     expected = [(trace_id, {"server_queue_s": 0.25, "server_ttft_s": 1.5, "server_e2e_s": 3.0})]
     assert parse_export(body) == expected
     assert parse_export(gzip.compress(body), "gzip") == expected
+    with pytest.raises(ValueError, match="not an OTLP trace export"):  # the receiver answers it 400
+        parse_export(b"\xff\xff\xff")
 
 
 def test_the_join_fills_the_rows_whose_trace_id_has_a_span(tmp_path):

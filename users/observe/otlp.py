@@ -32,7 +32,8 @@ class OtlpReceiver:
         try:
             self.server.start()
         except OSError as exc:
-            raise ConfigError(f"--otlp-port {port}: cannot listen there ({exc.strerror or exc})") from None
+            why = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise ConfigError(f"--otlp-port {port}: cannot listen there ({why})") from None
         logger.info("receiving the server's OTLP spans on port %d (POST /v1/traces)", port)
 
     def app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
