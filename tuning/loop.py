@@ -27,7 +27,7 @@ from tuning.grid import Grid, Value, point_name
 from tuning.launchers import launcher_for
 from tuning.report import write_tuning_report
 from tuning.results import FIGURES, PointResult
-from tuning.server import ServerFailed, cache_config, free_port, mismatches, wait_port_free
+from tuning.server import ServerFailed, cache_config, free_port, interrupt_after, mismatches, wait_port_free
 
 LOCUSTFILE = str(Path(__file__).resolve().parents[1] / "locustfile.py")
 WORKLOAD_STATUSES = (0, 1, 3)  # Locust's own (1: failed requests) and a failed --check still give a summary
@@ -50,12 +50,15 @@ def run_workload(grid: Grid, url: str, prefix: str, log_path: str) -> int:
     with open(log_path, "ab") as log:
         try:
             offset = log.tell()
-            procs.append(_spawn(command, log))
+            with interrupt_after():  # a Ctrl-C while a process starts would leave it running, unknown
+                procs.append(_spawn(command, log))
             if grid.workers:
                 port = _master_port(log_path, offset, procs[0])
                 worker = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--worker", "--master-host", "127.0.0.1",
                           "--master-port", str(port)]  # fmt: skip
-                procs += [_spawn(worker, log) for _ in range(grid.workers)]
+                for _ in range(grid.workers):
+                    with interrupt_after():
+                        procs.append(_spawn(worker, log))
             status = procs[0].wait()
             for proc in procs[1:]:
                 try:

@@ -3,6 +3,7 @@ of its own, so nothing it starts outlives the point (or the loop, on Ctrl-C)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -10,9 +11,11 @@ import shlex
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from collections import deque
+from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 CONFIG_INFO = re.compile(r"^vllm:cache_config_info\{(?P<labels>[^}]*)\}", re.MULTILINE)
@@ -68,6 +71,23 @@ class Launcher:
                            f"{self.tail()}")  # fmt: skip
 
 
+@contextlib.contextmanager
+def interrupt_after() -> Iterator[None]:
+    """Hold a Ctrl-C back until the block is done, then raise it: a process started in the block (a server, a
+    Locust) is known to its owner, who stops it, rather than left running unknown (Popen is not atomic)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, _frame: caught.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 class LocalServer(Launcher):
     def __init__(self, command: str, log_path: str) -> None:
         self.command = command
@@ -75,7 +95,7 @@ class LocalServer(Launcher):
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        with open(self.log_path, "ab") as log:
+        with open(self.log_path, "ab") as log, interrupt_after():
             self.proc = subprocess.Popen(shlex.split(self.command), stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 
-from tuning.server import LocalServer, ServerFailed, free_port, mismatches
+from tuning.server import LocalServer, ServerFailed, free_port, interrupt_after, mismatches
 
 
 def test_a_server_that_runs_other_settings_is_caught_where_it_publishes_them():
@@ -22,3 +25,12 @@ def test_a_server_that_never_answers_is_given_up_on_and_stopped(tmp_path):
         server.wait_ready(f"http://127.0.0.1:{free_port('127.0.0.1')}", 0.5)
     server.stop()
     assert not server.alive()
+
+
+def test_a_ctrl_c_while_a_process_starts_waits_until_its_owner_knows_it():
+    started = []
+    with pytest.raises(KeyboardInterrupt), interrupt_after():
+        os.kill(os.getpid(), signal.SIGINT)  # in the middle of starting a process
+        started.append("the process, known")  # the block finishes first
+    assert started == ["the process, known"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
