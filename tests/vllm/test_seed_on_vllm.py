@@ -130,7 +130,7 @@ def test_the_prefix_caches_speed_up_on_vllm_and_vllms_own_counters_agree(vllm_se
     prefix = tmp_path / "speedup"
     run = run_locust("--headless", "-u", "1", "-H", vllm_server.url, "--sweep", "prefix-tokens:0,960",
                      "--input-tokens", "1024", "--max-concurrency", "1", "--level-requests", "12", "--max-tokens", "4",
-                     "--metrics-interval", "1", "--csv", str(prefix), "--only-summary", timeout=400)  # fmt: skip
+                     "--ignore-eos", "--metrics-interval", "1", "--csv", str(prefix), "--only-summary", timeout=400)  # fmt: skip
     assert run.returncode == 0, run
     assert "Traceback" not in run.output
     proc = subprocess.run([sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True,
@@ -177,8 +177,8 @@ def test_the_tuning_loop_turns_vllms_prefix_cache_on_and_off(vllm_server, tmp_pa
 def test_the_responses_api_on_vllm_is_measured_as_chat(vllm_server, tmp_path):
     prefix = tmp_path / "responses"
     run = run_locust("--headless", "-u", "2", "-r", "2", "-n", "8", "-H", vllm_server.url, "--endpoint", "responses",
-                     "--max-tokens", "8", "--input-tokens", "256", "--csv", str(prefix), "--only-summary",
-                     timeout=240)  # fmt: skip
+                     "--max-tokens", "8", "--ignore-eos", "--input-tokens", "256", "--csv", str(prefix),
+                     "--only-summary", timeout=240)  # fmt: skip
     assert run.returncode == 0, run.output[-3000:]
     assert "Traceback" not in run.output
     with open(f"{prefix}_requests.csv", newline="") as f:
