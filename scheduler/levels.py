@@ -15,9 +15,9 @@ No Locust, no I/O: ``users/load/sweep.py`` runs the levels; ``reports`` reads th
 - ``--sweep auto`` (guidellm's sweep): a synchronous level (concurrency 1) and a throughput level
   (saturating concurrency) first, then rates spread evenly between the two rates they achieved.
 - ``--find-capacity``: the throughput level, then a bisection over rates for the highest at which
-  the share of requests meeting the SLO is at least ``--slo-attainment``, judged by its Wilson
-  interval: a level whose interval straddles the target is extended, and left unresolved if it
-  still does.
+  the share of requests meeting the SLO is at least ``--slo-attainment`` (steered by each level's
+  share), a level whose interval straddles the target extended, and left unresolved if it still
+  does. The answer (``capacity``) is estimated from all rate levels together; see ``capacity``.
 - ``--repeat K``: each level of an explicit sweep runs K times, interleaved (A B A B …, so drift in the
   server does not land on one level); a run without a sweep is one level (its -u in flight, or its
   --request-rate) repeated. Each level says its repetition.
@@ -38,8 +38,9 @@ KINDS = ("rate", "concurrency", "prefix-groups", "prefix-tokens")
 WHOLE_KINDS = ("concurrency", "prefix-groups", "prefix-tokens")  # levels counted in whole numbers
 PROMPT_KINDS = ("prefix-groups", "prefix-tokens")  # levels with prompts of their own, built before the run
 # PREFIX_levels.csv, one line per level as the run ran it (users/load/sweep.py writes it, reports read it)
+# windows: its sending windows, "start-end" in unix seconds, ";" between an extension's
 LEVEL_LOG_COLUMNS = ("level", "kind", "value", "purpose", "start", "send_end", "end", "saturated", "resolved",
-                     "extensions", "cache", "repeat")  # fmt: skip
+                     "extensions", "cache", "repeat", "windows")  # fmt: skip
 Z_95 = 1.959964  # the two-sided 95% normal quantile: Wilson intervals are 95% intervals
 
 
@@ -105,41 +106,80 @@ class LevelResult:
     level: Level
     requests: int  # finished requests (cancelled ones are not counted)
     met: int  # of them, those that met every SLO (all successful ones without an SLO)
-    achieved_rate: float  # finished requests per second over the level
+    achieved_rate: float  # requests that ended per second within its sending windows (its throughput)
     saturated: bool = False
     resolved: bool = True  # False: the attainment interval still straddles the target
+    runs: tuple[int, ...] = ()  # the sizes of its bursts of requests that missed the SLO (``missed_runs``)
 
     @property
     def attainment(self) -> float:
         return self.met / self.requests if self.requests else math.nan
 
-    @property
-    def interval(self) -> tuple[float, float]:
-        return wilson(self.met, self.requests)
+    def interval(self, design: float = 1.0) -> tuple[float, float]:
+        """The attainment's 95% interval, the requests counted as ``requests / design`` independent ones."""
+        return wilson(self.met / design, self.requests / design)
 
 
-def wilson(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
-    """The Wilson score interval of a proportion (``(nan, nan)`` for no trials)."""
+def wilson(successes: float, n: float, z: float = Z_95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (``(nan, nan)`` for no trials); ``n`` may be an effective,
+    fractional count."""
     if n <= 0:
         return math.nan, math.nan
     p = successes / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    half = z * math.sqrt(max(p * (1 - p), 0.0) / n + z * z / (4 * n * n)) / denom
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def fewest_to_pass(target: float, z: float = Z_95) -> int:
-    """The fewest requests, all meeting the SLO, whose Wilson interval lies at or above ``target``
-    (all n met: the lower bound is n / (n + z²))."""
-    return 0 if target <= 0 else (math.ceil(z * z * target / (1 - target)) if target < 1 else 2**31)
+BURST_GAP = 3  # misses separated by at most this many met requests belong to one burst
 
 
-def verdict(result: LevelResult, target: float) -> str:
+def missed_runs(met: Sequence[bool], gap: int = BURST_GAP) -> tuple[int, ...]:
+    """The sizes of the bursts of misses in send order: runs of requests that missed the SLO, a run going
+    on across at most ``gap`` met requests (which count in its size: a burst's span)."""
+    out: list[int] = []
+    size = between = 0
+    for ok in met:
+        if not ok:
+            size, between = (size + between + 1 if size else 1), 0
+        elif size:
+            between += 1
+            if between > gap:
+                out.append(size)
+                size = between = 0
+    return (*out, size) if size else tuple(out)
+
+
+def design_effect(results: Sequence[LevelResult]) -> float:
+    """How many requests count as one independent one: ``E[S²] / E[S]`` over the bursts of misses
+    (``missed_runs``) of the given levels (at least 1).
+
+    A server's misses come in bursts (a queue builds, every request behind it misses, it drains), so
+    a level's misses are a sum of bursts: for K bursts of sizes S, Var(misses) ≈ E[K] E[S²], against
+    E[K] E[S] were requests independent. Pooled over the levels, since one level's window may see
+    none. Left out: the throughput level and saturated levels, whose queue never drains (one burst
+    as long as the level: they fail anyway).
+    """
+    sizes = np.array(
+        [size for r in results if not r.saturated and r.level.purpose != "throughput" for size in r.runs], dtype=float
+    )
+    return max(1.0, float((sizes**2).mean() / sizes.mean())) if sizes.size else 1.0
+
+
+def fewest_to_pass(target: float, design: float = 1.0, z: float = Z_95) -> int:
+    """The fewest requests, all meeting the SLO, whose interval lies at or above ``target`` (all n met: the
+    lower bound is n / (n + z²), n counted as ``n / design`` independent requests)."""
+    if target <= 0:
+        return 0
+    return math.ceil(design * z * z * target / (1 - target)) if target < 1 else 2**31
+
+
+def verdict(result: LevelResult, target: float, design: float = 1.0) -> str:
     """``pass`` (the interval lies at or above the target), ``fail`` (below it, or saturated), or ``close``."""
     if result.saturated or result.requests == 0:
         return "fail"
-    low, high = result.interval
+    low, high = result.interval(design)
     if low >= target:
         return "pass"
     if high < target:
@@ -180,8 +220,9 @@ class Plan:
     def next_level(self, results: Sequence[LevelResult]) -> Level | None:
         raise NotImplementedError
 
-    def extend(self, result: LevelResult) -> bool:
-        """Whether to give the level just run more requests (the capacity search's close calls)."""
+    def extend(self, result: LevelResult, results: Sequence[LevelResult] = ()) -> bool:
+        """Whether to give the level just run (after ``results``) more requests (the capacity search's close
+        calls)."""
         return False
 
 
@@ -230,7 +271,8 @@ class AutoSweep(Plan):
 
 @dataclass
 class CapacitySearch(Plan):
-    """The highest rate meeting the SLO at the target attainment: a throughput level, then bisection."""
+    """The highest rate meeting the SLO at the target attainment: a throughput level, then bisection, steered
+    by each level's attainment (its share of requests that met the SLO)."""
 
     target: float
     saturating_concurrency: int
@@ -240,12 +282,10 @@ class CapacitySearch(Plan):
     extensions: dict[int, int] = field(default_factory=dict)
 
     def bracket(self, results: Sequence[LevelResult]) -> tuple[float, float]:
-        """(highest passing rate, lowest failing or unresolved rate) among the probes so far."""
-        probes = [r for r in results if r.level.kind == "rate"]
-        passed = [r.level.value for r in probes if verdict(r, self.target) == "pass"]
-        failed = [r.level.value for r in probes if verdict(r, self.target) != "pass"]
-        ceiling = self.ceiling(results)
-        return max(passed, default=0.0), min(failed, default=ceiling)
+        """(highest rate whose attainment reached the target, lowest rate above it that did not, else the
+        ceiling) among the probes so far."""
+        low, high = attainment_bracket(results, self.target)
+        return low, self.ceiling(results) if high is None else high
 
     def ceiling(self, results: Sequence[LevelResult]) -> float:
         throughput = next((r for r in results if r.level.purpose == "throughput"), None)
@@ -264,8 +304,10 @@ class CapacitySearch(Plan):
             return None
         return Level(n + 1, "rate", round((low + high) / 2, 6), "probe")
 
-    def extend(self, result: LevelResult) -> bool:
-        if result.level.kind != "rate" or verdict(result, self.target) != "close":
+    def extend(self, result: LevelResult, results: Sequence[LevelResult] = ()) -> bool:
+        """A probe whose interval (``design_effect`` of all levels so far) straddles the target runs again."""
+        design = design_effect([*results, result])
+        if result.level.kind != "rate" or verdict(result, self.target, design) != "close":
             return False
         done = self.extensions.get(result.level.number, 0)
         if done >= self.max_extensions:
@@ -275,23 +317,122 @@ class CapacitySearch(Plan):
         return True
 
 
+def attainment_bracket(results: Sequence[LevelResult], target: float) -> tuple[float, float | None]:
+    """(highest rate whose attainment reached ``target``, 0 if none; lowest rate above it that did not, None
+    if none did): the search's bracket."""
+    probes = [r for r in results if r.level.kind == "rate" and r.requests]
+    passed = [r.level.value for r in probes if not r.saturated and r.attainment >= target]
+    low = max(passed, default=0.0)
+    above = [r.level.value for r in probes if (r.saturated or r.attainment < target) and r.level.value > low]
+    return low, min(above, default=None)
+
+
 @dataclass(frozen=True)
 class Capacity:
-    rate: float  # the highest rate that passed (0: none did)
-    interval: tuple[float, float]  # (that rate, the lowest rate that did not pass)
-    level: int | None  # the passing level's number
+    """The answer of a capacity search.
+
+    ``rate``: where the attainment, fitted non-increasing in the rate over every rate level (pool
+    adjacent violators, each level weighted by its requests), crosses the target (linear between the
+    two levels around it); with no level below the target, the highest rate tried (``at_least``).
+    ``interval``: a 95% confidence interval for the true crossing. Its low end is the highest rate r
+    such that the levels from r up to some higher one, pooled, have their interval (``design_effect``)
+    at or above the target: attainment falls with rate, so the true attainment at r is at least their
+    pooled mean. Its high end, likewise, the lowest rate whose pooled levels down to some lower one
+    lie below the target; None where no rate did (the capacity is at least the low end).
+    ``bracket``: the search's (highest rate that reached the target, lowest above it that did not).
+    """
+
+    rate: float
+    interval: tuple[float, float | None]
+    bracket: tuple[float, float | None]
+    level: int | None  # the number of the highest level that reached the target
+    at_least: bool  # no rate level fell below the target: the capacity is at least ``rate``
+    design: float  # the design effect the intervals used
 
 
 def capacity(results: Sequence[LevelResult], target: float) -> Capacity:
-    """The answer of a capacity search (or of any sweep over rates) from its levels."""
-    probes = [r for r in results if r.level.kind == "rate"]
-    passed = [r for r in probes if verdict(r, target) == "pass"]
-    best = max(passed, key=lambda r: r.level.value, default=None)
-    low = best.level.value if best is not None else 0.0
-    above = [r.level.value for r in probes if verdict(r, target) != "pass" and r.level.value > low]
-    throughput = max((r.achieved_rate for r in results), default=math.nan)
-    high = min(above, default=max(throughput, low))
-    return Capacity(low, (low, high), best.level.number if best is not None else None)
+    """The answer of a capacity search (or of any sweep over rates) from its levels (see ``Capacity``)."""
+    probes = sorted((r for r in results if r.level.kind == "rate" and r.requests), key=lambda r: r.level.value)
+    design = design_effect(probes)
+    low, high = attainment_bracket(probes, target)
+    best = max((r for r in probes if r.level.value == low), key=lambda r: r.level.number, default=None)
+    if not probes:
+        return Capacity(0.0, (0.0, None), (0.0, None), None, True, design)
+    rates = [r.level.value for r in probes]
+    fitted = non_increasing([0.0 if r.saturated else r.attainment for r in probes], [r.requests for r in probes])
+    rate, at_least = crossing(rates, fitted, target)
+    return Capacity(rate, confidence_bounds(probes, target), (low, high),
+                    best.level.number if best is not None else None, at_least, design)  # fmt: skip
+
+
+def capacity_sentence(answer: Capacity, slo: str, target: float) -> str:
+    """The capacity search's answer in words: the estimate and its interval, or what bounds it, and why."""
+    head = f"Capacity within {slo} for {100 * target:g}% of requests:"
+    low, high = answer.interval
+    if answer.rate <= 0 and not answer.at_least:
+        return f"{head} below {_rate(answer.bracket[1] or 0.0)} req/s: no rate tried met it."
+    if answer.at_least:
+        return f"{head} at least {_rate(answer.rate)} req/s (no rate tried, up to it, fell below the target)."
+    bound = f"{_rate(low)}–{_rate(high)}" if high is not None else f"from {_rate(low)}"
+    text = f"{head} {_rate(answer.rate)} req/s (95% CI {bound} req/s"
+    text += f"; the search's bracket {_rate(answer.bracket[0])}–{_rate(answer.bracket[1] or answer.rate)} req/s)."
+    if low <= 0:
+        need = fewest_to_pass(target, answer.design)
+        text += (
+            f" No rate was confirmed: misses came in bursts (design effect {answer.design:.3g}), and a level "
+            f"needs about {need:,} requests, all meeting the SLO, to confirm one: use a longer --level-duration."
+        )
+    return text
+
+
+def _rate(value: float) -> str:
+    """A request rate to three significant digits (no more than a search knows)."""
+    return f"{value:.3g}"
+
+
+def non_increasing(values: Sequence[float], weights: Sequence[float]) -> list[float]:
+    """The weighted least-squares non-increasing fit (pool adjacent violators)."""
+    blocks: list[list[float]] = []  # [mean, weight, count]
+    for value, weight in zip(values, weights, strict=True):
+        blocks.append([value, float(weight), 1])
+        while len(blocks) > 1 and blocks[-2][0] < blocks[-1][0]:
+            mean2, weight2, count2 = blocks.pop()
+            mean1, weight1, count1 = blocks.pop()
+            total = weight1 + weight2
+            blocks.append([(mean1 * weight1 + mean2 * weight2) / total, total, count1 + count2])
+    return [mean for mean, _, count in blocks for _ in range(int(count))]
+
+
+def crossing(rates: Sequence[float], fitted: Sequence[float], target: float) -> tuple[float, bool]:
+    """Where a non-increasing curve through (rate, fitted) falls below ``target`` (linear between points);
+    (the last rate, True) when it never does, (0, False) when the first point is below already."""
+    for i, (rate, value) in enumerate(zip(rates, fitted, strict=True)):
+        if value < target:
+            if i == 0:
+                return 0.0, False
+            r0, v0 = rates[i - 1], fitted[i - 1]
+            return (r0 + (v0 - target) * (rate - r0) / (v0 - value) if v0 > value else rate), False
+    return rates[-1], True
+
+
+def confidence_bounds(probes: Sequence[LevelResult], target: float) -> tuple[float, float | None]:
+    """``Capacity.interval`` from the rate levels in rising order of rate."""
+    n = len(probes)
+    # bursts grow with the rate: a block's design effect is that of its levels and every one above
+    designs = [design_effect(probes[i:]) for i in range(n)]
+
+    def pooled(i: int, j: int) -> tuple[float, float]:
+        part = probes[i : j + 1]
+        return wilson(sum(r.met for r in part) / designs[i], sum(r.requests for r in part) / designs[i])
+
+    reached = [i for i in range(n) if any(pooled(i, j)[0] >= target for j in range(i, n))]
+    low = probes[max(reached)].level.value if reached else 0.0
+    fell = [
+        i
+        for i in range(n)
+        if probes[i].level.value > low and (probes[i].saturated or any(pooled(j, i)[1] < target for j in range(i + 1)))
+    ]
+    return low, probes[min(fell)].level.value if fell else None
 
 
 @dataclass
@@ -346,19 +487,36 @@ def level_result(level: Level, start: Sequence[float], success: Sequence[bool], 
 
     Cancelled requests (cut off by the end of the level) are left out. Attainment counts the
     requests that met every SLO (``scheduler.slo.met``), or succeeded when there is no SLO. The
-    achieved rate is requests sent per second over the level's sending windows (its extensions
-    add windows).
+    achieved rate is the requests that ended within the level's sending windows (its extensions
+    add windows) per second of them: the rate the server got through, open loop or closed alike.
     """
     kept = ~np.asarray(cancelled, dtype=bool)
     ok = np.asarray(success, dtype=bool)
     good = met(slo, ok, np.asarray(ttft, dtype=float), np.asarray(tpot, dtype=float), np.asarray(e2e, dtype=float))
     starts = np.asarray(start, dtype=float)
+    ends = starts + np.nan_to_num(np.asarray(e2e, dtype=float), nan=0.0)
     inside = np.zeros(len(starts), dtype=bool)
     span = 0.0
     for begin, end in windows:
-        inside |= (starts >= begin) & (starts <= end)
+        inside |= (ends >= begin) & (ends <= end)
         span += max(end - begin, 0.0)
     requests = int(kept.sum())
-    sent = int((kept & inside).sum())
-    return LevelResult(level, requests, int((good & kept).sum()), sent / span if span > 0 else math.nan,
-                       saturated, resolved)  # fmt: skip
+    ended = int((kept & inside).sum())
+    order = np.argsort(starts[kept], kind="stable")
+    return LevelResult(level, requests, int((good & kept).sum()), ended / span if span > 0 else math.nan,
+                       saturated, resolved, missed_runs(good[kept][order].tolist()))  # fmt: skip
+
+
+def format_windows(windows: Sequence[tuple[float, float]]) -> str:
+    """A level's sending windows as ``PREFIX_levels.csv`` holds them."""
+    return ";".join(f"{begin!r}-{end!r}" for begin, end in windows)
+
+
+def parse_windows(text: str) -> list[tuple[float, float]]:
+    """``format_windows``'s text back (an empty list for none)."""
+    out = []
+    for part in str(text).split(";"):
+        begin, sep, end = part.strip().partition("-")
+        if sep:
+            out.append((float(begin), float(end)))
+    return out

@@ -29,9 +29,11 @@ from scheduler.levels import (
     Plan,
     SaturationTest,
     capacity,
+    capacity_sentence,
+    design_effect,
     fewest_to_pass,
+    format_windows,
     level_result,
-    verdict,
 )
 from users.load.open_loop import NO_ROW, Due, OpenLoop
 from users.observe.finished import Finished
@@ -189,8 +191,8 @@ class SweepDriver:
         s = self.settings
         if s.slo:
             logger.info("a level passes when at least %.1f%% of its requests meet %s with 95%% confidence: it needs "
-                        "%d requests or more, all meeting it", 100 * s.slo_attainment, s.slo,
-                        fewest_to_pass(s.slo_attainment))  # fmt: skip
+                        "%d requests or more, all meeting it, and more where misses come in bursts",
+                        100 * s.slo_attainment, s.slo, fewest_to_pass(s.slo_attainment))  # fmt: skip
         try:
             while (level := self.plan.next_level(self.results)) is not None:
                 self.cache = self.run.primer.prepare_level(self.host)
@@ -198,7 +200,7 @@ class SweepDriver:
                 if profiled:  # --profile-level: this level's requests only, after its cache is prepared
                     self.run.primer.start_profile(self.host)
                 result = self._run_level(level)
-                while self.plan.extend(result):
+                while self.plan.extend(result, self.results):
                     logger.info("%s: attainment too close to call, %d more requests' worth", level.label,
                                 len(self.rows))  # fmt: skip
                     result = self._run_level(level, extending=True)
@@ -263,23 +265,28 @@ class SweepDriver:
 
     def _log(self, result: LevelResult) -> None:
         level = result.level
-        low, high = result.interval
-        logger.info(
-            "%s: %d requests, achieved %.2f req/s, SLO attainment %.1f%% [%.1f, %.1f]%s",
-            level.label, result.requests, result.achieved_rate, 100 * result.attainment, 100 * low, 100 * high,
-            " (saturated)" if result.saturated else ("" if result.resolved else " (unresolved)"),
-        )  # fmt: skip
+        design = design_effect([*self.results])
+        low, high = result.interval(design)
+        if self.settings.slo:
+            share = f"SLO attainment {100 * result.attainment:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
+        else:
+            share = f"success rate {100 * result.attainment:.1f}%"
+        logger.info("%s: %d requests, achieved %.2f req/s, %s%s", level.label, result.requests, result.achieved_rate,
+                    share, " (saturated)" if result.saturated else ("" if result.resolved else " (unresolved)"))  # fmt: skip
         rows = self.rows
         if self.path:
             with open(self.path, "a", newline="", encoding="utf-8") as f:
                 csv.writer(f).writerow([level.number, level.kind, repr(level.value), level.purpose,
                                         repr(rows.started), repr(rows.windows[-1][1]), repr(rows.ended),
                                         result.saturated, result.resolved, rows.extensions, self.cache,
-                                        "" if level.repeat is None else level.repeat])  # fmt: skip
+                                        "" if level.repeat is None else level.repeat,
+                                        format_windows(rows.windows)])  # fmt: skip
         self.run.live.levels.append({
             "level": level.number, "kind": level.kind, "value": level.value, "purpose": level.purpose,
             "requests": result.requests, "achieved_rate": result.achieved_rate,
-            "slo_attainment": result.attainment, "slo_attainment_ci": [low, high],
+            "slo_attainment": result.attainment if self.settings.slo else None,
+            "slo_attainment_ci": [low, high] if self.settings.slo else None,
+            "success_rate": result.attainment if not self.settings.slo else None,
             "saturated": result.saturated, "resolved": result.resolved,
             "median_ttft_ms": _median_ms(self.rows.ttft, self.rows.cancelled),
         })  # fmt: skip
@@ -290,14 +297,8 @@ class SweepDriver:
             return
         answer = capacity(self.results, self.settings.slo_attainment)
         unresolved = [r.level.number for r in self.results if not r.resolved]
-        logger.info(
-            "capacity: %.3g req/s meets %s for %.1f%% of requests (between %.3g and %.3g req/s)%s",
-            answer.rate, self.settings.slo, 100 * self.settings.slo_attainment, *answer.interval,
-            f"; unresolved levels: {unresolved}" if unresolved else "",
-        )  # fmt: skip
-        if answer.level is None:
-            failing = [verdict(r, self.settings.slo_attainment) for r in self.results if r.level.kind == "rate"]
-            logger.warning("no rate tried met the SLO (%s)", ", ".join(failing) or "no rate level ran")
+        logger.info("%s%s", capacity_sentence(answer, self.settings.slo, self.settings.slo_attainment),
+                    f" Unresolved levels: {unresolved}." if unresolved else "")  # fmt: skip
 
 
 def _median_ms(values: list[float], cancelled: list[bool]) -> float | None:
