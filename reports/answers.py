@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from reports.speedup import speedup_sentence
+from scheduler.levels import Capacity, capacity_sentence
 
 
 def _num(value: float, digits: int = 3) -> str:
@@ -23,9 +24,14 @@ def figure(summary: dict, key: str, unit: str = "", scale: float = 1.0) -> str |
         return None
     text = f"{_num(value * scale)}{unit}"
     ci = summary.get(f"{key}_ci")
-    if isinstance(ci, list) and len(ci) == 2 and all(isinstance(v, int | float) for v in ci):
+    if isinstance(ci, list) and len(ci) == 2 and any(isinstance(v, int | float) for v in ci):
         level = summary.get("ci_level") or 0.95
-        text += f" ({level:.0%} CI {_num(ci[0] * scale)}–{_num(ci[1] * scale)})"
+        low, high = (_num(v * scale) if isinstance(v, int | float) else None for v in ci)
+        if low is not None and high is not None:
+            text += f" ({level:.0%} CI {low}–{high})"
+        else:  # too few requests for the other bound (a p99 of a short run)
+            side = f"from {low}, no bound above" if low is not None else f"up to {high}, no bound below"
+            text += f" ({level:.0%} CI {side})"
     return text
 
 
@@ -75,11 +81,12 @@ def _cache(s: dict) -> str:
 
 def _levels(s: dict) -> str:
     sentences = []
-    capacity = figure(s, "capacity_rps", " requests/s")
-    if capacity:
-        sentences.append(f"Capacity within the SLO: {capacity}.")
-    elif s.get("levels") and "capacity_rps" in s:
-        sentences.append("No level met the SLO.")
+    rate, ci, bracket = s.get("capacity_rps"), s.get("capacity_rps_ci"), s.get("capacity_rps_bracket")
+    if isinstance(rate, int | float) and isinstance(ci, list) and isinstance(bracket, list):
+        answer = Capacity(rate, (ci[0] or 0.0, ci[1]), (bracket[0] or 0.0, bracket[1]), None,
+                          bool(s.get("capacity_at_least")), float(s.get("slo_design_effect") or 1.0))  # fmt: skip
+        target = float(s.get("slo_attainment_target") or 0.99)
+        sentences.append(capacity_sentence(answer, str(s.get("slo") or "the SLO"), target))
     knee = s.get("knee_rate")
     if isinstance(knee, int | float):
         sentences.append(f"Latency starts to climb faster than throughput past {_num(knee)} requests/s (the knee).")

@@ -21,7 +21,7 @@ from llmclient.server_metrics import (
     server_figures,
 )
 from reports.intervals import HEADLINE, SINGLE_RUN_METHOD, intervals_ms, rate_ci, ratio_of_sums_ci, total_rate_ci
-from scheduler.levels import Level, LevelResult, capacity, level_result, verdict
+from scheduler.levels import Level, LevelResult, capacity, design_effect, level_result, parse_windows, verdict
 from scheduler.proof import prove
 from scheduler.slo import met
 
@@ -147,8 +147,7 @@ def summarize(
     summary.update(prefix_cache_summary(ok, server))
     if slo:
         summary["request_goodput"] = goodput(ok, slo, dur)
-    # requests whose prompt's own part the server had cached: a cache warm from an earlier run
-    summary["warm_cache_requests"] = int(rows["warm_cache"].sum()) if "warm_cache" in rows else 0
+    summary.update(counted_requests(rows))
     summary.update(open_loop_summary(rows, ok, requested_rate))
     summary.update(reasoning_summary(ok))
     summary["ci_level"], summary["ci_method"] = ci_level, SINGLE_RUN_METHOD
@@ -158,6 +157,14 @@ def summarize(
     if histograms:
         summary.update(server_vs_client(summary, histograms, -math.inf, math.inf))
     return summary
+
+
+def counted_requests(rows: pd.DataFrame) -> dict[str, int]:
+    """``warm_cache_requests``: those whose prompt's own part the server had cached (a cache warm from an
+    earlier run); ``resent_requests``: those sent twice (the first send closed unanswered: the server may
+    have read it too)."""
+    return {"warm_cache_requests": int(rows["warm_cache"].sum()) if "warm_cache" in rows else 0,
+            "resent_requests": int(rows["resent"].fillna(0).sum()) if "resent" in rows else 0}  # fmt: skip
 
 
 def throughput_intervals(ok: pd.DataFrame, dur: float, slo: dict[str, float] | None, summary: dict,
@@ -262,21 +269,50 @@ def steady_window(rows: pd.DataFrame, users: pd.DataFrame | None) -> tuple[float
 
 def steady_summary(rows: pd.DataFrame, users: pd.DataFrame | None, slo: dict[str, float] | None,
                    requested_rate: float | None, ci_level: float) -> dict[str, object]:  # fmt: skip
-    """``steady``: the summary's figures over the requests that started in the steady window and ended
-    in it, with ``steady_window_s`` (seconds from the first send) and ``steady_requests``."""
+    """``steady``: the summary's figures over the steady window, with ``steady_window_s`` (seconds from the
+    first send) and ``steady_requests``. Latencies are those of every request sent in the window, however
+    long it ran (keeping only the ones that also ended in it would keep the short ones); throughputs
+    count what arrived inside the window over its length (``window_throughput``)."""
     window = steady_window(rows, users)
     if window is None:
         return {}
     start, end = window
-    inside = rows[(rows["start_time"] >= start) & (rows["start_time"] + rows["e2e_s"].fillna(0.0) <= end)]
+    inside = rows[(rows["start_time"] >= start) & (rows["start_time"] <= end)]
     if not inside["success"].any():
         return {}
     t0 = float(rows["start_time"].min())
+    steady = summarize(inside, None, slo, requested_rate, None, ci_level)
+    ok = rows[rows["success"]]
+    steady.update(window_throughput(ok, start, end, ci_level))
+    if slo:  # the requests that met it and ended in the window, over its length
+        ended = ok[(ok["start_time"] + ok["e2e_s"]).between(start, end)]
+        good = int(slo_met(ended, slo).sum())
+        steady["request_goodput"], steady["request_goodput_ci"] = good / (end - start), rate_ci(good, end - start,
+                                                                                                ci_level)  # fmt: skip
+    return {"steady": steady, "steady_window_s": [start - t0, end - t0], "steady_requests": len(inside)}
+
+
+def window_throughput(ok: pd.DataFrame, start: float, end: float, level: float) -> dict[str, object]:
+    """Throughputs over [start, end] from what arrived inside it: requests that ended in it, output tokens
+    that arrived in it (a request's first at its TTFT, the others spread evenly to its end: its chunks'
+    own times are not kept per token), and the prompt tokens of requests whose first token came in it."""
+    length = end - start
+    first = (ok["start_time"] + ok["ttft_s"]).to_numpy(dtype=float)
+    last = (ok["start_time"] + ok["e2e_s"]).to_numpy(dtype=float)
+    tokens = ok["output_tokens"].fillna(0).to_numpy(dtype=float)
+    decode = np.clip(np.minimum(last, end) - np.maximum(first, start), 0.0, None)
+    span = last - first
+    share = np.divide(decode, span, out=((first >= start) & (first <= end)).astype(float), where=span > 0)
+    arrived = ((first >= start) & (first <= end)) * np.minimum(tokens, 1.0) + share * np.maximum(tokens - 1.0, 0.0)
+    ended = int(((last >= start) & (last <= end)).sum())
+    prompt = float(ok["prompt_tokens"].fillna(0).to_numpy(dtype=float)[(first >= start) & (first <= end)].sum())
     return {
-        "steady": summarize(inside, None, slo, requested_rate, None, ci_level),
-        "steady_window_s": [start - t0, end - t0],
-        "steady_requests": len(inside),
-    }
+        "duration_s": length, "duration": length,
+        "request_throughput": ended / length, "request_throughput_ci": rate_ci(ended, length, level),
+        "output_throughput": float(arrived.sum()) / length,
+        "output_throughput_ci": total_rate_ci(arrived[arrived > 0], length, level),
+        "total_token_throughput": (prompt + float(arrived.sum())) / length,
+    }  # fmt: skip
 
 
 def windows(rows: pd.DataFrame, width_s: float) -> pd.DataFrame:
@@ -332,17 +368,18 @@ def _server_in_window(server: pd.DataFrame | None, start: float, end: float) -> 
 
 def level_results(rows: pd.DataFrame, levels: pd.DataFrame, slo: dict[str, float],
                   fixed_rate: float | None = None) -> list[LevelResult]:  # fmt: skip
-    """Each level of a sweep as the run judged it (``scheduler.levels.level_result``), from its rows;
-    ``fixed_rate``: the rate of prefix-groups levels (``--request-rate``)."""
+    """Each level of a sweep as the run judged it (``scheduler.levels.level_result``), from its rows and the
+    sending windows the run logged; ``fixed_rate``: the rate of prefix-groups levels (``--request-rate``)."""
     results = []
     for item in levels.itertuples(index=False):
         level = Level(int(item.level), str(item.kind), float(item.value), str(item.purpose), fixed_rate)
         mine = rows[rows["level"].astype(str) == str(level.number)]
+        logged = parse_windows(getattr(item, "windows", "") or "")
         results.append(level_result(
             level, mine["start_time"].to_numpy(dtype=float), mine["success"].to_numpy(dtype=bool),
             mine["cancelled"].to_numpy(dtype=bool), mine["ttft_s"].to_numpy(dtype=float),
             mine["tpot_s"].to_numpy(dtype=float), mine["e2e_s"].to_numpy(dtype=float),
-            [(float(item.start), float(item.send_end))], slo, bool(item.saturated), bool(item.resolved),
+            logged or [(float(item.start), float(item.send_end))], slo, bool(item.saturated), bool(item.resolved),
         ))  # fmt: skip
     return results
 
@@ -354,6 +391,7 @@ def levels_summary(rows: pd.DataFrame, levels: pd.DataFrame, server: pd.DataFram
     """``levels`` (one object per level: the single-run keys plus the level's) and the capacity keys;
     for prefix-groups levels, each level's working set and hit rates, and the cliff (``working_set``)."""
     results = level_results(rows, levels, slo, fixed_rate)
+    design = design_effect(results)
     out_levels = []
     for item, result in zip(levels.itertuples(index=False), results, strict=True):
         mine = rows[rows["level"].astype(str) == str(result.level.number)]
@@ -364,14 +402,17 @@ def levels_summary(rows: pd.DataFrame, levels: pd.DataFrame, server: pd.DataFram
         good = ok[slo_met(ok, slo)] if slo else ok
         dur = float(summary["duration_s"] or 0.0)
         per_s = 1 / dur if dur > 0 else float("nan")
-        low, high = result.interval
+        low, high = result.interval(design)
         summary.update({
             "level": result.level.number, "kind": result.level.kind, "value": result.level.value,
             "purpose": result.level.purpose,
             "offered_rate": result.level.arrival_rate if result.level.open_loop else result.achieved_rate,
-            "achieved_rate": result.achieved_rate, "slo_attainment": result.attainment,
-            "slo_attainment_ci": [low, high], "saturated": result.saturated, "resolved": result.resolved,
-            "verdict": verdict(result, target) if slo else None, "cache_handling": str(item.cache),
+            "achieved_rate": result.achieved_rate,
+            "slo_attainment": result.attainment if slo else None,
+            "slo_attainment_ci": [low, high] if slo else None,
+            "success_rate": None if slo else result.attainment,
+            "saturated": result.saturated, "resolved": result.resolved,
+            "verdict": verdict(result, target, design) if slo else None, "cache_handling": str(item.cache),
             "goodput_rps": len(good) * per_s,
             "goodput_tok_s": float(good["output_tokens"].sum()) * per_s,
             "start": float(item.start), "end": float(item.end),
@@ -382,27 +423,39 @@ def levels_summary(rows: pd.DataFrame, levels: pd.DataFrame, server: pd.DataFram
             summary.update(working_set(ok, int(result.level.value), prefix_tokens))
         out_levels.append({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in summary.items()})
     by_prefixes = any(r.level.kind == "prefix-groups" for r in results)
+    rates_swept = not find_capacity and any(r.level.kind == "rate" and r.level.purpose == "sweep" for r in results)
     out: dict = {"levels": out_levels, "cache_handling": sorted({str(c) for c in levels["cache"]}),
-                 "knee_rate": None if by_prefixes else knee_rate(out_levels)}  # fmt: skip
+                 "knee_rate": knee_rate(out_levels) if rates_swept else None}  # fmt: skip
+    if slo:
+        out["slo_design_effect"] = design
     if by_prefixes:
         out["kv_cache_cliff_tokens"] = cliff(out_levels)
         out["kv_cache_capacity_estimate_tokens"] = capacity_estimate(out_levels)
     if slo and (find_capacity or any(r.level.kind == "rate" for r in results)):
-        answer = capacity(results, target)
-        at = next((lv for lv in out_levels if lv["level"] == answer.level), None)
-        out.update(capacity_rps=answer.rate, capacity_rps_ci=list(answer.interval),
-                   capacity_goodput_tok_s=at["goodput_tok_s"] if at else None,
-                   capacity_goodput_rps=at["goodput_rps"] if at else None, slo_attainment_target=target)  # fmt: skip
+        out.update(capacity_keys(results, out_levels, slo, target))
     return out
 
 
-def knee_rate(levels: list[dict]) -> float | None:
-    """The latency–throughput knee: the highest offered rate, in rising order, before the first level
-    that is saturated or where the typical request queues: its median TTFT exceeds the lowest level's
-    by more than half an unloaded request (half that level's median E2E). None without two levels.
+def capacity_keys(results: list[LevelResult], levels: list[dict], slo: dict[str, float], target: float) -> dict:
+    """The capacity search's answer (``scheduler.levels.capacity``) under its summary keys."""
+    answer = capacity(results, target)
+    at = next((lv for lv in levels if lv["level"] == answer.level), None)
+    return dict(capacity_rps=answer.rate, capacity_rps_ci=list(answer.interval), slo=slo_text(slo),
+                capacity_rps_bracket=list(answer.bracket), capacity_at_least=answer.at_least,
+                capacity_goodput_tok_s=at["goodput_tok_s"] if at else None,
+                capacity_goodput_rps=at["goodput_rps"] if at else None, slo_attainment_target=target)  # fmt: skip
 
-    (An open loop's achieved rate is its sending rate: it follows the offered rate up to Poisson
-    noise whatever the server does, so it marks no knee.)"""
+
+def slo_text(slo: dict[str, float]) -> str:
+    """An SLO as ``--slo`` spells it (``ttft_ms=300,tpot_ms=50``)."""
+    return ",".join(f"{key}={limit:g}" for key, limit in slo.items())
+
+
+def knee_rate(levels: list[dict]) -> float | None:
+    """The latency–throughput knee of a sweep over rates: the highest offered rate, in rising order,
+    before the first level that is saturated or where the typical request queues: its median TTFT
+    exceeds the lowest level's by more than half an unloaded request (half that level's median E2E).
+    None without two levels, or where no level past the first queued (no knee was found)."""
     ordered = sorted((lv for lv in levels if lv.get("offered_rate") is not None), key=lambda lv: lv["offered_rate"])
     if len(ordered) < 2:
         return None
@@ -412,9 +465,9 @@ def knee_rate(levels: list[dict]) -> float | None:
     for lv in ordered[1:]:
         ttft = lv.get("median_ttft_ms")
         if lv.get("saturated") or (ttft is not None and ttft > limit):
-            break
+            return float(knee)
         knee = lv["offered_rate"]
-    return float(knee)
+    return None
 
 
 CACHED_SHARE_BINS = (0.0, 0.25, 0.5, 0.75, 1.0001)  # the last bin holds a fully cached prompt

@@ -1,8 +1,10 @@
-"""The steady state: requests sent after the load reached its target and ended before the drain."""
+"""The steady state: requests sent after the load reached its target and before the drain."""
 
 from __future__ import annotations
 
 import json
+
+import pandas as pd
 
 from tests.unit.test_report_inputs import HEADER, ROW, report
 
@@ -36,7 +38,7 @@ def test_the_steady_figures_leave_out_the_ramp_up_and_the_drain(tmp_path):
     summary = json.loads((tmp_path / "r_summary.json").read_text())
     start, end = summary["steady_window_s"]
     assert start == 3.0 and end == max(starts)  # every user spawned at 3 s; the last send
-    inside = [s for s in starts if s >= 3.0 and s + 2.0 <= end]
+    inside = [s for s in starts if 3.0 <= s <= end]  # sent in the window, however long they ran
     assert summary["steady_requests"] == len(inside)
     steady = summary["steady"]
     assert steady["completed"] == len(inside) and steady["median_ttft_ms"] == 1000.0  # no cold first request
@@ -51,3 +53,43 @@ def test_a_run_without_a_spawn_history_or_a_schedule_claims_no_steady_state(tmp_
     assert report(str(tmp_path / "r")).returncode == 0
     summary = json.loads((tmp_path / "r_summary.json").read_text())
     assert "steady" not in summary and "steady_window_s" not in summary
+
+
+def mixed_lengths(seconds: float, users: int = 64) -> tuple[pd.DataFrame, float]:
+    """A closed loop whose users alternate a short request (1 s, 10 tokens) and a long one (20 s, 400
+    tokens), each user from its own phase of that 21 s cycle: a constant load whose true output rate is
+    users × 410 tokens / 21 s."""
+    rows = []
+    for user in range(users):
+        phase = 21.0 * user / users
+        t, long = (0.0, True) if phase < 20.0 else (0.0, False)
+        first_e2e = 20.0 - phase if phase < 20.0 else 21.0 - phase
+        while t <= seconds:
+            e2e, tokens = (20.0, 400) if long else (1.0, 10)
+            e2e = first_e2e if t == 0.0 else e2e  # the first request is the rest of its cycle's
+            tokens = max(2, round(tokens * e2e / (20.0 if long else 1.0)))
+            rows.append({"request_id": f"u{user}-{len(rows)}", "start_time": 1.7e9 + t, "success": True,
+                         "cancelled": False, "ttft_s": 0.05, "e2e_s": e2e, "tpot_s": (e2e - 0.05) / (tokens - 1),
+                         "itl_s": "", "decode_tps": tokens / e2e, "prompt_tokens": 100, "cached_tokens": 0,
+                         "output_tokens": tokens, "warm_cache": False})  # fmt: skip
+            t, long = t + e2e, not long
+    return pd.DataFrame(rows), users * 410 / 21.0
+
+
+def test_the_steady_state_is_not_biased_to_short_requests():
+    from reports.metrics import steady_summary, summarize
+
+    rows, truth = mixed_lengths(60.0)
+    users = pd.DataFrame({"time_s": [0.0, 2.0], "users": [64, 64]})
+    found = steady_summary(rows, users, None, None, 0.95)
+    steady = found["steady"]
+    # every request sent in the window counts, the long ones too (keeping those that also ended in it
+    # would keep the short ones: a median E2E of 1 s)
+    assert steady["completed"] == found["steady_requests"] and steady["median_e2el_ms"] > 5000.0
+    assert steady["p90_e2el_ms"] == 20000.0
+    # throughput from the tokens that arrived inside the window: the true rate, within a few percent
+    assert abs(steady["output_throughput"] / truth - 1) < 0.05, (steady["output_throughput"], truth)
+    whole = summarize(rows)
+    assert abs(steady["output_throughput"] / whole["output_throughput"] - 1) < 0.15
+    low, high = steady["output_throughput_ci"]
+    assert low <= truth <= high
