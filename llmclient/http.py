@@ -91,8 +91,10 @@ class Connection:
     closed comes back with no answer. So a kept socket is reused only while it has been idle less
     than ``max_idle`` and the server has not spoken on it (a close, a reset or stray bytes make it
     readable); and a request that went out on a kept socket which the server closed before any
-    byte of the response came back is ``unanswered``: the server cannot have processed it, and its
-    caller sends it once more on a new connection (never a request that got a response byte).
+    byte of the response came back is ``unanswered``: most likely the server closed it idle as the
+    request went out, and its caller sends it once more on a new connection (never a request that
+    got a response byte). When the whole request had been written (``delivered``), the server may
+    have read it and failed: the caller puts the resend on the record.
     """
 
     def __init__(
@@ -122,6 +124,7 @@ class Connection:
         self.reused = False
         self.answered = False
         self.peer_closed = False
+        self.delivered = False  # the whole request was written: the server may have read it
 
     # -- connection management -------------------------------------------------
     def _connect(self) -> socket.socket:
@@ -163,7 +166,7 @@ class Connection:
         """Start a request: drop a stale socket, connect when there is none, and note which it was."""
         self.drop_if_stale()
         self.reused = self._sock is not None
-        self.answered = self.peer_closed = False
+        self.answered = self.peer_closed = self.delivered = False
         return self._sock or self._connect()
 
     def lost(self) -> None:
@@ -174,7 +177,7 @@ class Connection:
     @property
     def unanswered(self) -> bool:
         """The request went out on a kept socket that the server closed before any byte of the response
-        came back: it cannot have been processed, and may be sent once more on a new connection."""
+        came back: it may be sent once more on a new connection (see the class's note)."""
         return self.reused and self.peer_closed and not self.answered
 
     def close(self) -> None:
@@ -194,6 +197,7 @@ class Connection:
         except OSError as exc:
             self.lost()
             raise TransportError(f"connection failed while sending: {os_reason(exc)}") from None
+        self.delivered = True
 
     def send_rest(self, raw: bytes, offset: int) -> None:
         """Write the rest of a request whose first ``offset`` bytes went out already (no retry on a new
@@ -205,6 +209,7 @@ class Connection:
         except OSError as exc:
             self.close()
             raise TransportError(f"connection failed while sending: {os_reason(exc)}") from None
+        self.delivered = True
 
     def ready_socket(self) -> socket.socket | None:
         """Start a request ahead of its send (``begin``) and return the OS socket to write it to at once

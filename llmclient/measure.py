@@ -71,6 +71,8 @@ class RequestRecord:
     answer_ttft: float | None = None  # to the first answer token (not reasoning): a reasoning model's real wait
     reasoning_tokens: int | None = None  # the server's usage where it says, else the reasoning chunks counted
     trace_id: str = ""  # --trace-context: the W3C trace id sent in its traceparent header
+    resent: bool = False  # sent a second time: the first send's kept connection closed unanswered
+    resent_error: str = ""  # that first attempt's error
 
     @property
     def warm_cache(self) -> bool:

@@ -62,6 +62,13 @@ COLUMNS: tuple[Column, ...] = (
     Column("server_prefill_s", "float", "--otlp-port: the server's span's prefill time, seconds"),
     Column("server_ttft_s", "float", "--otlp-port: the server's span's time to first token, seconds"),
     Column("server_e2e_s", "float", "--otlp-port: the server's span's end-to-end time, seconds"),
+    Column(
+        "resent",
+        "int",
+        "1 when the request was sent twice: its first send, on a kept connection, was closed "
+        "unanswered (the server may have read it: count it among the server's receipts)",
+    ),
+    Column("resent_error", "text", "a resent request's first attempt's error"),
 )
 NAMES: list[str] = [c.name for c in COLUMNS]
 TEXT = [c.name for c in COLUMNS if c.kind in ("text", "gaps")]
@@ -135,6 +142,8 @@ def encode(rec: RequestRecord, endpoint: str, worker: str) -> list[str]:
         "",
         "",
         "",
+        "1" if rec.resent else "0",
+        _text(" ".join(rec.resent_error.split())),
     ]
 
 

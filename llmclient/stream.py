@@ -157,16 +157,24 @@ def stream_request(
             raise interrupted
         written = first.written if first is not None else None
         reader, error = _exchange(conn, raw, written, acc, clock, start, deadline_s, reactor)
-        if conn.unanswered:  # the server had closed the kept connection: once more, on a new one, timed anew
-            record.start_time = wall()
-            start = clock()
-            acc = accumulator(endpoint, record, start, collect_text)
-            reader, error = _exchange(conn, raw, None, acc, clock, start, deadline_s, reactor)
+        if conn.unanswered:  # the server closed the kept connection unanswered: once more, timed anew
+            acc = _resend(conn, endpoint, record, error, clock, wall, collect_text)
+            reader, error = _exchange(conn, raw, None, acc, clock, acc.start, deadline_s, reactor)
         return _finish(conn, acc, reader, error)
     except BaseException:  # interrupted from outside: keep the sample, then let it through
         conn.close()
         acc.cancel()
         raise
+
+
+def _resend(conn: Connection, endpoint: Endpoint, record: RequestRecord, error: str, clock: Callable[[], float],
+            wall: Callable[[], float], collect_text: bool) -> StreamAccumulator:  # fmt: skip
+    """A request's second send, its clocks started anew: on the record when the first went out whole (the
+    server may have read it)."""
+    if conn.delivered:
+        record.resent, record.resent_error = True, error
+    record.start_time = wall()
+    return accumulator(endpoint, record, clock(), collect_text)
 
 
 def _paced(pacer: Pacer | None, conn: Connection, raw: bytes, record: RequestRecord, clock: Callable[[], float],
@@ -207,6 +215,8 @@ def _exchange(
             return reader, "connection failed while sending: closed by the server"
         elif written < len(raw):
             conn.send_rest(raw, written)
+        else:
+            conn.delivered = True  # the pacer wrote it all
         if reactor is not None and reactor.accepts(conn):
             return reader, reactor.read_response(conn, reader, clock, start, deadline_s)
         return reader, read_response(conn, reader, clock, start, deadline_s)

@@ -40,11 +40,14 @@ def test_each_fault_is_recorded_once_with_its_reason(emulator_factory, tmp_path,
     assert injected > 0
     rows = read_rows(prefix)
     failed = [r for r in rows if r["success"] == "false"]
-    # a request refused unanswered on a kept connection is sent once more on a new one (the server cannot
-    # have processed it); refused on a new connection, it fails: every send is one the server counted
-    resent = injected - len(failed) if kind == "refuse" else 0
-    assert len(rows) == 60 and stats["by_path"]["/v1/chat/completions"] == 60 + resent  # one row per request
-    assert len(failed) == injected - resent  # one failure per injected fault that was not resent
+    # a request refused unanswered on a kept connection is sent once more on a new one, on the record
+    # (column resent, the first attempt's error beside it): the server's receipts are the rows plus those
+    resent = [r for r in rows if r["resent"] == "1"]
+    assert all(r["resent"] == "0" and not r["resent_error"] for r in rows if r not in resent)
+    assert all(r["resent_error"].startswith(EXPECTED["refuse"]) for r in resent)
+    assert len(rows) == 60 and stats["by_path"]["/v1/chat/completions"] == 60 + len(resent)  # one row per request
+    assert len(failed) == injected - len(resent)  # one failure per injected fault that was not resent
+    assert kind == "refuse" or not resent
     assert all(r["error"].startswith(EXPECTED[kind]) for r in failed), {r["error"] for r in failed}
     clean = [r for r in rows if r["success"] == "true"]
     truth = {t["id"]: t for t in emu.truth() if t.get("status") == "ok"}

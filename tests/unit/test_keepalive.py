@@ -164,6 +164,8 @@ def test_a_stream_the_server_closed_unanswered_on_a_kept_connection_is_sent_once
     rec = stream(conn, reactor)
     assert rec.success and rec.output_tokens == 2, rec.error
     assert [(c, r) for c, r, _ in server.requests] == [(0, 0), (0, 1), (1, 0)]
+    # on the record: the server read it twice
+    assert rec.resent and rec.resent_error == "connection closed before the response headers"
     dropped = server.requests[1][2]
     assert rec.start_time > dropped  # its clock started on the connection that carried it
 
