@@ -16,10 +16,11 @@ from emulator.server import App, Connection, ServerConfig
 
 def parser() -> argparse.ArgumentParser:
     """The emulator's flags (the docs' reference is built from them)."""
-    p = argparse.ArgumentParser(prog="python -m emulator", description="A vLLM-compatible server emulator (no GPU).")
-    p.add_argument("--host", default="127.0.0.1")
+    p = argparse.ArgumentParser(prog="python -m emulator", description="A vLLM-compatible server emulator (no GPU).",
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    p.add_argument("--host", default="127.0.0.1", help="the address to listen on")
     p.add_argument("--port", type=int, default=8000, help="0 picks a free port (printed on start)")
-    p.add_argument("--model", default="emulated-llama")
+    p.add_argument("--model", default="emulated-llama", help="the model name it serves (GET /v1/models)")
     p.add_argument("--reasoning-tokens", type=int, default=0, metavar="N",
                    help="chat: stream each answer's first N tokens as reasoning_content (a reasoning model's, as "
                    "vLLM's reasoning parser sends them)")  # fmt: skip
@@ -37,16 +38,19 @@ def parser() -> argparse.ArgumentParser:
                    help="as vLLM's flag: generate serves no /v1/embeddings, pooling only /v1/embeddings (404 for the "
                    "rest, as vLLM answers); auto (the emulator's default) serves both")  # fmt: skip
     p.add_argument("--api-key", default=None, help="require this Bearer token on /v1/*")
-    p.add_argument("--max-num-seqs", type=int, default=256)
-    p.add_argument("--max-num-batched-tokens", type=int, default=2048)
+    p.add_argument("--max-num-seqs", type=int, default=256, help="as vLLM's: the most sequences running at once")
+    p.add_argument("--max-num-batched-tokens", type=int, default=2048,
+                   help="as vLLM's: the tokens one step may compute (decodes, then prefill chunks)")  # fmt: skip
     p.add_argument("--step-ms", type=float, default=20.0, help="decode step time with an empty batch")
     p.add_argument("--step-ms-per-seq", type=float, default=0.15, help="step time added per running sequence")
-    p.add_argument("--prefill-ms-per-token", type=float, default=0.005)
-    p.add_argument("--block-size", type=int, default=16)
+    p.add_argument("--prefill-ms-per-token", type=float, default=0.005,
+                   help="step time added per prompt token computed in the step")  # fmt: skip
+    p.add_argument("--block-size", type=int, default=16, help="as vLLM's: tokens per KV-cache block (prefix hashing)")
     p.add_argument("--num-blocks", type=int, default=200_000, help="KV-cache capacity in blocks")
     p.add_argument("--eos-prob", type=float, default=1 / 300, help="chance per token of ending early")
-    p.add_argument("--max-model-len", type=int, default=131072)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-model-len", type=int, default=131072,
+                   help="as vLLM's: a longer prompt plus max_tokens is refused with 400")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seeds output lengths (--eos-prob) and fault draws")
     p.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction, default=True,
                    help="reuse cached prompt blocks (vLLM's default); --no-enable-prefix-caching: never")  # fmt: skip
     p.add_argument("--enable-chunked-prefill", action=argparse.BooleanOptionalAction, default=True,
@@ -84,6 +88,9 @@ def parser() -> argparse.ArgumentParser:
         "0 closes it after every response, unannounced",
     )
     p.add_argument("--fault-at-token", type=int, default=1, help="token index at which mid-stream faults strike")
+    p.add_argument("--wrong-method-status", type=int, choices=(404, 405), default=405,
+                   help="the answer to another method on a POST route (a GET of /v1/chat/completions): 405 as "
+                   "FastAPI servers (vLLM) give, 404 as Go's gin and others do")  # fmt: skip
     return p
 
 
@@ -121,6 +128,7 @@ async def serve(args: argparse.Namespace) -> None:
         include_cached_tokens=not args.no_cached_tokens,
         tokenize=not args.no_tokenize,
         timeout_keep_alive=args.timeout_keep_alive,
+        wrong_method_status=args.wrong_method_status,
     )
     app = App(server_cfg, engine_cfg, faults)
     loop = asyncio.get_running_loop()

@@ -66,6 +66,7 @@ class ServerConfig:
     # close a keep-alive connection idle this long, as vLLM's uvicorn does (VLLM_HTTP_TIMEOUT_KEEP_ALIVE);
     # 0: close after every response, without saying so
     timeout_keep_alive: float = 5.0
+    wrong_method_status: int = 405  # another method on a POST route: 405 (FastAPI, vLLM) or 404 (Go's gin, others)
 
 
 class RequestLog:
@@ -109,7 +110,9 @@ class App:
             if headers.get("authorization") != f"Bearer {self.cfg.api_key}":
                 conn.respond_json(401, {"error": "Unauthorized"})
                 return
-        if wrong_method and self._serves(path):
+        if wrong_method and self._serves(path) and self.cfg.wrong_method_status == 404:
+            conn.respond(404, b"404 page not found", "text/plain")  # as Go's gin answers
+        elif wrong_method and self._serves(path):
             conn.respond_json(405, {"detail": "Method Not Allowed"})  # as vLLM (FastAPI) answers
         elif path == "/health":
             conn.respond(200, b"", "application/json")

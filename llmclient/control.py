@@ -61,9 +61,11 @@ def resolve_model(target: Target, api_key: str | None, wanted: str) -> str:
     return wanted
 
 
-def check_endpoint(target: Target, api_key: str | None, endpoint: Endpoint, timeout: float = 10.0) -> None:
-    """That the server has ``endpoint``'s route: a ``GET`` of it, which a route it has refuses as the wrong
-    method (405), and one it lacks answers 404 (ConfigError then). Nothing runs on the server."""
+def check_endpoint(target: Target, api_key: str | None, endpoint: Endpoint, timeout: float = 10.0) -> bool:
+    """Whether the server shows ``endpoint``'s route before the run: a ``GET`` of it, which a FastAPI server
+    (vLLM) refuses as the wrong method (405) where the route is. Nothing runs on the server. A 404 proves
+    nothing (many servers, Go's gin among them, answer an unknown method so): False, and the run's first
+    answer decides (``users/services/recorder.py``). Raises ConfigError when the server is unreachable."""
     conn = Connection(target, connect_timeout=timeout, read_timeout=timeout)
     try:
         head, _ = request(conn, "GET", endpoint.path, headers=auth_headers(api_key))
@@ -71,12 +73,7 @@ def check_endpoint(target: Target, api_key: str | None, endpoint: Endpoint, time
         raise ConfigError(f"server {target.host_header} is unreachable: {exc}") from None
     finally:
         conn.close()
-    if head.status == 404:
-        hint = (
-            " (vLLM serves it for a pooling model: vllm serve MODEL --runner pooling)" if not endpoint.streams else ""
-        )
-        raise ConfigError(f"server {target.host_header} has no {endpoint.path} (HTTP 404): it cannot serve "
-                          f"--endpoint {endpoint.name}{hint}")  # fmt: skip
+    return head.status != 404
 
 
 PROFILER_HINT = 'start vLLM with --profiler-config \'{"profiler": "torch", "torch_profiler_dir": "/tmp/vllm-profile"}\''

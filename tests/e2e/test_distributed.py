@@ -181,3 +181,33 @@ def test_repeat_runs_the_workload_k_times_with_exactly_n_rows_each_across_two_wo
     assert Counter(r["repeat"] for r in rows) == {"1": 40, "2": 40, "3": 40}  # -n is each repetition's
     assert all(r["success"] == "true" for r in rows) and len({r["worker"] for r in rows}) == 2
     assert "level 3: concurrency 30 in flight (repeat 3)" in outputs[0]
+
+
+@pytest.mark.timeout(120)
+def test_a_master_that_ends_on_an_error_takes_its_workers_down_non_zero(emulator_factory, tmp_path):
+    # the error comes at the first request, mid ramp-up (-r 1): the master tells its workers, stops the ramp
+    emu = emulator_factory("--runner", "generate")  # as vLLM serving a generative model: no /v1/embeddings
+    prefix = tmp_path / "abort"
+    master, master_out, port = start_master(
+        "--headless", "--expect-workers", "2", "-u", "4", "-r", "1", "-n", "50", "-H", emu.url,
+        "--endpoint", "embeddings", "--csv", str(prefix), "--only-summary",
+    )  # fmt: skip
+    workers = [start_locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(port)) for _ in range(2)]
+    try:
+        master.wait(timeout=60)
+        ended = time.monotonic()
+        for proc, _ in workers:
+            proc.wait(timeout=30)
+        took = time.monotonic() - ended
+    finally:
+        for proc, _ in [(master, master_out), *workers]:
+            if proc.poll() is None:
+                proc.kill()
+    master_out.join()
+    outputs = [master_out.text] + [d.text for _, d in workers]
+    assert master.returncode == 1 and all(proc.returncode == 1 for proc, _ in workers), outputs
+    assert took < 10, took  # the workers followed the master out
+    said = [line for line in master_out.text.splitlines() if line.startswith("error: ")]
+    assert len(said) == 1 and "has no /v1/embeddings" in said[0], outputs[0][-3000:]
+    assert all("Traceback" not in out for out in outputs), outputs
+    assert len(read_rows(prefix)) == emu.stats()["by_path"]["/v1/embeddings"]  # every request sent has its row

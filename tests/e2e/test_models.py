@@ -58,14 +58,31 @@ def test_a_model_the_server_lacks_is_one_line_before_the_run(emulator_factory):
 
 
 @pytest.mark.timeout(60)
-def test_an_endpoint_the_server_lacks_is_one_line_before_the_run(emulator_factory):
+def test_an_endpoint_the_server_lacks_is_one_line_at_the_first_request(emulator_factory, tmp_path):
     emu = emulator_factory("--runner", "generate")  # as vLLM serving a generative model: no /v1/embeddings
-    run = run_locust("--headless", "-u", "1", "-n", "5", "-H", emu.url, "--endpoint", "embeddings", timeout=50)
+    prefix = tmp_path / "none"
+    run = run_locust("--headless", "-u", "1", "-n", "5", "-H", emu.url, "--endpoint", "embeddings", "--csv",
+                     str(prefix), timeout=50)  # fmt: skip
     assert run.returncode == 1, run.output[-2000:]
-    assert "has no /v1/embeddings (HTTP 404): it cannot serve --endpoint embeddings" in run.output
+    said = [line for line in run.output.splitlines() if "has no /v1/embeddings" in line]
+    assert len(said) == 1 and "its first answer was HTTP 404" in said[0], run.output[-2000:]
+    assert "it cannot serve --endpoint embeddings (vLLM serves it for a pooling model" in said[0]
     by_path = emu.stats()["by_path"]
     assert "Traceback" not in run.output and (by_path["/v1/models"], by_path["GET /v1/embeddings"]) == (1, 1)
-    assert "/v1/embeddings" not in by_path  # asked with a GET (404 here, 405 where the route is): nothing sent
+    # the GET's 404 proved nothing; the first POST's 404 did, and every request sent has its row
+    assert 1 <= by_path["/v1/embeddings"] == len(read_rows(prefix)) < 5
+
+
+@pytest.mark.timeout(60)
+def test_a_server_that_answers_404_to_a_get_of_a_post_route_is_not_refused(emulator_factory, tmp_path):
+    emu = emulator_factory("--wrong-method-status", "404", "--step-ms", "2", "--eos-prob", "0")  # as Go's gin answers
+    prefix = tmp_path / "gin"
+    run = run_locust("--headless", "-u", "2", "-r", "2", "-n", "6", "-H", emu.url, "--max-tokens", "4",
+                     "--input-tokens", "32", "--csv", str(prefix), "--only-summary", timeout=50)  # fmt: skip
+    assert run.returncode == 0, run.output[-2000:]
+    by_path = emu.stats()["by_path"]
+    assert by_path["GET /v1/chat/completions"] == 1 and by_path["/v1/chat/completions"] == 6
+    assert all(r["success"] == "true" for r in read_rows(prefix))
 
 
 @pytest.mark.timeout(120)

@@ -99,11 +99,13 @@ def test_embeddings_on_a_vllm_pooling_model_and_chat_refused_before_the_run(pool
     assert summary["mean_e2el_ms"] > 0 and summary["total_input_tokens"] == 40 * 200
     chat = run_locust("--headless", "-u", "1", "-n", "2", "-H", pooling_server.url, timeout=60)
     assert chat.returncode == 1 and "Traceback" not in chat.output
-    assert "has no /v1/chat/completions (HTTP 404): it cannot serve --endpoint chat" in chat.output
+    assert "has no /v1/chat/completions: its first answer was HTTP 404" in chat.output
+    assert "it cannot serve --endpoint chat" in chat.output
 
 
 @pytest.mark.timeout(120)
-def test_embeddings_against_a_generative_vllm_are_refused_before_the_run(vllm_server):
+def test_embeddings_against_a_generative_vllm_are_refused_at_the_first_request(vllm_server):
     run = run_locust("--headless", "-u", "1", "-n", "2", "-H", vllm_server.url, "--endpoint", "embeddings", timeout=60)
     assert run.returncode == 1 and "Traceback" not in run.output
-    assert "has no /v1/embeddings (HTTP 404): it cannot serve --endpoint embeddings" in run.output
+    assert "has no /v1/embeddings: its first answer was HTTP 404" in run.output
+    assert "it cannot serve --endpoint embeddings (vLLM serves it for a pooling model" in run.output

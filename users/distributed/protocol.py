@@ -35,6 +35,7 @@ ARRIVALS = "llm_arrivals"
 ARRIVALS_END = "llm_arrivals_end"
 CLOSED_LEVEL = "llm_closed_level"
 CANCEL_LEVEL = "llm_cancel_level"
+ABORT = "llm_abort"
 
 MESSAGES: tuple[Message, ...] = (
     Message(GRANT_REQUEST, "worker", '{"want": n}: requests of the global -n its users wait for'),
@@ -55,6 +56,7 @@ MESSAGES: tuple[Message, ...] = (
         '{"level", "concurrency", "until" (unix s), "limit", "prompts", "repeat"}: its share of a closed-loop level',
     ),
     Message(CANCEL_LEVEL, "master", '{"level"}: cut the level off'),
+    Message(ABORT, "master", '{"message"}: the run ends on an error: the worker stops and exits non-zero'),
     Message(LEVEL_DONE, "worker", '{"level", "sent"}: its share of a concurrency level has ended'),
     Message(FATAL, "worker", '{"message"}: the run cannot go on (its prompts cannot be built); the master ends it'),
 )

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from users.services.run import LLMRun
 
 REASK_AFTER_S = 5.0  # a worker asks again if no grant arrived (lost message, master restarted the test)
+logger = logging.getLogger(__name__)
+
 SHIP_INTERVAL_S = 0.5  # rows go to the master at least this often, besides the periodic reports
 
 Send = Callable[[str, Any], None]
@@ -100,6 +103,12 @@ class ArrivalFeed:
             yield item
 
 
+def aborted(runner: WorkerRunner, data: dict[str, Any]) -> None:
+    """The master ends the run on an error: this worker exits non-zero when the master's quit comes."""
+    logger.error("the master ended the run: %s", data.get("message") or "an error")
+    runner.environment.process_exit_code = 1
+
+
 class WorkerSide:
     """The worker's end of the channel: ships rows, reports its figures, and follows the master's messages."""
 
@@ -128,6 +137,7 @@ class WorkerSide:
             protocol.ARRIVALS_END: self.on_arrivals_end,
             protocol.CLOSED_LEVEL: self.on_closed_level,
             protocol.CANCEL_LEVEL: self.on_cancel_level,
+            protocol.ABORT: lambda _master, data: aborted(self.runner, data),
         }
         for name, handler in handlers.items():
             self.runner.register_message(name, protocol.listener(handler))

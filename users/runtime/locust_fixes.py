@@ -1,4 +1,4 @@
-"""Workarounds for two Locust 2.47 behaviours that would distort a run. Each is idempotent.
+"""Workarounds for four Locust 2.47 behaviours that would distort a run. Each is idempotent.
 
 1. ``install_final_csv_write``: Locust rewrites ``_stats.csv``, ``_failures.csv``
    and ``_exceptions.csv`` once a second and closes them at shutdown without a
@@ -11,6 +11,14 @@
    once per option, about a second of CPU during which the worker's event loop,
    and so every stream it reads, is frozen. The defaults never change within a
    process, so the function is cached.
+3. ``end_ramp``: a master stopped while it ramps users up (``-r``) keeps ramping: the loop in
+   ``MasterRunner.start`` holds the users dispatcher that ``stop`` drops, so it sends its workers
+   new ``spawn`` messages after their ``stop``, and the stop then waits on users that never end.
+   This sets the dispatcher's target to the users it has spawned, so its loop ends at its next step.
+4. ``install_requests_only_total``: Locust's "Aggregated" row (``stats.total``) takes in every
+   entry, so the suite's ``TTFT`` and ``TPOT`` rows would average with the requests' E2E: a mix of
+   three quantities. This keeps them out of the total (their own rows stay), so the row is the
+   requests'. Workers report their total, so the master's is the requests' too.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import functools
 import time
 
 from locust import argument_parser
-from locust.stats import StatsCSVFileWriter
+from locust.stats import RequestStats, StatsCSVFileWriter
 
 _MARK = "_llm_final_write_installed"
 
@@ -74,3 +82,32 @@ def install_cached_default_args() -> None:
     if getattr(current, "cache_info", None) is not None:
         return
     argument_parser.default_args_dict = functools.cache(current)
+
+
+def end_ramp(runner: object) -> None:
+    """End a master's ramp-up now (see 3. above); nothing when it is not ramping."""
+    dispatcher = getattr(runner, "_users_dispatcher", None)
+    if dispatcher is not None and hasattr(dispatcher, "_current_user_count"):
+        # its loop adds users while the current count is below the target: no step is left
+        dispatcher._target_user_count = dispatcher._current_user_count
+
+
+OWN_ROWS = ("TTFT", "TPOT")  # the suite's rows beside each request's (users/services/recorder.py)
+_TOTAL_MARK = "_llm_requests_only_total"
+
+
+def install_requests_only_total() -> None:
+    """Keep the suite's TTFT and TPOT rows out of Locust's "Aggregated" row (see 4. above)."""
+    cls = RequestStats
+    if getattr(cls, _TOTAL_MARK, False):
+        return
+    original = cls.log_request
+
+    def log_request(self: RequestStats, method: str, name: str, response_time: int, content_length: int) -> None:
+        if method in OWN_ROWS:
+            self.entries[(name, method)].log(response_time, content_length)
+        else:
+            original(self, method, name, response_time, content_length)
+
+    cls.log_request = log_request  # type: ignore[method-assign]
+    setattr(cls, _TOTAL_MARK, True)

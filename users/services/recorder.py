@@ -21,9 +21,11 @@ ENDPOINT_KEY = "llm_endpoint"
 
 
 class Recorder:
-    def __init__(self, context: RunContext, fire: Fire) -> None:
+    def __init__(self, context: RunContext, fire: Fire, on_fatal: Callable[[str], None]) -> None:
         self.context = context
         self.fire = fire
+        self.on_fatal = on_fatal  # the run cannot go on: said once, the run ends
+        self.answered = False  # the first answered request has been judged
         # between two rows, the open loop's sends that fell due meanwhile go out (llmclient/pacer.py)
         self.backlog: RecordBacklog[tuple[RequestRecord, Endpoint, float]] = RecordBacklog(
             self._record_and_count, between=context.pacer.poll
@@ -46,6 +48,10 @@ class Recorder:
         fire = self.fire
         name = endpoint.path
         e2e = rec.e2e if rec.e2e is not None else elapsed
+        if not self.answered and rec.status:
+            self.answered = True  # said once: a 404 first ends the run, any other status shows the route
+            if rec.status == 404:
+                self.on_fatal(missing_endpoint(rec.host, endpoint, rec.error))
         # A request cut off by the end of the test is neither a success nor a server failure:
         # it gets its own row type, so Locust counts it without failing the run.
         fire(
@@ -65,3 +71,13 @@ class Recorder:
         if tpot is not None and rec.success:
             fire(request_type="TPOT", name=name, response_time=tpot * 1000.0, response_length=0,
                  exception=None, context={})  # fmt: skip
+
+
+def missing_endpoint(host: str, endpoint: Endpoint, error: str) -> str:
+    """The line that ends a run whose first answered request got 404: the server has no such route (the
+    model was checked before the run: it serves it)."""
+    hint = " (vLLM serves it for a pooling model: vllm serve MODEL --runner pooling)" if not endpoint.streams else ""
+    return (
+        f"server {host or 'the server'} has no {endpoint.path}: its first answer was {error or 'HTTP 404'}; it "
+        f"cannot serve --endpoint {endpoint.name}{hint}"
+    )

@@ -19,7 +19,7 @@ class LLMRun:
                  stream_id: str = "0") -> None:  # fmt: skip
         self.context = RunContext(settings, stream_id)
         self.prompts = PromptService(self.context)
-        self.recorder = Recorder(self.context, fire)
+        self.recorder = Recorder(self.context, fire, lambda message: self.prompts.on_fatal(message))
         self.request_log = request_log
         self.primer = ServerPrimer(self.context, self.prompts, csv_prefix)
         self.live = LiveStats()
