@@ -2,12 +2,14 @@
 ``prefix_cache_hit_rate>=0.7``, ``steady.p99_ttft_ms<=2000`` (a dotted key reads inside an object).
 
 A figure with an interval (``<key>_ci``) passes only when the whole interval meets the bound, fails
-when none of it does, and is otherwise ``inconclusive``; a figure without one is judged by its value.
+when none of it does, and is otherwise ``inconclusive``, saying why and what would settle it; a
+figure without one is judged by its value. ``python -m tuning``'s ``subject_to`` is judged the same way.
 Each verdict is one line, and all of them a JUnit file (``PREFIX_checks.xml``) for CI systems.
 """
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping
@@ -41,13 +43,42 @@ class Verdict:
     value: float | None
     interval: tuple[float | None, float | None] | None
     outcome: str  # pass, fail or inconclusive
+    reason: str = ""  # why it is inconclusive, and what would settle it
 
     def line(self, level: float) -> str:
         shown = "n/a" if self.value is None else f"{self.value:.6g}"
         if self.interval is not None:
             low, high = (("–" if b is None else f"{b:.6g}") for b in self.interval)
             shown += f" ({level:.0%} CI {low} to {high})"
-        return f"check {self.check.name}: {shown}: {self.outcome}"
+        return f"check {self.check.name}: {shown}: {self.outcome}" + (f" ({self.reason})" if self.reason else "")
+
+
+def fewest_for_bound(percentile: float, level: float) -> int:
+    """The fewest values whose distribution-free ``level`` interval of a ``percentile`` (0..100) has an upper
+    bound (the largest value must lie above it with the interval's one-sided confidence): p^n <= (1 - level) / 2."""
+    p = percentile / 100
+    return 1 if p <= 0 else math.floor(math.log((1 - level) / 2) / math.log(p)) + 1
+
+
+def inconclusive_reason(check: Check, summary: Mapping[str, object], interval: tuple[float | None, float | None],
+                        level: float) -> str:  # fmt: skip
+    """Why an interval cannot settle ``check``: a bound the data cannot give, or an interval across the bound."""
+    name = check.key.rpartition(".")[2]
+    stat = name.split("_", 1)[0]
+    missing = interval[1] is None if check.op in ("<", "<=") else interval[0] is None
+    if missing and stat.startswith("p") and stat[1:].isdigit():
+        scope, _, _ = check.key.rpartition(".")
+        try:
+            completed, _ = lookup(summary, f"{scope}.completed" if scope else "completed")
+        except KeyError:
+            completed = None
+        side = "upper" if check.op in ("<", "<=") else "lower"
+        need = fewest_for_bound(float(stat[1:]), level)
+        had = f"; this run had {completed:,}" if isinstance(completed, int) else ""
+        return f"a {level:.0%} {side} bound of a {stat} needs at least {need:,} requests{had}"
+    if missing:
+        return f"this run's data give no {level:.0%} bound on that side"
+    return f"the {level:.0%} interval reaches both sides of {check.bound:g}: a longer run narrows it"
 
 
 def parse_check(text: str) -> Check:
@@ -94,7 +125,7 @@ def judge(check: Check, summary: Mapping[str, object]) -> Verdict:
     try:
         raw, raw_ci = lookup(summary, check.key)
     except KeyError:
-        return Verdict(check, None, None, "inconclusive")
+        return Verdict(check, None, None, "inconclusive", f"this run's summary has no {check.key}")
     value = finite(raw)
     meets = OPERATORS[check.op]
     interval = (finite(raw_ci[0]), finite(raw_ci[1])) if isinstance(raw_ci, list | tuple) and len(raw_ci) == 2 else None
@@ -106,9 +137,10 @@ def judge(check: Check, summary: Mapping[str, object]) -> Verdict:
             return Verdict(check, value, interval, "pass")
         if best is not None and not meets(best, check.bound):
             return Verdict(check, value, interval, "fail")
-        return Verdict(check, value, interval, "inconclusive")
+        level = float(finite(summary.get("ci_level")) or 0.95)
+        return Verdict(check, value, interval, "inconclusive", inconclusive_reason(check, summary, interval, level))
     if value is None:
-        return Verdict(check, None, None, "inconclusive")
+        return Verdict(check, None, None, "inconclusive", f"this run has no value of {check.key}")
     return Verdict(check, value, None, "pass" if meets(value, check.bound) else "fail")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from llmclient.errors import one_line_errors
 from tuning.grid import GridError, load_grid
 from tuning.loop import run_grid
+from tuning.results import best_sentence
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     failed = [p["name"] for p in summary["points"] if p["status"] != "ok"]
     best = summary["best"]
     if best:
-        print(f"best by {best['objective']}: {best['name']} ({best['value']:.4g})")
+        print(best_sentence(best))
     print(f"results: {out / 'tuning_summary.json'}, {out / 'tuning.csv'}")
     return 1 if failed else 0
 

@@ -119,7 +119,8 @@ def run_point(grid: Grid, point: dict[str, Value], folder: Path, say: Callable[[
             summary = run_summary(str(run_dir / "run"))
             run = str((run_dir / "run").relative_to(folder.parents[1]))  # points/NAME[/rK]/run, under --out
             result.repeats.append({"repeat": repeat, "run": run, "duration_s": summary.get("duration_s"),
-                                   **{k: summary.get(k) for k in FIGURES}})  # fmt: skip
+                                   **{k: summary.get(k) for k in FIGURES},
+                                   **{f"{k}_ci": summary[f"{k}_ci"] for k in FIGURES if f"{k}_ci" in summary}})  # fmt: skip
         except (ServerFailed, ReportInputError) as exc:
             result.status, result.reason = "failed", str(exc)
             return result
@@ -192,7 +193,9 @@ def write_results(grid: Grid, out: Path, results: list[PointResult]) -> dict:
 
 
 def best(grid: Grid, results: list[PointResult]) -> dict | None:
-    """The point that does best by the objective, among those that meet its conditions."""
+    """The point that does best by the objective, among those whose conditions pass as ``--check`` judges
+    them (the whole interval within the bound); ``distinguishable``: whether its objective's interval
+    clears the runner-up's (false: the two are not told apart by these runs, ``next`` names it)."""
     objective = grid.objective
     if objective is None:
         return None
@@ -201,8 +204,21 @@ def best(grid: Grid, results: list[PointResult]) -> dict | None:
     if not fit:
         return None
     sign = 1 if objective.maximize else -1
-    top = max(fit, key=lambda r: sign * float(r.figures[objective.key] or 0.0))
-    return {"name": top.name, "settings": top.settings, "objective": objective.key, "value": top.figures[objective.key]}
+    ranked = sorted(fit, key=lambda r: -sign * float(r.figures[objective.key] or 0.0))  # type: ignore[arg-type]
+    top = ranked[0]
+    out = {"name": top.name, "settings": top.settings, "objective": objective.key, "value": top.figures[objective.key]}
+    if len(ranked) > 1:
+        out["next"] = ranked[1].name
+        out["distinguishable"] = apart(top.figures.get(f"{objective.key}_ci"),
+                                       ranked[1].figures.get(f"{objective.key}_ci"))  # fmt: skip
+    return out
+
+
+def apart(first: object, second: object) -> bool | None:
+    """Whether two intervals do not overlap (None: either is missing)."""
+    if not (isinstance(first, list) and isinstance(second, list)) or None in (*first, *second):
+        return None
+    return bool(first[1] < second[0] or second[1] < first[0])
 
 
 def _cell(value: Value) -> str:

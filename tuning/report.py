@@ -6,13 +6,14 @@ from pathlib import Path
 
 from reports import charts
 from reports.html import write_report
+from tuning.results import best_sentence
 
 
 def write_tuning_report(out: Path, summary: dict) -> str:
     best = summary.get("best") or {}
     done = [p for p in summary["points"] if p["status"] == "ok"]
     chart = charts.tuning_pareto(done, best.get("name"), str(out / "tuning_pareto.png"))
-    notes = [f"Best by {best['objective']}: {best['name']} ({best['value']:.4g})."] if best else []
+    notes = [best_sentence(best)] if best else []
     notes += [f"Point {p['name']} failed: {p['reason']}" for p in summary["points"] if p["status"] != "ok"]
     for setting, effects in (summary.get("setting_effects") or {}).items():
         for e in effects:

@@ -54,7 +54,7 @@ def test_a_key_no_summary_holds_is_refused_and_one_this_run_lacks_is_inconclusiv
             parse_check(text)
     verdict = judge(parse_check("capacity_rps>=20"), SUMMARY)
     assert (verdict.outcome, verdict.value) == ("inconclusive", None)
-    assert verdict.line(0.95) == "check capacity_rps>=20: n/a: inconclusive"
+    assert verdict.line(0.95) == "check capacity_rps>=20: n/a: inconclusive (this run's summary has no capacity_rps)"
 
 
 def test_the_junit_file_has_one_case_per_check_and_a_failure_for_each_failed_one():
@@ -65,7 +65,10 @@ def test_the_junit_file_has_one_case_per_check_and_a_failure_for_each_failed_one
         assert [c.get("name") for c in suite] == ["p99_ttft_ms<=150", "p99_ttft_ms<=100", "failed==1"]
         assert sum(c.find("failure") is not None for c in suite) == failures
         assert len(failed(verdicts, inconclusive_passes)) == failures
-    assert verdicts[1].line(0.95) == "check p99_ttft_ms<=100: 100 (95% CI 90 to 120): inconclusive"
+    assert verdicts[1].line(0.95) == (
+        "check p99_ttft_ms<=100: 100 (95% CI 90 to 120): inconclusive (the 95% "
+        "interval reaches both sides of 100: a longer run narrows it)"
+    )
 
 
 def test_the_report_command_exits_3_on_a_failed_check_and_writes_the_junit_file(tmp_path):
@@ -87,3 +90,36 @@ def test_the_report_command_exits_3_on_a_failed_check_and_writes_the_junit_file(
     assert {key for key in figures if unknown_key_error(key)} == set()  # every figure can be checked
     assert_one_line_error(report(prefix, "--check", "p99_ttft<=50"), "no summary figure is called 'p99_ttft'")
     assert_one_line_error(report(prefix, "--check", "p99_ttft_ms<<50"), "expected KEY OP NUMBER")
+
+
+def test_an_inconclusive_check_says_why_and_what_would_settle_it():
+    import scipy  # noqa: F401  (the interval below is the one the summary would have)
+
+    from reports.intervals import percentile_ci
+
+    values = np.linspace(100.0, 2000.0, 40)
+    summary = {"completed": 40, "ci_level": 0.95, "p99_ttft_ms": float(np.percentile(values, 99)),
+               "p99_ttft_ms_ci": percentile_ci(values, 99, 0.95)}  # fmt: skip
+    verdict = judge(parse_check("p99_ttft_ms<=2500"), summary)
+    assert verdict.outcome == "inconclusive"
+    assert verdict.reason == "a 95% upper bound of a p99 needs at least 368 requests; this run had 40"
+    # 368 is the fewest whose interval has that bound
+    many = np.linspace(100.0, 2000.0, 368)
+    assert percentile_ci(many, 99, 0.95)[1] is not None and percentile_ci(many[:-1], 99, 0.95)[1] is None
+    straddle = judge(parse_check("p99_ttft_ms<=1990"), {**summary, "p99_ttft_ms_ci": [1900.0, 2100.0]})
+    assert straddle.outcome == "inconclusive" and "reaches both sides of 1990" in straddle.reason
+    assert "summary has no median_itl_ms" in judge(parse_check("median_itl_ms<=5"), summary).line(0.95)
+
+
+def test_tuning_judges_its_conditions_by_the_same_rule_as_check():
+    from tuning.results import PointResult
+
+    # one repetition of 40 requests: the summary's p99 has no upper bound, so the condition is not met
+    one = PointResult("a", {}, repeats=[{"p99_ttft_ms": 2000.0, "p99_ttft_ms_ci": [1500.0, None]}])
+    check = parse_check("p99_ttft_ms<=2500")
+    assert judge(check, one.figures).outcome == "inconclusive"
+    # two repetitions: Student's t over them
+    two = PointResult("b", {}, repeats=[{"p99_ttft_ms": 2000.0}, {"p99_ttft_ms": 2100.0}])
+    figures = two.figures
+    assert figures["p99_ttft_ms"] == 2050.0 and figures["p99_ttft_ms_ci"][1] > 2500  # type: ignore[index]
+    assert judge(check, figures).outcome == "inconclusive"

@@ -59,3 +59,16 @@ def test_a_bad_grid_is_one_line_naming_the_file(tmp_path, change, message):
     with pytest.raises(GridError) as err:
         load_grid(path)
     assert str(err.value).startswith(path) and message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_best_point_says_when_the_next_is_not_told_apart():
+    from tuning.loop import apart
+    from tuning.results import best_sentence
+
+    assert apart([1.0, 2.0], [2.5, 3.0]) is True and apart([1.0, 2.6], [2.5, 3.0]) is False
+    assert apart([1.0, None], [2.5, 3.0]) is None
+    close = {"objective": "output_throughput", "name": "a", "value": 101.0, "next": "b", "distinguishable": False}
+    assert best_sentence(close) == ("Best by output_throughput: a (101), not distinguishable from b (their 95% "
+                                    "intervals overlap).")  # fmt: skip
+    clear = {**close, "distinguishable": True}
+    assert best_sentence(clear) == "Best by output_throughput: a (101)."
