@@ -10,11 +10,12 @@ from reports import charts, interactive
 from reports.answers import answers
 from reports.checks import FAILED_STATUS, judge_and_write, parse_check
 from reports.compare import main as compare_main
-from reports.html import write_report
+from reports.html import title_of, write_report
 from reports.intervals import ci_level_error
 from reports.load import ReportInputError, RunData, load_run
 from reports.metrics import windows
 from reports.summary import summary_of, users_over_time, write_summary
+from reports.terminal import results_block
 from scheduler.slo import parse_slo
 
 
@@ -105,16 +106,18 @@ def main(argv: list[str] | None = None) -> int:
                 passed = (
                     judge_and_write(run.name, run.prefix, summary, checks, args.check_inconclusive == "pass") and passed
                 )
+            said = answers(summary, run.config.get("input_tokens"))
             page = write_report(
                 f"{run.prefix}_report.html",
-                f"Load test report: {run.name}",
+                title_of(run.name, run.config),
                 {run.name: summary},
                 run_charts,
                 run.config,
                 notes,
-                answers(summary, run.config.get("input_tokens")),
+                said,
                 interactive_of(run, summary),
             )
+            print(results_block(run.name, summary, said))
             print(f"report: {page}")
         if len(runs) > 1:
             print(f"comparison: {side_by_side(runs, summaries)}")

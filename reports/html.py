@@ -17,21 +17,73 @@ td:first-child, th:first-child { text-align: left; }
 img { max-width: 100%; } figure { margin: 1.5em 0; } .note { color: #8a5a00; }
 #answers li { font-size: 1.15em; margin: 0.4em 0; } summary { cursor: pointer; font-weight: 600; margin: 1em 0; }
 """
-SECRET_WORDS = ("key", "token", "secret", "password", "authorization")
+# settings that may hold a secret, by name (not by part of a name: input_tokens is no secret)
+SECRET_NAMES = frozenset({"api_key", "headers", "header", "authorization", "password", "secret", "token"})
 BREAKDOWNS = {
     "hosts": "Per host (-H)",
     "replicas": "Per replica (/metrics)",
     "stages": "Per stage (--stages)",
 }  # summary keys shown as tables of their own
-SECTIONS = {"steady": "Steady state (requests sent and ended between the ramp-up and the drain)"}  # objects of figures
+SECTIONS = {"steady": "Steady state (requests sent between the ramp-up and the drain)"}  # objects of figures
 
 
 def _fmt(value: object) -> str:
+    """A value as a person writes it: numbers to four significant digits with thousands separators (no
+    exponents), yes/no, an interval as low–high, nothing as –."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
     if isinstance(value, float):
-        if math.isnan(value):
+        return number(value)
+    if isinstance(value, list | tuple):
+        if not value:
             return "–"
-        return f"{value:,.4g}" if abs(value) < 1e6 else f"{value:,.0f}"
+        if len(value) == 2 and all(v is None or isinstance(v, int | float) for v in value):
+            return f"{_fmt(value[0])}–{_fmt(value[1])}"
+        return ", ".join(_fmt(v) for v in value)
     return html.escape(str(value))
+
+
+def number(value: float, digits: int = 4) -> str:
+    """``value`` to ``digits`` significant digits, in plain notation."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    places = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return f"{round(value, places):,.{places}f}"
+
+
+def title_of(name: str, config: dict) -> str:
+    """The page's title: the run, its server and model, its load and its date (what the configuration has)."""
+    parts = [f"Load test report: {name}"]
+    where = " ".join(str(x) for x in (config.get("model"), f"at {config['host']}" if config.get("host") else None) if x)
+    if where:
+        parts.append(where)
+    load = load_of(config)
+    if load:
+        parts.append(load)
+    if config.get("started"):
+        parts.append(str(config["started"])[:16].replace("T", " "))
+    return ", ".join(parts)
+
+
+def load_of(config: dict) -> str:
+    """The run's load in a few words, from its configuration."""
+    if config.get("find_capacity"):
+        return "capacity search" + (f" ({config['slo']})" if config.get("slo") else "")
+    if config.get("sweep"):
+        return f"sweep {config['sweep']}"
+    if config.get("trace"):
+        return f"trace replay at {config.get('trace_speed') or 1:g}×"
+    if config.get("request_rate"):
+        return f"{config['request_rate']:g} req/s"
+    users = config.get("users")
+    if not users:
+        return ""
+    total = f", {config['num_requests']:,} requests" if config.get("num_requests") else ""
+    return f"{users} users{total}"
 
 
 def _img(path: str) -> str:
@@ -42,8 +94,10 @@ def _img(path: str) -> str:
 
 
 def safe_config(config: dict) -> dict:
-    """The configuration with anything secret-looking removed."""
-    return {k: v for k, v in config.items() if not any(w in k.lower() for w in SECRET_WORDS)}
+    """The configuration without the settings that may hold a secret (``SECRET_NAMES``, or a name ending
+    in one: ``hf_token``)."""
+    return {k: v for k, v in config.items()
+            if k.lower() not in SECRET_NAMES and not any(k.lower().endswith(f"_{w}") for w in SECRET_NAMES)}  # fmt: skip
 
 
 def shown(summary: dict, key: str) -> str:

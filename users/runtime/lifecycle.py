@@ -20,6 +20,8 @@ from llmclient.errors import ConfigError
 from llmclient.http import Target
 from prompts.source import PromptError
 from scheduler.trace import Trace, TraceError, hit_rate, ideal_cached_tokens, load_trace
+from users.distributed import protocol
+from users.runtime.locust_fixes import end_ramp
 from users.services.run import LLMRun
 from users.settings.hosts import split_hosts
 from users.settings.options import Settings
@@ -51,6 +53,7 @@ def stop_run(environment: Environment) -> None:
     if runner is None:
         return
     if isinstance(runner, MasterRunner):
+        end_ramp(runner)  # a stop during the ramp-up would otherwise be followed by more spawns
         runner.stop()  # waits for the workers to stop, so their last rows arrive before the files close
     if options is None or getattr(options, "headless", False):
         runner.quit()
@@ -69,6 +72,8 @@ def end_with_error(environment: Environment, message: str) -> None:
     run stopped as -t stops it, and exit status 1."""
     say_error(message)
     environment.process_exit_code = 1
+    if isinstance(environment.runner, MasterRunner):  # its workers exit non-zero too
+        environment.runner.send_message(protocol.ABORT, {"message": message})
     gevent.spawn(stop_run, environment)
 
 
@@ -89,8 +94,10 @@ def preflight(run: LLMRun, host: str | None, builds_load: bool) -> None:
             for other in hosts[1:]:  # every replica serves the model
                 resolve_model(Target.parse(other), context.settings.api_key, model)
             context.apply(replace(context.settings, model=model))
-        for one in hosts:  # every replica has the endpoint's route (and the profiler, when asked for)
-            check_endpoint(Target.parse(one), context.settings.api_key, context.endpoint)
+        for one in hosts:  # every replica is reached, shows the endpoint's route or not (and the profiler)
+            if not check_endpoint(Target.parse(one), context.settings.api_key, context.endpoint):
+                logger.info("%s answers 404 to a GET of %s, which proves nothing: the first request will tell",
+                            one, context.endpoint.path)  # fmt: skip
             if context.settings.profile or context.settings.profile_level is not None:
                 check_profiler(Target.parse(one), context.auth)
         if builds_load:
@@ -206,21 +213,29 @@ def say_warm_cache(run: LLMRun) -> None:
         )  # fmt: skip
 
 
-def judge_checks(environment: Environment, prefix: str, settings: Settings) -> None:
-    """``--check`` at the end of the run, on the summary of every row written (``PREFIX_summary.json``): a line
-    per check, ``PREFIX_checks.xml``, and exit status 3 when one failed (unless the run already failed)."""
-    from reports.checks import FAILED_STATUS, judge_and_write, parse_check  # pandas: loaded when needed only
+def summarize_and_judge(environment: Environment, prefix: str, settings: Settings) -> str:
+    """At the end of the run, the summary of every row written (``PREFIX_summary.json``), and its ``--check``
+    verdicts: a line per check, ``PREFIX_checks.xml``, and exit status 3 when one failed (unless the run
+    already failed). Returns the results block for the terminal ("" when there is no summary)."""
+    from reports.answers import answers  # pandas: loaded when needed only
+    from reports.checks import FAILED_STATUS, judge_and_write, parse_check
     from reports.load import ReportInputError, load_run
     from reports.summary import summary_of, write_summary
+    from reports.terminal import results_block
 
+    block, passed = "", True
     try:
         run = load_run(prefix)
         summary, _notes = summary_of(run, settings.slo_limits)
         write_summary(prefix, summary)
-        checks = [parse_check(text) for text in settings.check]
-        passed = judge_and_write(run.name, prefix, summary, checks, settings.check_inconclusive == "pass")
+        block = results_block(run.name, summary, answers(summary, settings.input_tokens))
+        if settings.check:
+            checks = [parse_check(text) for text in settings.check]
+            passed = judge_and_write(run.name, prefix, summary, checks, settings.check_inconclusive == "pass")
     except (ReportInputError, OSError) as exc:
-        say_error(f"--check: cannot judge the run: {exc}")
-        passed = False
+        if settings.check:
+            say_error(f"--check: cannot judge the run: {exc}")
+            passed = False
     if not passed and not environment.process_exit_code:
         environment.process_exit_code = FAILED_STATUS
+    return block

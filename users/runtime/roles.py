@@ -43,17 +43,21 @@ from users.runtime.lifecycle import (
     deliver_ctrl_c_to_main,
     end_with_error,
     fail_fast,
-    judge_checks,
     preflight,
     say_schedule,
     say_trace,
     say_warm_cache,
     stop_run,
+    summarize_and_judge,
     warn_if_exposed,
     write_run_config,
 )
 from users.runtime.live import LiveFigures
-from users.runtime.locust_fixes import install_cached_default_args, install_final_csv_write
+from users.runtime.locust_fixes import (
+    install_cached_default_args,
+    install_final_csv_write,
+    install_requests_only_total,
+)
 from users.services.recorder import ENDPOINT_KEY, RECORD_KEY
 from users.services.run import LLMRun
 from users.settings.budget import RequestBudget
@@ -116,14 +120,18 @@ class Role:
     def wire(self) -> None:
         events = self.environment.events
         run = self.run
-        if run.context.settings.check and self.touches_server and self.csv_prefix:  # quitting calls its
-            prefix = self.csv_prefix  # listeners last first: this one after every row is in (workers stopped)
+        options = self.environment.parsed_options
+        headless = bool(getattr(options, "headless", False))
+        if (run.context.settings.check or headless) and self.touches_server and self.csv_prefix:
+            prefix = self.csv_prefix  # quitting calls its listeners last first: this one after every row is in
+            said: list[str] = []  # the results, printed after Locust's own tables
 
             def judge(environment: Environment, **_kw: object) -> None:
                 self.request_log.flush()
-                judge_checks(environment, prefix, run.context.settings)
+                said.append(summarize_and_judge(environment, prefix, run.context.settings))
 
             events.quitting.add_listener(judge)
+            events.quit.add_listener(lambda **_kw: said and said[0] and print(said[0], flush=True))
         # an open loop's requests are cut off first, then the backlog is recorded, before the request
         # log ships or closes its rows
         for hook in (events.test_stop, events.quitting):
@@ -416,6 +424,7 @@ def register(environment: Environment, preflight_checks: bool = True) -> LLMRun:
         fail_fast(str(exc))
     run = role.run
     setattr(environment, RUN_ATTRIBUTE, run)
+    install_requests_only_total()
     if settings.check and role_class.touches_server and not role.csv_prefix:
         fail_fast("--check judges the run's summary, written beside the CSVs: give --csv PREFIX")
     warn_if_exposed(options, settings)
