@@ -106,19 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                 passed = (
                     judge_and_write(run.name, run.prefix, summary, checks, args.check_inconclusive == "pass") and passed
                 )
-            said = answers(summary, run.config.get("input_tokens"))
-            page = write_report(
-                f"{run.prefix}_report.html",
-                title_of(run.name, run.config),
-                {run.name: summary},
-                run_charts,
-                run.config,
-                notes,
-                said,
-                interactive_of(run, summary),
-            )
-            print(results_block(run.name, summary, said))
-            print(f"report: {page}")
+            print(results_block(run.name, summary, page_of(run, summary, run_charts, notes)))
+            print(f"report: {run.prefix}_report.html")
         if len(runs) > 1:
             print(f"comparison: {side_by_side(runs, summaries)}")
     except (ReportInputError, ValueError) as exc:
@@ -128,6 +117,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot write the report: {exc.strerror} ({exc.filename})", file=sys.stderr)
         return 1
     return 0 if passed else FAILED_STATUS
+
+
+def page_of(run: RunData, summary: dict, run_charts: list[str], notes: list[str]) -> list[str]:
+    """Write one run's page; returns its answers (the sentences it leads with)."""
+    said = answers(summary, run.config.get("input_tokens"))
+    write_report(f"{run.prefix}_report.html", title_of(run.name, run.config), {run.name: summary}, run_charts,
+                 run.config, notes, said, interactive_of(run, summary))  # fmt: skip
+    return said
 
 
 def side_by_side(runs: list[RunData], summaries: dict[str, dict]) -> str:

@@ -15,3 +15,7 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -r "$req"
   rm -f .venv/.installed-* && touch "$stamp"
 fi
+# locust -f locustfile.py --help lists the suite's options (users/locust_help.py says why this way)
+site=$(.venv/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+hook="$(pwd)/users/locust_help.py"
+printf '%s\n' "import sys; (sys.argv[0].endswith('locust') and ('-h' in sys.argv or '--help' in sys.argv)) and __import__('runpy').run_path('$hook')" > "$site/vllm_locust_help.pth"

@@ -97,3 +97,16 @@ def test_a_bad_sweep_is_one_line():
     run = run_locust("--headless", "-u", "1", "-H", "http://127.0.0.1:1", "--find-capacity", "--level-duration", "5",
                      "--slo", "ttft=5", timeout=60)  # fmt: skip
     assert_one_clear_error(run, "--slo takes ttft_ms=")
+
+
+@pytest.mark.timeout(60)
+def test_a_run_that_ends_before_its_users_are_spawned_says_so(emulator_factory):
+    emu = emulator_factory("--step-ms", "5", "--eos-prob", "0")
+    args = ("--headless", "-u", "16", "-n", "40", "-H", emu.url, "--max-tokens", "8", "--input-tokens", "64",
+            "--only-summary")  # fmt: skip
+    slow = run_locust(*args, timeout=50)  # Locust's default -r: one user a second, the run over in about 2 s
+    assert slow.returncode == 0 and "Traceback" not in slow.output
+    said = [line for line in slow.output.splitlines() if "measured a smaller load than asked" in line]
+    assert len(said) == 1 and "of its 16 users" in said[0] and "use -r 16" in said[0], slow.output[-2000:]
+    fast = run_locust(*args, "-r", "16", timeout=50)
+    assert fast.returncode == 0 and "smaller load than asked" not in fast.output

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
 
+from reports.answers import figure
 from tests.procs import TTFT_ERROR_FLOOR_S, read_rows, run_locust, ttft_errors
 
 FAST = ("--step-ms", "10", "--step-ms-per-seq", "0.02", "--prefill-ms-per-token", "0.002")
@@ -61,6 +63,14 @@ def test_seed_scenario_runs_exactly_n_requests_with_exact_ttft(emulator_factory,
         stats_rows = {(r["Type"], r["Name"]): r for r in csv.DictReader(f)}
     assert stats_rows[("POST", "/v1/chat/completions")]["Request Count"] == "500"
     assert stats_rows[("TTFT", "/v1/chat/completions")]["Request Count"] == "500"
+    # ... and the Aggregated row is the requests', not an average of E2E, TTFT and TPOT together
+    post, total = stats_rows[("POST", "/v1/chat/completions")], stats_rows[("", "Aggregated")]
+    assert total["Request Count"] == "500" and total["Average Response Time"] == post["Average Response Time"]
+    # the results, after Locust's tables: the answers and vllm bench serve's figures, from the summary
+    block = run.output[run.output.index(" Results: seed ") :]
+    summary = json.loads((tmp_path / "out" / "seed_summary.json").read_text())
+    assert "500 requests completed in" in block and "Successful requests:                      500" in block
+    assert f"Median TTFT (ms):                         {figure(summary, 'median_ttft_ms')}" in block
     print("ttft error p50/p99/max ms:", errors[250] * 1e3, errors[495] * 1e3, errors[-1] * 1e3)
 
 

@@ -204,3 +204,13 @@ def test_help_puts_each_option_in_a_titled_group_with_its_default_and_environmen
     assert "--ramp-up linear|exponential, --ramp-up-strategy linear|exponential" in load  # no empty choice shown
     assert "prefix-groups:G1" in text and "DURATION:USERSu" in text
     assert "[env OPENAI_API_KEY]" in text
+    assert "--seed N" in text and "[default 0; env LOCUST_SEED]" in text  # a default of 0 is said (0 == False)
+
+
+def test_locusts_own_help_lists_the_suites_options():
+    locust = os.path.join(os.path.dirname(sys.executable), "locust")
+    proc = subprocess.run([locust, "-f", "locustfile.py", "--help"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+    assert (
+        proc.returncode == 0 and "--find-capacity" in proc.stdout and "LLM load: how requests are sent:" in proc.stdout
+    )

@@ -202,6 +202,46 @@ def say_schedule(run: LLMRun) -> None:
         logger.warning(proof.warning())
 
 
+class RampWatch:
+    """Whether a test's users were all spawned before it stopped: ``users`` is how many there were as it
+    stopped, None when all were (Locust's ``spawning_complete``)."""
+
+    def __init__(self) -> None:
+        self.spawned = False
+        self.users: int | None = None
+
+    def on_start(self, **_kw: object) -> None:
+        self.spawned, self.users = False, None
+
+    def on_spawned(self, **_kw: object) -> None:
+        self.spawned = True
+
+    def on_stopping(self, environment: Environment, **_kw: object) -> None:
+        runner = environment.runner
+        self.users = None if self.spawned or runner is None else runner.user_count
+
+
+def say_unfinished_ramp(environment: Environment, run: LLMRun, users: int | None) -> None:
+    """A closed loop that ended before all its users were spawned (``users``: how many there were as it
+    stopped, None once all were) measured a smaller load than asked: say so in one line, with the spawn
+    rate that would have reached it."""
+    options, settings = environment.parsed_options, run.context.settings
+    if users is None or options is None or run.context.started is None or settings.request_rate is not None:
+        return
+    if settings.sweep or settings.find_capacity or settings.trace or settings.stages:
+        return
+    wanted = getattr(options, "num_users", None) or 0
+    rate = float(getattr(options, "spawn_rate", 1.0) or 1.0)
+    took = time.time() - run.context.started
+    users = min(wanted, max(users, math.ceil(took * rate)))  # users that quit at the budget's end count too
+    if wanted > 1 and users < wanted:
+        logger.warning(
+            "the run ended after %.0f s with about %d of its %d users: spawning them at -r %g a second takes %.0f s, so it "
+            "measured a smaller load than asked; use -r %d (all at once) or a longer run", took, users, wanted, rate,
+            wanted / rate, wanted,
+        )  # fmt: skip
+
+
 def say_warm_cache(run: LLMRun) -> None:
     """A cache warm from an earlier run makes a server look fast: say so in one line."""
     warm = run.live.warm_cache

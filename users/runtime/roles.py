@@ -40,12 +40,14 @@ from users.observe.otlp import OtlpReceiver
 from users.observe.request_log import RequestLog
 from users.runtime.fail_ratio import FailRatioGuard
 from users.runtime.lifecycle import (
+    RampWatch,
     deliver_ctrl_c_to_main,
     end_with_error,
     fail_fast,
     preflight,
     say_schedule,
     say_trace,
+    say_unfinished_ramp,
     say_warm_cache,
     stop_run,
     summarize_and_judge,
@@ -99,6 +101,7 @@ class Role:
         self.cpu = CpuWatch()  # is the client the bottleneck?
         self.run.primer.extra_columns = self.cpu.peak_for_scrape
         self.figures = LiveFigures(environment, self.run, self.cpu, self.in_flight_now, self.queued_now)
+        self.ramp = RampWatch()  # did the closed loop reach its users before it stopped?
 
     @property
     def worker_id(self) -> str:
@@ -148,6 +151,9 @@ class Role:
             path = f"{self.csv_prefix}_requests.csv" if self.csv_prefix else None
             events.quit.add_listener(lambda **_kw: receiver.finish(path))
         events.test_start.add_listener(self.on_test_start)
+        events.test_start.add_listener(self.ramp.on_start)
+        events.spawning_complete.add_listener(self.ramp.on_spawned)
+        events.test_stopping.add_listener(self.ramp.on_stopping)
         events.test_stop.add_listener(self.on_test_stop)
 
     def observe_everything(self) -> None:
@@ -212,6 +218,7 @@ class Role:
         if self.touches_server:
             say_schedule(self.run)
             say_warm_cache(self.run)
+            say_unfinished_ramp(self.environment, self.run, self.ramp.users)
             self.cpu.finish(self.csv_prefix)
 
     def stop_open_loop(self, **_kw: object) -> None:

@@ -330,7 +330,9 @@ GROUPS: dict[str, tuple[str, ...]] = {  # --help's titled groups, each option in
 
 def help_text(opt: Option) -> str:
     """An option's help as --help shows it: with its default and its environment variable."""
-    default = "" if opt.secret or opt.default in (None, "", (), False) else f"default {opt.default}; "
+    # a flag's False is no default worth saying; a 0 is (0 == False, so compare by identity)
+    unsaid = opt.secret or opt.default is None or opt.default is False or opt.default in ("", ())
+    default = "" if unsaid else f"default {opt.default}; "
     return f"{opt.help} [{default}env {opt.env_var}]"
 
 
