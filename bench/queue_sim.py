@@ -40,13 +40,54 @@ class Queue:
         return sends, ttft
 
 
-def attainment(queue: Queue, rate: float, ttft_s: float, seconds: float = 20_000.0, seed: int = 1) -> float:
+@dataclass(frozen=True)
+class StepQueue:
+    """The emulator's engine as ``--max-num-seqs M --step-ms D --step-ms-per-seq 0 --prefill-ms-per-token 0``
+    runs it, for requests of ``tokens`` output tokens (``--ignore-eos``) and short prompts: steps of D ms
+    back to back while there is work (an idle engine starts one at the next arrival); a request waiting
+    at a step's start takes a free slot, its first token comes at that step's end, and its slot is free
+    after ``tokens`` steps."""
+
+    slots: int = 8
+    step_s: float = 0.02
+    tokens: int = 18
+
+    @property
+    def throughput(self) -> float:
+        return self.slots / (self.tokens * self.step_s)
+
+    def window(self, rate: float, seconds: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Poisson arrivals for ``seconds`` into an idle engine: (send times, TTFTs)."""
+        sends = np.sort(rng.uniform(0.0, seconds, rng.poisson(rate * seconds)))
+        ttft = np.empty(sends.size)
+        left: list[int] = []  # steps each running request has to go
+        waiting: list[int] = []  # indices, first come first served
+        t, i, head = 0.0, 0, 0
+        while i < sends.size or left or head < len(waiting):
+            if not left and head == len(waiting):
+                t = max(t, float(sends[i]))
+            while i < sends.size and sends[i] <= t:
+                waiting.append(i)
+                i += 1
+            admitted = []
+            while head < len(waiting) and len(left) + len(admitted) < self.slots:
+                admitted.append(waiting[head])
+                head += 1
+            t += self.step_s
+            for k in admitted:
+                ttft[k] = t - sends[k]
+            left = [n - 1 for n in left if n > 1] + [self.tokens - 1] * len(admitted)
+            left = [n for n in left if n > 0]
+        return sends, ttft
+
+
+def attainment(queue: Queue | StepQueue, rate: float, ttft_s: float, seconds: float = 20_000.0, seed: int = 1) -> float:
     """The long-run share of requests with TTFT within ``ttft_s`` (the first 100 s left out)."""
     sends, ttft = queue.window(rate, seconds, np.random.default_rng(seed))
     return float((ttft[sends > 100.0] <= ttft_s).mean())
 
 
-def true_capacity(queue: Queue, ttft_s: float, target: float, precision: float = 0.02) -> float:
+def true_capacity(queue: Queue | StepQueue, ttft_s: float, target: float, precision: float = 0.02) -> float:
     """The rate at which the long-run attainment crosses ``target`` (bisection, to ``precision`` req/s)."""
     low, high = 0.05 * queue.throughput, queue.throughput
     while high - low > precision:
@@ -55,7 +96,7 @@ def true_capacity(queue: Queue, ttft_s: float, target: float, precision: float =
     return (low + high) / 2
 
 
-def search(queue: Queue, ttft_s: float, target: float, level_s: float, seed: int) -> Capacity:
+def search(queue: Queue | StepQueue, ttft_s: float, target: float, level_s: float, seed: int) -> Capacity:
     """The suite's capacity search (its plan, extensions and answer) against the queue."""
     rng = np.random.default_rng(seed)
     plan = CapacitySearch(target, saturating_concurrency=4 * queue.slots)

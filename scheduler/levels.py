@@ -348,6 +348,7 @@ class Capacity:
     level: int | None  # the number of the highest level that reached the target
     at_least: bool  # no rate level fell below the target: the capacity is at least ``rate``
     design: float  # the design effect the intervals used
+    levels: int = 0  # the rate levels it was estimated from
 
 
 def capacity(results: Sequence[LevelResult], target: float) -> Capacity:
@@ -361,8 +362,12 @@ def capacity(results: Sequence[LevelResult], target: float) -> Capacity:
     rates = [r.level.value for r in probes]
     fitted = non_increasing([0.0 if r.saturated else r.attainment for r in probes], [r.requests for r in probes])
     rate, at_least = crossing(rates, fitted, target)
-    return Capacity(rate, confidence_bounds(probes, target), (low, high),
-                    best.level.number if best is not None else None, at_least, design)  # fmt: skip
+    interval = confidence_bounds(probes, target)
+    # levels that contradict a falling attainment (a saturated level below a passing one) can put the fit's
+    # crossing outside the interval: the interval's bound is the better-founded answer there
+    rate = min(max(rate, interval[0]), interval[1] if interval[1] is not None else math.inf)
+    return Capacity(rate, interval, (low, high),
+                    best.level.number if best is not None else None, at_least, design, len(probes))  # fmt: skip
 
 
 def capacity_sentence(answer: Capacity, slo: str, target: float) -> str:

@@ -178,3 +178,14 @@ def test_level_result_counts_the_windows_and_leaves_cancelled_requests_out():
     assert (res.requests, res.met) == (3, 1)  # the cancelled one is out; the failed one never meets
     assert res.achieved_rate == pytest.approx(2 / 2.0)  # two of them ended within the window (at 1.5 and 2 s)
     assert res.runs == (2,)  # in send order: met, missed, missed (the failed one)
+
+
+def test_levels_that_contradict_a_falling_attainment_keep_the_estimate_inside_its_interval():
+    # a level marked saturated below one where every request met the SLO (a false alarm, or a server's hiccup)
+    results = [result("rate", 80.0, 1000, 1000, number=2, purpose="probe"),
+               result("rate", 88.0, 1000, 400, number=3, saturated=True, purpose="probe"),
+               result("rate", 92.4, 1000, 1000, number=4, purpose="probe"),
+               result("rate", 96.0, 1000, 500, number=5, purpose="probe")]  # fmt: skip
+    answer = capacity(results, 0.9)
+    low, high = answer.interval
+    assert low <= answer.rate and (high is None or answer.rate <= high), answer
