@@ -8,6 +8,7 @@ it, its interval at the summary's ``ci_level``. ``steady.<key>`` is the same fig
 from __future__ import annotations
 
 import difflib
+import re
 
 from llmclient.server_metrics import HISTOGRAMS, QUANTILES
 
@@ -94,6 +95,29 @@ for _h in HISTOGRAMS:
         FIGURES[f"server_p{_q}_{_h}_ms"] = f"the server's {_q}th percentile {_h} time, interpolated in its bucket, ms"
 for _lat in ("ttft", "itl", "e2el"):
     FIGURES[f"client_minus_server_{_lat}_ms"] = f"the client's mean {_lat} minus the server's"
+# keys that are not figures to --check: words, lists and objects, each named once here
+DESCRIPTIVE: dict[str, str] = {
+    "ci_method": "how the intervals were computed (one run's requests taken as independent, or across --repeat)",
+    "prefix_cache_hit_rate_source": "where prefix_cache_hit_rate came from: server_metrics (its counters) or usage",
+    "server_metrics_missing": "the /metrics series the server did not expose",
+    "steady_window_s": "[start, end] of the steady state, seconds from the first send",
+    "schedule_warning": "open loop: why the schedule was not kept, when it was not",
+    "slo": "--slo as the capacity search judged it (ttft_ms=…,tpot_ms=…)",
+    "slo_attainment_target": "--slo-attainment: the share of requests that must meet --slo",
+    "capacity_rps_bracket": "the search's bracket: [highest rate whose share reached the target, lowest above it "
+    "that did not, or null]; no interval",
+    "levels": "a sweep's or capacity search's levels, one object each (their figures, offered_rate, achieved_rate: "
+    "requests that ended per second within the level's windows, slo_attainment with slo_attainment_ci, or "
+    "success_rate without --slo, verdict)",
+    "cache_handling": "how the prefix cache was prepared before each level",
+    "repeats": "--repeat: each repetition's headline figures",
+    "energy_j_bounds": "--telemetry-url: [low, high] of energy_j where it was integrated from power samples",
+    "gpu_energy_source": "--telemetry-url: where energy_j came from (the energy counter, or power integrated)",
+    "kv_cache_cliff_tokens": "prefix-groups sweep: [largest working set the cache held, smallest it did not], tokens",
+    "trace_ideal_prefix_cache_hit_rate": "trace replay: the ideal hit rate over the whole trace file",
+    "server_pXX_<h>_ms_bounds": "[low, high] of the histogram bucket server_pXX_<h>_ms was interpolated in (high "
+    "null: the last bucket); the page shows the bucket where it is wider than half the value",
+}
 SCOPES = {
     "steady": "the same figures over the steady state (steady_window_s)",
     "models": "--model NAME:WEIGHT,…: models.NAME.<key>, the same figures over the requests that asked for NAME",
@@ -112,3 +136,14 @@ def unknown_key_error(key: str) -> str | None:
     near = difflib.get_close_matches(name, FIGURES, n=3, cutoff=0.75)
     hint = f" (did you mean {', '.join(near)}?)" if near else " (the figures are the keys of PREFIX_summary.json)"
     return f"--check: no summary figure is called {key!r}{hint}"
+
+
+def undocumented(summary: dict) -> list[str]:
+    """The keys of a summary that no table here describes (a test keeps this empty)."""
+    bounds = re.compile(r"^server_p\d+_\w+_ms_bounds$")
+    return [k for k in summary if k not in FIGURES and k not in SCOPES and k not in DESCRIPTIVE
+            and not k.endswith("_ci") and not bounds.match(k) and k not in BREAKDOWN_KEYS]  # fmt: skip
+
+
+BREAKDOWN_KEYS = ("hosts", "replicas", "replica_skew", "stages", "prefix_cache_speedup", "prefix_cache_by_trace_minute",
+                  "ttft_by_cached_share")  # fmt: skip

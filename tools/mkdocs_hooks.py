@@ -1,5 +1,6 @@
-"""MkDocs hook: each ``<!-- reference: NAME -->`` in a page becomes ``python -m tools.reference NAME``'s table,
-built from the code while the site builds, and ``<!-- file: NAME -->`` a root file's text (``mkdocs.yml``:
+"""MkDocs hook: each ``<!-- reference: NAME -->`` block in a page holds ``python -m tools.reference NAME``'s
+table, built anew from the code while the site builds (the committed pages hold it too, for reading in
+the repository: ``python -m tools.reference --write``; a test fails when they are stale), and ``<!-- file: NAME -->`` a root file's text (``mkdocs.yml``:
 ``hooks``)."""
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from tools.reference import filled
+
 ROOT = Path(__file__).resolve().parents[1]
-MARKER = re.compile(r"<!-- reference: (\w+) -->")
 FILE = re.compile(r"<!-- file: ([\w.-]+) -->")  # a file at the repository's root (CHANGELOG.md), without its title
 
 
@@ -32,4 +34,4 @@ def root_file(name: str) -> str:
 
 def on_page_markdown(markdown: str, **_kwargs: Any) -> str:
     markdown = FILE.sub(lambda m: root_file(m.group(1)), markdown)
-    return MARKER.sub(lambda m: reference(m.group(1)), markdown)
+    return filled(markdown, reference)

@@ -9,8 +9,10 @@ tables import Locust, which patches the standard library with gevent).
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 
 def _cell(text: object) -> str:
@@ -48,11 +50,13 @@ def columns() -> str:
 
 
 def summary() -> str:
-    from reports.keys import FIGURES, SCOPES
+    from reports.keys import DESCRIPTIVE, FIGURES, SCOPES
 
     rows = [(f"`{key}`", what) for key, what in FIGURES.items()]
+    words = [(f"`{key}`", what) for key, what in DESCRIPTIVE.items()]
     scopes = [(f"`{scope}.<key>`", what) for scope, what in SCOPES.items()]
-    return _table(("key", "meaning"), rows) + "\n" + _table(("nested under", "meaning"), scopes)
+    return (_table(("key", "meaning"), rows) + "\n" + _table(("key (not a figure to check)", "meaning"), words) + "\n"
+            + _table(("nested under", "meaning"), scopes))  # fmt: skip
 
 
 def prometheus() -> str:
@@ -91,10 +95,39 @@ PAGES: dict[str, Callable[[], str]] = {"options": options, "columns": columns, "
                                        "prometheus": prometheus, "routes": routes, "emulator": emulator}  # fmt: skip
 
 
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+# a generated table in a page: from its marker to its end marker (a page not yet written has the marker alone)
+BLOCK = re.compile(r"<!-- reference: (\w+) -->\n(?:.*?<!-- /reference -->\n?)?", re.DOTALL)
+
+
+def filled(markdown: str, tables: Callable[[str], str]) -> str:
+    """A page with each reference block holding its table (``tables(name)``), between its two markers."""
+    return BLOCK.sub(lambda m: f"<!-- reference: {m.group(1)} -->\n{tables(m.group(1)).rstrip()}\n"
+                     "<!-- /reference -->\n", markdown)  # fmt: skip
+
+
+def stale_pages() -> list[Path]:
+    """The docs' pages whose committed tables differ from the code's (``--write`` brings them up to date)."""
+    return [p for p in sorted(DOCS.rglob("*.md")) if filled(p.read_text(encoding="utf-8"), _table_of) != p.read_text(
+        encoding="utf-8")]  # fmt: skip
+
+
+def _table_of(name: str) -> str:
+    return PAGES[name]()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.reference", description=__doc__.splitlines()[0])
-    parser.add_argument("page", choices=PAGES)
+    parser.add_argument("page", choices=PAGES, nargs="?", help="print one page's table")
+    parser.add_argument("--write", action="store_true", help="write every page's tables into docs/ (committed)")
     args = parser.parse_args(argv)
+    if args.write:
+        for path in stale_pages():
+            path.write_text(filled(path.read_text(encoding="utf-8"), _table_of), encoding="utf-8")
+            print(f"wrote {path.relative_to(DOCS.parent)}")
+        return 0
+    if args.page is None:
+        parser.error("name a page, or --write")
     sys.stdout.write(PAGES[args.page]())
     return 0
 

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 import pytest
 from PIL import Image
 
-from reports.keys import unknown_key_error
+from reports.keys import undocumented, unknown_key_error
 from tests.e2e.test_bad_input import assert_one_clear_error
 from tests.procs import ROOT, run_locust
 from tools import reference
@@ -58,6 +58,7 @@ def test_report_matches_ground_truth_and_keeps_the_key_secret(emulator_factory, 
     assert {key for key in figures if unknown_key_error(key)} == set()  # every figure of a real run is checkable
     documented = reference.summary()  # and in the docs' reference, spelled out
     assert {key for key in figures if f"`{key}`" not in documented} == set()
+    assert undocumented(at_end) == [] and undocumented(at_end["steady"]) == []  # the words, lists and objects too
     with open(prefix.with_name("run_requests.csv"), newline="") as f:
         header = next(csv.reader(f))
     assert {c for c in header if f"`{c}`" not in reference.columns()} == set()

@@ -14,6 +14,7 @@ import urllib.request
 import pytest
 
 from bench.capacity import emulator_capacity
+from reports.keys import undocumented
 from tests.e2e.test_prometheus import start_cluster
 from tests.procs import ROOT, Drain, read_rows, run_locust, start_locust, terminate_all, wait_for_line
 
@@ -114,6 +115,7 @@ def test_find_capacity_lands_within_10_percent_of_the_emulators_arithmetic(emula
     assert low <= summary["capacity_rps"] and (high is None or summary["capacity_rps"] <= high)
     assert bracket[0] <= summary["capacity_rps"] <= (bracket[1] or summary["capacity_rps"])
     assert said[0].split("] ", 1)[-1].split(": ", 1)[-1] in said[1]  # one answer, said the same
+    assert undocumented(summary) == []  # every key it wrote is in the reference
     assert summary["capacity_goodput_tok_s"] > 0
     assert summary["levels"][0]["purpose"] == "throughput"
 

@@ -41,3 +41,10 @@ def test_the_changelog_starts_at_the_version_in_pyproject():
     version = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
     changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
     assert re.search(r"^## (\S+)", changelog, re.MULTILINE).group(1) == version  # type: ignore[union-attr]
+
+
+def test_the_reference_pages_in_the_repository_are_the_codes_tables():
+    from tools.reference import stale_pages
+
+    stale = [str(p) for p in stale_pages()]
+    assert not stale, f"stale reference tables in {stale}: run python -m tools.reference --write"
