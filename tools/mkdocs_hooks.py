@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # mkdocs loads this file by its path
 
 from tools.reference import filled  # noqa: E402  (the repository on the path first)
+
 FILE = re.compile(r"<!-- file: ([\w.-]+) -->")  # a file at the repository's root (CHANGELOG.md), without its title
 
 
