@@ -42,6 +42,7 @@ class Side:
     rows: pd.DataFrame
     figures: dict
     repeats: list[dict]
+    config: dict | None = None  # a run's settings (PREFIX_config.json); None for a vllm bench serve result
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,19 @@ class Change:
                 f"{self.verdict}")  # fmt: skip
 
 
+# the settings that make two runs' figures comparable (the load, the prompts, the outputs)
+LOAD_SETTINGS = ("users", "spawn_rate", "num_requests", "run_time", "request_rate", "burstiness", "max_concurrency",
+                 "input_tokens", "prefix_tokens", "prefix_groups", "max_tokens", "ignore_eos", "endpoint", "dataset",
+                 "model", "sweep", "stages", "trace", "turns", "images")  # fmt: skip
+
+
+def differing_settings(base: dict | None, new: dict | None) -> list[str]:
+    """``name: BASE -> NEW`` for each load setting in which two runs differ (none when either has no config)."""
+    if not base or not new:
+        return []
+    return [f"{key}: {base.get(key)} -> {new.get(key)}" for key in LOAD_SETTINGS if base.get(key) != new.get(key)]
+
+
 def load_side(path: str) -> Side:
     """A run's prefix, or a ``vllm bench serve`` result JSON (one clear ReportInputError otherwise)."""
     if path.endswith(".json") and os.path.isfile(path):
@@ -73,7 +87,7 @@ def load_side(path: str) -> Side:
         raise ReportInputError(f"{path}: compare needs the run's _requests.csv")
     summary, _notes = summary_of(run, {})
     rows = run.requests[run.requests["success"] & ~run.requests["cancelled"]]
-    return Side(run.name, rows, summary, summary.get("repeats") or [])
+    return Side(run.name, rows, summary, summary.get("repeats") or [], run.config)
 
 
 def _vllm_result(path: str) -> Side:
@@ -205,6 +219,9 @@ def main(argv: list[str]) -> int:
         return 2
     found = changes(base, new, args.ci_level)
     print(f"compare {base.name} -> {new.name}:")
+    differ = differing_settings(base.config, new.config)
+    if differ:
+        print("  the runs differ in their load, not only in the server: " + "; ".join(differ))
     for change in found:
         print(f"  {change.line(args.ci_level)}")
     bad = [c.key for c in found if regressed(c, args.max_regression)]

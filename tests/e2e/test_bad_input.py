@@ -71,6 +71,13 @@ def test_zero_or_negative_n(n):
     assert_one_clear_error(run, "-n/--num-requests must be a positive number")
 
 
+def test_a_missing_dataset_is_one_line_and_exit_status_2_as_documented():
+    run = run_locust("--headless", "-u", "1", "-n", "2", "-H", "http://127.0.0.1:1", "--dataset", "/no/such.jsonl",
+                     timeout=60)  # fmt: skip
+    assert run.returncode == 2  # an option value that cannot be used (docs/reference/options.md)
+    assert_one_clear_error(run, "--dataset /no/such.jsonl: no such file")
+
+
 def test_non_numeric_n():
     run = run_locust("--headless", "-n", "lots", timeout=60)
     assert_one_clear_error(run, "-n/--num-requests", "'lots'")

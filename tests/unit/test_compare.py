@@ -93,3 +93,14 @@ def test_a_vllm_file_without_per_request_figures_is_one_line(tmp_path, capsys):
     summary_only.write_text(json.dumps({"duration": 1.0, "completed": 3}))
     assert main(["compare", str(summary_only), str(summary_only)]) == 2
     assert "--save-detailed" in capsys.readouterr().err
+
+
+def test_runs_of_different_loads_are_named_as_such(tmp_path, capsys):
+    base, new = run_files(tmp_path, "base", 1.0, 1), run_files(tmp_path, "new", 1.0, 2)
+    (tmp_path / "base_config.json").write_text(json.dumps({"users": 128, "num_requests": 500, "max_tokens": 512}))
+    (tmp_path / "new_config.json").write_text(json.dumps({"users": 64, "num_requests": 500, "max_tokens": 256}))
+    main(["compare", base, new])
+    out = capsys.readouterr().out
+    assert "the runs differ in their load, not only in the server: users: 128 -> 64; max_tokens: 512 -> 256" in out
+    main(["compare", base, base])
+    assert "differ in their load" not in capsys.readouterr().out
