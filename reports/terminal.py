@@ -7,8 +7,10 @@ from __future__ import annotations
 from reports.answers import figure
 
 WIDTH = 60
-# (label, summary key, unit) in vllm bench serve's order; a section header is (title, None, "")
-LINES: tuple[tuple[str, str | None, str], ...] = (
+# vllm bench serve's latency sections: (title, its abbreviation, the summary's name)
+SECTIONS = (("Time to First Token", "TTFT", "ttft"), ("Time per Output Token (excl. 1st token)", "TPOT", "tpot"),
+            ("Inter-token Latency", "ITL", "itl"), ("End-to-end Latency", "E2EL", "e2el"))  # fmt: skip
+HEADLINE_LINES = (
     ("Successful requests", "completed", ""),
     ("Failed requests", "failed", ""),
     ("Resent requests", "resent_requests", ""),
@@ -20,22 +22,16 @@ LINES: tuple[tuple[str, str | None, str], ...] = (
     ("Output token throughput (tok/s)", "output_throughput", ""),
     ("Total token throughput (tok/s)", "total_token_throughput", ""),
     ("Prefix cache hit rate (%)", "prefix_cache_hit_rate", "%"),
-    ("Time to First Token", None, ""),
-    ("Mean TTFT (ms)", "mean_ttft_ms", ""),
-    ("Median TTFT (ms)", "median_ttft_ms", ""),
-    ("P99 TTFT (ms)", "p99_ttft_ms", ""),
-    ("Time per Output Token (excl. 1st token)", None, ""),
-    ("Mean TPOT (ms)", "mean_tpot_ms", ""),
-    ("Median TPOT (ms)", "median_tpot_ms", ""),
-    ("P99 TPOT (ms)", "p99_tpot_ms", ""),
-    ("Inter-token Latency", None, ""),
-    ("Mean ITL (ms)", "mean_itl_ms", ""),
-    ("Median ITL (ms)", "median_itl_ms", ""),
-    ("P99 ITL (ms)", "p99_itl_ms", ""),
-    ("End-to-end Latency", None, ""),
-    ("Mean E2EL (ms)", "mean_e2el_ms", ""),
-    ("Median E2EL (ms)", "median_e2el_ms", ""),
-    ("P99 E2EL (ms)", "p99_e2el_ms", ""),
+)
+STATS = (("Mean", "mean"), ("Median", "median"), ("P99", "p99"))
+# (label, summary key, unit) in vllm bench serve's order; a section header is (title, None, "")
+LINES: tuple[tuple[str, str | None, str], ...] = (
+    *HEADLINE_LINES,
+    *(
+        line
+        for title, short, name in SECTIONS
+        for line in ((title, None, ""), *((f"{label} {short} (ms)", f"{stat}_{name}_ms", "") for label, stat in STATS))
+    ),
 )
 
 

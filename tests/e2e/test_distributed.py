@@ -30,20 +30,32 @@ def run_cluster(emu, prefix, n, workers=3, kill_one=False, extra=()):
         "--input-tokens", "128", "--csv", str(prefix), "--only-summary", *extra,
     )  # fmt: skip
     procs = [start_locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(port)) for _ in range(workers)]
+
+    def kill_one_mid_run() -> None:  # once every worker has shipped rows, one dies mid-run
+        wait_for_rows_from(prefix, workers)
+        procs[1][0].kill()  # SIGKILL: no goodbye, no final report
+
+    outputs, _ = wait_for_cluster(master, master_out, procs, kill_one_mid_run if kill_one else None)
+    return master.returncode, outputs
+
+
+def wait_for_cluster(master, master_out, procs, meanwhile=None) -> tuple[list[str], float]:
+    """Wait for the master (120 s), then for its workers (30 s each), killing whatever is left: the outputs,
+    and how long the workers took after the master ended."""
     try:
-        if kill_one:  # once every worker has shipped rows, one dies mid-run
-            wait_for_rows_from(prefix, workers)
-            procs[1][0].kill()  # SIGKILL: no goodbye, no final report
+        if meanwhile is not None:
+            meanwhile()
         master.wait(timeout=120)
+        ended = time.monotonic()
         for proc, _ in procs:
             proc.wait(timeout=30)
+        took = time.monotonic() - ended
     finally:
         for proc, _ in [(master, master_out), *procs]:
             if proc.poll() is None:
                 proc.kill()
     master_out.join()
-    outputs = [master_out.text] + [d.text for _, d in procs]
-    return master.returncode, outputs
+    return [master_out.text] + [d.text for _, d in procs], took
 
 
 @pytest.mark.timeout(180)
@@ -193,18 +205,7 @@ def test_a_master_that_ends_on_an_error_takes_its_workers_down_non_zero(emulator
         "--endpoint", "embeddings", "--csv", str(prefix), "--only-summary",
     )  # fmt: skip
     workers = [start_locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(port)) for _ in range(2)]
-    try:
-        master.wait(timeout=60)
-        ended = time.monotonic()
-        for proc, _ in workers:
-            proc.wait(timeout=30)
-        took = time.monotonic() - ended
-    finally:
-        for proc, _ in [(master, master_out), *workers]:
-            if proc.poll() is None:
-                proc.kill()
-    master_out.join()
-    outputs = [master_out.text] + [d.text for _, d in workers]
+    outputs, took = wait_for_cluster(master, master_out, workers)
     assert master.returncode == 1 and all(proc.returncode == 1 for proc, _ in workers), outputs
     assert took < 10, took  # the workers followed the master out
     said = [line for line in master_out.text.splitlines() if line.startswith("error: ")]
