@@ -493,23 +493,30 @@ def level_result(level: Level, start: Sequence[float], success: Sequence[bool], 
     Cancelled requests (cut off by the end of the level) are left out. Attainment counts the
     requests that met every SLO (``scheduler.slo.met``), or succeeded when there is no SLO. The
     achieved rate is the requests that ended within the level's sending windows (its extensions
-    add windows) per second of them: the rate the server got through, open loop or closed alike.
+    add windows) per second of them (``ended_rate``): the rate the server got through, open loop or
+    closed alike.
     """
     kept = ~np.asarray(cancelled, dtype=bool)
     ok = np.asarray(success, dtype=bool)
     good = met(slo, ok, np.asarray(ttft, dtype=float), np.asarray(tpot, dtype=float), np.asarray(e2e, dtype=float))
     starts = np.asarray(start, dtype=float)
-    ends = starts + np.nan_to_num(np.asarray(e2e, dtype=float), nan=0.0)
-    inside = np.zeros(len(starts), dtype=bool)
-    span = 0.0
-    for begin, end in windows:
-        inside |= (ends >= begin) & (ends <= end)
-        span += max(end - begin, 0.0)
+    ends = (starts + np.nan_to_num(np.asarray(e2e, dtype=float), nan=0.0))[kept]
     requests = int(kept.sum())
-    ended = int((kept & inside).sum())
     order = np.argsort(starts[kept], kind="stable")
-    return LevelResult(level, requests, int((good & kept).sum()), ended / span if span > 0 else math.nan,
-                       saturated, resolved, missed_runs(good[kept][order].tolist()))  # fmt: skip
+    return LevelResult(level, requests, int((good & kept).sum()), ended_rate(ends, windows), saturated, resolved,
+                       missed_runs(good[kept][order].tolist()))  # fmt: skip
+
+
+def ended_rate(ends: np.ndarray, windows: Sequence[tuple[float, float]]) -> float:
+    """Requests that ended per second within the windows, each window timed from its first request's end
+    (a level starts empty: before its first answer nothing can end, whatever the server's rate)."""
+    count, span = 0, 0.0
+    for begin, end in windows:
+        inside = np.sort(ends[(ends >= begin) & (ends <= end)])
+        if inside.size >= 2:
+            count += inside.size - 1
+            span += end - float(inside[0])
+    return count / span if span > 0 else math.nan
 
 
 def format_windows(windows: Sequence[tuple[float, float]]) -> str:

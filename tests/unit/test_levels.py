@@ -176,7 +176,8 @@ def test_level_result_counts_the_windows_and_leaves_cancelled_requests_out():
     res = level_result(level, [0.5, 1.0, 1.5, 9.0], [True, True, False, True], [False, False, False, True],
                        [0.1, 0.3, math.nan, 0.1], [0.01] * 4, [1.0] * 4, [(0.0, 2.0)], {"ttft_ms": 200})  # fmt: skip
     assert (res.requests, res.met) == (3, 1)  # the cancelled one is out; the failed one never meets
-    assert res.achieved_rate == pytest.approx(2 / 2.0)  # two of them ended within the window (at 1.5 and 2 s)
+    # two ended within the window, at 1.5 and 2 s: one more end in the 0.5 s after the first (sent every 0.5 s)
+    assert res.achieved_rate == pytest.approx(1 / 0.5)
     assert res.runs == (2,)  # in send order: met, missed, missed (the failed one)
 
 
@@ -189,3 +190,13 @@ def test_levels_that_contradict_a_falling_attainment_keep_the_estimate_inside_it
     answer = capacity(results, 0.9)
     low, high = answer.interval
     assert low <= answer.rate and (high is None or answer.rate <= high), answer
+
+
+def test_the_achieved_rate_of_a_saturated_closed_loop_is_the_servers_rate_not_biased_by_its_first_answer():
+    # 10 in flight, each request 5 s, sends for 30 s: the server gets through 2 requests a second, though
+    # nothing can end in the first 5 s of the level
+    starts = [phase * 0.5 + 5.0 * k for phase in range(10) for k in range(6)]
+    n = len(starts)
+    res = level_result(Level(1, "concurrency", 10, "throughput"), starts, [True] * n, [False] * n, [0.1] * n,
+                       [0.01] * n, [5.0] * n, [(0.0, 30.0)], {})  # fmt: skip
+    assert res.achieved_rate == pytest.approx(2.0, rel=0.05)
