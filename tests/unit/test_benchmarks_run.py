@@ -84,3 +84,11 @@ def test_trace_replay_benchmark_runs_small(tmp_path):
     assert ample["requests"] == small["requests"] == 40 and ample["exact_lengths"] and small["exact_lengths"]
     assert ample["ideal_hit_rate"] == small["ideal_hit_rate"] > 0 and ample["lag_p99_ms"] >= 0
     assert result["prompt_build_us_10_blocks"] > 0
+
+
+@pytest.mark.timeout(120)
+def test_capacity_truth_benchmark_runs_small():
+    stdout = bench("capacity_truth", "--runs", "3", "--slo", "0", "--level-duration", "15")
+    (result,) = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    assert result["server"] == "simulated" and result["searches"] == 3 and 0 <= result["held"] <= 3
+    assert 17.5 < result["truth_rps"] < 18.1 and result["median_levels"] >= 2
