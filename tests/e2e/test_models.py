@@ -69,8 +69,9 @@ def test_an_endpoint_the_server_lacks_is_one_line_at_the_first_request(emulator_
     assert "it cannot serve --endpoint embeddings (vLLM serves it for a pooling model" in said[0]
     by_path = emu.stats()["by_path"]
     assert "Traceback" not in run.output and (by_path["/v1/models"], by_path["GET /v1/embeddings"]) == (1, 1)
-    # the GET's 404 proved nothing; the first POST's 404 did, and every request sent has its row
-    assert 1 <= by_path["/v1/embeddings"] == len(read_rows(prefix)) < 5
+    # the GET's 404 proved nothing; the first POST's 404 did (the user may have sent a few more meanwhile:
+    # rows are recorded when the process is idle), and every request sent has its row
+    assert 1 <= by_path["/v1/embeddings"] == len(read_rows(prefix)) <= 5
 
 
 @pytest.mark.timeout(60)
