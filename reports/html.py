@@ -52,7 +52,8 @@ def number(value: float, digits: int = 4) -> str:
     if value == 0 or not math.isfinite(value):
         return f"{value:g}"
     places = max(0, digits - 1 - math.floor(math.log10(abs(value))))
-    return f"{round(value, places):,.{places}f}"
+    text = f"{round(value, places):,.{places}f}"
+    return text.rstrip("0").rstrip(".") if places else text  # 300, not 300.0
 
 
 def title_of(name: str, config: dict) -> str:

@@ -7,6 +7,7 @@ from reports.html import _fmt, safe_config, title_of
 
 def test_numbers_as_a_person_writes_them():
     assert _fmt(29550.123) == "29,550" and _fmt(0.000123456) == "0.0001235" and _fmt(2.955) == "2.955"
+    assert _fmt(300.0) == "300" and _fmt(2.5) == "2.5"
     assert _fmt(None) == "–" and _fmt(float("nan")) == "–" and _fmt([]) == "–"
     assert _fmt(False) == "no" and _fmt(True) == "yes" and _fmt(1234567) == "1,234,567"
     assert _fmt([17.2212345678, 19.0700001]) == "17.22–19.07"  # an interval
