@@ -30,25 +30,51 @@ import time
 
 from users.calibration.harness import ROOT, Harness
 
-STEP_MS_PER_SEQ = 0.15  # the emulator's defaults
+# the emulator's defaults
+STEP_MS_PER_SEQ = 0.15
 PREFILL_MS_PER_TOKEN = 0.005
 
 
-def emulator_capacity(max_num_seqs: int, step_ms: float, output_tokens: int, prompt_tokens: int,
-                      step_ms_per_seq: float = STEP_MS_PER_SEQ,
-                      prefill_ms_per_token: float = PREFILL_MS_PER_TOKEN) -> float:  # fmt: skip
+def emulator_capacity(
+    max_num_seqs: int,
+    step_ms: float,
+    output_tokens: int,
+    prompt_tokens: int,
+    step_ms_per_seq: float = STEP_MS_PER_SEQ,
+    prefill_ms_per_token: float = PREFILL_MS_PER_TOKEN,
+) -> float:
     """Requests per second the emulator completes when saturated (the arithmetic above)."""
     step_s = (step_ms + step_ms_per_seq * max_num_seqs) / 1000
     return max_num_seqs / (output_tokens * step_s + max_num_seqs * prompt_tokens * prefill_ms_per_token / 1000)
 
 
-def run_levels(harness: Harness, prefix: str, tokens: int, prompt: int, level_duration: float,
-               plan: tuple[str, ...]) -> tuple[dict, float]:  # fmt: skip
+def run_levels(
+    harness: Harness, prefix: str, tokens: int, prompt: int, level_duration: float, plan: tuple[str, ...]
+) -> tuple[dict, float]:
     """One headless run in levels (``plan``: --find-capacity or --sweep auto), then its report's summary."""
     started = time.monotonic()
-    harness.run(["-u", "1", "--max-tokens", str(tokens), "--input-tokens", str(prompt), "--ignore-eos", *plan,
-                 "--slo", "ttft_ms=2000", "--slo-attainment", "0.9", "--level-duration", str(level_duration),
-                 "--max-concurrency", "64"], timeout=1800, prefix=prefix)  # fmt: skip
+    harness.run(
+        [
+            "-u",
+            "1",
+            "--max-tokens",
+            str(tokens),
+            "--input-tokens",
+            str(prompt),
+            "--ignore-eos",
+            *plan,
+            "--slo",
+            "ttft_ms=2000",
+            "--slo-attainment",
+            "0.9",
+            "--level-duration",
+            str(level_duration),
+            "--max-concurrency",
+            "64",
+        ],
+        timeout=1800,
+        prefix=prefix,
+    )
     took = time.monotonic() - started
     subprocess.run([sys.executable, "-m", "reports", prefix], cwd=ROOT, check=True, capture_output=True, timeout=600)
     with open(f"{prefix}_summary.json", encoding="utf-8") as f:
@@ -57,38 +83,51 @@ def run_levels(harness: Harness, prefix: str, tokens: int, prompt: int, level_du
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--settings", nargs="+", default=["4:5:8", "8:10:16", "16:4:32"],
-                        help="emulator settings as MAX_NUM_SEQS:STEP_MS:OUTPUT_TOKENS")  # fmt: skip
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        default=["4:5:8", "8:10:16", "16:4:32"],
+        help="emulator settings as MAX_NUM_SEQS:STEP_MS:OUTPUT_TOKENS",
+    )
     parser.add_argument("--prompt-tokens", type=int, default=64)
     parser.add_argument("--level-duration", type=float, default=15.0)
     parser.add_argument("--keep", default="", help="keep each run's CSVs and report under this folder")
     args = parser.parse_args()
     for setting in args.settings:
-        m, step, tokens = setting.split(":")
-        expected = emulator_capacity(int(m), float(step), int(tokens), args.prompt_tokens)
-        with tempfile.TemporaryDirectory() as scratch:
-            tmp = os.path.join(args.keep, setting.replace(":", "_")) if args.keep else scratch
-            os.makedirs(tmp, exist_ok=True)
-            with Harness(tmp, "emulator", ["--max-num-seqs", m, "--step-ms", step], pin=True) as harness:
-                summary, took = run_levels(harness, os.path.join(tmp, "cap"), int(tokens), args.prompt_tokens,
-                                           args.level_duration, ("--find-capacity",))  # fmt: skip
-                auto, auto_took = run_levels(harness, os.path.join(tmp, "auto"), int(tokens), args.prompt_tokens,
-                                             args.level_duration, ("--sweep", "auto"))  # fmt: skip
-        knee = auto.get("knee_rate")
-        auto_levels = auto.get("levels") or []
-        below = [lv for lv in auto_levels if knee is not None and (lv.get("offered_rate") or 0) <= knee]
-        levels = summary.get("levels") or []
-        saturated = [lv for lv in levels if lv.get("saturated")]
-        print(json.dumps({
-            "setting": setting, "expected_rps": round(expected, 2), "capacity_rps": summary.get("capacity_rps"),
-            "capacity_rps_ci": summary.get("capacity_rps_ci"),
-            "error": round(summary["capacity_rps"] / expected - 1, 4) if summary.get("capacity_rps") else None,
-            "capacity_goodput_tok_s": summary.get("capacity_goodput_tok_s"), "levels": len(levels),
-            "saturated_levels_ended_after_s": [round(lv["end"] - lv["start"], 1) for lv in saturated],
-            "search_seconds": round(took, 1),
-            "auto_levels": len(auto_levels), "auto_knee_rps": knee, "auto_levels_below_knee": len(below),
-            "auto_seconds": round(auto_took, 1),
-        }), flush=True)  # fmt: skip
+        print(json.dumps(measure_setting(setting, args)), flush=True)
+
+
+def measure_setting(setting: str, args: argparse.Namespace) -> dict:
+    """One emulator setting: its capacity search and its automatic sweep, beside the arithmetic's capacity."""
+    m, step, tokens = setting.split(":")
+    expected = emulator_capacity(int(m), float(step), int(tokens), args.prompt_tokens)
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = os.path.join(args.keep, setting.replace(":", "_")) if args.keep else scratch
+        os.makedirs(tmp, exist_ok=True)
+        with Harness(tmp, "emulator", ["--max-num-seqs", m, "--step-ms", step], pin=True) as harness:
+            load = (int(tokens), args.prompt_tokens, args.level_duration)
+            summary, took = run_levels(harness, os.path.join(tmp, "cap"), *load, ("--find-capacity",))
+            auto, auto_took = run_levels(harness, os.path.join(tmp, "auto"), *load, ("--sweep", "auto"))
+    knee = auto.get("knee_rate")
+    auto_levels = auto.get("levels") or []
+    below = [lv for lv in auto_levels if knee is not None and (lv.get("offered_rate") or 0) <= knee]
+    levels = summary.get("levels") or []
+    saturated = [lv for lv in levels if lv.get("saturated")]
+    return {
+        "setting": setting,
+        "expected_rps": round(expected, 2),
+        "capacity_rps": summary.get("capacity_rps"),
+        "capacity_rps_ci": summary.get("capacity_rps_ci"),
+        "error": round(summary["capacity_rps"] / expected - 1, 4) if summary.get("capacity_rps") else None,
+        "capacity_goodput_tok_s": summary.get("capacity_goodput_tok_s"),
+        "levels": len(levels),
+        "saturated_levels_ended_after_s": [round(lv["end"] - lv["start"], 1) for lv in saturated],
+        "search_seconds": round(took, 1),
+        "auto_levels": len(auto_levels),
+        "auto_knee_rps": knee,
+        "auto_levels_below_knee": len(below),
+        "auto_seconds": round(auto_took, 1),
+    }
 
 
 if __name__ == "__main__":

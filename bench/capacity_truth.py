@@ -32,7 +32,8 @@ import time
 from bench.queue_sim import Queue, StepQueue, search, true_capacity
 from users.calibration.harness import ROOT, Harness
 
-SLOS = ((0.3, 0.95), (0.4, 0.95), (0.25, 0.9))  # (TTFT limit in seconds, target share)
+# (TTFT limit in seconds, target share)
+SLOS = ((0.3, 0.95), (0.4, 0.95), (0.25, 0.9))
 STEP = StepQueue(slots=8, step_s=0.02, tokens=18)
 
 
@@ -45,15 +46,20 @@ def line(server: str, ttft_s: float, target: float, level_s: float, truth: float
     """The figures of one server and SLO over its searches (each ``{"rate", "ci", "levels"}``)."""
     bounded = [a for a in answers if a["ci"][1] is not None]
     return {
-        "server": server, "slo": f"ttft_ms={ttft_s * 1000:g}", "target": target, "level_s": level_s,
-        "truth_rps": round(truth, 2), "searches": len(answers),
+        "server": server,
+        "slo": f"ttft_ms={ttft_s * 1000:g}",
+        "target": target,
+        "level_s": level_s,
+        "truth_rps": round(truth, 2),
+        "searches": len(answers),
         "held": sum(held(a["ci"], truth) for a in answers),
         "with_upper_bound": len(bounded),
         "median_relative_width": round(statistics.median((a["ci"][1] - (a["ci"][0] or 0)) / truth for a in bounded), 3)
-        if bounded else None,
+        if bounded
+        else None,
         "median_relative_error": round(statistics.median(abs(a["rate"] / truth - 1) for a in answers), 3),
         "median_levels": statistics.median(a["levels"] for a in answers),
-    }  # fmt: skip
+    }
 
 
 def simulated(runs: int, level_s: float, slos: tuple[tuple[float, float], ...]) -> None:
@@ -75,24 +81,32 @@ def emulator(runs: int, level_s: float, keep: str, slos: tuple[tuple[float, floa
             with tempfile.TemporaryDirectory() as scratch:
                 folder = os.path.join(keep, f"{ttft_s:g}_{target:g}_{run}") if keep else scratch
                 os.makedirs(folder, exist_ok=True)
-                args = ["--max-num-seqs", str(STEP.slots), "--step-ms", f"{STEP.step_s * 1000:g}",
-                        "--step-ms-per-seq", "0", "--prefill-ms-per-token", "0", "--seed", str(run)]  # fmt: skip
-                with Harness(folder, "emulator", args, pin=True) as harness:
-                    prefix = os.path.join(folder, "capacity")
-                    started = time.monotonic()
-                    harness.run(["-u", "1", "--max-tokens", str(STEP.tokens), "--ignore-eos", "--input-tokens", "32",
-                                 "--find-capacity", "--slo", f"ttft_ms={ttft_s * 1000:g}", "--slo-attainment",
-                                 str(target), "--level-duration", str(level_s), "--max-concurrency", "64",
-                                 "--seed", str(run)], timeout=3600, prefix=prefix)  # fmt: skip
-                subprocess.run([sys.executable, "-m", "reports", prefix], cwd=ROOT, check=True, capture_output=True,
-                               timeout=600)  # fmt: skip
-                with open(f"{prefix}_summary.json", encoding="utf-8") as f:
-                    summary = json.load(f)
-                answers.append({"rate": summary["capacity_rps"], "ci": summary["capacity_rps_ci"],
-                                "levels": len(summary.get("levels") or [])})  # fmt: skip
-                print(json.dumps({"run": run, "truth_rps": round(truth, 2), **answers[-1],
-                                  "seconds": round(time.monotonic() - started)}), file=sys.stderr, flush=True)  # fmt: skip
+                started = time.monotonic()
+                answers.append(emulator_search(folder, run, ttft_s, target, level_s))
+                took = round(time.monotonic() - started)
+                line_ = {"run": run, "truth_rps": round(truth, 2), **answers[-1], "seconds": took}
+                print(json.dumps(line_), file=sys.stderr, flush=True)
         print(json.dumps(line("emulator", ttft_s, target, level_s, truth, answers)), flush=True)
+
+
+def emulator_search(folder: str, run: int, ttft_s: float, target: float, level_s: float) -> dict:
+    """One capacity search against the emulator set as STEP: its answer and how many levels it took."""
+    server = f"--max-num-seqs {STEP.slots} --step-ms {STEP.step_s * 1000:g} --step-ms-per-seq 0"
+    with Harness(
+        folder, "emulator", [*server.split(), "--prefill-ms-per-token", "0", "--seed", str(run)], pin=True
+    ) as h:
+        prefix = os.path.join(folder, "capacity")
+        load = f"-u 1 --max-tokens {STEP.tokens} --ignore-eos --input-tokens 32 --find-capacity --max-concurrency 64"
+        slo = ["--slo", f"ttft_ms={ttft_s * 1000:g}", "--slo-attainment", str(target)]
+        h.run([*load.split(), *slo, "--level-duration", str(level_s), "--seed", str(run)], timeout=3600, prefix=prefix)
+    subprocess.run([sys.executable, "-m", "reports", prefix], cwd=ROOT, check=True, capture_output=True, timeout=600)
+    with open(f"{prefix}_summary.json", encoding="utf-8") as f:
+        summary = json.load(f)
+    return {
+        "rate": summary["capacity_rps"],
+        "ci": summary["capacity_rps_ci"],
+        "levels": len(summary.get("levels") or []),
+    }
 
 
 def main() -> None:

@@ -69,9 +69,23 @@ def run_condition(streams: int, rate: float, seconds: float, user: str, tmp: str
     tag = f"{user}-{streams}x{rate:g}-{'kernel' if kernel_stamps else 'read'}"
     emulator_args = ["--step-ms", f"{1000.0 / rate}", *FAST_EMULATOR, "--max-num-seqs", str(streams * 2)]
     with Harness(tmp, tag, emulator_args, pin=True) as harness:
-        client = harness.start(["-u", str(streams), "-r", str(streams), "--max-tokens", str(OUTPUT_TOKENS),
-                                "--ignore-eos", "--input-tokens", "64", "--metrics-interval", "0",
-                                *([] if kernel_stamps else ["--no-kernel-timestamps"]), user])  # fmt: skip
+        client = harness.start(
+            [
+                "-u",
+                str(streams),
+                "-r",
+                str(streams),
+                "--max-tokens",
+                str(OUTPUT_TOKENS),
+                "--ignore-eos",
+                "--input-tokens",
+                "64",
+                "--metrics-interval",
+                "0",
+                *([] if kernel_stamps else ["--no-kernel-timestamps"]),
+                user,
+            ]
+        )
         procs = psutil.Process(client.pid), psutil.Process(harness.emulator.pid)
         # steady window: from one output's worth after the ramp until the end
         warm = min(OUTPUT_TOKENS / rate + 1.0, seconds / 3)
@@ -83,8 +97,14 @@ def run_condition(streams: int, rate: float, seconds: float, user: str, tmp: str
     truth = {k: t for k, t in harness.truth().items() if t.get("ttft_s") is not None}
     with open(harness.prefix + "_requests.csv", newline="") as f:
         rows = [row for row in csv.DictReader(f) if row["ttft_s"] and row["request_id"] in truth]
-    return {"user": user, "timestamps": "kernel" if kernel_stamps else "read", "streams": streams, "rate_tok_s": rate,
-            **ttft_errors(rows, truth), **load_and_cpu(first, last, streams, rate)}  # fmt: skip
+    return {
+        "user": user,
+        "timestamps": "kernel" if kernel_stamps else "read",
+        "streams": streams,
+        "rate_tok_s": rate,
+        **ttft_errors(rows, truth),
+        **load_and_cpu(first, last, streams, rate),
+    }
 
 
 def ttft_errors(rows: list[dict[str, str]], truth: dict[str, dict]) -> dict:

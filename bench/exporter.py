@@ -32,9 +32,18 @@ def main() -> None:
     records = []
     for i in range(min(args.requests, 1000)):
         itl = rng.normal(0.04, 0.004, args.gaps).clip(0).tolist()
-        records.append(RequestRecord(start_time=1.8e9 + i, success=True, ttft=float(rng.lognormal(-2, 0.5)),
-                                     itl=itl, e2e=0.2 + sum(itl), prompt_tokens=2048, cached_tokens=1024,
-                                     output_tokens=args.gaps + 1))  # fmt: skip
+        records.append(
+            RequestRecord(
+                start_time=1.8e9 + i,
+                success=True,
+                ttft=float(rng.lognormal(-2, 0.5)),
+                itl=itl,
+                e2e=0.2 + sum(itl),
+                prompt_tokens=2048,
+                cached_tokens=1024,
+                output_tokens=args.gaps + 1,
+            )
+        )
     models = [f"model-{m}" for m in range(args.models)]
     gauges = {f: (lambda: 1.0) for f in FAMILIES if f.kind == "gauge"}
     exporter = Exporter(lambda: models[int(time.perf_counter_ns()) % len(models)], gauges)
@@ -50,11 +59,19 @@ def main() -> None:
     start = time.perf_counter()
     page = generate_latest(exporter.registry)
     scrape = time.perf_counter() - start
-    print(json.dumps({
-        "requests": args.requests, "gaps": args.gaps, "models": args.models,
-        "observe_record_us": round(per_record * 1e6, 2), "observe_row_us": round(per_row * 1e6, 2),
-        "scrape_ms": round(scrape * 1e3, 3), "page_bytes": len(page),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "requests": args.requests,
+                "gaps": args.gaps,
+                "models": args.models,
+                "observe_record_us": round(per_record * 1e6, 2),
+                "observe_row_us": round(per_row * 1e6, 2),
+                "scrape_ms": round(scrape * 1e3, 3),
+                "page_bytes": len(page),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -31,13 +31,7 @@ from users.calibration.harness import FAST_EMULATOR, Harness
 
 STEP_MS = 10.0
 # (rate, burstiness, output tokens): 256 open streams at 100 and 400 req/s (R x 256 or 64 steps of 10 ms)
-CONDITIONS = [
-    (20.0, 1.0, 256),
-    (100.0, 1.0, 256),
-    (400.0, 1.0, 64),
-    (100.0, 4.0, 256),
-    (100.0, math.inf, 256),
-]
+CONDITIONS = [(20.0, 1.0, 256), (100.0, 1.0, 256), (400.0, 1.0, 64), (100.0, 4.0, 256), (100.0, math.inf, 256)]
 
 
 def ks_exponential(gaps: np.ndarray, rate: float) -> float:
@@ -51,9 +45,10 @@ def run_condition(rate: float, burstiness: float, tokens: int, seconds: float, t
     n = int(rate * seconds)
     tag = f"{rate:g}-{burstiness:g}"
     with Harness(tmp, tag, ["--step-ms", f"{STEP_MS}", *FAST_EMULATOR], pin=True) as harness:
-        harness.run(["-u", "1", "-r", "1", "-n", str(n), "--request-rate", f"{rate:g}", "--burstiness",
-                     f"{burstiness:g}", "--max-tokens", str(tokens), "--ignore-eos", "--input-tokens", "64",
-                     "--metrics-interval", "0"], seconds * 4 + 120)  # fmt: skip
+        load = f"-u 1 -r 1 -n {n} --request-rate {rate:g} --burstiness {burstiness:g} --max-tokens {tokens}"
+        harness.run(
+            [*load.split(), "--ignore-eos", "--input-tokens", "64", "--metrics-interval", "0"], seconds * 4 + 120
+        )
     prefix, truth = harness.prefix, harness.truth()
     with open(prefix + "_requests.csv", newline="") as f:
         rows = [r for r in csv.DictReader(f) if r["request_id"] in truth]
@@ -115,14 +110,18 @@ def main() -> None:
             print(json.dumps(result), flush=True)
             results.append(result)
     print()
-    print("| R req/s | B | open streams | achieved / scheduled | achieved / R | gap CV | KS (1% crit.) "
-          "| lag p50 / p99 / max ms | TTFT error p50 / p99 ms |")  # fmt: skip
+    print(
+        "| R req/s | B | open streams | achieved / scheduled | achieved / R | gap CV | KS (1% crit.) "
+        "| lag p50 / p99 / max ms | TTFT error p50 / p99 ms |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         ks = f"{r['ks_statistic']} ({r['ks_critical_1pct']})" if r["ks_statistic"] is not None else "—"
-        print(f"| {r['rate']:g} | {r['burstiness']:g} | {r['open_streams_about']} | {r['achieved_vs_scheduled_pct']}% "
-              f"| {r['achieved_vs_requested_pct']}% | {r['gap_cv']} | {ks} | {r['lag_p50_ms']} / {r['lag_p99_ms']} / "
-              f"{r['lag_max_ms']} | {r['ttft_error_p50_ms']} / {r['ttft_error_p99_ms']} |")  # fmt: skip
+        print(
+            f"| {r['rate']:g} | {r['burstiness']:g} | {r['open_streams_about']} | {r['achieved_vs_scheduled_pct']}% "
+            f"| {r['achieved_vs_requested_pct']}% | {r['gap_cv']} | {ks} | {r['lag_p50_ms']} / {r['lag_p99_ms']} / "
+            f"{r['lag_max_ms']} | {r['ttft_error_p50_ms']} / {r['ttft_error_p99_ms']} |"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

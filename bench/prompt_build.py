@@ -22,7 +22,8 @@ from llmclient.http import Target
 from prompts.synthetic import SharedPrefixPrompts
 from prompts.tokenizer import LocalTokenizer, TokenCounter
 
-SHAPES = [(1024, 0, 1), (2048, 1536, 4), (1024, 960, 1)]  # (input tokens, prefix tokens, prefix groups)
+# (input tokens, prefix tokens, prefix groups)
+SHAPES = [(1024, 0, 1), (2048, 1536, 4), (1024, 960, 1)]
 
 
 class Counting:
@@ -48,9 +49,15 @@ def measure(counter: TokenCounter, prompts: int) -> list[dict[str, object]]:
         seconds = time.perf_counter() - started
         calls = counting.calls
         exact = sum(counter.count(p.content, True) == input_tokens for p in built)
-        out.append({"counter": counter.name, "shape": f"{input_tokens}/{prefix_tokens}x{groups}",
-                    "counts_per_prompt": calls / prompts, "prompts_per_s": prompts / seconds,
-                    "exact": exact / prompts})  # fmt: skip
+        out.append(
+            {
+                "counter": counter.name,
+                "shape": f"{input_tokens}/{prefix_tokens}x{groups}",
+                "counts_per_prompt": calls / prompts,
+                "prompts_per_s": prompts / seconds,
+                "exact": exact / prompts,
+            }
+        )
     return out
 
 
@@ -81,8 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         proc.wait(10)
     print(f"{'counter':34} {'shape':14} {'counts/prompt':>13} {'prompts/s':>10} {'exact':>7}")
     for r in rows:
-        print(f"{r['counter']!s:34} {r['shape']!s:14} {r['counts_per_prompt']:13.2f} {r['prompts_per_s']:10.0f} "
-              f"{r['exact']:7.1%}")  # fmt: skip
+        print(
+            f"{r['counter']!s:34} {r['shape']!s:14} {r['counts_per_prompt']:13.2f} {r['prompts_per_s']:10.0f} "
+            f"{r['exact']:7.1%}"
+        )
     return 0 if all(r["exact"] == 1.0 for r in rows) else 1
 
 

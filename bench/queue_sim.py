@@ -60,8 +60,10 @@ class StepQueue:
         """Poisson arrivals for ``seconds`` into an idle engine: (send times, TTFTs)."""
         sends = np.sort(rng.uniform(0.0, seconds, rng.poisson(rate * seconds)))
         ttft = np.empty(sends.size)
-        left: list[int] = []  # steps each running request has to go
-        waiting: list[int] = []  # indices, first come first served
+        # steps each running request has to go
+        left: list[int] = []
+        # indices, first come first served
+        waiting: list[int] = []
         t, i, head = 0.0, 0, 0
         while i < sends.size or left or head < len(waiting):
             if not left and head == len(waiting):
@@ -103,22 +105,25 @@ def search(queue: Queue | StepQueue, ttft_s: float, target: float, level_s: floa
     slo = {"ttft_ms": ttft_s * 1000.0}
     results: list[LevelResult] = []
     while (level := plan.next_level(results)) is not None:
-        if level.kind != "rate":  # the throughput level: a closed loop at the queue's throughput
+        # the throughput level: a closed loop at the queue's throughput
+        if level.kind != "rate":
             results.append(LevelResult(level, 1000, 0, queue.throughput))
             continue
         sends: list[np.ndarray] = []
         ttfts: list[np.ndarray] = []
         windows: list[tuple[float, float]] = []
         while True:
-            offset = 2 * level_s * len(windows)  # each extension a window of its own, the queue drained between
+            # each extension a window of its own, the queue drained between
+            offset = 2 * level_s * len(windows)
             s, t = queue.window(level.value, level_s, rng)
             sends.append(s + offset)
             ttfts.append(t)
             windows.append((offset, offset + level_s))
             start, ttft = np.concatenate(sends), np.concatenate(ttfts)
             n = start.size
-            result = level_result(level, start, np.ones(n, bool), np.zeros(n, bool), ttft, np.full(n, np.nan),
-                                  ttft, windows, slo)  # fmt: skip
+            result = level_result(
+                level, start, np.ones(n, bool), np.zeros(n, bool), ttft, np.full(n, np.nan), ttft, windows, slo
+            )
             if not plan.extend(result, results):
                 break
         results.append(result)

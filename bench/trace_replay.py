@@ -51,10 +51,13 @@ def prompt_build_us(blocks: int = 10, n: int = 2000) -> float:
 
 
 def replay(path: str, seconds: float, rate: float, blocks: int, tmp: str) -> dict:
-    with Harness(tmp, f"blocks-{blocks}", ["--step-ms", "10", *FAST_EMULATOR, "--num-blocks", str(blocks)],
-                 pin=True) as harness:  # fmt: skip
-        harness.run(["-u", "1", "-r", "1", "--trace", path, "--endpoint", "completions", "--metrics-interval", "0"],
-                    seconds * 4 + 120)  # fmt: skip
+    with Harness(
+        tmp, f"blocks-{blocks}", ["--step-ms", "10", *FAST_EMULATOR, "--num-blocks", str(blocks)], pin=True
+    ) as harness:
+        harness.run(
+            ["-u", "1", "-r", "1", "--trace", path, "--endpoint", "completions", "--metrics-interval", "0"],
+            seconds * 4 + 120,
+        )
     prefix, truth = harness.prefix, harness.truth()
     trace = load_trace(path)
     with open(prefix + "_requests.csv", newline="") as f:
@@ -63,8 +66,11 @@ def replay(path: str, seconds: float, rate: float, blocks: int, tmp: str) -> dic
     due = np.array([trace.requests[int(r["trace_index"])].time_s for r in rows])
     late = received - received[0] - due
     lags = np.array([float(r["schedule_lag_s"]) for r in rows]) * 1e3
-    exact = all(truth[r["request_id"]]["prompt_tokens"] == trace.requests[int(r["trace_index"])].input_length
-                and int(r["output_tokens"]) == trace.requests[int(r["trace_index"])].output_length for r in rows)  # fmt: skip
+    exact = all(
+        truth[r["request_id"]]["prompt_tokens"] == trace.requests[int(r["trace_index"])].input_length
+        and int(r["output_tokens"]) == trace.requests[int(r["trace_index"])].output_length
+        for r in rows
+    )
     prompt = sum(int(r["prompt_tokens"]) for r in rows)
     measured = sum(int(r["cached_tokens"]) for r in rows) / prompt
     ideal = sum(int(r["ideal_cached_tokens"]) for r in rows) / prompt
@@ -93,8 +99,19 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "trace.jsonl")
-        make_trace([path, "--requests", str(int(args.seconds * args.rate)), "--rate", f"{args.rate:g}",
-                    "--output-tokens", "32", "--seed", "7"])  # fmt: skip
+        make_trace(
+            [
+                path,
+                "--requests",
+                str(int(args.seconds * args.rate)),
+                "--rate",
+                f"{args.rate:g}",
+                "--output-tokens",
+                "32",
+                "--seed",
+                "7",
+            ]
+        )
         for blocks in (200_000, 256):
             result = replay(path, args.seconds, args.rate, blocks, tmp)
             print(json.dumps(result), flush=True)
@@ -102,13 +119,17 @@ def main() -> None:
     build = prompt_build_us()
     print(json.dumps({"prompt_build_us_10_blocks": round(build, 1)}))
     print()
-    print("| cache (16-token blocks) | requests | trace / achieved req/s | lag p50 / p99 / max ms | arrival spread p99 ms "
-          "| exact lengths | ideal / measured hit rate | efficiency |")  # fmt: skip
+    print(
+        "| cache (16-token blocks) | requests | trace / achieved req/s | lag p50 / p99 / max ms | arrival spread p99 ms "
+        "| exact lengths | ideal / measured hit rate | efficiency |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['cache_blocks']} | {r['requests']} | {r['trace_rate']} / {r['achieved_rate_at_server']} | "
-              f"{r['lag_p50_ms']} / {r['lag_p99_ms']} / {r['lag_max_ms']} | {r['arrival_spread_p99_ms']} | "
-              f"{r['exact_lengths']} | {r['ideal_hit_rate']} / {r['measured_hit_rate']} | {r['efficiency']} |")  # fmt: skip
+        print(
+            f"| {r['cache_blocks']} | {r['requests']} | {r['trace_rate']} / {r['achieved_rate_at_server']} | "
+            f"{r['lag_p50_ms']} / {r['lag_p99_ms']} / {r['lag_max_ms']} | {r['arrival_spread_p99_ms']} | "
+            f"{r['exact_lengths']} | {r['ideal_hit_rate']} / {r['measured_hit_rate']} | {r['efficiency']} |"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"replays": results, "prompt_build_us_10_blocks": build}, f, indent=2)

@@ -20,15 +20,17 @@ import struct
 import sys
 import time
 
-_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform.startswith("linux") else None)
-_TIMESPEC = struct.Struct("@ll")  # struct timespec: seconds, nanoseconds
+_SO_TIMESTAMPNS: int | None = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform.startswith("linux") else None)
+# struct timespec: seconds, nanoseconds
+_TIMESPEC = struct.Struct("@ll")
 _CONTROL_SIZE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
 
 
 class StampedSocket(socket.socket):
     """A connection whose ``recv`` remembers when the newest bytes it returned arrived."""
 
-    arrived: float | None = None  # unix time, from the kernel
+    # unix time, from the kernel
+    arrived: float | None = None
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         data, control, _flags, _addr = self.recvmsg(bufsize, _CONTROL_SIZE, flags)
@@ -47,11 +49,13 @@ class StampingListener(socket.socket):
     def accept(self) -> tuple[socket.socket, object]:
         fd, addr = self._accept()  # type: ignore[attr-defined]
         conn = StampedSocket(self.family, self.type, self.proto, fileno=fd)
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # every token goes out at once
+        # every token goes out at once
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            conn.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+            conn.setsockopt(socket.SOL_SOCKET, int(_SO_TIMESTAMPNS or 0), 1)
         except OSError:
-            conn.arrived = None  # the class default; recvmsg still works without stamps
+            # the class default; recvmsg still works without stamps
+            conn.arrived = None
         if socket.getdefaulttimeout() is None and self.gettimeout():
             conn.setblocking(True)
         return conn, addr
@@ -67,7 +71,7 @@ def listener(host: str, port: int, backlog: int) -> socket.socket:
             # the kernel turns stamping on (deferred) when a first socket asks: ask from the start,
             # so the first requests are stamped too
             with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+                sock.setsockopt(socket.SOL_SOCKET, int(_SO_TIMESTAMPNS or 0), 1)
         sock.bind((host, port))
         sock.listen(backlog)
     except OSError:
@@ -77,7 +81,8 @@ def listener(host: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
-BRACKET_S = 20e-6  # the two perf_counter reads around the wall-clock read are at most this far apart
+# the two perf_counter reads around the wall-clock read are at most this far apart
+BRACKET_S = 20e-6
 
 
 def arrival(sock: object) -> tuple[float, float]:
@@ -100,6 +105,7 @@ def arrival(sock: object) -> tuple[float, float]:
     if stamp is None:
         return after, now_wall
     waited = now_wall - stamp
-    if not 0.0 <= waited < 60.0:  # a clock step, not a late read
+    # a clock step, not a late read
+    if not 0.0 <= waited < 60.0:
         return after, now_wall
     return now_mono - waited, stamp

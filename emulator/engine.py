@@ -15,25 +15,17 @@ import random
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Protocol
 
+from emulator.config import EngineConfig
 from emulator.metrics import Metrics
 from emulator.prefix_cache import PrefixCache
 
 
-@dataclass
-class EngineConfig:
-    max_num_seqs: int = 256
-    max_num_batched_tokens: int = 2048
-    step_ms: float = 20.0  # decode step time with an empty batch
-    step_ms_per_seq: float = 0.15  # added per running sequence
-    prefill_ms_per_token: float = 0.005  # added per prompt token computed in the step
-    block_size: int = 16
-    num_blocks: int = 200_000  # KV-cache capacity in blocks
-    eos_prob: float = 1 / 300  # chance that a token ends the output (unless ignore_eos)
-    max_model_len: int = 131072
-    seed: int = 0
-    enable_prefix_caching: bool = True  # off: no prompt finds cached blocks (vLLM's --no-enable-prefix-caching)
-    enable_chunked_prefill: bool = True  # off: whole prompts prefill in steps of their own, decoding waits
+class Sink(Protocol):
+    """Where a sequence's tokens go (sinks.py)."""
+
+    def on_token(self, seq: Sequence, index: int, finish_reason: str) -> None: ...
 
 
 @dataclass(eq=False)
@@ -42,20 +34,24 @@ class Sequence:
     prompt: list[int]
     max_tokens: int
     ignore_eos: bool
-    sink: object  # has on_token(seq, index, finish_reason) and on_abort(seq)
+    sink: Sink
     received_mono: float = field(default_factory=time.perf_counter)
     received_wall: float = field(default_factory=time.time)
     hashes: list[int] = field(default_factory=list)
-    adapter: str = ""  # the LoRA adapter it asked for ("" the base model): its cache blocks are its own
-    trace_id: str = ""  # the trace its traceparent header named (--otlp-traces-endpoint: its span's)
+    # the LoRA adapter it asked for ("" the base model): its cache blocks are its own
+    adapter: str = ""
+    # the trace its traceparent header named (--otlp-traces-endpoint: its span's)
+    trace_id: str = ""
     cached: int = 0
     prefill_left: int = 0
     target_len: int = 0
     generated: int = 0
-    admitted_mono: float = 0.0  # scheduled into the running batch: the end of its queue time
+    # scheduled into the running batch: the end of its queue time
+    admitted_mono: float = 0.0
     first_mono: float = 0.0
     first_wall: float = 0.0
-    answer_mono: float = 0.0  # a reasoning model's first answer token (after --reasoning-tokens of reasoning)
+    # a reasoning model's first answer token (after --reasoning-tokens of reasoning)
+    answer_mono: float = 0.0
     last_mono: float = 0.0
     cancelled: bool = False
     finish_reason: str = ""
@@ -109,12 +105,13 @@ class Engine:
                 await self._wake.wait()
                 next_t = loop.time()
             self._admit()
-            decoding = []
-            prefilling = []
+            decoding: list[Sequence] = []
+            prefilling: list[Sequence] = []
             for s in self.running:
                 (prefilling if s.prefill_left else decoding).append(s)
             if prefilling and not cfg.enable_chunked_prefill:
-                decoding = []  # without chunked prefill a step prefills whole prompts, and nothing decodes in it
+                # without chunked prefill a step prefills whole prompts, and nothing decodes in it
+                decoding = []
             budget = cfg.max_num_batched_tokens - len(decoding)
             prefill_tokens = 0
             first_ready = []
@@ -135,7 +132,8 @@ class Engine:
             if delay > 0:
                 await asyncio.sleep(delay)
             elif delay < -3 * step_s:
-                next_t = loop.time()  # far behind: start a new schedule rather than catch up with a burst
+                # far behind: start a new schedule rather than catch up with a burst
+                next_t = loop.time()
             # else a little late: this process was busy with a burst of requests (the streams of a
             # batch end in the same step, and their next requests come together), which a GPU would
             # not have been. Keep the schedule, so the steps keep their rate on average.

@@ -23,7 +23,8 @@ KINDS = ("http_500", "http_429", "refuse", "reset", "malformed", "error_frame", 
 @dataclass
 class Fault:
     kind: str
-    at_token: int = 1  # where mid-stream faults strike (0 = with the first token)
+    # where mid-stream faults strike (0 = with the first token)
+    at_token: int = 1
 
     def before_headers(self, conn: Any) -> bool:
         """Handle faults that strike before the response starts. True when handled."""
@@ -82,7 +83,8 @@ class Fault:
             return True
         if kind == "malformed":
             conn.send_chunk(out + b'data: {"id":"' + sink.rid.encode() + b'","choices":[{"delta":{"content":"x\n\n')
-            return False  # then carry on: the client must still fail the request
+            # then carry on: the client must still fail the request
+            return False
         if kind == "error_frame":
             conn.send_chunk(
                 out + b'data: {"error": {"message": "injected fault: engine error", "type": '
@@ -94,7 +96,8 @@ class Fault:
             return True
         if kind == "stall":
             conn.send_chunk(out)
-            seq.cancelled = True  # never another byte; the connection stays open
+            # never another byte; the connection stays open
+            seq.cancelled = True
             sink.abort(seq, "fault:stall")
             return True
         return False

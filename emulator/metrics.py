@@ -6,36 +6,10 @@ import bisect
 import time
 from typing import Any
 
-SLOW = [0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0]  # the slow end vLLM's TTFT and ITL buckets share
-TTFT_BUCKETS = [
-    0.001,
-    0.005,
-    0.01,
-    0.02,
-    0.04,
-    0.06,
-    0.08,
-    0.1,
-    0.25,
-    0.5,
-    *SLOW,
-    160.0,
-    640.0,
-    2560.0,
-]
-ITL_BUCKETS = [
-    0.01,
-    0.025,
-    0.05,
-    0.075,
-    0.1,
-    0.15,
-    0.2,
-    0.3,
-    0.4,
-    0.5,
-    *SLOW,
-]
+# the slow end vLLM's TTFT and ITL buckets share
+SLOW = [0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0]
+TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, *SLOW, 160.0, 640.0, 2560.0]
+ITL_BUCKETS = [0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, *SLOW]
 E2E_BUCKETS = [
     0.3,
     0.5,
@@ -128,10 +102,16 @@ class Metrics:
     def render(self, running: int, waiting: int, kv_usage: float, cache_config: dict[str, str] | None = None) -> str:
         lb = self.labels
         lines = []
-        if cache_config:  # as vLLM publishes its cache config: an info gauge of 1 with the settings as labels
+        # as vLLM publishes its cache config: an info gauge of 1 with the settings as labels
+        if cache_config:
             info = ",".join(f'{k}="{v}"' for k, v in cache_config.items())
-            lines.extend(["# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig",
-                          "# TYPE vllm:cache_config_info gauge", f"vllm:cache_config_info{{{info}}} 1.0"])  # fmt: skip
+            lines.extend(
+                [
+                    "# HELP vllm:cache_config_info Information of the LLMEngine CacheConfig",
+                    "# TYPE vllm:cache_config_info gauge",
+                    f"vllm:cache_config_info{{{info}}} 1.0",
+                ]
+            )
 
         def gauge(name: str, value: float, help_text: str) -> None:
             lines.extend([f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name}{{{lb}}} {value}"])

@@ -14,7 +14,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-BATCH_S = 0.5  # how often a batch leaves (vLLM's BatchSpanProcessor: every 5 s)
+# how often a batch leaves (vLLM's BatchSpanProcessor: every 5 s)
+BATCH_S = 0.5
 
 
 def trace_id_of(traceparent: str) -> str:
@@ -38,10 +39,15 @@ class SpanExporter:
         self._thread.start()
 
     def add(self, trace_id: str, start_wall: float, end_wall: float, attributes: dict[str, float]) -> None:
-        span = Span(trace_id=bytes.fromhex(trace_id), span_id=os.urandom(8), name="llm_request",
-                    kind=Span.SPAN_KIND_SERVER, start_time_unix_nano=int(start_wall * 1e9),
-                    end_time_unix_nano=int(end_wall * 1e9),
-                    attributes=[KeyValue(key=k, value=AnyValue(double_value=v)) for k, v in attributes.items()])  # fmt: skip
+        span = Span(
+            trace_id=bytes.fromhex(trace_id),
+            span_id=os.urandom(8),
+            name="llm_request",
+            kind=Span.SPAN_KIND_SERVER,
+            start_time_unix_nano=int(start_wall * 1e9),
+            end_time_unix_nano=int(end_wall * 1e9),
+            attributes=[KeyValue(key=k, value=AnyValue(double_value=v)) for k, v in attributes.items()],
+        )
         self._queue.put(span)
 
     def _run(self) -> None:
@@ -61,14 +67,17 @@ class SpanExporter:
 
     def _send(self, spans: list[Span]) -> None:
         resource = Resource(attributes=[KeyValue(key="service.name", value=AnyValue(string_value=self.service))])
-        export = ExportTraceServiceRequest(resource_spans=[ResourceSpans(resource=resource,
-                                                                         scope_spans=[ScopeSpans(spans=spans)])])  # fmt: skip
-        request = urllib.request.Request(self.url, data=export.SerializeToString(), method="POST",
-                                         headers={"Content-Type": "application/x-protobuf"})  # fmt: skip
+        export = ExportTraceServiceRequest(
+            resource_spans=[ResourceSpans(resource=resource, scope_spans=[ScopeSpans(spans=spans)])]
+        )
+        request = urllib.request.Request(
+            self.url, data=export.SerializeToString(), method="POST", headers={"Content-Type": "application/x-protobuf"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=10) as answer:
                 answer.read()
-        except OSError as exc:  # the collector is gone: the spans are lost, as vLLM's would be
+        # the collector is gone: the spans are lost, as vLLM's would be
+        except OSError as exc:
             print(f"emulator: could not export {len(spans)} spans to {self.url}: {exc}", flush=True)
 
     def close(self) -> None:

@@ -31,7 +31,8 @@ class PrefixCache:
             self._blocks.move_to_end(h)
             hit += 1
         cached = hit * self.block_size
-        if cached >= prompt_len:  # the last token is always computed
+        # the last token is always computed
+        if cached >= prompt_len:
             cached = ((prompt_len - 1) // self.block_size) * self.block_size
         return cached
 

@@ -24,8 +24,10 @@ _PRETOKEN = re.compile(
     r"<\|[a-z_]+\|>|'(?:s|t|re|ve|m|ll|d)| ?[A-Za-z]+| ?[0-9]{1,3}| ?[^\sA-Za-z0-9]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 )
 BOS = "<|begin_of_text|>"
-WHOLE_WORD = 7  # letters of a word that, with its leading space, is still one token
-HEAD, PIECE, BARE = 6, 4, 3  # a long word's first token, its further pieces; pieces of a word without a space
+# letters of a word that, with its leading space, is still one token
+WHOLE_WORD = 7
+# a long word's first token, its further pieces; pieces of a word without a space
+HEAD, PIECE, BARE = 6, 4, 3
 
 
 def pieces(text: str) -> list[str]:
@@ -77,7 +79,8 @@ def apply_chat_template(messages: list[dict], image_tokens: int = 0) -> str:
     parts = [BOS]
     for m in messages:
         content = m.get("content")
-        if isinstance(content, list):  # OpenAI content parts: text, and images as their placeholder tokens
+        # OpenAI content parts: text, and images as their placeholder tokens
+        if isinstance(content, list):
             content = _parts(content, image_tokens)
         parts.append(f"<|start_header_id|>{m.get('role', 'user')}<|end_header_id|>\n\n{content or ''}<|eot_id|>")
     parts.append("<|start_header_id|>assistant<|end_header_id|>\n\n")

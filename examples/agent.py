@@ -10,9 +10,11 @@ messages, as an agent loop does, so its prompt grows by that answer. Each call i
 import sys
 from pathlib import Path
 
-from locust import task  # first: gevent patches the standard library before anything else
+# first: gevent patches the standard library before anything else
+from locust import task
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the suite's packages
+# the suite's packages
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from users.base import LLMUser
 from users.plugin import install
@@ -25,11 +27,7 @@ TOOLS = [
         "function": {
             "name": "search_orders",
             "description": "Find a customer's orders by email address",
-            "parameters": {
-                "type": "object",
-                "properties": {"email": {"type": "string"}},
-                "required": ["email"],
-            },
+            "parameters": {"type": "object", "properties": {"email": {"type": "string"}}, "required": ["email"]},
         },
     }
 ]

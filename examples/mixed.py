@@ -10,9 +10,11 @@ import random
 import sys
 from pathlib import Path
 
-from locust import task  # first: gevent patches the standard library before anything else
+# first: gevent patches the standard library before anything else
+from locust import task
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the suite's packages
+# the suite's packages
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from users.base import LLMUser
 from users.plugin import install

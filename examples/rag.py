@@ -11,9 +11,11 @@ import random
 import sys
 from pathlib import Path
 
-from locust import task  # first: gevent patches the standard library before anything else
+# first: gevent patches the standard library before anything else
+from locust import task
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the suite's packages
+# the suite's packages
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from users.base import LLMUser
 from users.plugin import install
@@ -23,7 +25,8 @@ install()
 SYSTEM = (
     "You are the support assistant of a cloud storage company. Answer only from the passages given, "
     "cite the passage number for every claim, and say so when the passages do not answer the question. "
-) * 12  # a long instruction block, identical in every request: the shared prefix
+    # a long instruction block, identical in every request: the shared prefix
+) * 12
 CORPUS = [
     f"Passage about topic {i}: objects in tier {i % 3} are replicated {1 + i % 4} times across "
     f"{2 + i % 3} zones, and deleted objects are kept for {7 * (1 + i % 5)} days before purging."

@@ -12,9 +12,11 @@ import random
 import sys
 from pathlib import Path
 
-from locust import task  # first: gevent patches the standard library before anything else
+# first: gevent patches the standard library before anything else
+from locust import task
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the suite's packages
+# the suite's packages
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from prompts.images import image_url
 from users.base import LLMUser
@@ -30,7 +32,8 @@ QUESTIONS = [
 ]
 
 
-FIGURE = image_url((42,), (64, 48), "jpeg")  # the passage's figure, one image for every answer
+# the passage's figure, one image for every answer
+FIGURE = image_url((42,), (64, 48), "jpeg")
 
 
 class SearchUser(LLMUser):
@@ -40,5 +43,6 @@ class SearchUser(LLMUser):
         found = self.client.embed(question)
         if not found.success:
             return
-        self.client.respond(f"Using the closest passage and its figure, answer briefly: {question}", max_tokens=32,
-                            images=[FIGURE])  # fmt: skip
+        self.client.respond(
+            f"Using the closest passage and its figure, answer briefly: {question}", max_tokens=32, images=[FIGURE]
+        )

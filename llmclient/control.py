@@ -89,8 +89,9 @@ def check_profiler(target: Target, headers: dict[str, str], timeout: float = 10.
     finally:
         conn.close()
     if head.status == 404:
-        raise ConfigError(f"--profile: server {target.host_header} has no profiler enabled (no /start_profile): "
-                          f"{PROFILER_HINT}")  # fmt: skip
+        raise ConfigError(
+            f"--profile: server {target.host_header} has no profiler enabled (no /start_profile): {PROFILER_HINT}"
+        )
 
 
 def profiler(target: Target, headers: dict[str, str], action: str) -> None:
@@ -106,8 +107,10 @@ def profiler(target: Target, headers: dict[str, str], action: str) -> None:
     if head.status == 404:
         raise ConfigError(f"--profile: server {target.host_header} has no profiler enabled: {PROFILER_HINT}")
     if head.status != 200:
-        raise ConfigError(f"the profiler of {target.host_header} did not {action} (HTTP {head.status}): "
-                          f"{body[:200].decode('utf-8', 'replace')}")  # fmt: skip
+        raise ConfigError(
+            f"the profiler of {target.host_header} did not {action} (HTTP {head.status}): "
+            f"{body[:200].decode('utf-8', 'replace')}"
+        )
 
 
 def reset_prefix_cache(target: Target, headers: dict[str, str]) -> bool:
@@ -173,7 +176,8 @@ class ServerTokenizer:
         self.timeout = timeout
         self._idle: list[Connection] = []
         self.name = f"{target.host_header}/tokenize"
-        self.max_model_len: int | None = None  # the model's context, as /tokenize says it
+        # the model's context, as /tokenize says it
+        self.max_model_len: int | None = None
 
     def count(self, content: str, chat: bool) -> int:
         body: dict[str, object] = {"model": self.model}

@@ -29,7 +29,8 @@ def read_schedstat() -> float:
             with open(path) as f:
                 run, wait = f.read().split()[:2]
         except (OSError, ValueError):
-            continue  # a thread that ended meanwhile
+            # a thread that ended meanwhile
+            continue
         total += int(run) + int(wait)
         found = True
     return total / 1e9 if found else time.process_time()
@@ -41,12 +42,18 @@ class CpuGuard:
 
     read: Callable[[], float] = read_schedstat
     clock: Callable[[], float] = time.monotonic
-    cpu_time: Callable[[], float] = time.process_time  # CPU time alone (no waiting): the cost of the work
-    seconds: float = 0.0  # sampled time
-    cpu_seconds: float = 0.0  # CPU time used in it
-    bound_seconds: float = 0.0  # of it, above BOUND_SHARE
-    peak: float = 0.0  # the highest share since the last ``take_peak``
-    max_share: float = 0.0  # the highest share of the run
+    # CPU time alone (no waiting): the cost of the work
+    cpu_time: Callable[[], float] = time.process_time
+    # sampled time
+    seconds: float = 0.0
+    # CPU time used in it
+    cpu_seconds: float = 0.0
+    # of it, above BOUND_SHARE
+    bound_seconds: float = 0.0
+    # the highest share since the last ``take_peak``
+    peak: float = 0.0
+    # the highest share of the run
+    max_share: float = 0.0
     last_share: float | None = None
 
     def __post_init__(self) -> None:
@@ -77,8 +84,12 @@ class CpuGuard:
         return peak if self.seconds else None
 
     def report(self) -> dict[str, float]:
-        return {"seconds": self.seconds, "bound_seconds": self.bound_seconds, "max_share": self.max_share,
-                "cpu_seconds": self.cpu_seconds}  # fmt: skip
+        return {
+            "seconds": self.seconds,
+            "bound_seconds": self.bound_seconds,
+            "max_share": self.max_share,
+            "cpu_seconds": self.cpu_seconds,
+        }
 
 
 def verdict(reports: list[dict[str, float]]) -> dict[str, float | bool]:

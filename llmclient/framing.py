@@ -20,7 +20,8 @@ NO_BODY_STATUSES = frozenset({204, 304})
 class Head:
     status: int
     reason: str
-    headers: dict[str, str]  # lower-case names
+    # lower-case names
+    headers: dict[str, str]
 
     @property
     def chunked(self) -> bool:
@@ -63,8 +64,10 @@ class ChunkedDecoder:
 
     def __init__(self) -> None:
         self._buf = b""
-        self._payload_left = 0  # payload bytes still owed by the current chunk
-        self._crlf_left = 0  # bytes of the CRLF after the payload still to skip
+        # payload bytes still owed by the current chunk
+        self._payload_left = 0
+        # bytes of the CRLF after the payload still to skip
+        self._crlf_left = 0
         self.done = False
 
     def feed(self, data: bytes) -> bytes:
@@ -105,7 +108,8 @@ class ChunkedDecoder:
                 raise ProtocolError("negative chunk size")
             pos = eol + 2
             if size == 0:
-                self.done = True  # trailers, if any, are ignored
+                # trailers, if any, are ignored
+                self.done = True
             else:
                 self._payload_left = size
         if len(out) == 1:
@@ -127,7 +131,8 @@ class ResponseFraming:
         self._buf = b""
         self.head: Head | None = None
         self._chunked: ChunkedDecoder | None = None
-        self._remaining: int | None = None  # Content-Length still owed; None: chunked or until close
+        # Content-Length still owed; None: chunked or until close
+        self._remaining: int | None = None
 
     def feed(self, data: bytes) -> bytes:
         if self.head is None:

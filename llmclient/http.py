@@ -43,7 +43,8 @@ class Target:
     scheme: str
     host: str
     port: int
-    base_path: str  # "" or a path prefix without a trailing slash
+    # "" or a path prefix without a trailing slash
+    base_path: str
 
     @classmethod
     def parse(cls, url: str) -> Target:
@@ -115,16 +116,20 @@ class Connection:
             ssl_context = _default_tls or ssl.create_default_context()
         self.ssl_context = ssl_context
         self._sock: socket.socket | None = None
-        self.stamped = False  # the kernel stamps this socket's received data
-        self.arrived: float | None = None  # kernel unix time of the last read's newest bytes
+        # the kernel stamps this socket's received data
+        self.stamped = False
+        # kernel unix time of the last read's newest bytes
+        self.arrived: float | None = None
         self.max_idle = max_idle
-        self._idle_since = 0.0  # monotonic time the socket was opened or its last response ended
+        # monotonic time the socket was opened or its last response ended
+        self._idle_since = 0.0
         # the request being sent: on a socket kept from before; a byte of its response came back; the
         # server closed or reset the connection (set by whoever reads it: recv, or the reactor)
         self.reused = False
         self.answered = False
         self.peer_closed = False
-        self.delivered = False  # the whole request was written: the server may have read it
+        # the whole request was written: the server may have read it
+        self.delivered = False
 
     # -- connection management -------------------------------------------------
     def _connect(self) -> socket.socket:
@@ -223,7 +228,8 @@ class Connection:
         sock = self._sock
         if sock is None or isinstance(sock, ssl.SSLSocket):
             return None
-        raw: socket.socket | None = getattr(sock, "_sock", None)  # gevent's wrapper keeps the OS socket here
+        # gevent's wrapper keeps the OS socket here
+        raw: socket.socket | None = getattr(sock, "_sock", None)
         return raw if raw is not None and not raw.getblocking() else None
 
     def recv(self) -> bytes:
@@ -295,11 +301,13 @@ def _exchange(conn: Connection, raw: bytes) -> tuple[Head, bytes]:
     except ProtocolError as exc:
         conn.close()
         raise TransportError(f"bad response framing: {exc}") from None
-    except BaseException:  # a TransportError, or the greenlet killed mid-response: not reusable
+    # a TransportError, or the greenlet killed mid-response: not reusable
+    except BaseException:
         conn.close()
         raise
     head = framing.head
-    assert head is not None  # complete, or ended at a close after the head
+    # complete, or ended at a close after the head
+    assert head is not None
     if head.closes or framing.ends_at_close:
         conn.close()
     else:
@@ -316,14 +324,16 @@ def _peer_spoke(sock: socket.socket) -> bool:
     ready to run (measured: 2-8 ms of TTFT error at 128-512 streams)."""
     if isinstance(sock, ssl.SSLSocket):
         return False
-    raw = getattr(sock, "_sock", None)  # gevent's wrapper keeps the non-blocking OS socket here
+    # gevent's wrapper keeps the non-blocking OS socket here
+    raw = getattr(sock, "_sock", None)
     try:
         if raw is not None and raw.gettimeout() == 0.0:
             try:
                 raw.recv(1, socket.MSG_PEEK)
             except BlockingIOError:
                 return False
-            return True  # b"": closed; or stray bytes
+            # b"": closed; or stray bytes
+            return True
         readable, _, _ = select.select([sock], [], [], 0)
     except (OSError, ValueError):
         return True
@@ -344,10 +354,12 @@ def grow_descriptor_table(most: int = 65536) -> None:
         top = min(most if soft == resource.RLIM_INFINITY else soft, most) - 1
         fd = os.open(os.devnull, os.O_RDONLY)
         try:
-            os.close(fcntl.fcntl(fd, fcntl.F_DUPFD, top))  # the lowest free descriptor >= top: none is taken over
+            # the lowest free descriptor >= top: none is taken over
+            os.close(fcntl.fcntl(fd, fcntl.F_DUPFD, top))
         finally:
             os.close(fd)
-    except (OSError, ValueError):  # no room up there: the table grows as it would have
+    # no room up there: the table grows as it would have
+    except (OSError, ValueError):
         pass
 
 

@@ -22,13 +22,16 @@ from typing import Any
 import orjson
 
 CANCELLED = "cancelled: the test stopped while the request was in flight"
-TEXT_FIELDS = ("content", "reasoning_content", "reasoning")  # a chat delta with any of these carries text
-REASONING_FIELDS = ("reasoning_content", "reasoning")  # vLLM's reasoning parsers (the older name, the newer)
+# a chat delta with any of these carries text
+TEXT_FIELDS = ("content", "reasoning_content", "reasoning")
+# vLLM's reasoning parsers (the older name, the newer)
+REASONING_FIELDS = ("reasoning_content", "reasoning")
 # Keys whose non-empty string value marks a chunk that carries generated text.
 CHAT_TEXT_KEYS = tuple(f'"{name}":"'.encode() for name in TEXT_FIELDS)
 REASONING_KEYS = frozenset(f'"{name}":"'.encode() for name in REASONING_FIELDS)
 COMPLETION_TEXT_KEYS = (b'"text":"',)
-TEXT_MARK = b'"finish_reason":null'  # a chat or completion chunk in mid-stream (the fast path's sign)
+# a chat or completion chunk in mid-stream (the fast path's sign)
+TEXT_MARK = b'"finish_reason":null'
 # The Responses API's answer deltas: their text key, and their sign (reasoning deltas are parsed in full)
 RESPONSE_TEXT_KEYS = (b'"delta":"',)
 RESPONSE_TEXT_MARK = b'"type":"response.output_text.delta"'
@@ -46,33 +49,47 @@ class RequestRecord:
     prompt_tokens: int | None = None
     cached_tokens: int | None = None
     output_tokens: int | None = None
-    usage_source: str = ""  # "server", "chunks" or "" (nothing received)
+    # "server", "chunks" or "" (nothing received)
+    usage_source: str = ""
     finish_reason: str = ""
     status: int = 0
     success: bool = False
     cancelled: bool = False
     error: str = ""
-    text: str = ""  # the generated text, only when asked for (multi-turn runs)
+    # the generated text, only when asked for (multi-turn runs)
+    text: str = ""
     # open-loop runs: when the request was due (unix s), how long it waited for a free slot
     # (--max-concurrency), and its stage
     scheduled_time: float | None = None
     queue: float | None = None
     stage: str = ""
-    level: str = ""  # a sweep's or capacity search's level number
-    repeat: int | None = None  # --repeat: the repetition it belongs to
+    # a sweep's or capacity search's level number
+    level: str = ""
+    # --repeat: the repetition it belongs to
+    repeat: int | None = None
     # tokens after which the prompt is this run's alone (synthetic prompts): a cache hit beyond them
     # means the server kept it from an earlier run
     unique_from: int | None = None
-    host: str = ""  # the host (of -H's) the request went to
-    model: str = ""  # the model (or LoRA adapter) it asked for
-    image_count: int | None = None  # --images: the images in its prompt
-    trace_index: int | None = None  # a replayed trace's row (0-based)
-    ideal_cached_tokens: int | None = None  # what an unbounded prefix cache would hold for it (the trace's hash ids)
-    answer_ttft: float | None = None  # to the first answer token (not reasoning): a reasoning model's real wait
-    reasoning_tokens: int | None = None  # the server's usage where it says, else the reasoning chunks counted
-    trace_id: str = ""  # --trace-context: the W3C trace id sent in its traceparent header
-    resent: bool = False  # sent a second time: the first send's kept connection closed unanswered
-    resent_error: str = ""  # that first attempt's error
+    # the host (of -H's) the request went to
+    host: str = ""
+    # the model (or LoRA adapter) it asked for
+    model: str = ""
+    # --images: the images in its prompt
+    image_count: int | None = None
+    # a replayed trace's row (0-based)
+    trace_index: int | None = None
+    # what an unbounded prefix cache would hold for it (the trace's hash ids)
+    ideal_cached_tokens: int | None = None
+    # to the first answer token (not reasoning): a reasoning model's real wait
+    answer_ttft: float | None = None
+    # the server's usage where it says, else the reasoning chunks counted
+    reasoning_tokens: int | None = None
+    # --trace-context: the W3C trace id sent in its traceparent header
+    trace_id: str = ""
+    # sent a second time: the first send's kept connection closed unanswered
+    resent: bool = False
+    # that first attempt's error
+    resent_error: str = ""
 
     @property
     def warm_cache(self) -> bool:
@@ -159,12 +176,15 @@ class StreamAccumulator:
         self._last = 0.0
         self._text_events = 0
         self._done = False
-        self._text_keys = () if collect_text else text_keys  # text to keep: every chunk parsed in full
+        # text to keep: every chunk parsed in full
+        self._text_keys = () if collect_text else text_keys
         self._fast_mark = fast_mark
         self._error = ""
-        self._answer: float | None = None  # when the first answer (not reasoning) token arrived
+        # when the first answer (not reasoning) token arrived
+        self._answer: float | None = None
         self._reasoning_events = 0
-        self.body = body  # one JSON body answers (embeddings), not an event stream: ``on_body``
+        # one JSON body answers (embeddings), not an event stream: ``on_body``
+        self.body = body
         self._body_at: float | None = None
 
     def on_event(self, payload: bytes, t: float) -> bool:
@@ -299,7 +319,8 @@ class StreamAccumulator:
         if self._first is not None:
             rec.ttft = self._first - self.start
             rec.e2e = self._last - self.start
-        if self._body_at is not None:  # a JSON answer: no token streams back, its latency is E2E's
+        # a JSON answer: no token streams back, its latency is E2E's
+        if self._body_at is not None:
             rec.e2e = self._body_at - self.start
         if rec.output_tokens is None and self._text_events:
             rec.output_tokens = self._text_events
@@ -333,8 +354,11 @@ def _has_text(choice: dict[str, Any]) -> bool:
     return bool(choice.get("text"))
 
 
-RESPONSE_TEXT_EVENTS = ("response.output_text.delta", "response.reasoning_text.delta",
-                        "response.reasoning_summary_text.delta")  # fmt: skip
+RESPONSE_TEXT_EVENTS = (
+    "response.output_text.delta",
+    "response.reasoning_text.delta",
+    "response.reasoning_summary_text.delta",
+)
 
 
 def _chat_usage(usage: dict[str, Any]) -> dict[str, Any]:

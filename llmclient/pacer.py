@@ -22,7 +22,8 @@ from collections.abc import Callable
 
 import gevent
 
-SPIN_S = 0.002  # the last stretch of a wait polls between yields: libev's timers round to milliseconds
+# the last stretch of a wait polls between yields: libev's timers round to milliseconds
+SPIN_S = 0.002
 
 
 class Shot:
@@ -33,16 +34,20 @@ class Shot:
     def __init__(self, due: float, fire: Callable[[], None]) -> None:
         self.due = due
         self.fire = fire
-        self.done = False  # fired, or disarmed
-        self.error: Exception | None = None  # what fire raised (a bug): the waiting greenlet raises it
+        # fired, or disarmed
+        self.done = False
+        # what fire raised (a bug): the waiting greenlet raises it
+        self.error: Exception | None = None
 
 
 class Pacer:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self.clock = clock
         self._armed: list[tuple[float, int, Shot]] = []
-        self._order = itertools.count()  # equal due times fire in the order armed
-        self.next_due = math.inf  # the earliest armed due time (perhaps of a disarmed shot)
+        # equal due times fire in the order armed
+        self._order = itertools.count()
+        # the earliest armed due time (perhaps of a disarmed shot)
+        self.next_due = math.inf
 
     def __len__(self) -> int:
         return sum(not shot.done for _, _, shot in self._armed)
@@ -65,7 +70,8 @@ class Pacer:
             shot.done = True
             try:
                 shot.fire()
-            except Exception as exc:  # a bug in a fire must not stop the greenlet that polled
+            # a bug in a fire must not stop the greenlet that polled
+            except Exception as exc:
                 shot.error = exc
         self.next_due = armed[0][0] if armed else math.inf
 

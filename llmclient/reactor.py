@@ -54,7 +54,8 @@ class StreamReactor:
         self._streams: dict[int, _Stream] = {}
         self._wake = Event()
         self._loop: gevent.Greenlet | None = None
-        self.pacer = pacer  # fires the sends that fall due during a pass
+        # fires the sends that fall due during a pass
+        self.pacer = pacer
 
     @staticmethod
     def accepts(conn: Connection) -> bool:
@@ -118,7 +119,8 @@ class StreamReactor:
                 wait_read(epfd, timeout=1.0)
             except TimeoutError:
                 continue
-            except OSError:  # the epoll set changed under us; poll again
+            # the epoll set changed under us; poll again
+            except OSError:
                 pass
             self._read_ready()
 
@@ -155,10 +157,12 @@ class StreamReactor:
         except ProtocolError as exc:
             self._done(fd, stream, f"bad stream framing: {exc}", close=True)
             return
-        except TransportError as exc:  # a garbled response head
+        # a garbled response head
+        except TransportError as exc:
             self._done(fd, stream, str(exc), close=True)
             return
-        except Exception as exc:  # a bug must not stop the reactor for every other stream
+        # a bug must not stop the reactor for every other stream
+        except Exception as exc:
             self._done(fd, stream, f"client error: {exc!r}", close=True)
             return
         if complete:

@@ -32,9 +32,12 @@ class ResponseReader:
     def __init__(self, acc: StreamAccumulator, error_limit: int = 65536) -> None:
         self._framing = ResponseFraming()
         self._acc = acc
-        self._mode = _UNDECIDED  # what the body is, decided once its head arrived
-        self._body_parts: list[bytes] = []  # a 200's JSON answer, when the accumulator expects one (embeddings)
-        self._sse: SSEDecoder | None = None  # a 200's event stream
+        # what the body is, decided once its head arrived
+        self._mode = _UNDECIDED
+        # a 200's JSON answer, when the accumulator expects one (embeddings)
+        self._body_parts: list[bytes] = []
+        # a 200's event stream
+        self._sse: SSEDecoder | None = None
         self._error_parts: list[bytes] = []
         self._error_size = 0
         self.error_limit = error_limit

@@ -74,8 +74,10 @@ NAMES: list[str] = [c.name for c in COLUMNS]
 TEXT = [c.name for c in COLUMNS if c.kind in ("text", "gaps")]
 NUMERIC = [c.name for c in COLUMNS if c.kind in ("float", "int")]
 BOOLEAN = [c.name for c in COLUMNS if c.kind == "bool"]
-REQUIRED = ["start_time", "success", "ttft_s", "e2e_s", "output_tokens"]  # what a report cannot do without
-LEGACY_CANCELLED_PREFIX = "cancelled:"  # files written before the cancelled column: the error said so
+# what a report cannot do without
+REQUIRED = ["start_time", "success", "ttft_s", "e2e_s", "output_tokens"]
+# files written before the cancelled column: the error said so
+LEGACY_CANCELLED_PREFIX = "cancelled:"
 
 
 def _num(value: float | int | None) -> str:
@@ -138,7 +140,8 @@ def encode(rec: RequestRecord, endpoint: str, worker: str) -> list[str]:
         _num(rec.reasoning_tokens),
         _num(rec.image_count),
         rec.trace_id,
-        "",  # the server's timings: joined from its spans at the end of the run (llmclient/spans.py)
+        # the server's timings: joined from its spans at the end of the run (llmclient/spans.py)
+        "",
         "",
         "",
         "",

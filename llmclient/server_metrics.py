@@ -39,7 +39,8 @@ SERIES = {
     "generation_tokens_total": "vllm:generation_tokens_total",
     "num_preemptions_total": "vllm:num_preemptions_total",
 }
-CLIENT_COLUMNS = ["client_cpu_share"]  # the client's own figures at each scrape (users/observe/cpu_watch.py)
+# the client's own figures at each scrape (users/observe/cpu_watch.py)
+CLIENT_COLUMNS = ["client_cpu_share"]
 COLUMNS = ["time", *SERIES, *CLIENT_COLUMNS]
 HITS, QUERIES = "prefix_cache_hits_total", "prefix_cache_queries_total"
 
@@ -79,8 +80,11 @@ class Histogram:
         if self.count < earlier.count:
             return self
         before = dict(earlier.buckets)
-        return Histogram(self.sum - earlier.sum, self.count - earlier.count,
-                         tuple((le, c - before.get(le, 0.0)) for le, c in self.buckets))  # fmt: skip
+        return Histogram(
+            self.sum - earlier.sum,
+            self.count - earlier.count,
+            tuple((le, c - before.get(le, 0.0)) for le, c in self.buckets),
+        )
 
     def mean(self) -> float:
         return self.sum / self.count if self.count > 0 else math.nan
@@ -115,8 +119,11 @@ class Histogram:
         return low, math.inf
 
     def as_json(self) -> dict[str, Any]:
-        return {"sum": self.sum, "count": self.count, "buckets": [["+Inf" if math.isinf(le) else le, c]
-                                                                  for le, c in self.buckets]}  # fmt: skip
+        return {
+            "sum": self.sum,
+            "count": self.count,
+            "buckets": [["+Inf" if math.isinf(le) else le, c] for le, c in self.buckets],
+        }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Histogram:
@@ -128,7 +135,8 @@ def parse_scrape(text: str) -> tuple[dict[str, float], dict[str, Histogram]]:
     wanted = {v: k for k, v in SERIES.items()}
     names = {name: key for key, candidates in HISTOGRAMS.items() for name in candidates}
     totals: dict[str, float] = {}
-    raw: dict[str, dict[str, Any]] = {}  # vLLM name -> sum, count, buckets by bound
+    # vLLM name -> sum, count, buckets by bound
+    raw: dict[str, dict[str, Any]] = {}
     for family in text_string_to_metric_families(text):
         if family.type == "histogram" and family.name in names:
             found = raw.setdefault(family.name, {"sum": 0.0, "count": 0.0, "buckets": {}})
@@ -184,9 +192,11 @@ class ScrapeFiles:
         self.path = path
         self.histogram_path = histogram_path
         self._file: TextIO | None = None
-        self._writer: Any = None  # csv.writer, once the file is open
+        # csv.writer, once the file is open
+        self._writer: Any = None
         if histogram_path and os.path.exists(histogram_path):
-            os.remove(histogram_path)  # a file of an earlier run under the same prefix
+            # a file of an earlier run under the same prefix
+            os.remove(histogram_path)
 
     def write(self, values: Mapping[str, float], histograms: Mapping[str, Histogram]) -> None:
         if self.path is not None:
@@ -250,7 +260,8 @@ class ServerMetrics(Scrapes):
         self.headers = headers
         self.files = files
         self.available = True
-        self.failing = False  # the last scrape could not reach it
+        # the last scrape could not reach it
+        self.failing = False
         self._conn = Connection(target, read_timeout=10.0, connect_timeout=5.0)
         # the periodic scraper and a level's boundary scrape can ask at once: one exchange on the
         # connection at a time (threading's lock is gevent's once Locust has patched)
@@ -267,7 +278,8 @@ class ServerMetrics(Scrapes):
         try:
             head, body = request(self._conn, "GET", "/metrics", headers=self.headers)
         except TransportError as exc:
-            if not self.failing:  # said once, not at every scrape while it lasts
+            # said once, not at every scrape while it lasts
+            if not self.failing:
                 logger.warning("could not scrape %s/metrics: %s", self.name, exc)
             self.failing = True
             return None
@@ -303,7 +315,8 @@ class ServerMetrics(Scrapes):
             self.files.close()
 
 
-MEAN_SERIES = ("kv_cache_usage_perc",)  # averaged over replicas; the other series add up
+# averaged over replicas; the other series add up
+MEAN_SERIES = ("kv_cache_usage_perc",)
 
 
 def combine(
@@ -325,8 +338,9 @@ def combine(
             for h in found_h:
                 for le, c in h.buckets:
                     buckets[le] = buckets.get(le, 0.0) + c
-            histograms[key] = Histogram(sum(h.sum for h in found_h), sum(h.count for h in found_h),
-                                        tuple(sorted(buckets.items())))  # fmt: skip
+            histograms[key] = Histogram(
+                sum(h.sum for h in found_h), sum(h.count for h in found_h), tuple(sorted(buckets.items()))
+            )
     return values, histograms
 
 
@@ -335,18 +349,28 @@ class ReplicaMetrics(Scrapes):
     its own files (``PREFIX_server_metrics_N.csv``, ``…_histograms_N.jsonl``, N from 1, named in
     ``PREFIX_replicas.json``) and their sum into the run's. One replica: the run's files alone."""
 
-    def __init__(self, urls: list[str], headers: dict[str, str], prefix: str | None,
-                 extra: Callable[[], Mapping[str, float | None]] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        urls: list[str],
+        headers: dict[str, str],
+        prefix: str | None,
+        extra: Callable[[], Mapping[str, float | None]] | None = None,
+    ) -> None:
         super().__init__()
         self.extra = extra
-        self._lock = threading.Lock()  # scrapes in the files' order, one at a time (ServerMetrics._lock)
+        # scrapes in the files' order, one at a time (ServerMetrics._lock)
+        self._lock = threading.Lock()
         several = len(urls) > 1
         self.replicas = [
-            ServerMetrics(metrics_target(url), headers,
-                          ScrapeFiles(f"{prefix}_server_metrics_{i}.csv", f"{prefix}_server_histograms_{i}.jsonl")
-                          if prefix and several else None)
+            ServerMetrics(
+                metrics_target(url),
+                headers,
+                ScrapeFiles(f"{prefix}_server_metrics_{i}.csv", f"{prefix}_server_histograms_{i}.jsonl")
+                if prefix and several
+                else None,
+            )
             for i, url in enumerate(urls, 1)
-        ]  # fmt: skip
+        ]
         self.files = (
             ScrapeFiles(f"{prefix}_server_metrics.csv", f"{prefix}_server_histograms.jsonl") if prefix else None
         )

@@ -33,7 +33,8 @@ def parse_export(body: bytes, encoding: str = "") -> list[tuple[str, dict[str, f
         body = gzip.decompress(body)
     try:
         export = ExportTraceServiceRequest.FromString(body)
-    except Exception as exc:  # protobuf's DecodeError has no common base worth naming
+    # protobuf's DecodeError has no common base worth naming
+    except Exception as exc:
         raise ValueError(f"not an OTLP trace export: {exc}") from None
     out = []
     for resource in export.resource_spans:

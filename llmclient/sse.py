@@ -46,7 +46,8 @@ class SSEDecoder:
             block = buf[start:sep]
             start = sep + 2
             if block.startswith(b"data: ") and b"\n" not in block:
-                events.append(block[6:])  # the common case: one data line
+                # the common case: one data line
+                events.append(block[6:])
                 continue
             payload = _parse_block(block)
             if payload is not None:

@@ -23,8 +23,10 @@ RECV_SIZE = 65536
 SO_TIMESTAMPNS: int | None = getattr(socket, "SO_TIMESTAMPNS", 35 if sys.platform.startswith("linux") else None)
 _TIMESPEC = struct.Struct("@ll")
 ANCILLARY_SIZE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
-MAX_LAG_S = 60.0  # a larger gap between arrival and read means a clock step, not a late read
-BRACKET_S = 20e-6  # the monotonic reads around the wall-clock read are at most this far apart
+# a larger gap between arrival and read means a clock step, not a late read
+MAX_LAG_S = 60.0
+# the monotonic reads around the wall-clock read are at most this far apart
+BRACKET_S = 20e-6
 MAX_CONVERSION_ERROR_S = BRACKET_S / 2
 
 
@@ -89,7 +91,8 @@ def arrival(clock: Callable[[], float], arrived: float | None) -> float:
     wall = time.time()
     after = clock()
     tries = 1
-    while after - before > BRACKET_S and tries < 100:  # preempted between the reads: read again
+    # preempted between the reads: read again
+    while after - before > BRACKET_S and tries < 100:
         before = clock()
         wall = time.time()
         after = clock()

@@ -37,9 +37,12 @@ class Endpoint:
     name: str
     path: str
     text_keys: tuple[bytes, ...]
-    streams: bool = True  # False: one JSON body answers (embeddings), timed to its last byte
-    messages: bool = False  # its prompts are chat messages (sized with the chat template)
-    fast_mark: bytes = TEXT_MARK  # what a text event says, read without a JSON parse (measure.py)
+    # False: one JSON body answers (embeddings), timed to its last byte
+    streams: bool = True
+    # its prompts are chat messages (sized with the chat template)
+    messages: bool = False
+    # what a text event says, read without a JSON parse (measure.py)
+    fast_mark: bytes = TEXT_MARK
 
 
 CHAT = Endpoint("chat", "/v1/chat/completions", CHAT_TEXT_KEYS, messages=True)
@@ -55,13 +58,15 @@ def accumulator(endpoint: Endpoint, record: RequestRecord, start: float, collect
 
 
 Messages = list[dict[str, object]]
-Input = str | Messages | list[str]  # a prompt, a conversation, or several texts to embed
+# a prompt, a conversation, or several texts to embed
+Input = str | Messages | list[str]
 
 
 def build_body(
     endpoint: Endpoint,
     model: str,
-    prompt: Input,  # a user message, the whole conversation, or texts to embed
+    # a user message, the whole conversation, or texts to embed
+    prompt: Input,
     max_tokens: int,
     *,
     ignore_eos: bool = False,
@@ -73,10 +78,12 @@ def build_body(
     ``extra_body`` adds (or overrides) fields: tools, response_format, vLLM's sampling extras.
     """
     body: dict[str, object] = {"model": model}
-    if not endpoint.streams:  # embeddings: the input, one JSON answer
+    # embeddings: the input, one JSON answer
+    if not endpoint.streams:
         body.update({"input": prompt, "encoding_format": "float", **(extra_body or {})})
         return body
-    if endpoint is RESPONSES:  # the Responses API: input and max_output_tokens; usage comes with its last event
+    # the Responses API: input and max_output_tokens; usage comes with its last event
+    if endpoint is RESPONSES:
         body.update({"input": prompt, "max_output_tokens": max_tokens, "stream": True})
         if ignore_eos:
             body["ignore_eos"] = True
@@ -117,6 +124,16 @@ def build_payload(
     return orjson.dumps(body)
 
 
+def _started(
+    first: _FirstWrite | None, record: RequestRecord, clock: Callable[[], float], wall: Callable[[], float]
+) -> float:
+    """The request's start on ``clock``: the paced write's, else now (stamping the record's wall time)."""
+    if first is not None and first.start is not None:
+        return first.start
+    record.start_time = wall()
+    return clock()
+
+
 def stream_request(
     conn: Connection,
     endpoint: Endpoint,
@@ -142,33 +159,38 @@ def stream_request(
     """
     if record is None:
         record = RequestRecord()
-    if record.trace_id:  # --trace-context
+    # --trace-context
+    if record.trace_id:
         headers = {**headers, "traceparent": traceparent(record.trace_id)}
     raw = request_bytes(conn.target, "POST", endpoint.path, payload, headers)
     first, interrupted = _paced(pacer, conn, raw, record, clock, wall)
-    if first is not None and first.start is not None:
-        start = first.start
-    else:
-        record.start_time = wall()
-        start = clock()
-    acc = accumulator(endpoint, record, start, collect_text)
+    acc = accumulator(endpoint, record, _started(first, record, clock, wall), collect_text)
     try:
         if interrupted is not None:
             raise interrupted
         written = first.written if first is not None else None
-        reader, error = _exchange(conn, raw, written, acc, clock, start, deadline_s, reactor)
-        if conn.unanswered:  # the server closed the kept connection unanswered: once more, timed anew
+        reader, error = _exchange(conn, raw, written, acc, clock, acc.start, deadline_s, reactor)
+        # the server closed the kept connection unanswered: once more, timed anew
+        if conn.unanswered:
             acc = _resend(conn, endpoint, record, error, clock, wall, collect_text)
             reader, error = _exchange(conn, raw, None, acc, clock, acc.start, deadline_s, reactor)
         return _finish(conn, acc, reader, error)
-    except BaseException:  # interrupted from outside: keep the sample, then let it through
+    # interrupted from outside: keep the sample, then let it through
+    except BaseException:
         conn.close()
         acc.cancel()
         raise
 
 
-def _resend(conn: Connection, endpoint: Endpoint, record: RequestRecord, error: str, clock: Callable[[], float],
-            wall: Callable[[], float], collect_text: bool) -> StreamAccumulator:  # fmt: skip
+def _resend(
+    conn: Connection,
+    endpoint: Endpoint,
+    record: RequestRecord,
+    error: str,
+    clock: Callable[[], float],
+    wall: Callable[[], float],
+    collect_text: bool,
+) -> StreamAccumulator:
     """A request's second send, its clocks started anew: on the record when the first went out whole (the
     server may have read it)."""
     if conn.delivered:
@@ -177,8 +199,14 @@ def _resend(conn: Connection, endpoint: Endpoint, record: RequestRecord, error: 
     return accumulator(endpoint, record, clock(), collect_text)
 
 
-def _paced(pacer: Pacer | None, conn: Connection, raw: bytes, record: RequestRecord, clock: Callable[[], float],
-           wall: Callable[[], float]) -> tuple[_FirstWrite | None, BaseException | None]:  # fmt: skip
+def _paced(
+    pacer: Pacer | None,
+    conn: Connection,
+    raw: bytes,
+    record: RequestRecord,
+    clock: Callable[[], float],
+    wall: Callable[[], float],
+) -> tuple[_FirstWrite | None, BaseException | None]:
     """An open-loop request (a ``scheduled_time``, a pacer) waits for its due time, when the pacer writes
     it: its first write, once fired with a socket (else None), and an interruption that came after it
     (the caller closes the record as cancelled). Interrupted before it, nothing was sent: that propagates."""
@@ -188,9 +216,11 @@ def _paced(pacer: Pacer | None, conn: Connection, raw: bytes, record: RequestRec
     try:
         pacer.wait(pacer.arm(record.scheduled_time, first))
     except BaseException as exc:
-        if first.start is None:  # never sent: no request to record
+        # never sent: no request to record
+        if first.start is None:
             raise
-        return first, exc  # sent, then interrupted
+        # sent, then interrupted
+        return first, exc
     return (first if first.start is not None else None), None
 
 
@@ -216,7 +246,8 @@ def _exchange(
         elif written < len(raw):
             conn.send_rest(raw, written)
         else:
-            conn.delivered = True  # the pacer wrote it all
+            # the pacer wrote it all
+            conn.delivered = True
         if reactor is not None and reactor.accepts(conn):
             return reader, reactor.read_response(conn, reader, clock, start, deadline_s)
         return reader, read_response(conn, reader, clock, start, deadline_s)
@@ -237,14 +268,16 @@ class _FirstWrite:
 
     __slots__ = ("clock", "raw", "record", "sock", "start", "wall", "written")
 
-    def __init__(self, conn: Connection, raw: bytes, record: RequestRecord, clock: Callable[[], float],
-                 wall: Callable[[], float]) -> None:  # fmt: skip
+    def __init__(
+        self, conn: Connection, raw: bytes, record: RequestRecord, clock: Callable[[], float], wall: Callable[[], float]
+    ) -> None:
         self.sock = conn.ready_socket()
         self.raw = raw
         self.record = record
         self.clock = clock
         self.wall = wall
-        self.start: float | None = None  # the clock at the send, once fired with a socket
+        # the clock at the send, once fired with a socket
+        self.start: float | None = None
         self.written = 0
 
     def __call__(self) -> None:
@@ -254,9 +287,11 @@ class _FirstWrite:
         self.start = self.clock()
         try:
             self.written = self.sock.send(self.raw)
-        except BlockingIOError:  # the socket takes nothing now: the greenlet writes it all
+        # the socket takes nothing now: the greenlet writes it all
+        except BlockingIOError:
             self.written = 0
-        except OSError:  # the server closed the idle connection
+        # the server closed the idle connection
+        except OSError:
             self.written = -1
 
 

@@ -29,9 +29,12 @@ class GpuExporter:
     """One exporter's series: each a metric name and the factor that turns its unit into the column's."""
 
     name: str
-    power: tuple[tuple[str, float], ...]  # watts, now
-    energy: tuple[tuple[str, float], ...]  # joules, a counter
-    utilization: tuple[tuple[str, float], ...]  # the share of the time the GPU was busy (0..1)
+    # watts, now
+    power: tuple[tuple[str, float], ...]
+    # joules, a counter
+    energy: tuple[tuple[str, float], ...]
+    # the share of the time the GPU was busy (0..1)
+    utilization: tuple[tuple[str, float], ...]
 
 
 def _amd(names: tuple[str, ...], factor: float) -> tuple[tuple[str, float], ...]:
@@ -42,13 +45,15 @@ EXPORTERS = (
     GpuExporter(
         "dcgm",
         power=(("DCGM_FI_DEV_POWER_USAGE", 1.0),),
-        energy=(("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", 1e-3),),  # mJ since the driver loaded
+        # mJ since the driver loaded
+        energy=(("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", 1e-3),),
         utilization=(("DCGM_FI_DEV_GPU_UTIL", 0.01),),
     ),
     GpuExporter(
         "amd",
         power=_amd(("gpu_package_power", "gpu_power_usage"), 1.0),
-        energy=_amd(("gpu_energy_consumed",), 1e-6),  # µJ
+        # µJ
+        energy=_amd(("gpu_energy_consumed",), 1e-6),
         utilization=_amd(("gpu_gfx_activity",), 0.01),
     ),
 )
@@ -111,13 +116,15 @@ class GpuTelemetry:
 
     def __init__(self, urls: list[str], path: str | None) -> None:
         self.urls = [url.strip() for url in urls]
-        self.pages = [telemetry_page(url) for url in self.urls]  # raises ValueError with one line
+        # raises ValueError with one line
+        self.pages = [telemetry_page(url) for url in self.urls]
         self._conns = [Connection(target, read_timeout=10.0, connect_timeout=5.0) for target, _ in self.pages]
         self._warned: set[str] = set()
         self.path = path
         self._file: TextIO | None = None
         self._writer: csv.DictWriter[str] | None = None
-        self.latest: dict[str, dict[str, object]] = {}  # each URL's newest sample
+        # each URL's newest sample
+        self.latest: dict[str, dict[str, object]] = {}
 
     def scrape(self) -> None:
         now = time.time()
@@ -142,7 +149,8 @@ class GpuTelemetry:
         return sample
 
     def _warn(self, url: str, message: str) -> None:
-        if url not in self._warned:  # said once, not at every scrape
+        # said once, not at every scrape
+        if url not in self._warned:
             self._warned.add(url)
             logger.warning("%s", message)
 

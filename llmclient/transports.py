@@ -57,7 +57,8 @@ class SocketTransport:
         self.headers = headers
         self.request_timeout = request_timeout
         self.reactor = reactor
-        self.pacer = pacer  # sends a record with a scheduled_time at that time
+        # sends a record with a scheduled_time at that time
+        self.pacer = pacer
 
     def send(
         self, endpoint: Endpoint, body: dict[str, object], record: RequestRecord, collect_text: bool
@@ -83,10 +84,27 @@ class SocketTransport:
 
 
 # keyword arguments of the SDK's create(); the rest of a body goes in extra_body
-SDK_KEYWORDS = frozenset({
-    "model", "messages", "prompt", "max_tokens", "stream", "stream_options", "temperature", "top_p", "stop",
-    "seed", "n", "tools", "tool_choice", "response_format", "logprobs", "presence_penalty", "frequency_penalty",
-})  # fmt: skip
+SDK_KEYWORDS = frozenset(
+    {
+        "model",
+        "messages",
+        "prompt",
+        "max_tokens",
+        "stream",
+        "stream_options",
+        "temperature",
+        "top_p",
+        "stop",
+        "seed",
+        "n",
+        "tools",
+        "tool_choice",
+        "response_format",
+        "logprobs",
+        "presence_penalty",
+        "frequency_penalty",
+    }
+)
 
 
 class OpenAISDKTransport:
@@ -100,14 +118,16 @@ class OpenAISDKTransport:
     def __init__(
         self, base_url: str, api_key: str | None, timeout: float, clock: Callable[[], float] = time.perf_counter
     ) -> None:
-        import openai  # imported only when used: it adds half a second to every start-up
+        # imported only when used: it adds half a second to every start-up
+        import openai
 
         self._openai = openai
         self.client = openai.OpenAI(
             base_url=base_url.rstrip("/") + "/v1",
             api_key=api_key or "EMPTY",
             timeout=timeout,
-            max_retries=0,  # each request is one sample
+            # each request is one sample
+            max_retries=0,
         )
         self.clock = clock
 
@@ -123,8 +143,9 @@ class OpenAISDKTransport:
         record.start_time = time.time()
         acc = accumulator(endpoint, record, self.clock(), collect_text)
         if endpoint.name not in ("chat", "completions"):
-            return acc.finish(f"the OpenAI SDK transport sends chat and completions; --endpoint {endpoint.name} "
-                              "needs the default one")  # fmt: skip
+            return acc.finish(
+                f"the OpenAI SDK transport sends chat and completions; --endpoint {endpoint.name} needs the default one"
+            )
         try:
             stream = create(**kwargs)
             record.status = stream.response.status_code
@@ -134,11 +155,13 @@ class OpenAISDKTransport:
         except openai.APIStatusError as exc:
             record.status = exc.status_code
             return acc.finish(http_error(exc.status_code, exc.response.reason_phrase, _body_of(exc.response)))
-        except openai.APIError as exc:  # an error frame (already seen by the accumulator) or a connection failure
+        # an error frame (already seen by the accumulator) or a connection failure
+        except openai.APIError as exc:
             return acc.finish(f"{exc.__class__.__name__}: {exc}")
         except ValueError as exc:
             return acc.finish(f"malformed stream: {exc}")
-        except BaseException:  # interrupted from outside: keep the sample, then let it through
+        # interrupted from outside: keep the sample, then let it through
+        except BaseException:
             acc.cancel()
             raise
         return acc.finish()
@@ -169,5 +192,6 @@ class OpenAISDKTransport:
 def _body_of(response: Any) -> bytes:
     try:
         return bytes(response.read())
-    except Exception:  # the body could not be read: the status alone says what happened
+    # the body could not be read: the status alone says what happened
+    except Exception:
         return b""

@@ -29,13 +29,16 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def image_url(key: tuple[int, ...], size: tuple[int, int], fmt: str) -> str:
     """The image for ``key`` as a data URL."""
-    from PIL import Image  # Pillow comes with matplotlib; imported when images are asked for
+    # Pillow comes with matplotlib; imported when images are asked for
+    from PIL import Image
 
     width, height = size
     rng = np.random.default_rng(list(key))
     y, x = np.mgrid[0:height, 0:width]
-    channels = [(np.sin(x / (3 + 40 * rng.random()) + 6 * rng.random()) * np.cos(y / (3 + 40 * rng.random()))
-                 * 127 + 128) for _ in range(3)]  # fmt: skip
+    channels = [
+        (np.sin(x / (3 + 40 * rng.random()) + 6 * rng.random()) * np.cos(y / (3 + 40 * rng.random())) * 127 + 128)
+        for _ in range(3)
+    ]
     pixels = np.stack(channels, axis=-1).astype(np.uint8)
     out = io.BytesIO()
     Image.fromarray(pixels, "RGB").save(out, format="PNG" if fmt == "png" else "JPEG", quality=90, compress_level=1)
@@ -53,7 +56,8 @@ class ImageSet:
         self.count, self.size, self.fmt, self.share, self.seed = count, size, fmt, share, seed
         self._shared = [image_url((seed, 0, i), size, fmt) for i in range(count)] if share else []
         self._next = itertools.count()
-        self._process = os.getpid()  # distinct images stay distinct across processes and workers
+        # distinct images stay distinct across processes and workers
+        self._process = os.getpid()
         self._ready: deque[list[str]] = deque()
 
     def _make(self) -> list[str]:

@@ -12,13 +12,20 @@ class PromptError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Prompt:
-    content: str  # the user message (chat) or the whole prompt (completions)
-    input_tokens: int | None = None  # counted length including the chat template, when known
-    group: int | None = None  # shared-prefix group
-    max_tokens: int | None = None  # a dataset's own output length, when it has one
-    unique_from: int | None = None  # tokens after which no other prompt of the run shares it (synthetic sets)
-    ideal_cached: int | None = None  # a trace's: what an unbounded prefix cache would hold of it when it arrives
-    images: tuple[str, ...] | None = None  # a dataset's images for it (URLs, data: URLs); None: none given
+    # the user message (chat) or the whole prompt (completions)
+    content: str
+    # counted length including the chat template, when known
+    input_tokens: int | None = None
+    # shared-prefix group
+    group: int | None = None
+    # a dataset's own output length, when it has one
+    max_tokens: int | None = None
+    # tokens after which no other prompt of the run shares it (synthetic sets)
+    unique_from: int | None = None
+    # a trace's: what an unbounded prefix cache would hold of it when it arrives
+    ideal_cached: int | None = None
+    # a dataset's images for it (URLs, data: URLs); None: none given
+    images: tuple[str, ...] | None = None
 
 
 class PromptSource(Protocol):

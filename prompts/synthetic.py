@@ -30,9 +30,12 @@ from prompts.source import Prompt, PromptError
 from prompts.text import VOCABULARY, join, words
 from prompts.tokenizer import LEAD, TokenCounter, single_token_words
 
-MAX_ADJUST = 6  # counts at most to fit one text
-MAX_PAD = 256  # tokens at most made up with single-token words
-PAD_CANDIDATES = 64  # the commonest words, tried as single tokens
+# counts at most to fit one text
+MAX_ADJUST = 6
+# tokens at most made up with single-token words
+MAX_PAD = 256
+# the commonest words, tried as single tokens
+PAD_CANDIDATES = 64
 
 
 class SharedPrefixPrompts:
@@ -63,7 +66,8 @@ class SharedPrefixPrompts:
         self.stddev = input_tokens_stddev
         self.stream = stream
         # prefixes depend on the seed alone, so every worker shares them; suffixes also on the stream
-        prefix_rng = random.Random(f"prefix-{seed}{prefix_salt}")  # a salt gives a set of prefixes of its own
+        # a salt gives a set of prefixes of its own
+        prefix_rng = random.Random(f"prefix-{seed}{prefix_salt}")
         self._rng = random.Random(f"suffix-{seed}-{stream}")
         self._pool = words(random.Random(f"pool-{seed}-{stream}"), max(4 * input_tokens, 512))
         self._overhead = counter.count("", chat)
@@ -84,14 +88,19 @@ class SharedPrefixPrompts:
         """A text whose tokens, in front of any suffix, number ``prefix_tokens``."""
         head = f"Shared context {group}. "
         pieces = words(rng, self.prefix_tokens * 2 + 16)
-        _, text, _ = self._fit(lambda n, pad: head + self._body(pieces, 0, n, pad) + "\n\n", self._measure,
-                               self.prefix_tokens, max(self.prefix_tokens - 4, 1))  # fmt: skip
+        _, text, _ = self._fit(
+            lambda n, pad: head + self._body(pieces, 0, n, pad) + "\n\n",
+            self._measure,
+            self.prefix_tokens,
+            max(self.prefix_tokens - 4, 1),
+        )
         return text
 
     def _body(self, pool: list[str], offset: int, n: int, pad: int) -> str:
         """``n`` words of ``pool`` from ``offset`` (round the end), then ``pad`` single-token words."""
         body = pool[offset : offset + n]
-        if len(body) < n:  # wrap around the pool
+        # wrap around the pool
+        if len(body) < n:
             body = body + pool[: n - len(body)]
         singles = self._singles
         return join(body + [singles[(offset + n + i) % len(singles)] for i in range(pad)])
@@ -114,8 +123,10 @@ class SharedPrefixPrompts:
                 pad += target - got
             elif got > target and pad >= got - target:
                 pad -= got - target
-            else:  # too long beyond the padding, or short beyond MAX_PAD: change the words, drop the padding
-                n, pad = max(1, n + (target - got)), 0  # (a word is a token at least: fewer words undershoot)
+            # too long beyond the padding, or short beyond MAX_PAD: change the words, drop the padding
+            else:
+                # (a word is a token at least: fewer words undershoot)
+                n, pad = max(1, n + (target - got)), 0
         assert best is not None
         return best[0], best[1], None
 
@@ -130,20 +141,23 @@ class SharedPrefixPrompts:
         # every random number of this prompt is drawn before its first count (see the module's note)
         group = self._rng.randrange(self.groups)
         target = self._target()
-        tag = f"Request {self.stream}-{' '.join(str(self._count))}:"  # digit by digit: its length in tokens follows its length
+        # digit by digit: its length in tokens follows its length
+        tag = f"Request {self.stream}-{' '.join(str(self._count))}:"
         n = max(target - self.prefix_tokens - len(tag.split()) - 2, 1)
         offset = self._rng.randrange(0, max(len(self._pool) - n, 1))
         prefix = self.prefixes[group]
         key = (group, target, len(tag))
         lock = self._fitting.get(key)
-        if lock is None:  # the first of its kind: search from its own words, keep the fit
+        # the first of its kind: search from its own words, keep the fit
+        if lock is None:
             lock = self._fitting[key] = Semaphore()
             with lock:
                 got, text, fit = self._fit_suffix(prefix, tag, target, offset, n, 0)
                 self._fitted[key] = None if fit is None else (offset, *fit)
             return self._prompt(group, got, text)
         if key not in self._fitted:
-            with lock:  # wait for the first of its kind (if its search failed, search from our own words)
+            # wait for the first of its kind (if its search failed, search from our own words)
+            with lock:
                 pass
         fitted = self._fitted.get(key)
         pad = 0
@@ -169,5 +183,6 @@ class SharedPrefixPrompts:
 
     def _prompt(self, group: int, tokens: int, text: str) -> Prompt:
         # the template's tokens and the shared prefix come first; the request's own tag after them
-        return Prompt(text, tokens, group if self.prefix_tokens else None, unique_from=self.prefix_tokens
-                      + self._overhead)  # fmt: skip
+        return Prompt(
+            text, tokens, group if self.prefix_tokens else None, unique_from=self.prefix_tokens + self._overhead
+        )

@@ -36,7 +36,8 @@ available known result street economic boy position reason change south board in
 society areas west close turn love community true court force full seem am private million
 """.split()
 
-VOCABULARY: tuple[str, ...] = tuple(dict.fromkeys(_WORDS))  # each word once, in order
+# each word once, in order
+VOCABULARY: tuple[str, ...] = tuple(dict.fromkeys(_WORDS))
 _CLOSERS = [".", ".", ".", ",", ";", "?"]
 
 

@@ -19,7 +19,8 @@ class TokenCounter(Protocol):
     def count(self, content: str, chat: bool) -> int: ...
 
 
-LEAD = "the"  # a text's first word in single_token_words: the words after it are counted with their leading space
+# a text's first word in single_token_words: the words after it are counted with their leading space
+LEAD = "the"
 
 
 def single_token_words(counter: TokenCounter, chat: bool, overhead: int, words: tuple[str, ...]) -> list[str]:
@@ -48,7 +49,8 @@ class LocalTokenizer:
     def __init__(self, name_or_path: str) -> None:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from transformers import AutoTokenizer  # heavy: imported only when a tokenizer is asked for
+        # heavy: imported only when a tokenizer is asked for
+        from transformers import AutoTokenizer
 
         try:
             self._tok = AutoTokenizer.from_pretrained(name_or_path, local_files_only=True)

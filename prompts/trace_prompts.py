@@ -21,14 +21,16 @@ from prompts.text import VOCABULARY
 from prompts.tokenizer import LEAD, TokenCounter, single_token_words
 from scheduler.trace import Trace, TraceError, check_lengths, ideal_cached_tokens
 
-CHECKED_PROMPTS = 3  # prompts counted at the start to check the tokenizer agrees
+# prompts counted at the start to check the tokenizer agrees
+CHECKED_PROMPTS = 3
 
 
 class TracePrompts:
     def __init__(self, counter: TokenCounter, chat: bool, trace: Trace, seed: int = 0) -> None:
         self.trace = trace
         self.seed = seed
-        self.overhead = counter.count(LEAD, chat)  # the template's tokens (or BOS) and the lead word
+        # the template's tokens (or BOS) and the lead word
+        self.overhead = counter.count(LEAD, chat)
         try:
             check_lengths(trace, getattr(counter, "max_model_len", None), self.overhead)
         except TraceError as exc:
@@ -38,8 +40,10 @@ class TracePrompts:
             raise PromptError(f"{counter.name} splits too many common words: cannot build exact-length trace prompts")
         self.ideal = ideal_cached_tokens(trace)
         self._next = 0
-        self._words = lru_cache(maxsize=8192)(self._make_words)  # a block's words, drawn once
-        self._text = lru_cache(maxsize=8192)(self._make_text)  # and a stretch of them as text, joined once
+        # a block's words, drawn once
+        self._words = lru_cache(maxsize=8192)(self._make_words)
+        # and a stretch of them as text, joined once
+        self._text = lru_cache(maxsize=8192)(self._make_text)
         for request in trace.requests[:CHECKED_PROMPTS]:
             got = counter.count(self.prompt_for(request.index).content, chat)
             if got != request.input_length:
@@ -61,18 +65,26 @@ class TracePrompts:
         request = self.trace.requests[index]
         b = self.trace.block_tokens
         blocks = request.hash_ids or tuple(range(-(-request.input_length // b)))
-        own = not request.hash_ids  # no hash ids: every block is this request's alone
+        # no hash ids: every block is this request's alone
+        own = not request.hash_ids
         pieces = [LEAD]
         n = request.input_length
-        for j, h in enumerate(blocks):  # block j holds the prompt's tokens j*b to (j+1)*b
-            low, high = max(j * b, self.overhead), min((j + 1) * b, n)  # the fixed part comes first
+        # block j holds the prompt's tokens j*b to (j+1)*b
+        for j, h in enumerate(blocks):
+            # the fixed part comes first
+            low, high = max(j * b, self.overhead), min((j + 1) * b, n)
             if high > low:
                 pieces.append(self._text(f"r{request.index}-{j}" if own else str(h), low - j * b, high - j * b))
         # the server can hold no more than the ideal: a hit beyond it (beyond the template without hash ids)
         # is a cache warm from an earlier replay
         ideal = None if own else self.ideal[index]
-        return Prompt(" ".join(pieces), request.input_length, max_tokens=request.output_length,
-                      unique_from=self.overhead if ideal is None else ideal, ideal_cached=ideal)  # fmt: skip
+        return Prompt(
+            " ".join(pieces),
+            request.input_length,
+            max_tokens=request.output_length,
+            unique_from=self.overhead if ideal is None else ideal,
+            ideal_cached=ideal,
+        )
 
     def next_prompt(self) -> Prompt:
         """The trace's prompts in order, round and round (a warm-up's, a check's)."""

@@ -33,10 +33,11 @@ def interactive_of(run: RunData, summary: dict) -> list[str]:
     if rows is None or rows.empty:
         return []
     width = max(1.0, round((summary["duration_s"] or 1.0) / 60.0, 1))
-    return [interactive.html_of(interactive.cdfs(rows), "chart-cdf"),
-            interactive.html_of(interactive.over_time(windows(rows, width), users_over_time(run)), "chart-over-time"),
-            interactive.html_of(interactive.request_timeline(rows, run.server, users_over_time(run)),
-                                  "chart-timeline")]  # fmt: skip
+    return [
+        interactive.html_of(interactive.cdfs(rows), "chart-cdf"),
+        interactive.html_of(interactive.over_time(windows(rows, width), users_over_time(run)), "chart-over-time"),
+        interactive.html_of(interactive.request_timeline(rows, run.server, users_over_time(run)), "chart-timeline"),
+    ]
 
 
 def charts_of(run: RunData, summary: dict) -> list[str]:
@@ -52,14 +53,21 @@ def charts_of(run: RunData, summary: dict) -> list[str]:
         )
         out.append(charts.seed_figure(rows, f"{p}_overview.png", f"{run.name}: per-request figures"))
         width = max(1.0, round((summary["duration_s"] or 1.0) / 60.0, 1))
-        out.append(charts.percentiles_over_time(windows(rows, width), users_over_time(run),
-                                                f"{p}_percentiles_over_time.png", f"{width:g} s windows",
-                                                summary.get("steady_window_s")))  # fmt: skip
+        out.append(
+            charts.percentiles_over_time(
+                windows(rows, width),
+                users_over_time(run),
+                f"{p}_percentiles_over_time.png",
+                f"{width:g} s windows",
+                summary.get("steady_window_s"),
+            )
+        )
         out.append(charts.cdfs({run.name: rows}, f"{p}_cdf.png"))
         out.append(charts.request_timeline(rows, run.server, users_over_time(run), f"{p}_request_timeline.png"))
         if summary.get("server_span_requests"):
             out.append(charts.client_minus_server_ttft(rows, f"{p}_client_minus_server_ttft.png"))
-        if summary.get("models"):  # several models (LoRA adapters): their TTFT and TPOT side by side
+        # several models (LoRA adapters): their TTFT and TPOT side by side
+        if summary.get("models"):
             out.append(charts.cdfs({m: rows[rows["model"] == m] for m in summary["models"]}, f"{p}_models_cdf.png"))
         out.append(charts.cache_hit_vs_miss(rows, f"{p}_cache_hit_vs_miss.png"))
         if summary.get("prefix_cache_by_trace_minute"):
@@ -77,20 +85,38 @@ def charts_of(run: RunData, summary: dict) -> list[str]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["compare"]:  # python -m reports compare BASE NEW
-        return compare_main(argv[1:])
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m reports", description=__doc__)
     parser.add_argument("prefixes", nargs="+", metavar="PREFIX", help="the --csv prefix of a run (several: compare)")
     parser.add_argument("--slo", default=None, help="goodput SLOs, e.g. ttft_ms=500,tpot_ms=50,e2el_ms=20000")
-    parser.add_argument("--check", action="append", default=[], metavar="EXPR",
-                        help="fail (exit status 3) unless the summary meets it, e.g. p99_ttft_ms<=2500; repeatable")  # fmt: skip
-    parser.add_argument("--check-inconclusive", choices=("fail", "pass"), default="fail",
-                        help="a check whose interval straddles its bound: fail (default) or pass")  # fmt: skip
-    parser.add_argument("--ci-level", type=float, default=None,
-                        help="confidence level of the intervals (<key>_ci; default: the run's --ci-level, else 0.95)")  # fmt: skip
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--check",
+        action="append",
+        default=[],
+        metavar="EXPR",
+        help="fail (exit status 3) unless the summary meets it, e.g. p99_ttft_ms<=2500; repeatable",
+    )
+    parser.add_argument(
+        "--check-inconclusive",
+        choices=("fail", "pass"),
+        default="fail",
+        help="a check whose interval straddles its bound: fail (default) or pass",
+    )
+    parser.add_argument(
+        "--ci-level",
+        type=float,
+        default=None,
+        help="confidence level of the intervals (<key>_ci; default: the run's --ci-level, else 0.95)",
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    # python -m reports compare BASE NEW
+    if argv[:1] == ["compare"]:
+        return compare_main(argv[1:])
+    args = _parser().parse_args(argv)
     try:
         slo = parse_slo(args.slo)
         if args.ci_level is not None and ci_level_error(args.ci_level):
@@ -122,8 +148,16 @@ def main(argv: list[str] | None = None) -> int:
 def page_of(run: RunData, summary: dict, run_charts: list[str], notes: list[str]) -> list[str]:
     """Write one run's page; returns its answers (the sentences it leads with)."""
     said = answers(summary, run.config.get("input_tokens"))
-    write_report(f"{run.prefix}_report.html", title_of(run.name, run.config), {run.name: summary}, run_charts,
-                 run.config, notes, said, interactive_of(run, summary))  # fmt: skip
+    write_report(
+        f"{run.prefix}_report.html",
+        title_of(run.name, run.config),
+        {run.name: summary},
+        run_charts,
+        run.config,
+        notes,
+        said,
+        interactive_of(run, summary),
+    )
     return said
 
 
@@ -133,10 +167,12 @@ def side_by_side(runs: list[RunData], summaries: dict[str, dict]) -> str:
     with_rows = {r.name: r.requests for r in runs if r.requests is not None and not r.requests.empty}
     compare_charts = [charts.cdfs(with_rows, f"{first}_compare_cdf.png")] if with_rows else []
     swept = {name: s for name, s in summaries.items() if s.get("levels")}
-    if swept:  # several sweeps overlaid
+    # several sweeps overlaid
+    if swept:
         compare_charts.append(charts.latency_throughput(swept, f"{first}_compare_latency_throughput.png"))
-    return write_report(f"{first}_compare.html", "Comparison: " + " vs ".join(summaries), summaries, compare_charts,
-                        {}, [])  # fmt: skip
+    return write_report(
+        f"{first}_compare.html", "Comparison: " + " vs ".join(summaries), summaries, compare_charts, {}, []
+    )
 
 
 if __name__ == "__main__":

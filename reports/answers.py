@@ -29,7 +29,8 @@ def figure(summary: dict, key: str, unit: str = "", scale: float = 1.0) -> str |
         low, high = (_num(v * scale) if isinstance(v, int | float) else None for v in ci)
         if low is not None and high is not None:
             text += f" ({level:.0%} CI {low}–{high})"
-        else:  # too few requests for the other bound (a p99 of a short run)
+        # too few requests for the other bound (a p99 of a short run)
+        else:
             side = f"from {low}, no bound above" if low is not None else f"up to {high}, no bound below"
             text += f" ({level:.0%} CI {side})"
     return text
@@ -38,9 +39,20 @@ def figure(summary: dict, key: str, unit: str = "", scale: float = 1.0) -> str |
 def answers(summary: dict, input_tokens: int | None = None) -> list[str]:
     """The run's answers: throughput, latency, the prefix cache (and what sharing bought, from a prefix-tokens
     sweep), failures; a sweep's capacity and knee; a trace's cache efficiency; energy and cost."""
-    return [s for s in (_load(summary), _latency(summary), _cache(summary),
-                        speedup_sentence(summary, input_tokens), _levels(summary), _trace(summary),
-                        _energy(summary), _failures(summary)) if s]  # fmt: skip
+    return [
+        s
+        for s in (
+            _load(summary),
+            _latency(summary),
+            _cache(summary),
+            speedup_sentence(summary, input_tokens),
+            _levels(summary),
+            _trace(summary),
+            _energy(summary),
+            _failures(summary),
+        )
+        if s
+    ]
 
 
 def _load(s: dict) -> str:
@@ -83,8 +95,14 @@ def _levels(s: dict) -> str:
     sentences = []
     rate, ci, bracket = s.get("capacity_rps"), s.get("capacity_rps_ci"), s.get("capacity_rps_bracket")
     if isinstance(rate, int | float) and isinstance(ci, list) and isinstance(bracket, list):
-        answer = Capacity(rate, (ci[0] or 0.0, ci[1]), (bracket[0] or 0.0, bracket[1]), None,
-                          bool(s.get("capacity_at_least")), float(s.get("slo_design_effect") or 1.0))  # fmt: skip
+        answer = Capacity(
+            rate,
+            (ci[0] or 0.0, ci[1]),
+            (bracket[0] or 0.0, bracket[1]),
+            None,
+            bool(s.get("capacity_at_least")),
+            float(s.get("slo_design_effect") or 1.0),
+        )
         target = float(s.get("slo_attainment_target") or 0.99)
         sentences.append(capacity_sentence(answer, str(s.get("slo") or "the SLO"), target))
     knee = s.get("knee_rate")
@@ -97,8 +115,10 @@ def _trace(s: dict) -> str:
     measured, ideal = s.get("measured_prefix_cache_hit_rate"), s.get("ideal_prefix_cache_hit_rate")
     if not isinstance(measured, int | float) or not isinstance(ideal, int | float) or not ideal:
         return ""
-    return (f"Trace replay: the server cached {_num(100 * measured)}% of prompt tokens against an ideal cache's "
-            f"{_num(100 * ideal)}% (efficiency {_num(100 * measured / ideal)}%).")  # fmt: skip
+    return (
+        f"Trace replay: the server cached {_num(100 * measured)}% of prompt tokens against an ideal cache's "
+        f"{_num(100 * ideal)}% (efficiency {_num(100 * measured / ideal)}%)."
+    )
 
 
 def _energy(s: dict) -> str:

@@ -14,7 +14,8 @@ from reports import timeline
 from reports.speedup import LATENCY_RATIOS, THROUGHPUT_RATIOS
 
 DPI = 150
-SCATTER_MAX = 50_000  # points drawn in a scatter; more are sampled (seeded) to keep plots fast
+# points drawn in a scatter; more are sampled (seeded) to keep plots fast
+SCATTER_MAX = 50_000
 
 plt.rcParams.update({"font.size": 10, "axes.titlesize": 12, "axes.grid": True, "grid.alpha": 0.3})
 
@@ -78,15 +79,23 @@ def seed_figure(rows: pd.DataFrame, path: str, title: str = "") -> str:
     return _save(fig, path)
 
 
-def percentiles_over_time(win: pd.DataFrame, users: pd.DataFrame | None, path: str, note: str = "",
-                          steady: list[float] | None = None) -> str:  # fmt: skip
+def percentiles_over_time(
+    win: pd.DataFrame, users: pd.DataFrame | None, path: str, note: str = "", steady: list[float] | None = None
+) -> str:
     """p50/p95/p99 of TTFT and e2e over time, with users and requests/s; the steady window shaded."""
     fig, axes = plt.subplots(3, 1, figsize=(12, 10), sharex=True)
     if steady:
         for ax in axes:
             ax.axvspan(steady[0], steady[1], color="#2ca02c", alpha=0.08, label="_steady")
-        axes[2].text(steady[0], 0.98, " steady state", transform=axes[2].get_xaxis_transform(), va="top",
-                     fontsize=9, color="#2ca02c")  # fmt: skip
+        axes[2].text(
+            steady[0],
+            0.98,
+            " steady state",
+            transform=axes[2].get_xaxis_transform(),
+            va="top",
+            fontsize=9,
+            color="#2ca02c",
+        )
     for ax, name, label in ((axes[0], "ttft", "TTFT"), (axes[1], "e2e", "end-to-end")):
         if not win.empty:
             for q, style in ((50, "-"), (95, "--"), (99, ":")):
@@ -198,8 +207,13 @@ def client_minus_server_ttft(rows: pd.DataFrame, path: str) -> str:
     both = rows.dropna(subset=["ttft_s", "server_ttft_s"])
     gap = (both["ttft_s"] - both["server_ttft_s"]).to_numpy(dtype=float) * 1e3
     fig, ax = plt.subplots(figsize=(12, 5))
-    _hist_with_lines(ax, gap, {"p50": float(np.median(gap)), "p99": float(np.percentile(gap, 99))},
-                     "client TTFT − the server's span's TTFT (ms)", log_if_long_tail=False)  # fmt: skip
+    _hist_with_lines(
+        ax,
+        gap,
+        {"p50": float(np.median(gap)), "p99": float(np.percentile(gap, 99))},
+        "client TTFT − the server's span's TTFT (ms)",
+        log_if_long_tail=False,
+    )
     ax.set_title(f"Client − server TTFT per request ({len(gap):,} requests joined to their spans)")
     return _save(fig, path)
 
@@ -323,8 +337,10 @@ def prefix_cache_over_trace(trace: dict, path: str) -> str:
     ax.set_title(f"Prefix cache against the trace's ideal (efficiency {shown})")
     ax.legend(loc="lower right")
     if not shares.empty:
-        labels = [f"{a:.0%}-{b:.0%}\n({n})" for a, b, n in
-                  zip(shares["cached_share_from"], shares["cached_share_to"], shares["requests"], strict=True)]  # fmt: skip
+        labels = [
+            f"{a:.0%}-{b:.0%}\n({n})"
+            for a, b, n in zip(shares["cached_share_from"], shares["cached_share_to"], shares["requests"], strict=True)
+        ]
         x = np.arange(len(shares))
         ax2.bar(x - 0.2, shares["median_ttft_ms"], 0.4, label="median", color="#4C72B0")
         ax2.bar(x + 0.2, shares["p99_ttft_ms"], 0.4, label="p99", color="#DD8452")
@@ -339,8 +355,10 @@ def prefix_cache_over_trace(trace: dict, path: str) -> str:
 def kv_working_set(summary: dict, path: str) -> str:
     """A prefix-groups sweep: prefix-cache hit rate (measured and ideal) and TTFT against the working set
     of shared prefixes in tokens; the cliff shaded."""
-    levels = sorted((lv for lv in summary.get("levels") or [] if lv.get("working_set_tokens")),
-                    key=lambda lv: lv["working_set_tokens"])  # fmt: skip
+    levels = sorted(
+        (lv for lv in summary.get("levels") or [] if lv.get("working_set_tokens")),
+        key=lambda lv: lv["working_set_tokens"],
+    )
     fig, (hit_ax, ttft_ax) = plt.subplots(1, 2, figsize=(14, 5))
 
     def col(key: str) -> np.ndarray:
@@ -352,8 +370,10 @@ def kv_working_set(summary: dict, path: str) -> str:
     ttft_ax.plot(tokens, col("median_ttft_ms"), "o-", color="#4C72B0", label="p50")
     ttft_ax.plot(tokens, col("p99_ttft_ms"), "o--", color="#DD8452", label="p99")
     found = summary.get("kv_cache_cliff_tokens")
-    for ax, y, title in ((hit_ax, "prompt tokens found cached (%)", "Prefix-cache hit rate"),
-                         (ttft_ax, "TTFT (ms)", "TTFT")):  # fmt: skip
+    for ax, y, title in (
+        (hit_ax, "prompt tokens found cached (%)", "Prefix-cache hit rate"),
+        (ttft_ax, "TTFT (ms)", "TTFT"),
+    ):
         if found:
             ax.axvspan(found[0], found[1], color="red", alpha=0.1, label="the cliff")
         if len(tokens) and np.nanmin(tokens) > 0:
@@ -374,8 +394,11 @@ def ttft_decomposition(summary: dict, path: str) -> str:
     prefill = summary.get("server_mean_prefill_ms")
     parts: list[tuple[str, float, str]] = []
     if queue is not None and prefill is not None:
-        parts += [("server queue", queue, "#8172B2"), ("server prefill", prefill, "#4C72B0"),
-                  ("server, the rest", max(server - queue - prefill, 0.0), "#64B5CD")]  # fmt: skip
+        parts += [
+            ("server queue", queue, "#8172B2"),
+            ("server prefill", prefill, "#4C72B0"),
+            ("server, the rest", max(server - queue - prefill, 0.0), "#64B5CD"),
+        ]
     else:
         parts.append(("server TTFT", server, "#4C72B0"))
     parts.append(("client - server", client - server, "#DD8452"))
@@ -420,15 +443,24 @@ def tuning_pareto(points: list[dict], best: str | None, path: str) -> str:
     the best by the objective marked."""
     fig, ax = plt.subplots(figsize=(12, 7))
     per_gpu = bool(points) and all(p.get("gpus") for p in points)
-    xy = [(p["name"], p["figures"].get("output_throughput"), p["figures"].get("mean_tpot_ms"),
-           float(p["gpus"]) if per_gpu else 1.0) for p in points]  # fmt: skip
+    xy = [
+        (
+            p["name"],
+            p["figures"].get("output_throughput"),
+            p["figures"].get("mean_tpot_ms"),
+            float(p["gpus"]) if per_gpu else 1.0,
+        )
+        for p in points
+    ]
     found = [(name, float(x) / gpus, 1000.0 / float(t)) for name, x, t, gpus in xy if x and t]
     for name, x, y in found:
         ax.scatter([x], [y], s=80 if name == best else 40, color="#d62728" if name == best else "#4C72B0", zorder=3)
-        ax.annotate(name + (" (best)" if name == best else ""), (x, y), textcoords="offset points", xytext=(6, 4),
-                    fontsize=8)  # fmt: skip
-    front = sorted((x, y) for _n, x, y in found if not any(x2 >= x and y2 >= y and (x2, y2) != (x, y)
-                                                          for _m, x2, y2 in found))  # fmt: skip
+        ax.annotate(
+            name + (" (best)" if name == best else ""), (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8
+        )
+    front = sorted(
+        (x, y) for _n, x, y in found if not any(x2 >= x and y2 >= y and (x2, y2) != (x, y) for _m, x2, y2 in found)
+    )
     if len(front) >= 2:
         ax.plot([x for x, _ in front], [y for _, y in front], "--", color="#7f7f7f", label="Pareto front")
         ax.legend()

@@ -19,10 +19,16 @@ from xml.sax.saxutils import quoteattr
 from reports.intervals import finite
 from reports.keys import unknown_key_error
 
-FAILED_STATUS = 3  # the process's exit status when a check failed
+# the process's exit status when a check failed
+FAILED_STATUS = 3
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    "<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne, "<": operator.lt, ">": operator.gt,
-}  # fmt: skip
+    "<=": operator.le,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    ">": operator.gt,
+}
 _FORM = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.:/-]*)\s*(<=|>=|==|!=|<|>)\s*([-+0-9.eE]+)\s*$")
 
 
@@ -42,8 +48,10 @@ class Verdict:
     check: Check
     value: float | None
     interval: tuple[float | None, float | None] | None
-    outcome: str  # pass, fail or inconclusive
-    reason: str = ""  # why it is inconclusive, and what would settle it
+    # pass, fail or inconclusive
+    outcome: str
+    # why it is inconclusive, and what would settle it
+    reason: str = ""
 
     def line(self, level: float) -> str:
         shown = "n/a" if self.value is None else f"{self.value:.6g}"
@@ -60,8 +68,9 @@ def fewest_for_bound(percentile: float, level: float) -> int:
     return 1 if p <= 0 else math.floor(math.log((1 - level) / 2) / math.log(p)) + 1
 
 
-def inconclusive_reason(check: Check, summary: Mapping[str, object], interval: tuple[float | None, float | None],
-                        level: float) -> str:  # fmt: skip
+def inconclusive_reason(
+    check: Check, summary: Mapping[str, object], interval: tuple[float | None, float | None], level: float
+) -> str:
     """Why an interval cannot settle ``check``: a bound the data cannot give, or an interval across the bound."""
     name = check.key.rpartition(".")[2]
     stat = name.split("_", 1)[0]
@@ -159,8 +168,9 @@ def junit(suite: str, verdicts: list[Verdict], level: float, inconclusive_passes
     return '<?xml version="1.0" encoding="utf-8"?>\n' + head + "\n" + "\n".join(cases) + "\n</testsuite>\n"
 
 
-def judge_and_write(name: str, prefix: str, summary: Mapping[str, object], checks: list[Check],
-                    inconclusive_passes: bool) -> bool:  # fmt: skip
+def judge_and_write(
+    name: str, prefix: str, summary: Mapping[str, object], checks: list[Check], inconclusive_passes: bool
+) -> bool:
     """Judge the checks on a run's summary: a line each on stdout, ``PREFIX_checks.xml``; True when all passed."""
     level = float(finite(summary.get("ci_level")) or 0.95)
     verdicts = [judge(check, summary) for check in checks]

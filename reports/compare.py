@@ -31,7 +31,8 @@ from reports.speedup import bootstrap_values, latency_ratio, rate_ratio
 from reports.summary import summary_of
 
 LATENCY_KEYS = tuple(f"{stat}_{name}_ms" for name in HEADLINE for stat in STATISTIC_OF)
-THROUGHPUT_KEYS = ("request_throughput", "output_throughput")  # higher is better
+# higher is better
+THROUGHPUT_KEYS = ("request_throughput", "output_throughput")
 
 
 @dataclass
@@ -42,7 +43,8 @@ class Side:
     rows: pd.DataFrame
     figures: dict
     repeats: list[dict]
-    config: dict | None = None  # a run's settings (PREFIX_config.json); None for a vllm bench serve result
+    # a run's settings (PREFIX_config.json); None for a vllm bench serve result
+    config: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,11 @@ class Change:
     key: str
     base: float | None
     new: float | None
-    relative: float | None  # NEW / BASE - 1
+    # NEW / BASE - 1
+    relative: float | None
     interval: tuple[float | None, float | None]
-    verdict: str  # better, worse, no clear change
+    # better, worse, no clear change
+    verdict: str
 
     def line(self, level: float) -> str:
         def pct(v: float | None) -> str:
@@ -61,14 +65,35 @@ class Change:
         low, high = self.interval
         base = "n/a" if self.base is None else f"{self.base:.4g}"
         new = "n/a" if self.new is None else f"{self.new:.4g}"
-        return (f"{self.key}: {base} -> {new} ({pct(self.relative)}, {level:.0%} CI {pct(low)} to {pct(high)}): "
-                f"{self.verdict}")  # fmt: skip
+        return (
+            f"{self.key}: {base} -> {new} ({pct(self.relative)}, {level:.0%} CI {pct(low)} to {pct(high)}): "
+            f"{self.verdict}"
+        )
 
 
 # the settings that make two runs' figures comparable (the load, the prompts, the outputs)
-LOAD_SETTINGS = ("users", "spawn_rate", "num_requests", "run_time", "request_rate", "burstiness", "max_concurrency",
-                 "input_tokens", "prefix_tokens", "prefix_groups", "max_tokens", "ignore_eos", "endpoint", "dataset",
-                 "model", "sweep", "stages", "trace", "turns", "images")  # fmt: skip
+LOAD_SETTINGS = (
+    "users",
+    "spawn_rate",
+    "num_requests",
+    "run_time",
+    "request_rate",
+    "burstiness",
+    "max_concurrency",
+    "input_tokens",
+    "prefix_tokens",
+    "prefix_groups",
+    "max_tokens",
+    "ignore_eos",
+    "endpoint",
+    "dataset",
+    "model",
+    "sweep",
+    "stages",
+    "trace",
+    "turns",
+    "images",
+)
 
 
 def differing_settings(base: dict | None, new: dict | None) -> list[str]:
@@ -97,15 +122,22 @@ def _vllm_result(path: str) -> Side:
     except (OSError, ValueError) as exc:
         raise ReportInputError(f"{path}: not a readable JSON file ({exc})") from None
     if not isinstance(data, dict) or not isinstance(data.get("ttfts"), list):
-        raise ReportInputError(f"{path}: no per-request figures (ttfts): save it with vllm bench serve "
-                               "--save-result --save-detailed")  # fmt: skip
+        raise ReportInputError(
+            f"{path}: no per-request figures (ttfts): save it with vllm bench serve --save-result --save-detailed"
+        )
     n = len(data["ttfts"])
     errors = data.get("errors") or [""] * n
     latencies = data.get("latencies") or [math.nan] * n
     outputs = data.get("output_lens") or [0] * n
-    frame = pd.DataFrame({"ttft_s": data["ttfts"], "e2e_s": latencies, "output_tokens": outputs,
-                          "itl_s": [" ".join(f"{g:.6f}" for g in gaps or []) for gaps in data.get("itls") or [[]] * n],
-                          "error": errors})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "ttft_s": data["ttfts"],
+            "e2e_s": latencies,
+            "output_tokens": outputs,
+            "itl_s": [" ".join(f"{g:.6f}" for g in gaps or []) for gaps in data.get("itls") or [[]] * n],
+            "error": errors,
+        }
+    )
     steps = (frame["output_tokens"] - 1).where(frame["output_tokens"] > 1)
     frame["tpot_s"] = (frame["e2e_s"] - frame["ttft_s"]) / steps
     rows = frame[frame["error"].fillna("") == ""]
@@ -114,7 +146,8 @@ def _vllm_result(path: str) -> Side:
     return Side(os.path.basename(path), rows, figures, [])
 
 
-Estimate = tuple[float | None, float | None, list[float | None]]  # BASE's figure, NEW's, the change's interval
+# BASE's figure, NEW's, the change's interval
+Estimate = tuple[float | None, float | None, list[float | None]]
 
 
 def latency_change(base: Side, new: Side, key: str, level: float) -> Estimate:
@@ -136,8 +169,11 @@ def throughput_change(base: Side, new: Side, key: str, level: float) -> Estimate
     scale = 1.0
     if key == "output_throughput":
         scale = float(new.rows["output_tokens"].mean()) / float(base.rows["output_tokens"].mean())
-    return (finite(base.figures.get(key)), finite(new.figures.get(key)),
-            [None if low is None else low * scale - 1, None if high is None else high * scale - 1])  # fmt: skip
+    return (
+        finite(base.figures.get(key)),
+        finite(new.figures.get(key)),
+        [None if low is None else low * scale - 1, None if high is None else high * scale - 1],
+    )
 
 
 def repeated_change(base: Side, new: Side, key: str, level: float) -> Estimate:
@@ -201,12 +237,18 @@ def parse_share(text: str) -> float:
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m reports compare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m reports compare", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("base", metavar="BASE", help="a run's --csv prefix, or a vllm bench serve result JSON")
     parser.add_argument("new", metavar="NEW", help="the same, for the run to judge")
-    parser.add_argument("--max-regression", type=parse_share, default=0.05, metavar="SHARE",
-                        help="exit 3 when a figure is worse by more than this over its whole interval (default 5%%)")  # fmt: skip
+    parser.add_argument(
+        "--max-regression",
+        type=parse_share,
+        default=0.05,
+        metavar="SHARE",
+        help="exit 3 when a figure is worse by more than this over its whole interval (default 5%%)",
+    )
     parser.add_argument("--ci-level", type=float, default=0.95, help="confidence level of the intervals (0.95)")
     one_line_errors(parser)
     args = parser.parse_args(argv)

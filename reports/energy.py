@@ -82,8 +82,9 @@ def energy_figures(samples: pd.DataFrame | None, t0: float, t1: float, output_to
     return out
 
 
-def cost_figures(gpu_hour_cost: float | None, gpus: int | None, duration_s: float, output_tokens: int,
-                 input_tokens: int) -> dict[str, float]:  # fmt: skip
+def cost_figures(
+    gpu_hour_cost: float | None, gpus: int | None, duration_s: float, output_tokens: int, input_tokens: int
+) -> dict[str, float]:
     """What a million tokens cost at ``gpus`` GPUs for ``gpu_hour_cost`` USD an hour each, over the run's
     duration: the GPUs' hours, however busy, divided by the tokens they produced ({} without a price)."""
     if not gpu_hour_cost or not gpus or not duration_s or not math.isfinite(duration_s):

@@ -23,8 +23,10 @@ BREAKDOWNS = {
     "hosts": "Per host (-H)",
     "replicas": "Per replica (/metrics)",
     "stages": "Per stage (--stages)",
-}  # summary keys shown as tables of their own
-SECTIONS = {"steady": "Steady state (requests sent between the ramp-up and the drain)"}  # objects of figures
+    # summary keys shown as tables of their own
+}
+# objects of figures
+SECTIONS = {"steady": "Steady state (requests sent between the ramp-up and the drain)"}
 
 
 def _fmt(value: object) -> str:
@@ -53,7 +55,8 @@ def number(value: float, digits: int = 4) -> str:
         return f"{value:g}"
     places = max(0, digits - 1 - math.floor(math.log10(abs(value))))
     text = f"{round(value, places):,.{places}f}"
-    return text.rstrip("0").rstrip(".") if places else text  # 300, not 300.0
+    # 300, not 300.0
+    return text.rstrip("0").rstrip(".") if places else text
 
 
 def title_of(name: str, config: dict) -> str:
@@ -97,8 +100,11 @@ def _img(path: str) -> str:
 def safe_config(config: dict) -> dict:
     """The configuration without the settings that may hold a secret (``SECRET_NAMES``, or a name ending
     in one: ``hf_token``)."""
-    return {k: v for k, v in config.items()
-            if k.lower() not in SECRET_NAMES and not any(k.lower().endswith(f"_{w}") for w in SECRET_NAMES)}  # fmt: skip
+    return {
+        k: v
+        for k, v in config.items()
+        if k.lower() not in SECRET_NAMES and not any(k.lower().endswith(f"_{w}") for w in SECRET_NAMES)
+    }
 
 
 def shown(summary: dict, key: str) -> str:
@@ -162,8 +168,11 @@ def write_report(
     answer_html = "".join(f"<li>{html.escape(a)}</li>" for a in answers or [])
     script = f"<script>{plotly_js()}</script>" if interactive else ""
     pngs = "".join(_img(c) for c in charts)
-    static = (f"<details><summary>Static charts (PNG, for papers and slides)</summary>{pngs}</details>"
-              if interactive else pngs)  # fmt: skip
+    static = (
+        f"<details><summary>Static charts (PNG, for papers and slides)</summary>{pngs}</details>"
+        if interactive
+        else pngs
+    )
     keys = sum(len(s) for s in summaries.values())
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>

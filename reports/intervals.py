@@ -16,9 +16,12 @@ from typing import Any
 
 import numpy as np
 
-HEADLINE = ("ttft", "tpot", "itl", "e2el")  # the latency figures whose mean, median, p90 and p99 get intervals
-SINGLE_RUN_METHOD = ("one run, requests taken as independent: order statistics (percentiles), Student's t (means), "
-                     "Poisson (throughputs, goodput), the ratio estimator (prefix-cache hit rate)")  # fmt: skip
+# the latency figures whose mean, median, p90 and p99 get intervals
+HEADLINE = ("ttft", "tpot", "itl", "e2el")
+SINGLE_RUN_METHOD = (
+    "one run, requests taken as independent: order statistics (percentiles), Student's t (means), "
+    "Poisson (throughputs, goodput), the ratio estimator (prefix-cache hit rate)"
+)
 
 
 def ci_level_error(level: float) -> str | None:
@@ -43,7 +46,8 @@ def statistic(q: float | None) -> Callable[..., Any]:
 
 def percentile_ci(values: np.ndarray, p: float, level: float) -> list[float | None]:
     """The distribution-free interval of the p-th percentile (``p`` in 0..100) from the order statistics."""
-    from scipy import stats  # imported when a report is made, not when a run starts
+    # imported when a report is made, not when a run starts
+    from scipy import stats
 
     if values.size == 0:
         return [None, None]
@@ -62,8 +66,9 @@ def mean_ci(values: np.ndarray, level: float) -> list[float | None]:
     return [finite(interval.low), finite(interval.high)]
 
 
-def intervals_ms(values_s: np.ndarray, name: str, level: float,
-                 percentiles: tuple[int, ...]) -> dict[str, list[float | None]]:  # fmt: skip
+def intervals_ms(
+    values_s: np.ndarray, name: str, level: float, percentiles: tuple[int, ...]
+) -> dict[str, list[float | None]]:
     """``mean_<name>_ms_ci`` and ``median_…_ci``, ``p90_…_ci`` … (the given percentiles) for values in seconds
     (NaN left out)."""
     v = np.asarray(values_s, dtype=float)
@@ -98,8 +103,7 @@ def total_rate_ci(values: np.ndarray, duration: float, level: float) -> list[flo
     return [max(0.0, (total - spread) / duration), (total + spread) / duration]
 
 
-def ratio_of_sums_ci(numerator: np.ndarray, denominator: np.ndarray, value: float,
-                     level: float) -> list[float | None]:  # fmt: skip
+def ratio_of_sums_ci(numerator: np.ndarray, denominator: np.ndarray, value: float, level: float) -> list[float | None]:
     """A share ``sum(numerator) / sum(denominator)`` over requests (cached over prompt tokens) at ``value``:
     the ratio estimator's normal interval (its delta-method variance), within [0, 1]."""
     n = numerator.size

@@ -18,8 +18,13 @@ LATENCIES = {
     "itl": "inter-token latency: every gap between content chunks, pooled over requests",
     "e2el": "end-to-end latency: from just before the send to the last byte",
 }
-STATS = {"mean": "mean", "median": "median", "std": "standard deviation", "p90": "90th percentile",
-         "p99": "99th percentile"}  # fmt: skip
+STATS = {
+    "mean": "mean",
+    "median": "median",
+    "std": "standard deviation",
+    "p90": "90th percentile",
+    "p99": "99th percentile",
+}
 REASONING_LATENCIES = {
     "answer_ttft": "reasoning models: time to the first answer token (not reasoning), from just before the send",
     "answer_tpot": "reasoning models: time per answer token after the first answer token, per request",
@@ -141,9 +146,24 @@ def unknown_key_error(key: str) -> str | None:
 def undocumented(summary: dict) -> list[str]:
     """The keys of a summary that no table here describes (a test keeps this empty)."""
     bounds = re.compile(r"^server_p\d+_\w+_ms_bounds$")
-    return [k for k in summary if k not in FIGURES and k not in SCOPES and k not in DESCRIPTIVE
-            and not k.endswith("_ci") and not bounds.match(k) and k not in BREAKDOWN_KEYS]  # fmt: skip
+    return [
+        k
+        for k in summary
+        if k not in FIGURES
+        and k not in SCOPES
+        and k not in DESCRIPTIVE
+        and not k.endswith("_ci")
+        and not bounds.match(k)
+        and k not in BREAKDOWN_KEYS
+    ]
 
 
-BREAKDOWN_KEYS = ("hosts", "replicas", "replica_skew", "stages", "prefix_cache_speedup", "prefix_cache_by_trace_minute",
-                  "ttft_by_cached_share")  # fmt: skip
+BREAKDOWN_KEYS = (
+    "hosts",
+    "replicas",
+    "replica_skew",
+    "stages",
+    "prefix_cache_speedup",
+    "prefix_cache_by_trace_minute",
+    "ttft_by_cached_share",
+)

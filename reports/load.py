@@ -13,7 +13,8 @@ from llmclient import schema
 from llmclient.server_metrics import Histogram
 from scheduler.levels import LEVEL_LOG_COLUMNS
 
-Scrape = tuple[float, dict[str, Histogram]]  # (unix time, the server's histograms then)
+# (unix time, the server's histograms then)
+Scrape = tuple[float, dict[str, Histogram]]
 
 
 @dataclass
@@ -37,18 +38,28 @@ class ReportInputError(Exception):
 @dataclass
 class RunData:
     prefix: str
-    requests: pd.DataFrame | None = None  # our exact per-request rows
-    stats: pd.DataFrame | None = None  # Locust's _stats.csv
-    history: pd.DataFrame | None = None  # Locust's _stats_history.csv
+    # our exact per-request rows
+    requests: pd.DataFrame | None = None
+    # Locust's _stats.csv
+    stats: pd.DataFrame | None = None
+    # Locust's _stats_history.csv
+    history: pd.DataFrame | None = None
     failures: pd.DataFrame | None = None
-    server: pd.DataFrame | None = None  # our _server_metrics.csv
-    levels: pd.DataFrame | None = None  # a sweep's _levels.csv
-    histograms: list[Scrape] = field(default_factory=list)  # the server's latency histograms, per scrape
+    # our _server_metrics.csv
+    server: pd.DataFrame | None = None
+    # a sweep's _levels.csv
+    levels: pd.DataFrame | None = None
+    # the server's latency histograms, per scrape
+    histograms: list[Scrape] = field(default_factory=list)
     config: dict = field(default_factory=dict)
-    client_cpu: dict = field(default_factory=dict)  # the CPU guard's verdict (_client_cpu.json)
-    calibration: dict = field(default_factory=dict)  # the client's floor (--calibrate: _calibration.json)
-    replicas: list[Replica] = field(default_factory=list)  # several replicas' /metrics, each apart
-    telemetry: pd.DataFrame | None = None  # the GPU exporters' scrapes (--telemetry-url: _gpu_telemetry.csv)
+    # the CPU guard's verdict (_client_cpu.json)
+    client_cpu: dict = field(default_factory=dict)
+    # the client's floor (--calibrate: _calibration.json)
+    calibration: dict = field(default_factory=dict)
+    # several replicas' /metrics, each apart
+    replicas: list[Replica] = field(default_factory=list)
+    # the GPU exporters' scrapes (--telemetry-url: _gpu_telemetry.csv)
+    telemetry: pd.DataFrame | None = None
 
     @property
     def name(self) -> str:
@@ -98,7 +109,8 @@ def load_requests(path: str) -> pd.DataFrame:
     for col in schema.BOOLEAN:
         if col in df.columns:
             df[col] = df[col].fillna("").astype(str).str.strip().str.lower().eq("true")
-    if "cancelled" not in df.columns:  # a file from before the column
+    # a file from before the column
+    if "cancelled" not in df.columns:
         df["cancelled"] = df["error"].map(schema.is_legacy_cancelled).astype(bool)
     if df["start_time"].isna().all() and len(df):
         raise ReportInputError(f"{path}: no usable start_time values")
@@ -147,7 +159,8 @@ def load_run(prefix: str) -> RunData:
         run.server = _server_csv(server_path)
     levels_path = f"{prefix}_levels.csv"
     if os.path.exists(levels_path):
-        required = [c for c in LEVEL_LOG_COLUMNS if c != "repeat"]  # a file from before --repeat has none
+        # a file from before --repeat has none
+        required = [c for c in LEVEL_LOG_COLUMNS if c != "repeat"]
         run.levels = _read(levels_path, required, dtype={"cache": str, "purpose": str, "kind": str})
         if "repeat" not in run.levels:
             run.levels["repeat"] = None

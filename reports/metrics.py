@@ -8,6 +8,7 @@ pooled over all successful requests before any statistic, as vLLM does.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,8 +27,10 @@ from scheduler.proof import prove
 from scheduler.slo import met
 
 PERCENTILES = (50, 90, 99)
-LATENCY_COLUMNS = {"ttft": "ttft_s", "tpot": "tpot_s", "e2el": "e2e_s"}  # each request's; itl: itl_s's pooled gaps
-STATISTIC_OF = {"mean": None, "median": 50.0, "p90": 90.0, "p99": 99.0}  # a figure's percentile (None: the mean)
+# each request's; itl: itl_s's pooled gaps
+LATENCY_COLUMNS = {"ttft": "ttft_s", "tpot": "tpot_s", "e2el": "e2e_s"}
+# a figure's percentile (None: the mean)
+STATISTIC_OF = {"mean": None, "median": 50.0, "p90": 90.0, "p99": 99.0}
 
 
 def pooled_itl(itl_column: pd.Series) -> np.ndarray:
@@ -35,7 +38,8 @@ def pooled_itl(itl_column: pd.Series) -> np.ndarray:
     text = " ".join(itl_column.tolist())
     if not text.strip():
         return np.empty(0)
-    return np.fromstring(text, sep=" ")  # text mode: parsed in C, no per-gap Python objects
+    # text mode: parsed in C, no per-gap Python objects
+    return np.fromstring(text, sep=" ")
 
 
 def latency_values(rows: pd.DataFrame, name: str) -> np.ndarray:
@@ -105,8 +109,15 @@ def goodput(ok: pd.DataFrame, slo: dict[str, float], duration: float) -> float:
 
 def slo_met(rows: pd.DataFrame, slo: dict[str, float]) -> np.ndarray:
     """Per row: did the request meet every SLO (a failed one never does)."""
-    return np.asarray(met(slo, rows["success"].to_numpy(dtype=bool), rows["ttft_s"].to_numpy(dtype=float),
-                          rows["tpot_s"].to_numpy(dtype=float), rows["e2e_s"].to_numpy(dtype=float)))  # fmt: skip
+    return np.asarray(
+        met(
+            slo,
+            rows["success"].to_numpy(dtype=bool),
+            rows["ttft_s"].to_numpy(dtype=float),
+            rows["tpot_s"].to_numpy(dtype=float),
+            rows["e2e_s"].to_numpy(dtype=float),
+        )
+    )
 
 
 def summarize(
@@ -131,7 +142,8 @@ def summarize(
         "failed": failed,
         "cancelled": cancelled,
         "duration_s": dur,
-        "duration": dur,  # vllm bench serve's name
+        # vllm bench serve's name
+        "duration": dur,
         "total_input_tokens": int(in_tokens),
         "total_output_tokens": int(out_tokens),
         "request_throughput": len(ok) / dur if dur else float("nan"),
@@ -163,12 +175,15 @@ def counted_requests(rows: pd.DataFrame) -> dict[str, int]:
     """``warm_cache_requests``: those whose prompt's own part the server had cached (a cache warm from an
     earlier run); ``resent_requests``: those sent twice (the first send closed unanswered: the server may
     have read it too)."""
-    return {"warm_cache_requests": int(rows["warm_cache"].sum()) if "warm_cache" in rows else 0,
-            "resent_requests": int(rows["resent"].fillna(0).sum()) if "resent" in rows else 0}  # fmt: skip
+    return {
+        "warm_cache_requests": int(rows["warm_cache"].sum()) if "warm_cache" in rows else 0,
+        "resent_requests": int(rows["resent"].fillna(0).sum()) if "resent" in rows else 0,
+    }
 
 
-def throughput_intervals(ok: pd.DataFrame, dur: float, slo: dict[str, float] | None, summary: dict,
-                         level: float) -> dict[str, list[float | None]]:  # fmt: skip
+def throughput_intervals(
+    ok: pd.DataFrame, dur: float, slo: dict[str, float] | None, summary: dict, level: float
+) -> dict[str, list[float | None]]:
     """``<key>_ci`` of the throughputs, the goodput and the prefix-cache hit rate (``reports.intervals``)."""
     out = {
         "request_throughput_ci": rate_ci(len(ok), dur, level),
@@ -179,9 +194,11 @@ def throughput_intervals(ok: pd.DataFrame, dur: float, slo: dict[str, float] | N
     if "cached_tokens" in ok and "prompt_tokens" in ok:
         counted = ok.dropna(subset=["cached_tokens", "prompt_tokens"])
         out["prefix_cache_hit_rate_ci"] = ratio_of_sums_ci(
-            counted["cached_tokens"].to_numpy(dtype=float), counted["prompt_tokens"].to_numpy(dtype=float),
-            float(summary.get("prefix_cache_hit_rate", math.nan)), level,
-        )  # fmt: skip
+            counted["cached_tokens"].to_numpy(dtype=float),
+            counted["prompt_tokens"].to_numpy(dtype=float),
+            float(summary.get("prefix_cache_hit_rate", math.nan)),
+            level,
+        )
     return out
 
 
@@ -201,11 +218,13 @@ def prefix_cache_summary(ok: pd.DataFrame, server: pd.DataFrame | None) -> dict[
     }
 
 
-CLIENT_FIGURES = {"ttft": "mean_ttft_ms", "itl": "mean_itl_ms", "e2el": "mean_e2el_ms"}  # compared with the server's
+# compared with the server's
+CLIENT_FIGURES = {"ttft": "mean_ttft_ms", "itl": "mean_itl_ms", "e2el": "mean_e2el_ms"}
 
 
-def server_vs_client(summary: dict, histograms: list[tuple[float, dict[str, Histogram]]], start: float,
-                     end: float) -> dict:  # fmt: skip
+def server_vs_client(
+    summary: dict, histograms: list[tuple[float, dict[str, Histogram]]], start: float, end: float
+) -> dict:
     """The server's own latency figures between the last scrape at or before ``start`` (else the first)
     and the first at or after ``end`` (else the last), and the client's mean minus the server's for
     TTFT, ITL and E2E (``client_minus_server_ttft_ms`` …)."""
@@ -231,9 +250,11 @@ def reasoning_summary(ok: pd.DataFrame) -> dict[str, float]:
         return {}
     answer_tokens = ok["output_tokens"] - ok["reasoning_tokens"].fillna(0)
     answer_tpot = (ok["e2e_s"] - ok["answer_ttft_s"]) / (answer_tokens - 1).where(answer_tokens > 1)
-    return {**describe_ms(ok["answer_ttft_s"].to_numpy(dtype=float), "answer_ttft"),
-            **describe_ms(answer_tpot.to_numpy(dtype=float), "answer_tpot"),
-            "total_reasoning_tokens": int(ok["reasoning_tokens"].fillna(0).sum())}  # fmt: skip
+    return {
+        **describe_ms(ok["answer_ttft_s"].to_numpy(dtype=float), "answer_ttft"),
+        **describe_ms(answer_tpot.to_numpy(dtype=float), "answer_tpot"),
+        "total_reasoning_tokens": int(ok["reasoning_tokens"].fillna(0).sum()),
+    }
 
 
 def open_loop_summary(rows: pd.DataFrame, ok: pd.DataFrame, requested_rate: float | None) -> dict[str, float | str]:
@@ -267,8 +288,13 @@ def steady_window(rows: pd.DataFrame, users: pd.DataFrame | None) -> tuple[float
     return (start, end) if end > start else None
 
 
-def steady_summary(rows: pd.DataFrame, users: pd.DataFrame | None, slo: dict[str, float] | None,
-                   requested_rate: float | None, ci_level: float) -> dict[str, object]:  # fmt: skip
+def steady_summary(
+    rows: pd.DataFrame,
+    users: pd.DataFrame | None,
+    slo: dict[str, float] | None,
+    requested_rate: float | None,
+    ci_level: float,
+) -> dict[str, object]:
     """``steady``: the summary's figures over the steady window, with ``steady_window_s`` (seconds from the
     first send) and ``steady_requests``. Latencies are those of every request sent in the window, however
     long it ran (keeping only the ones that also ended in it would keep the short ones); throughputs
@@ -284,11 +310,14 @@ def steady_summary(rows: pd.DataFrame, users: pd.DataFrame | None, slo: dict[str
     steady = summarize(inside, None, slo, requested_rate, None, ci_level)
     ok = rows[rows["success"]]
     steady.update(window_throughput(ok, start, end, ci_level))
-    if slo:  # the requests that met it and ended in the window, over its length
+    # the requests that met it and ended in the window, over its length
+    if slo:
         ended = ok[(ok["start_time"] + ok["e2e_s"]).between(start, end)]
         good = int(slo_met(ended, slo).sum())
-        steady["request_goodput"], steady["request_goodput_ci"] = good / (end - start), rate_ci(good, end - start,
-                                                                                                ci_level)  # fmt: skip
+        steady["request_goodput"], steady["request_goodput_ci"] = (
+            good / (end - start),
+            rate_ci(good, end - start, ci_level),
+        )
     return {"steady": steady, "steady_window_s": [start - t0, end - t0], "steady_requests": len(inside)}
 
 
@@ -307,12 +336,14 @@ def window_throughput(ok: pd.DataFrame, start: float, end: float, level: float) 
     ended = int(((last >= start) & (last <= end)).sum())
     prompt = float(ok["prompt_tokens"].fillna(0).to_numpy(dtype=float)[(first >= start) & (first <= end)].sum())
     return {
-        "duration_s": length, "duration": length,
-        "request_throughput": ended / length, "request_throughput_ci": rate_ci(ended, length, level),
+        "duration_s": length,
+        "duration": length,
+        "request_throughput": ended / length,
+        "request_throughput_ci": rate_ci(ended, length, level),
         "output_throughput": float(arrived.sum()) / length,
         "output_throughput_ci": total_rate_ci(arrived[arrived > 0], length, level),
         "total_token_throughput": (prompt + float(arrived.sum())) / length,
-    }  # fmt: skip
+    }
 
 
 def windows(rows: pd.DataFrame, width_s: float) -> pd.DataFrame:
@@ -346,8 +377,11 @@ def _server_in_window(server: pd.DataFrame | None, start: float, end: float) -> 
     """The server's own figures over one level: hit rate from the counters' deltas between the last scrape
     at or before its start and the first at or after its end (the sweep scrapes at each boundary), mean
     KV-cache usage and the most requests waiting, from the scrapes taken within it."""
-    out: dict[str, float | None] = {"server_prefix_cache_hit_rate": None, "mean_kv_cache_usage_perc": None,
-                                    "max_num_requests_waiting": None}  # fmt: skip
+    out: dict[str, float | None] = {
+        "server_prefix_cache_hit_rate": None,
+        "mean_kv_cache_usage_perc": None,
+        "max_num_requests_waiting": None,
+    }
     if server is None or server.empty or "time" not in server:
         return out
     inside = server[(server["time"] >= start) & (server["time"] <= end)]
@@ -359,15 +393,18 @@ def _server_in_window(server: pd.DataFrame | None, start: float, end: float) -> 
         last = after.iloc[0] if len(after) else (counted.iloc[-1] if len(counted) else None)
         if first is not None and last is not None and first["time"] < last["time"]:
             out["server_prefix_cache_hit_rate"] = prefix_cache_hit_rate(first[cols].to_dict(), last[cols].to_dict())
-    for key, column, how in (("mean_kv_cache_usage_perc", "kv_cache_usage_perc", "mean"),
-                             ("max_num_requests_waiting", "num_requests_waiting", "max")):  # fmt: skip
+    for key, column, how in (
+        ("mean_kv_cache_usage_perc", "kv_cache_usage_perc", "mean"),
+        ("max_num_requests_waiting", "num_requests_waiting", "max"),
+    ):
         if column in inside and inside[column].notna().any():
             out[key] = float(getattr(inside[column], how)())
     return out
 
 
-def level_results(rows: pd.DataFrame, levels: pd.DataFrame, slo: dict[str, float],
-                  fixed_rate: float | None = None) -> list[LevelResult]:  # fmt: skip
+def level_results(
+    rows: pd.DataFrame, levels: pd.DataFrame, slo: dict[str, float], fixed_rate: float | None = None
+) -> list[LevelResult]:
     """Each level of a sweep as the run judged it (``scheduler.levels.level_result``), from its rows and the
     sending windows the run logged; ``fixed_rate``: the rate of prefix-groups levels (``--request-rate``)."""
     results = []
@@ -375,57 +412,50 @@ def level_results(rows: pd.DataFrame, levels: pd.DataFrame, slo: dict[str, float
         level = Level(int(item.level), str(item.kind), float(item.value), str(item.purpose), fixed_rate)
         mine = rows[rows["level"].astype(str) == str(level.number)]
         logged = parse_windows(getattr(item, "windows", "") or "")
-        results.append(level_result(
-            level, mine["start_time"].to_numpy(dtype=float), mine["success"].to_numpy(dtype=bool),
-            mine["cancelled"].to_numpy(dtype=bool), mine["ttft_s"].to_numpy(dtype=float),
-            mine["tpot_s"].to_numpy(dtype=float), mine["e2e_s"].to_numpy(dtype=float),
-            logged or [(float(item.start), float(item.send_end))], slo, bool(item.saturated), bool(item.resolved),
-        ))  # fmt: skip
+        results.append(
+            level_result(
+                level,
+                mine["start_time"].to_numpy(dtype=float),
+                mine["success"].to_numpy(dtype=bool),
+                mine["cancelled"].to_numpy(dtype=bool),
+                mine["ttft_s"].to_numpy(dtype=float),
+                mine["tpot_s"].to_numpy(dtype=float),
+                mine["e2e_s"].to_numpy(dtype=float),
+                logged or [(float(item.start), float(item.send_end))],
+                slo,
+                bool(item.saturated),
+                bool(item.resolved),
+            )
+        )
     return results
 
 
-def levels_summary(rows: pd.DataFrame, levels: pd.DataFrame, server: pd.DataFrame | None, slo: dict[str, float],
-                   target: float, find_capacity: bool, fixed_rate: float | None = None,
-                   prefix_tokens: int = 0,
-                   histograms: list[tuple[float, dict[str, Histogram]]] | None = None) -> dict:  # fmt: skip
+def levels_summary(
+    rows: pd.DataFrame,
+    levels: pd.DataFrame,
+    server: pd.DataFrame | None,
+    slo: dict[str, float],
+    target: float,
+    find_capacity: bool,
+    fixed_rate: float | None = None,
+    prefix_tokens: int = 0,
+    histograms: list[tuple[float, dict[str, Histogram]]] | None = None,
+) -> dict:
     """``levels`` (one object per level: the single-run keys plus the level's) and the capacity keys;
     for prefix-groups levels, each level's working set and hit rates, and the cliff (``working_set``)."""
     results = level_results(rows, levels, slo, fixed_rate)
     design = design_effect(results)
-    out_levels = []
-    for item, result in zip(levels.itertuples(index=False), results, strict=True):
-        mine = rows[rows["level"].astype(str) == str(result.level.number)]
-        summary = summarize(mine, None, slo)
-        if histograms:
-            summary.update(server_vs_client(summary, histograms, float(item.start), float(item.end)))
-        ok = mine[mine["success"] & ~mine["cancelled"]]
-        good = ok[slo_met(ok, slo)] if slo else ok
-        dur = float(summary["duration_s"] or 0.0)
-        per_s = 1 / dur if dur > 0 else float("nan")
-        low, high = result.interval(design)
-        summary.update({
-            "level": result.level.number, "kind": result.level.kind, "value": result.level.value,
-            "purpose": result.level.purpose,
-            "offered_rate": result.level.arrival_rate if result.level.open_loop else result.achieved_rate,
-            "achieved_rate": result.achieved_rate,
-            "slo_attainment": result.attainment if slo else None,
-            "slo_attainment_ci": [low, high] if slo else None,
-            "success_rate": None if slo else result.attainment,
-            "saturated": result.saturated, "resolved": result.resolved,
-            "verdict": verdict(result, target, design) if slo else None, "cache_handling": str(item.cache),
-            "goodput_rps": len(good) * per_s,
-            "goodput_tok_s": float(good["output_tokens"].sum()) * per_s,
-            "start": float(item.start), "end": float(item.end),
-            "repeat": None if pd.isna(item.repeat) else int(item.repeat),
-        })  # fmt: skip
-        summary.update(_server_in_window(server, float(item.start), float(item.end)))
-        if result.level.kind == "prefix-groups":
-            summary.update(working_set(ok, int(result.level.value), prefix_tokens))
-        out_levels.append({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in summary.items()})
+    out_levels = [
+        _level_entry(rows, item, result, design, (slo, target), server, histograms, prefix_tokens)
+        for item, result in zip(levels.itertuples(index=False), results, strict=True)
+    ]
     by_prefixes = any(r.level.kind == "prefix-groups" for r in results)
     rates_swept = not find_capacity and any(r.level.kind == "rate" and r.level.purpose == "sweep" for r in results)
-    out: dict = {"levels": out_levels, "cache_handling": sorted({str(c) for c in levels["cache"]}),
-                 "knee_rate": knee_rate(out_levels) if rates_swept else None}  # fmt: skip
+    out: dict = {
+        "levels": out_levels,
+        "cache_handling": sorted({str(c) for c in levels["cache"]}),
+        "knee_rate": knee_rate(out_levels) if rates_swept else None,
+    }
     if slo:
         out["slo_design_effect"] = design
     if by_prefixes:
@@ -436,14 +466,70 @@ def levels_summary(rows: pd.DataFrame, levels: pd.DataFrame, server: pd.DataFram
     return out
 
 
+def _level_entry(
+    rows: pd.DataFrame,
+    item: Any,
+    result: LevelResult,
+    design: float,
+    goal: tuple[dict[str, float], float],
+    server: pd.DataFrame | None,
+    histograms: list[tuple[float, dict[str, Histogram]]] | None,
+    prefix_tokens: int,
+) -> dict:
+    """One level's object in ``levels``: its rows' summary and the level's own keys (``goal``: the SLO
+    and its attainment target)."""
+    slo, target = goal
+    mine = rows[rows["level"].astype(str) == str(result.level.number)]
+    summary = summarize(mine, None, slo)
+    if histograms:
+        summary.update(server_vs_client(summary, histograms, float(item.start), float(item.end)))
+    ok = mine[mine["success"] & ~mine["cancelled"]]
+    good = ok[slo_met(ok, slo)] if slo else ok
+    dur = float(summary["duration_s"] or 0.0)
+    per_s = 1 / dur if dur > 0 else float("nan")
+    low, high = result.interval(design)
+    summary.update(
+        {
+            "level": result.level.number,
+            "kind": result.level.kind,
+            "value": result.level.value,
+            "purpose": result.level.purpose,
+            "offered_rate": result.level.arrival_rate if result.level.open_loop else result.achieved_rate,
+            "achieved_rate": result.achieved_rate,
+            "slo_attainment": result.attainment if slo else None,
+            "slo_attainment_ci": [low, high] if slo else None,
+            "success_rate": None if slo else result.attainment,
+            "saturated": result.saturated,
+            "resolved": result.resolved,
+            "verdict": verdict(result, target, design) if slo else None,
+            "cache_handling": str(item.cache),
+            "goodput_rps": len(good) * per_s,
+            "goodput_tok_s": float(good["output_tokens"].sum()) * per_s,
+            "start": float(item.start),
+            "end": float(item.end),
+            "repeat": None if pd.isna(item.repeat) else int(item.repeat),
+        }
+    )
+    summary.update(_server_in_window(server, float(item.start), float(item.end)))
+    if result.level.kind == "prefix-groups":
+        summary.update(working_set(ok, int(result.level.value), prefix_tokens))
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in summary.items()}
+
+
 def capacity_keys(results: list[LevelResult], levels: list[dict], slo: dict[str, float], target: float) -> dict:
     """The capacity search's answer (``scheduler.levels.capacity``) under its summary keys."""
     answer = capacity(results, target)
     at = next((lv for lv in levels if lv["level"] == answer.level), None)
-    return dict(capacity_rps=answer.rate, capacity_rps_ci=list(answer.interval), slo=slo_text(slo),
-                capacity_rps_bracket=list(answer.bracket), capacity_at_least=answer.at_least,
-                capacity_goodput_tok_s=at["goodput_tok_s"] if at else None,
-                capacity_goodput_rps=at["goodput_rps"] if at else None, slo_attainment_target=target)  # fmt: skip
+    return dict(
+        capacity_rps=answer.rate,
+        capacity_rps_ci=list(answer.interval),
+        slo=slo_text(slo),
+        capacity_rps_bracket=list(answer.bracket),
+        capacity_at_least=answer.at_least,
+        capacity_goodput_tok_s=at["goodput_tok_s"] if at else None,
+        capacity_goodput_rps=at["goodput_rps"] if at else None,
+        slo_attainment_target=target,
+    )
 
 
 def slo_text(slo: dict[str, float]) -> str:
@@ -470,7 +556,8 @@ def knee_rate(levels: list[dict]) -> float | None:
     return None
 
 
-CACHED_SHARE_BINS = (0.0, 0.25, 0.5, 0.75, 1.0001)  # the last bin holds a fully cached prompt
+# the last bin holds a fully cached prompt
+CACHED_SHARE_BINS = (0.0, 0.25, 0.5, 0.75, 1.0001)
 
 
 def trace_summary(rows: pd.DataFrame, speed: float = 1.0) -> dict:
@@ -497,23 +584,35 @@ def trace_summary(rows: pd.DataFrame, speed: float = 1.0) -> dict:
         tokens = float(part["prompt_tokens"].sum())
         m_ideal = float(part["ideal_cached_tokens"].fillna(0).sum()) / tokens if known and tokens else math.nan
         m_measured = cache_hit_rate_from_usage(part)
-        by_minute.append({"minute": int(m), "requests": len(part), "ideal_hit_rate": m_ideal,
-                          "measured_hit_rate": m_measured,
-                          "efficiency": m_measured / m_ideal if m_ideal else math.nan})  # fmt: skip
+        by_minute.append(
+            {
+                "minute": int(m),
+                "requests": len(part),
+                "ideal_hit_rate": m_ideal,
+                "measured_hit_rate": m_measured,
+                "efficiency": m_measured / m_ideal if m_ideal else math.nan,
+            }
+        )
     out["prefix_cache_by_trace_minute"] = by_minute
     share = ok["cached_tokens"].fillna(0) / ok["prompt_tokens"]
     bins = pd.cut(share, CACHED_SHARE_BINS, right=False)
     out["ttft_by_cached_share"] = [
-        {"cached_share_from": float(interval.left), "cached_share_to": min(float(interval.right), 1.0),
-         "requests": len(part), "median_ttft_ms": float(part["ttft_s"].median() * 1e3) if len(part) else math.nan,
-         "p99_ttft_ms": float(part["ttft_s"].quantile(0.99) * 1e3) if len(part) else math.nan}
+        {
+            "cached_share_from": float(interval.left),
+            "cached_share_to": min(float(interval.right), 1.0),
+            "requests": len(part),
+            "median_ttft_ms": float(part["ttft_s"].median() * 1e3) if len(part) else math.nan,
+            "p99_ttft_ms": float(part["ttft_s"].quantile(0.99) * 1e3) if len(part) else math.nan,
+        }
         for interval, part in ok.groupby(bins, observed=False)
-    ]  # fmt: skip
+    ]
     return out
 
 
-CLIFF_EFFICIENCY = 0.5  # a level whose cache holds less than half of what it could is past the cliff
-FULL_EFFICIENCY = 0.9  # below it, a level's working set no longer fits
+# a level whose cache holds less than half of what it could is past the cliff
+CLIFF_EFFICIENCY = 0.5
+# below it, a level's working set no longer fits
+FULL_EFFICIENCY = 0.9
 
 
 def working_set(ok: pd.DataFrame, groups: int, prefix_tokens: int) -> dict:
@@ -525,17 +624,22 @@ def working_set(ok: pd.DataFrame, groups: int, prefix_tokens: int) -> dict:
     first_seen = groups * (1 - (1 - 1 / groups) ** n) if n else 0.0
     ideal = (n - first_seen) * prefix_tokens / prompt if prompt else math.nan
     measured = cache_hit_rate_from_usage(ok) if n else math.nan
-    return {"prefix_groups": groups, "working_set_tokens": groups * prefix_tokens,
-            "ideal_prefix_cache_hit_rate": ideal, "measured_prefix_cache_hit_rate": measured,
-            "prefix_cache_efficiency": measured / ideal if ideal else math.nan}  # fmt: skip
+    return {
+        "prefix_groups": groups,
+        "working_set_tokens": groups * prefix_tokens,
+        "ideal_prefix_cache_hit_rate": ideal,
+        "measured_prefix_cache_hit_rate": measured,
+        "prefix_cache_efficiency": measured / ideal if ideal else math.nan,
+    }
 
 
 def cliff(levels: list[dict]) -> list[float] | None:
     """The KV working-set cliff: [the largest working set whose cache efficiency held at least
     ``CLIFF_EFFICIENCY``, the smallest beyond it that fell below]: the cache the server really has lies
     between (None when every level held or none did)."""
-    ordered = sorted((lv for lv in levels if lv.get("prefix_cache_efficiency") is not None),
-                     key=lambda lv: lv["working_set_tokens"])  # fmt: skip
+    ordered = sorted(
+        (lv for lv in levels if lv.get("prefix_cache_efficiency") is not None), key=lambda lv: lv["working_set_tokens"]
+    )
     held = [lv["working_set_tokens"] for lv in ordered if lv["prefix_cache_efficiency"] >= CLIFF_EFFICIENCY]
     fell = [lv["working_set_tokens"] for lv in ordered if lv["prefix_cache_efficiency"] < CLIFF_EFFICIENCY]
     if not held or not fell:
@@ -548,8 +652,11 @@ def capacity_estimate(levels: list[dict]) -> float | None:
     """The cache's size in tokens as the levels that outgrew it show it: under reuse spread evenly over
     the prefixes, an LRU cache of C tokens holds about C / W of a working set of W > C, so each such
     level (efficiency below ``FULL_EFFICIENCY``) estimates C as efficiency x W; the median of them."""
-    estimates = [lv["prefix_cache_efficiency"] * lv["working_set_tokens"] for lv in levels
-                 if lv.get("prefix_cache_efficiency") is not None and lv["prefix_cache_efficiency"] < FULL_EFFICIENCY]  # fmt: skip
+    estimates = [
+        lv["prefix_cache_efficiency"] * lv["working_set_tokens"]
+        for lv in levels
+        if lv.get("prefix_cache_efficiency") is not None and lv["prefix_cache_efficiency"] < FULL_EFFICIENCY
+    ]
     return float(np.median(estimates)) if estimates else None
 
 
@@ -596,7 +703,8 @@ def per_replica(replicas: list) -> dict:
         server = replica.server
         if server is not None and len(server) >= 2:
             figures["server_prefix_cache_hit_rate"] = _server_in_window(
-                server, float(server["time"].min()), float(server["time"].max()))["server_prefix_cache_hit_rate"]  # fmt: skip
+                server, float(server["time"].min()), float(server["time"].max())
+            )["server_prefix_cache_hit_rate"]
             for column in ("num_requests_running", "num_requests_waiting", "kv_cache_usage_perc"):
                 if column in server and server[column].notna().any():
                     figures[f"mean_{column}"] = float(server[column].mean())
@@ -616,8 +724,11 @@ def _skew(values: list) -> float | None:
     return max(values) / mean if mean > 0 else None
 
 
-def per_stage(rows: pd.DataFrame, histograms: list[tuple[float, dict[str, Histogram]]] | None = None,
-              slo: dict[str, float] | None = None) -> dict:  # fmt: skip
+def per_stage(
+    rows: pd.DataFrame,
+    histograms: list[tuple[float, dict[str, Histogram]]] | None = None,
+    slo: dict[str, float] | None = None,
+) -> dict:
     """``stages``: each ``--stages`` step's single-run keys from its rows, and the server's figures between
     the scrapes around it (the run scrapes as each stage ends; a request still in flight when its stage
     ended counts in the next stage's server figures)."""

@@ -16,8 +16,11 @@ from reports.metrics import summarize
 
 REPEATED = (
     *(f"{stat}_{name}_ms" for name in HEADLINE for stat in ("mean", "median", "p90", "p99")),
-    "request_throughput", "output_throughput", "request_goodput", "prefix_cache_hit_rate",
-)  # fmt: skip
+    "request_throughput",
+    "output_throughput",
+    "request_goodput",
+    "prefix_cache_hit_rate",
+)
 
 
 def across_repeats_method(k: int) -> str:

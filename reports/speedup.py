@@ -22,12 +22,17 @@ from reports.metrics import latency_figure, latency_values
 
 LATENCY_RATIOS = ("mean_ttft_ms", "median_ttft_ms", "p90_ttft_ms", "p99_ttft_ms", "mean_e2el_ms")
 THROUGHPUT_RATIOS = ("request_throughput", "output_throughput")
-SPEEDUP_METHOD = ("one run: bootstrap of each level's requests (latency ratios); ratio of two Poisson rates, "
-                  "exact binomial (throughput ratios)")  # fmt: skip
-REPEATED_METHOD = ("across {k} repetitions: the geometric mean of each repetition's ratio (its unshared and shared "
-                   "levels), Student's t over their logarithms")  # fmt: skip
+SPEEDUP_METHOD = (
+    "one run: bootstrap of each level's requests (latency ratios); ratio of two Poisson rates, "
+    "exact binomial (throughput ratios)"
+)
+REPEATED_METHOD = (
+    "across {k} repetitions: the geometric mean of each repetition's ratio (its unshared and shared "
+    "levels), Student's t over their logarithms"
+)
 BOOTSTRAP_RESAMPLES = 2000
-BOOTSTRAP_CAP = 20_000  # values a side the bootstrap resamples (pooled ITL gaps are sampled down to it, seeded)
+# values a side the bootstrap resamples (pooled ITL gaps are sampled down to it, seeded)
+BOOTSTRAP_CAP = 20_000
 
 
 def prefix_cache_speedup(rows: pd.DataFrame, levels: list[dict], level: float) -> dict:
@@ -38,7 +43,8 @@ def prefix_cache_speedup(rows: pd.DataFrame, levels: list[dict], level: float) -
     shared = sorted({lv["value"] for lv in swept if lv.get("value")})
     if not bases or not shared:
         return {}
-    if len(bases) >= 2:  # --repeat: each repetition's ratio, and an interval across them
+    # --repeat: each repetition's ratio, and an interval across them
+    if len(bases) >= 2:
         by_level = [_across_repeats(rows, bases, [lv for lv in swept if lv["value"] == v], level) for v in shared]
         method = REPEATED_METHOD.format(k=len(bases))
     else:
@@ -81,9 +87,12 @@ def throughput_ratios(a: pd.DataFrame, a_s: float, b: pd.DataFrame, b_s: float, 
     two Poisson rates, output throughput's scaled by the ratio of their mean output lengths."""
     ratio, interval = rate_ratio(len(a), a_s, len(b), b_s, level)
     tokens = _mean(a["output_tokens"]) / _mean(b["output_tokens"])
-    return {"request_throughput": ratio, "request_throughput_ci": interval,
-            "output_throughput": None if ratio is None else ratio * tokens,
-            "output_throughput_ci": [None if x is None else x * tokens for x in interval]}  # fmt: skip
+    return {
+        "request_throughput": ratio,
+        "request_throughput_ci": interval,
+        "output_throughput": None if ratio is None else ratio * tokens,
+        "output_throughput_ci": [None if x is None else x * tokens for x in interval],
+    }
 
 
 def geometric_mean_ci(ratios: Sequence[float], level: float) -> tuple[float | None, list[float | None]]:
@@ -99,8 +108,11 @@ def _across_repeats(rows: pd.DataFrame, bases: list[dict], shared: list[dict], l
     """One shared value's ratios per repetition (its levels paired with the unshared ones by ``repeat``)."""
     by_repeat = {lv.get("repeat"): lv for lv in shared}
     pairs = [(base, by_repeat[base.get("repeat")]) for base in bases if base.get("repeat") in by_repeat]
-    out: dict = {"prefix_tokens": int(shared[0]["value"]), "unshared_level": [b["level"] for b, _ in pairs],
-                 "shared_level": [s["level"] for _, s in pairs]}  # fmt: skip
+    out: dict = {
+        "prefix_tokens": int(shared[0]["value"]),
+        "unshared_level": [b["level"] for b, _ in pairs],
+        "shared_level": [s["level"] for _, s in pairs],
+    }
     ratios: dict[str, list[float]] = {}
     for base, one in pairs:
         slow, fast = _ok(rows, base["level"]), _ok(rows, one["level"])
@@ -125,20 +137,27 @@ def _mean(values: pd.Series) -> float:
     return float(values.mean()) if len(values) else math.nan
 
 
-def latency_ratio(slow: np.ndarray, fast: np.ndarray, q: float | None,
-                  level: float) -> tuple[float | None, list[float | None]]:  # fmt: skip
+def latency_ratio(
+    slow: np.ndarray, fast: np.ndarray, q: float | None, level: float
+) -> tuple[float | None, list[float | None]]:
     """``stat(slow) / stat(fast)`` and its bootstrap interval (None where there are too few requests)."""
     if slow.size < 2 or fast.size < 2:
         return None, [None, None]
     stat = statistic(q)
     point = float(stat(slow) / stat(fast))
-    from scipy import stats  # imported when a report is made, not when a run starts
+    # imported when a report is made, not when a run starts
+    from scipy import stats
 
     result = stats.bootstrap(
-        (slow, fast), lambda a, b, axis=-1: stat(a, axis=axis) / stat(b, axis=axis), vectorized=True,
-        paired=False, confidence_level=level, n_resamples=BOOTSTRAP_RESAMPLES, method="percentile",
+        (slow, fast),
+        lambda a, b, axis=-1: stat(a, axis=axis) / stat(b, axis=axis),
+        vectorized=True,
+        paired=False,
+        confidence_level=level,
+        n_resamples=BOOTSTRAP_RESAMPLES,
+        method="percentile",
         rng=np.random.default_rng(0),
-    )  # fmt: skip
+    )
     interval = result.confidence_interval
     return point, [finite(interval.low), finite(interval.high)]
 
@@ -168,8 +187,10 @@ def speedup_sentence(summary: dict, input_tokens: int | None) -> str | None:
     low, high = found.get("median_ttft_ms_ci") or (None, None)
     band = f" ({level:.0%} CI {low:.3g}–{high:.3g}×)" if low is not None and high is not None else ""
     of = f" of {input_tokens:,}" if input_tokens else ""
-    return (f"Shared prefix of {found['prefix_tokens']:,}{of} tokens: TTFT p50 {found['median_ttft_ms']:.3g}× "
-            f"faster{band} than with no prompt shared.")  # fmt: skip
+    return (
+        f"Shared prefix of {found['prefix_tokens']:,}{of} tokens: TTFT p50 {found['median_ttft_ms']:.3g}× "
+        f"faster{band} than with no prompt shared."
+    )
 
 
 def bootstrap_values(rows: pd.DataFrame, name: str) -> np.ndarray:

@@ -28,8 +28,10 @@ from reports.repeats import repeats_summary
 from reports.speedup import prefix_cache_speedup
 from scheduler.slo import parse_slo
 
-LOCUST_ONLY_NOTE = ("This run has no _requests.csv: figures come from Locust's own CSVs, whose percentiles are "
-                    "bucketed to about two significant digits.")  # fmt: skip
+LOCUST_ONLY_NOTE = (
+    "This run has no _requests.csv: figures come from Locust's own CSVs, whose percentiles are "
+    "bucketed to about two significant digits."
+)
 
 
 EMBEDDINGS_NOTE = (
@@ -101,8 +103,10 @@ def _client_notes(run: RunData, summary: dict) -> list[str]:
         summary["client_cpu_max_share"] = run.client_cpu.get("client_cpu_max_share")
         summary["client_cpu_bound"] = bool(run.client_cpu.get("client_cpu_bound"))
         if summary["client_cpu_bound"]:
-            notes.append(f"{BOTTLENECK.capitalize()}: a client process used or waited for over 90% of a core for "
-                         "more than 10% of the run, so its TTFT and ITL include its own delays.")  # fmt: skip
+            notes.append(
+                f"{BOTTLENECK.capitalize()}: a client process used or waited for over 90% of a core for "
+                "more than 10% of the run, so its TTFT and ITL include its own delays."
+            )
     cal = run.calibration
     if cal:
         summary.update({k: v for k, v in cal.items() if k.startswith("client_")})
@@ -147,8 +151,10 @@ def _server_spans(rows: pd.DataFrame, summary: dict) -> list[str]:
     notes = []
     missing = len(traced) - summary["server_span_requests"]
     if missing:
-        notes.append(f"{missing} of {len(traced)} traced requests have no span from the server: their server_* "
-                     "columns are empty.")  # fmt: skip
+        notes.append(
+            f"{missing} of {len(traced)} traced requests have no span from the server: their server_* "
+            "columns are empty."
+        )
     if both.empty:
         return notes
     gap = (both["ttft_s"] - both["server_ttft_s"]).to_numpy(dtype=float) * 1e3
@@ -156,9 +162,11 @@ def _server_spans(rows: pd.DataFrame, summary: dict) -> list[str]:
     summary["p99_client_minus_server_span_ttft_ms"] = float(np.percentile(gap, 99))
     worst = both.assign(gap_ms=gap).nlargest(3, "gap_ms")
     named = ", ".join(f"{r.request_id} ({r.gap_ms:.1f} ms)" for r in worst.itertuples())
-    notes.append(f"Client − server TTFT per request (the server's spans): p50 "
-                 f"{summary['median_client_minus_server_span_ttft_ms']:.2f} ms, p99 "
-                 f"{summary['p99_client_minus_server_span_ttft_ms']:.2f} ms; the largest: {named}.")  # fmt: skip
+    notes.append(
+        f"Client − server TTFT per request (the server's spans): p50 "
+        f"{summary['median_client_minus_server_span_ttft_ms']:.2f} ms, p99 "
+        f"{summary['p99_client_minus_server_span_ttft_ms']:.2f} ms; the largest: {named}."
+    )
     return notes
 
 
@@ -172,7 +180,8 @@ def _trace_figures(run: RunData, rows: pd.DataFrame, summary: dict, notes: list[
         "ideal_prefix_cache_hit_rate"
     )
     ideal = trace.get("ideal_prefix_cache_hit_rate")
-    if summary["prefix_cache_hit_rate_source"] == "server_metrics" and ideal:  # the server's own counters
+    # the server's own counters
+    if summary["prefix_cache_hit_rate_source"] == "server_metrics" and ideal:
         summary["server_prefix_cache_efficiency"] = summary["prefix_cache_hit_rate"] / ideal
     notes.append(trace_note(summary))
 
@@ -183,10 +192,21 @@ def _level_figures(run: RunData, rows: pd.DataFrame, slo: dict, summary: dict, n
         return
     run_slo = slo or parse_slo(run.config.get("slo") or "")
     target = float(run.config.get("slo_attainment") or 0.99)
-    summary.update(levels_summary(rows, run.levels, run.server, run_slo, target,
-                                  bool(run.config.get("find_capacity")), run.config.get("request_rate"),
-                                  int(run.config.get("prefix_tokens") or 0), run.histograms))  # fmt: skip
-    for level in summary["levels"]:  # each level's energy over its own span
+    summary.update(
+        levels_summary(
+            rows,
+            run.levels,
+            run.server,
+            run_slo,
+            target,
+            bool(run.config.get("find_capacity")),
+            run.config.get("request_rate"),
+            int(run.config.get("prefix_tokens") or 0),
+            run.histograms,
+        )
+    )
+    # each level's energy over its own span
+    for level in summary["levels"]:
         level.update(
             energy_figures(run.telemetry, level["start"], level["end"], int(level["total_output_tokens"] or 0))
         )

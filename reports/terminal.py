@@ -8,8 +8,12 @@ from reports.answers import figure
 
 WIDTH = 60
 # vllm bench serve's latency sections: (title, its abbreviation, the summary's name)
-SECTIONS = (("Time to First Token", "TTFT", "ttft"), ("Time per Output Token (excl. 1st token)", "TPOT", "tpot"),
-            ("Inter-token Latency", "ITL", "itl"), ("End-to-end Latency", "E2EL", "e2el"))  # fmt: skip
+SECTIONS = (
+    ("Time to First Token", "TTFT", "ttft"),
+    ("Time per Output Token (excl. 1st token)", "TPOT", "tpot"),
+    ("Inter-token Latency", "ITL", "itl"),
+    ("End-to-end Latency", "E2EL", "e2el"),
+)
 HEADLINE_LINES = (
     ("Successful requests", "completed", ""),
     ("Failed requests", "failed", ""),

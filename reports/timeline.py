@@ -14,8 +14,10 @@ import math
 import numpy as np
 import pandas as pd
 
-TIMELINE_MAX = 5_000  # requests drawn as bars; beyond, every k-th
-IN_FLIGHT_POINTS = 2_000  # the in-flight curve's points at most
+# requests drawn as bars; beyond, every k-th
+TIMELINE_MAX = 5_000
+# the in-flight curve's points at most
+IN_FLIGHT_POINTS = 2_000
 
 
 def colour_by(rows: pd.DataFrame) -> str:
@@ -42,13 +44,15 @@ def bars(rows: pd.DataFrame, limit: int = TIMELINE_MAX) -> tuple[pd.DataFrame, i
     else:
         group = drawn[by].astype(str).to_numpy()
     e2e = pd.to_numeric(drawn["e2e_s"], errors="coerce").fillna(0.0)
-    out = pd.DataFrame({
-        "sent": drawn["start_time"].to_numpy(float) - t0,
-        "first": (drawn["start_time"] + pd.to_numeric(drawn["ttft_s"], errors="coerce")).to_numpy(float) - t0,
-        "end": (drawn["start_time"] + e2e).to_numpy(float) - t0,
-        "group": group,
-        "success": drawn["success"].to_numpy(bool),
-    })  # fmt: skip
+    out = pd.DataFrame(
+        {
+            "sent": drawn["start_time"].to_numpy(float) - t0,
+            "first": (drawn["start_time"] + pd.to_numeric(drawn["ttft_s"], errors="coerce")).to_numpy(float) - t0,
+            "end": (drawn["start_time"] + e2e).to_numpy(float) - t0,
+            "group": group,
+            "success": drawn["success"].to_numpy(bool),
+        }
+    )
     return out.reset_index(drop=True), step
 
 
@@ -62,7 +66,8 @@ def in_flight(rows: pd.DataFrame, points: int = IN_FLIGHT_POINTS) -> pd.DataFram
     ends = starts + pd.to_numeric(rows["e2e_s"], errors="coerce").fillna(0.0).to_numpy(float)
     times = np.concatenate([starts, ends])
     steps = np.concatenate([np.ones(len(starts)), -np.ones(len(ends))])
-    order = np.lexsort((steps, times))  # at equal times an end before a start
+    # at equal times an end before a start
+    order = np.lexsort((steps, times))
     times, counts = times[order], np.cumsum(steps[order])
     span = float(times[-1]) if len(times) else 0.0
     width = max(span / points, 1e-9)

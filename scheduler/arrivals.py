@@ -34,15 +34,20 @@ from dataclasses import dataclass
 from typing import Protocol
 
 INF = math.inf
-BOUNDARY_S = 1e-9  # an arrival this close to a stage's end (summed gaps round) belongs to the next stage
-BLOCK = 1024  # a constant rate's gaps are scaled to their mean this many at a time
+# an arrival this close to a stage's end (summed gaps round) belongs to the next stage
+BOUNDARY_S = 1e-9
+# a constant rate's gaps are scaled to their mean this many at a time
+BLOCK = 1024
 
 
 @dataclass(frozen=True, slots=True)
 class Arrival:
-    index: int  # 0-based, in the order of the schedule
-    offset_s: float  # seconds after the schedule's start
-    stage: str  # "" outside staged runs
+    # 0-based, in the order of the schedule
+    index: int
+    # seconds after the schedule's start
+    offset_s: float
+    # "" outside staged runs
+    stage: str
 
 
 class RateProfile(Protocol):
@@ -62,10 +67,12 @@ class ConstantRate:
 
 @dataclass(frozen=True)
 class Ramp:
-    strategy: str  # "linear" or "exponential"
+    # "linear" or "exponential"
+    strategy: str
     start: float
     end: float
-    total: int  # the run's -n
+    # the run's -n
+    total: int
 
     def rate(self, index: int, offset_s: float) -> tuple[float, str] | None:
         progress = index / max(self.total - 1, 1)
@@ -77,8 +84,10 @@ class Ramp:
 @dataclass(frozen=True)
 class Stage:
     duration_s: float
-    rate: float | None = None  # requests per second (an open loop)
-    users: int | None = None  # or a user count (a closed loop, run by a LoadTestShape)
+    # requests per second (an open loop)
+    rate: float | None = None
+    # or a user count (a closed loop, run by a LoadTestShape)
+    users: int | None = None
 
 
 def stage_at(stages: tuple[Stage, ...], offset_s: float) -> tuple[int, Stage] | None:
@@ -140,7 +149,8 @@ def schedule(profile: RateProfile, burstiness: float, seed: int, total: int | No
         rate, stage = current
         if index:
             offset += next(exact) if exact is not None else gap(rng, rate, burstiness)
-            current = profile.rate(index, offset)  # the gap may cross into the next stage
+            # the gap may cross into the next stage
+            current = profile.rate(index, offset)
             if current is None:
                 return
             stage = current[1]

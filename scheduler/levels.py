@@ -35,26 +35,48 @@ import numpy as np
 from scheduler.slo import met
 
 KINDS = ("rate", "concurrency", "prefix-groups", "prefix-tokens")
-WHOLE_KINDS = ("concurrency", "prefix-groups", "prefix-tokens")  # levels counted in whole numbers
-PROMPT_KINDS = ("prefix-groups", "prefix-tokens")  # levels with prompts of their own, built before the run
+# levels counted in whole numbers
+WHOLE_KINDS = ("concurrency", "prefix-groups", "prefix-tokens")
+# levels with prompts of their own, built before the run
+PROMPT_KINDS = ("prefix-groups", "prefix-tokens")
 # PREFIX_levels.csv, one line per level as the run ran it (users/load/sweep.py writes it, reports read it)
 # windows: its sending windows, "start-end" in unix seconds, ";" between an extension's
-LEVEL_LOG_COLUMNS = ("level", "kind", "value", "purpose", "start", "send_end", "end", "saturated", "resolved",
-                     "extensions", "cache", "repeat", "windows")  # fmt: skip
-Z_95 = 1.959964  # the two-sided 95% normal quantile: Wilson intervals are 95% intervals
+LEVEL_LOG_COLUMNS = (
+    "level",
+    "kind",
+    "value",
+    "purpose",
+    "start",
+    "send_end",
+    "end",
+    "saturated",
+    "resolved",
+    "extensions",
+    "cache",
+    "repeat",
+    "windows",
+)
+# the two-sided 95% normal quantile: Wilson intervals are 95% intervals
+Z_95 = 1.959964
 
 
 @dataclass(frozen=True, slots=True)
 class Level:
-    number: int  # 1-based, in the order run
-    kind: str  # "rate" (requests/s, an open loop), "concurrency" (requests in flight, a closed loop) or
+    # 1-based, in the order run
+    number: int
+    # "rate" (requests/s, an open loop), "concurrency" (requests in flight, a closed loop) or
+    kind: str
     # "prefix-groups" (distinct shared prefixes, an open loop at ``rate``) or "prefix-tokens" (shared
     # tokens of each prompt, at ``rate`` or ``concurrency``)
     value: float
-    purpose: str = "sweep"  # sweep, synchronous, throughput, probe
-    rate: float | None = None  # a prompt level's request rate
-    concurrency: int | None = None  # a prompt level's requests in flight (no rate: a closed loop)
-    repeat: int | None = None  # --repeat: which repetition of its value (1-based); None without --repeat
+    # sweep, synchronous, throughput, probe
+    purpose: str = "sweep"
+    # a prompt level's request rate
+    rate: float | None = None
+    # a prompt level's requests in flight (no rate: a closed loop)
+    concurrency: int | None = None
+    # --repeat: which repetition of its value (1-based); None without --repeat
+    repeat: int | None = None
 
     @property
     def open_loop(self) -> bool:
@@ -104,12 +126,17 @@ def prompt_set(kind: str, value: float) -> str | None:
 @dataclass(slots=True)
 class LevelResult:
     level: Level
-    requests: int  # finished requests (cancelled ones are not counted)
-    met: int  # of them, those that met every SLO (all successful ones without an SLO)
-    achieved_rate: float  # requests that ended per second within its sending windows (its throughput)
+    # finished requests (cancelled ones are not counted)
+    requests: int
+    # of them, those that met every SLO (all successful ones without an SLO)
+    met: int
+    # requests that ended per second within its sending windows (its throughput)
+    achieved_rate: float
     saturated: bool = False
-    resolved: bool = True  # False: the attainment interval still straddles the target
-    runs: tuple[int, ...] = ()  # the sizes of its bursts of requests that missed the SLO (``missed_runs``)
+    # False: the attainment interval still straddles the target
+    resolved: bool = True
+    # the sizes of its bursts of requests that missed the SLO (``missed_runs``)
+    runs: tuple[int, ...] = ()
 
     @property
     def attainment(self) -> float:
@@ -132,7 +159,8 @@ def wilson(successes: float, n: float, z: float = Z_95) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-BURST_GAP = 3  # misses separated by at most this many met requests belong to one burst
+# misses separated by at most this many met requests belong to one burst
+BURST_GAP = 3
 
 
 def missed_runs(met: Sequence[bool], gap: int = BURST_GAP) -> tuple[int, ...]:
@@ -234,17 +262,26 @@ def _climbing_stopped(results: Sequence[LevelResult]) -> bool:
 class ExplicitSweep(Plan):
     kind: str
     values: tuple[float, ...]
-    rate: float | None = None  # prompt levels' request rate
-    concurrency: int | None = None  # prompt levels' requests in flight, without a rate
-    repeat: int = 1  # --repeat: the values run this many times, interleaved
+    # prompt levels' request rate
+    rate: float | None = None
+    # prompt levels' requests in flight, without a rate
+    concurrency: int | None = None
+    # --repeat: the values run this many times, interleaved
+    repeat: int = 1
 
     def next_level(self, results: Sequence[LevelResult]) -> Level | None:
         n = len(results)
         if n >= len(self.values) * self.repeat or _climbing_stopped(results):
             return None
         repetition, index = divmod(n, len(self.values))
-        return Level(n + 1, self.kind, self.values[index], rate=self.rate, concurrency=self.concurrency,
-                     repeat=repetition + 1 if self.repeat > 1 else None)  # fmt: skip
+        return Level(
+            n + 1,
+            self.kind,
+            self.values[index],
+            rate=self.rate,
+            concurrency=self.concurrency,
+            repeat=repetition + 1 if self.repeat > 1 else None,
+        )
 
 
 @dataclass
@@ -263,7 +300,8 @@ class AutoSweep(Plan):
         if n - 2 >= self.rates or _climbing_stopped(results):
             return None
         low, high = results[0].achieved_rate, results[1].achieved_rate
-        if not (high > low > 0):  # the server got no faster with more in flight: nothing lies between
+        # the server got no faster with more in flight: nothing lies between
+        if not (high > low > 0):
             return None
         step = (high - low) / (self.rates + 1)
         return Level(n + 1, "rate", round(low + step * (n - 1), 6))
@@ -276,7 +314,8 @@ class CapacitySearch(Plan):
 
     target: float
     saturating_concurrency: int
-    tolerance: float = 0.05  # stop when the bracket is this narrow, relative to its top
+    # stop when the bracket is this narrow, relative to its top
+    tolerance: float = 0.05
     max_levels: int = 10
     max_extensions: int = 2
     extensions: dict[int, int] = field(default_factory=dict)
@@ -298,7 +337,8 @@ class CapacitySearch(Plan):
         if n >= self.max_levels or not self.ceiling(results) > 0:
             return None
         low, high = self.bracket(results)
-        if n == 1:  # a server's SLO capacity usually lies near its throughput: look there first
+        # a server's SLO capacity usually lies near its throughput: look there first
+        if n == 1:
             return Level(2, "rate", round(0.9 * results[0].achieved_rate, 6), "probe")
         if high - low <= self.tolerance * high:
             return None
@@ -345,10 +385,14 @@ class Capacity:
     rate: float
     interval: tuple[float, float | None]
     bracket: tuple[float, float | None]
-    level: int | None  # the number of the highest level that reached the target
-    at_least: bool  # no rate level fell below the target: the capacity is at least ``rate``
-    design: float  # the design effect the intervals used
-    levels: int = 0  # the rate levels it was estimated from
+    # the number of the highest level that reached the target
+    level: int | None
+    # no rate level fell below the target: the capacity is at least ``rate``
+    at_least: bool
+    # the design effect the intervals used
+    design: float
+    # the rate levels it was estimated from
+    levels: int = 0
 
 
 def capacity(results: Sequence[LevelResult], target: float) -> Capacity:
@@ -366,8 +410,9 @@ def capacity(results: Sequence[LevelResult], target: float) -> Capacity:
     # levels that contradict a falling attainment (a saturated level below a passing one) can put the fit's
     # crossing outside the interval: the interval's bound is the better-founded answer there
     rate = min(max(rate, interval[0]), interval[1] if interval[1] is not None else math.inf)
-    return Capacity(rate, interval, (low, high),
-                    best.level.number if best is not None else None, at_least, design, len(probes))  # fmt: skip
+    return Capacity(
+        rate, interval, (low, high), best.level.number if best is not None else None, at_least, design, len(probes)
+    )
 
 
 def capacity_sentence(answer: Capacity, slo: str, target: float) -> str:
@@ -397,7 +442,8 @@ def _rate(value: float) -> str:
 
 def non_increasing(values: Sequence[float], weights: Sequence[float]) -> list[float]:
     """The weighted least-squares non-increasing fit (pool adjacent violators)."""
-    blocks: list[list[float]] = []  # [mean, weight, count]
+    # [mean, weight, count]
+    blocks: list[list[float]] = []
     for value, weight in zip(values, weights, strict=True):
         blocks.append([value, float(weight), 1])
         while len(blocks) > 1 and blocks[-2][0] < blocks[-1][0]:
@@ -484,10 +530,19 @@ def increasing(values: Sequence[float], alpha: float) -> bool:
     return 0.5 * math.erfc(z / math.sqrt(2)) < alpha
 
 
-def level_result(level: Level, start: Sequence[float], success: Sequence[bool], cancelled: Sequence[bool],
-                 ttft: Sequence[float], tpot: Sequence[float], e2e: Sequence[float],
-                 windows: Sequence[tuple[float, float]], slo: dict[str, float], saturated: bool = False,
-                 resolved: bool = True) -> LevelResult:  # fmt: skip
+def level_result(
+    level: Level,
+    start: Sequence[float],
+    success: Sequence[bool],
+    cancelled: Sequence[bool],
+    ttft: Sequence[float],
+    tpot: Sequence[float],
+    e2e: Sequence[float],
+    windows: Sequence[tuple[float, float]],
+    slo: dict[str, float],
+    saturated: bool = False,
+    resolved: bool = True,
+) -> LevelResult:
     """A level's result from its rows (the run's driver and the reports alike).
 
     Cancelled requests (cut off by the end of the level) are left out. Attainment counts the
@@ -503,8 +558,15 @@ def level_result(level: Level, start: Sequence[float], success: Sequence[bool], 
     ends = (starts + np.nan_to_num(np.asarray(e2e, dtype=float), nan=0.0))[kept]
     requests = int(kept.sum())
     order = np.argsort(starts[kept], kind="stable")
-    return LevelResult(level, requests, int((good & kept).sum()), ended_rate(ends, windows), saturated, resolved,
-                       missed_runs(good[kept][order].tolist()))  # fmt: skip
+    return LevelResult(
+        level,
+        requests,
+        int((good & kept).sum()),
+        ended_rate(ends, windows),
+        saturated,
+        resolved,
+        missed_runs(good[kept][order].tolist()),
+    )
 
 
 def ended_rate(ends: np.ndarray, windows: Sequence[tuple[float, float]]) -> float:

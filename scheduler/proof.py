@@ -14,15 +14,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MAX_RATE_SHORTFALL = 0.02  # achieved more than 2% below requested: slipped
-MAX_LAG_P99_S = 0.010  # or a lag p99 over 10 ms
+# achieved more than 2% below requested: slipped
+MAX_RATE_SHORTFALL = 0.02
+# or a lag p99 over 10 ms
+MAX_LAG_P99_S = 0.010
 
 
 @dataclass(frozen=True)
 class ScheduleProof:
     requests: int
-    scheduled_rate: float  # (n - 1) / (last scheduled - first scheduled)
-    achieved_rate: float  # (n - 1) / (last release - first release)
+    # (n - 1) / (last scheduled - first scheduled)
+    scheduled_rate: float
+    # (n - 1) / (last release - first release)
+    achieved_rate: float
     lag_p50_s: float
     lag_p99_s: float
     lag_max_s: float

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-KEYS = {"ttft_ms": "ttft_s", "tpot_ms": "tpot_s", "e2el_ms": "e2e_s"}  # SLO key -> per-request column
+# SLO key -> per-request column
+KEYS = {"ttft_ms": "ttft_s", "tpot_ms": "tpot_s", "e2el_ms": "e2e_s"}
 
 
 def parse_slo(text: str | None) -> dict[str, float]:

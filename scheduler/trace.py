@@ -49,13 +49,17 @@ class TraceError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class TraceRequest:
-    index: int  # 0-based, in the trace's order
-    time_s: float  # seconds after the trace's first request
+    # 0-based, in the trace's order
+    index: int
+    # seconds after the trace's first request
+    time_s: float
     input_length: int
     output_length: int
-    hash_ids: tuple[int, ...] = ()  # one per block; empty when the format has none
+    # one per block; empty when the format has none
+    hash_ids: tuple[int, ...] = ()
     session: str = ""
-    where: str = ""  # the file and row, for messages
+    # the file and row, for messages
+    where: str = ""
 
 
 @dataclass(frozen=True)
@@ -116,8 +120,10 @@ def load_trace(path: str, fmt: str = "", block_tokens: int = 512) -> Trace:
         if t < 0:
             raise TraceError(f"--trace {path}: {where}: negative timestamp {t:g}")
         if t < previous:
-            raise TraceError(f"--trace {path}: {where}: timestamp {t:g} is earlier than the row before ({previous:g}); "
-                             "a trace must be sorted by time")  # fmt: skip
+            raise TraceError(
+                f"--trace {path}: {where}: timestamp {t:g} is earlier than the row before ({previous:g}); "
+                "a trace must be sorted by time"
+            )
         previous = t
         requests.append(TraceRequest(index, t - t0, n_in, n_out, ids, session, where))
     return Trace(path, fmt, tuple(with_sessions(requests, block_tokens)), block_tokens)
@@ -147,14 +153,19 @@ def check_lengths(trace: Trace, max_model_len: int | None, least_input: int = 1)
     """Every request fits the model's context and is longer than the prompt's fixed part (raises TraceError)."""
     for r in trace.requests:
         if max_model_len is not None and r.input_length + r.output_length > max_model_len:
-            raise TraceError(f"--trace {r.where}: input_length {r.input_length} + output_length {r.output_length} "
-                             f"exceeds the model's context of {max_model_len} tokens")  # fmt: skip
+            raise TraceError(
+                f"--trace {r.where}: input_length {r.input_length} + output_length {r.output_length} "
+                f"exceeds the model's context of {max_model_len} tokens"
+            )
         if r.input_length < least_input:
-            raise TraceError(f"--trace {r.where}: input_length {r.input_length} is shorter than the prompt's fixed "
-                             f"part ({least_input} tokens: the chat template or BOS, and a first word)")  # fmt: skip
+            raise TraceError(
+                f"--trace {r.where}: input_length {r.input_length} is shorter than the prompt's fixed "
+                f"part ({least_input} tokens: the chat template or BOS, and a first word)"
+            )
 
 
-Raw = tuple[str, float, int, int, tuple[int, ...], str]  # where, time (s), input, output, hash ids, session
+# where, time (s), input, output, hash ids, session
+Raw = tuple[str, float, int, int, tuple[int, ...], str]
 
 
 def _number(where: str, name: str, value: object) -> float | None:
@@ -238,13 +249,20 @@ def _azure(path: str, _block_tokens: int) -> Iterator[Raw]:
             _pick(columns, AZURE_OUTPUT),
         )
         if time_col is None or in_col is None or out_col is None:
-            raise TraceError(f"--trace {path}: an Azure-style trace needs columns {AZURE_TIME[0]}, {AZURE_INPUT[0]} "
-                             f"and {AZURE_OUTPUT[0]}; found {', '.join(columns)}")  # fmt: skip
+            raise TraceError(
+                f"--trace {path}: an Azure-style trace needs columns {AZURE_TIME[0]}, {AZURE_INPUT[0]} "
+                f"and {AZURE_OUTPUT[0]}; found {', '.join(columns)}"
+            )
         try:
             session_col = _pick(columns, SESSION)
-            yield (where, _seconds(where, time_col, row.get(time_col)), _count(where, in_col, row.get(in_col)),
-                   _count(where, out_col, row.get(out_col)), (),
-                   (row.get(session_col) or "").strip() if session_col else "")  # fmt: skip
+            yield (
+                where,
+                _seconds(where, time_col, row.get(time_col)),
+                _count(where, in_col, row.get(in_col)),
+                _count(where, out_col, row.get(out_col)),
+                (),
+                (row.get(session_col) or "").strip() if session_col else "",
+            )
         except TraceError as exc:
             raise TraceError(f"--trace {exc}") from None
 
@@ -255,16 +273,25 @@ def _requests(path: str, _block_tokens: int) -> Iterator[Raw]:
         if "prompt_tokens" not in columns or ("start_time" not in columns and "scheduled_time" not in columns):
             raise TraceError(f"--trace {path}: a requests CSV needs start_time (or scheduled_time) and prompt_tokens")
         if not (row.get("prompt_tokens") or "").strip():
-            continue  # failed before the server counted its prompt: nothing to replay
+            # failed before the server counted its prompt: nothing to replay
+            continue
         time_col = "scheduled_time" if (row.get("scheduled_time") or "").strip() else "start_time"
         try:
             out = row.get("output_tokens") or row.get("max_tokens")
-            rows.append((where, _seconds(where, time_col, row.get(time_col)),
-                         _count(where, "prompt_tokens", row.get("prompt_tokens")),
-                         _count(where, "output_tokens", out) if (out or "").strip() else 1, (), ""))  # fmt: skip
+            rows.append(
+                (
+                    where,
+                    _seconds(where, time_col, row.get(time_col)),
+                    _count(where, "prompt_tokens", row.get("prompt_tokens")),
+                    _count(where, "output_tokens", out) if (out or "").strip() else 1,
+                    (),
+                    "",
+                )
+            )
         except TraceError as exc:
             raise TraceError(f"--trace {exc}") from None
-    rows.sort(key=lambda r: r[1])  # a run's rows are written as requests end, not as they were sent
+    # a run's rows are written as requests end, not as they were sent
+    rows.sort(key=lambda r: r[1])
     yield from rows
 
 
@@ -277,7 +304,8 @@ def arrivals(trace: Trace, speed: float = 1.0, total: int | None = None) -> Iter
 def ideal_cached_tokens(trace: Trace) -> list[int]:
     """Per request, the tokens an unbounded prefix cache would hold for it: its leading blocks that an
     earlier request had (a partial block as far as both had it), never its last token; 0 without hash ids."""
-    seen: dict[tuple[int, int], int] = {}  # (chain hash up to a block, its position) -> most tokens of it held
+    # (chain hash up to a block, its position) -> most tokens of it held
+    seen: dict[tuple[int, int], int] = {}
     out = []
     b = trace.block_tokens
     for request in trace.requests:
@@ -292,7 +320,8 @@ def ideal_cached_tokens(trace: Trace) -> list[int]:
             held = seen.get(key, 0)
             if matching:
                 cached += min(held, length)
-                matching = held >= length  # a block held only in part ends the match
+                # a block held only in part ends the match
+                matching = held >= length
             seen[key] = max(held, length)
         out.append(min(cached, n - 1))
     return out

@@ -1,6 +1,7 @@
 from gevent import monkey
 
-monkey.patch_all()  # before anything imports ssl/socket, as Locust itself would
+# before anything imports ssl/socket, as Locust itself would
+monkey.patch_all()
 
 import pytest  # noqa: E402
 

@@ -19,9 +19,18 @@ import sys
 from collections.abc import Iterator
 
 
-def generate(requests: int = 200, rate: float = 4.0, prefixes: int = 8, zipf: float = 1.1, root_blocks: int = 1,
-             prefix_blocks: int = 3, unique_blocks: int = 2, block_tokens: int = 512, output_tokens: int = 64,
-             seed: int = 0) -> Iterator[dict]:  # fmt: skip
+def generate(
+    requests: int = 200,
+    rate: float = 4.0,
+    prefixes: int = 8,
+    zipf: float = 1.1,
+    root_blocks: int = 1,
+    prefix_blocks: int = 3,
+    unique_blocks: int = 2,
+    block_tokens: int = 512,
+    output_tokens: int = 64,
+    seed: int = 0,
+) -> Iterator[dict]:
     """The trace's records, in time order."""
     rng = random.Random(f"trace-{seed}")
     next_id = 0
@@ -40,9 +49,14 @@ def generate(requests: int = 200, rate: float = 4.0, prefixes: int = 8, zipf: fl
         chain = rng.choices(chains, weights)[0] if chains else []
         own = new_ids(rng.randint(1, unique_blocks))
         ids = root + chain + own
-        input_length = len(ids) * block_tokens - rng.randrange(block_tokens)  # the last block partly filled
-        yield {"timestamp": round(t * 1000), "input_length": input_length,
-               "output_length": rng.randint(max(1, output_tokens // 2), output_tokens), "hash_ids": ids}  # fmt: skip
+        # the last block partly filled
+        input_length = len(ids) * block_tokens - rng.randrange(block_tokens)
+        yield {
+            "timestamp": round(t * 1000),
+            "input_length": input_length,
+            "output_length": rng.randint(max(1, output_tokens // 2), output_tokens),
+            "hash_ids": ids,
+        }
         t += rng.expovariate(rate)
 
 
@@ -62,11 +76,23 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     counts = (args.requests, args.prefix_blocks, args.unique_blocks, args.block_tokens, args.output_tokens)
     if min(counts) < 1 or args.prefixes < 0 or args.root_blocks < 0 or not args.rate > 0:
-        print("error: counts must be at least 1 (--prefixes and --root-blocks at least 0), --rate positive",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "error: counts must be at least 1 (--prefixes and --root-blocks at least 0), --rate positive",
+            file=sys.stderr,
+        )
         return 2
-    records = generate(args.requests, args.rate, args.prefixes, args.zipf, args.root_blocks, args.prefix_blocks,
-                       args.unique_blocks, args.block_tokens, args.output_tokens, args.seed)  # fmt: skip
+    records = generate(
+        args.requests,
+        args.rate,
+        args.prefixes,
+        args.zipf,
+        args.root_blocks,
+        args.prefix_blocks,
+        args.unique_blocks,
+        args.block_tokens,
+        args.output_tokens,
+        args.seed,
+    )
     try:
         with open(args.out, "w", encoding="utf-8") as f:
             for record in records:

@@ -13,17 +13,20 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # mkdocs loads this file by its path
+# mkdocs loads this file by its path
+sys.path.insert(0, str(ROOT))
 
 from tools.reference import filled  # noqa: E402  (the repository on the path first)
 
-FILE = re.compile(r"<!-- file: ([\w.-]+) -->")  # a file at the repository's root (CHANGELOG.md), without its title
+# a file at the repository's root (CHANGELOG.md), without its title
+FILE = re.compile(r"<!-- file: ([\w.-]+) -->")
 
 
 @cache
 def reference(name: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "tools.reference", name], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.reference", name], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     if done.returncode != 0:
         raise RuntimeError(f"tools.reference {name} failed: {done.stderr.strip().splitlines()[-1:]}")
     return done.stdout

@@ -38,8 +38,9 @@ def options() -> str:
             default = "" if o.default in (None, "", ()) else f"`{o.default}`"
             form = "no (secret)" if o.secret else ("yes" if o.web_form else "no")
             rows.append((flags, f"`{o.env_var}`", default, form, o.help))
-        out.append(f"## {title}\n\n" + _table(("option", "environment variable", "default", "web form", "meaning"),
-                                             rows))  # fmt: skip
+        out.append(
+            f"## {title}\n\n" + _table(("option", "environment variable", "default", "web form", "meaning"), rows)
+        )
     return "\n".join(out)
 
 
@@ -55,8 +56,13 @@ def summary() -> str:
     rows = [(f"`{key}`", what) for key, what in FIGURES.items()]
     words = [(f"`{key}`", what) for key, what in DESCRIPTIVE.items()]
     scopes = [(f"`{scope}.<key>`", what) for scope, what in SCOPES.items()]
-    return (_table(("key", "meaning"), rows) + "\n" + _table(("key (not a figure to check)", "meaning"), words) + "\n"
-            + _table(("nested under", "meaning"), scopes))  # fmt: skip
+    return (
+        _table(("key", "meaning"), rows)
+        + "\n"
+        + _table(("key (not a figure to check)", "meaning"), words)
+        + "\n"
+        + _table(("nested under", "meaning"), scopes)
+    )
 
 
 def prometheus() -> str:
@@ -91,8 +97,14 @@ def emulator() -> str:
     return _table(("flag", "default", "meaning"), rows)
 
 
-PAGES: dict[str, Callable[[], str]] = {"options": options, "columns": columns, "summary": summary,
-                                       "prometheus": prometheus, "routes": routes, "emulator": emulator}  # fmt: skip
+PAGES: dict[str, Callable[[], str]] = {
+    "options": options,
+    "columns": columns,
+    "summary": summary,
+    "prometheus": prometheus,
+    "routes": routes,
+    "emulator": emulator,
+}
 
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -102,14 +114,18 @@ BLOCK = re.compile(r"<!-- reference: (\w+) -->\n(?:.*?<!-- /reference -->\n?)?",
 
 def filled(markdown: str, tables: Callable[[str], str]) -> str:
     """A page with each reference block holding its table (``tables(name)``), between its two markers."""
-    return BLOCK.sub(lambda m: f"<!-- reference: {m.group(1)} -->\n{tables(m.group(1)).rstrip()}\n"
-                     "<!-- /reference -->\n", markdown)  # fmt: skip
+    return BLOCK.sub(
+        lambda m: f"<!-- reference: {m.group(1)} -->\n{tables(m.group(1)).rstrip()}\n<!-- /reference -->\n", markdown
+    )
 
 
 def stale_pages() -> list[Path]:
     """The docs' pages whose committed tables differ from the code's (``--write`` brings them up to date)."""
-    return [p for p in sorted(DOCS.rglob("*.md")) if filled(p.read_text(encoding="utf-8"), _table_of) != p.read_text(
-        encoding="utf-8")]  # fmt: skip
+    return [
+        p
+        for p in sorted(DOCS.rglob("*.md"))
+        if filled(p.read_text(encoding="utf-8"), _table_of) != p.read_text(encoding="utf-8")
+    ]
 
 
 def _table_of(name: str) -> str:

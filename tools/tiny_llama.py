@@ -55,10 +55,18 @@ def build_model(out_dir: str, vocab_size: int) -> None:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
-        vocab_size=vocab_size, hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, max_position_embeddings=4096, bos_token_id=0, eos_token_id=4, tie_word_embeddings=True,
+        vocab_size=vocab_size,
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        bos_token_id=0,
+        eos_token_id=4,
+        tie_word_embeddings=True,
         torch_dtype="bfloat16",
-    )  # fmt: skip
+    )
     torch.manual_seed(0)
     model = LlamaForCausalLM(config).to(torch.bfloat16)
     model.save_pretrained(out_dir)
@@ -87,9 +95,18 @@ def build_lora(out_dir: str, model_dir: str, seed: int) -> None:
             tensors[f"{key}.lora_B.weight"] = (torch.randn(width, LORA_RANK) * 0.02).to(torch.bfloat16)
     os.makedirs(out_dir, exist_ok=True)
     save_file(tensors, os.path.join(out_dir, "adapter_model.safetensors"))
-    adapter = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": LORA_RANK, "lora_alpha": 2 * LORA_RANK,
-               "target_modules": list(outputs), "lora_dropout": 0.0, "bias": "none", "fan_in_fan_out": False,
-               "base_model_name_or_path": os.path.abspath(model_dir), "modules_to_save": None}  # fmt: skip
+    adapter = {
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "r": LORA_RANK,
+        "lora_alpha": 2 * LORA_RANK,
+        "target_modules": list(outputs),
+        "lora_dropout": 0.0,
+        "bias": "none",
+        "fan_in_fan_out": False,
+        "base_model_name_or_path": os.path.abspath(model_dir),
+        "modules_to_save": None,
+    }
     with open(os.path.join(out_dir, "adapter_config.json"), "w", encoding="utf-8") as f:
         json.dump(adapter, f, indent=2)
 

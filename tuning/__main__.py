@@ -15,8 +15,9 @@ from tuning.results import best_sentence
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tuning", description=__doc__)
     parser.add_argument("grid", metavar="GRID.yaml", help="the grid file: server, url, settings, workload ...")
-    parser.add_argument("--out", required=True, metavar="DIR", help="where points/NAME/, tuning.csv and "
-                        "tuning_summary.json go")  # fmt: skip
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="where points/NAME/, tuning.csv and tuning_summary.json go"
+    )
     parser.add_argument("--resume", action="store_true", help="keep the points whose results are complete")
     one_line_errors(parser)
     args = parser.parse_args(argv)

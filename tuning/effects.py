@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
 LATENCIES = tuple(f"{stat}_{name}_ms" for name in HEADLINE for stat in STATISTIC_OF)
 CI_LEVEL = 0.95
-ONE_PAIR = ("one pair of runs: bootstrap of their requests (latency ratios), ratio of two Poisson rates "
-            "(throughput ratios)")  # fmt: skip
+ONE_PAIR = (
+    "one pair of runs: bootstrap of their requests (latency ratios), ratio of two Poisson rates (throughput ratios)"
+)
 ACROSS = "across {k} pairs of runs: the geometric mean of their ratios, Student's t over their logarithms"
 
 
@@ -37,8 +38,14 @@ def setting_effects(grid: Grid, results: list[PointResult], out: Path) -> dict[s
     for setting in grid.varied:
         values = list(dict.fromkeys(p[setting] for p in grid.points))
         for other in values[1:]:
-            pairs = [(a, b) for a in ok for b in ok if a.settings[setting] == values[0] and b.settings[setting] == other
-                     and all(a.settings[k] == b.settings[k] for k in a.settings if k != setting)]  # fmt: skip
+            pairs = [
+                (a, b)
+                for a in ok
+                for b in ok
+                if a.settings[setting] == values[0]
+                and b.settings[setting] == other
+                and all(a.settings[k] == b.settings[k] for k in a.settings if k != setting)
+            ]
             if pairs:
                 runs = [(ra, rb) for a, b in pairs for ra, rb in zip(a.repeats, b.repeats, strict=False)]
                 effect = {"from": values[0], "to": other, "pairs": len(pairs), **_ratios(runs, out)}
@@ -54,8 +61,7 @@ def _ratios(runs: list[tuple[dict, dict]], out: Path) -> dict:
             found[key] = float(ratios[0]) if len(ratios) == 1 else geometric_mean_ci(ratios, CI_LEVEL)[0]
     if len(runs) >= 2:
         for key in list(found):
-            found[f"{key}_ci"] = geometric_mean_ci(
-                [float(b[key]) / float(a[key]) for a, b in runs], CI_LEVEL)[1]  # fmt: skip
+            found[f"{key}_ci"] = geometric_mean_ci([float(b[key]) / float(a[key]) for a, b in runs], CI_LEVEL)[1]
         return {**found, "ci_level": CI_LEVEL, "ci_method": ACROSS.format(k=len(runs))}
     intervals = _one_pair(*runs[0], out)
     found.update({f"{key}_ci": intervals[f"{key}_ci"] for key in found if f"{key}_ci" in intervals})
@@ -69,8 +75,10 @@ def _one_pair(a: dict, b: dict, out: Path) -> dict:
     except (KeyError, ReportInputError):
         return {}
     duration_a, duration_b = (float(run.get("duration_s") or 0.0) for run in (a, b))
-    return {**latency_ratios(rows_b, rows_a, LATENCIES, CI_LEVEL),
-            **throughput_ratios(rows_b, duration_b, rows_a, duration_a, CI_LEVEL)}  # fmt: skip
+    return {
+        **latency_ratios(rows_b, rows_a, LATENCIES, CI_LEVEL),
+        **throughput_ratios(rows_b, duration_b, rows_a, duration_a, CI_LEVEL),
+    }
 
 
 def _requests(prefix: Path) -> pd.DataFrame:

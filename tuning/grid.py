@@ -38,8 +38,11 @@ from reports.keys import unknown_key_error
 
 KEYS = ("server", "url", "ready_timeout_s", "settings", "points", "workload", "repeat", "objective", "workers", "gpus")
 SERVER_KINDS = ("command", "compose", "kubernetes")
-SERVER_KEYS = {"command": ("command",), "compose": ("compose", "service", "env_file"),
-               "kubernetes": ("kubernetes", "deployment", "namespace")}  # fmt: skip
+SERVER_KEYS = {
+    "command": ("command",),
+    "compose": ("compose", "service", "env_file"),
+    "kubernetes": ("kubernetes", "deployment", "namespace"),
+}
 Value = bool | int | float | str
 
 
@@ -77,10 +80,12 @@ class Grid:
     workload: tuple[str, ...]
     repeat: int
     objective: Objective | None = None
-    varied: tuple[str, ...] = field(default=())  # the settings that take more than one value
+    # the settings that take more than one value
+    varied: tuple[str, ...] = field(default=())
     server: ServerSpec = field(default=ServerSpec())
     workers: int = 0
-    gpus: int | str | None = None  # per point: a number, or the setting that says
+    # per point: a number, or the setting that says
+    gpus: int | str | None = None
 
     def gpus_of(self, point: dict[str, Value]) -> int | None:
         """The GPUs a point's server uses (None: the grid does not say)."""
@@ -159,18 +164,7 @@ def load_grid(path: str) -> Grid:
     url = str(data.get("url") or "")
     if not url.startswith(("http://", "https://")) or not urlsplit(url).hostname:
         raise GridError(f"{path}: url must be http://HOST:PORT (the server the workload targets), got {url!r}")
-    if server.kind == "command":
-        missing = _placeholders(command) - set(points[0]) - {"port"}
-        if missing:
-            raise GridError(f"{path}: server.command names {{{sorted(missing)[0]}}}, which no setting gives")
-        unused = set(points[0]) - _placeholders(command)
-        if unused:
-            raise GridError(f"{path}: setting {sorted(unused)[0]} is not in server.command (write "
-                            f"{{{sorted(unused)[0]}}})")  # fmt: skip
-        if "{port}" in command and urlsplit(url).port is None:
-            raise GridError(f"{path}: server.command has {{port}}: give url a port (0: a free one for each point)")
-    elif not urlsplit(url).port:
-        raise GridError(f"{path}: url needs the port server.{server.kind} publishes (the loop does not choose it)")
+    _check_placeholders(path, server, url, points)
     workload = data.get("workload") or []
     if not isinstance(workload, list) or not all(isinstance(a, str | int | float) for a in workload):
         raise GridError(f"{path}: workload must be a list of the suite's arguments, e.g. ['-u', '8', '-n', '200']")
@@ -178,21 +172,51 @@ def load_grid(path: str) -> Grid:
         if taken in workload:
             raise GridError(f"{path}: workload: drop {taken} (the loop sets it for each point)")
     varied = tuple(k for k in points[0] if len({repr(p[k]) for p in points}) > 1)
-    return Grid(path, command, url, _number(path, data, "ready_timeout_s", 300.0), points,
-                tuple(str(a) for a in workload), int(_number(path, data, "repeat", 1)), _objective(path, data),
-                varied, server, _workers(path, data), _gpus(path, data, points))  # fmt: skip
+    return Grid(
+        path,
+        command,
+        url,
+        _number(path, data, "ready_timeout_s", 300.0),
+        points,
+        tuple(str(a) for a in workload),
+        int(_number(path, data, "repeat", 1)),
+        _objective(path, data),
+        varied,
+        server,
+        _workers(path, data),
+        _gpus(path, data, points),
+    )
+
+
+def _check_placeholders(path: str, server: ServerSpec, url: str, points: tuple[dict[str, Value], ...]) -> None:
+    """A command server names each setting as a placeholder, and a port it may choose; others publish one."""
+    if server.kind == "command":
+        missing = _placeholders(server.command) - set(points[0]) - {"port"}
+        if missing:
+            raise GridError(f"{path}: server.command names {{{sorted(missing)[0]}}}, which no setting gives")
+        unused = set(points[0]) - _placeholders(server.command)
+        if unused:
+            raise GridError(
+                f"{path}: setting {sorted(unused)[0]} is not in server.command (write {{{sorted(unused)[0]}}})"
+            )
+        if "{port}" in server.command and urlsplit(url).port is None:
+            raise GridError(f"{path}: server.command has {{port}}: give url a port (0: a free one for each point)")
+    elif not urlsplit(url).port:
+        raise GridError(f"{path}: url needs the port server.{server.kind} publishes (the loop does not choose it)")
 
 
 def _server(path: str, server: Any) -> ServerSpec:
     kinds = [k for k in SERVER_KINDS if isinstance(server, dict) and k in server]
     if len(kinds) != 1:
-        raise GridError(f"{path}: server needs one of: command (a template), compose and service, kubernetes and "
-                        "deployment")  # fmt: skip
+        raise GridError(
+            f"{path}: server needs one of: command (a template), compose and service, kubernetes and deployment"
+        )
     kind = kinds[0]
     unknown = sorted(set(server) - set(SERVER_KEYS[kind]))
     if unknown:
-        raise GridError(f"{path}: server.{unknown[0]} does not go with server.{kind} "
-                        f"(it takes {', '.join(SERVER_KEYS[kind])})")  # fmt: skip
+        raise GridError(
+            f"{path}: server.{unknown[0]} does not go with server.{kind} (it takes {', '.join(SERVER_KEYS[kind])})"
+        )
     values = {k: server.get(k) for k in SERVER_KEYS[kind]}
     for key, value in values.items():
         if value is not None and (not isinstance(value, str) or not value.strip()):
@@ -202,8 +226,13 @@ def _server(path: str, server: Any) -> ServerSpec:
     name_key = "service" if kind == "compose" else "deployment"
     if not values[name_key]:
         raise GridError(f"{path}: server.{kind} needs server.{name_key} (which one to start)")
-    spec = ServerSpec(kind, file=str(values[kind]), name=str(values[name_key]),
-                      env_file=str(values.get("env_file") or ""), namespace=str(values.get("namespace") or ""))  # fmt: skip
+    spec = ServerSpec(
+        kind,
+        file=str(values[kind]),
+        name=str(values[name_key]),
+        env_file=str(values.get("env_file") or ""),
+        namespace=str(values.get("namespace") or ""),
+    )
     try:
         server_base(spec)
     except GridError as exc:
@@ -230,8 +259,11 @@ def server_base(spec: ServerSpec) -> dict:
         if spec.name not in services:
             raise GridError(f"{spec.file} has no service {spec.name!r} (it has: {', '.join(services) or 'none'})")
         return dict(services[spec.name])
-    found = [d for d in docs if isinstance(d, dict) and d.get("kind") == "Deployment"
-             and (d.get("metadata") or {}).get("name") == spec.name]  # fmt: skip
+    found = [
+        d
+        for d in docs
+        if isinstance(d, dict) and d.get("kind") == "Deployment" and (d.get("metadata") or {}).get("name") == spec.name
+    ]
     if not found:
         raise GridError(f"{spec.file} has no Deployment {spec.name!r}")
     return dict(found[0])
@@ -288,8 +320,10 @@ def _gpus(path: str, data: dict, points: tuple[dict[str, Value], ...]) -> int | 
         for point in points:
             got = point.get(value)
             if isinstance(got, bool) or not isinstance(got, int) or got < 1:
-                raise GridError(f"{path}: point {point_name(point)}: gpus names {value}, which must be a whole "
-                                f"number of GPUs there, got {got!r}")  # fmt: skip
+                raise GridError(
+                    f"{path}: point {point_name(point)}: gpus names {value}, which must be a whole "
+                    f"number of GPUs there, got {got!r}"
+                )
         return value
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise GridError(f"{path}: gpus must be a number of GPUs per point, or the name of the setting that says")

@@ -19,7 +19,8 @@ import yaml
 from tuning.grid import Grid, ServerSpec, Value, command_for, documents, is_environment, server_base, with_settings
 from tuning.server import Launcher, LocalServer, ServerFailed
 
-COMMAND_TIMEOUT_S = 120.0  # a docker compose or kubectl call (not the server's start-up: ready_timeout_s)
+# a docker compose or kubectl call (not the server's start-up: ready_timeout_s)
+COMMAND_TIMEOUT_S = 120.0
 
 
 def launcher_for(grid: Grid, point: dict[str, Value], port: int, folder: Path) -> Launcher:
@@ -68,14 +69,16 @@ class _Commands(Launcher):
             return ""
 
 
-ALIVE_EVERY_S = 5.0  # how often a readiness wait asks ``docker compose ps`` (it polls /v1/models more often)
+# how often a readiness wait asks ``docker compose ps`` (it polls /v1/models more often)
+ALIVE_EVERY_S = 5.0
 
 
 class ComposeServer(_Commands):
     """``docker compose -f FILE -f points/NAME/compose.override.yml up -d SERVICE``, then ``down``."""
 
     tool = "compose"
-    _alive, _asked = True, float("-inf")  # the last answer of ``ps``, and when (monotonic s)
+    # the last answer of ``ps``, and when (monotonic s)
+    _alive, _asked = True, float("-inf")
 
     def __init__(self, spec: ServerSpec, point: dict[str, Value], folder: Path, log_path: str) -> None:
         super().__init__(log_path)
@@ -97,14 +100,17 @@ class ComposeServer(_Commands):
 
     def commands(self) -> dict[str, list[str]]:
         name = self.spec.name
-        return {"up": [*self.compose, "up", "-d", "--force-recreate", name],
-                "ps": [*self.compose, "ps", "--status", "running", "-q", name],
-                "logs": [*self.compose, "logs", "--no-color", "--tail", "8", name],
-                "down": [*self.compose, "down", "--timeout", "30"]}  # fmt: skip
+        return {
+            "up": [*self.compose, "up", "-d", "--force-recreate", name],
+            "ps": [*self.compose, "ps", "--status", "running", "-q", name],
+            "logs": [*self.compose, "logs", "--no-color", "--tail", "8", name],
+            "down": [*self.compose, "down", "--timeout", "30"],
+        }
 
     def start(self) -> None:
         self.override.write_text(yaml.safe_dump(self.rendered(), sort_keys=False), encoding="utf-8")
-        self.run(self.commands()["up"], 900.0)  # pulls the image the first time
+        # pulls the image the first time
+        self.run(self.commands()["up"], 900.0)
 
     def alive(self) -> bool:
         now = time.monotonic()
@@ -125,8 +131,9 @@ class KubernetesServer(_Commands):
 
     tool = "kubernetes"
 
-    def __init__(self, spec: ServerSpec, point: dict[str, Value], folder: Path, log_path: str, port: int,
-                 ready_timeout_s: float) -> None:  # fmt: skip
+    def __init__(
+        self, spec: ServerSpec, point: dict[str, Value], folder: Path, log_path: str, port: int, ready_timeout_s: float
+    ) -> None:
         super().__init__(log_path)
         self.spec, self.point, self.port, self.ready_timeout_s = spec, point, port, ready_timeout_s
         self.manifest = folder / "kubernetes.yaml"
@@ -134,7 +141,8 @@ class KubernetesServer(_Commands):
         self.forward: subprocess.Popen[bytes] | None = None
         container = server_base(spec)["spec"]["template"]["spec"]["containers"][0]
         ports = container.get("ports") or []
-        self.container_port = int(ports[0]["containerPort"]) if ports else port  # the port-forward's target
+        # the port-forward's target
+        self.container_port = int(ports[0]["containerPort"]) if ports else port
 
     def rendered(self) -> list[dict]:
         """The manifest's documents, the Deployment's first container with the point's arguments and environment."""
@@ -154,11 +162,13 @@ class KubernetesServer(_Commands):
 
     def commands(self) -> dict[str, list[str]]:
         deployment = f"deployment/{self.spec.name}"
-        return {"apply": [*self.kubectl, "apply", "-f", str(self.manifest)],
-                "rollout": [*self.kubectl, "rollout", "status", deployment, f"--timeout={self.ready_timeout_s:g}s"],
-                "forward": [*self.kubectl, "port-forward", deployment, f"{self.port}:{self.container_port}"],
-                "logs": [*self.kubectl, "logs", deployment, "--tail", "8"],
-                "delete": [*self.kubectl, "delete", deployment, "--wait=true", "--timeout=300s"]}  # fmt: skip
+        return {
+            "apply": [*self.kubectl, "apply", "-f", str(self.manifest)],
+            "rollout": [*self.kubectl, "rollout", "status", deployment, f"--timeout={self.ready_timeout_s:g}s"],
+            "forward": [*self.kubectl, "port-forward", deployment, f"{self.port}:{self.container_port}"],
+            "logs": [*self.kubectl, "logs", deployment, "--tail", "8"],
+            "delete": [*self.kubectl, "delete", deployment, "--wait=true", "--timeout=300s"],
+        }
 
     def start(self) -> None:
         self.manifest.write_text(yaml.safe_dump_all(self.rendered(), sort_keys=False), encoding="utf-8")
@@ -166,8 +176,13 @@ class KubernetesServer(_Commands):
         self.run(commands["apply"])
         self.run(commands["rollout"], self.ready_timeout_s + 30.0)
         with open(self.log_path, "ab") as log:
-            self.forward = subprocess.Popen(commands["forward"], stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+            self.forward = subprocess.Popen(
+                commands["forward"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     def alive(self) -> bool:
         return self.forward is not None and self.forward.poll() is None

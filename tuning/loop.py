@@ -30,7 +30,10 @@ from tuning.results import FIGURES, PointResult
 from tuning.server import ServerFailed, cache_config, free_port, interrupt_after, mismatches, wait_port_free
 
 LOCUSTFILE = str(Path(__file__).resolve().parents[1] / "locustfile.py")
-WORKLOAD_STATUSES = (0, 1, 3)  # Locust's own (1: failed requests) and a failed --check still give a summary
+# the workload's process, before its role and arguments
+LOCUST = (sys.executable, "-m", "locust", "-f", LOCUSTFILE)
+# Locust's own (1: failed requests) and a failed --check still give a summary
+WORKLOAD_STATUSES = (0, 1, 3)
 
 
 def url_with_port(url: str, port: int) -> str:
@@ -41,28 +44,28 @@ def url_with_port(url: str, port: int) -> str:
 def run_workload(grid: Grid, url: str, prefix: str, log_path: str) -> int:
     """The workload as a headless Locust process of its own, or a master and ``workers`` workers (their
     process groups killed if the loop is stopped). The master's status is the workload's."""
-    command = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--headless", "-H", url, "--csv", prefix,
-               "--only-summary", *grid.workload]  # fmt: skip
+    command = [*LOCUST, "--headless", "-H", url, "--csv", prefix, "--only-summary", *grid.workload]
     if grid.workers:
-        command += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", "0",
-                    "--expect-workers", str(grid.workers)]  # fmt: skip
+        master = ["--master-bind-host", "127.0.0.1", "--master-bind-port", "0", "--expect-workers", str(grid.workers)]
+        command += ["--master", *master]
     procs: list[subprocess.Popen[bytes]] = []
     with open(log_path, "ab") as log:
         try:
             offset = log.tell()
-            with interrupt_after():  # a Ctrl-C while a process starts would leave it running, unknown
+            # a Ctrl-C while a process starts would leave it running, unknown
+            with interrupt_after():
                 procs.append(_spawn(command, log))
             if grid.workers:
                 port = _master_port(log_path, offset, procs[0])
-                worker = [sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--worker", "--master-host", "127.0.0.1",
-                          "--master-port", str(port)]  # fmt: skip
+                worker = [*LOCUST, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port)]
                 for _ in range(grid.workers):
                     with interrupt_after():
                         procs.append(_spawn(worker, log))
             status = procs[0].wait()
             for proc in procs[1:]:
                 try:
-                    proc.wait(timeout=60)  # a worker ends when its master says so
+                    # a worker ends when its master says so
+                    proc.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
@@ -76,8 +79,9 @@ def run_workload(grid: Grid, url: str, prefix: str, log_path: str) -> int:
 
 
 def _spawn(command: list[str], log: IO[bytes]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True)  # fmt: skip
+    return subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
 
 
 MASTER_PORT = re.compile(rb"master listening for workers on port (\d+)")
@@ -117,10 +121,17 @@ def run_point(grid: Grid, point: dict[str, Value], folder: Path, say: Callable[[
             if status not in WORKLOAD_STATUSES:
                 raise ServerFailed(f"the workload exited with status {status} (see {folder / 'locust.log'})")
             summary = run_summary(str(run_dir / "run"))
-            run = str((run_dir / "run").relative_to(folder.parents[1]))  # points/NAME[/rK]/run, under --out
-            result.repeats.append({"repeat": repeat, "run": run, "duration_s": summary.get("duration_s"),
-                                   **{k: summary.get(k) for k in FIGURES},
-                                   **{f"{k}_ci": summary[f"{k}_ci"] for k in FIGURES if f"{k}_ci" in summary}})  # fmt: skip
+            # points/NAME[/rK]/run, under --out
+            run = str((run_dir / "run").relative_to(folder.parents[1]))
+            result.repeats.append(
+                {
+                    "repeat": repeat,
+                    "run": run,
+                    "duration_s": summary.get("duration_s"),
+                    **{k: summary.get(k) for k in FIGURES},
+                    **{f"{k}_ci": summary[f"{k}_ci"] for k in FIGURES if f"{k}_ci" in summary},
+                }
+            )
         except (ServerFailed, ReportInputError) as exc:
             result.status, result.reason = "failed", str(exc)
             return result
@@ -152,13 +163,15 @@ def run_grid(grid: Grid, out: Path, resume: bool, say: Callable[[str], None] = p
             if kept.status == "ok":
                 say(f"point {name}: done before (--resume)")
                 results.append(kept)
-                summary = {}  # written once a point runs, or at the end
+                # written once a point runs, or at the end
+                summary = {}
                 continue
         result = run_point(grid, point, folder, say)
         done.write_text(json.dumps(asdict(result), indent=2), encoding="utf-8")
         say(f"point {name}: {result.status}{': ' + result.reason if result.reason else ''}")
         results.append(result)
-        summary = write_results(grid, out, results)  # after each point: the page can be read as the grid runs
+        # after each point: the page can be read as the grid runs
+        summary = write_results(grid, out, results)
     return summary or write_results(grid, out, results)
 
 
@@ -169,8 +182,15 @@ def write_results(grid: Grid, out: Path, results: list[PointResult]) -> dict:
         writer.writerow(["point", "repeat", "status", *names, *FIGURES])
         for r in results:
             for rep in r.repeats or [{"repeat": ""}]:
-                writer.writerow([r.name, rep.get("repeat"), r.status, *(_cell(r.settings[n]) for n in names),
-                                 *("" if rep.get(k) is None else rep.get(k) for k in FIGURES)])  # fmt: skip
+                writer.writerow(
+                    [
+                        r.name,
+                        rep.get("repeat"),
+                        r.status,
+                        *(_cell(r.settings[n]) for n in names),
+                        *("" if rep.get(k) is None else rep.get(k) for k in FIGURES),
+                    ]
+                )
     summary = {
         "points": [
             {
@@ -199,8 +219,13 @@ def best(grid: Grid, results: list[PointResult]) -> dict | None:
     objective = grid.objective
     if objective is None:
         return None
-    fit = [r for r in results if r.status == "ok" and isinstance(r.figures.get(objective.key), float | int)
-           and all(judge(c, r.figures).outcome == "pass" for c in objective.subject_to)]  # fmt: skip
+    fit = [
+        r
+        for r in results
+        if r.status == "ok"
+        and isinstance(r.figures.get(objective.key), float | int)
+        and all(judge(c, r.figures).outcome == "pass" for c in objective.subject_to)
+    ]
     if not fit:
         return None
     sign = 1 if objective.maximize else -1
@@ -209,8 +234,9 @@ def best(grid: Grid, results: list[PointResult]) -> dict | None:
     out = {"name": top.name, "settings": top.settings, "objective": objective.key, "value": top.figures[objective.key]}
     if len(ranked) > 1:
         out["next"] = ranked[1].name
-        out["distinguishable"] = apart(top.figures.get(f"{objective.key}_ci"),
-                                       ranked[1].figures.get(f"{objective.key}_ci"))  # fmt: skip
+        out["distinguishable"] = apart(
+            top.figures.get(f"{objective.key}_ci"), ranked[1].figures.get(f"{objective.key}_ci")
+        )
     return out
 
 

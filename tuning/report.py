@@ -17,9 +17,11 @@ def write_tuning_report(out: Path, summary: dict) -> str:
     notes += [f"Point {p['name']} failed: {p['reason']}" for p in summary["points"] if p["status"] != "ok"]
     for setting, effects in (summary.get("setting_effects") or {}).items():
         for e in effects:
-            said = [f"{label} ×{e[key]:.3g}{_band(e.get(f'{key}_ci'), e.get('ci_level'))}"
-                    for key, label in (("mean_ttft_ms", "mean TTFT"), ("output_throughput", "output tokens/s"))
-                    if e.get(key)]  # fmt: skip
+            said = [
+                f"{label} ×{e[key]:.3g}{_band(e.get(f'{key}_ci'), e.get('ci_level'))}"
+                for key, label in (("mean_ttft_ms", "mean TTFT"), ("output_throughput", "output tokens/s"))
+                if e.get(key)
+            ]
             if said:
                 how = e.get("ci_method") or "no interval: the runs' files are gone"
                 notes.append(f"{setting} {e['from']} → {e['to']}: {', '.join(said)} ({how}).")

@@ -10,14 +10,16 @@ from reports.intervals import finite, mean_ci
 from reports.repeats import REPEATED
 from tuning.grid import Value
 
-FIGURES = ("completed", "failed", *REPEATED, "capacity_rps")  # tuning.csv's columns after the settings
+# tuning.csv's columns after the settings
+FIGURES = ("completed", "failed", *REPEATED, "capacity_rps")
 
 
 @dataclass
 class PointResult:
     name: str
     settings: dict[str, Value]
-    status: str = "ok"  # ok or failed
+    # ok or failed
+    status: str = "ok"
     reason: str = ""
     repeats: list[dict] = field(default_factory=list)
 

@@ -35,7 +35,8 @@ def free_port(host: str) -> int:
 class Launcher:
     """A point's server: started, alive or not, its log's last lines, ready when it answers, stopped."""
 
-    log_path = ""  # the point's server.log
+    # the point's server.log
+    log_path = ""
 
     def start(self) -> None:
         raise NotImplementedError
@@ -67,8 +68,7 @@ class Launcher:
             except (OSError, ValueError):
                 pass
             time.sleep(0.2)
-        raise ServerFailed(f"not ready after {timeout_s:g} s (GET /v1/models; its log: {self.log_path}): "
-                           f"{self.tail()}")  # fmt: skip
+        raise ServerFailed(f"not ready after {timeout_s:g} s (GET /v1/models; its log: {self.log_path}): {self.tail()}")
 
 
 @contextlib.contextmanager
@@ -96,8 +96,13 @@ class LocalServer(Launcher):
 
     def start(self) -> None:
         with open(self.log_path, "ab") as log, interrupt_after():
-            self.proc = subprocess.Popen(shlex.split(self.command), stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+            self.proc = subprocess.Popen(
+                shlex.split(self.command),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

@@ -49,10 +49,12 @@ class LLMUser(User):
         return socket_transport(run.context, host)
 
     def on_start(self) -> None:
-        run = self.llm_run = get_run(self.environment)  # not "run": that is Locust's User.run
+        # not "run": that is Locust's User.run
+        run = self.llm_run = get_run(self.environment)
         host = self.host or ""
-        self.client = LLMClient(run, host, self.make_transport(run, primary(host)),
-                                lambda one: self.make_transport(run, one))  # fmt: skip
+        self.client = LLMClient(
+            run, host, self.make_transport(run, primary(host)), lambda one: self.make_transport(run, one)
+        )
 
     def on_stop(self) -> None:
         self.client.close()
@@ -61,11 +63,13 @@ class LLMUser(User):
 def send_next_prompt(user: LLMUser) -> None:
     """The built-in task: the run's next prompt, or with ``--turns K`` the next turn of a conversation."""
     run = user.llm_run
-    if not run.prompts.ready:  # the test could not start (said in one line): the run is stopping
+    # the test could not start (said in one line): the run is stopping
+    if not run.prompts.ready:
         raise StopUser()
     settings = run.context.settings
     endpoint = run.context.endpoint
-    if settings.scheduled:  # the schedule sends the requests (users/load/open_loop.py, users/load/sweep.py): idle
+    # the schedule sends the requests (users/load/open_loop.py, users/load/sweep.py): idle
+    if settings.scheduled:
         gevent.sleep(OPEN_LOOP_IDLE_S)
         return
     if settings.turns <= 1:
@@ -88,7 +92,8 @@ class Conversation:
         self.rng = random.Random(f"{seed}-{user_id}")
         self.history: Messages = []
         self.turn = 0
-        self.max_tokens: int | None = None  # the first prompt's own output length, if it has one
+        # the first prompt's own output length, if it has one
+        self.max_tokens: int | None = None
         self.last: RequestRecord | None = None
 
     def continues(self, turns: int) -> bool:

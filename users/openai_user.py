@@ -16,7 +16,8 @@ from llmclient.transports import OpenAISDKTransport, Transport
 from users.base import LLMUser, send_next_prompt
 from users.services.run import LLMRun
 
-for _name in ("httpx", "httpx2"):  # one INFO line per request otherwise
+# one INFO line per request otherwise
+for _name in ("httpx", "httpx2"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 

@@ -28,7 +28,8 @@ def _on_parser(parser: LocustArgumentParser, **_kw: object) -> None:
 
 
 def _on_init(environment: Environment, **_kw: object) -> None:
-    if isinstance(environment.profile, bool):  # the suite's --profile, not Locust's label (options.TAKEN_FROM_LOCUST)
+    # the suite's --profile, not Locust's label (options.TAKEN_FROM_LOCUST)
+    if isinstance(environment.profile, bool):
         environment.profile = None
     register(environment)
 

@@ -22,7 +22,8 @@ def wants_user_stages(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
     try:
         stages = parse_stages(before_parsing("stages", argv, environ))
     except ValueError:
-        return False  # the options' check says what is wrong, in one line
+        # the options' check says what is wrong, in one line
+        return False
     return bool(stages) and stages[0].users is not None
 
 
@@ -39,4 +40,5 @@ class StagesShape(LoadTestShape):
         if current is None or current[1].users is None:
             return None
         users = current[1].users
-        return users, float(users)  # each step's users start within a second
+        # each step's users start within a second
+        return users, float(users)

@@ -72,9 +72,11 @@ def test_zero_or_negative_n(n):
 
 
 def test_a_missing_dataset_is_one_line_and_exit_status_2_as_documented():
-    run = run_locust("--headless", "-u", "1", "-n", "2", "-H", "http://127.0.0.1:1", "--dataset", "/no/such.jsonl",
-                     timeout=60)  # fmt: skip
-    assert run.returncode == 2  # an option value that cannot be used (docs/reference/options.md)
+    run = run_locust(
+        "--headless", "-u", "1", "-n", "2", "-H", "http://127.0.0.1:1", "--dataset", "/no/such.jsonl", timeout=60
+    )
+    # an option value that cannot be used (docs/reference/options.md)
+    assert run.returncode == 2
     assert_one_clear_error(run, "--dataset /no/such.jsonl: no such file")
 
 
@@ -98,20 +100,54 @@ def test_malformed_host():
 
 
 def test_a_bad_sweep_is_one_line():
-    run = run_locust("--headless", "-u", "1", "-H", "http://127.0.0.1:1", "--sweep", "rate:1,fast",
-                     "--level-requests", "5", timeout=60)  # fmt: skip
+    run = run_locust(
+        "--headless",
+        "-u",
+        "1",
+        "-H",
+        "http://127.0.0.1:1",
+        "--sweep",
+        "rate:1,fast",
+        "--level-requests",
+        "5",
+        timeout=60,
+    )
     assert_one_clear_error(run, "--sweep rate: 'fast' is not a number")
-    run = run_locust("--headless", "-u", "1", "-H", "http://127.0.0.1:1", "--find-capacity", "--level-duration", "5",
-                     "--slo", "ttft=5", timeout=60)  # fmt: skip
+    run = run_locust(
+        "--headless",
+        "-u",
+        "1",
+        "-H",
+        "http://127.0.0.1:1",
+        "--find-capacity",
+        "--level-duration",
+        "5",
+        "--slo",
+        "ttft=5",
+        timeout=60,
+    )
     assert_one_clear_error(run, "--slo takes ttft_ms=")
 
 
 @pytest.mark.timeout(60)
 def test_a_run_that_ends_before_its_users_are_spawned_says_so(emulator_factory):
     emu = emulator_factory("--step-ms", "5", "--eos-prob", "0")
-    args = ("--headless", "-u", "16", "-n", "40", "-H", emu.url, "--max-tokens", "8", "--input-tokens", "64",
-            "--only-summary")  # fmt: skip
-    slow = run_locust(*args, timeout=50)  # Locust's default -r: one user a second, the run over in about 2 s
+    args = (
+        "--headless",
+        "-u",
+        "16",
+        "-n",
+        "40",
+        "-H",
+        emu.url,
+        "--max-tokens",
+        "8",
+        "--input-tokens",
+        "64",
+        "--only-summary",
+    )
+    # Locust's default -r: one user a second, the run over in about 2 s
+    slow = run_locust(*args, timeout=50)
     assert slow.returncode == 0 and "Traceback" not in slow.output
     said = [line for line in slow.output.splitlines() if "measured a smaller load than asked" in line]
     assert len(said) == 1 and "of its 16 users" in said[0] and "use -r 16" in said[0], slow.output[-2000:]

@@ -44,8 +44,23 @@ def test_a_client_that_burns_its_core_is_called_the_bottleneck(emulator_factory,
     locustfile = tmp_path / "busy.py"
     locustfile.write_text(BUSY_USER.format(root=str(ROOT)))
     prefix = tmp_path / "busy"
-    run = run_locust("--headless", "-u", "1", "-r", "1", "-t", "6s", "-H", emu.url, "--metrics-interval", "1",
-                     "--csv", str(prefix), "--only-summary", locustfile=str(locustfile))  # fmt: skip
+    run = run_locust(
+        "--headless",
+        "-u",
+        "1",
+        "-r",
+        "1",
+        "-t",
+        "6s",
+        "-H",
+        emu.url,
+        "--metrics-interval",
+        "1",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        locustfile=str(locustfile),
+    )
     assert run.returncode == 0, run
     assert BOTTLENECK in run.output and "Traceback" not in run.output
     verdict = json.loads((tmp_path / "busy_client_cpu.json").read_text())
@@ -53,8 +68,9 @@ def test_a_client_that_burns_its_core_is_called_the_bottleneck(emulator_factory,
     with open(f"{prefix}_server_metrics.csv", newline="") as f:
         shares = [float(r["client_cpu_share"]) for r in csv.DictReader(f) if r["client_cpu_share"]]
     assert shares and max(shares) > 0.9
-    proc = subprocess.run([sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "busy_summary.json").read_text())
     assert summary["client_cpu_bound"] is True
@@ -65,9 +81,30 @@ def test_a_client_that_burns_its_core_is_called_the_bottleneck(emulator_factory,
 def test_a_quickstart_sized_run_is_not(emulator_factory, tmp_path):
     emu = emulator_factory()
     prefix = tmp_path / "calm"
-    run = run_locust("--headless", "-u", "32", "-r", "16", "-n", "96", "-H", emu.url, "--input-tokens", "512",
-                     "--prefix-tokens", "384", "--prefix-groups", "4", "--max-tokens", "32", "--metrics-interval", "1",
-                     "--csv", str(prefix), "--only-summary")  # fmt: skip
+    run = run_locust(
+        "--headless",
+        "-u",
+        "32",
+        "-r",
+        "16",
+        "-n",
+        "96",
+        "-H",
+        emu.url,
+        "--input-tokens",
+        "512",
+        "--prefix-tokens",
+        "384",
+        "--prefix-groups",
+        "4",
+        "--max-tokens",
+        "32",
+        "--metrics-interval",
+        "1",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+    )
     assert run.returncode == 0, run
     assert BOTTLENECK not in run.output
     verdict = json.loads((tmp_path / "calm_client_cpu.json").read_text())

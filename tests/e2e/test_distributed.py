@@ -26,14 +26,31 @@ def free_port() -> int:
 
 def run_cluster(emu, prefix, n, workers=3, kill_one=False, extra=()):
     master, master_out, port = start_master(
-        "--headless", "--expect-workers", str(workers), "-u", "30", "-r", "30", "-n", str(n), "-H", emu.url,
-        "--input-tokens", "128", "--csv", str(prefix), "--only-summary", *extra,
-    )  # fmt: skip
+        "--headless",
+        "--expect-workers",
+        str(workers),
+        "-u",
+        "30",
+        "-r",
+        "30",
+        "-n",
+        str(n),
+        "-H",
+        emu.url,
+        "--input-tokens",
+        "128",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        *extra,
+    )
     procs = [start_locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(port)) for _ in range(workers)]
 
-    def kill_one_mid_run() -> None:  # once every worker has shipped rows, one dies mid-run
+    # once every worker has shipped rows, one dies mid-run
+    def kill_one_mid_run() -> None:
         wait_for_rows_from(prefix, workers)
-        procs[1][0].kill()  # SIGKILL: no goodbye, no final report
+        # SIGKILL: no goodbye, no final report
+        procs[1][0].kill()
 
     outputs, _ = wait_for_cluster(master, master_out, procs, kill_one_mid_run if kill_one else None)
     return master.returncode, outputs
@@ -64,9 +81,11 @@ def test_global_n_is_exact_across_three_workers(emulator_factory, tmp_path):
     prefix = tmp_path / "dist"
     rc, outputs = run_cluster(emu, prefix, 301, extra=("--max-tokens", "16", "--check", "completed==301"))
     assert rc == 0, outputs[0][-3000:]
-    assert "dist: check completed==301: 301: pass" in outputs[0]  # judged at the master, every row in
+    # judged at the master, every row in
+    assert "dist: check completed==301: 301: pass" in outputs[0]
     assert all("Traceback" not in out for out in outputs), outputs
-    assert emu.stats()["by_path"]["/v1/chat/completions"] == 301  # not 301 per worker
+    # not 301 per worker
+    assert emu.stats()["by_path"]["/v1/chat/completions"] == 301
     rows = read_rows(prefix)
     assert len(rows) == 301 and all(r["success"] == "true" for r in rows)
     by_worker = Counter(r["worker"] for r in rows)
@@ -83,8 +102,10 @@ def test_killed_worker_keeps_its_rows_and_the_others_finish_the_budget(emulator_
     assert "Traceback" not in outputs[0]
     rows = read_rows(prefix)
     by_worker = Counter(r["worker"] for r in rows)
-    assert len(by_worker) == 3, by_worker  # the killed worker's finished rows were kept
-    assert len(rows) == 200  # its unfinished grants went to the workers that remained
+    # the killed worker's finished rows were kept
+    assert len(by_worker) == 3, by_worker
+    # its unfinished grants went to the workers that remained
+    assert len(rows) == 200
     assert all(r["success"] == "true" for r in rows)
     assert "left with" in outputs[0] and "giving them to the others" in outputs[0]
     # the server saw every row's request (and perhaps the killed worker's unreported ones)
@@ -129,9 +150,26 @@ def test_processes_mode_survives_a_killed_child(emulator_factory, tmp_path):
     emu = emulator_factory("--step-ms", "20", "--step-ms-per-seq", "0")
     prefix = tmp_path / "pk"
     proc, out = start_locust(
-        "--processes", "2", "--headless", "-u", "20", "-r", "20", "-n", "150", "-H", emu.url,
-        "--max-tokens", "32", "--ignore-eos", "--input-tokens", "128", "--csv", str(prefix), "--only-summary",
-    )  # fmt: skip
+        "--processes",
+        "2",
+        "--headless",
+        "-u",
+        "20",
+        "-r",
+        "20",
+        "-n",
+        "150",
+        "-H",
+        emu.url,
+        "--max-tokens",
+        "32",
+        "--ignore-eos",
+        "--input-tokens",
+        "128",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+    )
     try:
         deadline = time.monotonic() + 30
         children: list = []
@@ -156,9 +194,11 @@ def test_processes_mode_survives_a_killed_child(emulator_factory, tmp_path):
 def test_a_worker_killed_in_an_open_loop_loses_only_its_due_arrivals(emulator_factory, tmp_path):
     emu = emulator_factory("--step-ms", "20", "--step-ms-per-seq", "0", "--eos-prob", "0")
     prefix = tmp_path / "open"
-    rc, outputs = run_cluster(emu, prefix, 240, kill_one=True,
-                              extra=("--max-tokens", "8", "--request-rate", "40", "--burstiness", "inf"))  # fmt: skip
-    assert rc == 0, outputs[0][-3000:]  # the run ended by -n, less what the killed worker lost
+    rc, outputs = run_cluster(
+        emu, prefix, 240, kill_one=True, extra=("--max-tokens", "8", "--request-rate", "40", "--burstiness", "inf")
+    )
+    # the run ended by -n, less what the killed worker lost
+    assert rc == 0, outputs[0][-3000:]
     assert "Traceback" not in outputs[0]
     rows = read_rows(prefix)
     assert len({r["worker"] for r in rows}) == 3
@@ -190,7 +230,8 @@ def test_repeat_runs_the_workload_k_times_with_exactly_n_rows_each_across_two_wo
     assert rc == 0, outputs[0][-3000:]
     assert all("Traceback" not in out for out in outputs), outputs
     rows = read_rows(prefix)
-    assert Counter(r["repeat"] for r in rows) == {"1": 40, "2": 40, "3": 40}  # -n is each repetition's
+    # -n is each repetition's
+    assert Counter(r["repeat"] for r in rows) == {"1": 40, "2": 40, "3": 40}
     assert all(r["success"] == "true" for r in rows) and len({r["worker"] for r in rows}) == 2
     assert "level 3: concurrency 30 in flight (repeat 3)" in outputs[0]
 
@@ -198,17 +239,34 @@ def test_repeat_runs_the_workload_k_times_with_exactly_n_rows_each_across_two_wo
 @pytest.mark.timeout(120)
 def test_a_master_that_ends_on_an_error_takes_its_workers_down_non_zero(emulator_factory, tmp_path):
     # the error comes at the first request, mid ramp-up (-r 1): the master tells its workers, stops the ramp
-    emu = emulator_factory("--runner", "generate")  # as vLLM serving a generative model: no /v1/embeddings
+    # as vLLM serving a generative model: no /v1/embeddings
+    emu = emulator_factory("--runner", "generate")
     prefix = tmp_path / "abort"
     master, master_out, port = start_master(
-        "--headless", "--expect-workers", "2", "-u", "4", "-r", "1", "-n", "50", "-H", emu.url,
-        "--endpoint", "embeddings", "--csv", str(prefix), "--only-summary",
-    )  # fmt: skip
+        "--headless",
+        "--expect-workers",
+        "2",
+        "-u",
+        "4",
+        "-r",
+        "1",
+        "-n",
+        "50",
+        "-H",
+        emu.url,
+        "--endpoint",
+        "embeddings",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+    )
     workers = [start_locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(port)) for _ in range(2)]
     outputs, took = wait_for_cluster(master, master_out, workers)
     assert master.returncode == 1 and all(proc.returncode == 1 for proc, _ in workers), outputs
-    assert took < 10, took  # the workers followed the master out
+    # the workers followed the master out
+    assert took < 10, took
     said = [line for line in master_out.text.splitlines() if line.startswith("error: ")]
     assert len(said) == 1 and "has no /v1/embeddings" in said[0], outputs[0][-3000:]
     assert all("Traceback" not in out for out in outputs), outputs
-    assert len(read_rows(prefix)) == emu.stats()["by_path"]["/v1/embeddings"]  # every request sent has its row
+    # every request sent has its row
+    assert len(read_rows(prefix)) == emu.stats()["by_path"]["/v1/embeddings"]

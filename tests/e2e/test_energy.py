@@ -20,8 +20,11 @@ class FakeDcgm(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         watts = curve(time.time()) / 2
-        page = "".join(f'DCGM_FI_DEV_POWER_USAGE{{gpu="{g}",UUID="GPU-{g}"}} {watts!r}\n'
-                       f'DCGM_FI_DEV_GPU_UTIL{{gpu="{g}",UUID="GPU-{g}"}} 80\n' for g in (0, 1))  # fmt: skip
+        page = "".join(
+            f'DCGM_FI_DEV_POWER_USAGE{{gpu="{g}",UUID="GPU-{g}"}} {watts!r}\n'
+            f'DCGM_FI_DEV_GPU_UTIL{{gpu="{g}",UUID="GPU-{g}"}} 80\n'
+            for g in (0, 1)
+        )
         body = page.encode()
         self.send_response(200)
         self.send_header("Content-Type", "text/plain; version=0.0.4")
@@ -47,9 +50,31 @@ def exporter():
 def test_energy_is_the_power_curves_integral_and_the_cost_the_arithmetics(emulator_factory, exporter, tmp_path):
     emu = emulator_factory("--step-ms", "20")
     prefix = tmp_path / "energy"
-    run = run_locust("--headless", "-u", "4", "-r", "4", "-n", "48", "-H", emu.url, "--max-tokens", "16",
-                     "--ignore-eos", "--input-tokens", "128", "--telemetry-url", exporter, "--gpu-hour-cost", "2",
-                     "--gpus", "8", "--csv", str(prefix), "--only-summary")  # fmt: skip
+    run = run_locust(
+        "--headless",
+        "-u",
+        "4",
+        "-r",
+        "4",
+        "-n",
+        "48",
+        "-H",
+        emu.url,
+        "--max-tokens",
+        "16",
+        "--ignore-eos",
+        "--input-tokens",
+        "128",
+        "--telemetry-url",
+        exporter,
+        "--gpu-hour-cost",
+        "2",
+        "--gpus",
+        "8",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+    )
     assert run.returncode == 0, run.output[-3000:]
     assert "Traceback" not in run.output
     summary = report(prefix)
@@ -62,7 +87,8 @@ def test_energy_is_the_power_curves_integral_and_the_cost_the_arithmetics(emulat
     assert summary["mean_gpu_power_w"] == pytest.approx(truth / summary["duration_s"], rel=0.01)
     assert summary["gpu_utilization"] == pytest.approx(0.8)
     assert summary["joules_per_output_token"] == pytest.approx(summary["energy_j"] / (48 * 16))
-    usd = 2 * 8 * summary["duration_s"] / 3600  # 8 GPUs at 2 USD an hour over the run's duration
+    # 8 GPUs at 2 USD an hour over the run's duration
+    usd = 2 * 8 * summary["duration_s"] / 3600
     assert summary["usd_per_million_output_tokens"] == pytest.approx(usd / (48 * 16) * 1e6)
     tokens = summary["total_output_tokens"] + summary["total_input_tokens"]
     assert summary["usd_per_million_total_tokens"] == pytest.approx(usd / tokens * 1e6)

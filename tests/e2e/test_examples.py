@@ -12,14 +12,26 @@ FAST = ("--step-ms", "5", "--step-ms-per-seq", "0.02", "--prefill-ms-per-token",
 
 def run_example(name: str, emu, prefix, users: int, n: int):
     run = run_locust(
-        "--headless", "-u", str(users), "-r", str(users), "-n", str(n), "-H", emu.url,
-        "--csv", str(prefix), "--only-summary", locustfile=str(ROOT / "examples" / f"{name}.py"),
-    )  # fmt: skip
+        "--headless",
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "-n",
+        str(n),
+        "-H",
+        emu.url,
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        locustfile=str(ROOT / "examples" / f"{name}.py"),
+    )
     assert run.returncode == 0, run
     assert "Traceback" not in run.output
     rows = read_rows(prefix)
     truth = emu.truth()
-    assert len(rows) == n == len(truth)  # -n counts every call of a custom task, exactly
+    # -n counts every call of a custom task, exactly
+    assert len(rows) == n == len(truth)
     assert all(r["success"] == "true" and r["cancelled"] == "false" for r in rows), rows[:3]
     by_id = {t["id"]: t for t in truth}
     for r in rows:
@@ -36,7 +48,8 @@ def test_rag_example_shares_its_system_prompt(emulator_factory, tmp_path):
     emu = emulator_factory(*FAST)
     rows = run_example("rag", emu, tmp_path / "rag", users=8, n=40)
     cached = sorted(int(r["cached_tokens"]) for r in rows)
-    assert cached[len(cached) // 2] > 100  # after the first requests, the long system prompt is a cache hit
+    # after the first requests, the long system prompt is a cache hit
+    assert cached[len(cached) // 2] > 100
 
 
 @pytest.mark.timeout(180)
@@ -58,14 +71,28 @@ def test_mixed_example_weights_its_tasks(emulator_factory, tmp_path):
     long = [r for r in rows if int(r["prompt_tokens"]) > 500]
     short = [r for r in rows if int(r["prompt_tokens"]) <= 500]
     assert all(r["output_tokens"] == "128" for r in long) and all(r["output_tokens"] == "16" for r in short)
-    assert 60 <= len(short) <= 112, len(short)  # weight 3:1 -> 90 expected; the bounds are 6 standard deviations
+    # weight 3:1 -> 90 expected; the bounds are 6 standard deviations
+    assert 60 <= len(short) <= 112, len(short)
 
 
 @pytest.mark.timeout(180)
 def test_search_example_embeds_then_answers_through_the_responses_api(emulator_factory, tmp_path):
     emu = emulator_factory(*FAST)
-    run = run_locust("--headless", "-u", "4", "-r", "4", "-n", "40", "-H", emu.url, "--csv", str(tmp_path / "search"),
-                     "--only-summary", locustfile=str(ROOT / "examples" / "search.py"))  # fmt: skip
+    run = run_locust(
+        "--headless",
+        "-u",
+        "4",
+        "-r",
+        "4",
+        "-n",
+        "40",
+        "-H",
+        emu.url,
+        "--csv",
+        str(tmp_path / "search"),
+        "--only-summary",
+        locustfile=str(ROOT / "examples" / "search.py"),
+    )
     assert run.returncode == 0, run
     assert "Traceback" not in run.output
     rows = read_rows(tmp_path / "search")
@@ -73,7 +100,8 @@ def test_search_example_embeds_then_answers_through_the_responses_api(emulator_f
     assert len(rows) == len(truth) == 40 and all(r["success"] == "true" for r in rows)
     embedded = [r for r in rows if r["endpoint"] == "embeddings"]
     answered = [r for r in rows if r["endpoint"] == "responses"]
-    assert len(embedded) + len(answered) == 40 and 0 <= len(embedded) - len(answered) <= 4  # -n may end mid-task
+    # -n may end mid-task
+    assert len(embedded) + len(answered) == 40 and 0 <= len(embedded) - len(answered) <= 4
     assert all(
         r["ttft_s"] == "" and int(r["prompt_tokens"]) == truth[r["request_id"]]["prompt_tokens"] for r in embedded
     )

@@ -30,10 +30,27 @@ def test_each_fault_is_recorded_once_with_its_reason(emulator_factory, tmp_path,
     emu = emulator_factory(*FAST, "--fault", f"{kind}=0.25", "--seed", "3")
     prefix = tmp_path / kind
     run = run_locust(
-        "--headless", "-u", "8", "-r", "8", "-n", "60", "-H", emu.url, "--max-tokens", "6", "--input-tokens", "64",
-        "--stream-timeout", "1", "--csv", str(prefix), "--only-summary",
-    )  # fmt: skip
-    assert run.returncode == 1, run  # failures make Locust's exit code non-zero (--exit-code-on-error)
+        "--headless",
+        "-u",
+        "8",
+        "-r",
+        "8",
+        "-n",
+        "60",
+        "-H",
+        emu.url,
+        "--max-tokens",
+        "6",
+        "--input-tokens",
+        "64",
+        "--stream-timeout",
+        "1",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+    )
+    # failures make Locust's exit code non-zero (--exit-code-on-error)
+    assert run.returncode == 1, run
     assert "Traceback" not in run.output
     stats = emu.stats()
     injected = stats["faults_injected"].get(kind, 0)
@@ -45,17 +62,21 @@ def test_each_fault_is_recorded_once_with_its_reason(emulator_factory, tmp_path,
     resent = [r for r in rows if r["resent"] == "1"]
     assert all(r["resent"] == "0" and not r["resent_error"] for r in rows if r not in resent)
     assert all(r["resent_error"].startswith(EXPECTED["refuse"]) for r in resent)
-    assert len(rows) == 60 and stats["by_path"]["/v1/chat/completions"] == 60 + len(resent)  # one row per request
-    assert len(failed) == injected - len(resent)  # one failure per injected fault that was not resent
+    # one row per request
+    assert len(rows) == 60 and stats["by_path"]["/v1/chat/completions"] == 60 + len(resent)
+    # one failure per injected fault that was not resent
+    assert len(failed) == injected - len(resent)
     assert kind == "refuse" or not resent
     assert all(r["error"].startswith(EXPECTED[kind]) for r in failed), {r["error"] for r in failed}
     clean = [r for r in rows if r["success"] == "true"]
     truth = {t["id"]: t for t in emu.truth() if t.get("status") == "ok"}
     assert len(clean) == 60 - len(failed)
-    for r in clean:  # the clean requests are unaffected
+    # the clean requests are unaffected
+    for r in clean:
         assert int(r["output_tokens"]) == 6 == truth[r["request_id"]]["output_tokens"]
     if kind in ("reset", "malformed", "error_frame", "no_done", "stall"):
-        assert all(r["ttft_s"] for r in failed)  # a request that failed partway keeps its TTFT
+        # a request that failed partway keeps its TTFT
+        assert all(r["ttft_s"] for r in failed)
     with open(f"{prefix}_stats.csv", newline="") as f:
         post = next(r for r in csv.DictReader(f) if r["Type"] == "POST")
     assert int(post["Request Count"]) == 60 and int(post["Failure Count"]) == len(failed)
@@ -125,14 +146,32 @@ def test_failures_without_a_response_do_not_hammer_the_server(emulator_factory, 
     # every generation request is refused before its headers; the user pauses 50 ms after each
     emu = emulator_factory("--fault", "refuse=1.0")
     prefix = tmp_path / "dead"
-    run = run_locust("--headless", "-u", "4", "-r", "4", "-t", "2s", "-H", emu.url, "--max-tokens", "4",
-                     "--input-tokens", "32", "--csv", str(prefix), "--only-summary")  # fmt: skip
+    run = run_locust(
+        "--headless",
+        "-u",
+        "4",
+        "-r",
+        "4",
+        "-t",
+        "2s",
+        "-H",
+        emu.url,
+        "--max-tokens",
+        "4",
+        "--input-tokens",
+        "32",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+    )
     assert run.returncode == 1
     rows = read_rows(prefix)
     failed = [r for r in rows if r["success"] == "false" and r["cancelled"] != "true"]
-    assert failed and all(r["status"] == "" for r in failed)  # no response at all: what the pause is for
+    # no response at all: what the pause is for
+    assert failed and all(r["status"] == "" for r in failed)
     # each refused on the new connection the one before it left: never resent
     assert all(r["error"] == EXPECTED["refuse"] for r in failed)
-    assert emu.stats()["by_path"]["/v1/chat/completions"] <= len(rows)  # (one stopped mid-connect has a row only)
+    # (one stopped mid-connect has a row only)
+    assert emu.stats()["by_path"]["/v1/chat/completions"] <= len(rows)
     # 4 users x 2 s / 50 ms is at most ~160 requests; without the pause it is thousands
     assert 8 <= len(rows) <= 200, len(rows)

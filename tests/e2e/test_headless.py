@@ -81,11 +81,30 @@ def test_completions_endpoint_and_run_time_together_with_n(emulator_factory, tmp
     emu = emulator_factory("--step-ms", "100", "--step-ms-per-seq", "0")
     prefix = tmp_path / "comp"
     run = run_locust(
-        "--headless", "-u", "4", "-r", "4", "-n", "100000", "-t", "3s", "-H", emu.url,
-        "--endpoint", "completions", "--max-tokens", "20", "--input-tokens", "64", "--ignore-eos",
-        "--csv", str(prefix), "--only-summary",
-    )  # fmt: skip
-    assert run.returncode == 0, run  # cancelled requests are not failures
+        "--headless",
+        "-u",
+        "4",
+        "-r",
+        "4",
+        "-n",
+        "100000",
+        "-t",
+        "3s",
+        "-H",
+        emu.url,
+        "--endpoint",
+        "completions",
+        "--max-tokens",
+        "20",
+        "--input-tokens",
+        "64",
+        "--ignore-eos",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+    )
+    # cancelled requests are not failures
+    assert run.returncode == 0, run
     rows = read_rows(prefix)
     by_path = emu.stats()["by_path"]
     assert by_path.get("/v1/completions") == len(rows) == 8
@@ -106,8 +125,20 @@ def test_completions_endpoint_and_run_time_together_with_n(emulator_factory, tmp
 @pytest.mark.timeout(120)
 def test_openai_sdk_user_runs_only_when_named(emulator_factory, tmp_path):
     emu = emulator_factory(*FAST)
-    common = ("--headless", "-u", "2", "-r", "2", "-H", emu.url, "--max-tokens", "8", "--input-tokens", "32",
-              "--only-summary")  # fmt: skip
+    common = (
+        "--headless",
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "-H",
+        emu.url,
+        "--max-tokens",
+        "8",
+        "--input-tokens",
+        "32",
+        "--only-summary",
+    )
     default = run_locust(*common, "-n", "4")
     assert default.returncode == 0 and '"VLLMUser": 2' in default.output and "OpenAISDKUser" not in default.output
     prefix = tmp_path / "sdk"

@@ -16,8 +16,9 @@ LOAD = ("--input-tokens", "64", "--max-tokens", "8", "--ignore-eos", "--metrics-
 
 
 def report(prefix) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(open(f"{prefix}_summary.json").read())
 
@@ -26,8 +27,9 @@ def report(prefix) -> dict:
 def test_round_robin_splits_evenly_and_each_hosts_figures_are_its_emulators(emulator_factory, tmp_path):
     fast, slow = emulator_factory("--step-ms", "3"), emulator_factory("--step-ms", "12")
     prefix = tmp_path / "rr"
-    run = run_locust("--headless", "-u", "2", "-r", "2", "-n", "40", "-H", f"{fast.url},{slow.url}", *LOAD,
-                     "--csv", str(prefix))  # fmt: skip
+    run = run_locust(
+        "--headless", "-u", "2", "-r", "2", "-n", "40", "-H", f"{fast.url},{slow.url}", *LOAD, "--csv", str(prefix)
+    )
     assert run.returncode == 0, run
     rows = read_rows(prefix)
     for emu in (fast, slow):
@@ -46,7 +48,8 @@ def test_round_robin_splits_evenly_and_each_hosts_figures_are_its_emulators(emul
         assert replica["server_requests"] == 20
         assert replica["server_mean_ttft_ms"] == pytest.approx(np.mean([t["ttft_s"] for t in truth]) * 1e3, rel=1e-6)
     assert summary["replica_skew"]["load"] == pytest.approx(1.0)
-    assert summary["server_requests"] == 40  # the run's own server figures: the replicas summed
+    # the run's own server figures: the replicas summed
+    assert summary["server_requests"] == 40
     html = (tmp_path / "rr_report.html").read_text()
     assert "Per host (-H)" in html and "Per replica (/metrics)" in html
 
@@ -55,8 +58,22 @@ def test_round_robin_splits_evenly_and_each_hosts_figures_are_its_emulators(emul
 def test_least_inflight_sends_more_to_the_replica_that_keeps_up(emulator_factory, tmp_path):
     fast, slow = emulator_factory("--step-ms", "2"), emulator_factory("--step-ms", "60")
     prefix = tmp_path / "least"
-    run = run_locust("--headless", "-u", "4", "-r", "4", "-n", "60", "-H", f"{slow.url},{fast.url}",
-                     "--host-strategy", "least-inflight", *LOAD, "--csv", str(prefix))  # fmt: skip
+    run = run_locust(
+        "--headless",
+        "-u",
+        "4",
+        "-r",
+        "4",
+        "-n",
+        "60",
+        "-H",
+        f"{slow.url},{fast.url}",
+        "--host-strategy",
+        "least-inflight",
+        *LOAD,
+        "--csv",
+        str(prefix),
+    )
     assert run.returncode == 0, run
     rows = read_rows(prefix)
     counts = {emu.url: sum(r["host"] == emu.url for r in rows) for emu in (fast, slow)}
@@ -69,15 +86,34 @@ def test_least_inflight_sends_more_to_the_replica_that_keeps_up(emulator_factory
 def test_metrics_urls_name_the_replicas_to_scrape(emulator_factory, tmp_path):
     used, other = emulator_factory(), emulator_factory()
     prefix = tmp_path / "urls"
-    dead = "http://127.0.0.1:9"  # the discard port: nothing answers there
-    run = run_locust("--headless", "-u", "1", "-n", "6", "-H", used.url, "--metrics-url", f"{used.url}/metrics",
-                     "--metrics-url", other.url, "--metrics-url", dead, *LOAD, "--csv", str(prefix))  # fmt: skip
+    # the discard port: nothing answers there
+    dead = "http://127.0.0.1:9"
+    run = run_locust(
+        "--headless",
+        "-u",
+        "1",
+        "-n",
+        "6",
+        "-H",
+        used.url,
+        "--metrics-url",
+        f"{used.url}/metrics",
+        "--metrics-url",
+        other.url,
+        "--metrics-url",
+        dead,
+        *LOAD,
+        "--csv",
+        str(prefix),
+    )
     assert run.returncode == 0, run
-    assert run.output.count(f"could not scrape {dead}/metrics") == 1 and "Traceback" not in run.output  # once
+    # once
+    assert run.output.count(f"could not scrape {dead}/metrics") == 1 and "Traceback" not in run.output
     summary = report(prefix)
     assert summary["replicas"][used.url]["server_requests"] == 6
     assert summary["replicas"][other.url]["server_requests"] == 0
-    assert "server_requests" not in summary["replicas"][dead]  # a replica that never answered has no figures
+    # a replica that never answered has no figures
+    assert "server_requests" not in summary["replicas"][dead]
     assert {r["host"] for r in read_rows(prefix)} == {used.url}
 
 
@@ -92,8 +128,20 @@ def test_a_bad_host_among_several_is_one_line(emulator_factory):
 def test_an_open_loop_spreads_its_arrivals_too(emulator_factory, tmp_path):
     a, b = emulator_factory(), emulator_factory()
     prefix = tmp_path / "open"
-    run = run_locust("--headless", "-u", "1", "-n", "20", "--request-rate", "20", "-H", f"{a.url},{b.url}", *LOAD,
-                     "--csv", str(prefix))  # fmt: skip
+    run = run_locust(
+        "--headless",
+        "-u",
+        "1",
+        "-n",
+        "20",
+        "--request-rate",
+        "20",
+        "-H",
+        f"{a.url},{b.url}",
+        *LOAD,
+        "--csv",
+        str(prefix),
+    )
     assert run.returncode == 0, run
     rows = read_rows(prefix)
     assert sorted(r["host"] for r in rows) == sorted([a.url] * 10 + [b.url] * 10)

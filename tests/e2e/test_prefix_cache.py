@@ -26,15 +26,35 @@ def test_shared_prefix_hits_the_cache_and_metrics_agree(emulator_factory, tmp_pa
     emu = emulator_factory(*FAST)
     prefix = tmp_path / "pc"
     run = run_locust(
-        "--headless", "-u", "1", "-r", "1", "-n", "24", "-H", emu.url, "--input-tokens", "512",
-        "--prefix-tokens", "256", "--prefix-groups", "3", "--max-tokens", "4", "--metrics-interval", "0.5",
-        "--csv", str(prefix), "--only-summary",
-    )  # fmt: skip
+        "--headless",
+        "-u",
+        "1",
+        "-r",
+        "1",
+        "-n",
+        "24",
+        "-H",
+        emu.url,
+        "--input-tokens",
+        "512",
+        "--prefix-tokens",
+        "256",
+        "--prefix-groups",
+        "3",
+        "--max-tokens",
+        "4",
+        "--metrics-interval",
+        "0.5",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+    )
     assert run.returncode == 0, run
     rows = read_rows(prefix)
     truth = {t["id"]: t for t in emu.truth()}
     assert len(rows) == 24 == len(truth)
-    assert all(int(r["prompt_tokens"]) == 512 for r in rows)  # sized exactly with the server's /tokenize
+    # sized exactly with the server's /tokenize
+    assert all(int(r["prompt_tokens"]) == 512 for r in rows)
     seen_groups: set = set()
     first_in_group = 0
     for r in sorted(rows, key=lambda r: float(r["start_time"])):
@@ -45,7 +65,8 @@ def test_shared_prefix_hits_the_cache_and_metrics_agree(emulator_factory, tmp_pa
         if group is not None:
             first_in_group += 1
         else:
-            assert int(r["cached_tokens"]) >= 256  # the prefix and its template header, in whole blocks
+            # the prefix and its template header, in whole blocks
+            assert int(r["cached_tokens"]) >= 256
         seen_groups.add(group)
     assert first_in_group == 3
     metrics = server_rows(prefix)
@@ -70,21 +91,43 @@ def test_warmup_primes_every_group_and_is_not_counted(emulator_factory, tmp_path
     emu = emulator_factory(*FAST)
     prefix = tmp_path / "wu"
     run = run_locust(
-        "--headless", "-u", "8", "-r", "8", "-n", "40", "-H", emu.url, "--input-tokens", "400",
-        "--prefix-tokens", "320", "--prefix-groups", "2", "--warmup", "1", "--max-tokens", "4",
-        "--csv", str(prefix), "--only-summary",
-    )  # fmt: skip
+        "--headless",
+        "-u",
+        "8",
+        "-r",
+        "8",
+        "-n",
+        "40",
+        "-H",
+        emu.url,
+        "--input-tokens",
+        "400",
+        "--prefix-tokens",
+        "320",
+        "--prefix-groups",
+        "2",
+        "--warmup",
+        "1",
+        "--max-tokens",
+        "4",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+    )
     assert run.returncode == 0, run
     rows = read_rows(prefix)
     assert len(rows) == 40
-    assert emu.stats()["by_path"]["/v1/chat/completions"] == 42  # 40 measured + 1 warm-up per group
-    assert all(int(r["cached_tokens"]) >= 320 for r in rows)  # every measured request hits
+    # 40 measured + 1 warm-up per group
+    assert emu.stats()["by_path"]["/v1/chat/completions"] == 42
+    # every measured request hits
+    assert all(int(r["cached_tokens"]) >= 320 for r in rows)
     with open(f"{prefix}_stats.csv", newline="") as f:
         post = next(r for r in csv.DictReader(f) if r["Type"] == "POST")
     assert post["Request Count"] == "40"
     metrics = server_rows(prefix)
     dq = float(metrics[-1]["prefix_cache_queries_total"]) - float(metrics[0]["prefix_cache_queries_total"])
-    assert dq == sum(int(r["prompt_tokens"]) for r in rows)  # warm-up happened before the first scrape
+    # warm-up happened before the first scrape
+    assert dq == sum(int(r["prompt_tokens"]) for r in rows)
 
 
 @pytest.mark.timeout(180)
@@ -114,15 +157,18 @@ def test_reset_prefix_cache_makes_a_rerun_cold_and_warns_where_not_allowed(emula
     assert {r["warm_cache"] for r in read_rows(tmp_path / "a")} == {"false"}
     again = run_locust(*args, "--csv", str(tmp_path / "b"))
     assert again.returncode == 0
-    assert int(read_rows(tmp_path / "b")[0]["cached_tokens"]) > 0  # warm from the first run
+    # warm from the first run
+    assert int(read_rows(tmp_path / "b")[0]["cached_tokens"]) > 0
     # the same seed sends the same prompts: their own parts were cached by the first run, and the run says so
     assert {r["warm_cache"] for r in read_rows(tmp_path / "b")} == {"true"}
     assert sum(warned in line for line in again.output.splitlines()) == 1
-    subprocess.run([sys.executable, "-m", "reports", str(tmp_path / "b")], cwd=ROOT, check=True, timeout=300,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "reports", str(tmp_path / "b")], cwd=ROOT, check=True, timeout=300, capture_output=True
+    )
     assert json.loads((tmp_path / "b_summary.json").read_text())["warm_cache_requests"] == 3
     assert warned in html.unescape((tmp_path / "b_report.html").read_text())
-    fresh = run_locust(*[a if a != "9" else "10" for a in args], "--csv", str(tmp_path / "d"))  # a new --seed
+    # a new --seed
+    fresh = run_locust(*[a if a != "9" else "10" for a in args], "--csv", str(tmp_path / "d"))
     assert fresh.returncode == 0 and warned not in fresh.output
     run = run_locust(*args, "--csv", str(tmp_path / "c"), "--reset-prefix-cache")
     assert run.returncode == 0 and "prefix cache reset" in run.output and warned not in run.output
@@ -152,14 +198,33 @@ def test_multi_turn_conversations_reuse_their_history(emulator_factory, tmp_path
     emu = emulator_factory(*FAST, "--eos-prob", "0")
     prefix = tmp_path / "mt"
     run = run_locust(
-        "--headless", "-u", "2", "-r", "2", "-n", "12", "-H", emu.url, "--input-tokens", "200", "--turns", "3",
-        "--turn-tokens", "40", "--max-tokens", "20", "--csv", str(prefix), "--only-summary",
-    )  # fmt: skip
+        "--headless",
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "-n",
+        "12",
+        "-H",
+        emu.url,
+        "--input-tokens",
+        "200",
+        "--turns",
+        "3",
+        "--turn-tokens",
+        "40",
+        "--max-tokens",
+        "20",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+    )
     assert run.returncode == 0, run
     rows = sorted(read_rows(prefix), key=lambda r: float(r["start_time"]))
     assert len(rows) == 12 and all(r["success"] == "true" for r in rows)
     grows = [int(r["prompt_tokens"]) for r in rows if int(r["prompt_tokens"]) > 200 + 20 + 40]
-    assert len(grows) == 8  # turns 2 and 3 of four conversations carry the history
+    # turns 2 and 3 of four conversations carry the history
+    assert len(grows) == 8
     assert all(int(r["cached_tokens"]) >= 192 for r in rows if int(r["prompt_tokens"]) > 260)
 
 

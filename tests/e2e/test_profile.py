@@ -12,14 +12,49 @@ from tests.procs import read_rows, run_locust
 @pytest.mark.timeout(120)
 def test_the_profile_spans_the_measured_part_or_the_chosen_level(emulator_factory, tmp_path):
     emu = emulator_factory("--step-ms", "5", "--profiler-config", '{"profiler": "torch"}')
-    run = run_locust("--headless", "-u", "4", "-r", "4", "-n", "20", "-H", emu.url, "--max-tokens", "8",
-                     "--input-tokens", "64", "--warmup", "1", "--profile", "--only-summary")  # fmt: skip
+    run = run_locust(
+        "--headless",
+        "-u",
+        "4",
+        "-r",
+        "4",
+        "-n",
+        "20",
+        "-H",
+        emu.url,
+        "--max-tokens",
+        "8",
+        "--input-tokens",
+        "64",
+        "--warmup",
+        "1",
+        "--profile",
+        "--only-summary",
+    )
     assert run.returncode == 0, run.output[-3000:]
-    assert emu.stats()["profiles"] == [{"requests": 20}]  # the 20 measured, not the warm-up request
+    # the 20 measured, not the warm-up request
+    assert emu.stats()["profiles"] == [{"requests": 20}]
     prefix = tmp_path / "sweep"
-    swept = run_locust("--headless", "-u", "1", "-H", emu.url, "--max-tokens", "8", "--input-tokens", "64",
-                       "--sweep", "rate:20,40", "--level-requests", "12", "--profile-level", "2", "--csv", str(prefix),
-                       "--only-summary")  # fmt: skip
+    swept = run_locust(
+        "--headless",
+        "-u",
+        "1",
+        "-H",
+        emu.url,
+        "--max-tokens",
+        "8",
+        "--input-tokens",
+        "64",
+        "--sweep",
+        "rate:20,40",
+        "--level-requests",
+        "12",
+        "--profile-level",
+        "2",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+    )
     assert swept.returncode == 0, swept.output[-3000:]
     second = [r for r in read_rows(prefix) if r["level"] == "2"]
     assert emu.stats()["profiles"][1:] == [{"requests": len(second)}] and len(second) >= 12

@@ -20,8 +20,13 @@ LOAD = ("-u", "4", "-r", "4", "-n", str(N), "--max-tokens", "32", "--input-token
 def start_cluster(workers: int, *master_args: str, worker_args: tuple[str, ...] = ()) -> list[tuple[Popen, Drain]]:
     """A master on 127.0.0.1 (web UI and figures there too) and its workers: [master, *workers]."""
     master, out, port = start_master("--expect-workers", str(workers), "--web-host", "127.0.0.1", *master_args)
-    return [(master, out), *(start_locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(port),
-                                          *worker_args) for _ in range(workers))]  # fmt: skip
+    return [
+        (master, out),
+        *(
+            start_locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(port), *worker_args)
+            for _ in range(workers)
+        ),
+    ]
 
 
 def scrape(url: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
@@ -90,8 +95,19 @@ def check_during_and_after(url: str, prefix) -> dict:
 def test_a_single_process_serves_its_figures_on_the_web_port(emulator_factory, tmp_path):
     emu = emulator_factory("--step-ms", "20", "--api-key", KEY)
     prefix = tmp_path / "run"
-    proc, out = start_locust("--web-host", "127.0.0.1", "--web-port", "0", "--autostart", *LOAD, "-H", emu.url,
-                             "--csv", str(prefix), env={"OPENAI_API_KEY": KEY})  # fmt: skip
+    proc, out = start_locust(
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        "0",
+        "--autostart",
+        *LOAD,
+        "-H",
+        emu.url,
+        "--csv",
+        str(prefix),
+        env={"OPENAI_API_KEY": KEY},
+    )
     try:
         port = int(wait_for_line(out, r"web UI listening on port (\d+)").group(1))
         samples = check_during_and_after(f"http://127.0.0.1:{port}/metrics", prefix)
@@ -113,12 +129,14 @@ def test_a_single_process_serves_its_figures_on_the_web_port(emulator_factory, t
 def test_a_distributed_master_serves_all_its_workers_figures(emulator_factory, tmp_path):
     emu = emulator_factory("--step-ms", "20")
     prefix = tmp_path / "run"
-    (master, mout), *workers = start_cluster(2, "--web-port", "0", "--autostart", *LOAD, "-H", emu.url,
-                                             "--csv", str(prefix))  # fmt: skip
+    (master, mout), *workers = start_cluster(
+        2, "--web-port", "0", "--autostart", *LOAD, "-H", emu.url, "--csv", str(prefix)
+    )
     try:
         port = int(wait_for_line(mout, r"web UI listening on port (\d+)").group(1))
         check_during_and_after(f"http://127.0.0.1:{port}/metrics", prefix)
-        assert len({r["worker"] for r in read_rows(prefix)}) == 2  # both workers' rows are in the figures
+        # both workers' rows are in the figures
+        assert len({r["worker"] for r in read_rows(prefix)}) == 2
     finally:
         terminate_all([(master, mout), *workers])
     assert "Traceback" not in mout.text, mout.text[-3000:]
@@ -146,10 +164,12 @@ def test_a_headless_run_and_a_worker_serve_metrics_port(emulator_factory, tmp_pa
             for i, url in enumerate(urls):
                 try:
                     seen[i] = total(scrape(url), "llm_loadtest_requests_total")
-                except OSError:  # the run ended between two scrapes
+                # the run ended between two scrapes
+                except OSError:
                     break
             time.sleep(0.2)
-        assert min(seen) > 0, seen  # the master counts the worker's shipped rows, the worker its own
+        # the master counts the worker's shipped rows, the worker its own
+        assert min(seen) > 0, seen
         master.wait(90)
         worker.wait(30)
     finally:

@@ -47,18 +47,27 @@ def test_report_matches_ground_truth_and_keeps_the_key_secret(emulator_factory, 
         "p90_ttft_ms<=60000,steady.median_e2el_ms<=60000",
         env={"OPENAI_API_KEY": KEY},
     )
-    assert run.returncode == 0, run  # checks that must pass
+    # checks that must pass
+    assert run.returncode == 0, run
     assert KEY not in run.output
     judged = [line for line in run.output.splitlines() if line.startswith("run: check ")]
     assert len(judged) == 3 and all(line.endswith(": pass") for line in judged), judged
     assert ET.parse(prefix.with_name("run_checks.xml")).getroot().get("failures") == "0"
-    at_end = json.loads(prefix.with_name("run_summary.json").read_text())  # the summary the checks judged
-    figures = {key for scope in (at_end, at_end["steady"]) for key, value in scope.items()
-               if (value is None or isinstance(value, int | float)) and not key.endswith(("_ci", "_bounds"))}  # fmt: skip
-    assert {key for key in figures if unknown_key_error(key)} == set()  # every figure of a real run is checkable
-    documented = reference.summary()  # and in the docs' reference, spelled out
+    # the summary the checks judged
+    at_end = json.loads(prefix.with_name("run_summary.json").read_text())
+    figures = {
+        key
+        for scope in (at_end, at_end["steady"])
+        for key, value in scope.items()
+        if (value is None or isinstance(value, int | float)) and not key.endswith(("_ci", "_bounds"))
+    }
+    # every figure of a real run is checkable
+    assert {key for key in figures if unknown_key_error(key)} == set()
+    # and in the docs' reference, spelled out
+    documented = reference.summary()
     assert {key for key in figures if f"`{key}`" not in documented} == set()
-    assert undocumented(at_end) == [] and undocumented(at_end["steady"]) == []  # the words, lists and objects too
+    # the words, lists and objects too
+    assert undocumented(at_end) == [] and undocumented(at_end["steady"]) == []
     with open(prefix.with_name("run_requests.csv"), newline="") as f:
         header = next(csv.reader(f))
     assert {c for c in header if f"`{c}`" not in reference.columns()} == set()
@@ -106,8 +115,22 @@ def test_report_matches_ground_truth_and_keeps_the_key_secret(emulator_factory, 
 def test_a_failed_check_ends_the_run_with_status_3_and_an_unknown_one_before_it_starts(emulator_factory, tmp_path):
     emu = emulator_factory("--step-ms", "5", "--step-ms-per-seq", "0")
     prefix = tmp_path / "chk"
-    common = ("--headless", "-u", "4", "-r", "4", "-n", "20", "-H", emu.url, "--max-tokens", "8", "--input-tokens",
-              "64", "--only-summary")  # fmt: skip
+    common = (
+        "--headless",
+        "-u",
+        "4",
+        "-r",
+        "4",
+        "-n",
+        "20",
+        "-H",
+        emu.url,
+        "--max-tokens",
+        "8",
+        "--input-tokens",
+        "64",
+        "--only-summary",
+    )
     run = run_locust(*common, "--csv", str(prefix), "--check", "completed==20", "--check", "mean_ttft_ms<=0.001")
     assert run.returncode == 3, run
     assert "Traceback" not in run.output
@@ -118,4 +141,5 @@ def test_a_failed_check_ends_the_run_with_status_3_and_an_unknown_one_before_it_
     unknown = run_locust(*common, "--csv", str(prefix), "--check", "p99_ttft<=5", timeout=60)
     assert_one_clear_error(unknown, "did you mean p99_ttft_ms")
     assert_one_clear_error(run_locust(*common, "--check", "failed==0", timeout=60), "give --csv PREFIX")
-    assert len(emu.truth()) == 20  # neither bad run sent a request
+    # neither bad run sent a request
+    assert len(emu.truth()) == 20

@@ -26,8 +26,26 @@ def test_the_report_opens_offline_with_its_answers_first_a_hover_and_a_zoom(emul
     exe = chromium_path()
     emu = emulator_factory("--step-ms", "5")
     prefix = tmp_path / "run"
-    run = run_locust("--headless", "-u", "8", "-r", "8", "-n", "120", "-H", emu.url, "--max-tokens", "16",
-                     "--input-tokens", "128", "--prefix-tokens", "96", "--csv", str(prefix), "--only-summary")  # fmt: skip
+    run = run_locust(
+        "--headless",
+        "-u",
+        "8",
+        "-r",
+        "8",
+        "-n",
+        "120",
+        "-H",
+        emu.url,
+        "--max-tokens",
+        "16",
+        "--input-tokens",
+        "128",
+        "--prefix-tokens",
+        "96",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+    )
     assert run.returncode == 0, run.output[-3000:]
     summary = report(prefix)
     page_path = tmp_path / "run_report.html"
@@ -35,20 +53,25 @@ def test_the_report_opens_offline_with_its_answers_first_a_hover_and_a_zoom(emul
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=exe, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
-        asked: list[str] = []  # offline: anything but the file itself is refused, and noted
-        page.route("**/*", lambda r: r.continue_() if r.request.url.startswith("file:")
-                   else (asked.append(r.request.url), r.abort()))  # fmt: skip
+        # offline: anything but the file itself is refused, and noted
+        asked: list[str] = []
+        page.route(
+            "**/*",
+            lambda r: r.continue_() if r.request.url.startswith("file:") else (asked.append(r.request.url), r.abort()),
+        )
         page.goto(page_path.as_uri())
         page.wait_for_selector("#chart-timeline .nsewdrag", timeout=30_000)
         assert asked == []
         answers = page.locator("#answers")
         box = answers.bounding_box()
-        assert box is not None and box["y"] + box["height"] <= 900  # the first screen holds the answers
+        # the first screen holds the answers
+        assert box is not None and box["y"] + box["height"] <= 900
         text = answers.inner_text()
         assert f"{summary['completed']:,} requests completed" in text and "Time to first token: p50" in text
         assert "95% CI" in text and "Prefix cache:" in text
         page.locator("#chart-cdf").scroll_into_view_if_needed()
-        x, y = page.evaluate(POINT_ON, ["chart-cdf", 0, 500])  # the TTFT curve's median
+        # the TTFT curve's median
+        x, y = page.evaluate(POINT_ON, ["chart-cdf", 0, 500])
         page.mouse.move(x, y)
         hover = page.locator("#chart-cdf .hovertext")
         hover.first.wait_for(timeout=10_000)
@@ -61,6 +84,9 @@ def test_the_report_opens_offline_with_its_answers_first_a_hover_and_a_zoom(emul
         page.mouse.down()
         page.mouse.move(drag["x"] + drag["width"] * 0.5, drag["y"] + drag["height"] * 0.6, steps=8)
         page.mouse.up()
-        page.wait_for_function(f"id => ({RANGE})(id)[1] - ({RANGE})(id)[0] < {(before[1] - before[0]) / 2}",
-                               arg="chart-timeline", timeout=10_000)  # fmt: skip
+        page.wait_for_function(
+            f"id => ({RANGE})(id)[1] - ({RANGE})(id)[0] < {(before[1] - before[0]) / 2}",
+            arg="chart-timeline",
+            timeout=10_000,
+        )
         browser.close()

@@ -23,8 +23,9 @@ LOAD = ("--input-tokens", "512", "--max-tokens", "12", "--ignore-eos", "--metric
 
 
 def report(prefix) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(open(f"{prefix}_summary.json").read())
 
@@ -47,8 +48,9 @@ def assert_within_bucket(reported_ms: float, values_s: list[float], q: float, bo
 def test_the_servers_figures_equal_the_emulators_truth_and_the_client_adds_its_share(emulator_factory, tmp_path):
     emu = emulator_factory(*EMULATOR)
     prefix = tmp_path / "split"
-    run = run_locust("--headless", "-u", "6", "-r", "6", "-n", "60", "-H", emu.url, *LOAD, "--csv", str(prefix),
-                     "--only-summary")  # fmt: skip
+    run = run_locust(
+        "--headless", "-u", "6", "-r", "6", "-n", "60", "-H", emu.url, *LOAD, "--csv", str(prefix), "--only-summary"
+    )
     assert run.returncode == 0, run
     truth = [t for t in emu.truth() if t["status"] == "ok" or t.get("ttft_s") is not None]
     assert len(truth) == 60
@@ -58,7 +60,8 @@ def test_the_servers_figures_equal_the_emulators_truth_and_the_client_adds_its_s
     queue = [t["queue_s"] for t in truth]
     prefill = [t["ttft_s"] - t["queue_s"] for t in truth]
     e2e = [t["e2e_s"] for t in truth]
-    assert np.mean(queue) > 0.01  # the two slots made requests wait
+    # the two slots made requests wait
+    assert np.mean(queue) > 0.01
     for key, values in (("ttft", ttft), ("queue", queue), ("prefill", prefill), ("e2el", e2e)):
         # the mean is the histogram's sum / count: exact
         assert summary[f"server_mean_{key}_ms"] == pytest.approx(np.mean(values) * 1e3, rel=1e-6), key
@@ -79,10 +82,25 @@ def test_the_servers_figures_equal_the_emulators_truth_and_the_client_adds_its_s
 
 @pytest.mark.timeout(180)
 def test_each_levels_server_figures_count_that_levels_requests_only(emulator_factory, tmp_path):
-    emu = emulator_factory(*EMULATOR, "--no-dev-mode")  # no cache reset: a warm-up runs between the levels
+    # no cache reset: a warm-up runs between the levels
+    emu = emulator_factory(*EMULATOR, "--no-dev-mode")
     prefix = tmp_path / "levels"
-    run = run_locust("--headless", "-u", "1", "-H", emu.url, *LOAD, "--sweep", "rate:5,15", "--level-requests", "30",
-                     "--csv", str(prefix), "--only-summary", timeout=150)  # fmt: skip
+    run = run_locust(
+        "--headless",
+        "-u",
+        "1",
+        "-H",
+        emu.url,
+        *LOAD,
+        "--sweep",
+        "rate:5,15",
+        "--level-requests",
+        "30",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        timeout=150,
+    )
     assert run.returncode == 0, run.output[-3000:]
     summary = report(prefix)
     rows = read_rows(prefix)
@@ -98,21 +116,40 @@ def test_each_levels_server_figures_count_that_levels_requests_only(emulator_fac
 def test_calibrate_measures_the_clients_floor_before_the_run_and_the_report_shows_it(emulator_factory, tmp_path):
     emu = emulator_factory()
     prefix = tmp_path / "cal"
-    run = run_locust("--headless", "-u", "4", "-r", "4", "-n", "20", "-H", emu.url, "--input-tokens", "128",
-                     "--max-tokens", "16", "--calibrate", "--csv", str(prefix), "--only-summary")  # fmt: skip
+    run = run_locust(
+        "--headless",
+        "-u",
+        "4",
+        "-r",
+        "4",
+        "-n",
+        "20",
+        "-H",
+        emu.url,
+        "--input-tokens",
+        "128",
+        "--max-tokens",
+        "16",
+        "--calibrate",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+    )
     assert run.returncode == 0, run
     assert "client floor at 4 streams of 128 -> 16 tokens" in run.output and "Traceback" not in run.output
     floor = json.loads((tmp_path / "cal_calibration.json").read_text())
     assert floor["users"] == 4 and floor["requests"] > 20
     # the client cannot see a token before the emulator wrote it (21 us: the stamps' conversion error)
     assert floor["client_floor_ttft_error_p50_ms"] >= -0.021 and floor["client_chunks_per_cpu_s"] > 0
-    assert len(emu.truth()) == 20  # the calibration had its own emulator: the run's server saw only the run
+    # the calibration had its own emulator: the run's server saw only the run
+    assert len(emu.truth()) == 20
     summary = report(prefix)
     assert summary["client_floor_ttft_error_p99_ms"] == floor["client_floor_ttft_error_p99_ms"]
     assert "The client's floor on this machine" in html.unescape((tmp_path / "cal_report.html").read_text())
 
 
 def test_calibrate_on_its_own_refuses_bad_input_in_one_line():
-    proc = subprocess.run([sys.executable, "-m", "users.calibrate", "-u", "0"], cwd=ROOT, capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "users.calibrate", "-u", "0"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0 and "must be at least 1" in proc.stderr

@@ -48,9 +48,11 @@ def test_local_run_interrupted(emulator_factory, tmp_path, sig):
     proc.wait(timeout=60)
     out.join()
     assert "Traceback" not in out.text
-    assert proc.returncode == 0, out.text[-2000:]  # cancelled requests are not failures
+    # cancelled requests are not failures
+    assert proc.returncode == 0, out.text[-2000:]
     rows = check_whole_lines(tmp_path / "int_requests.csv")
-    assert len(rows) == emu.stats()["by_path"]["/v1/chat/completions"]  # nothing lost
+    # nothing lost
+    assert len(rows) == emu.stats()["by_path"]["/v1/chat/completions"]
     cancelled = [r for r in rows if r["cancelled"] == "true"]
     assert 1 <= len(cancelled) <= 6
     assert all(r["success"] == "true" for r in rows if r not in cancelled)
@@ -62,9 +64,20 @@ def test_distributed_master_interrupted(emulator_factory, tmp_path):
     emu = emulator_factory(*SLOW)
     prefix = tmp_path / "dint"
     master, mout, port = start_master(
-        "--headless", "--expect-workers", "2", "-u", "8", "-r", "8", "-H", emu.url, *LOAD, "--csv", str(prefix),
+        "--headless",
+        "--expect-workers",
+        "2",
+        "-u",
+        "8",
+        "-r",
+        "8",
+        "-H",
+        emu.url,
+        *LOAD,
+        "--csv",
+        str(prefix),
         "--only-summary",
-    )  # fmt: skip
+    )
     workers = [start_locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(port)) for _ in range(2)]
     try:
         wait_for_rows(tmp_path / "dint_requests.csv", 8, timeout=60)
@@ -80,6 +93,7 @@ def test_distributed_master_interrupted(emulator_factory, tmp_path):
     mout.join()
     assert "Traceback" not in mout.text and all("Traceback" not in d.text for _, d in workers)
     rows = check_whole_lines(tmp_path / "dint_requests.csv")
-    assert len(rows) == emu.stats()["by_path"]["/v1/chat/completions"]  # the workers' last rows arrived
+    # the workers' last rows arrived
+    assert len(rows) == emu.stats()["by_path"]["/v1/chat/completions"]
     assert any(r["cancelled"] == "true" for r in rows)
     assert len({r["worker"] for r in rows}) == 2

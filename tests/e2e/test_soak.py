@@ -32,8 +32,9 @@ FAULTS = (
 @pytest.mark.soak
 @pytest.mark.timeout(SECONDS + 180)
 def test_soak_memory_stays_flat(emulator_factory, tmp_path):
-    emu = emulator_factory("--step-ms", "20", "--step-ms-per-seq", "0.05",
-                           *[arg for f in FAULTS for arg in ("--fault", f)])  # fmt: skip
+    emu = emulator_factory(
+        "--step-ms", "20", "--step-ms-per-seq", "0.05", *[arg for f in FAULTS for arg in ("--fault", f)]
+    )
     prefix = tmp_path / "soak"
     proc, out = start_locust(
         "--headless",
@@ -83,7 +84,8 @@ def test_soak_memory_stays_flat(emulator_factory, tmp_path):
     assert resent <= injected.get("refuse", 0)
     assert sum(injected.values()) > 0
     failed = sum(r["success"] == "false" and r["cancelled"] != "true" for r in rows)
-    assert failed >= sum(injected.values()) - resent - 64  # less those in flight when the run stopped
+    # less those in flight when the run stopped
+    assert failed >= sum(injected.values()) - resent - 64
     # flat: after the first fifth (start-up, prompt pool, caches), RSS may not keep growing
     settled = [m for t, m in samples if t > SECONDS / 5]
     third = max(len(settled) // 3, 1)

@@ -11,8 +11,12 @@ from tests.e2e.test_distributed import free_port
 from tests.e2e.test_sweep import report
 from tests.procs import read_rows, run_locust
 
-COLUMNS = {"server_queue_s": "gen_ai.latency.time_in_queue", "server_prefill_s": "gen_ai.latency.time_in_model_prefill",
-           "server_ttft_s": "gen_ai.latency.time_to_first_token", "server_e2e_s": "gen_ai.latency.e2e"}  # fmt: skip
+COLUMNS = {
+    "server_queue_s": "gen_ai.latency.time_in_queue",
+    "server_prefill_s": "gen_ai.latency.time_in_model_prefill",
+    "server_ttft_s": "gen_ai.latency.time_to_first_token",
+    "server_e2e_s": "gen_ai.latency.e2e",
+}
 
 
 @pytest.mark.timeout(120)
@@ -20,8 +24,26 @@ def test_every_row_is_joined_to_its_span_and_the_timings_are_the_emulators(emula
     port = free_port()
     emu = emulator_factory("--step-ms", "10", "--otlp-traces-endpoint", f"http://127.0.0.1:{port}")
     prefix = tmp_path / "spans"
-    run = run_locust("--headless", "-u", "4", "-r", "4", "-n", "40", "-H", emu.url, "--max-tokens", "8",
-                     "--input-tokens", "128", "--otlp-port", str(port), "--csv", str(prefix), "--only-summary")  # fmt: skip
+    run = run_locust(
+        "--headless",
+        "-u",
+        "4",
+        "-r",
+        "4",
+        "-n",
+        "40",
+        "-H",
+        emu.url,
+        "--max-tokens",
+        "8",
+        "--input-tokens",
+        "128",
+        "--otlp-port",
+        str(port),
+        "--csv",
+        str(prefix),
+        "--only-summary",
+    )
     assert run.returncode == 0, run.output[-3000:]
     assert "Traceback" not in run.output and "40 of 40 traced requests joined" in run.output
     rows = read_rows(prefix)
@@ -29,10 +51,13 @@ def test_every_row_is_joined_to_its_span_and_the_timings_are_the_emulators(emula
     assert len(rows) == 40 and len({r["trace_id"] for r in rows}) == 40
     for r in rows:
         told = truth[r["request_id"]]
-        assert r["trace_id"] == told["trace_id"] and len(r["trace_id"]) == 32  # its traceparent's trace id
+        # its traceparent's trace id
+        assert r["trace_id"] == told["trace_id"] and len(r["trace_id"]) == 32
         for column, attribute in COLUMNS.items():
-            assert float(r[column]) == told["spans"][attribute], column  # the span's value, exactly
-        assert float(r["ttft_s"]) - float(r["server_ttft_s"]) > -20e-6  # the client's TTFT spans the server's
+            # the span's value, exactly
+            assert float(r[column]) == told["spans"][attribute], column
+        # the client's TTFT spans the server's
+        assert float(r["ttft_s"]) - float(r["server_ttft_s"]) > -20e-6
     summary = report(prefix)
     assert summary["server_span_requests"] == 40
     assert 0 <= summary["median_client_minus_server_span_ttft_ms"] <= summary["p99_client_minus_server_span_ttft_ms"]

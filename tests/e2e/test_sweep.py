@@ -41,8 +41,9 @@ def levels_file(prefix) -> list[dict]:
 
 
 def report(prefix) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     with open(f"{prefix}_summary.json", encoding="utf-8") as f:
         return json.load(f)
@@ -52,9 +53,25 @@ def report(prefix) -> dict:
 def test_a_rate_sweep_runs_its_levels_in_order_with_a_summary_row_and_curves_each(emulator_factory, tmp_path):
     emu = emulator_factory(*EMULATOR)
     prefix = tmp_path / "sweep"
-    run = run_locust("--headless", "-u", "1", "-H", emu.url, *LOAD, "--sweep", "rate:10,30", "--level-requests",
-                     "40", "--slo", "ttft_ms=2000", "--slo-attainment", "0.9", "--csv", str(prefix),
-                     "--only-summary")  # fmt: skip
+    run = run_locust(
+        "--headless",
+        "-u",
+        "1",
+        "-H",
+        emu.url,
+        *LOAD,
+        "--sweep",
+        "rate:10,30",
+        "--level-requests",
+        "40",
+        "--slo",
+        "ttft_ms=2000",
+        "--slo-attainment",
+        "0.9",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+    )
     assert run.returncode == 0, run.output[-3000:]
     assert "Traceback" not in run.output
     levels = levels_file(prefix)
@@ -62,9 +79,11 @@ def test_a_rate_sweep_runs_its_levels_in_order_with_a_summary_row_and_curves_eac
         ("1", "rate", 10.0),
         ("2", "rate", 30.0),
     ]
-    assert {lv["cache"] for lv in levels} == {"reset"}  # the emulator allows it: every level starts cold
+    # the emulator allows it: every level starts cold
+    assert {lv["cache"] for lv in levels} == {"reset"}
     rows = read_rows(prefix)
-    assert sorted(r["level"] for r in rows) == ["1"] * 40 + ["2"] * 40  # --level-requests, exactly
+    # --level-requests, exactly
+    assert sorted(r["level"] for r in rows) == ["1"] * 40 + ["2"] * 40
     # the server saw level 1 whole before level 2 began
     by_id = {t["id"]: t for t in emu.truth() if t.get("id")}
     first = max(by_id[r["request_id"]]["received_wall"] for r in rows if r["level"] == "1")
@@ -73,12 +92,23 @@ def test_a_rate_sweep_runs_its_levels_in_order_with_a_summary_row_and_curves_eac
     summary = report(prefix)
     assert [lv["level"] for lv in summary["levels"]] == [1, 2]
     for lv in summary["levels"]:
-        for key in ("completed", "median_ttft_ms", "p99_tpot_ms", "request_throughput", "offered_rate",
-                    "achieved_rate", "slo_attainment", "slo_attainment_ci", "saturated", "goodput_tok_s"):  # fmt: skip
+        for key in (
+            "completed",
+            "median_ttft_ms",
+            "p99_tpot_ms",
+            "request_throughput",
+            "offered_rate",
+            "achieved_rate",
+            "slo_attainment",
+            "slo_attainment_ci",
+            "saturated",
+            "goodput_tok_s",
+        ):
             assert key in lv, key
         assert lv["completed"] == 40 and lv["slo_attainment"] == 1.0 and not lv["saturated"]
         low, high = lv["slo_attainment_ci"]
-        assert low < 1.0 == high  # 40 of 40 at 95%: Wilson's interval starts near 0.91
+        # 40 of 40 at 95%: Wilson's interval starts near 0.91
+        assert low < 1.0 == high
     assert summary["levels"][1]["offered_rate"] == 30.0
     assert (tmp_path / "sweep_latency_throughput.png").stat().st_size > 10_000
 
@@ -88,13 +118,29 @@ def test_the_over_saturation_stop_ends_a_level_above_capacity_and_not_one_below(
     emu = emulator_factory(*EMULATOR)
     prefix = tmp_path / "stop"
     below, above = round(0.45 * CAPACITY), round(2.3 * CAPACITY)
-    run = run_locust("--headless", "-u", "1", "-H", emu.url, *LOAD, "--sweep", f"rate:{below},{above},{3 * above}",
-                     "--level-duration", "25", "--csv", str(prefix), "--only-summary", timeout=220)  # fmt: skip
+    run = run_locust(
+        "--headless",
+        "-u",
+        "1",
+        "-H",
+        emu.url,
+        *LOAD,
+        "--sweep",
+        f"rate:{below},{above},{3 * above}",
+        "--level-duration",
+        "25",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        timeout=220,
+    )
     assert run.returncode == 0, run.output[-3000:]
     levels = levels_file(prefix)
-    assert [lv["saturated"] for lv in levels] == ["False", "True"]  # and the sweep went no higher
+    # and the sweep went no higher
+    assert [lv["saturated"] for lv in levels] == ["False", "True"]
     stopped = levels[1]
-    assert float(stopped["send_end"]) - float(stopped["start"]) < 30  # cut off within 30 s of its start
+    # cut off within 30 s of its start
+    assert float(stopped["send_end"]) - float(stopped["start"]) < 30
     assert "past saturation" in run.output
 
 
@@ -102,20 +148,41 @@ def test_the_over_saturation_stop_ends_a_level_above_capacity_and_not_one_below(
 def test_find_capacity_lands_within_10_percent_of_the_emulators_arithmetic(emulator_factory, tmp_path):
     emu = emulator_factory(*EMULATOR)
     prefix = tmp_path / "capacity"
-    run = run_locust("--headless", "-u", "1", "-H", emu.url, *LOAD, "--find-capacity", "--slo", "ttft_ms=2000",
-                     "--slo-attainment", "0.9", "--level-duration", "12", "--max-concurrency", "32", "--csv",
-                     str(prefix), "--only-summary", timeout=280)  # fmt: skip
+    run = run_locust(
+        "--headless",
+        "-u",
+        "1",
+        "-H",
+        emu.url,
+        *LOAD,
+        "--find-capacity",
+        "--slo",
+        "ttft_ms=2000",
+        "--slo-attainment",
+        "0.9",
+        "--level-duration",
+        "12",
+        "--max-concurrency",
+        "32",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        timeout=280,
+    )
     assert run.returncode == 0, run.output[-3000:]
     said = [line for line in run.output.splitlines() if "Capacity within ttft_ms=2000 for 90% of requests:" in line]
-    assert len(said) == 2, run.output[-3000:]  # the log's line, and the same sentence in the results block
+    # the log's line, and the same sentence in the results block
+    assert len(said) == 2, run.output[-3000:]
     summary = report(prefix)
     assert abs(summary["capacity_rps"] / CAPACITY - 1) <= 0.10, (summary["capacity_rps"], CAPACITY)
     low, high = summary["capacity_rps_ci"]
     bracket = summary["capacity_rps_bracket"]
     assert low <= summary["capacity_rps"] and (high is None or summary["capacity_rps"] <= high)
     assert bracket[0] <= summary["capacity_rps"] <= (bracket[1] or summary["capacity_rps"])
-    assert said[0].split("] ", 1)[-1].split(": ", 1)[-1] in said[1]  # one answer, said the same
-    assert undocumented(summary) == []  # every key it wrote is in the reference
+    # one answer, said the same
+    assert said[0].split("] ", 1)[-1].split(": ", 1)[-1] in said[1]
+    # every key it wrote is in the reference
+    assert undocumented(summary) == []
     assert summary["capacity_goodput_tok_s"] > 0
     assert summary["levels"][0]["purpose"] == "throughput"
 
@@ -126,13 +193,20 @@ def test_a_concurrency_sweep_on_two_workers_holds_each_level_globally(emulator_f
     prefix = tmp_path / "dist"
     mout = run_cluster(emu, prefix, "--sweep", "concurrency:2,6", "--level-requests", "30")
     rows = read_rows(prefix)
-    assert sorted(r["level"] for r in rows) == ["1"] * 30 + ["2"] * 30  # the level's count, across workers
+    # the level's count, across workers
+    assert sorted(r["level"] for r in rows) == ["1"] * 30 + ["2"] * 30
     assert len({r["worker"] for r in rows}) == 2
     # at the server: never more in flight than the level's concurrency, and the level reached it
     by_id = {t["id"]: t for t in emu.truth() if t.get("id")}
     for level, concurrency in (("1", 2), ("2", 6)):
-        spans = [(by_id[r["request_id"]]["received_wall"], by_id[r["request_id"]]["received_wall"]
-                  + by_id[r["request_id"]]["e2e_s"]) for r in rows if r["level"] == level]  # fmt: skip
+        spans = [
+            (
+                by_id[r["request_id"]]["received_wall"],
+                by_id[r["request_id"]]["received_wall"] + by_id[r["request_id"]]["e2e_s"],
+            )
+            for r in rows
+            if r["level"] == level
+        ]
         events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
         peak = now = 0
         for _, step in events:
@@ -145,8 +219,22 @@ def test_a_concurrency_sweep_on_two_workers_holds_each_level_globally(emulator_f
 @pytest.mark.timeout(120)
 def test_the_web_ui_shows_the_level_and_the_levels_done(emulator_factory, tmp_path):
     emu = emulator_factory(*EMULATOR)
-    proc, out = start_locust("--web-host", "127.0.0.1", "--web-port", "0", "--autostart", "-u", "1", "-H", emu.url,
-                             *LOAD, "--sweep", "concurrency:1,2", "--level-requests", "40")  # fmt: skip
+    proc, out = start_locust(
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        "0",
+        "--autostart",
+        "-u",
+        "1",
+        "-H",
+        emu.url,
+        *LOAD,
+        "--sweep",
+        "concurrency:1,2",
+        "--level-requests",
+        "40",
+    )
     try:
         port = wait_for_line(out, r"web UI listening on port (\d+)").group(1)
         base = f"http://127.0.0.1:{port}"
@@ -165,7 +253,8 @@ def test_the_web_ui_shows_the_level_and_the_levels_done(emulator_factory, tmp_pa
         rows = {row["metric"]: row["now"] for row in table[0]["data"]}
         assert "Sweep: levels done" in rows
         page = urllib.request.urlopen(base + "/llm", timeout=5).read().decode()
-        assert "drawSweep" in page  # the curve grows on the charts page, one point per level
+        # the curve grows on the charts page, one point per level
+        assert "drawSweep" in page
     finally:
         terminate_all([(proc, out)])
     assert "Traceback" not in out.text, out.text[-3000:]
@@ -187,11 +276,28 @@ def test_a_rate_sweep_on_two_workers_sends_each_levels_count_from_the_masters_sc
 def test_a_sweep_cut_short_by_the_run_time_ends_cleanly(emulator_factory, tmp_path):
     emu = emulator_factory(*EMULATOR)
     prefix = tmp_path / "cut"
-    run = run_locust("--headless", "-u", "1", "-H", emu.url, *LOAD, "--sweep", "rate:10,20", "--level-duration",
-                     "30", "-t", "4s", "--csv", str(prefix), "--only-summary", timeout=50)  # fmt: skip
+    run = run_locust(
+        "--headless",
+        "-u",
+        "1",
+        "-H",
+        emu.url,
+        *LOAD,
+        "--sweep",
+        "rate:10,20",
+        "--level-duration",
+        "30",
+        "-t",
+        "4s",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        timeout=50,
+    )
     assert run.returncode == 0, run.output[-3000:]
     assert "Traceback" not in run.output and "the sweep" not in run.output
-    assert levels_file(prefix) == []  # no level finished: none is reported as if it had
+    # no level finished: none is reported as if it had
+    assert levels_file(prefix) == []
     rows = read_rows(prefix)
     assert rows and {r["level"] for r in rows} == {"1"}
 
@@ -205,14 +311,29 @@ CLIFF = ("--max-tokens", "4", "--input-tokens", "640", "--prefix-tokens", "512",
 def test_a_prefix_groups_sweep_finds_the_caches_cliff_where_its_capacity_says(emulator_factory, tmp_path):
     emu = emulator_factory("--step-ms", "5", "--step-ms-per-seq", "0.02", "--num-blocks", "200")
     prefix = tmp_path / "cliff"
-    run = run_locust("--headless", "-u", "1", "-H", emu.url, *CLIFF, "--sweep", "prefix-groups:1,2,4,8,16,32",
-                     "--level-requests", "60", "--csv", str(prefix), "--only-summary", timeout=150)  # fmt: skip
+    run = run_locust(
+        "--headless",
+        "-u",
+        "1",
+        "-H",
+        emu.url,
+        *CLIFF,
+        "--sweep",
+        "prefix-groups:1,2,4,8,16,32",
+        "--level-requests",
+        "60",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        timeout=150,
+    )
     assert run.returncode == 0, run.output[-3000:]
     assert "level 6: 32 shared prefixes at 30 req/s" in run.output
     rows = read_rows(prefix)
     assert sorted(r["level"] for r in rows) == sorted(str(n) for n in range(1, 7) for _ in range(60))
-    report = subprocess.run([sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True,
-                            timeout=120)  # fmt: skip
+    report = subprocess.run(
+        [sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert report.returncode == 0, report.stderr
     summary = json.loads((tmp_path / "cliff_summary.json").read_text())
     by_set = {lv["working_set_tokens"]: lv for lv in summary["levels"]}
@@ -262,21 +383,47 @@ def predicted_ttft_ms(row: dict) -> float:
 def test_the_prefix_caches_speed_up_in_one_command_is_the_emulators_arithmetic(emulator_factory, tmp_path):
     emu = emulator_factory(*SPEEDUP_EMULATOR)
     prefix = tmp_path / "speedup"
-    run = run_locust("--headless", "-u", "1", "-H", emu.url, "--sweep", "prefix-tokens:0,1536", "--repeat", "2",
-                     "--input-tokens", "2048", "--max-concurrency", "1", "--level-requests", "20", "--max-tokens", "4",
-                     "--csv", str(prefix), "--only-summary", "--check", "prefix_cache_speedup.median_ttft_ms>=2",
-                     timeout=150)  # fmt: skip
+    run = run_locust(
+        "--headless",
+        "-u",
+        "1",
+        "-H",
+        emu.url,
+        "--sweep",
+        "prefix-tokens:0,1536",
+        "--repeat",
+        "2",
+        "--input-tokens",
+        "2048",
+        "--max-concurrency",
+        "1",
+        "--level-requests",
+        "20",
+        "--max-tokens",
+        "4",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        "--check",
+        "prefix_cache_speedup.median_ttft_ms>=2",
+        timeout=150,
+    )
     assert run.returncode == 0, run.output[-3000:]
-    assert "speedup: check prefix_cache_speedup.median_ttft_ms>=2: " in run.output  # judged at the run's end
+    # judged at the run's end
+    assert "speedup: check prefix_cache_speedup.median_ttft_ms>=2: " in run.output
     assert "level 4: 1536 shared prompt tokens at 1 in flight (repeat 2)" in run.output
     levels = [(lv["value"], lv["repeat"], lv["cache"]) for lv in levels_file(prefix)]
     assert levels == [("0.0", "1", "reset"), ("1536.0", "1", "reset"), ("0.0", "2", "reset"), ("1536.0", "2", "reset")]
     rows = read_rows(prefix)
     assert sorted((r["level"], r["repeat"]) for r in rows) == sorted(
-        (str(n), str((n + 1) // 2)) for n in range(1, 5) for _ in range(20)
-    )  # exactly 20 rows a level, each with its repetition: A B A B, not A A B B
+        (str(n), str((n + 1) // 2))
+        for n in range(1, 5)
+        for _ in range(20)
+        # exactly 20 rows a level, each with its repetition: A B A B, not A A B B
+    )
     unshared = [r for r in rows if r["level"] in ("1", "3")]
-    assert all(r["cached_tokens"] == "0" for r in unshared)  # the cache reset, and no prompt shared
+    # the cache reset, and no prompt shared
+    assert all(r["cached_tokens"] == "0" for r in unshared)
     shared = [r for r in rows if r["level"] in ("2", "4")]
     predicted = statistics.median(map(predicted_ttft_ms, unshared)) / statistics.median(map(predicted_ttft_ms, shared))
     summary = report(prefix)
@@ -297,10 +444,10 @@ def test_the_prefix_caches_speed_up_in_one_command_is_the_emulators_arithmetic(e
 def test_workers_switch_to_each_prefix_tokens_levels_own_prompts_in_a_closed_loop(emulator_factory, tmp_path):
     emu = emulator_factory("--step-ms", "5", "--step-ms-per-seq", "0.02")
     prefix = tmp_path / "dist_tokens"
-    mout = run_cluster(emu, prefix, "--sweep", "prefix-tokens:0,48", "--max-concurrency", "4", "--level-requests",
-                       "40")  # fmt: skip
+    mout = run_cluster(emu, prefix, "--sweep", "prefix-tokens:0,48", "--max-concurrency", "4", "--level-requests", "40")
     rows = read_rows(prefix)
     assert sorted(r["level"] for r in rows) == ["1"] * 40 + ["2"] * 40 and len({r["worker"] for r in rows}) == 2
     cached = {lv: sum(int(r["cached_tokens"]) for r in rows if r["level"] == lv) for lv in ("1", "2")}
-    assert cached["1"] == 0 < 38 * 48 <= cached["2"]  # all but a worker's first few find the shared 48 tokens
+    # all but a worker's first few find the shared 48 tokens
+    assert cached["1"] == 0 < 38 * 48 <= cached["2"]
     assert "Traceback" not in mout.text

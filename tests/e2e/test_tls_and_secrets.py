@@ -17,10 +17,28 @@ KEY = "sk-live-0123456789abcdef-SECRET"
 def certificate(tmp_path_factory):
     d = tmp_path_factory.mktemp("tls")
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(d / "key.pem"), "-out",
-         str(d / "cert.pem"), "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(d / "key.pem"),
+            "-out",
+            str(d / "cert.pem"),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     return d / "cert.pem", d / "key.pem"
 
 
@@ -97,7 +115,8 @@ def test_api_key_is_sent_and_never_written(emulator_factory, tmp_path, how):
     else:
         env = {"OPENAI_API_KEY": KEY}
     run = run_locust(*args, env=env)
-    assert run.returncode == 1, run  # the injected 500s are failures; the key itself was accepted
+    # the injected 500s are failures; the key itself was accepted
+    assert run.returncode == 1, run
     assert "401" not in (out / "run_failures.csv").read_text()
     report = subprocess.run(
         [sys.executable, "-m", "reports", str(out / "run")], cwd=ROOT, capture_output=True, text=True, timeout=120

@@ -58,13 +58,30 @@ def test_a_trace_replays_exactly_at_its_times_and_hits_the_cache_as_its_hash_ids
     path = generated(tmp_path, "--requests", "80", "--rate", "20")
     trace = load_trace(path)
     prefix = tmp_path / "replay"
-    run = run_locust("--headless", "-u", "1", "-r", "1", "-H", emu.url, "--trace", path, "--trace-speed", "2",
-                     "--endpoint", "completions", "--csv", str(prefix), *QUIET)  # fmt: skip
+    run = run_locust(
+        "--headless",
+        "-u",
+        "1",
+        "-r",
+        "1",
+        "-H",
+        emu.url,
+        "--trace",
+        path,
+        "--trace-speed",
+        "2",
+        "--endpoint",
+        "completions",
+        "--csv",
+        str(prefix),
+        *QUIET,
+    )
     assert run.returncode == 0, run
     assert f"replaying {path} (mooncake): 80 requests" in run.output and "schedule slipped" not in run.output
     rows = read_rows(prefix)
     truth = {t["id"]: t for t in emu.truth()}
-    assert sorted(int(r["trace_index"]) for r in rows) == list(range(80))  # the run ended with the trace
+    # the run ended with the trace
+    assert sorted(int(r["trace_index"]) for r in rows) == list(range(80))
     for r in rows:
         req = trace.requests[int(r["trace_index"])]
         assert int(r["prompt_tokens"]) == truth[r["request_id"]]["prompt_tokens"] == req.input_length
@@ -85,24 +102,40 @@ def test_a_trace_replays_exactly_at_its_times_and_hits_the_cache_as_its_hash_ids
     for r in ordered:
         arrived = truth[r["request_id"]]["received_wall"]
         req = trace.requests[int(r["trace_index"])]
-        surely = predicted(req, held_blocks(trace.requests, truth, [s for s in finished if
-                           truth[s["request_id"]]["first_token_wall"] < arrived - 0.001]))  # fmt: skip
-        maybe = predicted(req, held_blocks(trace.requests, truth, [s for s in finished if s is not r and
-                          truth[s["request_id"]]["first_token_wall"] < arrived + 0.05]))  # fmt: skip
-        if surely == maybe:  # else a request that shares blocks with it got its first token as it arrived
+        surely = predicted(
+            req,
+            held_blocks(
+                trace.requests,
+                truth,
+                [s for s in finished if truth[s["request_id"]]["first_token_wall"] < arrived - 0.001],
+            ),
+        )
+        maybe = predicted(
+            req,
+            held_blocks(
+                trace.requests,
+                truth,
+                [s for s in finished if s is not r and truth[s["request_id"]]["first_token_wall"] < arrived + 0.05],
+            ),
+        )
+        # else a request that shares blocks with it got its first token as it arrived
+        if surely == maybe:
             compared += 1
             assert int(r["cached_tokens"]) == surely, (r["trace_index"], r["cached_tokens"], surely)
         assert int(r["cached_tokens"]) <= int(r["ideal_cached_tokens"])
     assert compared >= 60
-    report = subprocess.run([sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True,
-                            timeout=120)  # fmt: skip
+    report = subprocess.run(
+        [sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert report.returncode == 0, report.stderr
     summary = json.loads((tmp_path / "replay_summary.json").read_text())
     assert summary["trace_requests"] == 80
     ideal = sum(int(r["ideal_cached_tokens"]) for r in rows) / sum(int(r["prompt_tokens"]) for r in rows)
     assert summary["ideal_prefix_cache_hit_rate"] == pytest.approx(ideal)
-    assert summary["trace_ideal_prefix_cache_hit_rate"] == pytest.approx(ideal)  # the whole trace was replayed
-    assert 0.9 < summary["prefix_cache_efficiency"] <= 1.0  # 16-token blocks and in-flight prefixes lose a little
+    # the whole trace was replayed
+    assert summary["trace_ideal_prefix_cache_hit_rate"] == pytest.approx(ideal)
+    # 16-token blocks and in-flight prefixes lose a little
+    assert 0.9 < summary["prefix_cache_efficiency"] <= 1.0
     assert summary["requested_rate"] == pytest.approx(trace.rate(2.0), rel=1e-6)
     assert sum(b["requests"] for b in summary["ttft_by_cached_share"]) == 80
     assert (tmp_path / "replay_prefix_cache_efficiency.png").exists()
@@ -116,14 +149,30 @@ def test_n_cuts_the_trace_chat_lengths_are_exact_and_a_second_replay_finds_the_c
     trace = load_trace(path)
     for name, extra in (("first", ()), ("again", ()), ("reset", ("--reset-prefix-cache",))):
         prefix = tmp_path / name
-        run = run_locust("--headless", "-u", "1", "-r", "1", "-n", "25", "-H", emu.url, "--trace", path,
-                         "--csv", str(prefix), *QUIET, *extra)  # fmt: skip
+        run = run_locust(
+            "--headless",
+            "-u",
+            "1",
+            "-r",
+            "1",
+            "-n",
+            "25",
+            "-H",
+            emu.url,
+            "--trace",
+            path,
+            "--csv",
+            str(prefix),
+            *QUIET,
+            *extra,
+        )
         assert run.returncode == 0, run
         rows = read_rows(prefix)
         assert sorted(int(r["trace_index"]) for r in rows) == list(range(25))
         assert all(int(r["prompt_tokens"]) == trace.requests[int(r["trace_index"])].input_length for r in rows)
         warm = [r for r in rows if r["warm_cache"] == "true"]
-        if name == "again":  # the same prompts (same --seed) found in the cache beyond what the trace shares
+        # the same prompts (same --seed) found in the cache beyond what the trace shares
+        if name == "again":
             assert (
                 len(warm) >= 20 and "found their prompt's own part already in the server's prefix cache" in run.output
             )
@@ -136,8 +185,25 @@ def test_two_workers_replay_one_trace_between_them(emulator_factory, tmp_path):
     emu = emulator_factory(*FAST)
     path = generated(tmp_path, "--requests", "60", "--rate", "30")
     prefix = tmp_path / "dist"
-    run = run_locust("--headless", "--processes", "2", "-u", "2", "-r", "2", "-H", emu.url, "--trace", path,
-                     "--endpoint", "completions", "--csv", str(prefix), *QUIET, timeout=150)  # fmt: skip
+    run = run_locust(
+        "--headless",
+        "--processes",
+        "2",
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "-H",
+        emu.url,
+        "--trace",
+        path,
+        "--endpoint",
+        "completions",
+        "--csv",
+        str(prefix),
+        *QUIET,
+        timeout=150,
+    )
     assert run.returncode == 0, run
     rows = read_rows(prefix)
     assert sorted(int(r["trace_index"]) for r in rows) == list(range(60))
@@ -153,11 +219,31 @@ def test_a_cache_smaller_than_the_working_set_falls_short_of_the_ideal(emulator_
     emu = emulator_factory(*FAST, "--num-blocks", "96")
     path = generated(tmp_path, "--requests", "40", "--rate", "20", "--prefixes", "6", "--prefix-blocks", "3")
     prefix = tmp_path / "small"
-    run = run_locust("--headless", "-u", "1", "-r", "1", "-H", emu.url, "--trace", path, "--trace-speed", "2",
-                     "--endpoint", "completions", "--csv", str(prefix), *QUIET)  # fmt: skip
+    run = run_locust(
+        "--headless",
+        "-u",
+        "1",
+        "-r",
+        "1",
+        "-H",
+        emu.url,
+        "--trace",
+        path,
+        "--trace-speed",
+        "2",
+        "--endpoint",
+        "completions",
+        "--csv",
+        str(prefix),
+        *QUIET,
+    )
     assert run.returncode == 0, run
-    assert subprocess.run([sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True,
-                          timeout=120).returncode == 0  # fmt: skip
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "reports", str(prefix)], cwd=ROOT, capture_output=True, timeout=120
+        ).returncode
+        == 0
+    )
     summary = json.loads((tmp_path / "small_summary.json").read_text())
     assert summary["ideal_prefix_cache_hit_rate"] > 0.4
     assert summary["prefix_cache_efficiency"] < 0.6
@@ -166,18 +252,32 @@ def test_a_cache_smaller_than_the_working_set_falls_short_of_the_ideal(emulator_
 @pytest.mark.parametrize(
     ("lines", "args", "message"),
     [
-        (['{"timestamp": 5, "input_length": 600, "output_length": 4, "hash_ids": [1, 2]}',
-          '{"timestamp": 1, "input_length": 600, "output_length": 4, "hash_ids": [1, 2]}'], (),
-         "line 2: timestamp 0.001 is earlier than the row before"),
-        (['{"timestamp": 0, "input_length": 600, "output_length": 4, "hash_ids": [1]}'], (),
-         "line 1: 1 hash ids for input_length 600, but blocks of 512 tokens make 2"),
+        (
+            [
+                '{"timestamp": 5, "input_length": 600, "output_length": 4, "hash_ids": [1, 2]}',
+                '{"timestamp": 1, "input_length": 600, "output_length": 4, "hash_ids": [1, 2]}',
+            ],
+            (),
+            "line 2: timestamp 0.001 is earlier than the row before",
+        ),
+        (
+            ['{"timestamp": 0, "input_length": 600, "output_length": 4, "hash_ids": [1]}'],
+            (),
+            "line 1: 1 hash ids for input_length 600, but blocks of 512 tokens make 2",
+        ),
         (['{"timestamp": 0, "input_length": 600, "hash_ids": [1, 2]}'], (), "line 1: missing output_length"),
-        (['{"timestamp": 0, "input_length": 200000, "output_length": 4}'], (),
-         "line 1: input_length 200000 + output_length 4 exceeds the model's context of 131072 tokens"),
-        (['{"timestamp": 0, "input_length": 60, "output_length": 4}'], ("--request-rate", "3"),
-         "--trace sets when each request is sent and its lengths: drop --request-rate"),
+        (
+            ['{"timestamp": 0, "input_length": 200000, "output_length": 4}'],
+            (),
+            "line 1: input_length 200000 + output_length 4 exceeds the model's context of 131072 tokens",
+        ),
+        (
+            ['{"timestamp": 0, "input_length": 60, "output_length": 4}'],
+            ("--request-rate", "3"),
+            "--trace sets when each request is sent and its lengths: drop --request-rate",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_bad_trace_is_one_line_before_any_request(emulator_factory, tmp_path, lines, args, message):
     emu = emulator_factory()
     path = tmp_path / "bad.jsonl"

@@ -43,8 +43,14 @@ def leftovers(marker: str, out) -> list[str]:
 
 
 def loop(*args: str) -> tuple[subprocess.Popen, Drain]:
-    proc = subprocess.Popen([sys.executable, "-m", "tuning", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tuning", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     return proc, Drain(proc)
 
 
@@ -56,34 +62,46 @@ def test_the_loop_runs_each_point_survives_a_bad_one_cleans_up_on_ctrl_c_and_res
     out = tmp_path / "out"
     first, first_out = loop(str(grid), "--out", str(out))
     wait_for_line(first_out, r"point enable_prefix_caching-true_max_num_seqs-8: running the workload", timeout=120)
-    first.send_signal(signal.SIGINT)  # Ctrl-C in the middle of the second point
+    # Ctrl-C in the middle of the second point
+    first.send_signal(signal.SIGINT)
     assert first.wait(60) == 130
     first_out.join()
     assert "stopped: the points done so far" in first_out.text and "Traceback" not in first_out.text
-    assert leftovers(marker, out) == []  # no server and no Locust outlives the loop
+    # no server and no Locust outlives the loop
+    assert leftovers(marker, out) == []
     second, second_out = loop(str(grid), "--out", str(out), "--resume")
-    assert second.wait(240) == 1, second_out.text  # a point failed
+    # a point failed
+    assert second.wait(240) == 1, second_out.text
     second_out.join()
     text = second_out.text
     assert "point enable_prefix_caching-false_max_num_seqs-8: done before (--resume)" in text
     assert "point enable_prefix_caching-true_max_num_seqs-8: ok" in text
     assert "point enable_prefix_caching-true_max_num_seqs-many: failed: the server exited (status 2)" in text
-    assert "invalid int value: 'many'" in text  # the last lines of its log
+    # the last lines of its log
+    assert "invalid int value: 'many'" in text
     assert leftovers(marker, out) == []
     with open(out / "tuning.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert [(r["enable_prefix_caching"], r["status"]) for r in rows] == [("false", "ok"), ("true", "ok"),
-                                                                          ("true", "failed")]  # fmt: skip
+    assert [(r["enable_prefix_caching"], r["status"]) for r in rows] == [
+        ("false", "ok"),
+        ("true", "ok"),
+        ("true", "failed"),
+    ]
     assert rows[0]["completed"] == rows[1]["completed"] == "40"
-    for name, cached in (("enable_prefix_caching-false_max_num_seqs-8", False),
-                         ("enable_prefix_caching-true_max_num_seqs-8", True)):  # fmt: skip
+    for name, cached in (
+        ("enable_prefix_caching-false_max_num_seqs-8", False),
+        ("enable_prefix_caching-true_max_num_seqs-8", True),
+    ):
         with open(out / "points" / name / "run_requests.csv", newline="") as f:
             hits = sum(int(r["cached_tokens"]) > 0 for r in csv.DictReader(f))
-        assert (hits > 30) if cached else (hits == 0), (name, hits)  # the point's server ran its setting
+        # the point's server ran its setting
+        assert (hits > 30) if cached else (hits == 0), (name, hits)
     summary = json.loads((out / "tuning_summary.json").read_text())
     (effect,) = summary["setting_effects"]["enable_prefix_caching"]
-    assert effect["from"] is False and effect["to"] is True and effect["mean_ttft_ms"] < 0.5  # the cache's speed-up
-    assert effect["mean_ttft_ms_ci"][1] < 1 and effect["ci_method"].startswith("one pair of runs")  # and surely so
+    # the cache's speed-up
+    assert effect["from"] is False and effect["to"] is True and effect["mean_ttft_ms"] < 0.5
+    # and surely so
+    assert effect["mean_ttft_ms_ci"][1] < 1 and effect["ci_method"].startswith("one pair of runs")
     assert summary["best"]["name"] == "enable_prefix_caching-true_max_num_seqs-8"
     page = (out / "tuning_report.html").read_text()
     assert "Best by mean_ttft_ms: enable_prefix_caching-true_max_num_seqs-8" in page and "tuning_pareto.png" in page
@@ -93,10 +111,12 @@ def test_the_loop_runs_each_point_survives_a_bad_one_cleans_up_on_ctrl_c_and_res
 @pytest.mark.timeout(180)
 def test_a_points_workload_runs_distributed_and_its_chart_is_per_gpu(tmp_path):
     grid = tmp_path / "grid.yaml"
-    one_point = (GRID.replace("  - {{enable_prefix_caching: false, max_num_seqs: 8}}\n", "")
-                 .replace("  - {{enable_prefix_caching: true, max_num_seqs: many}}\n", ""))  # fmt: skip
-    grid.write_text(one_point.format(python=sys.executable, model=f"tuning-e2e-{uuid.uuid4().hex[:8]}")
-                    + "workers: 2\ngpus: 2\n")  # fmt: skip
+    one_point = GRID.replace("  - {{enable_prefix_caching: false, max_num_seqs: 8}}\n", "").replace(
+        "  - {{enable_prefix_caching: true, max_num_seqs: many}}\n", ""
+    )
+    grid.write_text(
+        one_point.format(python=sys.executable, model=f"tuning-e2e-{uuid.uuid4().hex[:8]}") + "workers: 2\ngpus: 2\n"
+    )
     out = tmp_path / "out"
     proc, output = loop(str(grid), "--out", str(out))
     assert proc.wait(150) == 0, output.text
@@ -105,4 +125,5 @@ def test_a_points_workload_runs_distributed_and_its_chart_is_per_gpu(tmp_path):
     assert point["status"] == "ok" and point["figures"]["completed"] == 40 and point["gpus"] == 2
     with open(out / "points" / point["name"] / "run_requests.csv", newline="") as f:
         workers = {r["worker"] for r in csv.DictReader(f)}
-    assert len(workers) == 2  # both workers sent requests; the master counted all 40 once
+    # both workers sent requests; the master counted all 40 once
+    assert len(workers) == 2

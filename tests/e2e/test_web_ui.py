@@ -17,8 +17,15 @@ from tests.procs import ROOT, read_rows, start_locust, start_master, terminate_a
 
 KEY = "sk-ui-secret-000111222333"
 ARTIFACTS = ROOT / "artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--disable-quic", "--no-first-run"]  # fmt: skip
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
 
 
 def chromium_path() -> str:
@@ -37,7 +44,8 @@ def wait_http(url: str, timeout: float = 30) -> None:
             urllib.request.urlopen(url, timeout=2)
             return
         except urllib.error.HTTPError:
-            return  # it answers
+            # it answers
+            return
         except OSError:
             time.sleep(0.1)
     raise AssertionError(f"{url} did not come up")
@@ -72,9 +80,24 @@ def web_locust(emulator_factory, tmp_path):
 
     def start(*extra: str):
         emu = emulator_factory("--step-ms", "20", "--api-key", KEY)
-        proc, out = start_locust("--web-host", "127.0.0.1", "--web-port", "0", "-H", emu.url,
-                                 "--max-tokens", "64", "--input-tokens", "128", "--csv", str(tmp_path / "ui"),
-                                 "--metrics-interval", "1", *extra, env={"OPENAI_API_KEY": KEY})  # fmt: skip
+        proc, out = start_locust(
+            "--web-host",
+            "127.0.0.1",
+            "--web-port",
+            "0",
+            "-H",
+            emu.url,
+            "--max-tokens",
+            "64",
+            "--input-tokens",
+            "128",
+            "--csv",
+            str(tmp_path / "ui"),
+            "--metrics-interval",
+            "1",
+            *extra,
+            env={"OPENAI_API_KEY": KEY},
+        )
         started.append((proc, out))
         return emu, web_port(out), proc, out
 
@@ -115,14 +138,17 @@ def test_llm_tab_shows_live_figures_in_a_real_browser(web_locust, tmp_path):
         ttft = page.get_by_role("row").filter(has_text="TTFT median (ms)").inner_text()
         assert re.search(r"TTFT median \(ms\)\s+\d+\.\d", ttft), ttft
         time.sleep(4)
-        assert completed() > first  # the figures update live
-        gap = llm_tab_row(page, "TTFT: client - server (ms)")  # the server's own TTFT, from its /metrics
+        # the figures update live
+        assert completed() > first
+        # the server's own TTFT, from its /metrics
+        gap = llm_tab_row(page, "TTFT: client - server (ms)")
         deadline = time.monotonic() + 30
         while not re.search(r"server \(ms\)\s+-?\d+\.\d\d", gap.inner_text()) and time.monotonic() < deadline:
             time.sleep(0.5)
         assert re.search(r"server \(ms\)\s+-?\d+\.\d\d", gap.inner_text()), gap.inner_text()
         page.screenshot(path=str(ARTIFACTS / "web_ui_llm_tab.png"), full_page=True)
-        page.get_by_role("tab", name="LLM by model").click()  # a row per model: here the one the server serves
+        # a row per model: here the one the server serves
+        page.get_by_role("tab", name="LLM by model").click()
         model_row = page.get_by_role("row").filter(has_text="emulated-llama")
         model_row.wait_for(timeout=20_000)
         assert re.search(r"emulated-llama\s+\d+\s+\d+\s+\d+\.\d\d\s+", model_row.inner_text()), model_row.inner_text()
@@ -136,7 +162,8 @@ def test_llm_tab_shows_live_figures_in_a_real_browser(web_locust, tmp_path):
         stats = json.loads(urllib.request.urlopen(base + "/llm/stats", timeout=5).read())
         cur = stats["current"]
         assert cur["completed"] > 0 and cur["median_ttft_ms"] > 0
-        assert cur["ttft_p50_ms"] == cur["median_ttft_ms"]  # the old key, answered for one release
+        # the old key, answered for one release
+        assert cur["ttft_p50_ms"] == cur["median_ttft_ms"]
         assert stats["current"]["in_flight"] >= 0 and len(stats["history"]) >= 2
         for path in ("/", "/llm/stats", "/llm", "/stats/requests"):
             assert KEY not in urllib.request.urlopen(base + path, timeout=5).read().decode()
@@ -154,15 +181,28 @@ def test_base_path_and_login_protect_the_llm_routes(emulator_factory, tmp_path):
 
     emu = emulator_factory("--step-ms", "20")
     creds = {"LOCUST_WEB_USERNAME": "operator", "LOCUST_WEB_PASSWORD": "pa55-word"}
-    proc, out = start_locust("--web-host", "127.0.0.1", "--web-port", "0", "-H", emu.url, "--web-base-path",
-                             "/locust", "--web-login", "--csv", str(tmp_path / "wl"), env=creds)  # fmt: skip
+    proc, out = start_locust(
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        "0",
+        "-H",
+        emu.url,
+        "--web-base-path",
+        "/locust",
+        "--web-login",
+        "--csv",
+        str(tmp_path / "wl"),
+        env=creds,
+    )
     try:
         port = web_port(out)
         base = f"http://127.0.0.1:{port}/locust"
         wait_http(base + "/")
         anonymous = urllib.request.build_opener()
         for path in ("/llm/stats", "/llm", "/llm/requests.csv"):
-            body = anonymous.open(base + path, timeout=5).read().decode()  # redirected to the login page
+            # redirected to the login page
+            body = anonymous.open(base + path, timeout=5).read().decode()
             assert "median_ttft_ms" not in body and "Time to first token" not in body, path
         jar = http.cookiejar.CookieJar()
         browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
@@ -184,20 +224,41 @@ def test_web_login_without_credentials_is_a_clear_error():
     from tests.e2e.test_bad_input import assert_one_clear_error
     from tests.procs import run_locust
 
-    run = run_locust("--web-host", "127.0.0.1", "--web-port", "0", "--web-login", "-H",
-                     "http://127.0.0.1:1", timeout=60)  # fmt: skip
+    run = run_locust(
+        "--web-host", "127.0.0.1", "--web-port", "0", "--web-login", "-H", "http://127.0.0.1:1", timeout=60
+    )
     assert_one_clear_error(run, "--web-login needs LOCUST_WEB_USERNAME and LOCUST_WEB_PASSWORD")
 
 
 @pytest.mark.timeout(120)
 def test_llm_stats_at_a_distributed_master(emulator_factory, tmp_path):
     emu = emulator_factory("--step-ms", "20", "--lora-modules", "sql-lora")
-    master, mout, master_port = start_master("--expect-workers", "2", "--web-host", "127.0.0.1", "--web-port", "0",
-                                             "--autostart", "-u", "8", "-r", "8", "-H", emu.url, "--max-tokens", "32",
-                                             "--input-tokens", "64", "--metrics-interval", "1",
-                                             "--model", "emulated-llama,sql-lora")  # fmt: skip
-    workers = [start_locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port))
-               for _ in range(2)]  # fmt: skip
+    master, mout, master_port = start_master(
+        "--expect-workers",
+        "2",
+        "--web-host",
+        "127.0.0.1",
+        "--web-port",
+        "0",
+        "--autostart",
+        "-u",
+        "8",
+        "-r",
+        "8",
+        "-H",
+        emu.url,
+        "--max-tokens",
+        "32",
+        "--input-tokens",
+        "64",
+        "--metrics-interval",
+        "1",
+        "--model",
+        "emulated-llama,sql-lora",
+    )
+    workers = [
+        start_locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(master_port)) for _ in range(2)
+    ]
     try:
         web = web_port(mout)
         url = f"http://127.0.0.1:{web}/llm/stats"
@@ -213,7 +274,8 @@ def test_llm_stats_at_a_distributed_master(emulator_factory, tmp_path):
         # rows and in-flight counts from both workers reach the master's figures
         cur, models = stats["current"], stats["models"]
         assert cur["completed"] > 10 and cur["in_flight"] > 0 and cur["median_ttft_ms"] > 0, cur
-        assert cur["num_requests_running"] is not None  # the master scrapes the server
+        # the master scrapes the server
+        assert cur["num_requests_running"] is not None
         # and each model's: the rows say which model they asked for (the same snapshot: the counts add up)
         assert set(models) == {"emulated-llama", "sql-lora"}, models
         assert sum(m["completed"] for m in models.values()) == cur["completed"]
@@ -240,7 +302,8 @@ def test_an_open_loop_started_from_the_form_shows_its_rates_live(web_locust, tmp
             return float(m.group(1)) if m else -1.0
 
         deadline = time.monotonic() + 40
-        while achieved() < 10 and time.monotonic() < deadline:  # 20 req/s over a 10 s window fills in ~10 s
+        # 20 req/s over a 10 s window fills in ~10 s
+        while achieved() < 10 and time.monotonic() < deadline:
             time.sleep(0.5)
         assert achieved() >= 10, row.inner_text()
         page.screenshot(path=str(ARTIFACTS / "web_ui_open_loop.png"), full_page=True)
@@ -270,7 +333,8 @@ def test_a_bad_value_in_the_start_form_is_one_line_and_the_users_stop_quietly(we
     deadline = time.monotonic() + 20
     while "cannot start the test" not in out.text and time.monotonic() < deadline:
         time.sleep(0.1)
-    time.sleep(1.0)  # the users spawned meanwhile have run their first task
+    # the users spawned meanwhile have run their first task
+    time.sleep(1.0)
     assert "cannot start the test: --request-rate: expected a number, got 'fast'" in out.text, out.text[-2000:]
     assert "Traceback" not in out.text and "prompts are prepared" not in out.text, out.text[-3000:]
     assert "/v1/chat/completions" not in emu.stats()["by_path"]

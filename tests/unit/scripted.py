@@ -44,7 +44,8 @@ def scripted_connection(clock: FakeClock, reads: list[tuple[float, bytes]]) -> t
     conn = Connection(Target.parse("http://127.0.0.1:9"))
     sock = ScriptedSocket(clock, reads)
 
-    def connect() -> ScriptedSocket:  # the scripted socket is the connection the first send opens
+    # the scripted socket is the connection the first send opens
+    def connect() -> ScriptedSocket:
         conn._sock = sock  # type: ignore[assignment]
         return sock
 

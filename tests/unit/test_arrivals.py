@@ -7,16 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from scheduler.arrivals import (
-    ConstantRate,
-    Ramp,
-    Stage,
-    Stages,
-    parse_burstiness,
-    parse_stages,
-    schedule,
-    stage_at,
-)
+from scheduler.arrivals import ConstantRate, Ramp, Stage, Stages, parse_burstiness, parse_stages, schedule, stage_at
 from scheduler.proof import prove
 
 N = 20_000
@@ -38,11 +29,13 @@ def test_poisson_gaps_pass_a_kolmogorov_smirnov_test_at_one_percent():
     g = gaps(100.0, 1.0)
     # the critical value of the one-sample KS statistic at alpha = 0.01 is 1.628 / sqrt(n) for large n
     assert ks_statistic_exponential(g, 100.0) < 1.628 / math.sqrt(g.size)
-    assert g.mean() == pytest.approx(0.01, rel=0.03)  # 3 standard errors of the mean (1 / sqrt(n) = 0.7%)
+    # 3 standard errors of the mean (1 / sqrt(n) = 0.7%)
+    assert g.mean() == pytest.approx(0.01, rel=0.03)
 
 
 def test_the_ks_test_here_can_tell_a_wrong_law():
-    g = gaps(100.0, 4.0)  # smoother than Poisson
+    # smoother than Poisson
+    g = gaps(100.0, 4.0)
     assert ks_statistic_exponential(g, 100.0) > 1.628 / math.sqrt(g.size)
 
 
@@ -72,7 +65,8 @@ def test_ramps_follow_vllms_definition_over_the_run():
     assert [exponential.rate(i, 0.0)[0] for i in range(5)] == pytest.approx([1.0, 2.0, 4.0, 8.0, 16.0])
     offsets = [a.offset_s for a in schedule(Ramp("linear", 1.0, 100.0, total=400), math.inf, 0, total=400)]
     first, last = np.diff(offsets[:50]).mean(), np.diff(offsets[-50:]).mean()
-    assert first > 5 * last  # the gaps shrink as the rate climbs
+    # the gaps shrink as the rate climbs
+    assert first > 5 * last
 
 
 def test_stages_run_in_order_and_end_the_schedule():
@@ -98,12 +92,14 @@ def test_stage_and_burstiness_parsing_and_their_one_line_errors():
 
 
 def test_the_proof_compares_requested_and_achieved_and_warns_only_when_slipped():
-    due = [1000.0 + i * 0.01 for i in range(101)]  # 100 req/s
+    # 100 req/s
+    due = [1000.0 + i * 0.01 for i in range(101)]
     kept = prove(due, [0.0005] * 101)
     assert kept is not None and kept.scheduled_rate == pytest.approx(100) and kept.achieved_rate == pytest.approx(100)
     assert kept.as_summary(requested_rate=90.0)["requested_rate"] == 90.0
     assert kept.warning() == "" and kept.as_summary()["schedule_lag_p99_ms"] == pytest.approx(0.5)
-    late = prove(due, [i * 0.0005 for i in range(101)])  # falls behind: 5% slower, lag up to 50 ms
+    # falls behind: 5% slower, lag up to 50 ms
+    late = prove(due, [i * 0.0005 for i in range(101)])
     assert (
         late is not None
         and late.slipped
@@ -114,7 +110,8 @@ def test_the_proof_compares_requested_and_achieved_and_warns_only_when_slipped()
 
 @pytest.mark.parametrize("burstiness", [0.25, 1.0, 4.0])
 def test_a_constant_rate_schedule_runs_at_the_requested_rate_not_at_a_samples(burstiness):
-    for n in (60, 200, 5000):  # 200 unconditioned Poisson arrivals at 20 req/s span 18-22 req/s (1 sd)
+    # 200 unconditioned Poisson arrivals at 20 req/s span 18-22 req/s (1 sd)
+    for n in (60, 200, 5000):
         offsets = [a.offset_s for a in schedule(ConstantRate(20.0), burstiness, seed=3, total=n)]
         assert (n - 1) / offsets[-1] == pytest.approx(20.0, rel=1e-9)
     # without -n too: each block of arrivals spans its share exactly

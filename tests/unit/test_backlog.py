@@ -23,7 +23,8 @@ def test_items_are_recorded_in_order_once_the_loop_is_idle():
     backlog = RecordBacklog(done.append)
     for i in range(3):
         backlog.add(i)
-    assert done == []  # not in the caller's greenlet
+    # not in the caller's greenlet
+    assert done == []
     gevent.sleep(0.01)
     assert done == [0, 1, 2] and len(backlog) == 0
 
@@ -34,9 +35,11 @@ def test_a_busy_loop_delays_recording_but_never_past_max_wait():
     spinner = busy_loop(0.5)
     backlog.add(1)
     gevent.sleep(0.05)
-    assert done == []  # the loop is busy: it waits
+    # the loop is busy: it waits
+    assert done == []
     gevent.sleep(0.1)
-    assert done == [1]  # ... but not longer than max_wait_s
+    # ... but not longer than max_wait_s
+    assert done == [1]
     spinner.kill()
 
 
@@ -47,7 +50,8 @@ def test_a_full_backlog_records_without_waiting():
     for i in range(3):
         backlog.add(i)
     gevent.sleep(0.05)
-    assert done[:2] == [0, 1]  # over max_size: recorded although the loop never idled
+    # over max_size: recorded although the loop never idled
+    assert done[:2] == [0, 1]
     spinner.kill()
 
 
@@ -60,7 +64,8 @@ def test_drain_records_everything_now():
     backlog.drain()
     assert done == [0, 1, 2, 3, 4] and len(backlog) == 0
     gevent.sleep(0.01)
-    assert done == [0, 1, 2, 3, 4]  # nothing twice
+    # nothing twice
+    assert done == [0, 1, 2, 3, 4]
     spinner.kill()
 
 

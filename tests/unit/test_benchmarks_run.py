@@ -13,8 +13,9 @@ from tests.procs import ROOT
 
 def bench(module: str, *args: str, timeout: float = 120) -> str:
     """Run ``python -m bench.MODULE ARGS``; its standard output (a failure shows its standard error)."""
-    proc = subprocess.run([sys.executable, "-m", f"bench.{module}", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", f"bench.{module}", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 
@@ -30,11 +31,23 @@ def test_report_speed_benchmark_runs_small():
 @pytest.mark.timeout(120)
 def test_client_overhead_benchmark_runs_small(tmp_path):
     out = tmp_path / "bench.json"
-    stdout = bench("client_overhead", "--seconds", "6", "--conditions", "8x500", "--users", "VLLMUser",
-                   "--timestamps", "kernel", "--json", str(out))  # fmt: skip
+    stdout = bench(
+        "client_overhead",
+        "--seconds",
+        "6",
+        "--conditions",
+        "8x500",
+        "--users",
+        "VLLMUser",
+        "--timestamps",
+        "kernel",
+        "--json",
+        str(out),
+    )
     (result,) = json.loads(out.read_text())
     assert result["requests_compared"] > 0 and result["ttft_error_p50_ms"] is not None
-    assert result["ttft_error_p50_ms"] >= 0  # the client cannot see a token before the server sends it
+    # the client cannot see a token before the server sends it
+    assert result["ttft_error_p50_ms"] >= 0
     assert 0 < result["achieved_pct"] <= 101 and result["client_us_per_chunk"] > 0
     assert 0 < result["step_rate_pct"] <= 101 and 0 < result["occupancy_pct"] <= 101
     assert len(result["request_leg_p50_p99_ms"]) == 2 and len(result["token_leg_p50_p99_ms"]) == 2
@@ -69,8 +82,21 @@ def test_capacity_benchmark_runs_small():
 @pytest.mark.timeout(300)
 def test_tuning_capacity_benchmark_runs_small():
     # 3 s levels are too short to hold a point to 10% of the arithmetic: --tolerance 1 (the run is what is tested)
-    lines = [json.loads(line) for line in bench("tuning_capacity", "--max-num-seqs", "8", "--caching", "on",
-                                                "--level-duration", "3", "--tolerance", "1", timeout=280).splitlines()]  # fmt: skip
+    lines = [
+        json.loads(line)
+        for line in bench(
+            "tuning_capacity",
+            "--max-num-seqs",
+            "8",
+            "--caching",
+            "on",
+            "--level-duration",
+            "3",
+            "--tolerance",
+            "1",
+            timeout=280,
+        ).splitlines()
+    ]
     (point, total) = lines
     assert point["point"] == "max_num_seqs-8_enable_prefix_caching-true" and point["capacity_rps"] > 0
     assert total["best"] == point["point"]

@@ -10,7 +10,8 @@ def test_budget_grants_exactly_n_and_completes_once_all_finished():
     assert done == []
     b.finish()
     assert done == [True]
-    b.finish()  # never twice
+    # never twice
+    b.finish()
     assert done == [True]
 
 
@@ -30,7 +31,8 @@ def test_ledger_grants_exactly_the_total_across_workers():
     ledger = GrantLedger(10)
     assert ledger.request("a", 4) == 4
     assert ledger.request("b", 4) == 4
-    assert ledger.request("c", 4) == 2  # 10 in all, whatever the number of workers
+    # 10 in all, whatever the number of workers
+    assert ledger.request("c", 4) == 2
     assert ledger.request("a", 1) == 0 and ledger.waiting == {"c": 2, "a": 1}
     for w, n in (("a", 4), ("b", 4), ("c", 2)):
         ledger.finished_by(w, n)
@@ -41,7 +43,8 @@ def test_departed_worker_gives_back_what_it_did_not_finish():
     ledger = GrantLedger(9)
     assert [ledger.request(w, 3) for w in "abc"] == [3, 3, 3]
     ledger.finished_by("a", 3)
-    ledger.finished_by("b", 1)  # b dies with 2 unfinished
+    # b dies with 2 unfinished
+    ledger.finished_by("b", 1)
     assert ledger.request("a", 2) == 0
     ledger.depart("b")
     assert ledger.available == 2
@@ -49,7 +52,8 @@ def test_departed_worker_gives_back_what_it_did_not_finish():
     ledger.finished_by("a", 2)
     ledger.finished_by("c", 3)
     assert ledger.complete and ledger.finished == 9
-    assert ledger.request("b", 5) == 0  # a departed worker gets nothing
+    # a departed worker gets nothing
+    assert ledger.request("b", 5) == 0
 
 
 def test_late_joiner_shares_the_remaining_budget():

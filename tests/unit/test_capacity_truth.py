@@ -36,7 +36,8 @@ def test_bursts_of_misses_and_their_design_effect():
     assert design_effect([throughput, saturated]) == 1.0
     # a design effect of d: n requests count as n / d
     assert LevelResult(level, 400, 380, 10.0).interval(4.0) == wilson(95, 100)
-    assert (fewest_to_pass(0.95), fewest_to_pass(0.95, 10.0)) == (73, 730)  # ⌈d z² t / (1 − t)⌉
+    # ⌈d z² t / (1 − t)⌉
+    assert (fewest_to_pass(0.95), fewest_to_pass(0.95, 10.0)) == (73, 730)
 
 
 @pytest.mark.parametrize(("ttft_s", "target", "level_s"), [(0.3, 0.95, 15.0), (0.3, 0.95, 60.0), (0.25, 0.9, 60.0)])
@@ -58,8 +59,10 @@ def test_the_issue_server_truth_by_simulation():
 def test_the_answer_in_words():
     slo = "ttft_ms=300"
     found = capacity_sentence(Capacity(18.24, (15.0, 20.0), (18.125, 18.75), 7, False, 34.3), slo, 0.95)
-    assert found == ("Capacity within ttft_ms=300 for 95% of requests: 18.2 req/s (95% CI 15–20 req/s; the "
-                     "search's bracket 18.1–18.8 req/s).")  # fmt: skip
+    assert found == (
+        "Capacity within ttft_ms=300 for 95% of requests: 18.2 req/s (95% CI 15–20 req/s; the "
+        "search's bracket 18.1–18.8 req/s)."
+    )
     least = capacity_sentence(Capacity(36.8, (30.0, None), (36.8, None), 5, True, 1.0), slo, 0.95)
     assert "at least 36.8 req/s (no rate tried, up to it, fell below the target)" in least
     unconfirmed = capacity_sentence(Capacity(19.1, (0.0, 20.0), (18.8, 19.4), 5, False, 41.7), slo, 0.95)

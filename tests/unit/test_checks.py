@@ -13,27 +13,45 @@ from reports.checks import failed, judge, junit, parse_check
 from reports.keys import unknown_key_error
 from tests.unit.test_report_inputs import HEADER, ROW, assert_one_line_error, report
 
-SUMMARY = {"failed": 0, "p99_ttft_ms": 100.0, "p99_ttft_ms_ci": [90.0, 120.0], "request_throughput": 5.0,
-           "median_tpot_ms": math.nan, "steady": {"p99_ttft_ms": 80.0}, "p99_e2el_ms": 100.0,
-           "p99_e2el_ms_ci": [90.0, None], "models": {"sql-lora": {"p99_ttft_ms": 70.0}},
-           "hosts": {"http://10.0.0.1:8000": {"failed": 2}}}  # fmt: skip
+SUMMARY = {
+    "failed": 0,
+    "p99_ttft_ms": 100.0,
+    "p99_ttft_ms_ci": [90.0, 120.0],
+    "request_throughput": 5.0,
+    "median_tpot_ms": math.nan,
+    "steady": {"p99_ttft_ms": 80.0},
+    "p99_e2el_ms": 100.0,
+    "p99_e2el_ms_ci": [90.0, None],
+    "models": {"sql-lora": {"p99_ttft_ms": 70.0}},
+    "hosts": {"http://10.0.0.1:8000": {"failed": 2}},
+}
 
 
 @pytest.mark.parametrize(
     ("text", "outcome"),
     [
-        ("p99_ttft_ms<=150", "pass"),  # the whole interval meets it
-        ("p99_ttft_ms<=80", "fail"),  # none of it does
-        ("p99_ttft_ms<=100", "inconclusive"),  # it straddles the bound
+        # the whole interval meets it
+        ("p99_ttft_ms<=150", "pass"),
+        # none of it does
+        ("p99_ttft_ms<=80", "fail"),
+        # it straddles the bound
+        ("p99_ttft_ms<=100", "inconclusive"),
         ("p99_ttft_ms > 85", "pass"),
-        ("failed==0", "pass"),  # no interval: the value
+        # no interval: the value
+        ("failed==0", "pass"),
         ("request_throughput>=10", "fail"),
-        ("median_tpot_ms<=5", "inconclusive"),  # no figure to judge
-        ("steady.p99_ttft_ms<=90", "pass"),  # a figure inside an object
-        ("models.sql-lora.p99_ttft_ms<=60", "fail"),  # one model's figure (--model a:0.5,sql-lora:0.5)
-        ("hosts.http://10.0.0.1:8000.failed==0", "fail"),  # one host's, its URL's dots and all
-        ("p99_e2el_ms<=50", "fail"),  # too few requests to bound it above, but its lowest is already over
-        ("p99_e2el_ms<=500", "inconclusive"),  # ... and it cannot be shown to be under
+        # no figure to judge
+        ("median_tpot_ms<=5", "inconclusive"),
+        # a figure inside an object
+        ("steady.p99_ttft_ms<=90", "pass"),
+        # one model's figure (--model a:0.5,sql-lora:0.5)
+        ("models.sql-lora.p99_ttft_ms<=60", "fail"),
+        # one host's, its URL's dots and all
+        ("hosts.http://10.0.0.1:8000.failed==0", "fail"),
+        # too few requests to bound it above, but its lowest is already over
+        ("p99_e2el_ms<=50", "fail"),
+        # ... and it cannot be shown to be under
+        ("p99_e2el_ms<=500", "inconclusive"),
         ("p99_e2el_ms>=50", "pass"),
     ],
 )
@@ -48,8 +66,11 @@ def test_a_check_that_does_not_parse_is_one_line(text):
 
 
 def test_a_key_no_summary_holds_is_refused_and_one_this_run_lacks_is_inconclusive():
-    for text, near in (("p99_ttft_s<=1", "did you mean"), ("steady.nothing<=1", "keys of PREFIX_summary.json"),
-                       ("levels.p99_ttft_ms<=1", "")):  # fmt: skip
+    for text, near in (
+        ("p99_ttft_s<=1", "did you mean"),
+        ("steady.nothing<=1", "keys of PREFIX_summary.json"),
+        ("levels.p99_ttft_ms<=1", ""),
+    ):
         with pytest.raises(ValueError, match=f"no summary figure is called .*{near}"):
             parse_check(text)
     verdict = judge(parse_check("capacity_rps>=20"), SUMMARY)
@@ -73,8 +94,9 @@ def test_the_junit_file_has_one_case_per_check_and_a_failure_for_each_failed_one
 
 def test_the_report_command_exits_3_on_a_failed_check_and_writes_the_junit_file(tmp_path):
     rng = np.random.default_rng(1)
-    rows = "".join(ROW.format(i=i, t=1.7e9 + i).replace("0.1,", f"{0.1 + rng.random() / 100:.5f},", 1)
-                   for i in range(600))  # fmt: skip
+    rows = "".join(
+        ROW.format(i=i, t=1.7e9 + i).replace("0.1,", f"{0.1 + rng.random() / 100:.5f},", 1) for i in range(600)
+    )
     (tmp_path / "r_requests.csv").write_text(HEADER + rows)
     prefix = str(tmp_path / "r")
     ok = report(prefix, "--check", "failed==0", "--check", "p99_ttft_ms<=1000")
@@ -85,9 +107,14 @@ def test_the_report_command_exits_3_on_a_failed_check_and_writes_the_junit_file(
     suite = ET.parse(tmp_path / "r_checks.xml").getroot()
     assert suite.get("failures") == "1"
     summary = json.loads((tmp_path / "r_summary.json").read_text())
-    figures = {key for scope in (summary, summary.get("steady", {})) for key, value in scope.items()
-               if (value is None or isinstance(value, int | float)) and not key.endswith(("_ci", "_bounds"))}  # fmt: skip
-    assert {key for key in figures if unknown_key_error(key)} == set()  # every figure can be checked
+    figures = {
+        key
+        for scope in (summary, summary.get("steady", {}))
+        for key, value in scope.items()
+        if (value is None or isinstance(value, int | float)) and not key.endswith(("_ci", "_bounds"))
+    }
+    # every figure can be checked
+    assert {key for key in figures if unknown_key_error(key)} == set()
     assert_one_line_error(report(prefix, "--check", "p99_ttft<=50"), "no summary figure is called 'p99_ttft'")
     assert_one_line_error(report(prefix, "--check", "p99_ttft_ms<<50"), "expected KEY OP NUMBER")
 
@@ -98,8 +125,12 @@ def test_an_inconclusive_check_says_why_and_what_would_settle_it():
     from reports.intervals import percentile_ci
 
     values = np.linspace(100.0, 2000.0, 40)
-    summary = {"completed": 40, "ci_level": 0.95, "p99_ttft_ms": float(np.percentile(values, 99)),
-               "p99_ttft_ms_ci": percentile_ci(values, 99, 0.95)}  # fmt: skip
+    summary = {
+        "completed": 40,
+        "ci_level": 0.95,
+        "p99_ttft_ms": float(np.percentile(values, 99)),
+        "p99_ttft_ms_ci": percentile_ci(values, 99, 0.95),
+    }
     verdict = judge(parse_check("p99_ttft_ms<=2500"), summary)
     assert verdict.outcome == "inconclusive"
     assert verdict.reason == "a 95% upper bound of a p99 needs at least 368 requests; this run had 40"

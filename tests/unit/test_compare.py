@@ -39,9 +39,11 @@ def test_a_planted_20_percent_regression_is_worse_and_exits_3(tmp_path, capsys):
     found = verdicts(out)
     assert all(found[f"{stat}_ttft_ms"] == "worse" for stat in ("mean", "median", "p90"))
     assert found["mean_e2el_ms"] == found["median_e2el_ms"] == "worse"
-    assert found["request_throughput"] == "no clear change"  # the same rate of requests
+    # the same rate of requests
+    assert found["request_throughput"] == "no clear change"
     assert "regression beyond 5%: mean_ttft_ms" in out
-    assert main(["compare", base, new, "--max-regression", "50%"]) == 0  # worse, but not by half
+    # worse, but not by half
+    assert main(["compare", base, new, "--max-regression", "50%"]) == 0
 
 
 def test_a_run_against_itself_has_no_clear_change(tmp_path, capsys):
@@ -55,10 +57,22 @@ def vllm_result(path, slower: float, seed: int) -> str:
     rng = np.random.default_rng(seed)
     ttfts = list(rng.lognormal(np.log(0.1), 0.3, 300) * slower)
     itls = [list(rng.normal(0.02, 0.002, 49) * slower) for _ in ttfts]
-    data = {"duration": 40.0, "completed": 300, "failed": 0, "request_throughput": 7.5, "output_throughput": 375.0,
-            "mean_ttft_ms": 1e3 * float(np.mean(ttfts)), "input_lens": [1024] * 300, "output_lens": [50] * 300,
-            "ttfts": ttfts, "itls": itls, "latencies": [t + sum(g) for t, g in zip(ttfts, itls, strict=True)],
-            "start_times": [i / 7.5 for i in range(300)], "generated_texts": [""] * 300, "errors": [""] * 300}  # fmt: skip
+    data = {
+        "duration": 40.0,
+        "completed": 300,
+        "failed": 0,
+        "request_throughput": 7.5,
+        "output_throughput": 375.0,
+        "mean_ttft_ms": 1e3 * float(np.mean(ttfts)),
+        "input_lens": [1024] * 300,
+        "output_lens": [50] * 300,
+        "ttfts": ttfts,
+        "itls": itls,
+        "latencies": [t + sum(g) for t, g in zip(ttfts, itls, strict=True)],
+        "start_times": [i / 7.5 for i in range(300)],
+        "generated_texts": [""] * 300,
+        "errors": [""] * 300,
+    }
     path.write_text(json.dumps(data))
     return str(path)
 

@@ -28,14 +28,21 @@ def test_shares_peaks_and_bound_seconds_from_scripted_readings():
         s.advance(1.0, share)
         assert guard.sample() == pytest.approx(share)
     assert guard.seconds == 4 and guard.bound_seconds == 2 and guard.max_share == pytest.approx(1.0)
-    assert guard.take_peak() == pytest.approx(1.0) and guard.take_peak() == 0.0  # the peak since the last scrape
-    assert guard.sample() is None  # no time passed
-    assert guard.report() == {"seconds": 4.0, "bound_seconds": 2.0, "max_share": pytest.approx(1.0),
-                              "cpu_seconds": pytest.approx(2.65 / 2)}  # fmt: skip
+    # the peak since the last scrape
+    assert guard.take_peak() == pytest.approx(1.0) and guard.take_peak() == 0.0
+    # no time passed
+    assert guard.sample() is None
+    assert guard.report() == {
+        "seconds": 4.0,
+        "bound_seconds": 2.0,
+        "max_share": pytest.approx(1.0),
+        "cpu_seconds": pytest.approx(2.65 / 2),
+    }
 
 
 def test_the_busiest_process_decides_and_ten_percent_of_the_run_is_the_line():
-    calm = {"seconds": 100.0, "bound_seconds": 10.0, "max_share": 0.97}  # 10%: not more than a tenth
+    # 10%: not more than a tenth
+    calm = {"seconds": 100.0, "bound_seconds": 10.0, "max_share": 0.97}
     busy = {"seconds": 100.0, "bound_seconds": 11.0, "max_share": 0.99}
     assert verdict([calm]) == {"client_cpu_max_share": 0.97, "client_cpu_bound": False}
     assert verdict([calm, busy]) == {"client_cpu_max_share": 0.99, "client_cpu_bound": True}
@@ -47,7 +54,8 @@ def test_the_schedulers_statistics_count_this_process_busy():
     end = time.perf_counter() + 0.05
     while time.perf_counter() < end:
         pass
-    assert read_schedstat() - before >= 0.04  # on the CPU (or waiting for it) for the whole loop
+    # on the CPU (or waiting for it) for the whole loop
+    assert read_schedstat() - before >= 0.04
 
 
 def test_a_failed_calibration_is_one_warning_and_the_run_goes_on(monkeypatch, tmp_path, caplog):

@@ -79,6 +79,7 @@ def test_the_image_copies_every_package_the_suite_imports():
     """The image runs locustfile.py, the emulator, the reports and the examples: each first-party
     package they import must be copied in (a new package is easy to forget here)."""
     dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
-    copied = {line.split()[-2] for line in dockerfile.splitlines() if line.startswith("COPY ")}  # the sources
+    # the sources
+    copied = {line.split()[-2] for line in dockerfile.splitlines() if line.startswith("COPY ")}
     packages = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests", "bench", "tools"}
     assert packages | {"examples", "locustfile.py"} <= copied, sorted(packages - copied)

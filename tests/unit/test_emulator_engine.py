@@ -44,20 +44,28 @@ async def run(config: EngineConfig, prompts: dict[str, list[int]], max_tokens: i
     return sink
 
 
-FAST = {"step_ms": 0.2, "step_ms_per_seq": 0.0, "prefill_ms_per_token": 0.0, "max_num_batched_tokens": 512,
-        "eos_prob": 0.0}  # fmt: skip
+FAST = {
+    "step_ms": 0.2,
+    "step_ms_per_seq": 0.0,
+    "prefill_ms_per_token": 0.0,
+    "max_num_batched_tokens": 512,
+    "eos_prob": 0.0,
+}
 
 
 def test_without_chunked_prefill_a_long_prompt_stalls_the_decoding_ones_for_a_step():
-    prompts = {"decoding": list(range(16)), "long": list(range(1000, 3048))}  # 2,048 tokens: four 512-token chunks
+    # 2,048 tokens: four 512-token chunks
+    prompts = {"decoding": list(range(16)), "long": list(range(1000, 3048))}
     for chunked in (True, False):
         sink = asyncio.run(run(EngineConfig(**FAST, enable_chunked_prefill=chunked), prompts, 40, later="long"))
         steps = sink.steps["decoding"]
         gaps = [b - a for a, b in itertools.pairwise(steps)]
         long_first = sink.steps["long"][0]
-        if chunked:  # the long prompt prefills in chunks beside the decoding sequence, which never skips a step
+        # the long prompt prefills in chunks beside the decoding sequence, which never skips a step
+        if chunked:
             assert max(gaps) == 1 and long_first - steps[0] >= 4
-        else:  # it prefills whole, in a step of its own: the decoding sequence waits that step out
+        # it prefills whole, in a step of its own: the decoding sequence waits that step out
+        else:
             assert max(gaps) == 2
 
 

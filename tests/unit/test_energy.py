@@ -30,11 +30,23 @@ amd_gpu_gfx_activity{gpu_id="1"} 50
 
 
 def test_the_exporters_pages_by_their_documented_names_and_units():
-    assert gpu_sample(DCGM) == {"exporter": "dcgm", "gpus": 2, "gpu_power_w": 600.0, "gpu_energy_j": 12000.0,
-                                "gpu_utilization": 0.8}  # mJ to J, % to a share  # fmt: skip
-    assert gpu_sample(AMD) == {"exporter": "amd", "gpus": 2, "gpu_power_w": 1000.0, "gpu_energy_j": None,
-                               "gpu_utilization": 0.75}  # fmt: skip
-    amd_energy = 'gpu_power_usage{gpu_id="0"} 500\ngpu_energy_consumed{gpu_id="0"} 2.5e9\n'  # µJ, no prefix
+    assert gpu_sample(DCGM) == {
+        "exporter": "dcgm",
+        "gpus": 2,
+        "gpu_power_w": 600.0,
+        "gpu_energy_j": 12000.0,
+        # mJ to J, % to a share
+        "gpu_utilization": 0.8,
+    }
+    assert gpu_sample(AMD) == {
+        "exporter": "amd",
+        "gpus": 2,
+        "gpu_power_w": 1000.0,
+        "gpu_energy_j": None,
+        "gpu_utilization": 0.75,
+    }
+    # µJ, no prefix
+    amd_energy = 'gpu_power_usage{gpu_id="0"} 500\ngpu_energy_consumed{gpu_id="0"} 2.5e9\n'
     assert gpu_sample(amd_energy)["gpu_energy_j"] == pytest.approx(2500.0)  # type: ignore[index]
     assert gpu_sample("vllm:num_requests_running 3\n") is None
     assert telemetry_page("http://127.0.0.1:9400/metrics")[1] == "/metrics"
@@ -42,7 +54,8 @@ def test_the_exporters_pages_by_their_documented_names_and_units():
         telemetry_page("127.0.0.1:9400")
 
 
-def curve(t: float) -> float:  # a power curve with a known integral
+# a power curve with a known integral
+def curve(t: float) -> float:
     return 400.0 + 200.0 * math.sin(2 * math.pi * t / 30.0)
 
 
@@ -52,10 +65,19 @@ def integral(t0: float, t1: float) -> float:
 
 
 def test_power_integrated_between_scrapes_is_within_1_percent_of_the_curves_integral_and_bracketed():
-    times = [1000.0 + 1.0 * i for i in range(61)]  # scraped every second for a minute
-    samples = pd.DataFrame({"time": times, "url": "u", "gpu_power_w": [curve(t) for t in times],
-                            "gpu_energy_j": math.nan, "gpu_utilization": 0.5})  # fmt: skip
-    t0, t1 = 1003.4, 1047.7  # the run's span falls between scrapes
+    # scraped every second for a minute
+    times = [1000.0 + 1.0 * i for i in range(61)]
+    samples = pd.DataFrame(
+        {
+            "time": times,
+            "url": "u",
+            "gpu_power_w": [curve(t) for t in times],
+            "gpu_energy_j": math.nan,
+            "gpu_utilization": 0.5,
+        }
+    )
+    # the run's span falls between scrapes
+    t0, t1 = 1003.4, 1047.7
     got = energy_figures(samples, t0, t1, output_tokens=1000)
     truth = integral(t0, t1)
     assert got["energy_j"] == pytest.approx(truth, rel=0.01)
@@ -68,25 +90,36 @@ def test_power_integrated_between_scrapes_is_within_1_percent_of_the_curves_inte
 
 def test_an_energy_counter_gives_the_energy_where_an_exporter_has_one():
     times = [0.0, 1.0, 2.0, 3.0]
-    two = pd.DataFrame({"time": times * 2, "url": ["a"] * 4 + ["b"] * 4, "gpu_power_w": 999.0,
-                        "gpu_energy_j": [0, 500, 1000, 1500, 10, 310, 610, 910], "gpu_utilization": math.nan})  # fmt: skip
+    two = pd.DataFrame(
+        {
+            "time": times * 2,
+            "url": ["a"] * 4 + ["b"] * 4,
+            "gpu_power_w": 999.0,
+            "gpu_energy_j": [0, 500, 1000, 1500, 10, 310, 610, 910],
+            "gpu_utilization": math.nan,
+        }
+    )
     got = energy_between(two, 0.5, 2.5)
-    assert got["energy_j"] == pytest.approx(1000 + 600)  # both exporters' counters, read at the span's ends
+    # both exporters' counters, read at the span's ends
+    assert got["energy_j"] == pytest.approx(1000 + 600)
     assert got["mean_gpu_power_w"] == pytest.approx(800.0) and got["gpu_utilization"] is None
     assert got["gpu_energy_source"] == "energy counter" and "energy_j_bounds" not in got
-    assert energy_between(two, 10.0, 20.0) == {}  # no scrape covers the span
+    # no scrape covers the span
+    assert energy_between(two, 10.0, 20.0) == {}
 
 
 def test_the_cost_per_million_tokens_worked_by_hand():
     # 8 GPUs at 2.50 USD an hour for 90 s: 8 * 2.5 * 90 / 3600 = 0.50 USD
     got = cost_figures(2.5, 8, 90.0, output_tokens=50_000, input_tokens=150_000)
-    assert got == pytest.approx({"run_cost_usd": 0.5, "usd_per_million_output_tokens": 10.0,
-                                 "usd_per_million_total_tokens": 2.5})  # fmt: skip
+    assert got == pytest.approx(
+        {"run_cost_usd": 0.5, "usd_per_million_output_tokens": 10.0, "usd_per_million_total_tokens": 2.5}
+    )
     assert cost_figures(None, 8, 90.0, 1, 1) == {} and cost_figures(2.5, None, 90.0, 1, 1) == {}
 
 
 def test_an_exporter_that_cannot_be_reached_is_one_warning_and_no_rows(tmp_path, caplog):
-    with socket.socket() as closed:  # a port nothing listens on
+    # a port nothing listens on
+    with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{closed.getsockname()[1]}/metrics"
     telemetry = GpuTelemetry([url], str(tmp_path / "t.csv"))

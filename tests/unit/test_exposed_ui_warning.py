@@ -15,9 +15,14 @@ def settings(key):
 
 @pytest.mark.parametrize(
     ("web_host", "key", "login", "warned"),
-    [("", "sk-x", False, True), ("0.0.0.0", "sk-x", False, True), ("127.0.0.1", "sk-x", False, False),
-     ("", "sk-x", True, False), ("", None, False, False)],
-)  # fmt: skip
+    [
+        ("", "sk-x", False, True),
+        ("0.0.0.0", "sk-x", False, True),
+        ("127.0.0.1", "sk-x", False, False),
+        ("", "sk-x", True, False),
+        ("", None, False, False),
+    ],
+)
 def test_warns_when_the_ui_is_open_beyond_localhost_with_a_key_and_no_login(
     caplog, monkeypatch, web_host, key, login, warned
 ):

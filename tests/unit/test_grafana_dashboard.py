@@ -14,8 +14,21 @@ from users.observe.prometheus_export import FAMILIES, Exporter
 
 def suite_sample_names() -> set[str]:
     exporter = Exporter(lambda: "m", {f: (lambda: 1.0) for f in FAMILIES if f.kind == "gauge"})
-    exporter.observe(Finished.of(RequestRecord(start_time=1.0, success=True, ttft=0.1, itl=[0.01], e2e=0.2,
-                                          prompt_tokens=10, cached_tokens=5, output_tokens=2, queue=0.0)))  # fmt: skip
+    exporter.observe(
+        Finished.of(
+            RequestRecord(
+                start_time=1.0,
+                success=True,
+                ttft=0.1,
+                itl=[0.01],
+                e2e=0.2,
+                prompt_tokens=10,
+                cached_tokens=5,
+                output_tokens=2,
+                queue=0.0,
+            )
+        )
+    )
     text = generate_latest(exporter.registry).decode()
     return {s.name for f in text_string_to_metric_families(text) for s in f.samples}
 
@@ -24,7 +37,8 @@ def test_the_dashboard_names_only_series_the_suite_exports():
     wanted = dashboard.metric_names("llm_loadtest_")
     names = suite_sample_names()
     assert wanted and wanted <= names, sorted(wanted - names)
-    assert "llm_loadtest_ttft_seconds_bucket" in wanted  # the client's TTFT percentiles are on it
+    # the client's TTFT percentiles are on it
+    assert "llm_loadtest_ttft_seconds_bucket" in wanted
 
 
 def test_the_dashboard_is_importable_with_a_model_and_a_job_variable():
@@ -45,6 +59,8 @@ def test_the_dashboard_is_importable_with_a_model_and_a_job_variable():
             if "vllm:" in target["expr"] or "_seconds" in target["expr"] or "_total" in target["expr"]:
                 assert 'model_name=~"$model"' in target["expr"], target["expr"]
     # the comparison the dashboard exists for: client and server TTFT in one panel
-    assert any("llm_loadtest_ttft_seconds" in " ".join(t["expr"] for t in p["targets"])
-               and "vllm:time_to_first_token_seconds" in " ".join(t["expr"] for t in p["targets"])
-               for p in board["panels"])  # fmt: skip
+    assert any(
+        "llm_loadtest_ttft_seconds" in " ".join(t["expr"] for t in p["targets"])
+        and "vllm:time_to_first_token_seconds" in " ".join(t["expr"] for t in p["targets"])
+        for p in board["panels"]
+    )

@@ -26,17 +26,20 @@ def test_round_robin_takes_the_hosts_in_turn():
 def test_least_inflight_takes_the_idlest_host_and_breaks_ties_in_turn():
     chooser = HostChooser([A, B, C], "least-inflight")
     first = [chooser.pick() for _ in range(3)]
-    assert first == [A, B, C]  # all idle: in turn
+    # all idle: in turn
+    assert first == [A, B, C]
     chooser.started(A)
     chooser.started(A)
     chooser.started(B)
     assert chooser.pick() == C
     chooser.started(C)
-    assert chooser.pick() == B  # B and C hold one each; B's turn comes first after C
+    # B and C hold one each; B's turn comes first after C
+    assert chooser.pick() == B
     chooser.finished(A)
     chooser.finished(A)
     assert chooser.pick() == A
-    chooser.finished(A)  # never below zero
+    # never below zero
+    chooser.finished(A)
     assert chooser.in_flight[A] == 0
 
 
@@ -49,7 +52,8 @@ def test_hosts_and_metrics_urls_parse_or_say_why_in_one_line():
     assert s.metrics_url == ("http://a:9/metrics", "http://b:9", "http://c:9")
     assert Settings.from_options(opts(metrics_url="http://a:9")).metrics_url == (
         "http://a:9",
-    )  # from LOCUST_METRICS_URL
+        # from LOCUST_METRICS_URL
+    )
     with pytest.raises(ConfigError, match=r"^--metrics-url: host must look like"):
         Settings.from_options(opts(metrics_url=["a:9"]))
     with pytest.raises(ConfigError, match=r"^--host-strategy must be one of round-robin, least-inflight"):
@@ -70,8 +74,14 @@ def test_replicas_add_up_to_one_server_and_kv_usage_averages():
 
 def test_each_replica_is_reported_apart_with_the_skew_between_them():
     def replica(url: str, served: float, hits: float) -> Replica:
-        server = pd.DataFrame({"time": [0.0, 10.0], "prefix_cache_hits_total": [0.0, hits],
-                               "prefix_cache_queries_total": [0.0, 100.0], "num_requests_running": [1.0, 3.0]})  # fmt: skip
+        server = pd.DataFrame(
+            {
+                "time": [0.0, 10.0],
+                "prefix_cache_hits_total": [0.0, hits],
+                "prefix_cache_queries_total": [0.0, 100.0],
+                "num_requests_running": [1.0, 3.0],
+            }
+        )
         scrapes = [(0.0, {"ttft": hist(0, 0.0, 0)}), (10.0, {"ttft": hist(served, served * 0.05, served)})]
         return Replica(url, server, scrapes)
 
@@ -86,10 +96,22 @@ def test_each_replica_is_reported_apart_with_the_skew_between_them():
 
 
 def test_per_host_keys_only_when_the_rows_went_to_several_hosts():
-    rows = pd.DataFrame({"host": [A, B, A], "success": [True] * 3, "cancelled": [False] * 3,
-                         "start_time": [0.0, 1.0, 2.0], "ttft_s": [0.1, 0.3, 0.2], "tpot_s": [0.01] * 3,
-                         "e2e_s": [1.0] * 3, "decode_tps": [100.0] * 3, "output_tokens": [10] * 3,
-                         "prompt_tokens": [5] * 3, "cached_tokens": [0] * 3, "itl_s": ["0.01"] * 3})  # fmt: skip
+    rows = pd.DataFrame(
+        {
+            "host": [A, B, A],
+            "success": [True] * 3,
+            "cancelled": [False] * 3,
+            "start_time": [0.0, 1.0, 2.0],
+            "ttft_s": [0.1, 0.3, 0.2],
+            "tpot_s": [0.01] * 3,
+            "e2e_s": [1.0] * 3,
+            "decode_tps": [100.0] * 3,
+            "output_tokens": [10] * 3,
+            "prompt_tokens": [5] * 3,
+            "cached_tokens": [0] * 3,
+            "itl_s": ["0.01"] * 3,
+        }
+    )
     hosts = per_host(rows)["hosts"]
     assert set(hosts) == {A, B} and hosts[A]["completed"] == 2 and hosts[B]["mean_ttft_ms"] == pytest.approx(300)
     assert per_host(rows[rows["host"] == A]) == {}

@@ -19,10 +19,13 @@ def test_arrival_is_now_less_the_time_the_bytes_waited_and_now_when_the_stamp_is
     def clock() -> float:
         return 100.0
 
-    assert arrival(clock, None) == 100.0  # no stamp (https, other systems, stamping not yet on)
+    # no stamp (https, other systems, stamping not yet on)
+    assert arrival(clock, None) == 100.0
     assert arrival(clock, time.time() - 0.5) == pytest.approx(100.0 - 0.5, abs=0.01)
-    assert arrival(clock, time.time() - 3600) == 100.0  # the clock stepped: not a late read
-    assert arrival(clock, time.time() + 5) == 100.0  # a stamp from the future
+    # the clock stepped: not a late read
+    assert arrival(clock, time.time() - 3600) == 100.0
+    # a stamp from the future
+    assert arrival(clock, time.time() + 5) == 100.0
 
 
 def test_a_stamp_converts_to_the_monotonic_clock_within_the_stated_bound():
@@ -39,7 +42,8 @@ def test_a_stamp_converts_to_the_monotonic_clock_within_the_stated_bound():
 
 
 def test_a_preempted_clock_pair_is_read_again():
-    ticks = iter([0.0, 1.0, 5.0, 5.0 + 1e-6])  # the first pair is 1 s apart: read again
+    # the first pair is 1 s apart: read again
+    ticks = iter([0.0, 1.0, 5.0, 5.0 + 1e-6])
 
     def clock() -> float:
         return next(ticks)
@@ -62,7 +66,8 @@ def test_emulator_falls_back_to_its_own_clock_without_a_usable_stamp():
     before = time.perf_counter()
     mono, wall = emulator_arrival(Sock())
     assert mono >= before and abs(wall - time.time()) < 0.05
-    Sock.arrived = time.time() - 3600  # a clock step
+    # a clock step
+    Sock.arrived = time.time() - 3600
     assert emulator_arrival(Sock())[0] >= before
     Sock.arrived = time.time() - 0.5
     assert emulator_arrival(Sock())[0] == pytest.approx(time.perf_counter() - 0.5, abs=0.01)
@@ -83,7 +88,8 @@ def test_a_control_call_reads_a_body_that_ends_with_the_connection():
 
     conn, sock = scripted_connection(FakeClock(), [(0.0, b"HTTP/1.1 200 OK\r\n\r\nhello "), (0.1, b"world")])
     head, body = request(conn, "GET", "/v1/models")
-    assert head.status == 200 and body == b"hello world" and sock.closed  # no length: closed after
+    # no length: closed after
+    assert head.status == 200 and body == b"hello world" and sock.closed
 
 
 def test_the_descriptor_table_is_grown_ahead_without_taking_any_descriptor_over():

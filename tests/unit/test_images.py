@@ -29,7 +29,8 @@ def test_shared_images_repeat_and_distinct_ones_do_not():
     shared = ImageSet(2, (16, 16), "jpeg", share=True, seed=3)
     assert shared.next() == shared.next() and len(set(shared.next())) == 2
     distinct = ImageSet(2, (16, 16), "jpeg", share=False, seed=3)
-    distinct.fill(3)  # made ahead, taken first, then made when none is ready: never one twice
+    # made ahead, taken first, then made when none is ready: never one twice
+    distinct.fill(3)
     assert distinct.ready == 3
     seen = [url for _ in range(5) for url in distinct.next()]
     assert len(set(seen)) == 10 and distinct.ready == 0

@@ -9,13 +9,16 @@ import pytest
 
 from reports.intervals import ci_level_error, intervals_ms, mean_ci, percentile_ci, rate_ci, ratio_of_sums_ci
 
-MU, SIGMA = math.log(0.2), 0.5  # a TTFT-like law: lognormal, median 200 ms
+# a TTFT-like law: lognormal, median 200 ms
+MU, SIGMA = math.log(0.2), 0.5
 TRUE_MEAN = math.exp(MU + SIGMA**2 / 2)
-TRUE_P99 = math.exp(MU + SIGMA * 2.3263478740408408)  # the normal law's 0.99 quantile
+# the normal law's 0.99 quantile
+TRUE_P99 = math.exp(MU + SIGMA * 2.3263478740408408)
 
 
 def coverage(interval, truth: float, runs: int = 1000, n: int = 400) -> float:
-    rng = np.random.default_rng(7)  # the same runs every time: the figure below is the method's, not luck's
+    # the same runs every time: the figure below is the method's, not luck's
+    rng = np.random.default_rng(7)
     hits = 0
     for _ in range(runs):
         low, high = interval(rng.lognormal(MU, SIGMA, n))
@@ -30,12 +33,15 @@ def test_the_mean_and_the_p99_intervals_of_one_run_contain_the_truth_about_95_pe
 
 def test_the_throughput_and_hit_rate_intervals_of_one_run_contain_the_truth_about_95_percent_of_the_time():
     rng = np.random.default_rng(11)
-    rate, duration = 8.0, 60.0  # completions per second, seconds
+    # completions per second, seconds
+    rate, duration = 8.0, 60.0
     counts = rng.poisson(rate * duration, 1000)
     inside = [low <= rate <= high for low, high in (rate_ci(int(k), duration, 0.95) for k in counts)]
-    assert 0.93 <= float(np.mean(inside)) <= 0.98  # exact (Garwood): at least 95%, a little over
+    # exact (Garwood): at least 95%, a little over
+    assert 0.93 <= float(np.mean(inside)) <= 0.98
     prompt = 2048
-    truth = 0.6  # each request finds 0 or its whole 2048 * 0.75 shared tokens: 80% of them do
+    # each request finds 0 or its whole 2048 * 0.75 shared tokens: 80% of them do
+    truth = 0.6
     hits = 0
     for _ in range(1000):
         cached = np.where(rng.random(300) < 0.8, 1536.0, 0.0)
@@ -49,10 +55,14 @@ def test_intervals_are_named_after_their_figures_and_too_few_requests_leave_a_bo
     out = intervals_ms(np.array([0.1, 0.2, 0.3, math.nan]), "ttft", 0.95, (50, 90, 99))
     assert set(out) == {"mean_ttft_ms_ci", "median_ttft_ms_ci", "p90_ttft_ms_ci", "p99_ttft_ms_ci"}
     low, high = out["mean_ttft_ms_ci"]
-    assert low is not None and high is not None and low < 200.0 < high  # in ms, the NaN left out
-    assert out["p99_ttft_ms_ci"][1] is None  # three requests cannot bound a p99 from above
-    assert intervals_ms(np.array([]), "itl", 0.95, (50,)) == {"mean_itl_ms_ci": [None, None],
-                                                                "median_itl_ms_ci": [None, None]}  # fmt: skip
+    # in ms, the NaN left out
+    assert low is not None and high is not None and low < 200.0 < high
+    # three requests cannot bound a p99 from above
+    assert out["p99_ttft_ms_ci"][1] is None
+    assert intervals_ms(np.array([]), "itl", 0.95, (50,)) == {
+        "mean_itl_ms_ci": [None, None],
+        "median_itl_ms_ci": [None, None],
+    }
 
 
 @pytest.mark.parametrize("level", [0.0, 1.0, 1.5, -0.1])

@@ -23,7 +23,8 @@ from tests.unit.scripted import END, HEAD, chat_chunk, frame, usage_chunk
 PLAIN = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok"
 STREAM = HEAD + frame(chat_chunk("Hi")) + frame(chat_chunk("!", finish="stop"), usage_chunk(3, 2), b"[DONE]") + END
 
-Policy = Callable[[int, int], str]  # (connection number, request number on it) -> what the server does
+# (connection number, request number on it) -> what the server does
+Policy = Callable[[int, int], str]
 
 
 def answer(_conn: int, _req: int) -> str:
@@ -35,14 +36,16 @@ class KeepAliveServer:
     (read it, close without a byte) or "partial" (a few bytes of the head, then close); closes a
     connection idle ``idle_close`` seconds, or (``close_after``) after every response, unannounced."""
 
-    def __init__(self, response: bytes, policy: Policy = answer, idle_close: float | None = None,
-                 close_after: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self, response: bytes, policy: Policy = answer, idle_close: float | None = None, close_after: bool = False
+    ) -> None:
         self.response = response
         self.policy = policy
         self.idle_close = idle_close
         self.close_after = close_after
         self.connections = 0
-        self.requests: list[tuple[int, int, float]] = []  # (connection, request on it, unix time read)
+        # (connection, request on it, unix time read)
+        self.requests: list[tuple[int, int, float]] = []
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -67,10 +70,17 @@ class KeepAliveServer:
                                 return
                             buf += data
                 except gevent.Timeout:
-                    return  # idle too long: closed, as uvicorn does
+                    # idle too long: closed, as uvicorn does
+                    return
                 head, _, buf = buf.partition(b"\r\n\r\n")
-                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length")), 0)  # fmt: skip
+                length = next(
+                    (
+                        int(line.split(b":")[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length")
+                    ),
+                    0,
+                )
                 while len(buf) < length:
                     buf += conn.recv(65536)
                 buf = buf[length:]
@@ -118,13 +128,16 @@ def test_a_connection_the_server_closed_while_idle_is_not_reused(serve):
     server = serve(PLAIN, idle_close=0.1)
     conn = Connection(server.target)
     assert get(conn) == b"ok"
-    gevent.sleep(0.4)  # the server has closed it
+    # the server has closed it
+    gevent.sleep(0.4)
     assert get(conn) == b"ok"
-    assert server.connections == 2 and len(server.requests) == 2  # seen closed before the send: nothing resent
+    # seen closed before the send: nothing resent
+    assert server.connections == 2 and len(server.requests) == 2
 
 
 def test_a_connection_idle_past_the_bound_is_not_reused_and_one_within_it_is(serve):
-    server = serve(PLAIN)  # never closes
+    # never closes
+    server = serve(PLAIN)
     conn = Connection(server.target, max_idle=0.2)
     get(conn)
     get(conn)
@@ -135,7 +148,8 @@ def test_a_connection_idle_past_the_bound_is_not_reused_and_one_within_it_is(ser
 
 
 def test_a_server_that_closes_after_every_response_costs_one_connection_per_call(serve):
-    server = serve(PLAIN, close_after=True)  # without saying so (no "connection: close")
+    # without saying so (no "connection: close")
+    server = serve(PLAIN, close_after=True)
     conn = Connection(server.target)
     for _ in range(5):
         assert get(conn) == b"ok"
@@ -167,7 +181,8 @@ def test_a_stream_the_server_closed_unanswered_on_a_kept_connection_is_sent_once
     # on the record: the server read it twice
     assert rec.resent and rec.resent_error == "connection closed before the response headers"
     dropped = server.requests[1][2]
-    assert rec.start_time > dropped  # its clock started on the connection that carried it
+    # its clock started on the connection that carried it
+    assert rec.start_time > dropped
 
 
 @pytest.mark.parametrize("read_by", ["greenlet", "reactor"])
@@ -193,7 +208,8 @@ def test_a_request_closed_unanswered_on_a_fresh_connection_is_an_error_not_a_res
     assert not rec.success and rec.error == "connection closed before the response headers"
     with pytest.raises(TransportError, match="connection closed before the response headers"):
         get(Connection(server.target))
-    assert len(server.requests) == 2  # one each, never resent
+    # one each, never resent
+    assert len(server.requests) == 2
 
 
 def test_the_staleness_check_on_a_gevent_socket_never_yields_and_sees_a_close_and_stray_bytes():
@@ -205,13 +221,17 @@ def test_the_staleness_check_on_a_gevent_socket_never_yields_and_sees_a_close_an
 
     ours, theirs = gsocket.socketpair()
     ran = []
-    gevent.spawn(ran.append, "another greenlet")  # ready to run: any switch to the hub runs it
-    assert _peer_spoke(ours) is False and ran == []  # alive and silent: no yield
+    # ready to run: any switch to the hub runs it
+    gevent.spawn(ran.append, "another greenlet")
+    # alive and silent: no yield
+    assert _peer_spoke(ours) is False and ran == []
     theirs.sendall(b"x")
-    assert _peer_spoke(ours) is True and ran == []  # bytes nobody asked for
+    # bytes nobody asked for
+    assert _peer_spoke(ours) is True and ran == []
     assert ours.recv(1) == b"x"
     theirs.close()
-    assert _peer_spoke(ours) is True and ran == []  # closed by the other side
+    # closed by the other side
+    assert _peer_spoke(ours) is True and ran == []
     gevent.sleep(0)
     assert ran == ["another greenlet"]
     ours.close()

@@ -19,8 +19,10 @@ from users.settings.options import OPTIONS, add_options
 K8S = ROOT / "docker" / "kubernetes"
 KUBERNETES_VERSION = "1.33.0"
 SUITE = "llm-loadtest"
-SECRET_OPTIONS = {o.env_var for o in OPTIONS if o.secret}  # OPENAI_API_KEY
-CRD_GROUPS = ("monitoring.coreos.com/",)  # the Prometheus Operator's: not in the Kubernetes schemas
+# OPENAI_API_KEY
+SECRET_OPTIONS = {o.env_var for o in OPTIONS if o.secret}
+# the Prometheus Operator's: not in the Kubernetes schemas
+CRD_GROUPS = ("monitoring.coreos.com/",)
 
 
 def rendered(*overlay: str) -> list[dict[str, Any]]:
@@ -29,10 +31,16 @@ def rendered(*overlay: str) -> list[dict[str, Any]]:
 
 def with_autoscale(tmp_path: Path, overlay: str) -> list[dict[str, Any]]:
     """An overlay plus the optional autoscale component, as a user would add it."""
-    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
-        "resources": [str(K8S / overlay)], "components": [str(K8S / "autoscale")],
-    }))  # fmt: skip
+    (tmp_path / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [str(K8S / overlay)],
+                "components": [str(K8S / "autoscale")],
+            }
+        )
+    )
     return build(tmp_path)
 
 
@@ -78,11 +86,13 @@ def test_the_autoscaler_and_the_results_reader_validate(tmp_path):
 
 def test_the_validator_rejects_a_broken_manifest():
     worker = one(rendered("web"), "Deployment", "llm-loadtest-worker")
-    container(worker)["ports"][0]["containerPort"] = "metrics"  # a name where a number belongs
+    # a name where a number belongs
+    container(worker)["ports"][0]["containerPort"] = "metrics"
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(worker, KUBERNETES_VERSION, strict=True)
     worker = one(rendered("web"), "Deployment", "llm-loadtest-worker")
-    container(worker)["resource"] = {}  # a misspelt field: strict schemas refuse it
+    # a misspelt field: strict schemas refuse it
+    container(worker)["resource"] = {}
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(worker, KUBERNETES_VERSION, strict=True)
 
@@ -109,7 +119,8 @@ def test_workers_find_the_master_and_every_port_agrees(overlay):
     assert port(m, ports["metrics"]["targetPort"]) == metrics == port(w, "metrics")
     if overlay == "web":
         assert port(m, ports["web"]["targetPort"]) == int(flag(m["args"], "--web-port"))
-    else:  # the headless Job waits for exactly the workers the Deployment runs, and never reruns itself
+    # the headless Job waits for exactly the workers the Deployment runs, and never reruns itself
+    else:
         assert int(flag(m["args"], "--expect-workers")) == worker["spec"]["replicas"]
         assert "--headless" in m["args"] and master["spec"]["backoffLimit"] == 0
         assert master["spec"]["template"]["spec"]["restartPolicy"] == "Never"
@@ -127,7 +138,8 @@ def test_the_key_comes_from_a_secret_and_pods_run_as_non_root_with_requests(over
         for key in cm["data"]:
             assert not set(key.split("_")) & {"KEY", "TOKEN", "PASSWORD", "SECRET", "AUTH"}, key
             assert key not in SECRET_OPTIONS, key
-    assert not any(r["kind"] == "Secret" for r in res)  # the key is never in the repository
+    # the key is never in the repository
+    assert not any(r["kind"] == "Secret" for r in res)
     workloads = [r for r in res if r["kind"] in ("Deployment", "Job")]
     assert len(workloads) == 2
     for workload in workloads:
@@ -149,13 +161,16 @@ def test_the_configmap_holds_only_options_the_suite_or_locust_knows_with_values_
     known = {a.env_var for a in parser._actions if getattr(a, "env_var", None)}
     assert set(options) <= known, sorted(set(options) - known)
     parsed = parser.parse_args(args=["-f", "locustfile.py"], env_vars=options)
-    assert (parsed.num_users, parsed.spawn_rate, parsed.num_requests) == (128, 16, 500)  # the seed
+    # the seed
+    assert (parsed.num_users, parsed.spawn_rate, parsed.num_requests) == (128, 16, 500)
     assert (parsed.input_tokens, parsed.max_tokens) == (2048, 512)
-    assert parsed.host == "http://vllm:8000"  # the vLLM Service of vllm/
+    # the vLLM Service of vllm/
+    assert parsed.host == "http://vllm:8000"
 
 
 def test_the_image_is_the_suites_and_the_monitors_select_the_right_pods():
-    image = "vllm-locust-suite:latest"  # docker/locust.compose.yml builds it under this name
+    # docker/locust.compose.yml builds it under this name
+    image = "vllm-locust-suite:latest"
     assert f"image: {image}" in (ROOT / "docker" / "locust.compose.yml").read_text()
     web = rendered("web")
     for workload in (one(web, "Deployment", "llm-loadtest-master"), one(web, "Deployment", "llm-loadtest-worker")):
@@ -166,7 +181,8 @@ def test_the_image_is_the_suites_and_the_monitors_select_the_right_pods():
     worker = one(web, "Deployment", "llm-loadtest-worker")
     selector = pod_monitor["spec"]["selector"]["matchLabels"].items()
     assert selector <= master["spec"]["template"]["metadata"]["labels"].items()
-    assert not selector <= worker["spec"]["template"]["metadata"]["labels"].items()  # no double counting
+    # no double counting
+    assert not selector <= worker["spec"]["template"]["metadata"]["labels"].items()
     (endpoint,) = pod_monitor["spec"]["podMetricsEndpoints"]
     assert port(container(master), endpoint["port"])
     vllm = rendered("vllm", "cuda")
@@ -176,8 +192,10 @@ def test_the_image_is_the_suites_and_the_monitors_select_the_right_pods():
     assert {p["name"] for p in service["spec"]["ports"]} >= {e["port"] for e in service_monitor["spec"]["endpoints"]}
 
 
-@pytest.mark.parametrize(("variant", "gpu", "image"), [("cuda", "nvidia.com/gpu", "vllm/vllm-openai"),
-                                                       ("rocm", "amd.com/gpu", "rocm/vllm-dev")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("variant", "gpu", "image"),
+    [("cuda", "nvidia.com/gpu", "vllm/vllm-openai"), ("rocm", "amd.com/gpu", "rocm/vllm-dev")],
+)
 def test_vllm_runs_with_the_seeds_flags_on_either_vendor(variant, gpu, image):
     res = rendered("vllm", variant)
     c = container(one(res, "Deployment", "vllm"))

@@ -39,7 +39,8 @@ def imported_modules(package: str) -> dict[str, set[str]]:
         ("prompts", ("locust", "users", "reports", "emulator")),
         ("reports", ("locust", "users", "prompts", "emulator")),
         ("emulator", ("locust", "users", "llmclient", "prompts", "reports", "scheduler")),
-        ("tuning", ("locust", "users", "prompts", "emulator", "gevent")),  # runs Locust as a process of its own
+        # runs Locust as a process of its own
+        ("tuning", ("locust", "users", "prompts", "emulator", "gevent")),
     ],
 )
 def test_package_imports_stay_in_their_layer(package, forbidden):
@@ -117,7 +118,8 @@ ROOMS: dict[str, tuple[set[str], set[str]]] = {
     "runtime": ({"settings", "supply", "observe", "services", "load", "distributed", "calibration", "web"}, {"*"}),
     "api": ({"*"}, {"*"}),
 }
-ATTACHED = {"runtime", "api"}  # only these touch Locust's events and its User
+# only these touch Locust's events and its User
+ATTACHED = {"runtime", "api"}
 
 
 def room_of(path: Path) -> str:
@@ -133,7 +135,8 @@ def test_every_room_of_users_is_in_the_rules_and_the_docs_layout():
     rooms = {room for room, _ in room_files()}
     assert rooms == set(ROOMS), rooms ^ set(ROOMS)
     page = (ROOT / "docs" / "development" / "layout.md").read_text(encoding="utf-8")
-    layout = page[page.index("\nusers/ ") : page.index("\nprompts/ ")]  # the Layout map of users/
+    # the Layout map of users/
+    layout = page[page.index("\nusers/ ") : page.index("\nprompts/ ")]
     assert {room for room in rooms - {"api"} if f"\n  {room}/ " not in layout} == set()
 
 
@@ -153,13 +156,20 @@ def test_a_room_imports_only_what_its_rule_allows(room, path):
     assert not bad, f"{path.relative_to(ROOT)} ({room}) may not import {bad}"
 
 
-@pytest.mark.parametrize(("room", "path"), [(r, p) for r, p in room_files() if r not in ATTACHED],
-                         ids=lambda v: str(v.name) if isinstance(v, Path) else v)  # fmt: skip
+@pytest.mark.parametrize(
+    ("room", "path"),
+    [(r, p) for r, p in room_files() if r not in ATTACHED],
+    ids=lambda v: str(v.name) if isinstance(v, Path) else v,
+)
 def test_only_the_runtime_and_the_user_api_touch_locusts_events_and_user(room, path):
     tree = ast.parse(path.read_text(encoding="utf-8"))
     events = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr == "events"]
-    users = [name for module, names in import_statements(path) if module in ("locust", "locust.user")
-             for name in names or ("*",)]  # fmt: skip
+    users = [
+        name
+        for module, names in import_statements(path)
+        if module in ("locust", "locust.user")
+        for name in names or ("*",)
+    ]
     assert not events and not users, f"{path.relative_to(ROOT)}: .events at lines {events}, imports {users}"
 
 
@@ -177,12 +187,24 @@ def too_long(path: Path) -> list[str]:
     return out
 
 
+def source_files() -> list[Path]:
+    """Every Python file of the project outside tests (and outside the virtual environments)."""
+    top = [p for p in ROOT.iterdir() if p.is_dir() and (p / "__init__.py").exists() and p.name != "tests"]
+    return sorted({*(f for d in top for f in d.rglob("*.py")), *ROOT.glob("*.py"), *(ROOT / "examples").rglob("*.py")})
+
+
 def test_no_function_over_50_lines_and_no_class_over_15_methods():
-    paths = [
-        p
-        for package in ("llmclient", "scheduler", "users", "prompts", "reports", "tuning")
-        for p in (ROOT / package).rglob("*.py")
+    found = {str(p.relative_to(ROOT)): too_long(p) for p in source_files()}
+    assert {"emulator/server.py", "bench/open_loop.py", "tools/reference.py"} <= set(found)
+    assert not {p: v for p, v in found.items() if v}
+
+
+def test_the_formatter_is_off_only_for_a_handful_of_aligned_tables():
+    """Comments sit above the lines they explain, so the formatter runs everywhere."""
+    skipped = [
+        f"{p.relative_to(ROOT)}:{n}"
+        for p in [*source_files(), *(ROOT / "tests").rglob("*.py")]
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+        if "fmt: " + "skip" in line or "fmt: " + "off" in line
     ]
-    found = {str(p.relative_to(ROOT)): too_long(p) for p in paths}
-    runners = [line for p in (ROOT / "bench").glob("*.py") for line in too_long(p) if line.startswith("run_condition")]
-    assert not {p: v for p, v in found.items() if v} and not runners
+    assert len(skipped) <= 5, skipped

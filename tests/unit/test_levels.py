@@ -38,10 +38,19 @@ def test_wilson_interval_matches_worked_values():
     assert wilson(n - 1, n - 1)[0] < 0.99 <= wilson(n, n)[0]
 
 
-def result(kind: str, value: float, requests: int, good: int, achieved: float | None = None, number: int = 1,
-           saturated: bool = False, purpose: str = "sweep") -> LevelResult:  # fmt: skip
-    return LevelResult(Level(number, kind, value, purpose), requests, good, value if achieved is None else achieved,
-                       saturated)  # fmt: skip
+def result(
+    kind: str,
+    value: float,
+    requests: int,
+    good: int,
+    achieved: float | None = None,
+    number: int = 1,
+    saturated: bool = False,
+    purpose: str = "sweep",
+) -> LevelResult:
+    return LevelResult(
+        Level(number, kind, value, purpose), requests, good, value if achieved is None else achieved, saturated
+    )
 
 
 def test_verdicts():
@@ -52,14 +61,20 @@ def test_verdicts():
     assert verdict(result("rate", 5, 0, 0), 0.9) == "fail"
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("rate", "--sweep takes rate:R1,R2,…, concurrency:C1,C2,…, prefix-groups:G1,G2,…, prefix-tokens:P1,P2,… or auto"),
-    ("prefix-groups:2,2.5", "--sweep prefix-groups levels are whole numbers, got 2.5"),
-    ("speed:1,2", "--sweep takes rate:R1,R2,…"),
-    ("rate:1,x", "--sweep rate: 'x' is not a number"),
-    ("rate:1,-2", "--sweep rate levels must be positive, got -2"),
-    ("concurrency:1.5", "--sweep concurrency levels are whole numbers, got 1.5"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "rate",
+            "--sweep takes rate:R1,R2,…, concurrency:C1,C2,…, prefix-groups:G1,G2,…, prefix-tokens:P1,P2,… or auto",
+        ),
+        ("prefix-groups:2,2.5", "--sweep prefix-groups levels are whole numbers, got 2.5"),
+        ("speed:1,2", "--sweep takes rate:R1,R2,…"),
+        ("rate:1,x", "--sweep rate: 'x' is not a number"),
+        ("rate:1,-2", "--sweep rate levels must be positive, got -2"),
+        ("concurrency:1.5", "--sweep concurrency levels are whole numbers, got 1.5"),
+    ],
+)
 def test_bad_sweeps_give_one_line(text, message):
     with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
         parse_sweep(text)
@@ -81,8 +96,10 @@ def test_the_slo_rule_for_scalars_and_arrays():
     slo = {"ttft_ms": 100.0, "tpot_ms": 20.0}
     assert met(slo, True, 0.09, 0.019, 5.0)
     assert not met(slo, True, 0.11, 0.019, 5.0)
-    assert met(slo, True, 0.05, math.nan, 0.05)  # one output token: no TPOT, the limit does not apply
-    assert not met(slo, False, 0.05, 0.01, 0.1)  # a failed request never meets it
+    # one output token: no TPOT, the limit does not apply
+    assert met(slo, True, 0.05, math.nan, 0.05)
+    # a failed request never meets it
+    assert not met(slo, False, 0.05, 0.01, 0.1)
     got = met(slo, [True, True, False], [0.1, 0.2, 0.01], [0.02, 0.01, 0.01], [1, 1, 1])
     assert got.tolist() == [True, False, False]
 
@@ -108,7 +125,8 @@ def test_auto_runs_synchronous_and_throughput_then_rates_between():
     while (level := plan.next_level(results)) is not None:
         rates.append(level.value)
         results.append(result("rate", level.value, 100, 100, number=level.number))
-    assert rates == [4.0, 6.0, 8.0, 10.0]  # evenly between 2 and 12, both ends excluded
+    # evenly between 2 and 12, both ends excluded
+    assert rates == [4.0, 6.0, 8.0, 10.0]
 
 
 def run_search(capacity_rps: float, requests: int = 1000, target: float = 0.9) -> tuple[CapacitySearch, list]:
@@ -117,12 +135,26 @@ def run_search(capacity_rps: float, requests: int = 1000, target: float = 0.9) -
     results: list[LevelResult] = []
     while (level := plan.next_level(results)) is not None:
         if level.kind == "concurrency":
-            res = result("concurrency", level.value, requests, 0, achieved=capacity_rps, number=level.number,
-                         purpose="throughput")  # fmt: skip
+            res = result(
+                "concurrency",
+                level.value,
+                requests,
+                0,
+                achieved=capacity_rps,
+                number=level.number,
+                purpose="throughput",
+            )
         else:
             ok = level.value <= capacity_rps
-            res = result("rate", level.value, requests, requests if ok else requests // 3, number=level.number,
-                         saturated=not ok, purpose="probe")  # fmt: skip
+            res = result(
+                "rate",
+                level.value,
+                requests,
+                requests if ok else requests // 3,
+                number=level.number,
+                saturated=not ok,
+                purpose="probe",
+            )
         assert not plan.extend(res)
         results.append(res)
     return plan, results
@@ -141,23 +173,27 @@ def test_the_capacity_search_brackets_the_true_capacity_within_its_tolerance(tru
 
 def test_a_close_call_is_extended_then_left_unresolved():
     plan = CapacitySearch(0.99, saturating_concurrency=8, max_extensions=2)
-    close = result("rate", 5.0, 100, 100, number=2, purpose="probe")  # 100 of 100: [0.963, 1]: straddles 0.99
+    # 100 of 100: [0.963, 1]: straddles 0.99
+    close = result("rate", 5.0, 100, 100, number=2, purpose="probe")
     assert plan.extend(close) and plan.extend(close)
     assert not plan.extend(close) and close.resolved is False
     assert verdict(close, 0.99) == "close"
-    answer = capacity([close], 0.99)  # it reached the target, yet nothing is confirmed: at least 5, CI from 0
+    # it reached the target, yet nothing is confirmed: at least 5, CI from 0
+    answer = capacity([close], 0.99)
     assert (answer.rate, answer.at_least, answer.interval) == (5.0, True, (0.0, None))
 
 
 def test_the_saturation_test_fires_on_a_growing_queue_and_not_on_a_steady_one():
     rng = random.Random(1)
     steady = SaturationTest()
-    for _ in range(120):  # a server that keeps up: in flight and TTFT fluctuate around a level
+    # a server that keeps up: in flight and TTFT fluctuate around a level
+    for _ in range(120):
         steady.add(40 + rng.gauss(0, 4), 0.2 + rng.gauss(0, 0.02))
         assert not steady.saturated()
     growing = SaturationTest()
     fired_at = None
-    for second in range(30):  # past saturation: 4 more requests queue every second, TTFT climbs
+    # past saturation: 4 more requests queue every second, TTFT climbs
+    for second in range(30):
         growing.add(20 + 4 * second + rng.gauss(0, 3), 0.2 + 0.05 * second + rng.gauss(0, 0.02))
         if growing.saturated():
             fired_at = second
@@ -173,20 +209,33 @@ def test_mann_kendall_handles_ties_and_flat_series():
 
 def test_level_result_counts_the_windows_and_leaves_cancelled_requests_out():
     level = Level(1, "rate", 10.0)
-    res = level_result(level, [0.5, 1.0, 1.5, 9.0], [True, True, False, True], [False, False, False, True],
-                       [0.1, 0.3, math.nan, 0.1], [0.01] * 4, [1.0] * 4, [(0.0, 2.0)], {"ttft_ms": 200})  # fmt: skip
-    assert (res.requests, res.met) == (3, 1)  # the cancelled one is out; the failed one never meets
+    res = level_result(
+        level,
+        [0.5, 1.0, 1.5, 9.0],
+        [True, True, False, True],
+        [False, False, False, True],
+        [0.1, 0.3, math.nan, 0.1],
+        [0.01] * 4,
+        [1.0] * 4,
+        [(0.0, 2.0)],
+        {"ttft_ms": 200},
+    )
+    # the cancelled one is out; the failed one never meets
+    assert (res.requests, res.met) == (3, 1)
     # two ended within the window, at 1.5 and 2 s: one more end in the 0.5 s after the first (sent every 0.5 s)
     assert res.achieved_rate == pytest.approx(1 / 0.5)
-    assert res.runs == (2,)  # in send order: met, missed, missed (the failed one)
+    # in send order: met, missed, missed (the failed one)
+    assert res.runs == (2,)
 
 
 def test_levels_that_contradict_a_falling_attainment_keep_the_estimate_inside_its_interval():
     # a level marked saturated below one where every request met the SLO (a false alarm, or a server's hiccup)
-    results = [result("rate", 80.0, 1000, 1000, number=2, purpose="probe"),
-               result("rate", 88.0, 1000, 400, number=3, saturated=True, purpose="probe"),
-               result("rate", 92.4, 1000, 1000, number=4, purpose="probe"),
-               result("rate", 96.0, 1000, 500, number=5, purpose="probe")]  # fmt: skip
+    results = [
+        result("rate", 80.0, 1000, 1000, number=2, purpose="probe"),
+        result("rate", 88.0, 1000, 400, number=3, saturated=True, purpose="probe"),
+        result("rate", 92.4, 1000, 1000, number=4, purpose="probe"),
+        result("rate", 96.0, 1000, 500, number=5, purpose="probe"),
+    ]
     answer = capacity(results, 0.9)
     low, high = answer.interval
     assert low <= answer.rate and (high is None or answer.rate <= high), answer
@@ -197,6 +246,15 @@ def test_the_achieved_rate_of_a_saturated_closed_loop_is_the_servers_rate_not_bi
     # nothing can end in the first 5 s of the level
     starts = [phase * 0.5 + 5.0 * k for phase in range(10) for k in range(6)]
     n = len(starts)
-    res = level_result(Level(1, "concurrency", 10, "throughput"), starts, [True] * n, [False] * n, [0.1] * n,
-                       [0.01] * n, [5.0] * n, [(0.0, 30.0)], {})  # fmt: skip
+    res = level_result(
+        Level(1, "concurrency", 10, "throughput"),
+        starts,
+        [True] * n,
+        [False] * n,
+        [0.1] * n,
+        [0.01] * n,
+        [5.0] * n,
+        [(0.0, 30.0)],
+        {},
+    )
     assert res.achieved_rate == pytest.approx(2.0, rel=0.05)

@@ -9,15 +9,17 @@ from users.observe.live_stats import LiveStats, model_rows
 
 
 def finished(model: str, start: float, ttft: float, success: bool = True, prompt: int = 100, cached: int = 0):
-    return Finished(start, success, False, ttft, 0.01, ttft + 0.1, 100.0, [], None, prompt, cached, 10, None, None,
-                    False, "", model)  # fmt: skip
+    return Finished(
+        start, success, False, ttft, 0.01, ttft + 0.1, 100.0, [], None, prompt, cached, 10, None, None, False, "", model
+    )
 
 
 def test_each_model_has_its_window_its_counts_and_its_hit_rate():
     live = LiveStats(window_s=10.0)
     live.started = 1000.0
     for i in range(4):
-        live.observe(finished("base", 1001.0 + i, 0.1 * (i + 1), cached=50))  # TTFT 100..400 ms, half cached
+        # TTFT 100..400 ms, half cached
+        live.observe(finished("base", 1001.0 + i, 0.1 * (i + 1), cached=50))
     live.observe(finished("sql-lora", 1002.0, 0.5, cached=0))
     live.observe(finished("sql-lora", 1003.0, 0.7, success=False))
     point = live.snapshot(now=1010.0)
@@ -30,7 +32,8 @@ def test_each_model_has_its_window_its_counts_and_its_hit_rate():
     rows = model_rows(live)
     assert [r["model"] for r in rows] == ["base", "sql-lora"]
     assert rows[0]["median_ttft_ms"] == "250.0" and rows[0]["usage_prefix_cache_hit_rate"] == "50.0%"
-    later = live.snapshot(now=1030.0)  # the window is empty; the counts since the start stay
+    # the window is empty; the counts since the start stay
+    later = live.snapshot(now=1030.0)
     assert later["median_ttft_ms"] is None and live.models["base"]["median_ttft_ms"] is None
     assert live.models["base"]["completed"] == 4 and model_rows(live)[0]["median_ttft_ms"] == "–"
     live.reset()

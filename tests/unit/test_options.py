@@ -47,11 +47,13 @@ def test_defaults_are_the_seed_scenario():
         ({"gpu_hour_cost": 2.5}, "--gpu-hour-cost and --gpus go together: the cost is the GPUs' hours at that price"),
         ({"gpus": 8}, "--gpu-hour-cost and --gpus go together: the cost is the GPUs' hours at that price"),
         ({"profile_level": 2}, "--profile-level needs --sweep or --find-capacity (a run without levels: --profile)"),
-        ({"telemetry_url": ["localhost:9400"]},
-         "--telemetry-url takes an exporter's page, http://HOST:PORT/metrics, got 'localhost:9400'"),
+        (
+            {"telemetry_url": ["localhost:9400"]},
+            "--telemetry-url takes an exporter's page, http://HOST:PORT/metrics, got 'localhost:9400'",
+        ),
         ({"otlp_port": 0}, "--otlp-port must be at least 1, got 0"),
     ],
-)  # fmt: skip
+)
 def test_bad_values_give_one_clear_line(kw, message):
     with pytest.raises(ConfigError) as err:
         Settings.from_options(opts(**kw))
@@ -82,39 +84,68 @@ def test_text_from_the_web_ui_form_is_converted_or_refused_in_one_line():
     ("kw", "message"),
     [
         ({"sweep": "rate:1,2"}, "--sweep needs --level-duration S or --level-requests N (how long each level runs)"),
-        ({"find_capacity": True, "level_duration": 10.0}, "--find-capacity needs --slo (e.g. --slo ttft_ms=2000,tpot_ms=100)"),
-        ({"sweep": "auto", "find_capacity": True, "slo": "ttft_ms=1"}, "--sweep and --find-capacity each plan the run's levels: give one"),
-        ({"sweep": "rate:1", "level_requests": 10, "request_rate": 5.0}, "--sweep sets the load level by level: drop --request-rate"),
-        ({"sweep": "rate:1", "level_requests": 10, "num_requests": 50}, "--sweep sets the load level by level: drop -n"),
+        (
+            {"find_capacity": True, "level_duration": 10.0},
+            "--find-capacity needs --slo (e.g. --slo ttft_ms=2000,tpot_ms=100)",
+        ),
+        (
+            {"sweep": "auto", "find_capacity": True, "slo": "ttft_ms=1"},
+            "--sweep and --find-capacity each plan the run's levels: give one",
+        ),
+        (
+            {"sweep": "rate:1", "level_requests": 10, "request_rate": 5.0},
+            "--sweep sets the load level by level: drop --request-rate",
+        ),
+        (
+            {"sweep": "rate:1", "level_requests": 10, "num_requests": 50},
+            "--sweep sets the load level by level: drop -n",
+        ),
         ({"level_duration": 10.0}, "--level-duration and --level-requests need --sweep or --find-capacity"),
         ({"sweep": "rate:fast", "level_requests": 10}, "--sweep rate: 'fast' is not a number"),
         ({"slo": "latency=5"}, "--slo takes ttft_ms=…,tpot_ms=…,e2el_ms=… (milliseconds); got 'latency=5'"),
         ({"slo_attainment": 1.5}, "--slo-attainment must be above 0 and at most 1, got 1.5"),
         ({"sweep": "rate:1", "level_duration": 0.0}, "--level-duration must be positive, got 0"),
-        ({"sweep": "prefix-groups:1,4", "level_requests": 10, "prefix_tokens": 64},
-         "--sweep prefix-groups runs its levels at one rate: give --request-rate R"),
-        ({"sweep": "prefix-groups:1,4", "level_requests": 10, "request_rate": 5.0},
-         "--sweep prefix-groups needs --prefix-tokens P (the shared prefixes' length)"),
-        ({"sweep": "prefix-tokens:0,1536", "level_requests": 10},
-         "--sweep prefix-tokens runs its levels at one load: give --max-concurrency C (a closed loop of C in flight) or --request-rate R"),
-        ({"sweep": "prefix-tokens:0,1536", "level_requests": 10, "max_concurrency": 8, "prefix_tokens": 64},
-         "--sweep prefix-tokens sets each level's shared tokens: drop --prefix-tokens"),
-        ({"sweep": "prefix-tokens:0,2048", "level_requests": 10, "max_concurrency": 8},
-         "--sweep prefix-tokens: 2048 shared tokens need a longer --input-tokens (2048): each request needs a unique suffix"),
-        ({"sweep": "prefix-tokens:0,1.5", "level_requests": 10, "max_concurrency": 8},
-         "--sweep prefix-tokens levels are whole numbers, got 1.5"),
+        (
+            {"sweep": "prefix-groups:1,4", "level_requests": 10, "prefix_tokens": 64},
+            "--sweep prefix-groups runs its levels at one rate: give --request-rate R",
+        ),
+        (
+            {"sweep": "prefix-groups:1,4", "level_requests": 10, "request_rate": 5.0},
+            "--sweep prefix-groups needs --prefix-tokens P (the shared prefixes' length)",
+        ),
+        (
+            {"sweep": "prefix-tokens:0,1536", "level_requests": 10},
+            "--sweep prefix-tokens runs its levels at one load: give --max-concurrency C (a closed loop of C in flight) or --request-rate R",
+        ),
+        (
+            {"sweep": "prefix-tokens:0,1536", "level_requests": 10, "max_concurrency": 8, "prefix_tokens": 64},
+            "--sweep prefix-tokens sets each level's shared tokens: drop --prefix-tokens",
+        ),
+        (
+            {"sweep": "prefix-tokens:0,2048", "level_requests": 10, "max_concurrency": 8},
+            "--sweep prefix-tokens: 2048 shared tokens need a longer --input-tokens (2048): each request needs a unique suffix",
+        ),
+        (
+            {"sweep": "prefix-tokens:0,1.5", "level_requests": 10, "max_concurrency": 8},
+            "--sweep prefix-tokens levels are whole numbers, got 1.5",
+        ),
         ({"sweep": "rate:0,2", "level_requests": 10}, "--sweep rate levels must be positive, got 0"),
         ({"repeat": 0}, "--repeat must be at least 1, got 0"),
         ({"repeat": 2}, "--repeat K needs -n N (requests in each repetition) or --level-duration S"),
         ({"repeat": 2, "num_requests": 10, "stages": "10s:2"}, "--repeat repeats one steady load: drop --stages"),
-        ({"repeat": 2, "find_capacity": True, "slo": "ttft_ms=5", "level_duration": 5.0},
-         "--repeat repeats the levels of an explicit sweep: --sweep auto and --find-capacity choose theirs as they go"),
+        (
+            {"repeat": 2, "find_capacity": True, "slo": "ttft_ms=5", "level_duration": 5.0},
+            "--repeat repeats the levels of an explicit sweep: --sweep auto and --find-capacity choose theirs as they go",
+        ),
         ({"trace_speed": 2.0}, "--trace-speed needs --trace FILE"),
-        ({"trace": __file__, "sweep": "rate:1", "level_requests": 10}, "--trace sets when each request is sent and its lengths: drop --sweep"),
+        (
+            {"trace": __file__, "sweep": "rate:1", "level_requests": 10},
+            "--trace sets when each request is sent and its lengths: drop --sweep",
+        ),
         ({"trace": __file__, "turns": 2}, "--trace sets when each request is sent and its lengths: drop --turns"),
         ({"trace": "/no/such/trace.jsonl"}, "--trace /no/such/trace.jsonl: no such file"),
     ],
-)  # fmt: skip
+)
 def test_bad_sweep_settings_give_one_clear_line(kw, message):
     with pytest.raises(ConfigError) as err:
         Settings.from_options(opts(**kw))
@@ -132,8 +163,10 @@ def test_a_sweep_plans_its_levels_and_lets_users_idle():
     assert cliff.levels and not cliff.open_loop_run and [lv.groups for lv in cliff.prompt_levels] == [1, 8]
     assert cliff.make_plan().next_level([]) == Level(1, "prefix-groups", 1.0, rate=4.0)
     speedup = Settings.from_options(opts(sweep="prefix-tokens:0,1536", level_requests=20, max_concurrency=8))
-    assert [(lv.name, lv.prefix_tokens) for lv in speedup.prompt_levels] == [("prefix-tokens:0", 0),
-                                                                            ("prefix-tokens:1536", 1536)]  # fmt: skip
+    assert [(lv.name, lv.prefix_tokens) for lv in speedup.prompt_levels] == [
+        ("prefix-tokens:0", 0),
+        ("prefix-tokens:1536", 1536),
+    ]
     first = speedup.make_plan().next_level([])
     assert first == Level(1, "prefix-tokens", 0.0, concurrency=8) and not first.open_loop and first.in_flight == 8
     twice = Settings.from_options(opts(sweep="rate:1,2", level_requests=5, repeat=2)).make_plan()
@@ -141,12 +174,14 @@ def test_a_sweep_plans_its_levels_and_lets_users_idle():
     while (level := twice.next_level(results)) is not None:
         order.append((level.value, level.repeat))
         results.append(LevelResult(level, 5, 5, 1.0))
-    assert order == [(1.0, 1), (2.0, 1), (1.0, 2), (2.0, 2)]  # interleaved: A B A B
+    # interleaved: A B A B
+    assert order == [(1.0, 1), (2.0, 1), (1.0, 2), (2.0, 2)]
     whole = Settings.from_options(opts(num_requests=50, repeat=3, num_users=16, headless=True))
     assert whole.levels and whole.num_requests is None and whole.level_requests == 50
     assert whole.make_plan().next_level([]) == Level(1, "concurrency", 16.0, repeat=1)
     capacity = Settings.from_options(opts(find_capacity=True, slo="ttft_ms=500", level_duration=5.0))
-    assert capacity.make_plan().next_level([]).value == 256  # the throughput level, without --max-concurrency
+    # the throughput level, without --max-concurrency
+    assert capacity.make_plan().next_level([]).value == 256
 
 
 def parsed(*argv: str) -> Settings:
@@ -164,12 +199,47 @@ def parsed(*argv: str) -> Settings:
 
 
 def test_vllm_bench_serves_spellings_are_the_same_options():
-    ours = parsed("-n", "5", "--input-tokens", "300", "--max-tokens", "20", "--prefix-tokens", "100",
-                  "--slo", "ttft_ms=500,tpot_ms=50", "--endpoint", "completions", "--ramp-up", "linear",
-                  "--ramp-up-start", "1", "--ramp-up-end", "4")  # fmt: skip
-    theirs = parsed("--num-prompts", "5", "--random-input-len", "300", "--random-output-len", "20",
-                    "--random-prefix-len", "100", "--goodput", "ttft:500", "tpot:50", "--endpoint", "/v1/completions",
-                    "--ramp-up-strategy", "linear", "--ramp-up-start-rps", "1", "--ramp-up-end-rps", "4")  # fmt: skip
+    ours = parsed(
+        "-n",
+        "5",
+        "--input-tokens",
+        "300",
+        "--max-tokens",
+        "20",
+        "--prefix-tokens",
+        "100",
+        "--slo",
+        "ttft_ms=500,tpot_ms=50",
+        "--endpoint",
+        "completions",
+        "--ramp-up",
+        "linear",
+        "--ramp-up-start",
+        "1",
+        "--ramp-up-end",
+        "4",
+    )
+    theirs = parsed(
+        "--num-prompts",
+        "5",
+        "--random-input-len",
+        "300",
+        "--random-output-len",
+        "20",
+        "--random-prefix-len",
+        "100",
+        "--goodput",
+        "ttft:500",
+        "tpot:50",
+        "--endpoint",
+        "/v1/completions",
+        "--ramp-up-strategy",
+        "linear",
+        "--ramp-up-start-rps",
+        "1",
+        "--ramp-up-end-rps",
+        "4",
+    )
     assert theirs.goodput == ("ttft:500", "tpot:50")
     assert {**vars(theirs), "goodput": ()} == {**vars(ours), "goodput": ()}
     assert theirs.slo_limits == ours.slo_limits == {"ttft_ms": 500.0, "tpot_ms": 50.0}
@@ -179,10 +249,13 @@ def test_vllm_bench_serves_spellings_are_the_same_options():
     ("argv", "message"),
     [
         (("--goodput", "ttft:500", "--slo", "ttft_ms=500"), "--slo and --goodput both set the SLO: give one"),
-        (("--goodput", "ttft=500"), "--goodput takes KEY:MS with KEY ttft, tpot or e2el (as vllm bench serve); got 'ttft=500'"),
+        (
+            ("--goodput", "ttft=500"),
+            "--goodput takes KEY:MS with KEY ttft, tpot or e2el (as vllm bench serve); got 'ttft=500'",
+        ),
         (("--goodput", "tpot:-1"), "--goodput tpot_ms must be positive, got -1"),
     ],
-)  # fmt: skip
+)
 def test_a_bad_goodput_is_one_line(argv, message):
     with pytest.raises(ConfigError) as err:
         parsed(*argv)
@@ -193,24 +266,39 @@ def test_help_puts_each_option_in_a_titled_group_with_its_default_and_environmen
     from users.settings.options import GROUPS, OPTIONS
 
     grouped = [dest for dests in GROUPS.values() for dest in dests]
-    assert sorted(grouped) == sorted(o.dest for o in OPTIONS)  # each option in exactly one group
-    proc = subprocess.run([sys.executable, "-m", "users", "--help"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+    # each option in exactly one group
+    assert sorted(grouped) == sorted(o.dest for o in OPTIONS)
+    proc = subprocess.run(
+        [sys.executable, "-m", "users", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     text = proc.stdout
     for title in GROUPS:
         assert f"\n{title}:\n" in text
     load = text.split("LLM load: how requests are sent:")[1].split("\n\n")[0]
     assert "--burstiness X" in load and "[default 1.0; env LOCUST_BURSTINESS]" in load
-    assert "--ramp-up linear|exponential, --ramp-up-strategy linear|exponential" in load  # no empty choice shown
+    # no empty choice shown
+    assert "--ramp-up linear|exponential, --ramp-up-strategy linear|exponential" in load
     assert "prefix-groups:G1" in text and "DURATION:USERSu" in text
     assert "[env OPENAI_API_KEY]" in text
-    assert "--seed N" in text and "[default 0; env LOCUST_SEED]" in text  # a default of 0 is said (0 == False)
+    # a default of 0 is said (0 == False)
+    assert "--seed N" in text and "[default 0; env LOCUST_SEED]" in text
 
 
 def test_locusts_own_help_lists_the_suites_options():
     locust = os.path.join(os.path.dirname(sys.executable), "locust")
-    proc = subprocess.run([locust, "-f", "locustfile.py", "--help"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60, env={**os.environ, "COLUMNS": "200"})  # fmt: skip
+    proc = subprocess.run(
+        [locust, "-f", "locustfile.py", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     assert (
         proc.returncode == 0 and "--find-capacity" in proc.stdout and "LLM load: how requests are sent:" in proc.stdout
     )

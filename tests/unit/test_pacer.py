@@ -37,7 +37,8 @@ def test_a_wait_returns_once_its_shot_fired_there_or_elsewhere():
     pacer.wait(shot)
     assert len(fired) == 1 and fired[0] >= due and shot.done
     early = pacer.arm(time.time() - 1.0, lambda: fired.append(0.0))
-    pacer.poll()  # another greenlet's poll fired it: the wait returns at once
+    # another greenlet's poll fired it: the wait returns at once
+    pacer.poll()
     pacer.wait(early)
     assert len(fired) == 2
 
@@ -57,6 +58,7 @@ def test_an_interrupted_wait_disarms_its_shot_and_a_failing_fire_reaches_its_wai
         raise RuntimeError("bug in a fire")
 
     bad = pacer.arm(time.time(), broken)
-    pacer.poll()  # the poller goes on
+    # the poller goes on
+    pacer.poll()
     with pytest.raises(RuntimeError, match="bug in a fire"):
         pacer.wait(bad)

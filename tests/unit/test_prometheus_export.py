@@ -16,8 +16,11 @@ from users.observe.prometheus_export import FAMILIES, IN_FLIGHT, TTFT_BUCKETS, B
 
 def samples(exporter: Exporter) -> dict[tuple[str, tuple], float]:
     text = generate_latest(exporter.registry).decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for f in text_string_to_metric_families(text) for s in f.samples}  # fmt: skip
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+    }
 
 
 @given(st.lists(st.sampled_from(TTFT_BUCKETS) | st.floats(0, 3000, allow_nan=False), max_size=50))
@@ -29,17 +32,31 @@ def test_binned_buckets_equal_prometheus_clients_histogram(values):
     ours = Buckets(TTFT_BUCKETS)
     ours.observe(values)
     family = ours.family("h", "h", {})
-    expected = {(s.name, s.labels.get("le")): s.value for m in registry.collect() for s in m.samples
-                if s.name in ("h_bucket", "h_count")}  # fmt: skip
+    expected = {
+        (s.name, s.labels.get("le")): s.value
+        for m in registry.collect()
+        for s in m.samples
+        if s.name in ("h_bucket", "h_count")
+    }
     got = {(s.name, s.labels.get("le")): s.value for s in family.samples if s.name in ("h_bucket", "h_count")}
-    assert got == expected  # a value on a bound counts in that bound's bucket, as le says
+    # a value on a bound counts in that bound's bucket, as le says
+    assert got == expected
     (total,) = [s.value for s in family.samples if s.name == "h_sum"]
     assert abs(total - sum(values)) <= 1e-9 * max(1.0, sum(values))
 
 
 def record(success=True, cancelled=False, ttft=0.05, itl=(0.01, 0.02), e2e=0.2, output=3) -> RequestRecord:
-    rec = RequestRecord(start_time=1.0, success=success, cancelled=cancelled, ttft=ttft, itl=list(itl), e2e=e2e,
-                        prompt_tokens=100, cached_tokens=64, output_tokens=output)  # fmt: skip
+    rec = RequestRecord(
+        start_time=1.0,
+        success=success,
+        cancelled=cancelled,
+        ttft=ttft,
+        itl=list(itl),
+        e2e=e2e,
+        prompt_tokens=100,
+        cached_tokens=64,
+        output_tokens=output,
+    )
     return rec
 
 
@@ -48,7 +65,8 @@ def test_outcomes_tokens_and_gauges_by_model():
     exporter = Exporter(lambda: model[0], {IN_FLIGHT: lambda: 7.0})
     exporter.observe(Finished.of(record()))
     exporter.observe(Finished.of(record(success=False, ttft=None, itl=(), e2e=1.0, output=0)))
-    exporter.observe(Finished.of(record(cancelled=True)))  # counted, not timed
+    # counted, not timed
+    exporter.observe(Finished.of(record(cancelled=True)))
     model[0] = "m2"
     exporter.observe(Finished.of(record()))
     s = samples(exporter)
@@ -90,9 +108,12 @@ def test_each_request_is_counted_under_the_model_it_asked_for_here_and_at_the_ma
     exporter = Exporter(lambda: "base", {})
     rec = record()
     rec.model = "sql-lora"
-    exporter.observe(Finished.of(rec))  # this process's request
-    exporter.observe(Finished.from_fields(encode(rec, "chat", "w1")))  # a worker's, shipped
-    exporter.observe(Finished.of(record()))  # no model of its own: the run's
+    # this process's request
+    exporter.observe(Finished.of(rec))
+    # a worker's, shipped
+    exporter.observe(Finished.from_fields(encode(rec, "chat", "w1")))
+    # no model of its own: the run's
+    exporter.observe(Finished.of(record()))
     got = samples(exporter)
     for model, n in (("sql-lora", 2), ("base", 1)):
         assert got[("llm_loadtest_requests_total", (("model_name", model), ("outcome", "success")))] == n

@@ -34,7 +34,9 @@ def test_a_failed_build_is_said_once_stops_each_asker_and_a_new_test_starts_afre
         with pytest.raises(StopUser):
             service.next_prompt()
     assert said == ["prompts cannot be built: cannot count tokens with 127.0.0.1:9/tokenize: connection refused"]
-    source.fail = False  # the server answers again; the web UI starts a new test on the same host
+    # the server answers again; the web UI starts a new test on the same host
+    source.fail = False
     service._prepared_for = ("http://127.0.0.1:9", settings)
-    service.prepare("http://127.0.0.1:9")  # prepared already: the pool is kept, the failure is not
+    # prepared already: the pool is kept, the failure is not
+    service.prepare("http://127.0.0.1:9")
     assert service.next_prompt().content == "hello"

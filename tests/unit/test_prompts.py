@@ -47,8 +47,10 @@ def test_exact_lengths_shared_prefixes_and_unique_suffixes():
     for p in prompts:
         prefix = src.prefixes[p.group]
         assert p.content.startswith(prefix)
-        assert len(_PIECE.findall(prefix)) == 200  # the shared part, in tokens
-    assert len({p.content for p in prompts}) == 60  # every suffix is unique
+        # the shared part, in tokens
+        assert len(_PIECE.findall(prefix)) == 200
+    # every suffix is unique
+    assert len({p.content for p in prompts}) == 60
     assert len({p.content[len(src.prefixes[p.group]) :][:40] for p in prompts}) == 60
 
 
@@ -83,7 +85,8 @@ def test_real_tokenizer_lengths_are_exact(tiny_tokenizer, chat):
     src = SharedPrefixPrompts(tiny_tokenizer, chat=chat, input_tokens=1024, prefix_tokens=768, prefix_groups=2, seed=5)
     for _ in range(20):
         p = src.next_prompt()
-        assert tiny_tokenizer.count(p.content, chat) == p.input_tokens == 1024  # recounted, template included
+        # recounted, template included
+        assert tiny_tokenizer.count(p.content, chat) == p.input_tokens == 1024
     for prefix in src.prefixes:
         assert tiny_tokenizer.count(prefix, chat) - tiny_tokenizer.count("", chat) == 768
 
@@ -113,7 +116,8 @@ def test_every_prompt_is_exact_under_a_sub_word_tokenizer_at_little_more_than_on
     setup = counter.calls
     prompts = [src.next_prompt() for _ in range(200)]
     assert all(SubwordCounter().count(p.content, chat) == input_tokens for p in prompts)
-    assert (counter.calls - setup) / 200 <= 1.3  # the first fit of each kind searches; the rest are checks
+    # the first fit of each kind searches; the rest are checks
+    assert (counter.calls - setup) / 200 <= 1.3
 
 
 def test_tokenizer_that_cannot_be_loaded(tmp_path):
@@ -165,10 +169,16 @@ def test_dataset_errors(tmp_path, content, message):
 
 def test_dataset_images_files_read_once_urls_as_they_are_and_every_prompt_counted(tmp_path):
     (tmp_path / "a.png").write_bytes(b"\x89PNG fake")
-    parts = [{"type": "text", "text": "two"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,QQ=="}},
-             {"type": "text", "text": "parts"}]  # fmt: skip
-    lines = [{"prompt": "plain"}, {"prompt": "file", "images": ["a.png", "http://h/x.jpg"]},
-             {"messages": [{"role": "user", "content": parts}], "image": "a.png"}]  # fmt: skip
+    parts = [
+        {"type": "text", "text": "two"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,QQ=="}},
+        {"type": "text", "text": "parts"},
+    ]
+    lines = [
+        {"prompt": "plain"},
+        {"prompt": "file", "images": ["a.png", "http://h/x.jpg"]},
+        {"messages": [{"role": "user", "content": parts}], "image": "a.png"},
+    ]
     (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(x) for x in lines))
     prompts = load_dataset(str(tmp_path / "d.jsonl"))
     a = "data:image/png;base64,iVBORyBmYWtl"
@@ -178,7 +188,8 @@ def test_dataset_images_files_read_once_urls_as_they_are_and_every_prompt_counte
         ("two\nparts", ("data:image/png;base64,QQ==", a)),
     ]
     (tmp_path / "t.jsonl").write_text(json.dumps({"prompt": "text only"}))
-    assert load_dataset(str(tmp_path / "t.jsonl"))[0].images is None  # no images in the file: none counted
+    # no images in the file: none counted
+    assert load_dataset(str(tmp_path / "t.jsonl"))[0].images is None
 
 
 def test_a_fitted_body_is_reused_so_each_further_prompt_costs_one_count():
@@ -188,7 +199,8 @@ def test_a_fitted_body_is_reused_so_each_further_prompt_costs_one_count():
     src.next_prompt()
     before = counter.calls
     prompts = [src.next_prompt() for _ in range(50)]
-    assert counter.calls - before <= 55  # one check each (a tag that grows a token costs one more)
+    # one check each (a tag that grows a token costs one more)
+    assert counter.calls - before <= 55
     assert all(counter.count(p.content, True) == 300 for p in prompts)
     assert len({p.content for p in prompts}) == 50
 

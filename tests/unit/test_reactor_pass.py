@@ -43,9 +43,13 @@ def test_a_send_that_falls_due_during_a_pass_goes_out_between_two_reads():
     clock.now = 1000.0
     pacer = Pacer(clock)
     reactor, events = reactor_with(100, pacer, clock)
-    pacer.arm(1000.00205, lambda: events.append(("sent", clock())))  # due after 20.5 reads of 0.1 ms
+    # due after 20.5 reads of 0.1 ms
+    pacer.arm(1000.00205, lambda: events.append(("sent", clock())))
     reactor._read_ready()
     sent = [e for e in events if isinstance(e, tuple)]
-    assert events.index(sent[0]) == 21  # right after the read during which it fell due
-    assert 0 <= sent[0][1] - 1000.00205 <= 0.0001  # late by less than one read
-    assert [e for e in events if not isinstance(e, tuple)] == list(range(100))  # and the pass went on
+    # right after the read during which it fell due
+    assert events.index(sent[0]) == 21
+    # late by less than one read
+    assert 0 <= sent[0][1] - 1000.00205 <= 0.0001
+    # and the pass went on
+    assert [e for e in events if not isinstance(e, tuple)] == list(range(100))

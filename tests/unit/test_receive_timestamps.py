@@ -23,7 +23,8 @@ from tests.unit.scripted import END, HEAD, chat_chunk, frame, usage_chunk
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_TIMESTAMPNS is Linux's")
 
-block_process = get_original("time", "sleep")  # blocks every greenlet, as a busy client would
+# blocks every greenlet, as a busy client would
+block_process = get_original("time", "sleep")
 BLOCK_S = 0.3
 
 
@@ -32,7 +33,8 @@ def stamping_enabled():
     """The kernel turns stamping on (a deferred work item) when the first socket asks for it and
     off when the last one closes; packets in between are not stamped. Keep one socket asking."""
     keeper = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    keeper.setsockopt(socket.SOL_SOCKET, 35, 1)  # SO_TIMESTAMPNS
+    # SO_TIMESTAMPNS
+    keeper.setsockopt(socket.SOL_SOCKET, 35, 1)
     block_process(0.05)
     yield
     keeper.close()
@@ -45,13 +47,16 @@ def serve_one(first_token_delay: float, sent_at: list[float]) -> tuple[int, geve
 
     def run() -> None:
         conn, _ = server.accept()
-        conn.recv(65536)  # the request
+        # the request
+        conn.recv(65536)
         conn.sendall(HEAD)
         gevent.sleep(first_token_delay)
         conn.sendall(frame(chat_chunk("a")))
         sent_at.append(time.perf_counter())
-        block_process(BLOCK_S)  # the token waits unread in the client's socket
-        gevent.sleep(0.1)  # the client reads it now, late, before anything else arrives
+        # the token waits unread in the client's socket
+        block_process(BLOCK_S)
+        # the client reads it now, late, before anything else arrives
+        gevent.sleep(0.1)
         conn.sendall(frame(chat_chunk("b", finish="length"), usage_chunk(5, 2), b"[DONE]") + END)
         conn.close()
         server.close()
@@ -62,9 +67,12 @@ def serve_one(first_token_delay: float, sent_at: list[float]) -> tuple[int, geve
 @pytest.mark.parametrize(
     ("first_token_delay", "reactor"),
     [
-        (0.0, None),  # head and first token read together, in the user's greenlet
-        (0.05, None),  # the first token read on its own, in the user's greenlet
-        (0.05, StreamReactor()),  # the first token read by the shared reactor
+        # head and first token read together, in the user's greenlet
+        (0.0, None),
+        # the first token read on its own, in the user's greenlet
+        (0.05, None),
+        # the first token read by the shared reactor
+        (0.05, StreamReactor()),
     ],
 )
 def test_a_token_read_late_is_dated_by_its_arrival(first_token_delay, reactor):
@@ -75,11 +83,13 @@ def test_a_token_read_late_is_dated_by_its_arrival(first_token_delay, reactor):
     server.join(timeout=5)
     assert conn.stamped
     assert rec.success, rec.error
-    started = sent_at[0] - first_token_delay  # about when the request went out
+    # about when the request went out
+    started = sent_at[0] - first_token_delay
     # dated by the read, TTFT would be at least BLOCK_S; the arrival is within a few ms of the send
     assert rec.ttft < first_token_delay + 0.05, rec.ttft
     assert abs((started + rec.ttft) - sent_at[0]) < 0.05
-    assert rec.itl[0] >= BLOCK_S  # the second token did come after the block
+    # the second token did come after the block
+    assert rec.itl[0] >= BLOCK_S
 
 
 def test_emulator_dates_a_request_by_its_arrival():
@@ -92,7 +102,8 @@ def test_emulator_dates_a_request_by_its_arrival():
     block_process(BLOCK_S)
     assert conn.recv(1024) == b"GET / HTTP/1.1\r\n\r\n"
     arrived_mono, arrived_wall = arrival(conn)
-    assert abs(arrived_mono - sent) < 0.05, arrived_mono - sent  # not BLOCK_S later
+    # not BLOCK_S later
+    assert abs(arrived_mono - sent) < 0.05, arrived_mono - sent
     assert abs(arrived_wall - time.time() + BLOCK_S) < 0.05
     for s in (client, conn, server):
         s.close()
@@ -106,4 +117,5 @@ def test_without_kernel_timestamps_a_late_read_counts_its_lateness():
     rec = stream_request(conn, CHAT, b"{}", {}, reactor=StreamReactor())
     server.join(timeout=5)
     assert not conn.stamped and rec.success, rec.error
-    assert rec.ttft >= BLOCK_S  # the block is in the TTFT
+    # the block is in the TTFT
+    assert rec.ttft >= BLOCK_S

@@ -9,7 +9,8 @@ from reports.load import load_requests
 from reports.repeats import repeats_summary
 from tests.unit.test_report_inputs import HEADER, ROW
 
-TTFT_S = {1: 0.100, 2: 0.110, 3: 0.126}  # each repetition's TTFT: the server drifted between them
+# each repetition's TTFT: the server drifted between them
+TTFT_S = {1: 0.100, 2: 0.110, 3: 0.126}
 
 
 def repeated_rows(tmp_path) -> str:

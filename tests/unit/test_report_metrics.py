@@ -22,8 +22,10 @@ def test_describe_uses_linear_interpolation():
     d = describe_ms(np.array([0.1, 0.2, 0.3, 0.4]), "ttft")
     assert d["mean_ttft_ms"] == pytest.approx(250)
     assert d["median_ttft_ms"] == pytest.approx(250)
-    assert d["p90_ttft_ms"] == pytest.approx(370)  # rank 0.9*3 = 2.7 -> 300 + 0.7*100
-    assert d["p99_ttft_ms"] == pytest.approx(397)  # rank 2.97
+    # rank 0.9*3 = 2.7 -> 300 + 0.7*100
+    assert d["p90_ttft_ms"] == pytest.approx(370)
+    # rank 2.97
+    assert d["p99_ttft_ms"] == pytest.approx(397)
     assert d["std_ttft_ms"] == pytest.approx(math.sqrt(12500))
 
 
@@ -64,13 +66,16 @@ def test_summary_counts_and_throughputs():
     s = summarize(sample_rows())
     assert (s["completed"], s["failed"], s["cancelled"]) == (3, 1, 1)
     # duration: first start 0.0 .. last completion max(2.1, 5.2, 2.3) = 5.2 (cancelled rows excluded)
-    assert s["duration_s"] == s["duration"] == pytest.approx(5.2)  # duration: vllm bench serve's name
+    # duration: vllm bench serve's name
+    assert s["duration_s"] == s["duration"] == pytest.approx(5.2)
     assert s["total_output_tokens"] == 203
     assert s["output_throughput"] == pytest.approx(203 / 5.2)
     assert s["request_throughput"] == pytest.approx(3 / 5.2)
-    assert s["mean_ttft_ms"] == pytest.approx(200)  # failed and cancelled excluded
+    # failed and cancelled excluded
+    assert s["mean_ttft_ms"] == pytest.approx(200)
     assert s["mean_tpot_ms"] == pytest.approx(30)
-    assert s["mean_itl_ms"] == pytest.approx(30)  # pooled gaps 20, 40
+    # pooled gaps 20, 40
+    assert s["mean_itl_ms"] == pytest.approx(30)
     assert s["mean_decode_tps"] == pytest.approx(37.5)
     assert s["prefix_cache_hit_rate"] == pytest.approx(160 / 300)
     assert s["prefix_cache_hit_rate_source"] == "usage"
@@ -94,7 +99,8 @@ def test_hit_rate_prefers_server_metrics_deltas():
 def test_goodput_counts_requests_meeting_every_slo():
     rows = sample_rows()
     ok = rows[rows["success"]]
-    assert goodput(ok, {"ttft_ms": 250}, 2.0) == pytest.approx(1.0)  # 2 of 3 in 2 s
+    # 2 of 3 in 2 s
+    assert goodput(ok, {"ttft_ms": 250}, 2.0) == pytest.approx(1.0)
     # the one-token request has no TPOT and still meets a TPOT SLO
     assert goodput(ok, {"tpot_ms": 30}, 1.0) == pytest.approx(2.0)
     assert summarize(rows, slo={"e2el_ms": 3000})["request_goodput"] == pytest.approx(2 / 5.2)
@@ -121,8 +127,7 @@ def test_the_knee_is_the_last_level_before_the_typical_request_queues():
     from reports.metrics import knee_rate
 
     def level(offered, median_ttft, saturated=False, e2e=50.0):
-        return {"offered_rate": offered, "median_ttft_ms": median_ttft, "median_e2el_ms": e2e,
-                "saturated": saturated}  # fmt: skip
+        return {"offered_rate": offered, "median_ttft_ms": median_ttft, "median_e2el_ms": e2e, "saturated": saturated}
 
     # unloaded: median TTFT 10 ms, a request takes 50 ms; queueing when the median TTFT passes 35 ms
     levels = [level(60, 30), level(20, 10), level(40, 12), level(70, 60), level(80, 400)]
@@ -147,6 +152,8 @@ def test_a_prefix_groups_level_sets_its_hit_rate_against_the_ideal_and_the_cliff
 
     levels = [level(8000, 0.4), level(1000, 1.0), level(4000, 0.7), level(2000, 0.95), level(16000, 0.2)]
     assert cliff(levels) == [4000.0, 8000.0]
-    assert capacity_estimate(levels) == pytest.approx(3200.0)  # median of 2800, 3200, 3200
-    assert cliff([level(1000, 1.0), level(2000, 0.9)]) is None  # no level fell: extend the sweep
+    # median of 2800, 3200, 3200
+    assert capacity_estimate(levels) == pytest.approx(3200.0)
+    # no level fell: extend the sweep
+    assert cliff([level(1000, 1.0), level(2000, 0.9)]) is None
     assert capacity_estimate([level(1000, 1.0)]) is None

@@ -43,7 +43,8 @@ def worker_side(env, log) -> tuple[WorkerSide, FakeRunner]:
     runner = FakeRunner()
     side = WorkerSide(runner, SimpleNamespace(context=SimpleNamespace(in_flight=0)), log, CpuWatch())
     side.wire()
-    env.events.report_to_master.add_listener(side.on_report_to_master)  # as runtime/roles.py wires it
+    # as runtime/roles.py wires it
+    env.events.report_to_master.add_listener(side.on_report_to_master)
     env.events.test_stop.add_listener(side.ship)
     return side, runner
 
@@ -74,11 +75,13 @@ def test_rows_are_written_exactly_and_reach_the_disk_within_100_ms(tmp_path):
     log.add(a_record(), "chat")
     log.add(a_record(success=False, error="HTTP 500 Internal Server Error:\nboom", ttft=None, e2e=None, itl=[]), "chat")
     gevent.sleep(RequestLog.DISK_FLUSH_S * 1.5)
-    rows = list(csv.DictReader(path.open()))  # readable before close: flushed
+    # readable before close: flushed
+    rows = list(csv.DictReader(path.open()))
     assert len(rows) == 2
     first = rows[0]
     assert list(first) == COLUMNS
-    assert float(first["ttft_s"]) == 0.1234567891  # exact float round trip
+    # exact float round trip
+    assert float(first["ttft_s"]) == 0.1234567891
     assert float(first["tpot_s"]) == (1.5 - 0.1234567891) / 511
     assert first["cached_tokens"] == "1024" and first["success"] == "true" and first["worker"] == "local"
     assert first["itl_s"] == "0.002500 0.003000"
@@ -98,7 +101,8 @@ def test_a_row_decodes_to_the_record_it_was_encoded_from():
     row = from_fields(encode(rec, "chat", "w1"))
     assert row["cancelled"] is True and row["success"] is False and row["endpoint"] == "chat"
     assert row["ttft_s"] == rec.ttft and row["e2e_s"] == rec.e2e and row["output_tokens"] == rec.output_tokens
-    assert row["itl_s"] == pytest.approx(rec.itl, abs=0.5e-6) and row["cached_tokens"] == rec.cached_tokens  # 1 µs
+    # 1 µs
+    assert row["itl_s"] == pytest.approx(rec.itl, abs=0.5e-6) and row["cached_tokens"] == rec.cached_tokens
     assert set(row) == set(COLUMNS)
 
 
@@ -124,9 +128,11 @@ def test_worker_ships_rows_in_reports_and_master_writes_and_observes_them(tmp_pa
     assert len(data[protocol.REPORT_ROWS]) == 3 and data[protocol.REPORT_IN_FLIGHT] == 0
     again: dict = {}
     worker_env.events.report_to_master.fire(client_id="host_abc", data=again)
-    assert protocol.REPORT_ROWS not in again  # each row travels once
+    # each row travels once
+    assert protocol.REPORT_ROWS not in again
     master_env.events.worker_report.fire(client_id="host_abc", data=data)
-    assert [f.ttft_s for f in seen] == [a_record().ttft] * 3  # the same record a local run observes
+    # the same record a local run observes
+    assert [f.ttft_s for f in seen] == [a_record().ttft] * 3
     gevent.sleep(RequestLog.DISK_FLUSH_S * 1.5)
     rows = list(csv.DictReader(master_path.open()))
     assert [r["request_id"] for r in rows] == ["r0", "r1", "r2"]
@@ -141,7 +147,8 @@ def test_worker_ships_pending_rows_at_test_stop():
     env.events.test_stop.fire(environment=env)
     assert runner.sent and runner.sent[0][0] == protocol.ROWS and runner.sent[0][1]["rows"][0][0] == "x"
     env.events.test_stop.fire(environment=env)
-    assert len(runner.sent) == 1  # nothing pending, nothing sent
+    # nothing pending, nothing sent
+    assert len(runner.sent) == 1
     side.stop_shipping()
 
 

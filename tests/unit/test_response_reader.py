@@ -24,7 +24,8 @@ def test_a_head_split_across_reads_then_a_timed_stream():
     r, acc = reader()
     body = frame(chat_chunk("a")) + frame(chat_chunk("b", finish="length"), usage_chunk(3, 2), b"[DONE]") + END
     assert r.feed(HEAD[:10], 0.01) is False and r.head is None
-    assert r.feed(HEAD[10:] + body[:30], 0.02) is False  # head complete, first event not yet
+    # head complete, first event not yet
+    assert r.feed(HEAD[10:] + body[:30], 0.02) is False
     assert r.head.status == 200 and r.streaming
     assert r.feed(body[30:], 0.05) is True
     rec = acc.finish()
@@ -51,14 +52,16 @@ def test_head_and_first_token_in_one_read_share_its_time():
         (
             b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\r\n" + b'{"detail":"boom!!"}',
             False,
-        ),  # ends at EOF
+            # ends at EOF
+        ),
     ],
 )
 def test_an_error_status_keeps_its_body(raw, complete):
     r, _ = reader()
     assert r.feed(raw, 0.1) is complete
     assert not r.streaming and r.error_body == b'{"detail":"boom!!"}'
-    if not complete:  # no length: the connection's end is the body's end, not a failure
+    # no length: the connection's end is the body's end, not a failure
+    if not complete:
         assert r.eof_error() == ""
 
 
@@ -131,4 +134,5 @@ def test_both_readers_fail_the_same_way_with_a_clear_reason(raw, error, reactor)
     rec = stream_request(conn, CHAT, b"{}", {}, reactor=reactor)
     server.join(timeout=5)
     assert not rec.success and rec.error == error
-    assert conn._sock is None  # closed: the next request starts on a fresh connection
+    # closed: the next request starts on a fresh connection
+    assert conn._sock is None

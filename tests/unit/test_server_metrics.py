@@ -24,7 +24,8 @@ def exposition(name: str, buckets: dict[str, float], total: float, engines: int 
 def test_histograms_are_summed_over_engines_and_found_under_older_names():
     text = (
         exposition("vllm:time_to_first_token_seconds", {"0.1": 2, "0.5": 3, "+Inf": 4}, 1.5, engines=2)
-        + exposition("vllm:time_per_output_token_seconds", {"0.01": 10, "+Inf": 10}, 0.05)  # the older ITL name
+        # the older ITL name
+        + exposition("vllm:time_per_output_token_seconds", {"0.01": 10, "+Inf": 10}, 0.05)
         + '# TYPE vllm:num_requests_running gauge\nvllm:num_requests_running{engine="0"} 3\n'
     )
     values, hists = parse_scrape(text)
@@ -42,11 +43,15 @@ def test_a_window_is_the_difference_of_two_scrapes_and_quantiles_interpolate_wit
     window = after.since(before)
     assert window == Histogram(3.0, 10.0, ((0.1, 2.0), (0.5, 6.0), (1.0, 9.0), (math.inf, 10.0)))
     assert window.mean() == pytest.approx(0.3)
-    assert window.quantile(0.5) == pytest.approx(0.1 + 0.4 * (5 - 2) / 4)  # rank 5 in (0.1, 0.5]: 3 of its 4
-    assert window.quantile(0.1) == pytest.approx(0.05)  # rank 1 in (0, 0.1]: half of its 2
-    assert window.quantile(0.99) == 1.0  # in +Inf: the highest finite bound, as Prometheus does
+    # rank 5 in (0.1, 0.5]: 3 of its 4
+    assert window.quantile(0.5) == pytest.approx(0.1 + 0.4 * (5 - 2) / 4)
+    # rank 1 in (0, 0.1]: half of its 2
+    assert window.quantile(0.1) == pytest.approx(0.05)
+    # in +Inf: the highest finite bound, as Prometheus does
+    assert window.quantile(0.99) == 1.0
     assert math.isnan(Histogram(0.0, 0.0, ()).quantile(0.5)) and math.isnan(before.since(before).mean())
-    assert after.since(Histogram(9.0, 99.0, ())) == after  # a restarted server: counters began again
+    # a restarted server: counters began again
+    assert after.since(Histogram(9.0, 99.0, ())) == after
     assert Histogram.from_json(window.as_json()) == window
 
 
@@ -55,7 +60,8 @@ def test_the_client_is_set_against_the_server_over_the_scrapes_around_a_window()
         return t, {"ttft": Histogram(total, n, ((0.1, n), (math.inf, n)))}
 
     scrapes = [scrape(10.0, 0, 0.0), scrape(20.0, 5, 0.25), scrape(30.0, 10, 0.75), scrape(40.0, 12, 1.0)]
-    out = server_vs_client({"mean_ttft_ms": 110.0}, scrapes, 21.0, 29.0)  # scrapes at 20 and 30
+    # scrapes at 20 and 30
+    out = server_vs_client({"mean_ttft_ms": 110.0}, scrapes, 21.0, 29.0)
     assert out["server_mean_ttft_ms"] == pytest.approx(100.0) and out["server_requests"] == 5
     assert out["client_minus_server_ttft_ms"] == pytest.approx(10.0)
     whole = server_vs_client({"mean_ttft_ms": 90.0}, scrapes, -math.inf, math.inf)
@@ -72,10 +78,12 @@ def test_a_server_percentile_carries_its_bucket_and_the_page_shows_the_bound_whe
     figures = server_figures({"queue": empty, "ttft": empty}, {"queue": queue, "ttft": ttft})
     assert figures["server_p50_queue_ms"] == pytest.approx(150.0) and figures["server_mean_queue_ms"] == 30.0
     assert figures["server_p50_queue_ms_bounds"] == pytest.approx([0.0, 300.0])
-    assert figures["server_p50_ttft_ms_bounds"] == pytest.approx([40.0, 50.0])  # a narrow bucket: a figure
+    # a narrow bucket: a figure
+    assert figures["server_p50_ttft_ms_bounds"] == pytest.approx([40.0, 50.0])
     assert figures["server_p99_ttft_ms_bounds"] == pytest.approx([50.0, 60.0])
     tail = Histogram(10.0, 10.0, ((0.3, 0.0), (math.inf, 10.0)))
-    assert server_figures({}, {"queue": tail})["server_p50_queue_ms_bounds"] == [300.0, None]  # unbounded above
+    # unbounded above
+    assert server_figures({}, {"queue": tail})["server_p50_queue_ms_bounds"] == [300.0, None]
 
     from reports.html import shown
 
@@ -105,14 +113,16 @@ def test_two_scrapes_at_once_take_turns_on_the_one_connection(tmp_path):
                 pending += data
                 while b"\r\n\r\n" in pending:
                     _, pending = pending.split(b"\r\n\r\n", 1)
-                    gevent.sleep(0.05)  # a slow answer: the other scrape arrives meanwhile
+                    # a slow answer: the other scrape arrives meanwhile
+                    gevent.sleep(0.05)
                     sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
 
     server = StreamServer(("127.0.0.1", 0), answer)
     server.start()
     try:
         metrics = ReplicaMetrics([f"http://127.0.0.1:{server.server_port}"], {}, str(tmp_path / "run"))
-        metrics.scrape()  # the connection is open and kept
+        # the connection is open and kept
+        metrics.scrape()
         scrapes = [gevent.spawn(metrics.scrape) for _ in range(3)]
         gevent.joinall(scrapes, timeout=10, raise_error=True)
         assert [s.value["num_requests_running"] for s in scrapes] == [3.0, 3.0, 3.0]

@@ -23,21 +23,34 @@ def test_a_traceparent_carries_the_trace_id_a_new_span_and_the_sampled_flag():
 
 
 def export(trace_id: str, **attributes: float) -> bytes:
-    span = Span(trace_id=bytes.fromhex(trace_id), span_id=b"\x01" * 8, name="llm_request",
-                attributes=[KeyValue(key=k, value=AnyValue(double_value=v)) for k, v in attributes.items()])  # fmt: skip
-    other = Span(trace_id=b"\x02" * 16, span_id=b"\x03" * 8, name="http")  # no request timings: left out
+    span = Span(
+        trace_id=bytes.fromhex(trace_id),
+        span_id=b"\x01" * 8,
+        name="llm_request",
+        attributes=[KeyValue(key=k, value=AnyValue(double_value=v)) for k, v in attributes.items()],
+    )
+    # no request timings: left out
+    other = Span(trace_id=b"\x02" * 16, span_id=b"\x03" * 8, name="http")
     request = ExportTraceServiceRequest(resource_spans=[ResourceSpans(scope_spans=[ScopeSpans(spans=[span, other])])])
     return request.SerializeToString()
 
 
 def test_an_export_gives_each_spans_timings_under_the_rows_column_names():
     trace_id = "ab" * 16
-    body = export(trace_id, **{"gen_ai.latency.time_in_queue": 0.25, "gen_ai.latency.time_to_first_token": 1.5,
-                               "gen_ai.latency.e2e": 3.0, "gen_ai.request.max_tokens": 8})  # fmt: skip
+    body = export(
+        trace_id,
+        **{
+            "gen_ai.latency.time_in_queue": 0.25,
+            "gen_ai.latency.time_to_first_token": 1.5,
+            "gen_ai.latency.e2e": 3.0,
+            "gen_ai.request.max_tokens": 8,
+        },
+    )
     expected = [(trace_id, {"server_queue_s": 0.25, "server_ttft_s": 1.5, "server_e2e_s": 3.0})]
     assert parse_export(body) == expected
     assert parse_export(gzip.compress(body), "gzip") == expected
-    with pytest.raises(ValueError, match="not an OTLP trace export"):  # the receiver answers it 400
+    # the receiver answers it 400
+    with pytest.raises(ValueError, match="not an OTLP trace export"):
         parse_export(b"\xff\xff\xff")
 
 

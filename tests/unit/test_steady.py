@@ -20,7 +20,8 @@ def closed_loop_rows() -> tuple[str, list[float]]:
         while t <= 20.0:
             e2e = 3.0 if first else 2.0
             line = ROW.format(i=len(rows), t=1.7e9 + t).replace(",1.1,", f",{e2e},", 1)
-            rows.append(line.replace(",0.1,", f",{e2e - 1.0},", 1))  # TTFT: 2 s cold, 1 s warm
+            # TTFT: 2 s cold, 1 s warm
+            rows.append(line.replace(",0.1,", f",{e2e - 1.0},", 1))
             starts.append(t)
             t, first = t + e2e, False
     return "".join(rows), starts
@@ -37,12 +38,16 @@ def test_the_steady_figures_leave_out_the_ramp_up_and_the_drain(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     summary = json.loads((tmp_path / "r_summary.json").read_text())
     start, end = summary["steady_window_s"]
-    assert start == 3.0 and end == max(starts)  # every user spawned at 3 s; the last send
-    inside = [s for s in starts if 3.0 <= s <= end]  # sent in the window, however long they ran
+    # every user spawned at 3 s; the last send
+    assert start == 3.0 and end == max(starts)
+    # sent in the window, however long they ran
+    inside = [s for s in starts if 3.0 <= s <= end]
     assert summary["steady_requests"] == len(inside)
     steady = summary["steady"]
-    assert steady["completed"] == len(inside) and steady["median_ttft_ms"] == 1000.0  # no cold first request
-    assert summary["p99_ttft_ms"] > 1000.0  # ... which the whole run's figures include
+    # no cold first request
+    assert steady["completed"] == len(inside) and steady["median_ttft_ms"] == 1000.0
+    # ... which the whole run's figures include
+    assert summary["p99_ttft_ms"] > 1000.0
     assert "steady.median_ttft_ms<=1000: 1000" in proc.stdout
     assert "Steady state" in (tmp_path / "r_report.html").read_text()
 
@@ -66,12 +71,26 @@ def mixed_lengths(seconds: float, users: int = 64) -> tuple[pd.DataFrame, float]
         first_e2e = 20.0 - phase if phase < 20.0 else 21.0 - phase
         while t <= seconds:
             e2e, tokens = (20.0, 400) if long else (1.0, 10)
-            e2e = first_e2e if t == 0.0 else e2e  # the first request is the rest of its cycle's
+            # the first request is the rest of its cycle's
+            e2e = first_e2e if t == 0.0 else e2e
             tokens = max(2, round(tokens * e2e / (20.0 if long else 1.0)))
-            rows.append({"request_id": f"u{user}-{len(rows)}", "start_time": 1.7e9 + t, "success": True,
-                         "cancelled": False, "ttft_s": 0.05, "e2e_s": e2e, "tpot_s": (e2e - 0.05) / (tokens - 1),
-                         "itl_s": "", "decode_tps": tokens / e2e, "prompt_tokens": 100, "cached_tokens": 0,
-                         "output_tokens": tokens, "warm_cache": False})  # fmt: skip
+            rows.append(
+                {
+                    "request_id": f"u{user}-{len(rows)}",
+                    "start_time": 1.7e9 + t,
+                    "success": True,
+                    "cancelled": False,
+                    "ttft_s": 0.05,
+                    "e2e_s": e2e,
+                    "tpot_s": (e2e - 0.05) / (tokens - 1),
+                    "itl_s": "",
+                    "decode_tps": tokens / e2e,
+                    "prompt_tokens": 100,
+                    "cached_tokens": 0,
+                    "output_tokens": tokens,
+                    "warm_cache": False,
+                }
+            )
             t, long = t + e2e, not long
     return pd.DataFrame(rows), users * 410 / 21.0
 

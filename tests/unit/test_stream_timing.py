@@ -20,7 +20,8 @@ def run(reads, endpoint=CHAT):
 def test_role_chunk_does_not_count_and_usage_gives_the_counts():
     rec, _ = run(
         [
-            (0.010, HEAD + frame(chat_chunk("", role="assistant"))),  # role-only, sent at once
+            # role-only, sent at once
+            (0.010, HEAD + frame(chat_chunk("", role="assistant"))),
             (0.200, frame(chat_chunk("Hello"))),
             (0.250, frame(chat_chunk(" world"))),
             (0.300, frame(chat_chunk("!", finish="stop"))),
@@ -30,10 +31,12 @@ def test_role_chunk_does_not_count_and_usage_gives_the_counts():
     assert rec.success, rec.error
     assert rec.ttft == pytest.approx(0.200)
     assert rec.itl == pytest.approx([0.050, 0.050])
-    assert rec.e2e == pytest.approx(0.300)  # usage chunk and [DONE] excluded
+    # usage chunk and [DONE] excluded
+    assert rec.e2e == pytest.approx(0.300)
     assert (rec.prompt_tokens, rec.cached_tokens, rec.output_tokens) == (100, 64, 3)
     assert rec.usage_source == "server"
-    assert rec.tpot == pytest.approx(0.050)  # (0.300 - 0.200) / (3 - 1)
+    # (0.300 - 0.200) / (3 - 1)
+    assert rec.tpot == pytest.approx(0.050)
     assert rec.decode_tps == pytest.approx(20.0)
     assert rec.finish_reason == "stop"
     assert rec.request_id == "c-1"
@@ -66,13 +69,7 @@ def test_several_events_in_one_read_share_its_time():
 
 def test_an_event_split_across_reads_is_timed_when_complete():
     whole = frame(chat_chunk("token"))
-    rec, _ = run(
-        [
-            (0.1, HEAD + whole[:25]),
-            (0.3, whole[25:]),
-            (0.4, frame(usage_chunk(5, 1), b"[DONE]") + END),
-        ]
-    )
+    rec, _ = run([(0.1, HEAD + whole[:25]), (0.3, whole[25:]), (0.4, frame(usage_chunk(5, 1), b"[DONE]") + END)])
     assert rec.ttft == pytest.approx(0.3)
     assert rec.output_tokens == 1 and rec.tpot is None
 
@@ -115,9 +112,14 @@ def test_a_reasoning_models_answer_is_timed_apart_and_its_reasoning_counted(key)
     assert rec.reasoning_tokens == 2 and rec.output_tokens == 4 and rec.usage_source == "chunks"
     usage = json.loads(usage_chunk(10, 40))
     usage["usage"]["completion_tokens_details"] = {"reasoning_tokens": 30}
-    told, _ = run([(0.1, HEAD + frame(chat_chunk("x", key=key))),
-                   (0.3, frame(chat_chunk("y"), json.dumps(usage).encode(), b"[DONE]") + END)])  # fmt: skip
-    assert told.reasoning_tokens == 30  # the server's usage, where it says
+    told, _ = run(
+        [
+            (0.1, HEAD + frame(chat_chunk("x", key=key))),
+            (0.3, frame(chat_chunk("y"), json.dumps(usage).encode(), b"[DONE]") + END),
+        ]
+    )
+    # the server's usage, where it says
+    assert told.reasoning_tokens == 30
 
 
 def test_a_plain_answer_has_its_answer_ttft_and_no_reasoning_tokens():
@@ -155,8 +157,14 @@ def test_content_length_body_and_no_chunking():
 
 
 def test_an_embeddings_answer_is_one_json_body_timed_to_its_last_byte():
-    body = json.dumps({"id": "embd-1", "object": "list", "data": [{"embedding": [0.1] * 300}],
-                       "usage": {"prompt_tokens": 200, "total_tokens": 200}}).encode()  # fmt: skip
+    body = json.dumps(
+        {
+            "id": "embd-1",
+            "object": "list",
+            "data": [{"embedding": [0.1] * 300}],
+            "usage": {"prompt_tokens": 200, "total_tokens": 200},
+        }
+    ).encode()
     head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body)
     rec, _ = run([(0.1, head + body[:100]), (0.3, body[100:])], EMBEDDINGS)
     assert rec.success, rec.error
@@ -168,7 +176,8 @@ def test_an_embeddings_answer_is_one_json_body_timed_to_its_last_byte():
     assert not failed.success and failed.error == "server error: input too long (code 400)"
 
 
-COMPACT = {"separators": (",", ":")}  # vLLM's spelling: the fast path's; json's default spaces: the full parse's
+# vLLM's spelling: the fast path's; json's default spaces: the full parse's
+COMPACT = {"separators": (",", ":")}
 
 
 @pytest.mark.parametrize("spelling", [COMPACT, {}], ids=["fast-path", "full-parse"])
@@ -177,28 +186,63 @@ def test_the_responses_apis_events_are_timed_as_chat_chunks_are_and_a_failed_res
         return json.dumps({"type": kind, **fields}, **spelling).encode()
 
     delta = response_event("response.output_text.delta", item_id="msg_1", delta="Hi")
-    assert (RESPONSES.fast_mark in delta) == (spelling == COMPACT)  # which path the answer's deltas take
+    # which path the answer's deltas take
+    assert (RESPONSES.fast_mark in delta) == (spelling == COMPACT)
     created = response_event("response.created", response={"id": "resp_1", "status": "in_progress"})
-    usage = {"input_tokens": 50, "output_tokens": 3, "input_tokens_details": {"cached_tokens": 32},
-             "output_tokens_details": {"reasoning_tokens": 1}}  # fmt: skip
+    usage = {
+        "input_tokens": 50,
+        "output_tokens": 3,
+        "input_tokens_details": {"cached_tokens": 32},
+        "output_tokens_details": {"reasoning_tokens": 1},
+    }
     rec, _ = run(
         [
             (0.05, HEAD + frame(created)),
             (0.1, frame(response_event("response.reasoning_text.delta", delta="hm"))),
             (0.2, frame(response_event("response.output_text.delta", delta="Hi"))),
             (0.3, frame(response_event("response.output_text.delta", delta="!"))),
-            (0.31, frame(response_event("response.completed", response={"id": "resp_1", "status": "completed",
-                                                                           "usage": usage})) + END),
+            (
+                0.31,
+                frame(
+                    response_event(
+                        "response.completed", response={"id": "resp_1", "status": "completed", "usage": usage}
+                    )
+                )
+                + END,
+            ),
         ],
         RESPONSES,
-    )  # fmt: skip
-    assert rec.success, rec.error  # no [DONE]: response.completed ends it
-    assert (rec.request_id, rec.ttft, rec.answer_ttft, rec.e2e) == ("resp_1", pytest.approx(0.1), pytest.approx(0.2),
-                                                                    pytest.approx(0.3))  # fmt: skip
+    )
+    # no [DONE]: response.completed ends it
+    assert rec.success, rec.error
+    assert (rec.request_id, rec.ttft, rec.answer_ttft, rec.e2e) == (
+        "resp_1",
+        pytest.approx(0.1),
+        pytest.approx(0.2),
+        pytest.approx(0.3),
+    )
     assert (rec.prompt_tokens, rec.cached_tokens, rec.output_tokens, rec.reasoning_tokens) == (50, 32, 3, 1)
-    failed, _ = run([(0.1, HEAD + frame(created, response_event("response.failed", response={
-        "id": "resp_1", "status": "failed", "error": {"message": "out of memory", "code": "server_error"}})) + END)],
-        RESPONSES)  # fmt: skip
+    failed, _ = run(
+        [
+            (
+                0.1,
+                HEAD
+                + frame(
+                    created,
+                    response_event(
+                        "response.failed",
+                        response={
+                            "id": "resp_1",
+                            "status": "failed",
+                            "error": {"message": "out of memory", "code": "server_error"},
+                        },
+                    ),
+                )
+                + END,
+            )
+        ],
+        RESPONSES,
+    )
     assert not failed.success and failed.error == "server error in stream: out of memory (code server_error)"
 
 

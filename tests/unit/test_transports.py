@@ -42,7 +42,8 @@ class CannedServer:
 
     def __init__(self, body: bytes) -> None:
         self.response = SSE_HEAD + body
-        self.received: list[tuple[float, int]] = []  # (unix time, body bytes) of each whole request read
+        # (unix time, body bytes) of each whole request read
+        self.received: list[tuple[float, int]] = []
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -59,7 +60,8 @@ class CannedServer:
             data = b""
             while b"\r\n\r\n" not in data:
                 more = conn.recv(65536)
-                if not more:  # a connection opened ahead and closed unused
+                # a connection opened ahead and closed unused
+                if not more:
                     return
                 data += more
             head, _, body = data.partition(b"\r\n\r\n")
@@ -95,7 +97,8 @@ def both(body: bytes) -> dict[str, RequestRecord]:
 def test_reasoning_counts_as_text_and_usage_gives_the_counts():
     for name, rec in both(REASONING).items():
         assert rec.success, (name, rec.error)
-        assert rec.ttft is not None and len(rec.itl) == 3, name  # reasoning, reasoning, Hello, !
+        # reasoning, reasoning, Hello, !
+        assert rec.ttft is not None and len(rec.itl) == 3, name
         assert (rec.prompt_tokens, rec.output_tokens, rec.cached_tokens) == (7, 4, 0), name
         assert rec.usage_source == "server" and rec.finish_reason == "stop" and rec.text == "Hello!", name
         assert rec.request_id == "c-1" and rec.status == 200, name
@@ -105,7 +108,8 @@ def test_an_error_frame_fails_the_request_in_both():
     records = both(ERROR_FRAME)
     for name, rec in records.items():
         assert not rec.success and rec.error == "server error in stream: engine died (code 500)", (name, rec.error)
-        assert rec.ttft is not None, name  # what came before the error is kept
+        # what came before the error is kept
+        assert rec.ttft is not None, name
 
 
 def test_a_stream_without_done_fails_in_both():
@@ -124,10 +128,7 @@ def test_an_error_status_reads_the_same_in_both(status):
     )
     try:
         request = build_body(CHAT, "m", "hi", 16)
-        for transport in (
-            SocketTransport(Target.parse(server.url), {}),
-            OpenAISDKTransport(server.url, None, 10.0),
-        ):
+        for transport in (SocketTransport(Target.parse(server.url), {}), OpenAISDKTransport(server.url, None, 10.0)):
             rec = transport.send(CHAT, request, RequestRecord(), False)
             transport.close()
             assert rec.status == status and rec.error == f"HTTP {status} Oops: nope!", rec.error
@@ -139,13 +140,15 @@ def test_a_paced_request_goes_out_at_its_due_time_whole_even_when_the_socket_tak
     server = CannedServer(REASONING)
     pacer = Pacer()
     try:
-        for prompt in ("hi", "x " * 4_000_000):  # 8 MB: more than a socket takes at once
+        # 8 MB: more than a socket takes at once
+        for prompt in ("hi", "x " * 4_000_000):
             transport = SocketTransport(Target.parse(server.url), {}, reactor=StreamReactor(pacer), pacer=pacer)
             due = time.time() + 0.05
             rec = transport.send(CHAT, build_body(CHAT, "m", prompt, 16), RequestRecord(scheduled_time=due), True)
             transport.close()
             assert rec.success, rec.error
-            assert due <= rec.start_time <= server.received[-1][0]  # the clocks start at the due time, not before
+            # the clocks start at the due time, not before
+            assert due <= rec.start_time <= server.received[-1][0]
             assert server.received[-1][1] > len(prompt)
     finally:
         server.close()

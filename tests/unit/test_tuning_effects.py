@@ -25,11 +25,21 @@ def test_pairs_and_repetitions_give_a_geometric_mean_with_its_t_interval(tmp_pat
     path.write_text(GRID)
     grid = load_grid(str(path))
     ttft = {(4, False): [100.0, 110.0], (4, True): [40.0, 50.0], (8, False): [200.0, 190.0], (8, True): [60.0, 70.0]}
-    results = [PointResult("p", point, repeats=[{"repeat": k + 1, "mean_ttft_ms": ttft[point["max_num_seqs"],
-               point["enable_prefix_caching"]][k]} for k in range(2)]) for point in grid.points]  # fmt: skip
+    results = [
+        PointResult(
+            "p",
+            point,
+            repeats=[
+                {"repeat": k + 1, "mean_ttft_ms": ttft[point["max_num_seqs"], point["enable_prefix_caching"]][k]}
+                for k in range(2)
+            ],
+        )
+        for point in grid.points
+    ]
     results.append(PointResult("bad", {"max_num_seqs": 16, "enable_prefix_caching": True}, status="failed"))
     (effect,) = setting_effects(grid, results, tmp_path)["enable_prefix_caching"]
-    ratios = [40 / 100, 50 / 110, 60 / 200, 70 / 190]  # repetition k of "true" over repetition k of "false"
+    # repetition k of "true" over repetition k of "false"
+    ratios = [40 / 100, 50 / 110, 60 / 200, 70 / 190]
     logs = [math.log(r) for r in ratios]
     mean, sd = sum(logs) / 4, stats.tstd(logs)
     half = stats.t.ppf(0.975, 3) * sd / 2
@@ -37,4 +47,5 @@ def test_pairs_and_repetitions_give_a_geometric_mean_with_its_t_interval(tmp_pat
     assert effect["mean_ttft_ms"] == pytest.approx(math.exp(mean))
     assert effect["mean_ttft_ms_ci"] == pytest.approx([math.exp(mean - half), math.exp(mean + half)])
     assert effect["ci_method"].startswith("across 4 pairs of runs")
-    assert "completed" not in effect  # a figure the runs lack has no ratio
+    # a figure the runs lack has no ratio
+    assert "completed" not in effect

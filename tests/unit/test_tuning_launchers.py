@@ -25,8 +25,16 @@ POINT = {"enable_prefix_caching": False, "max_num_batched_tokens": 8192, "VLLM_C
 def test_a_points_flags_replace_the_bases_in_every_spelling():
     base = ["--model", "m", "--enable-prefix-caching", "--max-num-batched-tokens", "2048", "--max-num-seqs=4", "--x"]
     point = {"enable_prefix_caching": False, "max_num_batched_tokens": 8192, "max_num_seqs": 8, "VLLM_X": 1}
-    assert with_settings(base, point) == ["--model", "m", "--x", "--no-enable-prefix-caching",
-                                          "--max-num-batched-tokens", "8192", "--max-num-seqs", "8"]  # fmt: skip
+    assert with_settings(base, point) == [
+        "--model",
+        "m",
+        "--x",
+        "--no-enable-prefix-caching",
+        "--max-num-batched-tokens",
+        "8192",
+        "--max-num-seqs",
+        "8",
+    ]
 
 
 def test_the_seed_compose_grid_renders_an_override_that_compose_accepts(tmp_path):
@@ -38,19 +46,43 @@ def test_the_seed_compose_grid_renders_an_override_that_compose_accepts(tmp_path
     command = override["services"]["vllm"]["command"]
     assert "--enable-prefix-caching" not in command and "2048" not in command
     assert command[-3:] == ["--no-enable-prefix-caching", "--max-num-batched-tokens", "8192"]
-    assert command[:7] == ["python3", "-m", "vllm.entrypoints.openai.api_server", "--model", "/app/model",
-                           "--tensor-parallel-size", "${TP_SIZE:-8}"]  # the rest kept, in order  # fmt: skip
+    assert command[:7] == [
+        "python3",
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        "/app/model",
+        # the rest kept, in order
+        "--tensor-parallel-size",
+        "${TP_SIZE:-8}",
+    ]
     assert override["services"]["vllm"]["environment"] == {"VLLM_CPU_KVCACHE_SPACE": "40"}
     # the file compose would run: the base with the override's command and environment over it
     merged = yaml.safe_load((ROOT / "docker" / "vllm-rocm.compose.yml").read_text())
     merged["services"]["vllm"].update(override["services"]["vllm"])
     (tmp_path / "merged.yml").write_text(yaml.safe_dump(merged))
-    check = subprocess.run([str(Path(sys.executable).parent / "check-jsonschema"), "--builtin-schema",
-                            "vendor.compose-spec", str(tmp_path / "merged.yml")], capture_output=True, text=True,
-                           timeout=60)  # fmt: skip
+    check = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "check-jsonschema"),
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(tmp_path / "merged.yml"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
-    files = ["docker", "compose", "-f", "docker/vllm-rocm.compose.yml", "-f", str(tmp_path / "compose.override.yml"),
-             "--env-file", "docker/.env"]  # fmt: skip
+    files = [
+        "docker",
+        "compose",
+        "-f",
+        "docker/vllm-rocm.compose.yml",
+        "-f",
+        str(tmp_path / "compose.override.yml"),
+        "--env-file",
+        "docker/.env",
+    ]
     assert server.commands()["up"] == [*files, "up", "-d", "--force-recreate", "vllm"]
     assert server.commands()["down"] == [*files, "down", "--timeout", "30"]
 
@@ -61,14 +93,18 @@ def test_a_readiness_wait_asks_compose_whether_the_service_runs_every_few_second
     monkeypatch.setattr(server, "quiet", lambda args: asked.append(args) or "abc123\n")
     clock = iter([100.0, 100.2, 104.9, 105.0, 105.2])
     monkeypatch.setattr("tuning.launchers.time.monotonic", lambda: next(clock))
-    assert all(server.alive() for _ in range(5))  # polled every 0.2 s: ps asked at 100 and 105 only
+    # polled every 0.2 s: ps asked at 100 and 105 only
+    assert all(server.alive() for _ in range(5))
     assert asked == [server.commands()["ps"]] * 2
 
 
 def test_a_kubernetes_deployment_is_patched_validates_and_is_forwarded_to_the_urls_port(tmp_path):
-    (tmp_path / "grid.yaml").write_text(SEED_GRID.read_text().replace(
-        "  compose: docker/vllm-rocm.compose.yml\n  service: vllm\n  env_file: docker/.env\n",
-        "  kubernetes: docker/kubernetes/vllm/base/vllm.yaml\n  deployment: vllm\n  namespace: llm\n"))  # fmt: skip
+    (tmp_path / "grid.yaml").write_text(
+        SEED_GRID.read_text().replace(
+            "  compose: docker/vllm-rocm.compose.yml\n  service: vllm\n  env_file: docker/.env\n",
+            "  kubernetes: docker/kubernetes/vllm/base/vllm.yaml\n  deployment: vllm\n  namespace: llm\n",
+        )
+    )
     grid = load_grid(str(tmp_path / "grid.yaml"))
     server = launcher_for(grid, POINT, 18000, tmp_path)
     assert isinstance(server, KubernetesServer)
@@ -79,7 +115,8 @@ def test_a_kubernetes_deployment_is_patched_validates_and_is_forwarded_to_the_ur
     assert container["args"][-3:] == ["--no-enable-prefix-caching", "--max-num-batched-tokens", "8192"]
     assert "--enable-prefix-caching" not in container["args"] and "--tensor-parallel-size" in container["args"]
     assert {"name": "VLLM_CPU_KVCACHE_SPACE", "value": "40"} in container["env"]
-    assert any(e["name"] == "VLLM_API_KEY" for e in container["env"])  # the base's environment kept
+    # the base's environment kept
+    assert any(e["name"] == "VLLM_API_KEY" for e in container["env"])
     commands = server.commands()
     assert commands["forward"] == ["kubectl", "-n", "llm", "port-forward", "deployment/vllm", "18000:8000"]
     assert commands["rollout"] == ["kubectl", "-n", "llm", "rollout", "status", "deployment/vllm", "--timeout=1800s"]

@@ -14,7 +14,8 @@ def test_a_server_that_runs_other_settings_is_caught_where_it_publishes_them():
     published = {"enable_prefix_caching": "False", "block_size": "16", "gpu_memory_utilization": "0.9"}
     point = {"enable_prefix_caching": True, "block_size": 16, "max_num_seqs": 8, "gpu_memory_utilization": 0.9}
     assert mismatches(point, published) == ["enable_prefix_caching: the point asks true, the server runs False"]
-    assert mismatches({**point, "enable_prefix_caching": False}, published) == []  # max_num_seqs: not published
+    # max_num_seqs: not published
+    assert mismatches({**point, "enable_prefix_caching": False}, published) == []
 
 
 def test_a_server_that_never_answers_is_given_up_on_and_stopped(tmp_path):
@@ -30,7 +31,10 @@ def test_a_server_that_never_answers_is_given_up_on_and_stopped(tmp_path):
 def test_a_ctrl_c_while_a_process_starts_waits_until_its_owner_knows_it():
     started = []
     with pytest.raises(KeyboardInterrupt), interrupt_after():
-        os.kill(os.getpid(), signal.SIGINT)  # in the middle of starting a process
-        started.append("the process, known")  # the block finishes first
+        # in the middle of starting a process
+        os.kill(os.getpid(), signal.SIGINT)
+        # the block finishes first
+        started.append("the process, known")
     assert started == ["the process, known"]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    # restored
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -27,10 +27,22 @@ class VLLMServer:
     def __init__(self, *settings: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        cmd = ["bash", str(ROOT / "scripts" / "vllm_cpu_serve.sh"), "--port", str(self.port),
-               *(settings or SESSION_SETTINGS)]  # fmt: skip
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})  # fmt: skip
+        cmd = [
+            "bash",
+            str(ROOT / "scripts" / "vllm_cpu_serve.sh"),
+            "--port",
+            str(self.port),
+            *(settings or SESSION_SETTINGS),
+        ]
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+        )
         self.drain = Drain(self.proc)
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
@@ -60,8 +72,9 @@ class VLLMServer:
 
 @pytest.fixture(scope="session")
 def vllm_setup() -> None:
-    setup = subprocess.run(["bash", str(ROOT / "scripts" / "vllm_cpu.sh")], cwd=ROOT, capture_output=True, text=True,
-                           timeout=1200)  # fmt: skip
+    setup = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "vllm_cpu.sh")], cwd=ROOT, capture_output=True, text=True, timeout=1200
+    )
     if setup.returncode != 0:
         pytest.fail(f"setting up vLLM for CPU failed: {setup.stderr[-3000:]}")
 

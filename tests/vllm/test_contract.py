@@ -44,10 +44,17 @@ def events(raw: bytes) -> list:
 
 def test_streamed_chat_chunk_shapes(server):
     url, model = server
-    raw = post(url + "/v1/chat/completions", {
-        "model": model, "messages": [{"role": "user", "content": "the cache keeps prefixes warm " * 20}],
-        "max_tokens": 8, "ignore_eos": True, "stream": True, "stream_options": {"include_usage": True},
-    })  # fmt: skip
+    raw = post(
+        url + "/v1/chat/completions",
+        {
+            "model": model,
+            "messages": [{"role": "user", "content": "the cache keeps prefixes warm " * 20}],
+            "max_tokens": 8,
+            "ignore_eos": True,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    )
     evs = events(raw)
     assert evs[-1] == "[DONE]"
     usage_chunk = evs[-2]
@@ -67,8 +74,10 @@ def test_streamed_chat_chunk_shapes(server):
 
 def test_streamed_responses_event_shapes(server):
     url, model = server
-    raw = post(url + "/v1/responses", {"model": model, "input": "the cache keeps prefixes warm " * 10,
-                                       "max_output_tokens": 8, "stream": True})  # fmt: skip
+    raw = post(
+        url + "/v1/responses",
+        {"model": model, "input": "the cache keeps prefixes warm " * 10, "max_output_tokens": 8, "stream": True},
+    )
     data = [json.loads(line[6:]) for line in raw.decode().split("\n") if line.startswith("data: ")]
     kinds = [d["type"] for d in data]
     assert kinds[0] == "response.created" and kinds[-1] == "response.completed", kinds
@@ -81,10 +90,19 @@ def test_streamed_responses_event_shapes(server):
 
 def test_streamed_completion_chunk_shapes(server):
     url, model = server
-    evs = events(post(url + "/v1/completions", {
-        "model": model, "prompt": "shared context " * 10, "max_tokens": 4, "ignore_eos": True, "stream": True,
-        "stream_options": {"include_usage": True},
-    }))  # fmt: skip
+    evs = events(
+        post(
+            url + "/v1/completions",
+            {
+                "model": model,
+                "prompt": "shared context " * 10,
+                "max_tokens": 4,
+                "ignore_eos": True,
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            },
+        )
+    )
     assert evs[-1] == "[DONE]" and evs[-2]["usage"]["completion_tokens"] == 4
     assert all(c["object"] == "text_completion" for c in evs[:-1])
     assert any(c["choices"] and "text" in c["choices"][0] for c in evs[:-2])
@@ -92,13 +110,16 @@ def test_streamed_completion_chunk_shapes(server):
 
 def test_tokenize(server):
     url, model = server
-    for body in ({"model": model, "prompt": "hello there"},
-                 {"model": model, "messages": [{"role": "user", "content": "hello there"}]}):  # fmt: skip
+    for body in (
+        {"model": model, "prompt": "hello there"},
+        {"model": model, "messages": [{"role": "user", "content": "hello there"}]},
+    ):
         out = json.loads(post(url + "/tokenize", body))
         assert out["count"] == len(out["tokens"]) > 0 and out["max_model_len"] > 0
     chat = json.loads(post(url + "/tokenize", {"model": model, "messages": [{"role": "user", "content": "hello"}]}))
     plain = json.loads(post(url + "/tokenize", {"model": model, "prompt": "hello"}))
-    assert chat["count"] > plain["count"]  # the chat template adds tokens
+    # the chat template adds tokens
+    assert chat["count"] > plain["count"]
 
 
 def test_metrics_names(server):
@@ -120,7 +141,8 @@ def test_the_dashboard_names_only_series_the_server_exports(server):
     """docker/monitoring/grafana-dashboard.json: each vllm: series it plots, and the model_name label its
     model variable lists, exist on this server (the emulator and real vLLM alike)."""
     url, model = server
-    post(url + "/v1/completions", {"model": model, "prompt": "hello", "max_tokens": 4})  # histograms get samples
+    # histograms get samples
+    post(url + "/v1/completions", {"model": model, "prompt": "hello", "max_tokens": 4})
     with urllib.request.urlopen(url + "/metrics", timeout=30) as r:
         text = r.read().decode()
     samples = [s for f in text_string_to_metric_families(text) for s in f.samples]

@@ -22,8 +22,18 @@ MIX = {MODEL: 0.4, "lora-a": 0.3, "lora-b": 0.3}
 @pytest.fixture
 def lora_server(vllm_setup):
     adapters = [f"lora-{n}={ROOT / '.cache' / f'tiny-lora-{n}'}" for n in "ab"]
-    server = VLLMServer("--enable-prefix-caching", "--max-num-seqs", "16", "--enable-lora", "--max-lora-rank", "8",
-                        "--max-loras", "2", "--lora-modules", *adapters)  # fmt: skip
+    server = VLLMServer(
+        "--enable-prefix-caching",
+        "--max-num-seqs",
+        "16",
+        "--enable-lora",
+        "--max-lora-rank",
+        "8",
+        "--max-loras",
+        "2",
+        "--lora-modules",
+        *adapters,
+    )
     yield server
     server.stop()
 
@@ -39,8 +49,12 @@ def pooling_server(vllm_setup):
 def traced_server(vllm_setup):
     """vLLM sending its request spans (OTLP/HTTP) to a port the run will listen on."""
     port = free_port()
-    server = VLLMServer("--enable-prefix-caching", "--otlp-traces-endpoint", f"http://127.0.0.1:{port}/v1/traces",
-                        env={"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"})  # fmt: skip
+    server = VLLMServer(
+        "--enable-prefix-caching",
+        "--otlp-traces-endpoint",
+        f"http://127.0.0.1:{port}/v1/traces",
+        env={"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf"},
+    )
     yield server, port
     server.stop()
 
@@ -49,15 +63,35 @@ def traced_server(vllm_setup):
 def test_vllms_spans_are_joined_to_the_rows_and_its_ttft_lies_within_the_clients(traced_server, tmp_path):
     server, port = traced_server
     prefix = tmp_path / "spans"
-    run = run_locust("--headless", "-u", "4", "-r", "4", "-n", "40", "-H", server.url, "--max-tokens", "16",
-                     "--ignore-eos", "--input-tokens", "256", "--otlp-port", str(port), "--csv", str(prefix),
-                     "--only-summary", timeout=240)  # fmt: skip
+    run = run_locust(
+        "--headless",
+        "-u",
+        "4",
+        "-r",
+        "4",
+        "-n",
+        "40",
+        "-H",
+        server.url,
+        "--max-tokens",
+        "16",
+        "--ignore-eos",
+        "--input-tokens",
+        "256",
+        "--otlp-port",
+        str(port),
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        timeout=240,
+    )
     assert run.returncode == 0, run.output[-3000:]
     assert "Traceback" not in run.output
     rows = read_rows(prefix)
     joined = [r for r in rows if r["server_ttft_s"]]
     assert len(rows) == 40 and len(joined) >= 0.95 * len(rows), len(joined)
-    for r in joined:  # the server's TTFT (its arrival to its first token) lies within the client's
+    # the server's TTFT (its arrival to its first token) lies within the client's
+    for r in joined:
         assert float(r["ttft_s"]) - float(r["server_ttft_s"]) > -20e-6, r["request_id"]
         assert 0 <= float(r["server_queue_s"]) <= float(r["server_ttft_s"]) <= float(r["server_e2e_s"])
     summary = report(prefix)
@@ -67,10 +101,30 @@ def test_vllms_spans_are_joined_to_the_rows_and_its_ttft_lies_within_the_clients
 @pytest.mark.timeout(400)
 def test_a_mix_of_lora_adapters_on_vllm_is_reported_per_model(lora_server, tmp_path):
     prefix, n = tmp_path / "lora", 60
-    run = run_locust("--headless", "-u", "4", "-r", "4", "-n", str(n), "-H", lora_server.url, "--max-tokens", "8",
-                     "--ignore-eos", "--input-tokens", "256", "--prefix-tokens", "192",
-                     "--model", ",".join(f"{m}:{w}" for m, w in MIX.items()), "--csv", str(prefix), "--only-summary",
-                     timeout=300)  # fmt: skip
+    run = run_locust(
+        "--headless",
+        "-u",
+        "4",
+        "-r",
+        "4",
+        "-n",
+        str(n),
+        "-H",
+        lora_server.url,
+        "--max-tokens",
+        "8",
+        "--ignore-eos",
+        "--input-tokens",
+        "256",
+        "--prefix-tokens",
+        "192",
+        "--model",
+        ",".join(f"{m}:{w}" for m, w in MIX.items()),
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        timeout=300,
+    )
     assert run.returncode == 0, run.output[-3000:]
     assert "Traceback" not in run.output
     rows = read_rows(prefix)
@@ -78,23 +132,43 @@ def test_a_mix_of_lora_adapters_on_vllm_is_reported_per_model(lora_server, tmp_p
     assert len(rows) == n and all(r["success"] == "true" and int(r["output_tokens"]) == 8 for r in rows)
     counts = Counter(r["model"] for r in rows)
     for model, share in MIX.items():
-        assert abs(counts[model] - share * n) <= 1, counts  # one process: exact to within one request
+        # one process: exact to within one request
+        assert abs(counts[model] - share * n) <= 1, counts
     running = lora_server.get_text("/metrics")
-    assert "lora-a" in running and "lora-b" in running  # vllm:lora_requests_info saw both adapters run
-    reported_per_model(prefix, counts, 0.3)  # 192 of 256 tokens shared: at most 0.75
+    # vllm:lora_requests_info saw both adapters run
+    assert "lora-a" in running and "lora-b" in running
+    # 192 of 256 tokens shared: at most 0.75
+    reported_per_model(prefix, counts, 0.3)
 
 
 @pytest.mark.timeout(400)
 def test_embeddings_on_a_vllm_pooling_model_and_chat_refused_before_the_run(pooling_server, tmp_path):
     prefix = tmp_path / "embed"
-    run = run_locust("--headless", "-u", "4", "-r", "4", "-n", "40", "-H", pooling_server.url, "--endpoint",
-                     "embeddings", "--input-tokens", "200", "--csv", str(prefix), "--only-summary",
-                     timeout=300)  # fmt: skip
+    run = run_locust(
+        "--headless",
+        "-u",
+        "4",
+        "-r",
+        "4",
+        "-n",
+        "40",
+        "-H",
+        pooling_server.url,
+        "--endpoint",
+        "embeddings",
+        "--input-tokens",
+        "200",
+        "--csv",
+        str(prefix),
+        "--only-summary",
+        timeout=300,
+    )
     assert run.returncode == 0, run.output[-3000:]
     assert "Traceback" not in run.output
     rows = read_rows(prefix)
     assert len(rows) == 40 and all(r["success"] == "true" and r["request_id"].startswith("embd-") for r in rows)
-    assert all(int(r["prompt_tokens"]) == 200 and r["ttft_s"] == "" for r in rows)  # the prompt sized exactly
+    # the prompt sized exactly
+    assert all(int(r["prompt_tokens"]) == 200 and r["ttft_s"] == "" for r in rows)
     summary = report(prefix)
     assert summary["mean_e2el_ms"] > 0 and summary["total_input_tokens"] == 40 * 200
     chat = run_locust("--headless", "-u", "1", "-n", "2", "-H", pooling_server.url, timeout=60)

@@ -18,16 +18,28 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 PY = sys.executable
 LOCUST = os.path.join(os.path.dirname(PY), "locust")
 # a step costs only --step-ms: no per-stream or prefill cost, no batch limit, no early end of sequence
-FAST_EMULATOR = ["--step-ms-per-seq", "0", "--prefill-ms-per-token", "0", "--max-num-seqs", "4096",
-                 "--max-num-batched-tokens", "10000000", "--eos-prob", "0"]  # fmt: skip
-EMULATOR_CORE, CLIENT_CORE = 1, 0  # pinned: the emulator to one core, the client to the other
+FAST_EMULATOR = [
+    "--step-ms-per-seq",
+    "0",
+    "--prefill-ms-per-token",
+    "0",
+    "--max-num-seqs",
+    "4096",
+    "--max-num-batched-tokens",
+    "10000000",
+    "--eos-prob",
+    "0",
+]
+# pinned: the emulator to one core, the client to the other
+EMULATOR_CORE, CLIENT_CORE = 1, 0
 
 
 def pinned(core: int) -> Callable[[], None]:
     """A ``preexec_fn`` that pins the child to one core (when the machine has more than one)."""
 
     def pin() -> None:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)  # a background shell may have left it ignored
+        # a background shell may have left it ignored
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         cores = os.sched_getaffinity(0)
         if len(cores) > 1 or core in cores:
             os.sched_setaffinity(0, {core % (os.cpu_count() or 1)})
@@ -50,9 +62,13 @@ class Harness:
         self.pin = pin
         self.emulator = subprocess.Popen(
             [PY, "-m", "emulator", "--port", "0", "--request-log", self.log, *emulator_args],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            stdin=subprocess.DEVNULL,
             preexec_fn=pinned(EMULATOR_CORE) if pin else None,
-        )  # fmt: skip
+        )
         assert self.emulator.stdout is not None
         first = self.emulator.stdout.readline().split()
         if len(first) < 4 or first[0] != "emulator":
@@ -68,12 +84,29 @@ class Harness:
         self.close()
 
     def command(self, locust_args: list[str], prefix: str | None = None) -> list[str]:
-        return [LOCUST, "-f", os.path.join(ROOT, "locustfile.py"), "--headless", "-H", self.url, "--csv",
-                prefix or self.prefix, "--only-summary", "--loglevel", "WARNING", *locust_args]  # fmt: skip
+        return [
+            LOCUST,
+            "-f",
+            os.path.join(ROOT, "locustfile.py"),
+            "--headless",
+            "-H",
+            self.url,
+            "--csv",
+            prefix or self.prefix,
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+            *locust_args,
+        ]
 
     def _popen_args(self) -> dict[str, Any]:
-        return {"cwd": ROOT, "text": True, "stdin": subprocess.DEVNULL, "env": clean_env(),
-                "preexec_fn": pinned(CLIENT_CORE) if self.pin else None}  # fmt: skip
+        return {
+            "cwd": ROOT,
+            "text": True,
+            "stdin": subprocess.DEVNULL,
+            "env": clean_env(),
+            "preexec_fn": pinned(CLIENT_CORE) if self.pin else None,
+        }
 
     def run(self, locust_args: list[str], timeout: float, prefix: str | None = None) -> None:
         """A locust run to its end (CSVs at ``prefix``, by default the harness's); raises RuntimeError with its
@@ -87,8 +120,9 @@ class Harness:
 
     def start(self, locust_args: list[str]) -> subprocess.Popen[str]:
         """A locust run left going (its output drained); the caller stops it (``stop``)."""
-        client = subprocess.Popen(self.command(locust_args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  **self._popen_args())  # fmt: skip
+        client = subprocess.Popen(
+            self.command(locust_args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **self._popen_args()
+        )
         threading.Thread(target=client.stdout.read, daemon=True).start()  # type: ignore[union-attr]
         return client
 

@@ -50,9 +50,12 @@ class MasterCoordinator:
         self._on_complete = on_complete
         self._completed = False
         self._watch: gevent.Greenlet | None = None
-        self.rows = 0  # rows received from all workers
-        self.rows_by: dict[str, int] = {}  # ... and from each
-        self.expected: int | None = None  # set when the number of requests is known only later (a schedule's end)
+        # rows received from all workers
+        self.rows = 0
+        # ... and from each
+        self.rows_by: dict[str, int] = {}
+        # set when the number of requests is known only later (a schedule's end)
+        self.expected: int | None = None
 
     def start(self) -> None:
         if self.ledger is not None and self._watch is None:
@@ -65,7 +68,8 @@ class MasterCoordinator:
 
     def on_grant_request(self, worker: str, want: int) -> None:
         if self.ledger is None:
-            self._send_grant(worker, max(want, 1))  # no -n: anything goes
+            # no -n: anything goes
+            self._send_grant(worker, max(want, 1))
             return
         give = self.ledger.request(worker, want)
         self._send_grant(worker, give)
@@ -149,11 +153,15 @@ class MasterDispatch:
         # per worker: the arrivals handed to it and not yet due (in due order), and how many fell due
         self.assigned: dict[str, deque[Due]] = {}
         self.fallen_due: dict[str, int] = {}
-        self.expected = run.context.settings.num_requests  # rows the run waits for (None: until the schedule ends)
+        # rows the run waits for (None: until the schedule ends)
+        self.expected = run.context.settings.num_requests
         self.lost = 0
-        self.level = ""  # a sweep's level of the arrivals being handed out
-        self.prompts: str | None = None  # and its prompt set (a prompt level's)
-        self.repeat: int | None = None  # and its repetition (--repeat)
+        # a sweep's level of the arrivals being handed out
+        self.level = ""
+        # and its prompt set (a prompt level's)
+        self.prompts: str | None = None
+        # and its repetition (--repeat)
+        self.repeat: int | None = None
         self.due_times: list[float] = []
         self._batches: dict[str, list[Due]] = {}
         self._next = 0
@@ -173,10 +181,12 @@ class MasterDispatch:
             return
         sent = self.send_arrivals(local_arrivals(self.run))
         self.end()
-        if self.expected is None or sent < self.expected:  # the schedule ended first (stages, a trace)
+        # the schedule ended first (stages, a trace)
+        if self.expected is None or sent < self.expected:
             self.expected = sent
             self.coordinator.expect(sent - self.lost)
-        while self.workers:  # the last arrivals are in flight: a worker may still leave
+        # the last arrivals are in flight: a worker may still leave
+        while self.workers:
             gevent.sleep(1.0)
             self._check_departures(self._batches)
             self._flush(self._batches)
@@ -198,12 +208,14 @@ class MasterDispatch:
         self._batches = {w: [] for w in self.workers}
         return True
 
-    def send_arrivals(self, arrivals: Iterable[Due], level: str = "", prompts: str | None = None,
-                      repeat: int | None = None) -> int:  # fmt: skip
+    def send_arrivals(
+        self, arrivals: Iterable[Due], level: str = "", prompts: str | None = None, repeat: int | None = None
+    ) -> int:
         """Hand out these arrivals as they come within reach; how many were handed out."""
         batches = self._batches
         self.level, self.prompts, self.repeat = level, prompts, repeat
-        self.due_times = []  # this call's, for counting what fell due
+        # this call's, for counting what fell due
+        self.due_times = []
         for arrival in arrivals:
             while arrival[0] > time.time() + self.LOOKAHEAD_S:
                 self._flush(batches)
@@ -240,15 +252,18 @@ class MasterDispatch:
                 batches[worker] = []
 
     def _check_departures(self, batches: dict[str, list[Due]]) -> None:
-        now = time.time() + 0.05  # what falls due this soon may already be on its way
-        for worker, pending in self.assigned.items():  # count what fell due: memory stays bounded
+        # what falls due this soon may already be on its way
+        now = time.time() + 0.05
+        # count what fell due: memory stays bounded
+        for worker, pending in self.assigned.items():
             while pending and pending[0][0] <= now:
                 pending.popleft()
                 self.fallen_due[worker] = self.fallen_due.get(worker, 0) + 1
         live = {c.id for c in self.runner.clients.values() if c.state != STATE_MISSING}
         for worker in [w for w in self.workers if w not in live]:
             self.workers.remove(worker)
-            later = list(self.assigned.pop(worker, deque()))  # batches not yet sent are among them
+            # batches not yet sent are among them
+            later = list(self.assigned.pop(worker, deque()))
             batches.pop(worker, None)
             due = self.fallen_due.pop(worker, 0)
             lost = max(0, due - self.coordinator.rows_by.get(worker, 0))
@@ -258,8 +273,10 @@ class MasterDispatch:
                     self._assign(arrival, batches)
             logger.warning(
                 "worker %s left: %d of its arrivals are lost (due, without a row), %d not yet due go to the others",
-                worker, lost, len(later),
-            )  # fmt: skip
+                worker,
+                lost,
+                len(later),
+            )
             if self.expected is not None:
                 self.coordinator.expect(self.expected - self.lost)
 
@@ -284,7 +301,8 @@ class MasterPort:
         self.burstiness = burstiness
         self.seed = seed
         self.label = ""
-        self.open = True  # the level running is an open loop
+        # the level running is an open loop
+        self.open = True
         self.sender: gevent.Greenlet[..., int] | None = None
         self.waiting: set[str] = set()
         self.sent: dict[str, int] = {}
@@ -313,7 +331,8 @@ class MasterPort:
     def sending(self) -> bool:
         if self.open:
             return self.sender is not None and not self.sender.dead
-        live = {c.id for c in self.runner.clients.values() if c.state != STATE_MISSING}  # a lost worker sends no more
+        # a lost worker sends no more
+        live = {c.id for c in self.runner.clients.values() if c.state != STATE_MISSING}
         return bool(self.waiting & live)
 
     def expected_rows(self) -> int | None:
@@ -346,10 +365,13 @@ class MasterSide:
     cpu: CpuWatch
     coordinator: MasterCoordinator | None = None
     dispatch: MasterDispatch | None = None
-    port: MasterPort | None = None  # a sweep's levels, through the workers
-    in_flight: dict[str, int] = field(default_factory=dict)  # each worker's, as it last reported
+    # a sweep's levels, through the workers
+    port: MasterPort | None = None
+    # each worker's, as it last reported
+    in_flight: dict[str, int] = field(default_factory=dict)
     queued: dict[str, int] = field(default_factory=dict)
-    on_fatal: Callable[[str], None] | None = None  # a worker says the run cannot go on: end it, said once
+    # a worker says the run cannot go on: end it, said once
+    on_fatal: Callable[[str], None] | None = None
     fatal: str = ""
 
     def wire(self) -> None:

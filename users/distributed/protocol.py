@@ -19,8 +19,10 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Message:
     name: str
-    sender: str  # "master" or "worker"
-    payload: str  # what its data holds
+    # "master" or "worker"
+    sender: str
+    # what its data holds
+    payload: str
 
 
 # worker -> master
@@ -62,10 +64,14 @@ MESSAGES: tuple[Message, ...] = (
 )
 
 # keys of the worker's periodic report to the master
-REPORT_ROWS = "llm_rows"  # rows not yet shipped by a ROWS message
-REPORT_IN_FLIGHT = "llm_in_flight"  # its requests in flight now
-REPORT_QUEUED = "llm_queued"  # its open loop's requests waiting for a slot now
-REPORT_CPU = "llm_cpu"  # its CPU figures: {"seconds", "bound_seconds", "max_share", "share"}
+# rows not yet shipped by a ROWS message
+REPORT_ROWS = "llm_rows"
+# its requests in flight now
+REPORT_IN_FLIGHT = "llm_in_flight"
+# its open loop's requests waiting for a slot now
+REPORT_QUEUED = "llm_queued"
+# its CPU figures: {"seconds", "bound_seconds", "max_share", "share"}
+REPORT_CPU = "llm_cpu"
 
 
 def grant_request(want: int) -> dict[str, int]:
@@ -80,15 +86,23 @@ def rows(batch: list[list[str]]) -> dict[str, list[list[str]]]:
     return {"rows": batch}
 
 
-def arrivals(batch: list[Any], cap: int | None, level: str, prompts: str | None,
-             repeat: int | None = None) -> dict[str, Any]:  # fmt: skip
+def arrivals(
+    batch: list[Any], cap: int | None, level: str, prompts: str | None, repeat: int | None = None
+) -> dict[str, Any]:
     return {"arrivals": [list(a) for a in batch], "cap": cap, "level": level, "prompts": prompts, "repeat": repeat}
 
 
-def closed_level(level: str, concurrency: int, until: float, limit: int | None, prompts: str | None = None,
-                 repeat: int | None = None) -> dict[str, Any]:  # fmt: skip
-    return {"level": level, "concurrency": concurrency, "until": until, "limit": limit, "prompts": prompts,
-            "repeat": repeat}  # fmt: skip
+def closed_level(
+    level: str, concurrency: int, until: float, limit: int | None, prompts: str | None = None, repeat: int | None = None
+) -> dict[str, Any]:
+    return {
+        "level": level,
+        "concurrency": concurrency,
+        "until": until,
+        "limit": limit,
+        "prompts": prompts,
+        "repeat": repeat,
+    }
 
 
 def cancel_level(level: str) -> dict[str, str]:

@@ -27,10 +27,12 @@ if TYPE_CHECKING:
     from users.observe.request_log import RequestLog
     from users.services.run import LLMRun
 
-REASK_AFTER_S = 5.0  # a worker asks again if no grant arrived (lost message, master restarted the test)
+# a worker asks again if no grant arrived (lost message, master restarted the test)
+REASK_AFTER_S = 5.0
 logger = logging.getLogger(__name__)
 
-SHIP_INTERVAL_S = 0.5  # rows go to the master at least this often, besides the periodic reports
+# rows go to the master at least this often, besides the periodic reports
+SHIP_INTERVAL_S = 0.5
 
 Send = Callable[[str, Any], None]
 
@@ -40,11 +42,13 @@ class WorkerBudget:
 
     def __init__(self, send: Callable[[str, dict], None]) -> None:
         self._send = send
-        self.local = 0  # granted, not yet used
+        # granted, not yet used
+        self.local = 0
         self.issued = 0
         self._waiting = 0
         self._asked = False
-        self._parked = False  # the master had nothing left; wait until it offers more
+        # the master had nothing left; wait until it offers more
+        self._parked = False
         self._event = Event()
 
     def take(self) -> bool:
@@ -54,7 +58,8 @@ class WorkerBudget:
                 if not self._asked and not self._parked:
                     self._asked = True
                     self._send(protocol.GRANT_REQUEST, protocol.grant_request(self._waiting))
-                if not self._event.wait(timeout=REASK_AFTER_S):  # no answer: ask again
+                # no answer: ask again
+                if not self._event.wait(timeout=REASK_AFTER_S):
                     self._asked = False
                     self._parked = False
             finally:
@@ -118,7 +123,8 @@ class WorkerSide:
         self.request_log = request_log
         self.cpu = cpu
         self.open_loop: OpenLoop | None = None
-        self.feed: ArrivalFeed | None = None  # an open loop's arrivals, as the master sends them
+        # an open loop's arrivals, as the master sends them
+        self.feed: ArrivalFeed | None = None
         self._shipper: gevent.Greenlet[..., None] | None = None
 
     def send(self, name: str, data: Any) -> None:
@@ -186,7 +192,8 @@ class WorkerSide:
         if self.open_loop is not None and self.feed is not None and data:
             self.open_loop.set_cap(data.get("cap"))
             self.open_loop.level, self.open_loop.repeat = str(data.get("level") or ""), data.get("repeat")
-            if data.get("prompts"):  # a prompt level: its own prompts
+            # a prompt level: its own prompts
+            if data.get("prompts"):
                 self.run.prompts.use_prompt_set(str(data["prompts"]))
             self.feed.put_many(data["arrivals"])
 
@@ -209,7 +216,8 @@ class WorkerSide:
             self.send(protocol.LEVEL_DONE, protocol.level_done(data["level"], sent[0]))
 
         open_loop.level, open_loop.repeat = str(data["level"]), data.get("repeat")
-        if data.get("prompts"):  # a prompt level: its own prompts
+        # a prompt level: its own prompts
+        if data.get("prompts"):
             self.run.prompts.use_prompt_set(str(data["prompts"]))
         open_loop.start_closed(int(data["concurrency"]), float(data["until"]), data.get("limit"), on_send=count)
         gevent.spawn(run_level)

@@ -37,8 +37,9 @@ class LLMClient:
     With several hosts in ``-H`` each request goes to the one ``--host-strategy`` picks, over a
     transport of its own (``make_transport(host)``); ``transport`` is the first host's."""
 
-    def __init__(self, run: LLMRun, host: str, transport: Transport,
-                 make_transport: Callable[[str], Transport] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, run: LLMRun, host: str, transport: Transport, make_transport: Callable[[str], Transport] | None = None
+    ) -> None:
         self.run = run
         self.host = host
         self.transport = transport
@@ -108,11 +109,11 @@ class LLMClient:
         if prompt.ideal_cached is not None:
             rec.ideal_cached_tokens = prompt.ideal_cached
         endpoint, batch = self.run.context.endpoint, self.run.context.settings.embed_batch
-        if endpoint is EMBEDDINGS and batch > 1:  # --embed-batch: the run's next prompts in one input list
+        # --embed-batch: the run's next prompts in one input list
+        if endpoint is EMBEDDINGS and batch > 1:
             more = [self.run.prompts.next_prompt().content for _ in range(batch - 1)]
             return self.request(endpoint, [prompt.content, *more], None, {}, False, rec)
-        return self.request(endpoint, prompt.content, prompt.max_tokens, {}, False, rec,
-                            images=prompt.images)  # fmt: skip
+        return self.request(endpoint, prompt.content, prompt.max_tokens, {}, False, rec, images=prompt.images)
 
     def request(
         self,
@@ -134,27 +135,24 @@ class LLMClient:
         rec = record if record is not None else RequestRecord()
         counted = False
         try:
-            try:
-                body, rec.image_count = self._body(endpoint, prompt, max_tokens, extra_body, images)
-                rec.model = str(body.get("model") or "")
-            except ConfigError as exc:
-                rec.start_time, rec.error = time.time(), str(exc)
+            body = self._prepare(rec, endpoint, prompt, max_tokens, extra_body, images)
+            if body is None:
                 run.recorder.record(rec, endpoint, time.perf_counter() - started)
                 return rec
-            rec.stage = rec.stage or context.stage_label(time.time())
-            if context.settings.trace_context and not rec.trace_id:
-                rec.trace_id = new_trace_id()
             self._send(endpoint, body, rec, collect_text, started)
             if not rec.success and not rec.status:
                 run.recorder.record(rec, endpoint, time.perf_counter() - started)
-                gevent.sleep(FAILED_CONNECT_PAUSE_S)  # no response at all: do not hammer a dead server
+                # no response at all: do not hammer a dead server
+                gevent.sleep(FAILED_CONNECT_PAUSE_S)
                 return rec
-            run.recorder.record_soon(rec, endpoint, time.perf_counter() - started)  # counts it against the budget
+            # counts it against the budget
+            run.recorder.record_soon(rec, endpoint, time.perf_counter() - started)
             counted = True
             return rec
         except (GreenletExit, StopUser):
             raise
-        except Exception as exc:  # a bug of ours must not lose the sample: record it as a failure
+        # a bug of ours must not lose the sample: record it as a failure
+        except Exception as exc:
             logger.exception("client error")
             rec.start_time = rec.start_time or time.time()
             rec.success, rec.error = False, f"client error: {exc!r}"
@@ -164,23 +162,58 @@ class LLMClient:
             if not counted:
                 context.budget.finish()
 
-    def _body(self, endpoint: Endpoint, prompt: Input, max_tokens: int | None, extra_body: Mapping[str, object],
-              images: Sequence[str] | None) -> tuple[dict[str, object], int | None]:  # fmt: skip
+    def _prepare(
+        self,
+        rec: RequestRecord,
+        endpoint: Endpoint,
+        prompt: Input,
+        max_tokens: int | None,
+        extra_body: Mapping[str, object],
+        images: Sequence[str] | None,
+    ) -> dict[str, object] | None:
+        """The request's body, its record's fields filled in; None (the record says why) for a bad prompt."""
+        try:
+            body, rec.image_count = self._body(endpoint, prompt, max_tokens, extra_body, images)
+        except ConfigError as exc:
+            rec.start_time, rec.error = time.time(), str(exc)
+            return None
+        rec.model = str(body.get("model") or "")
+        rec.stage = rec.stage or self.run.context.stage_label(time.time())
+        if self.run.context.settings.trace_context and not rec.trace_id:
+            rec.trace_id = new_trace_id()
+        return body
+
+    def _body(
+        self,
+        endpoint: Endpoint,
+        prompt: Input,
+        max_tokens: int | None,
+        extra_body: Mapping[str, object],
+        images: Sequence[str] | None,
+    ) -> tuple[dict[str, object], int | None]:
         """The request's JSON and the images in it (None: the run has none); raises ConfigError when the
         model cannot be known."""
         context = self.run.context
         settings = context.settings
         model = str(extra_body.get("model") or context.next_model(self.host))
         count = None
-        if endpoint.messages and isinstance(prompt, str):  # images go before the text
+        # images go before the text
+        if endpoint.messages and isinstance(prompt, str):
             urls = _urls(images) if images is not None else context.next_images() if context.images else None
             if urls is not None:
                 count = len(urls)
             if urls:
                 message: dict[str, object] = {"role": "user", "content": with_images(prompt, urls)}
                 prompt = [message]
-        body = build_body(endpoint, model, prompt, max_tokens or settings.max_tokens, ignore_eos=settings.ignores_eos,
-                          temperature=settings.temperature, extra_body=extra_body)  # fmt: skip
+        body = build_body(
+            endpoint,
+            model,
+            prompt,
+            max_tokens or settings.max_tokens,
+            ignore_eos=settings.ignores_eos,
+            temperature=settings.temperature,
+            extra_body=extra_body,
+        )
         return body, count
 
     def _send(
@@ -193,8 +226,10 @@ class LLMClient:
         self.chooser.started(host)
         try:
             self.transport_for(host).send(endpoint, body, rec, collect_text)
-        except GreenletExit:  # the test is stopping: the transport closed the record as cancelled
-            if rec.start_time:  # (an open-loop request stopped before its due time was never sent)
+        # the test is stopping: the transport closed the record as cancelled
+        except GreenletExit:
+            # (an open-loop request stopped before its due time was never sent)
+            if rec.start_time:
                 self.run.recorder.record(rec, endpoint, time.perf_counter() - started)
             raise
         finally:

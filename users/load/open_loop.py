@@ -33,10 +33,13 @@ from users.services.run import LLMRun
 
 logger = logging.getLogger(__name__)
 
-LEAD_S = 0.05  # an arrival is made ready this long before it is due
-START_LEAD_S = 0.05  # the first arrival is due this long after the schedule starts
+# an arrival is made ready this long before it is due
+LEAD_S = 0.05
+# the first arrival is due this long after the schedule starts
+START_LEAD_S = 0.05
 
-Due = tuple[float, str, int]  # (unix due time, stage, the trace's row or NO_ROW)
+# (unix due time, stage, the trace's row or NO_ROW)
+Due = tuple[float, str, int]
 NO_ROW = -1
 
 
@@ -97,17 +100,25 @@ class OpenLoop:
     def __init__(self, run: LLMRun, host: str, cap: int | None) -> None:
         self.run = run
         self.host = host
-        self.chooser = run.context.chooser(host)  # a bad host fails here, once
-        self.pools = {one: TransportPool(lambda one=one: socket_transport(run.context, one))  # type: ignore[misc]
-                      for one in self.chooser.hosts}  # fmt: skip
+        # a bad host fails here, once
+        self.chooser = run.context.chooser(host)
+        self.pools = {
+            one: TransportPool(lambda one=one: socket_transport(run.context, one))  # type: ignore[misc]
+            for one in self.chooser.hosts
+        }
         self.cap = BoundedSemaphore(cap) if cap else None
         self.requests = Group()
         self.queued = 0
-        self.unsent = 0  # arrivals made ready but stopped before their due time: no request, no row
-        self.level = ""  # a sweep's current level: every request sent now carries it
-        self.repeat: int | None = None  # and its repetition (--repeat)
-        self._loop: gevent.Greenlet[..., None] | None = None  # sends the arrivals
-        self._closed: gevent.Greenlet[..., None] | None = None  # a closed level's loops
+        # arrivals made ready but stopped before their due time: no request, no row
+        self.unsent = 0
+        # a sweep's current level: every request sent now carries it
+        self.level = ""
+        # and its repetition (--repeat)
+        self.repeat: int | None = None
+        # sends the arrivals
+        self._loop: gevent.Greenlet[..., None] | None = None
+        # a closed level's loops
+        self._closed: gevent.Greenlet[..., None] | None = None
 
     def set_cap(self, cap: int | None) -> None:
         """This process's share of --max-concurrency (a worker learns it from the master)."""
@@ -135,8 +146,9 @@ class OpenLoop:
         if on_end is not None:
             on_end()
 
-    def start_closed(self, concurrency: int, until: float, limit: int | None,
-                     on_send: Callable[[], None] | None = None) -> None:  # fmt: skip
+    def start_closed(
+        self, concurrency: int, until: float, limit: int | None, on_send: Callable[[], None] | None = None
+    ) -> None:
         """A closed level: ``concurrency`` requests in flight, each sent when one ends, until the unix
         time ``until`` or ``limit`` requests (no due times, no queue)."""
         sent = [0]
@@ -150,7 +162,8 @@ class OpenLoop:
 
         def run_all() -> None:
             for _ in range(concurrency):
-                self.requests.spawn(loop)  # cancel() kills them with the requests
+                # cancel() kills them with the requests
+                self.requests.spawn(loop)
             self.requests.join()
 
         self._closed = gevent.spawn(run_all)
@@ -175,7 +188,8 @@ class OpenLoop:
                 self.cap.acquire()
             finally:
                 self.queued -= 1
-        if capped and rec.scheduled_time is not None:  # the wait for a slot past the due time
+        # the wait for a slot past the due time
+        if capped and rec.scheduled_time is not None:
             rec.queue = max(0.0, time.time() - rec.scheduled_time) if self.cap is not None else 0.0
         host = self.chooser.pick()
         pool = self.pools[host]
@@ -185,7 +199,8 @@ class OpenLoop:
             prompts = self.run.prompts
             prompt = prompts.prompt_for(rec.trace_index) if rec.trace_index is not None else prompts.next_prompt()
             LLMClient(self.run, host, transport).send_prompt(prompt, rec)
-        except StopUser:  # -n is spent
+        # -n is spent
+        except StopUser:
             pass
         finally:
             if rec.scheduled_time is not None and not rec.start_time:

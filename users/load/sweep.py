@@ -43,14 +43,19 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-LEVEL_START_LEAD_S = 0.2  # a level's first arrival is due this long after it starts (open_loop.START_LEAD_S: a run's)
-TICK_S = 1.0  # the saturation test's sampling interval
-DRAIN_LIMIT_S = 120.0  # after its last send, a level's requests get this long to finish, then are cut off
-SETTLE_S = 5.0  # after a cut-off, how long to wait for the cancelled requests' rows
+# a level's first arrival is due this long after it starts (open_loop.START_LEAD_S: a run's)
+LEVEL_START_LEAD_S = 0.2
+# the saturation test's sampling interval
+TICK_S = 1.0
+# after its last send, a level's requests get this long to finish, then are cut off
+DRAIN_LIMIT_S = 120.0
+# after a cut-off, how long to wait for the cancelled requests' rows
+SETTLE_S = 5.0
 
 
-def level_arrivals(level: Level, start: float, until: float, limit: int | None, burstiness: float,
-                   seed: int) -> Iterator[Due]:  # fmt: skip
+def level_arrivals(
+    level: Level, start: float, until: float, limit: int | None, burstiness: float, seed: int
+) -> Iterator[Due]:
     """A rate level's arrivals (unix due times), from ``start`` until ``until`` or ``limit`` of them."""
     for arrival in schedule(ConstantRate(level.arrival_rate), burstiness, seed * 1000 + level.number, total=limit):
         due = start + arrival.offset_s
@@ -124,7 +129,8 @@ class LevelRows:
     ended: float = 0.0
     extensions: int = 0
     windows: list[tuple[float, float]] = field(default_factory=list)
-    seen: int = 0  # rows already in a saturation-test sample
+    # rows already in a saturation-test sample
+    seen: int = 0
     start: list[float] = field(default_factory=list)
     success: list[bool] = field(default_factory=list)
     cancelled: list[bool] = field(default_factory=list)
@@ -132,8 +138,9 @@ class LevelRows:
     tpot: list[float] = field(default_factory=list)
     e2e: list[float] = field(default_factory=list)
 
-    def add(self, start: float, success: bool, cancelled: bool, ttft: float | None, tpot: float | None,
-            e2e: float | None) -> None:  # fmt: skip
+    def add(
+        self, start: float, success: bool, cancelled: bool, ttft: float | None, tpot: float | None, e2e: float | None
+    ) -> None:
         self.start.append(start)
         self.success.append(success)
         self.cancelled.append(cancelled)
@@ -154,8 +161,9 @@ class LevelRows:
 
 
 class SweepDriver:
-    def __init__(self, run: LLMRun, port: LoadPort, plan: Plan, csv_prefix: str | None, host: str,
-                 on_end: Callable[[], None]) -> None:  # fmt: skip
+    def __init__(
+        self, run: LLMRun, port: LoadPort, plan: Plan, csv_prefix: str | None, host: str, on_end: Callable[[], None]
+    ) -> None:
         self.run = run
         self.host = host
         self.port = port
@@ -190,19 +198,25 @@ class SweepDriver:
     def _run(self) -> None:
         s = self.settings
         if s.slo:
-            logger.info("a level passes when at least %.1f%% of its requests meet %s with 95%% confidence: it needs "
-                        "%d requests or more, all meeting it, and more where misses come in bursts",
-                        100 * s.slo_attainment, s.slo, fewest_to_pass(s.slo_attainment))  # fmt: skip
+            logger.info(
+                "a level passes when at least %.1f%% of its requests meet %s with 95%% confidence: it needs "
+                "%d requests or more, all meeting it, and more where misses come in bursts",
+                100 * s.slo_attainment,
+                s.slo,
+                fewest_to_pass(s.slo_attainment),
+            )
         try:
             while (level := self.plan.next_level(self.results)) is not None:
                 self.cache = self.run.primer.prepare_level(self.host)
                 profiled = s.profile_level == level.number
-                if profiled:  # --profile-level: this level's requests only, after its cache is prepared
+                # --profile-level: this level's requests only, after its cache is prepared
+                if profiled:
                     self.run.primer.start_profile(self.host)
                 result = self._run_level(level)
                 while self.plan.extend(result, self.results):
-                    logger.info("%s: attainment too close to call, %d more requests' worth", level.label,
-                                len(self.rows))  # fmt: skip
+                    logger.info(
+                        "%s: attainment too close to call, %d more requests' worth", level.label, len(self.rows)
+                    )
                     result = self._run_level(level, extending=True)
                 if profiled:
                     self.run.primer.stop_profile()
@@ -210,7 +224,8 @@ class SweepDriver:
                 self._log(result)
             self._conclude()
         except gevent.GreenletExit:
-            return  # stopped from outside (Ctrl-C, -t, the web UI's stop): the run is ending already
+            # stopped from outside (Ctrl-C, -t, the web UI's stop): the run is ending already
+            return
         except ConfigError as exc:
             logger.error("the sweep cannot go on: %s", exc)
         except Exception:
@@ -229,28 +244,7 @@ class SweepDriver:
         logger.info("%s%s", level.label, " (extended)" if extending else "")
         self.run.live.current_level = {"level": level.number, "kind": level.kind, "value": level.value}
         self.port.start_level(level, label, until, s.level_requests)
-        test = SaturationTest()
-        saturated = False
-        send_end: float | None = None
-        while True:
-            gevent.sleep(TICK_S)
-            now = time.time()
-            if send_end is None and (not self.port.sending() or now >= until):
-                send_end = send_end or min(now, until)
-            expected = self.port.expected_rows()
-            if expected is not None and len(self.rows) >= expected and not self.port.sending():
-                break
-            if level.open_loop:
-                test.add(self.port.in_flight(len(self.rows)), self.rows.ttft_median_of_new())
-                if test.saturated():
-                    saturated = True
-                    logger.warning("%s: past saturation (requests in flight and TTFT both kept growing over "
-                                   "%d s): cut off", level.label, test.window)  # fmt: skip
-                    break
-            if send_end is not None and now - send_end > DRAIN_LIMIT_S:
-                logger.warning("%s: requests still running %.0f s after the last send: cut off", level.label,
-                               DRAIN_LIMIT_S)  # fmt: skip
-                break
+        saturated, send_end = self._watch_level(level, until)
         if saturated or self.port.sending() or self.port.expected_rows() != len(self.rows):
             self.port.cancel()
             settle = time.monotonic() + SETTLE_S
@@ -258,10 +252,47 @@ class SweepDriver:
                 gevent.sleep(0.1)
         send_end = send_end or time.time()
         self.rows.windows.append((start + LEVEL_START_LEAD_S, send_end))
-        result = level_result(level, self.rows.start, self.rows.success, self.rows.cancelled, self.rows.ttft,
-                              self.rows.tpot, self.rows.e2e, self.rows.windows, s.slo_limits, saturated)  # fmt: skip
+        result = level_result(
+            level,
+            self.rows.start,
+            self.rows.success,
+            self.rows.cancelled,
+            self.rows.ttft,
+            self.rows.tpot,
+            self.rows.e2e,
+            self.rows.windows,
+            s.slo_limits,
+            saturated,
+        )
         self.rows.ended = time.time()
         return result
+
+    def _watch_level(self, level: Level, until: float) -> tuple[bool, float | None]:
+        """Wait for a level's rows: whether it was cut off past saturation, and when its sending ended."""
+        test = SaturationTest()
+        send_end: float | None = None
+        while True:
+            gevent.sleep(TICK_S)
+            now = time.time()
+            if send_end is None and (not self.port.sending() or now >= until):
+                send_end = min(now, until)
+            expected = self.port.expected_rows()
+            if expected is not None and len(self.rows) >= expected and not self.port.sending():
+                return False, send_end
+            if level.open_loop:
+                test.add(self.port.in_flight(len(self.rows)), self.rows.ttft_median_of_new())
+                if test.saturated():
+                    logger.warning(
+                        "%s: past saturation (requests in flight and TTFT both kept growing over %d s): cut off",
+                        level.label,
+                        test.window,
+                    )
+                    return True, send_end
+            if send_end is not None and now - send_end > DRAIN_LIMIT_S:
+                logger.warning(
+                    "%s: requests still running %.0f s after the last send: cut off", level.label, DRAIN_LIMIT_S
+                )
+                return False, send_end
 
     def _log(self, result: LevelResult) -> None:
         level = result.level
@@ -271,25 +302,55 @@ class SweepDriver:
             share = f"SLO attainment {100 * result.attainment:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
         else:
             share = f"success rate {100 * result.attainment:.1f}%"
-        logger.info("%s: %d requests, achieved %.2f req/s, %s%s", level.label, result.requests, result.achieved_rate,
-                    share, " (saturated)" if result.saturated else ("" if result.resolved else " (unresolved)"))  # fmt: skip
+        logger.info(
+            "%s: %d requests, achieved %.2f req/s, %s%s",
+            level.label,
+            result.requests,
+            result.achieved_rate,
+            share,
+            " (saturated)" if result.saturated else ("" if result.resolved else " (unresolved)"),
+        )
+        self._write_log_row(level, result)
+        self.run.live.levels.append(
+            {
+                "level": level.number,
+                "kind": level.kind,
+                "value": level.value,
+                "purpose": level.purpose,
+                "requests": result.requests,
+                "achieved_rate": result.achieved_rate,
+                "slo_attainment": result.attainment if self.settings.slo else None,
+                "slo_attainment_ci": [low, high] if self.settings.slo else None,
+                "success_rate": result.attainment if not self.settings.slo else None,
+                "saturated": result.saturated,
+                "resolved": result.resolved,
+                "median_ttft_ms": _median_ms(self.rows.ttft, self.rows.cancelled),
+            }
+        )
+
+    def _write_log_row(self, level: Level, result: LevelResult) -> None:
+        """The level's line in PREFIX_levels.csv (LEVEL_LOG_COLUMNS), when there is a log."""
+        if not self.path:
+            return
         rows = self.rows
-        if self.path:
-            with open(self.path, "a", newline="", encoding="utf-8") as f:
-                csv.writer(f).writerow([level.number, level.kind, repr(level.value), level.purpose,
-                                        repr(rows.started), repr(rows.windows[-1][1]), repr(rows.ended),
-                                        result.saturated, result.resolved, rows.extensions, self.cache,
-                                        "" if level.repeat is None else level.repeat,
-                                        format_windows(rows.windows)])  # fmt: skip
-        self.run.live.levels.append({
-            "level": level.number, "kind": level.kind, "value": level.value, "purpose": level.purpose,
-            "requests": result.requests, "achieved_rate": result.achieved_rate,
-            "slo_attainment": result.attainment if self.settings.slo else None,
-            "slo_attainment_ci": [low, high] if self.settings.slo else None,
-            "success_rate": result.attainment if not self.settings.slo else None,
-            "saturated": result.saturated, "resolved": result.resolved,
-            "median_ttft_ms": _median_ms(self.rows.ttft, self.rows.cancelled),
-        })  # fmt: skip
+        with open(self.path, "a", newline="", encoding="utf-8") as f:
+            csv.writer(f).writerow(
+                [
+                    level.number,
+                    level.kind,
+                    repr(level.value),
+                    level.purpose,
+                    repr(rows.started),
+                    repr(rows.windows[-1][1]),
+                    repr(rows.ended),
+                    result.saturated,
+                    result.resolved,
+                    rows.extensions,
+                    self.cache,
+                    "" if level.repeat is None else level.repeat,
+                    format_windows(rows.windows),
+                ]
+            )
 
     def _conclude(self) -> None:
         self.run.live.current_level = None
@@ -297,8 +358,11 @@ class SweepDriver:
             return
         answer = capacity(self.results, self.settings.slo_attainment)
         unresolved = [r.level.number for r in self.results if not r.resolved]
-        logger.info("%s%s", capacity_sentence(answer, self.settings.slo, self.settings.slo_attainment),
-                    f" Unresolved levels: {unresolved}." if unresolved else "")  # fmt: skip
+        logger.info(
+            "%s%s",
+            capacity_sentence(answer, self.settings.slo, self.settings.slo_attainment),
+            f" Unresolved levels: {unresolved}." if unresolved else "",
+        )
 
 
 def _median_ms(values: list[float], cancelled: list[bool]) -> float | None:

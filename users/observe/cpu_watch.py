@@ -36,7 +36,8 @@ class CpuWatch:
 
     def stop(self) -> None:
         if self._loop is not None:
-            self.guard.sample()  # the last stretch
+            # the last stretch
+            self.guard.sample()
             self._loop.kill(block=False)
             self._loop = None
 
@@ -62,8 +63,12 @@ class CpuWatch:
         """The run's verdict: one warning line when the client was the bottleneck, and the file."""
         result = verdict([self.guard.report(), *self.workers.values()])
         if result["client_cpu_bound"]:
-            logger.warning("%s (a client process used or waited for over 90%% of a core for more than 10%% of the "
-                           "run; its busiest second: %.0f%%)", BOTTLENECK, 100 * float(result["client_cpu_max_share"]))  # fmt: skip
+            logger.warning(
+                "%s (a client process used or waited for over 90%% of a core for more than 10%% of the "
+                "run; its busiest second: %.0f%%)",
+                BOTTLENECK,
+                100 * float(result["client_cpu_max_share"]),
+            )
         if csv_prefix:
             with open(f"{csv_prefix}_client_cpu.json", "w", encoding="utf-8") as f:
                 json.dump({**result, "processes": {"local": self.guard.report(), **self.workers}}, f, indent=2)

@@ -36,14 +36,31 @@ class Finished:
     schedule_lag_s: float | None
     warm_cache: bool
     level: str
-    model: str = ""  # the model it asked for ("": the run's one model)
+    # the model it asked for ("": the run's one model)
+    model: str = ""
 
     @classmethod
     def of(cls, rec: RequestRecord) -> Finished:
         """A request finished in this process."""
-        return cls(rec.start_time or None, rec.success, rec.cancelled, rec.ttft, rec.tpot, rec.e2e, rec.decode_tps, rec.itl, rec.queue, rec.prompt_tokens, rec.cached_tokens,
-                   rec.output_tokens, rec.scheduled_time, rec.schedule_lag, rec.warm_cache, rec.level,
-                   rec.model)  # fmt: skip
+        return cls(
+            rec.start_time or None,
+            rec.success,
+            rec.cancelled,
+            rec.ttft,
+            rec.tpot,
+            rec.e2e,
+            rec.decode_tps,
+            rec.itl,
+            rec.queue,
+            rec.prompt_tokens,
+            rec.cached_tokens,
+            rec.output_tokens,
+            rec.scheduled_time,
+            rec.schedule_lag,
+            rec.warm_cache,
+            rec.level,
+            rec.model,
+        )
 
     @classmethod
     def from_fields(cls, fields: list[str]) -> Finished:
@@ -52,11 +69,25 @@ class Finished:
         itl = row["itl_s"]
         f = lambda name: number(row, name)  # noqa: E731
         i = lambda name: None if (n := number(row, name)) is None else int(n)  # noqa: E731
-        return cls(f("start_time"), bool(row["success"]), bool(row["cancelled"]), f("ttft_s"), f("tpot_s"),
-                   f("e2e_s"), f("decode_tps"), itl if isinstance(itl, list) else (), f("queue_s"),
-                   i("prompt_tokens"), i("cached_tokens"), i("output_tokens"), f("scheduled_time"),
-                   f("schedule_lag_s"), bool(row["warm_cache"]), str(row["level"] or ""),
-                   str(row.get("model") or ""))  # fmt: skip
+        return cls(
+            f("start_time"),
+            bool(row["success"]),
+            bool(row["cancelled"]),
+            f("ttft_s"),
+            f("tpot_s"),
+            f("e2e_s"),
+            f("decode_tps"),
+            itl if isinstance(itl, list) else (),
+            f("queue_s"),
+            i("prompt_tokens"),
+            i("cached_tokens"),
+            i("output_tokens"),
+            f("scheduled_time"),
+            f("schedule_lag_s"),
+            bool(row["warm_cache"]),
+            str(row["level"] or ""),
+            str(row.get("model") or ""),
+        )
 
     @property
     def end_time(self) -> float:

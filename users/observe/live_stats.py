@@ -13,7 +13,9 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.ma  # np.percentile imports it at its first call (13 ms): here, before the run
+
+# np.percentile imports it at its first call (13 ms): here, before the run
+import numpy.ma
 
 from llmclient.server_metrics import client_minus_server
 from scheduler.proof import ScheduleProof, prove
@@ -105,8 +107,12 @@ class ModelStats:
 
     def figures(self, span: float) -> dict[str, float | None]:
         hit_rate = self.cached_tokens / self.prompt_tokens if self.prompt_tokens else None
-        return {"completed": self.completed, "errors": self.errors, **window_figures(self.window, span),
-                "usage_prefix_cache_hit_rate": hit_rate}  # fmt: skip
+        return {
+            "completed": self.completed,
+            "errors": self.errors,
+            **window_figures(self.window, span),
+            "usage_prefix_cache_hit_rate": hit_rate,
+        }
 
 
 class LiveStats:
@@ -116,20 +122,28 @@ class LiveStats:
         self.history: deque[dict] = deque(maxlen=history_points)
         self.completed = 0
         self.errors = 0
-        self.warm_cache = 0  # requests whose prompt's unique part the server had cached already
+        # requests whose prompt's unique part the server had cached already
+        self.warm_cache = 0
         self.in_flight = 0
         self.server: dict[str, float | None] = {}
-        self._scheduled: list[float] = []  # open loop: due times and lags of the requests so far
+        # open loop: due times and lags of the requests so far
+        self._scheduled: list[float] = []
         self._lags: list[float] = []
-        self.queued = 0  # open loop: requests waiting for a slot now
-        self.levels: list[dict] = []  # a sweep's finished levels (users/load/sweep.py)
-        self.current_level: dict | None = None  # and the one running now
-        self.client_cpu_share: float | None = None  # the busiest client process's share of a core, last second
-        self.ttft_sum = 0.0  # the run's successful requests' TTFT, for the mean against the server's
+        # open loop: requests waiting for a slot now
+        self.queued = 0
+        # a sweep's finished levels (users/load/sweep.py)
+        self.levels: list[dict] = []
+        # and the one running now
+        self.current_level: dict | None = None
+        # the busiest client process's share of a core, last second
+        self.client_cpu_share: float | None = None
+        # the run's successful requests' TTFT, for the mean against the server's
+        self.ttft_sum = 0.0
         self.ttft_count = 0
         self.started = time.time()
         self._models: dict[str, ModelStats] = {}
-        self.models: dict[str, dict[str, float | None]] = {}  # each model's figures at the last snapshot
+        # each model's figures at the last snapshot
+        self.models: dict[str, dict[str, float | None]] = {}
 
     def observe(self, finished: Finished) -> None:
         """A finished request: this process's, or one a worker shipped (at the master)."""
@@ -219,8 +233,9 @@ class LiveStats:
             "server_mean_queue_ms": self.server.get("server_mean_queue_ms"),
             "server_mean_prefill_ms": self.server.get("server_mean_prefill_ms"),
         }
-        point["client_minus_server_ttft_ms"] = client_minus_server(point["client_mean_ttft_ms"],
-                                                                  point["server_mean_ttft_ms"])  # fmt: skip
+        point["client_minus_server_ttft_ms"] = client_minus_server(
+            point["client_mean_ttft_ms"], point["server_mean_ttft_ms"]
+        )
         self.history.append(point)
         return point
 
@@ -280,8 +295,13 @@ FIGURES: tuple[Figure, ...] = (
     Figure("client_minus_server_ttft_ms", "TTFT: client - server (ms)", "{:.2f}"),
 )
 # the live snapshot's keys before they took the report's names; /llm/stats answers them too for one release
-LEGACY_KEYS = {"ttft_p50_ms": "median_ttft_ms", "ttft_p90_ms": "p90_ttft_ms", "ttft_p99_ms": "p99_ttft_ms",
-               "tpot_p50_ms": "median_tpot_ms", "decode_tps_mean": "mean_decode_tps"}  # fmt: skip
+LEGACY_KEYS = {
+    "ttft_p50_ms": "median_ttft_ms",
+    "ttft_p90_ms": "p90_ttft_ms",
+    "ttft_p99_ms": "p99_ttft_ms",
+    "tpot_p50_ms": "median_tpot_ms",
+    "decode_tps_mean": "mean_decode_tps",
+}
 
 
 def with_legacy_keys(point: dict) -> dict:
@@ -299,7 +319,8 @@ def charts() -> list[tuple[str, list[str]]]:
     return [(titles.get(chart, chart), keys) for chart, keys in groups.items()]
 
 
-MODEL_COLUMNS: tuple[Figure, ...] = (  # the "LLM by model" tab's columns, each model's figures
+# the "LLM by model" tab's columns, each model's figures
+MODEL_COLUMNS: tuple[Figure, ...] = (
     Figure("completed", "Completed", "{:.0f}"),
     Figure("errors", "Errors", "{:.0f}"),
     Figure("requests_per_s", "Requests/s", "{:.2f}"),
@@ -313,8 +334,13 @@ MODEL_COLUMNS: tuple[Figure, ...] = (  # the "LLM by model" tab's columns, each 
 
 def model_rows(stats: LiveStats) -> list[dict[str, str]]:
     """A row per model: its figures over the last window (counts and hit rate since the start)."""
-    return [{"model": name, **{c.key: c.fmt.format(v) if (v := figures.get(c.key)) is not None else "–"
-                               for c in MODEL_COLUMNS}} for name, figures in stats.models.items()]  # fmt: skip
+    return [
+        {
+            "model": name,
+            **{c.key: c.fmt.format(v) if (v := figures.get(c.key)) is not None else "–" for c in MODEL_COLUMNS},
+        }
+        for name, figures in stats.models.items()
+    ]
 
 
 def table_rows(stats: LiveStats) -> list[dict[str, str]]:
@@ -323,9 +349,11 @@ def table_rows(stats: LiveStats) -> list[dict[str, str]]:
     for figure in FIGURES:
         key, label, fmt = figure.key, figure.label, figure.fmt
         value = cur.get(key)
-        rows.append({
-            "metric": label,
-            "now": fmt.format(value) if value is not None else "–",
-            "trend": sparkline(stats.series(key)),
-        })  # fmt: skip
+        rows.append(
+            {
+                "metric": label,
+                "now": fmt.format(value) if value is not None else "–",
+                "trend": sparkline(stats.series(key)),
+            }
+        )
     return rows

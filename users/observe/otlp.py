@@ -19,7 +19,8 @@ from llmclient.spans import EMPTY_RESPONSE, SPANS_FILE_COLUMNS, join_into, parse
 
 logger = logging.getLogger(__name__)
 
-GRACE_S = 10.0  # how long the end of the run waits for late spans (vLLM exports a batch every 5 s)
+# how long the end of the run waits for late spans (vLLM exports a batch every 5 s)
+GRACE_S = 10.0
 
 
 class OtlpReceiver:

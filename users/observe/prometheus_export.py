@@ -27,12 +27,76 @@ PREFIX = "llm_loadtest_"
 OUTCOMES = ("success", "failure", "cancelled")
 
 # vLLM's own bucket bounds (vllm/v1/metrics/loggers.py), so client and server histograms line up
-TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-                20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)  # fmt: skip
-TOKEN_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0,
-                 7.5, 10.0, 20.0, 40.0, 80.0)  # fmt: skip
-E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0,
-               480.0, 960.0, 1920.0, 7680.0)  # fmt: skip
+TTFT_BUCKETS = (
+    0.001,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+    160.0,
+    640.0,
+    2560.0,
+)
+TOKEN_BUCKETS = (
+    0.001,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+)
+E2E_BUCKETS = (
+    0.3,
+    0.5,
+    0.8,
+    1.0,
+    1.5,
+    2.0,
+    2.5,
+    5.0,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    40.0,
+    50.0,
+    60.0,
+    120.0,
+    240.0,
+    480.0,
+    960.0,
+    1920.0,
+    7680.0,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,19 +104,20 @@ class Family:
     """One exported series: its name without the prefix, its type and its help text (the README lists them)."""
 
     name: str
-    kind: str  # counter, histogram or gauge
+    # counter, histogram or gauge
+    kind: str
     help: str
     buckets: tuple[float, ...] = ()
 
 
 REQUESTS = Family("requests", "counter", "Finished requests, by outcome (success, failure, cancelled).")
 TTFT = Family("ttft_seconds", "histogram", "Time to first token, from just before the send.", TTFT_BUCKETS)
-TPOT = Family("tpot_seconds", "histogram", "Time per output token after the first, per successful request.",
-              TOKEN_BUCKETS)  # fmt: skip
+TPOT = Family(
+    "tpot_seconds", "histogram", "Time per output token after the first, per successful request.", TOKEN_BUCKETS
+)
 ITL = Family("itl_seconds", "histogram", "Inter-token latency: every gap between content chunks.", TOKEN_BUCKETS)
 E2E = Family("e2e_seconds", "histogram", "End-to-end latency, from the send to the last byte.", E2E_BUCKETS)
-QUEUE = Family("queue_seconds", "histogram", "Open loop: time a request waited for --max-concurrency.",
-               TTFT_BUCKETS)  # fmt: skip
+QUEUE = Family("queue_seconds", "histogram", "Open loop: time a request waited for --max-concurrency.", TTFT_BUCKETS)
 PROMPT_TOKENS = Family("prompt_tokens", "counter", "Prompt tokens, from the server's usage.")
 CACHED_TOKENS = Family("cached_tokens", "counter", "Prompt tokens the server's prefix cache served (usage).")
 OUTPUT_TOKENS = Family("output_tokens", "counter", "Output tokens, from the server's usage.")
@@ -61,8 +126,22 @@ QUEUED = Family("requests_queued", "gauge", "Open loop: requests waiting for a -
 USERS = Family("users", "gauge", "Locust users running.")
 STAGE = Family("stage", "gauge", "The --stages number running now (0 outside staged runs).")
 LEVEL = Family("level", "gauge", "The sweep's or capacity search's level running now (0 outside them).")
-FAMILIES: tuple[Family, ...] = (REQUESTS, TTFT, TPOT, ITL, E2E, QUEUE, PROMPT_TOKENS, CACHED_TOKENS,
-                                OUTPUT_TOKENS, IN_FLIGHT, QUEUED, USERS, STAGE, LEVEL)  # fmt: skip
+FAMILIES: tuple[Family, ...] = (
+    REQUESTS,
+    TTFT,
+    TPOT,
+    ITL,
+    E2E,
+    QUEUE,
+    PROMPT_TOKENS,
+    CACHED_TOKENS,
+    OUTPUT_TOKENS,
+    IN_FLIGHT,
+    QUEUED,
+    USERS,
+    STAGE,
+    LEVEL,
+)
 
 
 def metric_name(family: Family) -> str:
@@ -79,14 +158,17 @@ class Buckets:
     total: float = 0.0
 
     def __post_init__(self) -> None:
-        self.counts = np.zeros(len(self.bounds) + 1, dtype=np.int64)  # the last one: above every bound (+Inf)
+        # the last one: above every bound (+Inf)
+        self.counts = np.zeros(len(self.bounds) + 1, dtype=np.int64)
 
     def observe_one(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1  # le: a value on a bound counts in its bucket
+        # le: a value on a bound counts in its bucket
+        self.counts[bisect_left(self.bounds, value)] += 1
         self.total += value
 
     def observe(self, values: Sequence[float]) -> None:
-        if len(values) < 8:  # a numpy call costs more than a few bisections
+        # a numpy call costs more than a few bisections
+        if len(values) < 8:
             for value in values:
                 self.observe_one(value)
             return
@@ -95,8 +177,9 @@ class Buckets:
         self.counts += np.bincount(np.searchsorted(self.bounds, array, side="left"), minlength=len(self.counts))
         self.total += float(array.sum())
 
-    def family(self, name: str, help_text: str, labels: dict[str, str], into: HistogramMetricFamily | None = None
-               ) -> HistogramMetricFamily:  # fmt: skip
+    def family(
+        self, name: str, help_text: str, labels: dict[str, str], into: HistogramMetricFamily | None = None
+    ) -> HistogramMetricFamily:
         family = into or HistogramMetricFamily(name, help_text, labels=list(labels))
         cumulative = np.cumsum(self.counts)
         buckets = [(_le(b), float(c)) for b, c in zip(self.bounds, cumulative[:-1], strict=True)]
@@ -117,8 +200,9 @@ class ModelFigures:
     histograms: dict[Family, Buckets] = field(
         default_factory=lambda: {f: Buckets(f.buckets) for f in (TTFT, TPOT, ITL, E2E, QUEUE)}
     )
-    tokens: dict[Family, int] = field(default_factory=lambda: dict.fromkeys((PROMPT_TOKENS, CACHED_TOKENS,
-                                                                              OUTPUT_TOKENS), 0))  # fmt: skip
+    tokens: dict[Family, int] = field(
+        default_factory=lambda: dict.fromkeys((PROMPT_TOKENS, CACHED_TOKENS, OUTPUT_TOKENS), 0)
+    )
 
 
 Reading = Callable[[], float]
@@ -142,7 +226,8 @@ class Exporter(Collector):
     def observe(self, finished: Finished) -> None:
         """One finished request. A cancelled one is counted, not timed (the test cut it off)."""
         f = finished
-        name = f.model or self.model()  # each request under the model it asked for (--model a:0.7,b:0.3)
+        # each request under the model it asked for (--model a:0.7,b:0.3)
+        name = f.model or self.model()
         figures = self.figures.get(name)
         if figures is None:
             figures = self.figures[name] = ModelFigures()
@@ -160,14 +245,18 @@ class Exporter(Collector):
             hist[E2E].observe_one(f.e2e_s)
         if f.queue_s is not None:
             hist[QUEUE].observe_one(f.queue_s)
-        for family, count in ((PROMPT_TOKENS, f.prompt_tokens), (CACHED_TOKENS, f.cached_tokens),
-                              (OUTPUT_TOKENS, f.output_tokens)):  # fmt: skip
+        for family, count in (
+            (PROMPT_TOKENS, f.prompt_tokens),
+            (CACHED_TOKENS, f.cached_tokens),
+            (OUTPUT_TOKENS, f.output_tokens),
+        ):
             figures.tokens[family] += count or 0
 
     # -- scraping ------------------------------------------------------------------------------
     def collect(self) -> Iterator[Metric]:
-        requests = CounterMetricFamily(metric_name(REQUESTS)[: -len("_total")], REQUESTS.help,
-                                       labels=["model_name", "outcome"])  # fmt: skip
+        requests = CounterMetricFamily(
+            metric_name(REQUESTS)[: -len("_total")], REQUESTS.help, labels=["model_name", "outcome"]
+        )
         for model, figures in self.figures.items():
             for outcome, n in figures.requests.items():
                 requests.add_metric([model, outcome], n)

@@ -23,13 +23,16 @@ logger = logging.getLogger(__name__)
 class RequestLog:
     """Collects per-request rows and writes them (local, master) or keeps them to ship (worker)."""
 
-    DISK_FLUSH_S = 0.1  # rows reach the disk at least this often (and at close: Ctrl-C loses none)
+    # rows reach the disk at least this often (and at close: Ctrl-C loses none)
+    DISK_FLUSH_S = 0.1
 
     def __init__(self, path: str | None, worker: str = "local", forward: bool = False) -> None:
         self.path = path
         self.worker = worker
-        self.forward = forward  # True on a worker: rows go to the master
-        self._pending: list[list[str]] = []  # worker: rows not yet shipped
+        # True on a worker: rows go to the master
+        self.forward = forward
+        # worker: rows not yet shipped
+        self._pending: list[list[str]] = []
         self._unflushed = False
         self._file: TextIO | None = None
         self._disk_flusher: Any = None

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MIN_REQUESTS = 20  # judge no ratio on fewer requests than this
+# judge no ratio on fewer requests than this
+MIN_REQUESTS = 20
 
 
 def exceeded(failures: int, requests: int, ratio: float, min_requests: int = MIN_REQUESTS) -> bool:

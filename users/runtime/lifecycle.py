@@ -53,8 +53,10 @@ def stop_run(environment: Environment) -> None:
     if runner is None:
         return
     if isinstance(runner, MasterRunner):
-        end_ramp(runner)  # a stop during the ramp-up would otherwise be followed by more spawns
-        runner.stop()  # waits for the workers to stop, so their last rows arrive before the files close
+        # a stop during the ramp-up would otherwise be followed by more spawns
+        end_ramp(runner)
+        # waits for the workers to stop, so their last rows arrive before the files close
+        runner.stop()
     if options is None or getattr(options, "headless", False):
         runner.quit()
         return
@@ -72,7 +74,8 @@ def end_with_error(environment: Environment, message: str) -> None:
     run stopped as -t stops it, and exit status 1."""
     say_error(message)
     environment.process_exit_code = 1
-    if isinstance(environment.runner, MasterRunner):  # its workers exit non-zero too
+    # its workers exit non-zero too
+    if isinstance(environment.runner, MasterRunner):
         environment.runner.send_message(protocol.ABORT, {"message": message})
     gevent.spawn(stop_run, environment)
 
@@ -85,24 +88,31 @@ def preflight(run: LLMRun, host: str | None, builds_load: bool) -> None:
     try:
         hosts = split_hosts(host)
         mix = context.settings.model_mix
-        if mix is not None and len(mix.names) > 1:  # every replica serves every model of the mix
+        # every replica serves every model of the mix
+        if mix is not None and len(mix.names) > 1:
             for one in hosts:
                 for name in mix.names:
                     resolve_model(Target.parse(one), context.settings.api_key, name)
         else:
             model = resolve_model(Target.parse(hosts[0]), context.settings.api_key, context.settings.model)
-            for other in hosts[1:]:  # every replica serves the model
+            # every replica serves the model
+            for other in hosts[1:]:
                 resolve_model(Target.parse(other), context.settings.api_key, model)
             context.apply(replace(context.settings, model=model))
-        for one in hosts:  # every replica is reached, shows the endpoint's route or not (and the profiler)
+        # every replica is reached, shows the endpoint's route or not (and the profiler)
+        for one in hosts:
             if not check_endpoint(Target.parse(one), context.settings.api_key, context.endpoint):
-                logger.info("%s answers 404 to a GET of %s, which proves nothing: the first request will tell",
-                            one, context.endpoint.path)  # fmt: skip
+                logger.info(
+                    "%s answers 404 to a GET of %s, which proves nothing: the first request will tell",
+                    one,
+                    context.endpoint.path,
+                )
             if context.settings.profile or context.settings.profile_level is not None:
                 check_profiler(Target.parse(one), context.auth)
         if builds_load:
             run.prompts.prepare(host)
-        else:  # the master builds no load, but checks that prompts can be made
+        # the master builds no load, but checks that prompts can be made
+        else:
             run.prompts.check(host)
     except ValueError as exc:
         fail_fast(str(exc), code=2)
@@ -137,8 +147,13 @@ def trace_facts(settings: Settings, trace: Trace | None = None) -> dict[str, obj
             return {}
     ideal = hit_rate(ideal_cached_tokens(trace), trace) if any(r.hash_ids for r in trace.requests) else None
     rate = trace.rate(settings.trace_speed)
-    return {"format": trace.format, "requests": len(trace.requests), "span_s": trace.span_s,
-            "rate": None if math.isnan(rate) else rate, "ideal_prefix_cache_hit_rate": ideal}  # fmt: skip
+    return {
+        "format": trace.format,
+        "requests": len(trace.requests),
+        "span_s": trace.span_s,
+        "rate": None if math.isnan(rate) else rate,
+        "ideal_prefix_cache_hit_rate": ideal,
+    }
 
 
 def deliver_ctrl_c_to_main() -> None:
@@ -182,10 +197,15 @@ def say_trace(run: LLMRun) -> None:
     ideal = facts.get("ideal_prefix_cache_hit_rate")
     logger.info(
         "replaying %s (%s): %d requests over %.1f s at speed %g (%.2f req/s); an unbounded prefix cache would "
-        "hold %s of its prompt tokens", trace.path, trace.format, len(trace.requests),
-        trace.span_s / settings.trace_speed, settings.trace_speed, facts.get("rate") or 0.0,
+        "hold %s of its prompt tokens",
+        trace.path,
+        trace.format,
+        len(trace.requests),
+        trace.span_s / settings.trace_speed,
+        settings.trace_speed,
+        facts.get("rate") or 0.0,
         f"{ideal:.1%}" if isinstance(ideal, float) else "n/a (no hash ids)",
-    )  # fmt: skip
+    )
 
 
 def say_schedule(run: LLMRun) -> None:
@@ -195,9 +215,13 @@ def say_schedule(run: LLMRun) -> None:
         return
     logger.info(
         "open loop: %d requests, scheduled %.2f req/s, achieved %.2f, schedule lag p50/p99/max %.2f/%.2f/%.2f ms",
-        proof.requests, proof.scheduled_rate, proof.achieved_rate,
-        proof.lag_p50_s * 1e3, proof.lag_p99_s * 1e3, proof.lag_max_s * 1e3,
-    )  # fmt: skip
+        proof.requests,
+        proof.scheduled_rate,
+        proof.achieved_rate,
+        proof.lag_p50_s * 1e3,
+        proof.lag_p99_s * 1e3,
+        proof.lag_max_s * 1e3,
+    )
     if proof.warning():
         logger.warning(proof.warning())
 
@@ -233,13 +257,19 @@ def say_unfinished_ramp(environment: Environment, run: LLMRun, users: int | None
     wanted = getattr(options, "num_users", None) or 0
     rate = float(getattr(options, "spawn_rate", 1.0) or 1.0)
     took = time.time() - run.context.started
-    users = min(wanted, max(users, math.ceil(took * rate)))  # users that quit at the budget's end count too
+    # users that quit at the budget's end count too
+    users = min(wanted, max(users, math.ceil(took * rate)))
     if wanted > 1 and users < wanted:
         logger.warning(
             "the run ended after %.0f s with about %d of its %d users: spawning them at -r %g a second takes %.0f s, so it "
-            "measured a smaller load than asked; use -r %d (all at once) or a longer run", took, users, wanted, rate,
-            wanted / rate, wanted,
-        )  # fmt: skip
+            "measured a smaller load than asked; use -r %d (all at once) or a longer run",
+            took,
+            users,
+            wanted,
+            rate,
+            wanted / rate,
+            wanted,
+        )
 
 
 def say_warm_cache(run: LLMRun) -> None:
@@ -249,15 +279,17 @@ def say_warm_cache(run: LLMRun) -> None:
         logger.warning(
             "%d requests found their prompt's own part already in the server's prefix cache: a cache warm from "
             "an earlier run with the same --seed, so TTFT looks better than a cold server's; use a new --seed or "
-            "--reset-prefix-cache", warm,
-        )  # fmt: skip
+            "--reset-prefix-cache",
+            warm,
+        )
 
 
 def summarize_and_judge(environment: Environment, prefix: str, settings: Settings) -> str:
     """At the end of the run, the summary of every row written (``PREFIX_summary.json``), and its ``--check``
     verdicts: a line per check, ``PREFIX_checks.xml``, and exit status 3 when one failed (unless the run
     already failed). Returns the results block for the terminal ("" when there is no summary)."""
-    from reports.answers import answers  # pandas: loaded when needed only
+    # pandas: loaded when needed only
+    from reports.answers import answers
     from reports.checks import FAILED_STATUS, judge_and_write, parse_check
     from reports.load import ReportInputError, load_run
     from reports.summary import summary_of, write_summary

@@ -20,25 +20,35 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-REFRESH_S = 2.0  # the LLM tab's figures are taken this often
+# the LLM tab's figures are taken this often
+REFRESH_S = 2.0
 
 
 class LiveFigures:
-    def __init__(self, environment: Environment, run: LLMRun, cpu: CpuWatch, in_flight: Callable[[], float],
-                 queued: Callable[[], float]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        environment: Environment,
+        run: LLMRun,
+        cpu: CpuWatch,
+        in_flight: Callable[[], float],
+        queued: Callable[[], float],
+    ) -> None:
         self.environment = environment
         self.run = run
         self.cpu = cpu
         self.in_flight = in_flight
         self.queued = queued
         context = run.context
-        self.exporter = Exporter(context.known_model, {
-            IN_FLIGHT: in_flight,
-            QUEUED: queued,
-            USERS: self.users_now,
-            STAGE: lambda: context.current_stage(time.time()),
-            LEVEL: lambda: float((run.live.current_level or {}).get("level", 0)),
-        })  # fmt: skip
+        self.exporter = Exporter(
+            context.known_model,
+            {
+                IN_FLIGHT: in_flight,
+                QUEUED: queued,
+                USERS: self.users_now,
+                STAGE: lambda: context.current_stage(time.time()),
+                LEVEL: lambda: float((run.live.current_level or {}).get("level", 0)),
+            },
+        )
 
     def users_now(self) -> float:
         runner = self.environment.runner

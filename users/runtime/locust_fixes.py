@@ -65,10 +65,15 @@ def install_final_csv_write() -> None:
             if self.stats_history_csv_filehandle.tell() == 0:
                 self.stats_history_csv_writer.writerow(self.stats_history_csv_columns)
             self._stats_history_data_rows(self.stats_history_csv_writer, time.time())
-            for handle in (self.requests_csv_filehandle, self.stats_history_csv_filehandle,
-                           self.failures_csv_filehandle, self.exceptions_csv_filehandle):  # fmt: skip
+            for handle in (
+                self.requests_csv_filehandle,
+                self.stats_history_csv_filehandle,
+                self.failures_csv_filehandle,
+                self.exceptions_csv_filehandle,
+            ):
                 handle.flush()
-        except (OSError, ValueError):  # already closed: nothing more to write
+        # already closed: nothing more to write
+        except (OSError, ValueError):
             original(self)
         # Left open on purpose: Locust's writer greenlet can still wake once during shutdown and
         # would fail on a closed file; it rewrites the same final figures, and exit closes them.
@@ -92,7 +97,8 @@ def end_ramp(runner: object) -> None:
         dispatcher._target_user_count = dispatcher._current_user_count
 
 
-OWN_ROWS = ("TTFT", "TPOT")  # the suite's rows beside each request's (users/services/recorder.py)
+# the suite's rows beside each request's (users/services/recorder.py)
+OWN_ROWS = ("TTFT", "TPOT")
 _TOTAL_MARK = "_llm_requests_only_total"
 
 

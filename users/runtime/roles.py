@@ -55,11 +55,7 @@ from users.runtime.lifecycle import (
     write_run_config,
 )
 from users.runtime.live import LiveFigures
-from users.runtime.locust_fixes import (
-    install_cached_default_args,
-    install_final_csv_write,
-    install_requests_only_total,
-)
+from users.runtime.locust_fixes import install_cached_default_args, install_final_csv_write, install_requests_only_total
 from users.services.recorder import ENDPOINT_KEY, RECORD_KEY
 from users.services.run import LLMRun
 from users.settings.budget import RequestBudget
@@ -78,8 +74,10 @@ R = TypeVar("R")
 class Role:
     """What every role does; subclasses add their own part."""
 
-    builds_load: ClassVar[bool] = True  # sends requests (local, worker)
-    touches_server: ClassVar[bool] = True  # resets, warms and scrapes the server (local, master)
+    # sends requests (local, worker)
+    builds_load: ClassVar[bool] = True
+    # resets, warms and scrapes the server (local, master)
+    touches_server: ClassVar[bool] = True
 
     def __init__(self, environment: Environment, settings: Settings) -> None:
         self.environment = environment
@@ -94,14 +92,19 @@ class Role:
         )
         self.run = LLMRun(settings, self.request_log, environment.events.request.fire, self.csv_prefix, self.stream_id)
         self.run.prompts.on_fatal = lambda message: end_with_error(environment, message)
-        self.observers = Observers()  # every finished request's live observers (observe/finished.py)
+        # every finished request's live observers (observe/finished.py)
+        self.observers = Observers()
         self.fail_guard: FailRatioGuard | None = None
-        self.open_loop: OpenLoop | None = None  # this process's sender of due arrivals
-        self.sweep: SweepDriver | None = None  # a sweep's or capacity search's levels (local, master)
-        self.cpu = CpuWatch()  # is the client the bottleneck?
+        # this process's sender of due arrivals
+        self.open_loop: OpenLoop | None = None
+        # a sweep's or capacity search's levels (local, master)
+        self.sweep: SweepDriver | None = None
+        # is the client the bottleneck?
+        self.cpu = CpuWatch()
         self.run.primer.extra_columns = self.cpu.peak_for_scrape
         self.figures = LiveFigures(environment, self.run, self.cpu, self.in_flight_now, self.queued_now)
-        self.ramp = RampWatch()  # did the closed loop reach its users before it stopped?
+        # did the closed loop reach its users before it stopped?
+        self.ramp = RampWatch()
 
     @property
     def worker_id(self) -> str:
@@ -126,8 +129,10 @@ class Role:
         options = self.environment.parsed_options
         headless = bool(getattr(options, "headless", False))
         if (run.context.settings.check or headless) and self.touches_server and self.csv_prefix:
-            prefix = self.csv_prefix  # quitting calls its listeners last first: this one after every row is in
-            said: list[str] = []  # the results, printed after Locust's own tables
+            # quitting calls its listeners last first: this one after every row is in
+            prefix = self.csv_prefix
+            # the results, printed after Locust's own tables
+            said: list[str] = []
 
             def judge(environment: Environment, **_kw: object) -> None:
                 self.request_log.flush()
@@ -143,7 +148,8 @@ class Role:
         events.request.add_listener(self.on_request)
         events.quit.add_listener(lambda **_kw: self.request_log.close())
         port = run.context.settings.otlp_port
-        if port is not None and self.touches_server:  # after the rows are closed: the spans joined into them
+        # after the rows are closed: the spans joined into them
+        if port is not None and self.touches_server:
             try:
                 receiver = OtlpReceiver(port, self.csv_prefix)
             except ConfigError as exc:
@@ -289,7 +295,8 @@ class MasterRole(Role):
 
     def wire(self) -> None:
         super().wire()
-        if getattr(self.options, "master_bind_port", None) == 0:  # Locust binds a free port then, and says 0
+        # Locust binds a free port then, and says 0
+        if getattr(self.options, "master_bind_port", None) == 0:
             logger.info("master listening for workers on port %d", self.side.runner.server.port)
         self.side.wire()
         events = self.environment.events
@@ -302,7 +309,8 @@ class MasterRole(Role):
     def start(self, host: str) -> None:
         side = self.side
         side.new_test()
-        if side.coordinator is not None:  # a new ledger for every test
+        # a new ledger for every test
+        if side.coordinator is not None:
             side.coordinator.stop()
         settings = self.run.context.settings
         # an open loop's -n is its schedule's: no grants, the dispatch says how many rows to expect
@@ -343,7 +351,8 @@ class WorkerRole(Role):
     def __init__(self, environment: Environment, settings: Settings) -> None:
         super().__init__(environment, settings)
         self.side = WorkerSide(runner_of(environment, WorkerRunner), self.run, self.request_log, self.cpu)
-        self.run.prompts.on_fatal = self.side.report_fatal  # the master says it and ends the run
+        # the master says it and ends the run
+        self.run.prompts.on_fatal = self.side.report_fatal
 
     @property
     def worker_id(self) -> str:
@@ -357,7 +366,8 @@ class WorkerRole(Role):
 
     def wire(self) -> None:
         install_cached_default_args()
-        super().wire()  # the open loop is stopped and the backlog recorded before the rows are shipped
+        # the open loop is stopped and the backlog recorded before the rows are shipped
+        super().wire()
         self.side.wire()
         events = self.environment.events
         events.report_to_master.add_listener(self.side.on_report_to_master)
@@ -371,7 +381,8 @@ class WorkerRole(Role):
     def start(self, host: str) -> None:
         context = self.run.context
         open_loop = context.settings.scheduled
-        context.budget = (  # an open loop's -n is the master's schedule: no grants
+        # an open loop's -n is the master's schedule: no grants
+        context.budget = (
             WorkerBudget(self.side.send) if context.settings.num_requests and not open_loop else RequestBudget(None)
         )
         super().start(host)
@@ -421,7 +432,8 @@ def register(environment: Environment, preflight_checks: bool = True) -> LLMRun:
     except ConfigError as exc:
         fail_fast(str(exc))
     role_class = role_for(environment)
-    if options is not None:  # a real locust process (not an Environment built by a test)
+    # a real locust process (not an Environment built by a test)
+    if options is not None:
         deliver_ctrl_c_to_main()
     if getattr(options, "web_login", False) and role_class.touches_server and web_login.credentials() is None:
         fail_fast("--web-login needs LOCUST_WEB_USERNAME and LOCUST_WEB_PASSWORD in the environment")

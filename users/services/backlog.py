@@ -23,8 +23,13 @@ T = TypeVar("T")
 
 
 class RecordBacklog(Generic[T]):
-    def __init__(self, record: Callable[[T], None], max_wait_s: float = 0.25, max_size: int = 1024,
-                 between: Callable[[], None] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        record: Callable[[T], None],
+        max_wait_s: float = 0.25,
+        max_size: int = 1024,
+        between: Callable[[], None] | None = None,
+    ) -> None:
         self._record = record
         self._between = between
         self.max_wait_s = max_wait_s
@@ -55,7 +60,8 @@ class RecordBacklog(Generic[T]):
             if wait > 0 and len(items) < self.max_size:
                 with gevent.Timeout(wait, False):
                     gevent.idle()
-                if not items:  # drained meanwhile
+                # drained meanwhile
+                if not items:
                     return
             self._record(items.popleft()[0])
             if self._between is not None:

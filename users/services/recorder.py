@@ -14,7 +14,8 @@ from llmclient.stream import Endpoint
 from users.services.backlog import RecordBacklog
 from users.settings.context import RunContext
 
-Fire = Callable[..., None]  # Locust's request event's fire (the runtime hands it over)
+# Locust's request event's fire (the runtime hands it over)
+Fire = Callable[..., None]
 
 RECORD_KEY = "llm_record"
 ENDPOINT_KEY = "llm_endpoint"
@@ -24,8 +25,10 @@ class Recorder:
     def __init__(self, context: RunContext, fire: Fire, on_fatal: Callable[[str], None]) -> None:
         self.context = context
         self.fire = fire
-        self.on_fatal = on_fatal  # the run cannot go on: said once, the run ends
-        self.answered = False  # the first answered request has been judged
+        # the run cannot go on: said once, the run ends
+        self.on_fatal = on_fatal
+        # the first answered request has been judged
+        self.answered = False
         # between two rows, the open loop's sends that fell due meanwhile go out (llmclient/pacer.py)
         self.backlog: RecordBacklog[tuple[RequestRecord, Endpoint, float]] = RecordBacklog(
             self._record_and_count, between=context.pacer.poll
@@ -49,7 +52,8 @@ class Recorder:
         name = endpoint.path
         e2e = rec.e2e if rec.e2e is not None else elapsed
         if not self.answered and rec.status:
-            self.answered = True  # said once: a 404 first ends the run, any other status shows the route
+            # said once: a 404 first ends the run, any other status shows the route
+            self.answered = True
             if rec.status == 404:
                 self.on_fatal(missing_endpoint(rec.host, endpoint, rec.error))
         # A request cut off by the end of the test is neither a success nor a server failure:
@@ -65,12 +69,24 @@ class Recorder:
         if rec.cancelled:
             return
         if rec.ttft is not None:
-            fire(request_type="TTFT", name=name, response_time=rec.ttft * 1000.0, response_length=0,
-                 exception=None, context={})  # fmt: skip
+            fire(
+                request_type="TTFT",
+                name=name,
+                response_time=rec.ttft * 1000.0,
+                response_length=0,
+                exception=None,
+                context={},
+            )
         tpot = rec.tpot
         if tpot is not None and rec.success:
-            fire(request_type="TPOT", name=name, response_time=tpot * 1000.0, response_length=0,
-                 exception=None, context={})  # fmt: skip
+            fire(
+                request_type="TPOT",
+                name=name,
+                response_time=tpot * 1000.0,
+                response_length=0,
+                exception=None,
+                context={},
+            )
 
 
 def missing_endpoint(host: str, endpoint: Endpoint, error: str) -> str:

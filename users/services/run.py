@@ -15,8 +15,14 @@ from users.supply.prompt_service import PromptService
 
 
 class LLMRun:
-    def __init__(self, settings: Settings, request_log: RequestLog, fire: Fire, csv_prefix: str | None = None,
-                 stream_id: str = "0") -> None:  # fmt: skip
+    def __init__(
+        self,
+        settings: Settings,
+        request_log: RequestLog,
+        fire: Fire,
+        csv_prefix: str | None = None,
+        stream_id: str = "0",
+    ) -> None:
         self.context = RunContext(settings, stream_id)
         self.prompts = PromptService(self.context)
         self.recorder = Recorder(self.context, fire, lambda message: self.prompts.on_fatal(message))

@@ -21,7 +21,8 @@ class Budget(Protocol):
 
 class RequestBudget:
     def __init__(self, total: int | None, on_complete: Callable[[], None] | None = None) -> None:
-        self.total = total  # None: unlimited
+        # None: unlimited
+        self.total = total
         self.issued = 0
         self.finished = 0
         self._on_complete = on_complete
@@ -59,7 +60,8 @@ class GrantLedger:
         self.granted: dict[str, int] = {}
         self.done: dict[str, int] = {}
         self.departed: set[str] = set()
-        self.waiting: dict[str, int] = {}  # workers that asked while nothing was available
+        # workers that asked while nothing was available
+        self.waiting: dict[str, int] = {}
 
     @property
     def finished(self) -> int:

@@ -21,22 +21,30 @@ from users.settings.hosts import HostChooser, primary, split_hosts
 from users.settings.model_mix import ModelPicker
 from users.settings.options import Settings
 
-IMAGES_AHEAD = 64  # distinct images (--images without --image-share): requests' images made ahead
+# distinct images (--images without --image-share): requests' images made ahead
+IMAGES_AHEAD = 64
 
 
 class RunContext:
     def __init__(self, settings: Settings, stream_id: str = "0") -> None:
-        self.stream_id = stream_id  # distinguishes the prompt suffixes of different worker processes
+        # distinguishes the prompt suffixes of different worker processes
+        self.stream_id = stream_id
         self.budget: Budget = RequestBudget(settings.num_requests)
-        grow_descriptor_table()  # so that opening connections never waits for the kernel (see there)
-        self.pacer = Pacer()  # the open loop's sends, fired when due (llmclient/pacer.py)
+        # so that opening connections never waits for the kernel (see there)
+        grow_descriptor_table()
+        # the open loop's sends, fired when due (llmclient/pacer.py)
+        self.pacer = Pacer()
         self.reactor = StreamReactor(self.pacer)
-        self.in_flight = 0  # requests this process has sent and not finished
-        self.started = 0.0  # unix time the test started (numbers the requests of --stages in user counts)
+        # requests this process has sent and not finished
+        self.in_flight = 0
+        # unix time the test started (numbers the requests of --stages in user counts)
+        self.started = 0.0
         self._model_lock = Semaphore()
         self._trace: tuple[tuple[str, str, int], Trace] | None = None
-        self._choosers: dict[str, HostChooser] = {}  # by -H: the hosts a request may go to
-        self._image_fill: AsyncResult | None = None  # a thread of gevent's pool making images ahead
+        # by -H: the hosts a request may go to
+        self._choosers: dict[str, HostChooser] = {}
+        # a thread of gevent's pool making images ahead
+        self._image_fill: AsyncResult | None = None
         self.apply(settings)
 
     def apply(self, settings: Settings) -> None:
@@ -49,10 +57,20 @@ class RunContext:
         self.auth = auth_headers(settings.api_key)
         self.headers = {"Content-Type": "application/json", "Accept": "text/event-stream", **self.auth}
         mix = settings.model_mix
-        self._model: str | None = mix.names[0] if mix else None  # the first: prompts are sized with its tokenizer
+        # the first: prompts are sized with its tokenizer
+        self._model: str | None = mix.names[0] if mix else None
         self._picker = ModelPicker(mix) if mix and len(mix.names) > 1 else None
-        self.images = (ImageSet(settings.images, parse_size(settings.image_size), settings.image_format,
-                                settings.image_share, settings.seed) if settings.images else None)  # fmt: skip
+        self.images = (
+            ImageSet(
+                settings.images,
+                parse_size(settings.image_size),
+                settings.image_format,
+                settings.image_share,
+                settings.seed,
+            )
+            if settings.images
+            else None
+        )
 
     def stage_label(self, sent: float) -> str:
         """The --stages (user counts) number of a request sent at unix time ``sent``, else ""."""
@@ -117,6 +135,5 @@ class RunContext:
         if self._model is None:
             with self._model_lock:
                 if self._model is None:
-                    self._model = resolve_model(Target.parse(primary(host)), self.settings.api_key,
-                                                self.settings.model)  # fmt: skip
+                    self._model = resolve_model(Target.parse(primary(host)), self.settings.api_key, self.settings.model)
         return self._model

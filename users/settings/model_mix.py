@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ModelMix:
-    models: tuple[tuple[str, float], ...]  # (name, weight), in the order given
+    # (name, weight), in the order given
+    models: tuple[tuple[str, float], ...]
 
     @classmethod
     def parse(cls, text: str) -> ModelMix | None:
@@ -59,6 +60,7 @@ class ModelPicker:
     def pick(self) -> str:
         for name, weight in self.mix.models:
             self.credit[name] += weight
-        chosen = max(self.mix.names, key=lambda n: self.credit[n])  # the first given wins a tie
+        # the first given wins a tie
+        chosen = max(self.mix.names, key=lambda n: self.credit[n])
         self.credit[chosen] -= self.total
         return chosen

@@ -23,7 +23,8 @@ from users.settings.hosts import split_hosts
 from users.supply.prompt_service import PromptService
 
 logger = logging.getLogger(__name__)
-TELEMETRY_INTERVAL_S = 1.0  # GPU exporters refresh about once a second (DCGM's default collect interval)
+# GPU exporters refresh about once a second (DCGM's default collect interval)
+TELEMETRY_INTERVAL_S = 1.0
 
 
 class ServerPrimer:
@@ -32,19 +33,24 @@ class ServerPrimer:
         self.prompts = prompts
         self.csv_prefix = csv_prefix
         self.metrics: ReplicaMetrics | None = None
-        self.level_cache = ""  # a sweep's prefix-cache handling: reset or warm-up
-        self.extra_columns: Callable[[], dict[str, float | None]] | None = None  # the client's own, per scrape
+        # a sweep's prefix-cache handling: reset or warm-up
+        self.level_cache = ""
+        # the client's own, per scrape
+        self.extra_columns: Callable[[], dict[str, float | None]] | None = None
         self._loop: gevent.Greenlet[[], None] | None = None
         self._stage_loop: gevent.Greenlet[[float], None] | None = None
-        self.telemetry: GpuTelemetry | None = None  # --telemetry-url: the GPU exporters
-        self.profiling: list[str] = []  # --profile: the hosts whose profiler runs now
+        # --telemetry-url: the GPU exporters
+        self.telemetry: GpuTelemetry | None = None
+        # --profile: the hosts whose profiler runs now
+        self.profiling: list[str] = []
         self._telemetry_loop: gevent.Greenlet[[float], None] | None = None
 
     def prime(self, host: str) -> None:
         """Reset and warm the prefix cache as asked, then start scraping /metrics."""
         context = self.context
         s = context.settings
-        context.model(host)  # looked up once here too: the live figures are labelled with it
+        # looked up once here too: the live figures are labelled with it
+        context.model(host)
         if s.reset_prefix_cache:
             self._reset_all(host)
         if s.warmup:
@@ -56,7 +62,8 @@ class ServerPrimer:
             self._loop = gevent.spawn(self._scrape_every, s.metrics_interval)
             if s.stage_steps:
                 self._stage_loop = gevent.spawn(self._scrape_at_stage_ends, time.time())
-        if s.profile and s.profile_level is None:  # the measured part begins: after the reset and warm-up
+        # the measured part begins: after the reset and warm-up
+        if s.profile and s.profile_level is None:
             self.start_profile(host)
         if s.telemetry_url:
             path = f"{self.csv_prefix}_gpu_telemetry.csv" if self.csv_prefix else None
@@ -159,12 +166,14 @@ class ServerPrimer:
             self._loop.kill(block=True)
             self._loop = None
         if self.metrics is not None:
-            self.metrics.scrape()  # the end of the run
+            # the end of the run
+            self.metrics.scrape()
             self.metrics.close()
         if self._telemetry_loop is not None:
             self._telemetry_loop.kill(block=True)
             self._telemetry_loop = None
         if self.telemetry is not None:
-            self.telemetry.scrape()  # the end of the run
+            # the end of the run
+            self.telemetry.scrape()
             self.telemetry.close()
             self.telemetry = None

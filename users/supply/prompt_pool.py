@@ -22,7 +22,8 @@ class PromptPool:
     def __init__(self, source: PromptSource, target_size: int, concurrency: int = 8, total: int | None = None) -> None:
         self.source = source
         self.target_size = max(1, target_size)
-        self.total = total  # when the run's size is known, never build more than it needs
+        # when the run's size is known, never build more than it needs
+        self.total = total
         self.concurrency = concurrency
         self._ready: deque[Prompt] = deque()
         self._refill: gevent.Greenlet | None = None
@@ -49,12 +50,14 @@ class PromptPool:
     def _make(self, _: int) -> Prompt | ConfigError | PromptError:
         try:
             return self.source.next_prompt()
-        except (ConfigError, PromptError) as exc:  # raised by fill, in call order (not by the pool's greenlet)
+        # raised by fill, in call order (not by the pool's greenlet)
+        except (ConfigError, PromptError) as exc:
             return exc
 
     def next_prompt(self) -> Prompt:
         if not self._ready:
-            self._build()  # ran dry: build one now (outside any request's timing)
+            # ran dry: build one now (outside any request's timing)
+            self._build()
         more_needed = self.total is None or self.built < self.total
         if more_needed and len(self._ready) < self.target_size // 2 and (self._refill is None or self._refill.dead):
             self._refill = gevent.spawn(self._top_up)
@@ -63,7 +66,8 @@ class PromptPool:
     def _top_up(self) -> None:
         try:
             self.fill(self.target_size)
-        except (ConfigError, PromptError) as exc:  # tried again, inline, when the pool runs dry
+        # tried again, inline, when the pool runs dry
+        except (ConfigError, PromptError) as exc:
             logger.warning("topping up prompts failed: %s", exc)
 
     def stop(self) -> None:

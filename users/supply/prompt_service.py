@@ -23,7 +23,8 @@ from users.supply.prompt_pool import PromptPool
 
 logger = logging.getLogger(__name__)
 
-PREBUILD_MAX = 4096  # prompts built before the run at most; more are built in the background
+# prompts built before the run at most; more are built in the background
+PREBUILD_MAX = 4096
 
 
 class PromptService:
@@ -33,7 +34,8 @@ class PromptService:
         self.on_fatal: Callable[[str], None] = lambda message: logger.error("%s", message)
         self._fatal = ""
         self.source: PromptSource | None = None
-        self.level_pools: dict[str, PromptPool] = {}  # a sweep's prompt levels: each one's prompts, by name
+        # a sweep's prompt levels: each one's prompts, by name
+        self.level_pools: dict[str, PromptPool] = {}
         self._prepared_for: tuple[str, object] | None = None
 
     def token_counter(self, host: str) -> TokenCounter:
@@ -75,7 +77,8 @@ class PromptService:
             self._prepared_for = key
             return
         source = self.build_source(host, self.context.stream_id)
-        if isinstance(source, DatasetPrompts | TracePrompts):  # nothing to build ahead
+        # nothing to build ahead
+        if isinstance(source, DatasetPrompts | TracePrompts):
             self.source = source
         else:
             s = self.context.settings
@@ -99,8 +102,9 @@ class PromptService:
             pool.fill()
             self.level_pools[level.name] = pool
         built = sum(pool.built for pool in self.level_pools.values())
-        logger.info("built %d prompts for %d levels in %.1f s", built, len(self.level_pools),
-                    time.perf_counter() - started)  # fmt: skip
+        logger.info(
+            "built %d prompts for %d levels in %.1f s", built, len(self.level_pools), time.perf_counter() - started
+        )
         self.source = self.level_pools[s.prompt_levels[0].name]
 
     def use_prompt_set(self, name: str) -> None:

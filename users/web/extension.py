@@ -35,8 +35,9 @@ MODELS_TAB_KEY = "llm_models"
 NO_CSV = "no per-request CSV yet (start Locust with --csv PREFIX)\n"
 
 
-def install(environment: Environment, live: LiveStats, request_log: RequestLog, csv_prefix: str | None,
-            exporter: Exporter) -> None:  # fmt: skip
+def install(
+    environment: Environment, live: LiveStats, request_log: RequestLog, csv_prefix: str | None, exporter: Exporter
+) -> None:
     web_ui = environment.web_ui
     if web_ui is None or web_ui.app is None:
         return
@@ -49,8 +50,10 @@ def install(environment: Environment, live: LiveStats, request_log: RequestLog, 
     def add_llm_tab_rows(response: Response) -> Response:
         if request.path.endswith("/stats/requests") and response.is_json and response.status_code == 200:
             data = response.get_json()
-            data["extended_stats"] = [{"key": TAB_KEY, "data": table_rows(live)},
-                                      {"key": MODELS_TAB_KEY, "data": model_rows(live)}]  # fmt: skip
+            data["extended_stats"] = [
+                {"key": TAB_KEY, "data": table_rows(live)},
+                {"key": MODELS_TAB_KEY, "data": model_rows(live)},
+            ]
             response.set_data(json.dumps(data))
         return response
 
@@ -61,25 +64,37 @@ def add_tab(template_args: dict[str, Any], base: str, csv_prefix: str | None) ->
         {"title": "LLM", "key": TAB_KEY},
         {"title": "LLM by model", "key": MODELS_TAB_KEY},
     ]
-    template_args["extended_tables"] = [{
-        "key": TAB_KEY,
-        "structure": [{"key": "metric", "title": "Figure"}, {"key": "now", "title": "Now (last 10 s)"},
-                      {"key": "trend", "title": "Over time"}],
-    }, {
-        "key": MODELS_TAB_KEY,
-        "structure": [{"key": "model", "title": "Model"}, *({"key": c.key, "title": c.label} for c in MODEL_COLUMNS)],
-    }]  # fmt: skip
+    template_args["extended_tables"] = [
+        {
+            "key": TAB_KEY,
+            "structure": [
+                {"key": "metric", "title": "Figure"},
+                {"key": "now", "title": "Now (last 10 s)"},
+                {"key": "trend", "title": "Over time"},
+            ],
+        },
+        {
+            "key": MODELS_TAB_KEY,
+            "structure": [
+                {"key": "model", "title": "Model"},
+                *({"key": c.key, "title": c.label} for c in MODEL_COLUMNS),
+            ],
+        },
+    ]
     links = [
         {"href": f"{base}/llm", "title": "LLM live charts"},
         {"href": f"{base}/llm/stats", "title": "LLM figures (JSON)"},
     ]
     if csv_prefix:
-        links += [{"href": f"{base}/llm/requests.csv", "title": "Download the per-request CSV"},
-                  {"href": f"{base}/llm/report.html", "title": "Build and open the HTML report"}]  # fmt: skip
+        links += [
+            {"href": f"{base}/llm/requests.csv", "title": "Download the per-request CSV"},
+            {"href": f"{base}/llm/report.html", "title": "Build and open the HTML report"},
+        ]
     template_args["extended_csv_files"] = links
 
 
-ROUTES = {  # the web UI's routes (under --web-base-path, behind --web-login when on): rule -> (view, what it serves)
+# the web UI's routes (under --web-base-path, behind --web-login when on): rule -> (view, what it serves)
+ROUTES = {
     "/llm": ("page", "the LLM live charts page"),
     "/llm/stats": ("stats", "the live figures, levels and history as JSON"),
     "/llm/requests.csv": ("requests_csv", "the per-request CSV so far (needs --csv)"),
@@ -91,8 +106,14 @@ ROUTES = {  # the web UI's routes (under --web-base-path, behind --web-login whe
 class Routes:
     """The extension's routes, each behind ``--web-login`` when it is on."""
 
-    def __init__(self, environment: Environment, live: LiveStats, request_log: RequestLog, csv_prefix: str | None,
-                 exporter: Exporter) -> None:  # fmt: skip
+    def __init__(
+        self,
+        environment: Environment,
+        live: LiveStats,
+        request_log: RequestLog,
+        csv_prefix: str | None,
+        exporter: Exporter,
+    ) -> None:
         self.environment = environment
         self.live = live
         self.request_log = request_log
@@ -108,14 +129,16 @@ class Routes:
     def stats(self) -> Response:
         """The live figures (old key names too, for one release: live_stats.LEGACY_KEYS)."""
         live, runner = self.live, self.environment.runner
-        return jsonify({
-            "state": runner.state if runner is not None else None,
-            "current": with_legacy_keys(live.current()),
-            "history": [with_legacy_keys(point) for point in live.history],
-            "levels": [with_legacy_keys(level) for level in live.levels],
-            "current_level": live.current_level,
-            "models": live.models,
-        })  # fmt: skip
+        return jsonify(
+            {
+                "state": runner.state if runner is not None else None,
+                "current": with_legacy_keys(live.current()),
+                "history": [with_legacy_keys(point) for point in live.history],
+                "levels": [with_legacy_keys(level) for level in live.levels],
+                "current_level": live.current_level,
+                "models": live.models,
+            }
+        )
 
     def metrics(self) -> WerkzeugResponse:
         """The Prometheus figures (also on --metrics-port, which has no login)."""
@@ -130,16 +153,18 @@ class Routes:
         if not path or not os.path.exists(path):
             return Response(NO_CSV, status=404)
         self.request_log.flush()
-        return send_file(os.path.abspath(path), mimetype="text/csv", as_attachment=True,
-                         download_name=os.path.basename(path))  # fmt: skip
+        return send_file(
+            os.path.abspath(path), mimetype="text/csv", as_attachment=True, download_name=os.path.basename(path)
+        )
 
     def report(self) -> Response:
         prefix = self.csv_prefix
         if not prefix or not os.path.exists(f"{prefix}_requests.csv"):
             return Response(NO_CSV, status=404)
         self.request_log.flush()
-        proc = subprocess.run([sys.executable, "-m", "reports", prefix], capture_output=True, text=True,
-                              timeout=300, cwd=_project_root())  # fmt: skip
+        proc = subprocess.run(
+            [sys.executable, "-m", "reports", prefix], capture_output=True, text=True, timeout=300, cwd=_project_root()
+        )
         page = f"{prefix}_report.html"
         if proc.returncode != 0 or not os.path.exists(page):
             return Response(f"report failed: {proc.stderr.strip()[-500:]}\n", status=500)

@@ -19,7 +19,8 @@ from werkzeug.wrappers import Response as BaseResponse
 if TYPE_CHECKING:
     from locust.env import Environment
 
-LOGIN_ROUTE = "/llm/login_submit"  # --web-login: the login form posts here
+# --web-login: the login form posts here
+LOGIN_ROUTE = "/llm/login_submit"
 
 
 class WebUser(UserMixin):
