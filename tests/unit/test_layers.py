@@ -208,3 +208,10 @@ def test_the_formatter_is_off_only_for_a_handful_of_aligned_tables():
         if "fmt: " + "skip" in line or "fmt: " + "off" in line
     ]
     assert len(skipped) <= 5, skipped
+
+
+def test_the_unit_tests_folders_mirror_the_packages():
+    """tests/unit/X/Y/ tests X/Y/: a folder there names a folder of the project."""
+    folders = [p.parent.relative_to(ROOT / "tests" / "unit") for p in (ROOT / "tests" / "unit").rglob("test_*.py")]
+    strays = sorted({str(f) for f in folders if f.parts and not (ROOT / f).is_dir()})
+    assert not strays and len({f for f in folders if f.parts}) >= 10, strays

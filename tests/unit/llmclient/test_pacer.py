@@ -8,7 +8,7 @@ import gevent
 import pytest
 
 from llmclient.pacer import Pacer
-from tests.unit.scripted import FakeClock
+from tests.unit.llmclient.scripted import FakeClock
 
 
 def test_poll_fires_what_has_fallen_due_in_due_order_and_nothing_early():

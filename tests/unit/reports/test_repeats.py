@@ -7,7 +7,7 @@ from scipy import stats
 
 from reports.load import load_requests
 from reports.repeats import repeats_summary
-from tests.unit.test_report_inputs import HEADER, ROW
+from tests.unit.reports.test_load import HEADER, ROW
 
 # each repetition's TTFT: the server drifted between them
 TTFT_S = {1: 0.100, 2: 0.110, 3: 0.126}

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from reports.__main__ import main
-from tests.unit.test_report_inputs import HEADER, ROW
+from tests.unit.reports.test_load import HEADER, ROW
 
 
 def run_files(tmp_path, name: str, slower: float, seed: int) -> str:

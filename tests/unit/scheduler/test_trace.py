@@ -10,7 +10,7 @@ import pytest
 from prompts.source import PromptError
 from prompts.trace_prompts import TracePrompts
 from scheduler.trace import Trace, TraceError, TraceRequest, arrivals, hit_rate, ideal_cached_tokens, load_trace
-from tests.unit.test_prompts import _PIECE, PieceCounter, tiny_tokenizer  # noqa: F401 (a fixture)
+from tests.unit.prompts.test_prompts import _PIECE, PieceCounter, tiny_tokenizer  # noqa: F401 (a fixture)
 from tools.make_trace import generate
 from tools.make_trace import main as make_trace
 

@@ -16,7 +16,7 @@ from llmclient.pacer import Pacer
 from llmclient.reactor import StreamReactor
 from llmclient.stream import CHAT, build_body
 from llmclient.transports import OpenAISDKTransport, SocketTransport
-from tests.unit.scripted import END, chat_chunk, frame, usage_chunk
+from tests.unit.llmclient.scripted import END, chat_chunk, frame, usage_chunk
 
 SSE_HEAD = (
     b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n"

@@ -11,7 +11,7 @@ import pytest
 
 from reports.checks import failed, judge, junit, parse_check
 from reports.keys import unknown_key_error
-from tests.unit.test_report_inputs import HEADER, ROW, assert_one_line_error, report
+from tests.unit.reports.test_load import HEADER, ROW, assert_one_line_error, report
 
 SUMMARY = {
     "failed": 0,

@@ -6,7 +6,7 @@ import json
 
 import pandas as pd
 
-from tests.unit.test_report_inputs import HEADER, ROW, report
+from tests.unit.reports.test_load import HEADER, ROW, report
 
 USERS = 4
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from llmclient.pacer import Pacer
 from llmclient.reactor import StreamReactor
-from tests.unit.scripted import FakeClock
+from tests.unit.llmclient.scripted import FakeClock
 
 
 class FakeEpoll:

@@ -74,7 +74,7 @@ def test_emulator_falls_back_to_its_own_clock_without_a_usable_stamp():
 
 
 def test_a_control_call_with_broken_framing_is_one_transport_error_and_closes():
-    from tests.unit.scripted import FakeClock, scripted_connection
+    from tests.unit.llmclient.scripted import FakeClock, scripted_connection
 
     head = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
     conn, sock = scripted_connection(FakeClock(), [(0.0, head + b"zz\r\nnot a chunk\r\n")])
@@ -84,7 +84,7 @@ def test_a_control_call_with_broken_framing_is_one_transport_error_and_closes():
 
 
 def test_a_control_call_reads_a_body_that_ends_with_the_connection():
-    from tests.unit.scripted import FakeClock, scripted_connection
+    from tests.unit.llmclient.scripted import FakeClock, scripted_connection
 
     conn, sock = scripted_connection(FakeClock(), [(0.0, b"HTTP/1.1 200 OK\r\n\r\nhello "), (0.1, b"world")])
     head, body = request(conn, "GET", "/v1/models")

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from llmclient.stream import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, build_payload, stream_request
-from tests.unit.scripted import END, HEAD, FakeClock, chat_chunk, frame, scripted_connection, usage_chunk
+from tests.unit.llmclient.scripted import END, HEAD, FakeClock, chat_chunk, frame, scripted_connection, usage_chunk
 
 
 def run(reads, endpoint=CHAT):

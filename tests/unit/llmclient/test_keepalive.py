@@ -18,7 +18,7 @@ import pytest
 from llmclient.http import Connection, Target, TransportError, request
 from llmclient.reactor import StreamReactor
 from llmclient.stream import CHAT, build_payload, stream_request
-from tests.unit.scripted import END, HEAD, chat_chunk, frame, usage_chunk
+from tests.unit.llmclient.scripted import END, HEAD, chat_chunk, frame, usage_chunk
 
 PLAIN = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok"
 STREAM = HEAD + frame(chat_chunk("Hi")) + frame(chat_chunk("!", finish="stop"), usage_chunk(3, 2), b"[DONE]") + END

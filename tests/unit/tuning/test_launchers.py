@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.procs import ROOT
-from tests.unit.test_kubernetes import KUBERNETES_VERSION
+from tests.unit.docker.test_kubernetes import KUBERNETES_VERSION
 from tuning.grid import GridError, load_grid, with_settings
 from tuning.launchers import ComposeServer, KubernetesServer, launcher_for
 from tuning.server import ServerFailed

@@ -10,7 +10,7 @@ import pytest
 from llmclient.server_metrics import Histogram, combine, metrics_target
 from reports.load import Replica
 from reports.metrics import per_host, per_replica
-from tests.unit.test_options import opts
+from tests.unit.users.settings.test_options import opts
 from users.settings.hosts import HostChooser, primary, split_hosts
 from users.settings.options import ConfigError, Settings
 

@@ -19,7 +19,7 @@ from emulator.arrival import arrival, listener
 from llmclient.http import Connection, Target
 from llmclient.reactor import StreamReactor
 from llmclient.stream import CHAT, stream_request
-from tests.unit.scripted import END, HEAD, chat_chunk, frame, usage_chunk
+from tests.unit.llmclient.scripted import END, HEAD, chat_chunk, frame, usage_chunk
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_TIMESTAMPNS is Linux's")
 

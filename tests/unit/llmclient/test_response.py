@@ -12,7 +12,7 @@ from llmclient.measure import RequestRecord, StreamAccumulator
 from llmclient.reactor import StreamReactor
 from llmclient.response import ResponseReader
 from llmclient.stream import CHAT, stream_request
-from tests.unit.scripted import END, HEAD, chat_chunk, frame, usage_chunk
+from tests.unit.llmclient.scripted import END, HEAD, chat_chunk, frame, usage_chunk
 
 
 def reader() -> tuple[ResponseReader, StreamAccumulator]:
