@@ -2,9 +2,10 @@
 
     .venv/bin/python -m bench.exporter [--requests 20000] [--gaps 512] [--models 1]
 
-Times ``Exporter.observe`` of a finished request (``observe_record_us``: every request of a local
-run or of a worker with ``--metrics-port``), of a row a worker shipped, decoded at the master
-(``observe_row_us``: ``Finished.from_fields`` included), and one scrape, and prints them as JSON.
+Times ``Exporter.observe`` of a finished request's row (``observe_record_us``: every request of a local
+run or of a worker with ``--metrics-port``; the row is built for the CSV anyway), of a row a worker
+shipped, decoded at the master (``observe_row_us``: ``Row.from_fields`` included), and one scrape, and
+prints them as JSON.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ import numpy as np
 from prometheus_client import generate_latest
 
 from llmclient.measure import RequestRecord
-from llmclient.schema import encode
-from users.observe.finished import Finished
+from llmclient.schema import Row
 from users.observe.prometheus_export import FAMILIES, Exporter
 
 
@@ -36,9 +36,9 @@ def main() -> None:
             RequestRecord(
                 start_time=1.8e9 + i,
                 success=True,
-                ttft=float(rng.lognormal(-2, 0.5)),
-                itl=itl,
-                e2e=0.2 + sum(itl),
+                ttft_s=float(rng.lognormal(-2, 0.5)),
+                itl_s=itl,
+                e2e_s=0.2 + sum(itl),
                 prompt_tokens=2048,
                 cached_tokens=1024,
                 output_tokens=args.gaps + 1,
@@ -47,31 +47,22 @@ def main() -> None:
     models = [f"model-{m}" for m in range(args.models)]
     gauges = {f: (lambda: 1.0) for f in FAMILIES if f.kind == "gauge"}
     exporter = Exporter(lambda: models[int(time.perf_counter_ns()) % len(models)], gauges)
+    local = [Row.of(r, "chat", "local") for r in records]
     start = time.perf_counter()
     for i in range(args.requests):
-        exporter.observe(Finished.of(records[i % len(records)]))
+        exporter.observe(local[i % len(local)])
     per_record = (time.perf_counter() - start) / args.requests
-    rows = [encode(r, "chat", "w1") for r in records]
+    rows = [row.fields() for row in local]
     start = time.perf_counter()
     for i in range(args.requests):
-        exporter.observe(Finished.from_fields(rows[i % len(rows)]))
+        exporter.observe(Row.from_fields(rows[i % len(rows)]))
     per_row = (time.perf_counter() - start) / args.requests
     start = time.perf_counter()
     page = generate_latest(exporter.registry)
     scrape = time.perf_counter() - start
-    print(
-        json.dumps(
-            {
-                "requests": args.requests,
-                "gaps": args.gaps,
-                "models": args.models,
-                "observe_record_us": round(per_record * 1e6, 2),
-                "observe_row_us": round(per_row * 1e6, 2),
-                "scrape_ms": round(scrape * 1e3, 3),
-                "page_bytes": len(page),
-            }
-        )
-    )
+    figures = {"requests": args.requests, "gaps": args.gaps, "models": args.models}
+    figures.update(observe_record_us=round(per_record * 1e6, 2), observe_row_us=round(per_row * 1e6, 2))
+    print(json.dumps({**figures, "scrape_ms": round(scrape * 1e3, 3), "page_bytes": len(page)}))
 
 
 if __name__ == "__main__":

@@ -43,9 +43,9 @@ class RequestRecord:
 
     start_time: float = 0.0
     request_id: str = ""
-    ttft: float | None = None
-    itl: list[float] = field(default_factory=list)
-    e2e: float | None = None
+    ttft_s: float | None = None
+    itl_s: list[float] = field(default_factory=list)
+    e2e_s: float | None = None
     prompt_tokens: int | None = None
     cached_tokens: int | None = None
     output_tokens: int | None = None
@@ -61,7 +61,7 @@ class RequestRecord:
     # open-loop runs: when the request was due (unix s), how long it waited for a free slot
     # (--max-concurrency), and its stage
     scheduled_time: float | None = None
-    queue: float | None = None
+    queue_s: float | None = None
     stage: str = ""
     # a sweep's or capacity search's level number
     level: str = ""
@@ -81,7 +81,7 @@ class RequestRecord:
     # what an unbounded prefix cache would hold for it (the trace's hash ids)
     ideal_cached_tokens: int | None = None
     # to the first answer token (not reasoning): a reasoning model's real wait
-    answer_ttft: float | None = None
+    answer_ttft_s: float | None = None
     # the server's usage where it says, else the reasoning chunks counted
     reasoning_tokens: int | None = None
     # --trace-context: the W3C trace id sent in its traceparent header
@@ -97,19 +97,11 @@ class RequestRecord:
         return self.unique_from is not None and (self.cached_tokens or 0) > self.unique_from
 
     @property
-    def schedule_lag(self) -> float | None:
+    def schedule_lag_s(self) -> float | None:
         """Open loop: how much later than due the request was sent, less its wait for a slot."""
         if self.scheduled_time is None or not self.start_time:
             return None
-        return self.start_time - self.scheduled_time - (self.queue or 0.0)
-
-    @property
-    def ttft_s(self) -> float | None:
-        return self.ttft
-
-    @property
-    def e2e_s(self) -> float | None:
-        return self.e2e
+        return self.start_time - self.scheduled_time - (self.queue_s or 0.0)
 
     @property
     def usage(self) -> dict[str, object]:
@@ -120,14 +112,14 @@ class RequestRecord:
         return out
 
     @property
-    def tpot(self) -> float | None:
-        if self.ttft is None or self.e2e is None or not self.output_tokens or self.output_tokens < 2:
+    def tpot_s(self) -> float | None:
+        if self.ttft_s is None or self.e2e_s is None or not self.output_tokens or self.output_tokens < 2:
             return None
-        return (self.e2e - self.ttft) / (self.output_tokens - 1)
+        return (self.e2e_s - self.ttft_s) / (self.output_tokens - 1)
 
     @property
     def decode_tps(self) -> float | None:
-        tpot = self.tpot
+        tpot = self.tpot_s
         if not tpot:
             return None
         return 1.0 / tpot
@@ -244,7 +236,7 @@ class StreamAccumulator:
         if self._first is None:
             self._first = t
         else:
-            self.record.itl.append(t - self._last)
+            self.record.itl_s.append(t - self._last)
         self._last = t
         self._text_events += 1
         if reasoning:
@@ -317,16 +309,16 @@ class StreamAccumulator:
         """Close the record. ``error`` is a transport failure, if there was one."""
         rec = self.record
         if self._first is not None:
-            rec.ttft = self._first - self.start
-            rec.e2e = self._last - self.start
+            rec.ttft_s = self._first - self.start
+            rec.e2e_s = self._last - self.start
         # a JSON answer: no token streams back, its latency is E2E's
         if self._body_at is not None:
-            rec.e2e = self._body_at - self.start
+            rec.e2e_s = self._body_at - self.start
         if rec.output_tokens is None and self._text_events:
             rec.output_tokens = self._text_events
             rec.usage_source = "chunks"
         if self._answer is not None:
-            rec.answer_ttft = self._answer - self.start
+            rec.answer_ttft_s = self._answer - self.start
         if rec.reasoning_tokens is None and self._reasoning_events:
             rec.reasoning_tokens = self._reasoning_events
         message = self._error or error

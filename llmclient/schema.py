@@ -1,75 +1,171 @@
-"""The per-request row: its columns, their types, and the one encoding and decoding of them.
+"""The per-request row: one frozen class, ``Row``, whose fields are the CSV's columns.
 
-Used by the request log (writes ``PREFIX_requests.csv`` and ships rows to the master),
-the live figures (read shipped rows back) and the reports (load the CSV). Imports no Locust.
+Each field carries its column's kind and meaning; the column list (``COLUMNS``), the encoding of a row
+into CSV fields (``Row.fields``), the decoding of a CSV line or of a row a worker shipped
+(``Row.from_mapping``, ``Row.from_fields``) and the docs' reference table all come from it. The request
+log writes rows, the master decodes the rows its workers ship, the live observers read rows, and the
+reports type the CSV's columns by it. Imports no Locust.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Literal
+import operator
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 
 from llmclient.measure import RequestRecord
 
 Kind = Literal["text", "float", "int", "bool", "gaps"]
+# a field's value when the row lacks its column
+_EMPTY: dict[str, Any] = {"text": "", "float": None, "int": None, "bool": False, "gaps": ()}
+
+
+def column(kind: Kind, meaning: str) -> Any:
+    """A field of ``Row``: a column of the per-request CSV."""
+    return field(default=_EMPTY[kind], metadata={"kind": kind, "meaning": meaning})
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One finished request, as the per-request CSV holds it (its fields in the CSV's order)."""
+
+    request_id: str = column("text", "the server's response id")
+    start_time: float | None = column("float", "unix seconds, when the request was sent")
+    endpoint: str = column("text", "chat or completions")
+    status: int | None = column("int", "the HTTP status")
+    success: bool = column("bool", "true/false")
+    error: str = column("text", "the failure reason (for a cancelled request, why it was cut off)")
+    ttft_s: float | None = column("float", "time to first token, seconds")
+    tpot_s: float | None = column("float", "time per output token, seconds")
+    e2e_s: float | None = column("float", "end-to-end latency, seconds")
+    decode_tps: float | None = column("float", "1 / TPOT")
+    prompt_tokens: int | None = column("int", "from the server's usage")
+    cached_tokens: int | None = column("int", "from the server's usage (prompt_tokens_details)")
+    output_tokens: int | None = column("int", "from the server's usage")
+    usage_source: str = column("text", "server, or chunks when the server sent no usage")
+    finish_reason: str = column("text", "stop, length, ...")
+    # the record's list, not copied (the record is done with it)
+    itl_s: Sequence[float] = column("gaps", "the inter-token gaps, space-separated seconds (1 µs resolution)")
+    worker: str = column("text", "local, or the Locust worker's id")
+    cancelled: bool = column("bool", "true when the end of the test cut the request off (not a failure)")
+    scheduled_time: float | None = column("float", "open loop: unix seconds when the request was due")
+    schedule_lag_s: float | None = column(
+        "float", "open loop: how much later than due it was sent (less queue_s), seconds"
+    )
+    queue_s: float | None = column("float", "open loop: then how long it waited for --max-concurrency, seconds")
+    stage: str = column("text", "open loop: its --stages number")
+    warm_cache: bool = column("bool", "the prompt's unique part was already cached: a cache warm from an earlier run")
+    level: str = column("text", "sweep or capacity search: its level number (PREFIX_levels.csv says what it was)")
+    trace_index: int | None = column("int", "trace replay: the request's row in the trace (0-based, in time order)")
+    ideal_cached_tokens: int | None = column(
+        "int", "trace replay: the tokens an unbounded prefix cache would hold for it"
+    )
+    host: str = column("text", "the host (of -H's) the request went to")
+    repeat: int | None = column("int", "--repeat: which repetition of the workload or of its level (1-based)")
+    model: str = column("text", "the model (or LoRA adapter) the request asked for")
+    answer_ttft_s: float | None = column(
+        "float", "time to the first answer token (not reasoning), seconds: a reasoning model's wait"
+    )
+    reasoning_tokens: int | None = column(
+        "int", "reasoning tokens: the server's usage where it says, else the reasoning chunks"
+    )
+    image_count: int | None = column("int", "--images: the images in the request's prompt")
+    trace_id: str = column("text", "--trace-context: the W3C trace id sent in the request's traceparent header")
+    # the server's timings: joined from its spans at the end of the run (llmclient/spans.py)
+    server_queue_s: float | None = column("float", "--otlp-port: the server's span's time in queue, seconds")
+    server_prefill_s: float | None = column("float", "--otlp-port: the server's span's prefill time, seconds")
+    server_ttft_s: float | None = column("float", "--otlp-port: the server's span's time to first token, seconds")
+    server_e2e_s: float | None = column("float", "--otlp-port: the server's span's end-to-end time, seconds")
+    resent: int | None = column(
+        "int",
+        "1 when the request was sent twice: its first send, on a kept connection, was closed unanswered (the "
+        "server may have read it: count it among the server's receipts)",
+    )
+    resent_error: str = column("text", "a resent request's first attempt's error")
+
+    @classmethod
+    def of(cls, rec: RequestRecord, endpoint: str, worker: str) -> Row:
+        """The row of a request measured in this process (``endpoint``: its name; ``worker``: this process's)."""
+        return cls(
+            request_id=rec.request_id,
+            start_time=rec.start_time,
+            endpoint=endpoint,
+            status=rec.status or None,
+            success=rec.success,
+            error=" ".join(rec.error.split()),
+            ttft_s=rec.ttft_s,
+            tpot_s=rec.tpot_s,
+            e2e_s=rec.e2e_s,
+            decode_tps=rec.decode_tps,
+            prompt_tokens=rec.prompt_tokens,
+            cached_tokens=rec.cached_tokens,
+            output_tokens=rec.output_tokens,
+            usage_source=rec.usage_source,
+            finish_reason=rec.finish_reason,
+            itl_s=rec.itl_s,
+            worker=worker,
+            cancelled=rec.cancelled,
+            scheduled_time=rec.scheduled_time,
+            schedule_lag_s=rec.schedule_lag_s,
+            queue_s=rec.queue_s,
+            stage=rec.stage,
+            warm_cache=rec.warm_cache,
+            level=rec.level,
+            trace_index=rec.trace_index,
+            ideal_cached_tokens=rec.ideal_cached_tokens,
+            host=rec.host,
+            repeat=rec.repeat,
+            model=rec.model,
+            answer_ttft_s=rec.answer_ttft_s,
+            reasoning_tokens=rec.reasoning_tokens,
+            image_count=rec.image_count,
+            trace_id=rec.trace_id,
+            resent=int(rec.resent),
+            resent_error=" ".join(rec.resent_error.split()),
+        )
+
+    def fields(self) -> list[str]:
+        """The row's CSV fields, in column order, each ready to join with commas (``csv_line``).
+
+        Floats keep full precision (repr); ITL gaps are rounded to 1 µs; text is quoted where it needs it.
+        """
+        return [encode(value) for encode, value in zip(_ENCODERS, _VALUES(self), strict=True)]
+
+    @classmethod
+    def from_mapping(cls, row: Mapping[str, str]) -> Row:
+        """A row read back from the CSV (its column names to their text). Columns the row lacks are empty;
+        a file from before the ``cancelled`` column says cancellation in its error text."""
+        values = {c.name: _DECODERS[c.kind](text) for c in COLUMNS if (text := row.get(c.name)) is not None}
+        if row.get("cancelled") is None:
+            values["cancelled"] = is_legacy_cancelled(row.get("error") or "")
+        return cls(**values)
+
+    @classmethod
+    def from_fields(cls, shipped: list[str]) -> Row:
+        """A row as ``fields`` made it (the rows workers ship; a shorter one, from an older worker, lacks
+        the last columns)."""
+        return cls(*[decode(text) for decode, text in zip(_SHIPPED_DECODERS, shipped, strict=False)])
+
+    @property
+    def end_time(self) -> float:
+        """Unix seconds when it ended (now, when it has no start or no E2E)."""
+        if not self.start_time or self.e2e_s is None:
+            return time.time()
+        return self.start_time + self.e2e_s
 
 
 @dataclass(frozen=True, slots=True)
 class Column:
+    """A column of the per-request CSV: a field of ``Row``."""
+
     name: str
     kind: Kind
     meaning: str
 
 
-COLUMNS: tuple[Column, ...] = (
-    Column("request_id", "text", "the server's response id"),
-    Column("start_time", "float", "unix seconds, when the request was sent"),
-    Column("endpoint", "text", "chat or completions"),
-    Column("status", "int", "the HTTP status"),
-    Column("success", "bool", "true/false"),
-    Column("error", "text", "the failure reason (for a cancelled request, why it was cut off)"),
-    Column("ttft_s", "float", "time to first token, seconds"),
-    Column("tpot_s", "float", "time per output token, seconds"),
-    Column("e2e_s", "float", "end-to-end latency, seconds"),
-    Column("decode_tps", "float", "1 / TPOT"),
-    Column("prompt_tokens", "int", "from the server's usage"),
-    Column("cached_tokens", "int", "from the server's usage (prompt_tokens_details)"),
-    Column("output_tokens", "int", "from the server's usage"),
-    Column("usage_source", "text", "server, or chunks when the server sent no usage"),
-    Column("finish_reason", "text", "stop, length, ..."),
-    Column("itl_s", "gaps", "the inter-token gaps, space-separated seconds (1 µs resolution)"),
-    Column("worker", "text", "local, or the Locust worker's id"),
-    Column("cancelled", "bool", "true when the end of the test cut the request off (not a failure)"),
-    Column("scheduled_time", "float", "open loop: unix seconds when the request was due"),
-    Column("schedule_lag_s", "float", "open loop: how much later than due it was sent (less queue_s), seconds"),
-    Column("queue_s", "float", "open loop: then how long it waited for --max-concurrency, seconds"),
-    Column("stage", "text", "open loop: its --stages number"),
-    Column("warm_cache", "bool", "the prompt's unique part was already cached: a cache warm from an earlier run"),
-    Column("level", "text", "sweep or capacity search: its level number (PREFIX_levels.csv says what it was)"),
-    Column("trace_index", "int", "trace replay: the request's row in the trace (0-based, in time order)"),
-    Column("ideal_cached_tokens", "int", "trace replay: the tokens an unbounded prefix cache would hold for it"),
-    Column("host", "text", "the host (of -H's) the request went to"),
-    Column("repeat", "int", "--repeat: which repetition of the workload or of its level (1-based)"),
-    Column("model", "text", "the model (or LoRA adapter) the request asked for"),
-    Column(
-        "answer_ttft_s", "float", "time to the first answer token (not reasoning), seconds: a reasoning model's wait"
-    ),
-    Column("reasoning_tokens", "int", "reasoning tokens: the server's usage where it says, else the reasoning chunks"),
-    Column("image_count", "int", "--images: the images in the request's prompt"),
-    Column("trace_id", "text", "--trace-context: the W3C trace id sent in the request's traceparent header"),
-    Column("server_queue_s", "float", "--otlp-port: the server's span's time in queue, seconds"),
-    Column("server_prefill_s", "float", "--otlp-port: the server's span's prefill time, seconds"),
-    Column("server_ttft_s", "float", "--otlp-port: the server's span's time to first token, seconds"),
-    Column("server_e2e_s", "float", "--otlp-port: the server's span's end-to-end time, seconds"),
-    Column(
-        "resent",
-        "int",
-        "1 when the request was sent twice: its first send, on a kept connection, was closed "
-        "unanswered (the server may have read it: count it among the server's receipts)",
-    ),
-    Column("resent_error", "text", "a resent request's first attempt's error"),
-)
+COLUMNS: tuple[Column, ...] = tuple(Column(f.name, f.metadata["kind"], f.metadata["meaning"]) for f in fields(Row))
 NAMES: list[str] = [c.name for c in COLUMNS]
 TEXT = [c.name for c in COLUMNS if c.kind in ("text", "gaps")]
 NUMERIC = [c.name for c in COLUMNS if c.kind in ("float", "int")]
@@ -80,11 +176,11 @@ REQUIRED = ["start_time", "success", "ttft_s", "e2e_s", "output_tokens"]
 LEGACY_CANCELLED_PREFIX = "cancelled:"
 
 
-def _num(value: float | int | None) -> str:
+def _number(value: float | int | None) -> str:
     return "" if value is None else repr(value)
 
 
-def _gaps(itl: list[float]) -> str:
+def _gaps(itl: Sequence[float]) -> str:
     """Space-separated seconds at 1 µs resolution, formatted in one call."""
     return ("%.6f " * len(itl) % tuple(itl))[:-1] if itl else ""
 
@@ -96,58 +192,43 @@ def _text(value: str) -> str:
     return value
 
 
+def _unquote(field: str) -> str:
+    """A field as ``_text`` wrote it, as the csv module reads it back."""
+    return field[1:-1].replace('""', '"') if field[:1] == '"' else field
+
+
 def _bool(value: bool) -> str:
     return "true" if value else "false"
 
 
-def encode(rec: RequestRecord, endpoint: str, worker: str) -> list[str]:
-    """A row, in the order of COLUMNS, each field ready to join with commas (see ``csv_line``).
+def _decode_number(kind: Kind) -> Callable[[str], float | int | None]:
+    def decode(text: str) -> float | int | None:
+        if not text:
+            return None
+        return int(float(text)) if kind == "int" else float(text)
 
-    Floats keep full precision (repr); ITL gaps are rounded to 1 µs. Numbers and our own
-    words need no quoting; text from the server or an error is quoted when it needs it.
-    """
-    return [
-        _text(rec.request_id),
-        _num(rec.start_time),
-        endpoint,
-        str(rec.status) if rec.status else "",
-        _bool(rec.success),
-        _text(" ".join(rec.error.split())),
-        _num(rec.ttft),
-        _num(rec.tpot),
-        _num(rec.e2e),
-        _num(rec.decode_tps),
-        _num(rec.prompt_tokens),
-        _num(rec.cached_tokens),
-        _num(rec.output_tokens),
-        rec.usage_source,
-        _text(rec.finish_reason),
-        _gaps(rec.itl),
-        _text(worker),
-        _bool(rec.cancelled),
-        _num(rec.scheduled_time),
-        _num(rec.schedule_lag),
-        _num(rec.queue),
-        rec.stage,
-        _bool(rec.warm_cache),
-        rec.level,
-        _num(rec.trace_index),
-        _num(rec.ideal_cached_tokens),
-        _text(rec.host),
-        _num(rec.repeat),
-        _text(rec.model),
-        _num(rec.answer_ttft),
-        _num(rec.reasoning_tokens),
-        _num(rec.image_count),
-        rec.trace_id,
-        # the server's timings: joined from its spans at the end of the run (llmclient/spans.py)
-        "",
-        "",
-        "",
-        "",
-        "1" if rec.resent else "0",
-        _text(" ".join(rec.resent_error.split())),
-    ]
+    return decode
+
+
+_ENCODE: dict[str, Callable[[Any], str]] = {
+    "text": _text,
+    "float": _number,
+    "int": _number,
+    "bool": _bool,
+    "gaps": _gaps,
+}
+_ENCODERS: tuple[Callable[[Any], str], ...] = tuple(_ENCODE[c.kind] for c in COLUMNS)
+# a row's values in column order, in one call
+_VALUES = operator.attrgetter(*NAMES)
+_DECODERS: dict[str, Callable[[str], Any]] = {
+    "text": str,
+    "float": _decode_number("float"),
+    "int": _decode_number("int"),
+    "bool": lambda text: text.strip().lower() == "true",
+    "gaps": lambda text: tuple(float(x) for x in text.split()),
+}
+# a shipped row's text is as ``_text`` quoted it
+_SHIPPED_DECODERS: tuple[Callable[[str], Any], ...] = tuple(_unquote if c.kind == "text" else _DECODERS[c.kind] for c in COLUMNS)
 
 
 def csv_line(fields: list[str]) -> str:
@@ -157,44 +238,6 @@ def csv_line(fields: list[str]) -> str:
 
 
 HEADER = csv_line(NAMES)
-
-
-def _decode(kind: Kind, text: str) -> object:
-    if kind == "text":
-        return text
-    if kind == "gaps":
-        return [float(x) for x in text.split()]
-    if kind == "bool":
-        return text.strip().lower() == "true"
-    if not text:
-        return None
-    return int(float(text)) if kind == "int" else float(text)
-
-
-def decode(row: Mapping[str, str]) -> dict[str, object]:
-    """A row as read back (a dict of strings, or a shipped row zipped with NAMES), typed.
-
-    Columns the row lacks are None (a bool: False); a file from before the ``cancelled``
-    column says cancellation in its error text.
-    """
-    out: dict[str, object] = {}
-    for column in COLUMNS:
-        text = row.get(column.name)
-        out[column.name] = _decode(column.kind, text) if text is not None else None
-    if row.get("cancelled") is None:
-        out["cancelled"] = is_legacy_cancelled(row.get("error") or "")
-    return out
-
-
-def from_fields(fields: list[str]) -> dict[str, object]:
-    """``decode`` for a row as ``encode`` made it (the rows workers ship; text fields stay CSV-quoted)."""
-    return decode(dict(zip(NAMES, fields, strict=False)))
-
-
-def number(row: Mapping[str, object], name: str) -> float | None:
-    """A decoded row's numeric field as a float, or None when the row has none."""
-    value = row.get(name)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def is_legacy_cancelled(error: str) -> bool:

@@ -99,7 +99,7 @@ def _ends_with_newline(path: str) -> bool:
 
 
 def load_requests(path: str) -> pd.DataFrame:
-    """The per-request CSV, typed by ``llmclient.schema``."""
+    """The per-request CSV, each column typed by its field of ``Row`` (llmclient/schema.py)."""
     df = _read(path, schema.REQUIRED, dtype={name: str for name in schema.TEXT + schema.BOOLEAN})
     for col in schema.NUMERIC:
         if col in df.columns:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from locust.env import Environment
 
     from users.observe.cpu_watch import CpuWatch
-    from users.observe.finished import Observers
+    from users.observe.observers import Observers
     from users.observe.request_log import RequestLog
     from users.services.run import LLMRun
 

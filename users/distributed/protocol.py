@@ -42,7 +42,11 @@ ABORT = "llm_abort"
 MESSAGES: tuple[Message, ...] = (
     Message(GRANT_REQUEST, "worker", '{"want": n}: requests of the global -n its users wait for'),
     Message(GRANT, "master", '{"count": n}: requests granted (0: none left for now)'),
-    Message(ROWS, "worker", '{"rows": [[field, ...], ...]}: finished requests, as schema.encode made them'),
+    Message(
+        ROWS,
+        "worker",
+        '{"rows": [[field, ...], ...]}: finished requests, as Row.fields made them (llmclient/schema.py)',
+    ),
     Message(READY, "worker", "none: its prompts are built, it can take an open loop's arrivals"),
     Message(
         ARRIVALS,

@@ -190,7 +190,7 @@ class OpenLoop:
                 self.queued -= 1
         # the wait for a slot past the due time
         if capped and rec.scheduled_time is not None:
-            rec.queue = max(0.0, time.time() - rec.scheduled_time) if self.cap is not None else 0.0
+            rec.queue_s = max(0.0, time.time() - rec.scheduled_time) if self.cap is not None else 0.0
         host = self.chooser.pick()
         pool = self.pools[host]
         transport = pool.get()

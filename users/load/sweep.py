@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 import gevent
 
 from llmclient.errors import ConfigError
+from llmclient.schema import Row
 from scheduler.arrivals import ConstantRate, schedule
 from scheduler.levels import (
     LEVEL_LOG_COLUMNS,
@@ -36,7 +37,6 @@ from scheduler.levels import (
     level_result,
 )
 from users.load.open_loop import NO_ROW, Due, OpenLoop
-from users.observe.finished import Finished
 
 if TYPE_CHECKING:
     from users.services.run import LLMRun
@@ -187,9 +187,9 @@ class SweepDriver:
             self._loop.kill(block=False)
             self._loop = None
 
-    def observe(self, finished: Finished) -> None:
+    def observe(self, row: Row) -> None:
         """A finished request (of any level: only the running level's are kept)."""
-        f = finished
+        f = row
         if f.level and f.level == self.rows.label:
             start = math.nan if f.start_time is None else f.start_time
             self.rows.add(start, f.success, f.cancelled, f.ttft_s, f.tpot_s, f.e2e_s)

@@ -17,9 +17,9 @@ import numpy as np
 # np.percentile imports it at its first call (13 ms): here, before the run
 import numpy.ma
 
+from llmclient.schema import Row
 from llmclient.server_metrics import client_minus_server
 from scheduler.proof import ScheduleProof, prove
-from users.observe.finished import Finished
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -145,9 +145,9 @@ class LiveStats:
         # each model's figures at the last snapshot
         self.models: dict[str, dict[str, float | None]] = {}
 
-    def observe(self, finished: Finished) -> None:
+    def observe(self, row: Row) -> None:
         """A finished request: this process's, or one a worker shipped (at the master)."""
-        f = finished
+        f = row
         if f.scheduled_time is not None and f.schedule_lag_s is not None:
             self.add_schedule(f.scheduled_time, f.schedule_lag_s)
         if f.warm_cache:

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from users.observe.finished import Finished
+from llmclient.schema import Row
 
 PREFIX = "llm_loadtest_"
 OUTCOMES = ("success", "failure", "cancelled")
@@ -223,9 +223,9 @@ class Exporter(Collector):
         self.registry.register(self)
 
     # -- feeding -------------------------------------------------------------------------------
-    def observe(self, finished: Finished) -> None:
+    def observe(self, row: Row) -> None:
         """One finished request. A cancelled one is counted, not timed (the test cut it off)."""
-        f = finished
+        f = row
         # each request under the model it asked for (--model a:0.7,b:0.3)
         name = f.model or self.model()
         figures = self.figures.get(name)

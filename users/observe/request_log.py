@@ -1,6 +1,6 @@
 """The per-request CSV: one row for every issued request, written beside Locust's CSVs.
 
-A local run adds each finished request's record (``add``) and the rows are written to
+A local run adds each finished request's row (``add``) and the rows are written to
 ``PREFIX_requests.csv`` at once; a worker keeps its rows for the master (``take_pending``,
 shipped by ``distributed/worker.py``); the master writes the rows its workers ship
 (``write_rows``), each with its worker's id. No Locust here: runtime/observing.py wires it.
@@ -14,8 +14,7 @@ from typing import Any, TextIO
 
 import gevent
 
-from llmclient.measure import RequestRecord
-from llmclient.schema import HEADER, csv_line, encode
+from llmclient.schema import HEADER, Row, csv_line
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +25,8 @@ class RequestLog:
     # rows reach the disk at least this often (and at close: Ctrl-C loses none)
     DISK_FLUSH_S = 0.1
 
-    def __init__(self, path: str | None, worker: str = "local", forward: bool = False) -> None:
+    def __init__(self, path: str | None, forward: bool = False) -> None:
         self.path = path
-        self.worker = worker
         # True on a worker: rows go to the master
         self.forward = forward
         # worker: rows not yet shipped
@@ -37,14 +35,14 @@ class RequestLog:
         self._file: TextIO | None = None
         self._disk_flusher: Any = None
 
-    def add(self, rec: RequestRecord, endpoint: str) -> None:
+    def add(self, row: Row) -> None:
         """A request finished in this process."""
         # formatted now: batching it (measured) concentrates the work of requests that end together
-        row = encode(rec, endpoint, self.worker)
+        fields = row.fields()
         if self.forward:
-            self._pending.append(row)
+            self._pending.append(fields)
         else:
-            self.write_rows([row])
+            self.write_rows([fields])
 
     def take_pending(self) -> list[list[str]]:
         """Worker: the rows not shipped yet, each handed out once."""

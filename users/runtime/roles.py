@@ -10,7 +10,7 @@ through ``users.plugin.install``); it picks the role from the runner:
 - ``WorkerRole``: prompts and load with the master's settings; ships its rows to the master
   (``distributed/worker.py``).
 
-Each finished request reaches the per-request CSV and the run's observers (``observe/finished.py``)
+Each finished request reaches the per-request CSV and the run's observers (``observe/observers.py``)
 from one listener of Locust's ``request`` event, or at the master from the rows its workers ship.
 """
 
@@ -28,6 +28,7 @@ import gevent
 from locust.runners import STATE_INIT, STATE_STOPPED, STATE_STOPPING, MasterRunner, WorkerRunner
 
 from llmclient.errors import ConfigError
+from llmclient.schema import Row
 from prompts.source import PromptError
 from users.calibration.floor import calibrate, describe
 from users.distributed.master import MasterCoordinator, MasterDispatch, MasterPort, MasterSide
@@ -35,7 +36,7 @@ from users.distributed.worker import WorkerBudget, WorkerSide
 from users.load.open_loop import OpenLoop, local_arrivals
 from users.load.sweep import LoadPort, LocalPort, SweepDriver
 from users.observe.cpu_watch import CpuWatch
-from users.observe.finished import Finished, Observers
+from users.observe.observers import Observers
 from users.observe.otlp import OtlpReceiver
 from users.observe.request_log import RequestLog
 from users.runtime.fail_ratio import FailRatioGuard
@@ -86,13 +87,11 @@ class Role:
         self.csv_prefix: str | None = getattr(options, "csv_prefix", None) if options is not None else None
         self.host: str | None = environment.host or getattr(options, "host", None)
         self.request_log = RequestLog(
-            f"{self.csv_prefix}_requests.csv" if self.csv_prefix else None,
-            worker=self.worker_id,
-            forward=not self.touches_server,
+            f"{self.csv_prefix}_requests.csv" if self.csv_prefix else None, forward=not self.touches_server
         )
         self.run = LLMRun(settings, self.request_log, environment.events.request.fire, self.csv_prefix, self.stream_id)
         self.run.prompts.on_fatal = lambda message: end_with_error(environment, message)
-        # every finished request's live observers (observe/finished.py)
+        # every finished request's live observers (observe/observers.py)
         self.observers = Observers()
         self.fail_guard: FailRatioGuard | None = None
         # this process's sender of due arrivals
@@ -168,16 +167,17 @@ class Role:
         self.observers.add(self.figures.exporter.observe)
         self.observers.add(self.observe_level)
 
-    def observe_level(self, finished: Finished) -> None:
+    def observe_level(self, row: Row) -> None:
         if self.sweep is not None:
-            self.sweep.observe(finished)
+            self.sweep.observe(row)
 
     def on_request(self, context: dict[str, Any] | None = None, **_kw: object) -> None:
         """Locust's request event: a request of this process finished (its TTFT/TPOT rows carry no record)."""
         rec = context.get(RECORD_KEY) if context else None
         if rec is not None and context is not None:
-            self.request_log.add(rec, context.get(ENDPOINT_KEY, ""))
-            self.observers.record(rec)
+            row = Row.of(rec, context.get(ENDPOINT_KEY, ""), self.worker_id)
+            self.request_log.add(row)
+            self.observers.observe(row)
 
     # -- the test --------------------------------------------------------------------------------
     def on_test_start(self, environment: Environment, **_kw: object) -> None:

@@ -50,7 +50,7 @@ class Recorder:
         """Fire the request's events now. ``elapsed`` stands in for E2E when no token came."""
         fire = self.fire
         name = endpoint.path
-        e2e = rec.e2e if rec.e2e is not None else elapsed
+        e2e = rec.e2e_s if rec.e2e_s is not None else elapsed
         if not self.answered and rec.status:
             # said once: a 404 first ends the run, any other status shows the route
             self.answered = True
@@ -68,16 +68,16 @@ class Recorder:
         )
         if rec.cancelled:
             return
-        if rec.ttft is not None:
+        if rec.ttft_s is not None:
             fire(
                 request_type="TTFT",
                 name=name,
-                response_time=rec.ttft * 1000.0,
+                response_time=rec.ttft_s * 1000.0,
                 response_length=0,
                 exception=None,
                 context={},
             )
-        tpot = rec.tpot
+        tpot = rec.tpot_s
         if tpot is not None and rec.success:
             fire(
                 request_type="TPOT",

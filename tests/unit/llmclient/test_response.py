@@ -29,14 +29,14 @@ def test_a_head_split_across_reads_then_a_timed_stream():
     assert r.head.status == 200 and r.streaming
     assert r.feed(body[30:], 0.05) is True
     rec = acc.finish()
-    assert rec.success and rec.ttft == 0.05 and rec.output_tokens == 2 and not r.incomplete_event
+    assert rec.success and rec.ttft_s == 0.05 and rec.output_tokens == 2 and not r.incomplete_event
 
 
 def test_head_and_first_token_in_one_read_share_its_time():
     r, acc = reader()
     assert r.feed(HEAD + frame(chat_chunk("a")), 0.03) is False
     assert r.feed(frame(chat_chunk("b"), usage_chunk(3, 2), b"[DONE]") + END, 0.04) is True
-    assert acc.finish().ttft == 0.03
+    assert acc.finish().ttft_s == 0.03
 
 
 @pytest.mark.parametrize(

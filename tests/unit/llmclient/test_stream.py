@@ -29,14 +29,14 @@ def test_role_chunk_does_not_count_and_usage_gives_the_counts():
         ]
     )
     assert rec.success, rec.error
-    assert rec.ttft == pytest.approx(0.200)
-    assert rec.itl == pytest.approx([0.050, 0.050])
+    assert rec.ttft_s == pytest.approx(0.200)
+    assert rec.itl_s == pytest.approx([0.050, 0.050])
     # usage chunk and [DONE] excluded
-    assert rec.e2e == pytest.approx(0.300)
+    assert rec.e2e_s == pytest.approx(0.300)
     assert (rec.prompt_tokens, rec.cached_tokens, rec.output_tokens) == (100, 64, 3)
     assert rec.usage_source == "server"
     # (0.300 - 0.200) / (3 - 1)
-    assert rec.tpot == pytest.approx(0.050)
+    assert rec.tpot_s == pytest.approx(0.050)
     assert rec.decode_tps == pytest.approx(20.0)
     assert rec.finish_reason == "stop"
     assert rec.request_id == "c-1"
@@ -51,9 +51,9 @@ def test_empty_content_chunks_are_not_tokens():
             (0.5, frame(chat_chunk("b"), chat_chunk("", finish="length"), usage_chunk(5, 2), b"[DONE]") + END),
         ]
     )
-    assert rec.ttft == pytest.approx(0.4)
-    assert rec.itl == pytest.approx([0.1])
-    assert rec.e2e == pytest.approx(0.5)
+    assert rec.ttft_s == pytest.approx(0.4)
+    assert rec.itl_s == pytest.approx([0.1])
+    assert rec.e2e_s == pytest.approx(0.5)
     assert rec.output_tokens == 2
     assert rec.finish_reason == "length"
 
@@ -62,21 +62,21 @@ def test_several_events_in_one_read_share_its_time():
     rec, _ = run(
         [(0.2, HEAD + frame(chat_chunk("a"), chat_chunk("b"), chat_chunk("c"), usage_chunk(5, 3), b"[DONE]") + END)]
     )
-    assert rec.ttft == pytest.approx(0.2)
-    assert rec.itl == [0.0, 0.0]
-    assert rec.tpot == 0.0 and rec.decode_tps is None
+    assert rec.ttft_s == pytest.approx(0.2)
+    assert rec.itl_s == [0.0, 0.0]
+    assert rec.tpot_s == 0.0 and rec.decode_tps is None
 
 
 def test_an_event_split_across_reads_is_timed_when_complete():
     whole = frame(chat_chunk("token"))
     rec, _ = run([(0.1, HEAD + whole[:25]), (0.3, whole[25:]), (0.4, frame(usage_chunk(5, 1), b"[DONE]") + END)])
-    assert rec.ttft == pytest.approx(0.3)
-    assert rec.output_tokens == 1 and rec.tpot is None
+    assert rec.ttft_s == pytest.approx(0.3)
+    assert rec.output_tokens == 1 and rec.tpot_s is None
 
 
 def test_headers_and_first_token_in_the_same_read():
     rec, _ = run([(0.05, HEAD + frame(chat_chunk("a"))), (0.07, frame(chat_chunk("b"), b"[DONE]") + END)])
-    assert rec.ttft == pytest.approx(0.05)
+    assert rec.ttft_s == pytest.approx(0.05)
 
 
 def test_without_usage_chunks_are_counted_and_marked():
@@ -93,8 +93,8 @@ def test_reasoning_content_counts_as_text():
             (0.2, frame(chat_chunk("answer"), usage_chunk(3, 2), b"[DONE]") + END),
         ]
     )
-    assert rec.ttft == pytest.approx(0.1) and rec.output_tokens == 2
-    assert rec.answer_ttft == pytest.approx(0.2) and rec.reasoning_tokens == 1
+    assert rec.ttft_s == pytest.approx(0.1) and rec.output_tokens == 2
+    assert rec.answer_ttft_s == pytest.approx(0.2) and rec.reasoning_tokens == 1
 
 
 @pytest.mark.parametrize("key", ["reasoning_content", "reasoning"])
@@ -108,7 +108,7 @@ def test_a_reasoning_models_answer_is_timed_apart_and_its_reasoning_counted(key)
             (0.6, frame(chat_chunk(" end", finish="stop"), b"[DONE]") + END),
         ]
     )
-    assert rec.ttft == pytest.approx(0.1) and rec.answer_ttft == pytest.approx(0.5)
+    assert rec.ttft_s == pytest.approx(0.1) and rec.answer_ttft_s == pytest.approx(0.5)
     assert rec.reasoning_tokens == 2 and rec.output_tokens == 4 and rec.usage_source == "chunks"
     usage = json.loads(usage_chunk(10, 40))
     usage["usage"]["completion_tokens_details"] = {"reasoning_tokens": 30}
@@ -124,7 +124,7 @@ def test_a_reasoning_models_answer_is_timed_apart_and_its_reasoning_counted(key)
 
 def test_a_plain_answer_has_its_answer_ttft_and_no_reasoning_tokens():
     rec, _ = run([(0.1, HEAD + frame(chat_chunk("a"))), (0.2, frame(chat_chunk("b"), b"[DONE]") + END)])
-    assert rec.answer_ttft == rec.ttft == pytest.approx(0.1) and rec.reasoning_tokens is None
+    assert rec.answer_ttft_s == rec.ttft_s == pytest.approx(0.1) and rec.reasoning_tokens is None
 
 
 def test_completions_text_chunks():
@@ -146,7 +146,7 @@ def test_completions_text_chunks():
         ],
         endpoint=COMPLETIONS,
     )
-    assert rec.ttft == pytest.approx(0.2) and rec.e2e == pytest.approx(0.3) and rec.output_tokens == 2
+    assert rec.ttft_s == pytest.approx(0.2) and rec.e2e_s == pytest.approx(0.3) and rec.output_tokens == 2
 
 
 def test_content_length_body_and_no_chunking():
@@ -168,7 +168,7 @@ def test_an_embeddings_answer_is_one_json_body_timed_to_its_last_byte():
     head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n" % len(body)
     rec, _ = run([(0.1, head + body[:100]), (0.3, body[100:])], EMBEDDINGS)
     assert rec.success, rec.error
-    assert rec.e2e == pytest.approx(0.3) and rec.ttft is None and rec.itl == [] and rec.tpot is None
+    assert rec.e2e_s == pytest.approx(0.3) and rec.ttft_s is None and rec.itl_s == [] and rec.tpot_s is None
     assert (rec.request_id, rec.prompt_tokens, rec.output_tokens) == ("embd-1", 200, None)
     bad = b'{"error":{"message":"input too long","code":400}}'
     cut = b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(bad)
@@ -215,7 +215,7 @@ def test_the_responses_apis_events_are_timed_as_chat_chunks_are_and_a_failed_res
     )
     # no [DONE]: response.completed ends it
     assert rec.success, rec.error
-    assert (rec.request_id, rec.ttft, rec.answer_ttft, rec.e2e) == (
+    assert (rec.request_id, rec.ttft_s, rec.answer_ttft_s, rec.e2e_s) == (
         "resp_1",
         pytest.approx(0.1),
         pytest.approx(0.2),
@@ -252,13 +252,13 @@ def test_http_error_carries_the_server_message():
     assert not rec.success
     assert rec.status == 429
     assert rec.error == "HTTP 429 Too Many Requests: too many requests, slow down"
-    assert rec.ttft is None
+    assert rec.ttft_s is None
 
 
 def test_stream_without_done_fails_but_keeps_what_it_measured():
     rec, _ = run([(0.1, HEAD + frame(chat_chunk("a"))), (0.2, frame(chat_chunk("b")) + END)])
     assert not rec.success and rec.error == "stream ended without [DONE]"
-    assert rec.ttft == pytest.approx(0.1) and rec.output_tokens == 2
+    assert rec.ttft_s == pytest.approx(0.1) and rec.output_tokens == 2
 
 
 def test_error_frame_in_stream_fails_the_request():
@@ -269,7 +269,7 @@ def test_error_frame_in_stream_fails_the_request():
         ]
     )
     assert not rec.success and rec.error == "server error in stream: engine died (code 500)"
-    assert rec.ttft == pytest.approx(0.1)
+    assert rec.ttft_s == pytest.approx(0.1)
 
 
 def test_malformed_json_fails_the_request():
@@ -287,7 +287,7 @@ def test_stream_with_no_token_fails():
 def test_reset_mid_stream_fails_and_keeps_ttft():
     rec, sock = run([(0.1, HEAD + frame(chat_chunk("a"))), (0.2, ConnectionResetError(104, "reset"))])
     assert not rec.success and rec.error == "connection broken mid-response: connection reset by peer"
-    assert rec.ttft == pytest.approx(0.1) and rec.output_tokens == 1
+    assert rec.ttft_s == pytest.approx(0.1) and rec.output_tokens == 1
     assert sock.closed
 
 

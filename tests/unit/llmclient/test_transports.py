@@ -98,7 +98,7 @@ def test_reasoning_counts_as_text_and_usage_gives_the_counts():
     for name, rec in both(REASONING).items():
         assert rec.success, (name, rec.error)
         # reasoning, reasoning, Hello, !
-        assert rec.ttft is not None and len(rec.itl) == 3, name
+        assert rec.ttft_s is not None and len(rec.itl_s) == 3, name
         assert (rec.prompt_tokens, rec.output_tokens, rec.cached_tokens) == (7, 4, 0), name
         assert rec.usage_source == "server" and rec.finish_reason == "stop" and rec.text == "Hello!", name
         assert rec.request_id == "c-1" and rec.status == 200, name
@@ -109,7 +109,7 @@ def test_an_error_frame_fails_the_request_in_both():
     for name, rec in records.items():
         assert not rec.success and rec.error == "server error in stream: engine died (code 500)", (name, rec.error)
         # what came before the error is kept
-        assert rec.ttft is not None, name
+        assert rec.ttft_s is not None, name
 
 
 def test_a_stream_without_done_fails_in_both():

@@ -7,26 +7,28 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmclient.measure import RequestRecord
+from llmclient.schema import Row
 from tests import dashboard
-from users.observe.finished import Finished
 from users.observe.prometheus_export import FAMILIES, Exporter
 
 
 def suite_sample_names() -> set[str]:
     exporter = Exporter(lambda: "m", {f: (lambda: 1.0) for f in FAMILIES if f.kind == "gauge"})
     exporter.observe(
-        Finished.of(
+        Row.of(
             RequestRecord(
                 start_time=1.0,
                 success=True,
-                ttft=0.1,
-                itl=[0.01],
-                e2e=0.2,
+                ttft_s=0.1,
+                itl_s=[0.01],
+                e2e_s=0.2,
                 prompt_tokens=10,
                 cached_tokens=5,
                 output_tokens=2,
-                queue=0.0,
-            )
+                queue_s=0.0,
+            ),
+            "chat",
+            "local",
         )
     )
     text = generate_latest(exporter.registry).decode()

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from users.observe.finished import Finished
+from llmclient.schema import Row
 from users.observe.live_stats import LiveStats, model_rows
 
 
 def finished(model: str, start: float, ttft: float, success: bool = True, prompt: int = 100, cached: int = 0):
-    return Finished(
-        start, success, False, ttft, 0.01, ttft + 0.1, 100.0, [], None, prompt, cached, 10, None, None, False, "", model
+    return Row(
+        start_time=start,
+        success=success,
+        ttft_s=ttft,
+        tpot_s=0.01,
+        e2e_s=ttft + 0.1,
+        decode_tps=100.0,
+        prompt_tokens=prompt,
+        cached_tokens=cached,
+        output_tokens=10,
+        model=model,
     )
 
 

@@ -8,9 +8,8 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmclient.measure import RequestRecord
-from llmclient.schema import encode
+from llmclient.schema import Row
 from tools import reference
-from users.observe.finished import Finished
 from users.observe.prometheus_export import FAMILIES, IN_FLIGHT, TTFT_BUCKETS, Buckets, Exporter, metric_name
 
 
@@ -50,9 +49,9 @@ def record(success=True, cancelled=False, ttft=0.05, itl=(0.01, 0.02), e2e=0.2, 
         start_time=1.0,
         success=success,
         cancelled=cancelled,
-        ttft=ttft,
-        itl=list(itl),
-        e2e=e2e,
+        ttft_s=ttft,
+        itl_s=list(itl),
+        e2e_s=e2e,
         prompt_tokens=100,
         cached_tokens=64,
         output_tokens=output,
@@ -63,12 +62,12 @@ def record(success=True, cancelled=False, ttft=0.05, itl=(0.01, 0.02), e2e=0.2, 
 def test_outcomes_tokens_and_gauges_by_model():
     model = ["m1"]
     exporter = Exporter(lambda: model[0], {IN_FLIGHT: lambda: 7.0})
-    exporter.observe(Finished.of(record()))
-    exporter.observe(Finished.of(record(success=False, ttft=None, itl=(), e2e=1.0, output=0)))
+    exporter.observe(Row.of(record(), "chat", "local"))
+    exporter.observe(Row.of(record(success=False, ttft=None, itl=(), e2e=1.0, output=0), "chat", "local"))
     # counted, not timed
-    exporter.observe(Finished.of(record(cancelled=True)))
+    exporter.observe(Row.of(record(cancelled=True), "chat", "local"))
     model[0] = "m2"
-    exporter.observe(Finished.of(record()))
+    exporter.observe(Row.of(record(), "chat", "local"))
     s = samples(exporter)
     assert s[("llm_loadtest_requests_total", (("model_name", "m1"), ("outcome", "success")))] == 1
     assert s[("llm_loadtest_requests_total", (("model_name", "m1"), ("outcome", "failure")))] == 1
@@ -85,17 +84,17 @@ def test_outcomes_tokens_and_gauges_by_model():
 
 def test_a_shipped_row_counts_as_its_record():
     rec = record()
-    rec.queue = 0.25
-    assert rec.tpot is not None
+    rec.queue_s = 0.25
+    assert rec.tpot_s is not None
     direct, shipped = Exporter(lambda: "m"), Exporter(lambda: "m")
-    direct.observe(Finished.of(rec))
-    shipped.observe(Finished.from_fields(encode(rec, "chat", "w1")))
+    direct.observe(Row.of(rec, "chat", "local"))
+    shipped.observe(Row.from_fields(Row.of(rec, "chat", "w1").fields()))
     assert samples(direct) == samples(shipped)
 
 
 def test_every_series_exported_is_in_the_docs_reference():
     exporter = Exporter(lambda: "m", {IN_FLIGHT: lambda: 0.0})
-    exporter.observe(Finished.of(record()))
+    exporter.observe(Row.of(record(), "chat", "local"))
     names = {name for name, _ in samples(exporter)}
     documented = reference.prometheus()
     assert {name for name in names if f"`{name}`" not in documented} == set()
@@ -109,11 +108,11 @@ def test_each_request_is_counted_under_the_model_it_asked_for_here_and_at_the_ma
     rec = record()
     rec.model = "sql-lora"
     # this process's request
-    exporter.observe(Finished.of(rec))
+    exporter.observe(Row.of(rec, "chat", "local"))
     # a worker's, shipped
-    exporter.observe(Finished.from_fields(encode(rec, "chat", "w1")))
+    exporter.observe(Row.from_fields(Row.of(rec, "chat", "w1").fields()))
     # no model of its own: the run's
-    exporter.observe(Finished.of(record()))
+    exporter.observe(Row.of(record(), "chat", "local"))
     got = samples(exporter)
     for model, n in (("sql-lora", 2), ("base", 1)):
         assert got[("llm_loadtest_requests_total", (("model_name", model), ("outcome", "success")))] == n

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 from types import SimpleNamespace
 
 import gevent
@@ -11,12 +12,12 @@ from locust.event import Events
 
 from llmclient.measure import RequestRecord
 from llmclient.schema import NAMES as COLUMNS
-from llmclient.schema import decode, encode, from_fields
+from llmclient.schema import Row
 from users.distributed import protocol
 from users.distributed.master import MasterSide
 from users.distributed.worker import WorkerSide
 from users.observe.cpu_watch import CpuWatch
-from users.observe.finished import Observers
+from users.observe.observers import Observers
 from users.observe.request_log import RequestLog
 
 
@@ -53,8 +54,8 @@ def a_record(**kw) -> RequestRecord:
     rec = RequestRecord(
         start_time=1700000000.123456,
         request_id="chatcmpl-1",
-        ttft=0.1234567891,
-        e2e=1.5,
+        ttft_s=0.1234567891,
+        e2e_s=1.5,
         prompt_tokens=2048,
         cached_tokens=1024,
         output_tokens=512,
@@ -62,18 +63,23 @@ def a_record(**kw) -> RequestRecord:
         finish_reason="length",
         status=200,
         success=True,
-        itl=[0.0025, 0.0030001],
+        itl_s=[0.0025, 0.0030001],
     )
     for k, v in kw.items():
         setattr(rec, k, v)
     return rec
 
 
+def add(log: RequestLog, rec: RequestRecord, worker: str = "local") -> None:
+    """A request of this process, as runtime/roles.py adds it."""
+    log.add(Row.of(rec, "chat", worker))
+
+
 def test_rows_are_written_exactly_and_reach_the_disk_within_100_ms(tmp_path):
     path = tmp_path / "sub" / "run_requests.csv"
     log = RequestLog(str(path))
-    log.add(a_record(), "chat")
-    log.add(a_record(success=False, error="HTTP 500 Internal Server Error:\nboom", ttft=None, e2e=None, itl=[]), "chat")
+    add(log, a_record())
+    add(log, a_record(success=False, error="HTTP 500 Internal Server Error:\nboom", ttft_s=None, e2e_s=None, itl_s=[]))
     gevent.sleep(RequestLog.DISK_FLUSH_S * 1.5)
     # readable before close: flushed
     rows = list(csv.DictReader(path.open()))
@@ -92,28 +98,30 @@ def test_rows_are_written_exactly_and_reach_the_disk_within_100_ms(tmp_path):
 
 
 def test_missing_cached_tokens_is_empty_not_zero():
-    row = dict(zip(COLUMNS, encode(a_record(cached_tokens=None), "chat", "w1"), strict=True))
+    row = dict(zip(COLUMNS, Row.of(a_record(cached_tokens=None), "chat", "w1").fields(), strict=True))
     assert row["cached_tokens"] == "" and row["worker"] == "w1" and row["cancelled"] == "false"
 
 
-def test_a_row_decodes_to_the_record_it_was_encoded_from():
+def test_a_row_decodes_to_the_row_it_was_encoded_from():
     rec = a_record(cancelled=True, success=False, error="cancelled: stopped")
-    row = from_fields(encode(rec, "chat", "w1"))
-    assert row["cancelled"] is True and row["success"] is False and row["endpoint"] == "chat"
-    assert row["ttft_s"] == rec.ttft and row["e2e_s"] == rec.e2e and row["output_tokens"] == rec.output_tokens
+    row = Row.from_fields(Row.of(rec, "chat", "w1").fields())
+    assert row.cancelled is True and row.success is False and row.endpoint == "chat"
+    assert row.ttft_s == rec.ttft_s and row.e2e_s == rec.e2e_s and row.output_tokens == rec.output_tokens
     # 1 µs
-    assert row["itl_s"] == pytest.approx(rec.itl, abs=0.5e-6) and row["cached_tokens"] == rec.cached_tokens
-    assert set(row) == set(COLUMNS)
+    assert row.itl_s == pytest.approx(rec.itl_s, abs=0.5e-6) and row.cached_tokens == rec.cached_tokens
+    # every other field exactly
+    original = Row.of(rec, "chat", "w1")
+    assert dataclasses.replace(row, itl_s=original.itl_s) == original
 
 
 def test_a_row_from_before_the_cancelled_column_takes_it_from_the_error():
-    assert decode({"error": "cancelled: the test stopped", "success": "false"})["cancelled"] is True
-    assert decode({"error": "HTTP 500", "success": "false"})["cancelled"] is False
+    assert Row.from_mapping({"error": "cancelled: the test stopped", "success": "false"}).cancelled is True
+    assert Row.from_mapping({"error": "HTTP 500", "success": "false"}).cancelled is False
 
 
 def test_worker_ships_rows_in_reports_and_master_writes_and_observes_them(tmp_path):
     worker_env, master_env = Env(), Env()
-    worker_log = RequestLog(None, worker="host_abc", forward=True)
+    worker_log = RequestLog(None, forward=True)
     worker_side(worker_env, worker_log)
     master_path = tmp_path / "m_requests.csv"
     master_log, observers, seen = RequestLog(str(master_path)), Observers(), []
@@ -122,7 +130,7 @@ def test_worker_ships_rows_in_reports_and_master_writes_and_observes_them(tmp_pa
     master.wire()
     master_env.events.worker_report.add_listener(master.on_worker_report)
     for i in range(3):
-        worker_log.add(a_record(request_id=f"r{i}"), "chat")
+        add(worker_log, a_record(request_id=f"r{i}"), "host_abc")
     data: dict = {}
     worker_env.events.report_to_master.fire(client_id="host_abc", data=data)
     assert len(data[protocol.REPORT_ROWS]) == 3 and data[protocol.REPORT_IN_FLIGHT] == 0
@@ -132,7 +140,8 @@ def test_worker_ships_rows_in_reports_and_master_writes_and_observes_them(tmp_pa
     assert protocol.REPORT_ROWS not in again
     master_env.events.worker_report.fire(client_id="host_abc", data=data)
     # the same record a local run observes
-    assert [f.ttft_s for f in seen] == [a_record().ttft] * 3
+    local = [Row.of(a_record(request_id=f"r{i}"), "chat", "host_abc") for i in range(3)]
+    assert [dataclasses.replace(row, itl_s=a.itl_s) for row, a in zip(seen, local, strict=True)] == local
     gevent.sleep(RequestLog.DISK_FLUSH_S * 1.5)
     rows = list(csv.DictReader(master_path.open()))
     assert [r["request_id"] for r in rows] == ["r0", "r1", "r2"]
@@ -141,9 +150,9 @@ def test_worker_ships_rows_in_reports_and_master_writes_and_observes_them(tmp_pa
 
 def test_worker_ships_pending_rows_at_test_stop():
     env = Env()
-    log = RequestLog(None, worker="w1", forward=True)
+    log = RequestLog(None, forward=True)
     side, runner = worker_side(env, log)
-    log.add(a_record(request_id="x"), "chat")
+    add(log, a_record(request_id="x"), "w1")
     env.events.test_stop.fire(environment=env)
     assert runner.sent and runner.sent[0][0] == protocol.ROWS and runner.sent[0][1]["rows"][0][0] == "x"
     env.events.test_stop.fire(environment=env)
@@ -155,9 +164,10 @@ def test_worker_ships_pending_rows_at_test_stop():
 def test_text_fields_round_trip_through_a_csv_reader(tmp_path):
     """Rows are joined by hand (the csv module is slow on the long ITL field): quoting must still hold."""
     path = tmp_path / "run_requests.csv"
-    log = RequestLog(str(path), worker='host,"x"')
+    log = RequestLog(str(path))
     nasty = 'HTTP 400 Bad Request: "messages" must be a list, got {"a": 1}\nat line 2'
-    log.add(a_record(success=False, error=nasty, request_id='id,with "quotes"', finish_reason="a,b"), "chat")
+    rec = a_record(success=False, error=nasty, request_id='id,with "quotes"', finish_reason="a,b")
+    add(log, rec, 'host,"x"')
     log.close()
     (row,) = list(csv.DictReader(path.open(newline="")))
     assert row["error"] == " ".join(nasty.split())
