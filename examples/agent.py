@@ -7,19 +7,7 @@ messages, as an agent loop does, so its prompt grows by that answer. Each call i
 ``results/agent_requests.csv``; a failed plan ends the chain.
 """
 
-import sys
-from pathlib import Path
-
-# first: gevent patches the standard library before anything else
-from locust import task
-
-# the suite's packages
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from users.base import LLMUser
-from users.plugin import install
-
-install()
+from users.api import LLMUser, task
 
 TOOLS = [
     {

@@ -6,20 +6,7 @@ The two kinds differ in prompt and output length, so their rows (``prompt_tokens
 ``output_tokens``) tell them apart in ``results/mixed_requests.csv``.
 """
 
-import random
-import sys
-from pathlib import Path
-
-# first: gevent patches the standard library before anything else
-from locust import task
-
-# the suite's packages
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from users.base import LLMUser
-from users.plugin import install
-
-install()
+from users.api import LLMUser, task
 
 DOCUMENT = " ".join(
     f"Section {i}: the quarterly report notes revenue grew in region {i % 7} while costs fell by {i % 9} percent."
@@ -28,10 +15,6 @@ DOCUMENT = " ".join(
 
 
 class MixedUser(LLMUser):
-    def on_start(self) -> None:
-        super().on_start()
-        self.rng = random.Random(id(self))
-
     @task(3)
     def short_chat(self) -> None:
         self.client.chat(f"Give me one tip about {self.rng.choice(['sleep', 'focus', 'tea'])}.", max_tokens=16)

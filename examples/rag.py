@@ -7,20 +7,7 @@ first; the passages (three of a small corpus) and the question differ. Compare
 ``cached_tokens`` in ``results/rag_requests.csv`` with and without ``--enable-prefix-caching``.
 """
 
-import random
-import sys
-from pathlib import Path
-
-# first: gevent patches the standard library before anything else
-from locust import task
-
-# the suite's packages
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from users.base import LLMUser
-from users.plugin import install
-
-install()
+from users.api import LLMUser, task
 
 SYSTEM = (
     "You are the support assistant of a cloud storage company. Answer only from the passages given, "
@@ -36,10 +23,6 @@ QUESTIONS = ["How long are deleted objects kept?", "How many replicas does tier 
 
 
 class RAGUser(LLMUser):
-    def on_start(self) -> None:
-        super().on_start()
-        self.rng = random.Random(id(self))
-
     @task
     def ask(self) -> None:
         passages = "\n".join(f"[{n}] {p}" for n, p in enumerate(self.rng.sample(CORPUS, 3), 1))

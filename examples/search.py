@@ -8,21 +8,11 @@ Both calls are rows of ``results/search_requests.csv`` (``endpoint`` says which)
 its ``e2e_s`` (no token streams back), the answer's TTFT and ITL as chat's. ``-n`` counts both.
 """
 
-import random
-import sys
-from pathlib import Path
+# first: Locust, so that gevent patches the standard library early
+from users.api import LLMUser, task
 
-# first: gevent patches the standard library before anything else
-from locust import task
-
-# the suite's packages
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
+# isort: split
 from prompts.images import image_url
-from users.base import LLMUser
-from users.plugin import install
-
-install()
 
 QUESTIONS = [
     "Which regions does the premium plan cover?",
@@ -39,7 +29,7 @@ FIGURE = image_url((42,), (64, 48), "jpeg")
 class SearchUser(LLMUser):
     @task
     def search_then_answer(self) -> None:
-        question = random.choice(QUESTIONS)
+        question = self.rng.choice(QUESTIONS)
         found = self.client.embed(question)
         if not found.success:
             return

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import orjson
 
-from llmclient.errors import ConfigError, TransportError
+from llmclient.errors import ConfigError, KeyRefused, TransportError
 from llmclient.http import Connection, Target, request
 from llmclient.stream import Endpoint, build_payload, stream_request
 
@@ -33,7 +33,7 @@ def list_models(target: Target, api_key: str | None, timeout: float = 10.0) -> l
     finally:
         conn.close()
     if head.status in (401, 403):
-        raise ConfigError(f"server {where} refused the API key (HTTP {head.status}); set --api-key or OPENAI_API_KEY")
+        raise KeyRefused(f"server {where} refused the API key (HTTP {head.status})")
     if head.status != 200:
         raise ConfigError(
             f"server {where} is not OpenAI-compatible: GET /v1/models answered HTTP {head.status} {head.reason}".rstrip()
@@ -89,9 +89,7 @@ def check_profiler(target: Target, headers: dict[str, str], timeout: float = 10.
     finally:
         conn.close()
     if head.status == 404:
-        raise ConfigError(
-            f"--profile: server {target.host_header} has no profiler enabled (no /start_profile): {PROFILER_HINT}"
-        )
+        raise ConfigError(f"server {target.host_header} has no profiler enabled (no /start_profile): {PROFILER_HINT}")
 
 
 def profiler(target: Target, headers: dict[str, str], action: str) -> None:
@@ -105,7 +103,7 @@ def profiler(target: Target, headers: dict[str, str], action: str) -> None:
     finally:
         conn.close()
     if head.status == 404:
-        raise ConfigError(f"--profile: server {target.host_header} has no profiler enabled: {PROFILER_HINT}")
+        raise ConfigError(f"server {target.host_header} has no profiler enabled: {PROFILER_HINT}")
     if head.status != 200:
         raise ConfigError(
             f"the profiler of {target.host_header} did not {action} (HTTP {head.status}): "
@@ -169,8 +167,12 @@ def warm_up(
 class ServerTokenizer:
     """vLLM's ``POST /tokenize`` (applies the chat template for ``messages``): a token counter."""
 
-    def __init__(self, target: Target, model: str, headers: dict[str, str], timeout: float = 30.0) -> None:
+    def __init__(
+        self, target: Target, model: str, headers: dict[str, str], timeout: float = 30.0, without_route: str = ""
+    ) -> None:
+        """``without_route``: what to do instead, said when the server has no ``/tokenize``."""
         self.target = target
+        self.without_route = without_route
         self.model = model
         self.headers = {"Content-Type": "application/json", **headers}
         self.timeout = timeout
@@ -194,8 +196,7 @@ class ServerTokenizer:
         self._idle.append(conn)
         if head.status in (404, 405):
             raise ConfigError(
-                f"the server has no /tokenize endpoint (HTTP {head.status}); pass --tokenizer NAME_OR_PATH "
-                f"(the served model's tokenizer) so prompts can be sized"
+                f"the server has no /tokenize endpoint (HTTP {head.status}); {self.without_route}".rstrip("; ")
             )
         if head.status != 200:
             raise ConfigError(f"{self.name} answered HTTP {head.status}: {raw[:200].decode('utf-8', 'replace')}")

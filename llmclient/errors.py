@@ -11,6 +11,10 @@ class ConfigError(Exception):
     """Bad input or an unusable server, found before the run: one line, then a non-zero exit."""
 
 
+class KeyRefused(ConfigError):
+    """The server refused the API key (401 or 403)."""
+
+
 class TransportError(Exception):
     """The connection failed: refused, reset, closed early, timed out or garbled."""
 

@@ -17,7 +17,7 @@ import select
 import socket
 import ssl
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from llmclient import stamps
@@ -45,9 +45,11 @@ class Target:
     port: int
     # "" or a path prefix without a trailing slash
     base_path: str
+    # how an https connection verifies the server (None: against the system's CAs)
+    tls: ssl.SSLContext | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def parse(cls, url: str) -> Target:
+    def parse(cls, url: str, tls: ssl.SSLContext | None = None) -> Target:
         parts = urlsplit(url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"host must look like http://HOST:PORT or https://HOST:PORT, got {url!r}")
@@ -55,7 +57,7 @@ class Target:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
             raise ValueError(f"bad port in host {url!r}") from None
-        return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
+        return cls(parts.scheme, parts.hostname, port, parts.path.rstrip("/"), tls)
 
     @property
     def host_header(self) -> str:
@@ -73,16 +75,7 @@ def tls_context(ca_bundle: str = "", insecure: bool = False) -> ssl.SSLContext:
     try:
         return ssl.create_default_context(cafile=ca_bundle or None)
     except (OSError, ssl.SSLError) as exc:
-        raise ValueError(f"--ca-bundle {ca_bundle}: not a usable CA file ({exc})") from None
-
-
-_default_tls: ssl.SSLContext | None = None
-
-
-def configure_tls(ca_bundle: str = "", insecure: bool = False) -> None:
-    """Set how every https connection of this process verifies the server (from the options)."""
-    global _default_tls
-    _default_tls = tls_context(ca_bundle, insecure) if (ca_bundle or insecure) else None
+        raise ValueError(f"{ca_bundle}: not a usable CA file ({exc})") from None
 
 
 class Connection:
@@ -104,7 +97,6 @@ class Connection:
         *,
         connect_timeout: float = 10.0,
         read_timeout: float = 600.0,
-        ssl_context: ssl.SSLContext | None = None,
         kernel_timestamps: bool = True,
         max_idle: float = KEEPALIVE_IDLE_S,
     ) -> None:
@@ -112,9 +104,7 @@ class Connection:
         self.kernel_timestamps = kernel_timestamps
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
-        if target.scheme == "https" and ssl_context is None:
-            ssl_context = _default_tls or ssl.create_default_context()
-        self.ssl_context = ssl_context
+        self.ssl_context = (target.tls or ssl.create_default_context()) if target.scheme == "https" else None
         self._sock: socket.socket | None = None
         # the kernel stamps this socket's received data
         self.stamped = False

@@ -228,7 +228,9 @@ _DECODERS: dict[str, Callable[[str], Any]] = {
     "gaps": lambda text: tuple(float(x) for x in text.split()),
 }
 # a shipped row's text is as ``_text`` quoted it
-_SHIPPED_DECODERS: tuple[Callable[[str], Any], ...] = tuple(_unquote if c.kind == "text" else _DECODERS[c.kind] for c in COLUMNS)
+_SHIPPED_DECODERS: tuple[Callable[[str], Any], ...] = tuple(
+    _unquote if c.kind == "text" else _DECODERS[c.kind] for c in COLUMNS
+)
 
 
 def csv_line(fields: list[str]) -> str:

@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -245,10 +246,10 @@ class Scrapes:
         return server_figures(self.first_histograms, self.latest_histograms) if self.latest_histograms else {}
 
 
-def metrics_target(url: str) -> Target:
+def metrics_target(url: str, tls: ssl.SSLContext | None = None) -> Target:
     """A replica's ``/metrics`` (``http://host:port`` or ``…/metrics``): the target its path is read under."""
     url = url.strip().rstrip("/")
-    return Target.parse(url[: -len("/metrics")] if url.endswith("/metrics") else url)
+    return Target.parse(url[: -len("/metrics")] if url.endswith("/metrics") else url, tls)
 
 
 class ServerMetrics(Scrapes):
@@ -355,6 +356,7 @@ class ReplicaMetrics(Scrapes):
         headers: dict[str, str],
         prefix: str | None,
         extra: Callable[[], Mapping[str, float | None]] | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         super().__init__()
         self.extra = extra
@@ -363,7 +365,7 @@ class ReplicaMetrics(Scrapes):
         several = len(urls) > 1
         self.replicas = [
             ServerMetrics(
-                metrics_target(url),
+                metrics_target(url, tls),
                 headers,
                 ScrapeFiles(f"{prefix}_server_metrics_{i}.csv", f"{prefix}_server_histograms_{i}.jsonl")
                 if prefix and several

@@ -13,6 +13,7 @@ import csv
 import logging
 import math
 import os
+import ssl
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -114,10 +115,10 @@ KNOWN = ", ".join(name for exporter in EXPORTERS for name, _ in exporter.power[:
 class GpuTelemetry:
     """Scrapes each exporter's page and writes a row per exporter and scrape (when given a path)."""
 
-    def __init__(self, urls: list[str], path: str | None) -> None:
+    def __init__(self, urls: list[str], path: str | None, tls: ssl.SSLContext | None = None) -> None:
         self.urls = [url.strip() for url in urls]
         # raises ValueError with one line
-        self.pages = [telemetry_page(url) for url in self.urls]
+        self.pages = [telemetry_page(url, tls) for url in self.urls]
         self._conns = [Connection(target, read_timeout=10.0, connect_timeout=5.0) for target, _ in self.pages]
         self._warned: set[str] = set()
         self.path = path
@@ -177,11 +178,11 @@ class GpuTelemetry:
             self._writer = None
 
 
-def telemetry_page(url: str) -> tuple[Target, str]:
+def telemetry_page(url: str, tls: ssl.SSLContext | None = None) -> tuple[Target, str]:
     """``http://host:9400/metrics`` -> the host's target and the page's path (``/metrics`` when none)."""
     parts = urllib.parse.urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"--telemetry-url takes an exporter's page, http://HOST:PORT/metrics, got {url!r}")
-    return Target.parse(f"{parts.scheme}://{parts.netloc}"), (parts.path or "/metrics") + (
+        raise ValueError(f"takes an exporter's page, http://HOST:PORT/metrics, got {url!r}")
+    return Target.parse(f"{parts.scheme}://{parts.netloc}", tls), (parts.path or "/metrics") + (
         f"?{parts.query}" if parts.query else ""
     )

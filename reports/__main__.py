@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 
 from reports import charts, interactive
 from reports.answers import answers
@@ -16,10 +17,13 @@ from reports.load import ReportInputError, RunData, load_run
 from reports.metrics import windows
 from reports.summary import summary_of, users_over_time, write_summary
 from reports.terminal import results_block
+from scheduler.errors import ParameterError
 from scheduler.slo import parse_slo
 
 
-def report_run(run: RunData, slo: dict, ci_level: float | None = None) -> tuple[dict, list[str], list[str]]:
+def report_run(
+    run: RunData, slo: Mapping[str, float], ci_level: float | None = None
+) -> tuple[dict, list[str], list[str]]:
     """Write one run's outputs; returns its summary, chart paths and notes."""
     summary, notes = summary_of(run, slo, ci_level)
     out_charts = charts_of(run, summary)
@@ -136,6 +140,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"report: {run.prefix}_report.html")
         if len(runs) > 1:
             print(f"comparison: {side_by_side(runs, summaries)}")
+    except ParameterError as exc:
+        # the command's own flag: --slo
+        print(f"error: {exc.named(lambda parameter: '--' + parameter.replace('_', '-'))}", file=sys.stderr)
+        return 2
     except (ReportInputError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

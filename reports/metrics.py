@@ -8,6 +8,7 @@ pooled over all successful requests before any statistic, as vLLM does.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ from llmclient.server_metrics import (
 from reports.intervals import HEADLINE, SINGLE_RUN_METHOD, intervals_ms, rate_ci, ratio_of_sums_ci, total_rate_ci
 from scheduler.levels import Level, LevelResult, capacity, design_effect, level_result, parse_windows, verdict
 from scheduler.proof import prove
-from scheduler.slo import met
+from scheduler.slo import format_slo, met
 
 PERCENTILES = (50, 90, 99)
 # each request's; itl: itl_s's pooled gaps
@@ -100,14 +101,14 @@ def cache_hit_rate_from_server(server: pd.DataFrame | None) -> float:
     return float("nan") if rate is None else float(rate)
 
 
-def goodput(ok: pd.DataFrame, slo: dict[str, float], duration: float) -> float:
+def goodput(ok: pd.DataFrame, slo: Mapping[str, float], duration: float) -> float:
     """Requests per second that met every SLO (vLLM's ``request_goodput``; the rule: ``scheduler.slo.met``)."""
     if not slo or duration <= 0:
         return float("nan")
     return float(slo_met(ok, slo).sum() / duration)
 
 
-def slo_met(rows: pd.DataFrame, slo: dict[str, float]) -> np.ndarray:
+def slo_met(rows: pd.DataFrame, slo: Mapping[str, float]) -> np.ndarray:
     """Per row: did the request meet every SLO (a failed one never does)."""
     return np.asarray(
         met(
@@ -123,7 +124,7 @@ def slo_met(rows: pd.DataFrame, slo: dict[str, float]) -> np.ndarray:
 def summarize(
     rows: pd.DataFrame,
     server: pd.DataFrame | None = None,
-    slo: dict[str, float] | None = None,
+    slo: Mapping[str, float] | None = None,
     requested_rate: float | None = None,
     histograms: list[tuple[float, dict[str, Histogram]]] | None = None,
     ci_level: float = 0.95,
@@ -182,7 +183,7 @@ def counted_requests(rows: pd.DataFrame) -> dict[str, int]:
 
 
 def throughput_intervals(
-    ok: pd.DataFrame, dur: float, slo: dict[str, float] | None, summary: dict, level: float
+    ok: pd.DataFrame, dur: float, slo: Mapping[str, float] | None, summary: dict, level: float
 ) -> dict[str, list[float | None]]:
     """``<key>_ci`` of the throughputs, the goodput and the prefix-cache hit rate (``reports.intervals``)."""
     out = {
@@ -291,7 +292,7 @@ def steady_window(rows: pd.DataFrame, users: pd.DataFrame | None) -> tuple[float
 def steady_summary(
     rows: pd.DataFrame,
     users: pd.DataFrame | None,
-    slo: dict[str, float] | None,
+    slo: Mapping[str, float] | None,
     requested_rate: float | None,
     ci_level: float,
 ) -> dict[str, object]:
@@ -403,7 +404,7 @@ def _server_in_window(server: pd.DataFrame | None, start: float, end: float) -> 
 
 
 def level_results(
-    rows: pd.DataFrame, levels: pd.DataFrame, slo: dict[str, float], fixed_rate: float | None = None
+    rows: pd.DataFrame, levels: pd.DataFrame, slo: Mapping[str, float], fixed_rate: float | None = None
 ) -> list[LevelResult]:
     """Each level of a sweep as the run judged it (``scheduler.levels.level_result``), from its rows and the
     sending windows the run logged; ``fixed_rate``: the rate of prefix-groups levels (``--request-rate``)."""
@@ -434,7 +435,7 @@ def levels_summary(
     rows: pd.DataFrame,
     levels: pd.DataFrame,
     server: pd.DataFrame | None,
-    slo: dict[str, float],
+    slo: Mapping[str, float],
     target: float,
     find_capacity: bool,
     fixed_rate: float | None = None,
@@ -471,7 +472,7 @@ def _level_entry(
     item: Any,
     result: LevelResult,
     design: float,
-    goal: tuple[dict[str, float], float],
+    goal: tuple[Mapping[str, float], float],
     server: pd.DataFrame | None,
     histograms: list[tuple[float, dict[str, Histogram]]] | None,
     prefix_tokens: int,
@@ -516,25 +517,20 @@ def _level_entry(
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in summary.items()}
 
 
-def capacity_keys(results: list[LevelResult], levels: list[dict], slo: dict[str, float], target: float) -> dict:
+def capacity_keys(results: list[LevelResult], levels: list[dict], slo: Mapping[str, float], target: float) -> dict:
     """The capacity search's answer (``scheduler.levels.capacity``) under its summary keys."""
     answer = capacity(results, target)
     at = next((lv for lv in levels if lv["level"] == answer.level), None)
     return dict(
         capacity_rps=answer.rate,
         capacity_rps_ci=list(answer.interval),
-        slo=slo_text(slo),
+        slo=format_slo(slo),
         capacity_rps_bracket=list(answer.bracket),
         capacity_at_least=answer.at_least,
         capacity_goodput_tok_s=at["goodput_tok_s"] if at else None,
         capacity_goodput_rps=at["goodput_rps"] if at else None,
         slo_attainment_target=target,
     )
-
-
-def slo_text(slo: dict[str, float]) -> str:
-    """An SLO as ``--slo`` spells it (``ttft_ms=300,tpot_ms=50``)."""
-    return ",".join(f"{key}={limit:g}" for key, limit in slo.items())
 
 
 def knee_rate(levels: list[dict]) -> float | None:
@@ -660,23 +656,23 @@ def capacity_estimate(levels: list[dict]) -> float | None:
     return float(np.median(estimates)) if estimates else None
 
 
-def per_host(rows: pd.DataFrame, slo: dict[str, float] | None = None) -> dict:
+def per_host(rows: pd.DataFrame, slo: Mapping[str, float] | None = None) -> dict:
     """``hosts``: each host's single-run keys, when the run spread its requests over several (``-H a,b``)."""
     return per_value(rows, "host", "hosts", slo)
 
 
-def per_model(rows: pd.DataFrame, slo: dict[str, float] | None = None) -> dict:
+def per_model(rows: pd.DataFrame, slo: Mapping[str, float] | None = None) -> dict:
     """``models``: each model's single-run keys (its prefix-cache hit rate from the usage), when the run asked
     for several (``--model a:0.7,b:0.3``)."""
     return per_value(rows, "model", "models", slo)
 
 
-def per_image_count(rows: pd.DataFrame, slo: dict[str, float] | None = None) -> dict:
+def per_image_count(rows: pd.DataFrame, slo: Mapping[str, float] | None = None) -> dict:
     """``images``: the figures of the requests with each number of images, when they carried several."""
     return per_value(rows, "image_count", "images", slo)
 
 
-def per_value(rows: pd.DataFrame, column: str, key: str, slo: dict[str, float] | None) -> dict:
+def per_value(rows: pd.DataFrame, column: str, key: str, slo: Mapping[str, float] | None) -> dict:
     """``{key: {value: summary}}`` over the rows of each value of ``column``, when there are several."""
     if column not in rows:
         return {}
@@ -727,7 +723,7 @@ def _skew(values: list) -> float | None:
 def per_stage(
     rows: pd.DataFrame,
     histograms: list[tuple[float, dict[str, Histogram]]] | None = None,
-    slo: dict[str, float] | None = None,
+    slo: Mapping[str, float] | None = None,
 ) -> dict:
     """``stages``: each ``--stages`` step's single-run keys from its rows, and the server's figures between
     the scrapes around it (the run scrapes as each stage ends; a request still in flight when its stage

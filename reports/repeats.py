@@ -8,6 +8,8 @@ are the honest ones for "what would another run say".
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -27,7 +29,7 @@ def across_repeats_method(k: int) -> str:
     return f"across {k} repetitions: each headline figure the mean of theirs, Student's t over them"
 
 
-def repeats_summary(rows: pd.DataFrame, slo: dict[str, float] | None, level: float, one_load: bool) -> dict:
+def repeats_summary(rows: pd.DataFrame, slo: Mapping[str, float] | None, level: float, one_load: bool) -> dict:
     """``repeats`` (one object per repetition) and, when the repetitions are of one load, the headline figures
     and their intervals across them; {} for a run without --repeat."""
     if "repeat" not in rows or not rows["repeat"].notna().any():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -40,7 +41,7 @@ EMBEDDINGS_NOTE = (
 )
 
 
-def summary_of(run: RunData, slo: dict, ci_level: float | None = None) -> tuple[dict, list[str]]:
+def summary_of(run: RunData, slo: Mapping[str, float], ci_level: float | None = None) -> tuple[dict, list[str]]:
     """The run's summary and its notes (intervals at ``ci_level``, else the run's --ci-level, else 0.95)."""
     rows = run.requests
     if rows is None or rows.empty:
@@ -186,7 +187,7 @@ def _trace_figures(run: RunData, rows: pd.DataFrame, summary: dict, notes: list[
     notes.append(trace_note(summary))
 
 
-def _level_figures(run: RunData, rows: pd.DataFrame, slo: dict, summary: dict, notes: list[str]) -> None:
+def _level_figures(run: RunData, rows: pd.DataFrame, slo: Mapping[str, float], summary: dict, notes: list[str]) -> None:
     """A sweep's or capacity search's levels: their figures, the capacity, the KV cliff."""
     if run.levels is None or run.levels.empty:
         return

@@ -33,6 +33,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from scheduler.errors import ParameterError
+
 INF = math.inf
 # an arrival this close to a stage's end (summed gaps round) belongs to the next stage
 BOUNDARY_S = 1e-9
@@ -159,15 +161,15 @@ def schedule(profile: RateProfile, burstiness: float, seed: int, total: int | No
 
 
 def parse_burstiness(text: str) -> float:
-    """``--burstiness``: a positive number, or ``inf`` (evenly spaced arrivals)."""
+    """``burstiness``: a positive number, or ``inf`` (evenly spaced arrivals)."""
     value = float(text)
     if not value > 0:
-        raise ValueError(f"--burstiness must be positive (or inf), got {text}")
+        raise ParameterError("burstiness", f" must be positive (or inf), got {text}")
     return value
 
 
 def parse_stages(text: str) -> tuple[Stage, ...]:
-    """``--stages 30s:5,2m:20,45:10``: each DURATION:RATE (durations in s, or with s/m/h), or
+    """``stages``, e.g. ``30s:5,2m:20,45:10``: each DURATION:RATE (durations in s, or with s/m/h), or
     ``30s:8u,1m:32u``: each DURATION:USERS (a closed loop in steps); one kind per run."""
     stages = []
     for part in text.split(","):
@@ -179,21 +181,28 @@ def parse_stages(text: str) -> tuple[Stage, ...]:
             seconds = _duration_s(duration.strip())
             value = float(amount[:-1] if amount.endswith("u") else amount)
         except ValueError:
-            raise ValueError(
-                f"--stages takes DURATION:RATE,... or DURATION:USERSu,... (e.g. 30s:5,60s:20 or 30s:8u,60s:32u), "
-                f"got {part!r}"
+            raise ParameterError(
+                "stages",
+                f" takes DURATION:RATE,... or DURATION:USERSu,... (e.g. 30s:5,60s:20 or 30s:8u,60s:32u), got {part!r}",
             ) from None
         if seconds <= 0 or not value > 0 or math.isinf(value):
-            raise ValueError(f"--stages: each duration and rate must be positive, got {part!r}")
+            raise ParameterError("stages", f": each duration and rate must be positive, got {part!r}")
         if amount.endswith("u"):
             if value != int(value):
-                raise ValueError(f"--stages: a user count is a whole number, got {part!r}")
+                raise ParameterError("stages", f": a user count is a whole number, got {part!r}")
             stages.append(Stage(seconds, users=int(value)))
         else:
             stages.append(Stage(seconds, rate=value))
     if len({stage.users is None for stage in stages}) > 1:
-        raise ValueError("--stages mixes rates and user counts: give one kind")
+        raise ParameterError("stages", " mixes rates and user counts: give one kind")
     return tuple(stages)
+
+
+def format_stages(stages: tuple[Stage, ...]) -> str:
+    """Stages as ``parse_stages`` reads them (durations in seconds)."""
+    return ",".join(
+        f"{s.duration_s:g}s:{s.users}u" if s.users is not None else f"{s.duration_s:g}s:{s.rate:g}" for s in stages
+    )
 
 
 def _duration_s(text: str) -> float:

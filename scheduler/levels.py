@@ -27,11 +27,13 @@ No Locust, no I/O: ``users/load/sweep.py`` runs the levels; ``reports`` reads th
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
+from scheduler.errors import ParameterError
 from scheduler.slo import met
 
 KINDS = ("rate", "concurrency", "prefix-groups", "prefix-tokens")
@@ -215,31 +217,42 @@ def verdict(result: LevelResult, target: float, design: float = 1.0) -> str:
     return "close"
 
 
-def parse_sweep(text: str) -> tuple[str, tuple[float, ...]]:
+class SweepSpec(NamedTuple):
+    """A sweep's kind of level and its values (none for ``auto``)."""
+
+    kind: str
+    values: tuple[float, ...]
+
+    def __str__(self) -> str:
+        return self.kind if self.kind == "auto" else f"{self.kind}:{','.join(f'{v:g}' for v in self.values)}"
+
+
+def parse_sweep(text: str) -> SweepSpec:
     """``rate:1,2,4`` / ``concurrency:1,8,32`` / ``prefix-groups:1,8,64`` / ``prefix-tokens:0,1536`` / ``auto``
     -> (kind, values); ValueError with one line."""
     text = text.strip()
     if text == "auto":
-        return "auto", ()
+        return SweepSpec("auto", ())
     kind, sep, values = text.partition(":")
     kind = kind.strip()
     if not sep or kind not in KINDS:
-        raise ValueError(
-            "--sweep takes rate:R1,R2,…, concurrency:C1,C2,…, prefix-groups:G1,G2,…, prefix-tokens:P1,P2,… or auto; "
-            f"got {text!r}"
+        raise ParameterError(
+            "sweep",
+            " takes rate:R1,R2,…, concurrency:C1,C2,…, prefix-groups:G1,G2,…, prefix-tokens:P1,P2,… or auto; "
+            f"got {text!r}",
         )
     out = []
     for part in values.split(","):
         try:
             value = float(part)
         except ValueError:
-            raise ValueError(f"--sweep {kind}: {part.strip()!r} is not a number") from None
+            raise ParameterError("sweep", f" {kind}: {part.strip()!r} is not a number") from None
         if not (value > 0 or (value == 0 and kind == "prefix-tokens")) or math.isinf(value):
-            raise ValueError(f"--sweep {kind} levels must be positive, got {part.strip()}")
+            raise ParameterError("sweep", f" {kind} levels must be positive, got {part.strip()}")
         if kind in WHOLE_KINDS and value != int(value):
-            raise ValueError(f"--sweep {kind} levels are whole numbers, got {part.strip()}")
+            raise ParameterError("sweep", f" {kind} levels are whole numbers, got {part.strip()}")
         out.append(value)
-    return kind, tuple(out)
+    return SweepSpec(kind, tuple(out))
 
 
 class Plan:
@@ -430,7 +443,7 @@ def capacity_sentence(answer: Capacity, slo: str, target: float) -> str:
         need = fewest_to_pass(target, answer.design)
         text += (
             f" No rate was confirmed: misses came in bursts (design effect {answer.design:.3g}), and a level "
-            f"needs about {need:,} requests, all meeting the SLO, to confirm one: use a longer --level-duration."
+            f"needs about {need:,} requests, all meeting the SLO, to confirm one: use longer levels."
         )
     return text
 
@@ -539,7 +552,7 @@ def level_result(
     tpot: Sequence[float],
     e2e: Sequence[float],
     windows: Sequence[tuple[float, float]],
-    slo: dict[str, float],
+    slo: Mapping[str, float],
     saturated: bool = False,
     resolved: bool = True,
 ) -> LevelResult:

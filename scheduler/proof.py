@@ -43,7 +43,7 @@ class ScheduleProof:
         return (
             f"the schedule slipped: achieved {self.achieved_rate:.2f} of {self.scheduled_rate:.2f} scheduled req/s, "
             f"lag p99 {self.lag_p99_s * 1e3:.1f} ms (max {self.lag_max_s * 1e3:.1f} ms): the latencies are not those "
-            "of the requested load (add --processes or workers, or lower the rate)"
+            "of the requested load (add client processes or workers, or lower the rate)"
         )
 
     def as_summary(self, requested_rate: float | None = None) -> dict[str, float]:

@@ -1,4 +1,4 @@
-"""Service-level objectives: ``--slo ttft_ms=500,tpot_ms=50,e2el_ms=10000`` and whether a request met them.
+"""Service-level objectives (``ttft_ms=500,tpot_ms=50,e2el_ms=10000``) and whether a request met them.
 
 One rule for the run (the capacity search counts requests as they finish) and for the reports
 (goodput, attainment): a request meets the SLO when it succeeded and each given limit holds;
@@ -8,9 +8,12 @@ a request with one output token has no TPOT, and that limit does not apply to it
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
+from scheduler.errors import ParameterError
 
 # SLO key -> per-request column
 KEYS = {"ttft_ms": "ttft_s", "tpot_ms": "tpot_s", "e2el_ms": "e2e_s"}
@@ -25,35 +28,42 @@ def parse_slo(text: str | None) -> dict[str, float]:
         key, sep, value = part.partition("=")
         key = key.strip()
         if not sep or key not in KEYS:
-            raise ValueError(f"--slo takes ttft_ms=…,tpot_ms=…,e2el_ms=… (milliseconds); got {part.strip()!r}")
+            raise ParameterError("slo", f" takes ttft_ms=…,tpot_ms=…,e2el_ms=… (milliseconds); got {part.strip()!r}")
         try:
             limit = float(value)
         except ValueError:
-            raise ValueError(f"--slo value for {key} must be a number, got {value.strip()!r}") from None
+            raise ParameterError("slo", f" value for {key} must be a number, got {value.strip()!r}") from None
         if not limit > 0:
-            raise ValueError(f"--slo {key} must be positive, got {value.strip()}")
+            raise ParameterError("slo", f" {key} must be positive, got {value.strip()}")
         out[key] = limit
     return out
 
 
+def format_slo(slo: Mapping[str, float]) -> str:
+    """An SLO as ``parse_slo`` reads it."""
+    return ",".join(f"{key}={limit:g}" for key, limit in slo.items())
+
+
 def goodput_as_slo(items: tuple[str, ...] | list[str]) -> str:
-    """``vllm bench serve``'s ``--goodput ttft:500 tpot:50`` as ``--slo ttft_ms=500,tpot_ms=50``; ValueError with
-    one line."""
+    """``vllm bench serve``'s goodput (``ttft:500 tpot:50``) as an SLO (``ttft_ms=500,tpot_ms=50``); a
+    ParameterError with one line."""
     parts = []
     for item in items:
         key, sep, value = item.partition(":")
         if not sep or f"{key.strip()}_ms" not in KEYS:
-            raise ValueError(f"--goodput takes KEY:MS with KEY ttft, tpot or e2el (as vllm bench serve); got {item!r}")
+            raise ParameterError(
+                "goodput", f" takes KEY:MS with KEY ttft, tpot or e2el (as vllm bench serve); got {item!r}"
+            )
         parts.append(f"{key.strip()}_ms={value.strip()}")
     text = ",".join(parts)
     try:
         parse_slo(text)
-    except ValueError as exc:
-        raise ValueError(str(exc).replace("--slo", "--goodput")) from None
+    except ParameterError as exc:
+        raise ParameterError("goodput", exc.rest) from None
     return text
 
 
-def met(slo: dict[str, float], success: Any, ttft_s: Any, tpot_s: Any, e2e_s: Any) -> Any:
+def met(slo: Mapping[str, float], success: Any, ttft_s: Any, tpot_s: Any, e2e_s: Any) -> Any:
     """True where a request met every limit (scalars, or numpy arrays of one length)."""
     values = {"ttft_s": ttft_s, "tpot_s": tpot_s, "e2e_s": e2e_s}
     ok = np.asarray(success, dtype=bool)

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from scheduler.arrivals import Arrival
+from scheduler.errors import ParameterError
 
 FORMATS = ("mooncake", "azure", "requests")
 AZURE_TIME = ("TIMESTAMP", "timestamp", "Timestamp", "time")
@@ -43,8 +44,11 @@ AZURE_OUTPUT = ("GeneratedTokens", "generated_tokens", "output_tokens", "output_
 SESSION = ("session_id", "conversation_id", "SessionId", "ConversationId")
 
 
-class TraceError(ValueError):
+class TraceError(ParameterError):
     """A trace that cannot be replayed: one line, naming the file and the row."""
+
+    def __init__(self, rest: str, parameter: str = "trace") -> None:
+        super().__init__(parameter, rest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,36 +96,36 @@ def guess_format(path: str) -> str:
     if any(c in columns for c in AZURE_INPUT):
         return "azure"
     raise TraceError(
-        f"--trace {path}: cannot tell its format (expected Mooncake JSON lines, an Azure-style CSV or a "
-        "PREFIX_requests.csv); give --trace-format"
+        f" {path}: cannot tell its format (expected Mooncake JSON lines, an Azure-style CSV or a "
+        "PREFIX_requests.csv); give {trace_format}"
     )
 
 
 def load_trace(path: str, fmt: str = "", block_tokens: int = 512) -> Trace:
     """Read and check a trace (raises TraceError)."""
     if not os.path.isfile(path):
-        raise TraceError(f"--trace {path}: no such file")
+        raise TraceError(f" {path}: no such file")
     try:
         fmt = fmt or guess_format(path)
         reader = {"mooncake": _mooncake, "azure": _azure, "requests": _requests}.get(fmt)
         if reader is None:
-            raise TraceError(f"--trace-format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+            raise TraceError(f" must be one of {', '.join(FORMATS)}, got {fmt!r}", "trace_format")
         raw = list(reader(path, block_tokens))
     except OSError as exc:
-        raise TraceError(f"--trace {path}: cannot read it ({exc.strerror or exc})") from None
+        raise TraceError(f" {path}: cannot read it ({exc.strerror or exc})") from None
     except UnicodeDecodeError:
-        raise TraceError(f"--trace {path}: not UTF-8 text") from None
+        raise TraceError(f" {path}: not UTF-8 text") from None
     if not raw:
-        raise TraceError(f"--trace {path}: no requests in it")
+        raise TraceError(f" {path}: no requests in it")
     requests = []
     t0 = raw[0][1]
     previous = -math.inf
     for index, (where, t, n_in, n_out, ids, session) in enumerate(raw):
         if t < 0:
-            raise TraceError(f"--trace {path}: {where}: negative timestamp {t:g}")
+            raise TraceError(f" {path}: {where}: negative timestamp {t:g}")
         if t < previous:
             raise TraceError(
-                f"--trace {path}: {where}: timestamp {t:g} is earlier than the row before ({previous:g}); "
+                f" {path}: {where}: timestamp {t:g} is earlier than the row before ({previous:g}); "
                 "a trace must be sorted by time"
             )
         previous = t
@@ -154,12 +158,12 @@ def check_lengths(trace: Trace, max_model_len: int | None, least_input: int = 1)
     for r in trace.requests:
         if max_model_len is not None and r.input_length + r.output_length > max_model_len:
             raise TraceError(
-                f"--trace {r.where}: input_length {r.input_length} + output_length {r.output_length} "
+                f" {r.where}: input_length {r.input_length} + output_length {r.output_length} "
                 f"exceeds the model's context of {max_model_len} tokens"
             )
         if r.input_length < least_input:
             raise TraceError(
-                f"--trace {r.where}: input_length {r.input_length} is shorter than the prompt's fixed "
+                f" {r.where}: input_length {r.input_length} is shorter than the prompt's fixed "
                 f"part ({least_input} tokens: the chat template or BOS, and a first word)"
             )
 
@@ -171,7 +175,7 @@ Raw = tuple[str, float, int, int, tuple[int, ...], str]
 def _number(where: str, name: str, value: object) -> float | None:
     """A field as a number; None when it is not one (a missing field raises)."""
     if value is None or value == "":
-        raise TraceError(f"{where}: missing {name}")
+        raise TraceError(f" {where}: missing {name}")
     try:
         return float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
@@ -181,9 +185,9 @@ def _number(where: str, name: str, value: object) -> float | None:
 def _count(where: str, name: str, value: object, low: int = 1) -> int:
     number = _number(where, name, value)
     if number is None:
-        raise TraceError(f"{where}: {name} is not a number ({value!r})")
+        raise TraceError(f" {where}: {name} is not a number ({value!r})")
     if not number.is_integer() or number < low:
-        raise TraceError(f"{where}: {name} must be a whole number of at least {low}, got {value!r}")
+        raise TraceError(f" {where}: {name} must be a whole number of at least {low}, got {value!r}")
     return int(number)
 
 
@@ -193,9 +197,9 @@ def _seconds(where: str, name: str, value: object, scale: float = 1.0) -> float:
         try:
             return datetime.fromisoformat(str(value).strip()).timestamp()
         except ValueError:
-            raise TraceError(f"{where}: {name} is neither a number nor a date and time ({value!r})") from None
+            raise TraceError(f" {where}: {name} is neither a number nor a date and time ({value!r})") from None
     if not math.isfinite(number):
-        raise TraceError(f"{where}: {name} is not a finite number ({value!r})")
+        raise TraceError(f" {where}: {name} is not a finite number ({value!r})")
     return number * scale
 
 
@@ -208,23 +212,20 @@ def _mooncake(path: str, block_tokens: int) -> Iterator[Raw]:
             try:
                 rec = json.loads(line)
             except ValueError:
-                raise TraceError(f"--trace {where}: not valid JSON") from None
-            try:
-                if not isinstance(rec, dict):
-                    raise TraceError(f"{where}: expected a JSON object")
-                t = _seconds(where, "timestamp", rec.get("timestamp"), 1e-3)
-                n_in = _count(where, "input_length", rec.get("input_length"))
-                n_out = _count(where, "output_length", rec.get("output_length"))
-                ids = rec.get("hash_ids", [])
-                if not isinstance(ids, list) or not all(isinstance(h, int) for h in ids):
-                    raise TraceError(f"{where}: hash_ids must be a list of whole numbers")
-                if ids and len(ids) != math.ceil(n_in / block_tokens):
-                    raise TraceError(
-                        f"{where}: {len(ids)} hash ids for input_length {n_in}, but blocks of {block_tokens} tokens "
-                        f"make {math.ceil(n_in / block_tokens)} (see --trace-block-tokens)"
-                    )
-            except TraceError as exc:
-                raise TraceError(f"--trace {exc}") from None
+                raise TraceError(f" {where}: not valid JSON") from None
+            if not isinstance(rec, dict):
+                raise TraceError(f" {where}: expected a JSON object")
+            t = _seconds(where, "timestamp", rec.get("timestamp"), 1e-3)
+            n_in = _count(where, "input_length", rec.get("input_length"))
+            n_out = _count(where, "output_length", rec.get("output_length"))
+            ids = rec.get("hash_ids", [])
+            if not isinstance(ids, list) or not all(isinstance(h, int) for h in ids):
+                raise TraceError(f" {where}: hash_ids must be a list of whole numbers")
+            if ids and len(ids) != math.ceil(n_in / block_tokens):
+                raise TraceError(
+                    f" {where}: {len(ids)} hash ids for input_length {n_in}, but blocks of {block_tokens} tokens "
+                    f"make {math.ceil(n_in / block_tokens)} (see {{trace_block_tokens}})"
+                )
             session = rec.get("session_id", rec.get("conversation_id", ""))
             yield where, t, n_in, n_out, tuple(ids), str(session) if session is not None else ""
 
@@ -250,46 +251,40 @@ def _azure(path: str, _block_tokens: int) -> Iterator[Raw]:
         )
         if time_col is None or in_col is None or out_col is None:
             raise TraceError(
-                f"--trace {path}: an Azure-style trace needs columns {AZURE_TIME[0]}, {AZURE_INPUT[0]} "
+                f" {path}: an Azure-style trace needs columns {AZURE_TIME[0]}, {AZURE_INPUT[0]} "
                 f"and {AZURE_OUTPUT[0]}; found {', '.join(columns)}"
             )
-        try:
-            session_col = _pick(columns, SESSION)
-            yield (
-                where,
-                _seconds(where, time_col, row.get(time_col)),
-                _count(where, in_col, row.get(in_col)),
-                _count(where, out_col, row.get(out_col)),
-                (),
-                (row.get(session_col) or "").strip() if session_col else "",
-            )
-        except TraceError as exc:
-            raise TraceError(f"--trace {exc}") from None
+        session_col = _pick(columns, SESSION)
+        yield (
+            where,
+            _seconds(where, time_col, row.get(time_col)),
+            _count(where, in_col, row.get(in_col)),
+            _count(where, out_col, row.get(out_col)),
+            (),
+            (row.get(session_col) or "").strip() if session_col else "",
+        )
 
 
 def _requests(path: str, _block_tokens: int) -> Iterator[Raw]:
     rows = []
     for where, row, columns in _csv_rows(path):
         if "prompt_tokens" not in columns or ("start_time" not in columns and "scheduled_time" not in columns):
-            raise TraceError(f"--trace {path}: a requests CSV needs start_time (or scheduled_time) and prompt_tokens")
+            raise TraceError(f" {path}: a requests CSV needs start_time (or scheduled_time) and prompt_tokens")
         if not (row.get("prompt_tokens") or "").strip():
             # failed before the server counted its prompt: nothing to replay
             continue
         time_col = "scheduled_time" if (row.get("scheduled_time") or "").strip() else "start_time"
-        try:
-            out = row.get("output_tokens") or row.get("max_tokens")
-            rows.append(
-                (
-                    where,
-                    _seconds(where, time_col, row.get(time_col)),
-                    _count(where, "prompt_tokens", row.get("prompt_tokens")),
-                    _count(where, "output_tokens", out) if (out or "").strip() else 1,
-                    (),
-                    "",
-                )
+        out = row.get("output_tokens") or row.get("max_tokens")
+        rows.append(
+            (
+                where,
+                _seconds(where, time_col, row.get(time_col)),
+                _count(where, "prompt_tokens", row.get("prompt_tokens")),
+                _count(where, "output_tokens", out) if (out or "").strip() else 1,
+                (),
+                "",
             )
-        except TraceError as exc:
-            raise TraceError(f"--trace {exc}") from None
+        )
     # a run's rows are written as requests end, not as they were sent
     rows.sort(key=lambda r: r[1])
     yield from rows

@@ -26,14 +26,13 @@ def _table(head: tuple[str, ...], rows: list[tuple[object, ...]]) -> str:
 
 
 def options() -> str:
-    from users.settings.options import GROUPS, OPTIONS
+    from users.settings.option import options_of
+    from users.settings.sections import SECTIONS
 
-    by_dest = {o.dest: o for o in OPTIONS}
     out = []
-    for title, dests in GROUPS.items():
-        rows = []
-        for dest in dests:
-            o = by_dest[dest]
+    for section in SECTIONS:
+        title, rows = section.__doc__, []
+        for o in options_of(section):
             flags = ", ".join(f"`{f}`" for f in o.flags)
             default = "" if o.default in (None, "", ()) else f"`{o.default}`"
             form = "no (secret)" if o.secret else ("yes" if o.web_form else "no")

@@ -11,7 +11,7 @@ import sys
 from locust import events
 from locust.argument_parser import get_parser
 
-from users.settings.options import add_options
+from users.settings.parser import add_options
 
 
 def main() -> None:

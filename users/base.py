@@ -4,19 +4,22 @@ A user class chooses a transport (``make_transport``); everything else is shared
 the ``-n`` budget, the model, requests in flight, cancellation and recording, so a
 task written against ``self.client`` gets the same exact rows as the built-in one.
 
-    from locust import task
-    from users.base import LLMUser
+    from users.api import LLMUser, task
 
     class MyUser(LLMUser):
         @task
         def ask(self):
-            first = self.client.chat([{"role": "user", "content": "Name a prime."}], max_tokens=16)
-            self.client.chat([{"role": "user", "content": f"Is {first.text} prime?"}], max_tokens=16)
+            first = self.client.chat("Name a prime.", max_tokens=16)
+            self.client.chat(f"Is {first.text} prime?", max_tokens=16)
+
+The client is ready when the user is made (no ``on_start`` to call), and ``self.rng`` makes the
+user's random choices, the same in every run with the same ``--seed``.
 """
 
 from __future__ import annotations
 
 import random
+from typing import TYPE_CHECKING, ClassVar
 
 import gevent
 from locust import User, constant
@@ -27,9 +30,12 @@ from llmclient.stream import Messages
 from llmclient.transports import Transport
 from prompts.text import join, words
 from users.load.client import LLMClient, socket_transport
-from users.runtime.roles import get_run
+from users.runtime.handle import get_run
 from users.services.run import LLMRun
 from users.settings.hosts import primary
+
+if TYPE_CHECKING:
+    from locust.env import Environment
 
 OPEN_LOOP_IDLE_S = 1.0
 
@@ -43,18 +49,24 @@ class LLMUser(User):
 
     abstract = True
     wait_time = constant(0)
+    # runs only when named on the command line (``locust -f locustfile.py OpenAISDKUser``)
+    only_when_named: ClassVar[bool] = False
 
-    def make_transport(self, run: LLMRun, host: str) -> Transport:
-        """This user's transport to one host (of -H's)."""
-        return socket_transport(run.context, host)
-
-    def on_start(self) -> None:
+    def __init__(self, environment: Environment) -> None:
+        super().__init__(environment)
         # not "run": that is Locust's User.run
-        run = self.llm_run = get_run(self.environment)
+        run = self.llm_run = get_run(environment)
+        # this process's users in the order made: with --seed and the process's stream, the user's randomness
+        self.index = run.new_user()
+        self.rng = random.Random(f"{run.context.settings.load.seed}-{run.context.stream_id}-{self.index}")
         host = self.host or ""
         self.client = LLMClient(
             run, host, self.make_transport(run, primary(host)), lambda one: self.make_transport(run, one)
         )
+
+    def make_transport(self, run: LLMRun, host: str) -> Transport:
+        """This user's transport to one host (of -H's)."""
+        return socket_transport(run.context, host)
 
     def on_stop(self) -> None:
         self.client.close()
@@ -69,27 +81,27 @@ def send_next_prompt(user: LLMUser) -> None:
     settings = run.context.settings
     endpoint = run.context.endpoint
     # the schedule sends the requests (users/load/open_loop.py, users/load/sweep.py): idle
-    if settings.scheduled:
+    if settings.mode.scheduled:
         gevent.sleep(OPEN_LOOP_IDLE_S)
         return
-    if settings.turns <= 1:
+    if settings.prompts.turns <= 1:
         user.client.send_prompt(run.prompts.next_prompt())
         return
-    talk: Conversation = user.__dict__.setdefault("conversation", Conversation(settings.seed, id(user)))
-    if talk.continues(settings.turns):
-        messages = talk.follow_up(settings.turn_tokens)
+    talk: Conversation = user.__dict__.setdefault("conversation", Conversation(user.rng))
+    if talk.continues(settings.prompts.turns):
+        messages = talk.follow_up(settings.prompts.turn_tokens)
     else:
         prompt = run.prompts.next_prompt()
         talk.max_tokens = prompt.max_tokens
         messages = talk.start(prompt.content)
-    talk.last = user.client.request(endpoint, messages, talk.max_tokens, {}, True)
+    talk.last = user.client.request(endpoint, messages, max_tokens=talk.max_tokens, collect_text=True)
 
 
 class Conversation:
     """A user's multi-turn conversation: its history, and how many turns it has had."""
 
-    def __init__(self, seed: int, user_id: int) -> None:
-        self.rng = random.Random(f"{seed}-{user_id}")
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
         self.history: Messages = []
         self.turn = 0
         # the first prompt's own output length, if it has one

@@ -16,6 +16,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from locust import events
 
-from users.settings.options import add_options
+from users.settings.parser import add_options
 
 events.init_command_line_parser.add_listener(add_options)

@@ -25,6 +25,7 @@ class OpenAISDKUser(LLMUser):
     """Streams through ``openai.OpenAI`` (httpx underneath, made cooperative by gevent)."""
 
     abstract = False
+    only_when_named = True
 
     @task
     def generate(self) -> None:
@@ -32,4 +33,4 @@ class OpenAISDKUser(LLMUser):
 
     def make_transport(self, run: LLMRun, host: str) -> Transport:
         s = run.context.settings
-        return OpenAISDKTransport(host, s.api_key, s.request_timeout or s.stream_timeout)
+        return OpenAISDKTransport(host, s.server.api_key, s.server.request_timeout or s.server.stream_timeout)

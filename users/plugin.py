@@ -1,11 +1,4 @@
-"""The suite as a Locust plugin: its options and its run, for any locustfile.
-
-from locust import task          # first: gevent patches the standard library early
-from users.base import LLMUser
-from users.plugin import install
-
-install()
-"""
+"""The suite as a Locust plugin: its options and its run, for any locustfile (``users.api`` installs it)."""
 
 from __future__ import annotations
 
@@ -14,7 +7,7 @@ from typing import TYPE_CHECKING
 from locust import events
 
 from users.runtime.roles import register
-from users.settings.options import add_options
+from users.settings.parser import add_options
 
 if TYPE_CHECKING:
     from locust.argument_parser import LocustArgumentParser
@@ -28,7 +21,7 @@ def _on_parser(parser: LocustArgumentParser, **_kw: object) -> None:
 
 
 def _on_init(environment: Environment, **_kw: object) -> None:
-    # the suite's --profile, not Locust's label (options.TAKEN_FROM_LOCUST)
+    # the suite's --profile, not Locust's label (sections.TAKEN_FROM_LOCUST)
     if isinstance(environment.profile, bool):
         environment.profile = None
     register(environment)

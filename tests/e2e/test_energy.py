@@ -12,7 +12,7 @@ import pytest
 
 from tests.e2e.test_sweep import report
 from tests.procs import read_rows, run_locust
-from tests.unit.test_energy import curve, integral
+from tests.unit.reports.test_energy import curve, integral
 
 
 class FakeDcgm(BaseHTTPRequestHandler):

@@ -27,7 +27,7 @@ def test_every_page_the_nav_names_exists_and_every_page_is_in_the_nav():
 
 def test_the_reference_spells_out_every_option_flag_and_emulator_flag():
     from emulator.__main__ import parser
-    from users.settings.options import OPTIONS
+    from users.settings.sections import OPTIONS
 
     options = reference.options()
     assert {f for o in OPTIONS for f in o.flags if f"`{f}`" not in options} == set()

@@ -4,13 +4,16 @@ prompts/ and reports/; the emulator shares nothing with the client. Read from th
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
 from tests.procs import ROOT
-from users.settings.options import OPTIONS, Settings
+from users.settings.option import options_of
+from users.settings.sections import OPTIONS, SECTIONS
+from users.settings.settings import Settings
 
 
 def import_statements(path: Path) -> list[tuple[str, tuple[str, ...]]]:
@@ -57,12 +60,15 @@ def test_reports_use_only_the_row_schema_the_hit_rate_and_the_pure_rules():
     assert used <= {"llmclient", "llmclient.schema", "llmclient.server_metrics", "llmclient.cpu", "llmclient.errors"}
     scheduler = {n for names in imported_modules("reports").values() for n in names if n.startswith("scheduler")}
     # the schedule proof, the SLO rule and the level verdicts: the run and the report judge alike
-    assert scheduler <= {"scheduler.proof", "scheduler.slo", "scheduler.levels"}, scheduler
+    assert scheduler <= {"scheduler.proof", "scheduler.slo", "scheduler.levels", "scheduler.errors"}, scheduler
 
 
-def test_settings_has_one_field_per_option_in_the_same_order():
-    assert [f.name for f in fields(Settings)] == [o.dest for o in OPTIONS]
-    assert len({o.env_var for o in OPTIONS}) == len(OPTIONS)
+def test_each_option_is_declared_once_as_a_field_of_one_section_and_settings_holds_each_section():
+    """An option's name, flags, default and help are its field's: no table beside the sections."""
+    assert [o.dest for o in OPTIONS] == [o.dest for s in SECTIONS for o in options_of(s)]
+    assert len({o.dest for o in OPTIONS}) == len({o.env_var for o in OPTIONS}) == len(OPTIONS)
+    held = {f.type for f in fields(Settings)}
+    assert {s.__name__ for s in SECTIONS} <= held, held
 
 
 PACKAGES = ("llmclient", "scheduler", "users", "prompts", "reports", "emulator", "bench", "tools", "examples", "tuning")
@@ -215,3 +221,60 @@ def test_the_unit_tests_folders_mirror_the_packages():
     folders = [p.parent.relative_to(ROOT / "tests" / "unit") for p in (ROOT / "tests" / "unit").rglob("test_*.py")]
     strays = sorted({str(f) for f in folders if f.parts and not (ROOT / f).is_dir()})
     assert not strays and len({f for f in folders if f.parts}) >= 10, strays
+
+
+def assignments(path: Path) -> list[ast.expr]:
+    """Every target assigned to in a file (tuples unpacked)."""
+    out: list[ast.expr] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, ast.AugAssign | ast.AnnAssign)
+            else []
+        )
+        for target in targets:
+            out += target.elts if isinstance(target, ast.Tuple) else [target]
+    return out
+
+
+def test_the_run_is_wired_by_constructors_and_keeps_one_handle_on_locusts_environment():
+    """A part gets its collaborators in its constructor: nothing assigns into a part it holds
+    (``self.part.attribute = …``); the run hangs off Locust's environment by one handle (runtime/handle.py),
+    and what else is set on the environment is Locust's own."""
+    from locust.env import Environment
+
+    locusts = set(vars(Environment())) | set(dir(Environment))
+    reaching, handles, foreign = [], [], []
+    for path in sorted((ROOT / "users").rglob("*.py")):
+        where = str(path.relative_to(ROOT))
+        for t in assignments(path):
+            if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Attribute):
+                if isinstance(t.value.value, ast.Name) and t.value.value.id == "self":
+                    reaching.append(f"{where}: {ast.unparse(t)}")
+            if isinstance(t, ast.Attribute) and ast.unparse(t.value).endswith("environment") and t.attr not in locusts:
+                foreign.append(f"{where}: {ast.unparse(t)}")
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "setattr"]
+        handles += [where for call in calls if ast.unparse(call.args[0]).endswith("environment")]
+    assert not reaching, reaching
+    assert not foreign, foreign
+    assert handles == ["users/runtime/handle.py"]
+
+
+def test_the_client_and_the_scheduler_raise_errors_that_name_no_flag():
+    """They name parameters (scheduler/errors.py); the Locust layer and the report command name flags."""
+    flagged = []
+    for package in ("llmclient", "scheduler"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Raise) and node.exc is not None:
+                    text = " ".join(
+                        str(c.value)
+                        for c in ast.walk(node.exc)
+                        if isinstance(c, ast.Constant) and isinstance(c.value, str)
+                    )
+                    if re.search(r"(^|\s)--[a-z]", text):
+                        flagged.append(f"{path.relative_to(ROOT)}:{node.lineno}: {text[:60]}")
+    assert not flagged, flagged

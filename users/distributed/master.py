@@ -154,7 +154,7 @@ class MasterDispatch:
         self.assigned: dict[str, deque[Due]] = {}
         self.fallen_due: dict[str, int] = {}
         # rows the run waits for (None: until the schedule ends)
-        self.expected = run.context.settings.num_requests
+        self.expected = run.context.settings.total_requests
         self.lost = 0
         # a sweep's level of the arrivals being handed out
         self.level = ""
@@ -202,7 +202,7 @@ class MasterDispatch:
         if not self.workers:
             logger.error("no worker is ready for the open loop's arrivals")
             return False
-        cap = self.run.context.settings.max_concurrency
+        cap = self.run.context.settings.load.max_concurrency
         self.cap_share = math.ceil(cap / len(self.workers)) if cap else None
         self.assigned = {w: deque() for w in self.workers}
         self._batches = {w: [] for w in self.workers}
@@ -217,7 +217,7 @@ class MasterDispatch:
         # this call's, for counting what fell due
         self.due_times = []
         for arrival in arrivals:
-            while arrival[0] > time.time() + self.LOOKAHEAD_S:
+            while arrival.time > time.time() + self.LOOKAHEAD_S:
                 self._flush(batches)
                 gevent.sleep(self.TICK_S)
                 self._check_departures(batches)
@@ -225,7 +225,7 @@ class MasterDispatch:
                 logger.error("every worker left: the open loop's schedule ends here")
                 break
             self._assign(arrival, batches)
-            self.due_times.append(arrival[0])
+            self.due_times.append(arrival.time)
         self._flush(batches)
         return len(self.due_times)
 
@@ -256,7 +256,7 @@ class MasterDispatch:
         now = time.time() + 0.05
         # count what fell due: memory stays bounded
         for worker, pending in self.assigned.items():
-            while pending and pending[0][0] <= now:
+            while pending and pending[0].time <= now:
                 pending.popleft()
                 self.fallen_due[worker] = self.fallen_due.get(worker, 0) + 1
         live = {c.id for c in self.runner.clients.values() if c.state != STATE_MISSING}
@@ -363,15 +363,15 @@ class MasterSide:
     request_log: RequestLog
     observers: Observers
     cpu: CpuWatch
+    # a worker says the run cannot go on: end it, said once
+    on_fatal: Callable[[str], None]
+    # this test's: the global -n, the arrivals sent to the workers, a sweep's levels through them
     coordinator: MasterCoordinator | None = None
     dispatch: MasterDispatch | None = None
-    # a sweep's levels, through the workers
     port: MasterPort | None = None
     # each worker's, as it last reported
     in_flight: dict[str, int] = field(default_factory=dict)
     queued: dict[str, int] = field(default_factory=dict)
-    # a worker says the run cannot go on: end it, said once
-    on_fatal: Callable[[str], None] | None = None
     fatal: str = ""
 
     def wire(self) -> None:
@@ -386,13 +386,26 @@ class MasterSide:
         for name, handler in handlers.items():
             self.runner.register_message(name, protocol.listener(handler))
 
-    def new_test(self) -> None:
+    def begin_test(
+        self, coordinator: MasterCoordinator, dispatch: MasterDispatch | None, port: MasterPort | None
+    ) -> None:
+        """A test starts with its own ledger (started here), arrivals and levels; the last test's are dropped."""
+        self.end_test()
         self.in_flight.clear()
         self.queued.clear()
         self.fatal = ""
+        self.coordinator, self.dispatch, self.port = coordinator, dispatch, port
+        coordinator.start()
+
+    def end_test(self) -> None:
+        if self.coordinator is not None:
+            self.coordinator.stop()
+        if self.dispatch is not None:
+            self.dispatch.stop()
+            self.dispatch = None
 
     def on_worker_fatal(self, worker: str, data: dict[str, Any]) -> None:
-        if not self.fatal and self.on_fatal is not None:
+        if not self.fatal:
             self.fatal = str(data.get("message") or f"worker {worker} cannot go on")
             self.on_fatal(self.fatal)
 

@@ -51,7 +51,7 @@ MESSAGES: tuple[Message, ...] = (
     Message(
         ARRIVALS,
         "master",
-        '{"arrivals": [[due unix s, stage, trace row], ...], "cap": its share of '
+        '{"arrivals": [[due unix s, stage, trace row or null], ...], "cap": its share of '
         '--max-concurrency, "level": a sweep level or "", "prompts": a prompt level\'s'
         ' prompt set (scheduler.levels.prompt_set) or null, "repeat": --repeat\'s repetition or null}',
     ),

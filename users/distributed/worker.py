@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +17,7 @@ from gevent.event import Event
 from gevent.queue import Queue
 
 from users.distributed import protocol
-from users.load.open_loop import NO_ROW, Due, OpenLoop
+from users.load.open_loop import Due, OpenLoop
 
 if TYPE_CHECKING:
     from locust.runners import WorkerRunner
@@ -83,17 +82,16 @@ class WorkerBudget:
 class ArrivalFeed:
     """A worker's arrivals as the master sends them; iterating blocks until the next one or the end."""
 
-    _END = (math.nan, "", NO_ROW)
-
     def __init__(self) -> None:
-        self._queue: Queue[Due] = Queue()
+        # None: the end of the schedule
+        self._queue: Queue[Due | None] = Queue()
 
     def put_many(self, arrivals: Iterable[list[Any]]) -> None:
         for due, stage, row in arrivals:
-            self._queue.put((float(due), str(stage), int(row)))
+            self._queue.put(Due(float(due), str(stage), None if row is None else int(row)))
 
     def end(self) -> None:
-        self._queue.put(self._END)
+        self._queue.put(None)
 
     def clear(self) -> None:
         """Drop the arrivals not yet sent (a level cut off)."""
@@ -103,7 +101,7 @@ class ArrivalFeed:
     def __iter__(self) -> Iterator[Due]:
         while True:
             item = self._queue.get()
-            if math.isnan(item[0]):
+            if item is None:
                 return
             yield item
 
@@ -191,7 +189,7 @@ class WorkerSide:
     def on_arrivals(self, _master: str, data: dict[str, Any]) -> None:
         if self.open_loop is not None and self.feed is not None and data:
             self.open_loop.set_cap(data.get("cap"))
-            self.open_loop.level, self.open_loop.repeat = str(data.get("level") or ""), data.get("repeat")
+            self.open_loop.begin_level(str(data.get("level") or ""), data.get("repeat"))
             # a prompt level: its own prompts
             if data.get("prompts"):
                 self.run.prompts.use_prompt_set(str(data["prompts"]))
@@ -215,7 +213,7 @@ class WorkerSide:
             open_loop.join_closed()
             self.send(protocol.LEVEL_DONE, protocol.level_done(data["level"], sent[0]))
 
-        open_loop.level, open_loop.repeat = str(data["level"]), data.get("repeat")
+        open_loop.begin_level(str(data["level"]), data.get("repeat"))
         # a prompt level: its own prompts
         if data.get("prompts"):
             self.run.prompts.use_prompt_set(str(data["prompts"]))

@@ -16,7 +16,6 @@ from gevent import GreenletExit
 from locust.exception import StopUser
 
 from llmclient.errors import ConfigError
-from llmclient.http import Target
 from llmclient.measure import RequestRecord
 from llmclient.stream import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, Endpoint, Input, Messages, build_body
 from llmclient.tracecontext import new_trace_id
@@ -62,8 +61,8 @@ class LLMClient:
     def chat(
         self,
         messages: str | Messages,
-        max_tokens: int | None = None,
         *,
+        max_tokens: int | None = None,
         collect_text: bool = True,
         images: Sequence[str] | None = None,
         **extra_body: object,
@@ -76,31 +75,37 @@ class LLMClient:
         ``text``, ``usage``, ``finish_reason``, ``ttft_s``, ``e2e_s``, ``success``, ``error``.
         Raises StopUser when the run's ``-n`` is spent.
         """
-        return self.request(CHAT, messages, max_tokens, extra_body, collect_text, images=images)
+        return self.request(
+            CHAT, messages, max_tokens=max_tokens, extra_body=extra_body, collect_text=collect_text, images=images
+        )
 
     def completion(
-        self, prompt: str, max_tokens: int | None = None, *, collect_text: bool = True, **extra_body: object
+        self, prompt: str, *, max_tokens: int | None = None, collect_text: bool = True, **extra_body: object
     ) -> RequestRecord:
         """A streaming ``/v1/completions`` request; as ``chat``."""
-        return self.request(COMPLETIONS, prompt, max_tokens, extra_body, collect_text)
+        return self.request(
+            COMPLETIONS, prompt, max_tokens=max_tokens, extra_body=extra_body, collect_text=collect_text
+        )
 
     def respond(
         self,
         input: str | Messages,
-        max_tokens: int | None = None,
         *,
+        max_tokens: int | None = None,
         collect_text: bool = True,
         images: Sequence[str] | None = None,
         **extra_body: object,
     ) -> RequestRecord:
         """A streaming ``/v1/responses`` request (``input``: a string or messages; ``max_tokens`` is its
         ``max_output_tokens``); measured and recorded as ``chat``, ``images`` too."""
-        return self.request(RESPONSES, input, max_tokens, extra_body, collect_text, images=images)
+        return self.request(
+            RESPONSES, input, max_tokens=max_tokens, extra_body=extra_body, collect_text=collect_text, images=images
+        )
 
     def embed(self, input: str | list[str], **extra_body: object) -> RequestRecord:
         """An ``/v1/embeddings`` request: one JSON answer, its latency ``e2e_s``, the tokens embedded
         ``usage["prompt_tokens"]`` (no TTFT: no token streams back)."""
-        return self.request(EMBEDDINGS, input, None, extra_body, False)
+        return self.request(EMBEDDINGS, input, extra_body=extra_body)
 
     def send_prompt(self, prompt: Prompt, record: RequestRecord | None = None) -> RequestRecord:
         """One of the run's prompts, on the run's endpoint (the built-in task, the open loop's sends)."""
@@ -108,25 +113,28 @@ class LLMClient:
         rec.unique_from = prompt.unique_from
         if prompt.ideal_cached is not None:
             rec.ideal_cached_tokens = prompt.ideal_cached
-        endpoint, batch = self.run.context.endpoint, self.run.context.settings.embed_batch
+        endpoint, batch = self.run.context.endpoint, self.run.context.settings.prompts.embed_batch
         # --embed-batch: the run's next prompts in one input list
         if endpoint is EMBEDDINGS and batch > 1:
             more = [self.run.prompts.next_prompt().content for _ in range(batch - 1)]
-            return self.request(endpoint, [prompt.content, *more], None, {}, False, rec)
-        return self.request(endpoint, prompt.content, prompt.max_tokens, {}, False, rec, images=prompt.images)
+            return self.request(endpoint, [prompt.content, *more], record=rec)
+        return self.request(endpoint, prompt.content, max_tokens=prompt.max_tokens, record=rec, images=prompt.images)
 
     def request(
         self,
         endpoint: Endpoint,
         prompt: Input,
-        max_tokens: int | None,
-        extra_body: Mapping[str, object],
-        collect_text: bool,
+        *,
+        max_tokens: int | None = None,
+        extra_body: Mapping[str, object] | None = None,
+        collect_text: bool = False,
         record: RequestRecord | None = None,
         images: Sequence[str] | None = None,
     ) -> RequestRecord:
-        """Send one request and record it. ``record`` may come with the open loop's fields filled in;
-        ``images`` (URLs) go before a text prompt's text, else ``--images``' do."""
+        """Send one request and record it. ``max_tokens`` defaults to the prompt's (``--max-tokens``);
+        ``extra_body`` goes into the request's JSON; ``collect_text`` keeps the answer's text on the record;
+        ``record`` may come with the open loop's fields filled in; ``images`` (URLs) go before a text
+        prompt's text, else ``--images``' do."""
         run = self.run
         context = run.context
         if not context.budget.take():
@@ -135,7 +143,7 @@ class LLMClient:
         rec = record if record is not None else RequestRecord()
         counted = False
         try:
-            body = self._prepare(rec, endpoint, prompt, max_tokens, extra_body, images)
+            body = self._prepare(rec, endpoint, prompt, max_tokens, extra_body or {}, images)
             if body is None:
                 run.recorder.record(rec, endpoint, time.perf_counter() - started)
                 return rec
@@ -179,7 +187,7 @@ class LLMClient:
             return None
         rec.model = str(body.get("model") or "")
         rec.stage = rec.stage or self.run.context.stage_label(time.time())
-        if self.run.context.settings.trace_context and not rec.trace_id:
+        if self.run.context.settings.measurement.trace_context and not rec.trace_id:
             rec.trace_id = new_trace_id()
         return body
 
@@ -209,9 +217,9 @@ class LLMClient:
             endpoint,
             model,
             prompt,
-            max_tokens or settings.max_tokens,
+            max_tokens or settings.prompts.max_tokens,
             ignore_eos=settings.ignores_eos,
-            temperature=settings.temperature,
+            temperature=settings.prompts.temperature,
             extra_body=extra_body,
         )
         return body, count
@@ -241,11 +249,11 @@ def socket_transport(context: RunContext, host: str) -> SocketTransport:
     """The suite's own client to ``host``, with the run's headers, timeouts, stamping, reactor and pacer."""
     s = context.settings
     return SocketTransport(
-        Target.parse(host),
+        context.target(host),
         context.headers,
-        stream_timeout=s.stream_timeout,
-        request_timeout=s.request_timeout,
-        kernel_timestamps=s.kernel_timestamps,
+        stream_timeout=s.server.stream_timeout,
+        request_timeout=s.server.request_timeout,
+        kernel_timestamps=s.measurement.kernel_timestamps,
         reactor=context.reactor,
         pacer=context.pacer,
     )

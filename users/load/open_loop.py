@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import NamedTuple
 
 import gevent
 from gevent.lock import BoundedSemaphore
@@ -30,6 +31,7 @@ from scheduler.arrivals import schedule
 from scheduler.trace import arrivals as trace_arrivals
 from users.load.client import LLMClient, socket_transport
 from users.services.run import LLMRun
+from users.settings.mode import OpenLoop as OpenLoopMode
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +40,13 @@ LEAD_S = 0.05
 # the first arrival is due this long after the schedule starts
 START_LEAD_S = 0.05
 
-# (unix due time, stage, the trace's row or NO_ROW)
-Due = tuple[float, str, int]
-NO_ROW = -1
+
+class Due(NamedTuple):
+    """An arrival: when it is due (unix s), its stage, and its trace's row (a replay's; None otherwise)."""
+
+    time: float
+    stage: str = ""
+    row: int | None = None
 
 
 def local_arrivals(run: LLMRun) -> Iterator[Due]:
@@ -49,13 +55,12 @@ def local_arrivals(run: LLMRun) -> Iterator[Due]:
     trace = run.context.trace()
     start = time.time() + START_LEAD_S
     if trace is not None:
-        for arrival in trace_arrivals(trace, s.trace_speed, s.num_requests):
-            yield start + arrival.offset_s, "", arrival.index
+        for arrival in trace_arrivals(trace, s.load.trace_speed, s.total_requests):
+            yield Due(start + arrival.offset_s, row=arrival.index)
         return
-    profile = s.open_loop
-    assert profile is not None
-    for arrival in schedule(profile, s.burstiness, s.seed, total=s.num_requests):
-        yield start + arrival.offset_s, arrival.stage, NO_ROW
+    assert isinstance(s.mode, OpenLoopMode)
+    for arrival in schedule(s.mode.profile, s.load.burstiness, s.load.seed, total=s.total_requests):
+        yield Due(start + arrival.offset_s, arrival.stage)
 
 
 class TransportPool:
@@ -138,9 +143,7 @@ class OpenLoop:
             ahead = due - LEAD_S - time.time()
             if ahead > 0:
                 gevent.sleep(ahead)
-            rec = RequestRecord(scheduled_time=due, stage=stage, level=self.level, repeat=self.repeat)
-            if row != NO_ROW:
-                rec.trace_index = row
+            rec = RequestRecord(scheduled_time=due, stage=stage, level=self.level, repeat=self.repeat, trace_index=row)
             self.requests.spawn(self._send, rec)
         self.requests.join()
         if on_end is not None:
@@ -209,6 +212,11 @@ class OpenLoop:
             pool.put(transport)
             if self.cap is not None and capped:
                 self.cap.release()
+
+    def begin_level(self, label: str, repeat: int | None) -> None:
+        """A sweep's level begins: every request sent from now on carries its label and repetition."""
+        self.level, self.repeat = label, repeat
+        self.unsent = 0
 
     def stop(self) -> None:
         """End the schedule; requests in flight are cut off (and recorded as cancelled)."""

@@ -27,7 +27,6 @@ from scheduler.levels import (
     LEVEL_LOG_COLUMNS,
     Level,
     LevelResult,
-    Plan,
     SaturationTest,
     capacity,
     capacity_sentence,
@@ -36,7 +35,9 @@ from scheduler.levels import (
     format_windows,
     level_result,
 )
-from users.load.open_loop import NO_ROW, Due, OpenLoop
+from scheduler.slo import format_slo
+from users.load.open_loop import Due, OpenLoop
+from users.settings.mode import Levels
 
 if TYPE_CHECKING:
     from users.services.run import LLMRun
@@ -61,7 +62,7 @@ def level_arrivals(
         due = start + arrival.offset_s
         if due >= until:
             return
-        yield due, "", NO_ROW
+        yield Due(due)
 
 
 class LoadPort(Protocol):
@@ -88,9 +89,8 @@ class LocalPort:
         self.sent = 0
 
     def start_level(self, level: Level, label: str, until: float, limit: int | None) -> None:
-        self.open_loop.level, self.open_loop.repeat = label, level.repeat
+        self.open_loop.begin_level(label, level.repeat)
         self.sent = 0
-        self.open_loop.unsent = 0
         start = time.time() + LEVEL_START_LEAD_S
         if level.prompt_set:
             self.open_loop.run.prompts.use_prompt_set(level.prompt_set)
@@ -151,6 +151,13 @@ class LevelRows:
     def __len__(self) -> int:
         return len(self.start)
 
+    def extend(self) -> None:
+        """The level is extended: it sends again (its next window)."""
+        self.extensions += 1
+
+    def end(self) -> None:
+        self.ended = time.time()
+
     def ttft_median_of_new(self) -> float | None:
         """The median TTFT of the requests that finished since the last call (cancelled ones left out)."""
         start, self.seen = self.seen, len(self.ttft)
@@ -161,13 +168,17 @@ class LevelRows:
 
 
 class SweepDriver:
+    """Runs the levels of a sweep, a capacity search or repetitions (``levels``: the run's mode), one at a time."""
+
     def __init__(
-        self, run: LLMRun, port: LoadPort, plan: Plan, csv_prefix: str | None, host: str, on_end: Callable[[], None]
+        self, run: LLMRun, port: LoadPort, levels: Levels, csv_prefix: str | None, host: str, on_end: Callable[[], None]
     ) -> None:
         self.run = run
         self.host = host
         self.port = port
-        self.plan = plan
+        self.levels = levels
+        # a fresh plan for this test (a capacity search keeps state)
+        self.plan = levels.plan()
         self.settings = run.context.settings
         self.path = f"{csv_prefix}_levels.csv" if csv_prefix else None
         self.on_end = on_end
@@ -197,18 +208,18 @@ class SweepDriver:
     # -- the levels ----------------------------------------------------------------------------
     def _run(self) -> None:
         s = self.settings
-        if s.slo:
+        if s.measurement.slo:
             logger.info(
                 "a level passes when at least %.1f%% of its requests meet %s with 95%% confidence: it needs "
                 "%d requests or more, all meeting it, and more where misses come in bursts",
-                100 * s.slo_attainment,
-                s.slo,
-                fewest_to_pass(s.slo_attainment),
+                100 * s.measurement.slo_attainment,
+                s.measurement.slo,
+                fewest_to_pass(s.measurement.slo_attainment),
             )
         try:
             while (level := self.plan.next_level(self.results)) is not None:
                 self.cache = self.run.primer.prepare_level(self.host)
-                profiled = s.profile_level == level.number
+                profiled = s.measurement.profile_level == level.number
                 # --profile-level: this level's requests only, after its cache is prepared
                 if profiled:
                     self.run.primer.start_profile(self.host)
@@ -238,12 +249,13 @@ class SweepDriver:
         if not extending:
             self.rows = LevelRows(label, started=time.time())
         else:
-            self.rows.extensions += 1
+            self.rows.extend()
         start = time.time()
-        until = start + LEVEL_START_LEAD_S + s.level_duration if s.level_duration else math.inf
+        duration = self.levels.duration
+        until = start + LEVEL_START_LEAD_S + duration if duration else math.inf
         logger.info("%s%s", level.label, " (extended)" if extending else "")
-        self.run.live.current_level = {"level": level.number, "kind": level.kind, "value": level.value}
-        self.port.start_level(level, label, until, s.level_requests)
+        self.run.live.begin_level({"level": level.number, "kind": level.kind, "value": level.value})
+        self.port.start_level(level, label, until, self.levels.requests)
         saturated, send_end = self._watch_level(level, until)
         if saturated or self.port.sending() or self.port.expected_rows() != len(self.rows):
             self.port.cancel()
@@ -261,10 +273,10 @@ class SweepDriver:
             self.rows.tpot,
             self.rows.e2e,
             self.rows.windows,
-            s.slo_limits,
+            s.measurement.slo,
             saturated,
         )
-        self.rows.ended = time.time()
+        self.rows.end()
         return result
 
     def _watch_level(self, level: Level, until: float) -> tuple[bool, float | None]:
@@ -298,7 +310,7 @@ class SweepDriver:
         level = result.level
         design = design_effect([*self.results])
         low, high = result.interval(design)
-        if self.settings.slo:
+        if self.settings.measurement.slo:
             share = f"SLO attainment {100 * result.attainment:.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
         else:
             share = f"success rate {100 * result.attainment:.1f}%"
@@ -319,9 +331,9 @@ class SweepDriver:
                 "purpose": level.purpose,
                 "requests": result.requests,
                 "achieved_rate": result.achieved_rate,
-                "slo_attainment": result.attainment if self.settings.slo else None,
-                "slo_attainment_ci": [low, high] if self.settings.slo else None,
-                "success_rate": result.attainment if not self.settings.slo else None,
+                "slo_attainment": result.attainment if self.settings.measurement.slo else None,
+                "slo_attainment_ci": [low, high] if self.settings.measurement.slo else None,
+                "success_rate": result.attainment if not self.settings.measurement.slo else None,
                 "saturated": result.saturated,
                 "resolved": result.resolved,
                 "median_ttft_ms": _median_ms(self.rows.ttft, self.rows.cancelled),
@@ -353,14 +365,16 @@ class SweepDriver:
             )
 
     def _conclude(self) -> None:
-        self.run.live.current_level = None
-        if not self.settings.find_capacity:
+        self.run.live.begin_level(None)
+        if not self.settings.load.find_capacity:
             return
-        answer = capacity(self.results, self.settings.slo_attainment)
+        answer = capacity(self.results, self.settings.measurement.slo_attainment)
         unresolved = [r.level.number for r in self.results if not r.resolved]
         logger.info(
             "%s%s",
-            capacity_sentence(answer, self.settings.slo, self.settings.slo_attainment),
+            capacity_sentence(
+                answer, format_slo(self.settings.measurement.slo), self.settings.measurement.slo_attainment
+            ),
             f" Unresolved levels: {unresolved}." if unresolved else "",
         )
 

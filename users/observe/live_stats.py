@@ -145,6 +145,10 @@ class LiveStats:
         # each model's figures at the last snapshot
         self.models: dict[str, dict[str, float | None]] = {}
 
+    def begin_level(self, level: dict | None) -> None:
+        """A sweep's level begins (its number, kind and value), or the levels are done (None)."""
+        self.current_level = level
+
     def observe(self, row: Row) -> None:
         """A finished request: this process's, or one a worker shipped (at the master)."""
         f = row
@@ -201,6 +205,14 @@ class LiveStats:
         self.started = time.time()
         self._models.clear()
         self.models = {}
+
+    def update(
+        self, in_flight: int, queued: int, client_cpu_share: float | None, server: dict[str, float | None] | None
+    ) -> None:
+        """The process's gauges now: requests in flight and queued, its CPU share, the server's latest scrape."""
+        self.in_flight, self.queued, self.client_cpu_share = in_flight, queued, client_cpu_share
+        if server:
+            self.server = server
 
     def snapshot(self, now: float | None = None) -> dict:
         """Figures over the last ``window_s`` seconds, appended to the history."""

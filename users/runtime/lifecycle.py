@@ -8,7 +8,6 @@ import math
 import signal
 import sys
 import time
-from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, NoReturn
 
 import gevent
@@ -16,19 +15,17 @@ import locust
 from locust.runners import MasterRunner
 
 from llmclient.control import check_endpoint, check_profiler, resolve_model
-from llmclient.errors import ConfigError
-from llmclient.http import Target
+from llmclient.errors import ConfigError, KeyRefused
 from prompts.source import PromptError
 from scheduler.trace import Trace, TraceError, hit_rate, ideal_cached_tokens, load_trace
 from users.distributed import protocol
 from users.runtime.locust_fixes import end_ramp
 from users.services.run import LLMRun
 from users.settings.hosts import split_hosts
-from users.settings.options import Settings
+from users.settings.mode import ClosedLoop
+from users.settings.settings import LocustOptions, Settings
 
 if TYPE_CHECKING:
-    import argparse
-
     from locust.env import Environment
 
 logger = logging.getLogger(__name__)
@@ -48,7 +45,7 @@ def fail_fast(message: str, code: int = 2) -> NoReturn:
 
 def stop_run(environment: Environment) -> None:
     """End the test as Locust's own --run-time does: quit when headless, else stop."""
-    options = environment.parsed_options
+    options = LocustOptions.of(environment.parsed_options)
     runner = environment.runner
     if runner is None:
         return
@@ -57,12 +54,12 @@ def stop_run(environment: Environment) -> None:
         end_ramp(runner)
         # waits for the workers to stop, so their last rows arrive before the files close
         runner.stop()
-    if options is None or getattr(options, "headless", False):
+    if not options.parsed or options.headless:
         runner.quit()
         return
     runner.stop()
-    autoquit = getattr(options, "autoquit", -1)
-    if getattr(options, "autostart", False) and autoquit is not None and autoquit >= 0:
+    autoquit = options.autoquit
+    if options.autostart and autoquit is not None and autoquit >= 0:
         gevent.sleep(autoquit)
         runner.quit()
         if environment.web_ui:
@@ -87,28 +84,33 @@ def preflight(run: LLMRun, host: str | None, builds_load: bool) -> None:
     context = run.context
     try:
         hosts = split_hosts(host)
-        mix = context.settings.model_mix
+        mix = context.settings.server.model_mix
         # every replica serves every model of the mix
         if mix is not None and len(mix.names) > 1:
             for one in hosts:
                 for name in mix.names:
-                    resolve_model(Target.parse(one), context.settings.api_key, name)
+                    resolve_model(context.target(one), context.settings.server.api_key, name)
         else:
-            model = resolve_model(Target.parse(hosts[0]), context.settings.api_key, context.settings.model)
+            model = resolve_model(
+                context.target(hosts[0]), context.settings.server.api_key, context.settings.server.model
+            )
             # every replica serves the model
             for other in hosts[1:]:
-                resolve_model(Target.parse(other), context.settings.api_key, model)
-            context.apply(replace(context.settings, model=model))
+                resolve_model(context.target(other), context.settings.server.api_key, model)
+            context.apply(context.settings.with_model(model))
         # every replica is reached, shows the endpoint's route or not (and the profiler)
         for one in hosts:
-            if not check_endpoint(Target.parse(one), context.settings.api_key, context.endpoint):
+            if not check_endpoint(context.target(one), context.settings.server.api_key, context.endpoint):
                 logger.info(
                     "%s answers 404 to a GET of %s, which proves nothing: the first request will tell",
                     one,
                     context.endpoint.path,
                 )
-            if context.settings.profile or context.settings.profile_level is not None:
-                check_profiler(Target.parse(one), context.auth)
+            if context.settings.measurement.profile or context.settings.measurement.profile_level is not None:
+                try:
+                    check_profiler(context.target(one), context.auth)
+                except ConfigError as exc:
+                    raise ConfigError(f"--profile: {exc}") from None
         if builds_load:
             run.prompts.prepare(host)
         # the master builds no load, but checks that prompts can be made
@@ -116,23 +118,24 @@ def preflight(run: LLMRun, host: str | None, builds_load: bool) -> None:
             run.prompts.check(host)
     except ValueError as exc:
         fail_fast(str(exc), code=2)
+    except KeyRefused as exc:
+        fail_fast(f"{exc}; set --api-key or OPENAI_API_KEY", code=1)
     except (ConfigError, PromptError) as exc:
         fail_fast(str(exc), code=1)
 
 
-def write_run_config(path: str, settings: Settings, options: argparse.Namespace | None, host: str | None) -> None:
+def write_run_config(path: str, settings: Settings, host: str | None) -> None:
     """The run's configuration for the report, without the API key."""
-    config: dict[str, object] = {k: v for k, v in asdict(settings).items() if k != "api_key"}
-    config["api_key_set"] = settings.api_key is not None
+    config = settings.config()
     config.update(
         host=host,
-        users=getattr(options, "num_users", None),
-        spawn_rate=getattr(options, "spawn_rate", None),
-        run_time=getattr(options, "run_time", None),
+        users=settings.locust.users,
+        spawn_rate=settings.locust.spawn_rate,
+        run_time=settings.locust.run_time,
         locust_version=locust.__version__,
         started=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     )
-    if settings.trace:
+    if settings.load.trace:
         config["trace_facts"] = trace_facts(settings)
     with open(path, "w", encoding="utf-8") as f:
         json.dump(config, f, indent=2)
@@ -142,11 +145,11 @@ def trace_facts(settings: Settings, trace: Trace | None = None) -> dict[str, obj
     """The whole trace's figures, for the report (empty when it cannot be read: the run says why)."""
     if trace is None:
         try:
-            trace = load_trace(settings.trace, settings.trace_format, settings.trace_block_tokens)
+            trace = load_trace(settings.load.trace, settings.load.trace_format, settings.load.trace_block_tokens)
         except TraceError:
             return {}
     ideal = hit_rate(ideal_cached_tokens(trace), trace) if any(r.hash_ids for r in trace.requests) else None
-    rate = trace.rate(settings.trace_speed)
+    rate = trace.rate(settings.load.trace_speed)
     return {
         "format": trace.format,
         "requests": len(trace.requests),
@@ -174,12 +177,13 @@ def deliver_ctrl_c_to_main() -> None:
     gevent.signal_handler(signal.SIGINT, on_sigint)
 
 
-def warn_if_exposed(options: argparse.Namespace | None, settings: Settings) -> None:
+def warn_if_exposed(settings: Settings) -> None:
     """A web UI open to other hosts can start tests with the API key: say so when it has no login."""
-    if options is None or getattr(options, "headless", True) or getattr(options, "worker", False):
+    options = settings.locust
+    if not options.parsed or options.headless or options.worker:
         return
-    host = getattr(options, "web_host", "") or ""
-    if settings.api_key and host not in ("127.0.0.1", "localhost", "::1") and not getattr(options, "web_login", False):
+    host = options.web_host
+    if settings.server.api_key and host not in ("127.0.0.1", "localhost", "::1") and not options.web_login:
         logger.warning(
             "the web UI listens on %s without a login while an API key is set: anyone who reaches it can run "
             "tests with the key; use --web-login or --web-host 127.0.0.1",
@@ -201,8 +205,8 @@ def say_trace(run: LLMRun) -> None:
         trace.path,
         trace.format,
         len(trace.requests),
-        trace.span_s / settings.trace_speed,
-        settings.trace_speed,
+        trace.span_s / settings.load.trace_speed,
+        settings.load.trace_speed,
         facts.get("rate") or 0.0,
         f"{ideal:.1%}" if isinstance(ideal, float) else "n/a (no hash ids)",
     )
@@ -249,13 +253,12 @@ def say_unfinished_ramp(environment: Environment, run: LLMRun, users: int | None
     """A closed loop that ended before all its users were spawned (``users``: how many there were as it
     stopped, None once all were) measured a smaller load than asked: say so in one line, with the spawn
     rate that would have reached it."""
-    options, settings = environment.parsed_options, run.context.settings
-    if users is None or options is None or run.context.started is None or settings.request_rate is not None:
+    settings = run.context.settings
+    options = settings.locust
+    if users is None or not options.parsed or not run.context.started or not isinstance(settings.mode, ClosedLoop):
         return
-    if settings.sweep or settings.find_capacity or settings.trace or settings.stages:
-        return
-    wanted = getattr(options, "num_users", None) or 0
-    rate = float(getattr(options, "spawn_rate", 1.0) or 1.0)
+    wanted = options.users or 0
+    rate = float(options.spawn_rate or 1.0)
     took = time.time() - run.context.started
     # users that quit at the budget's end count too
     users = min(wanted, max(users, math.ceil(took * rate)))
@@ -298,14 +301,14 @@ def summarize_and_judge(environment: Environment, prefix: str, settings: Setting
     block, passed = "", True
     try:
         run = load_run(prefix)
-        summary, _notes = summary_of(run, settings.slo_limits)
+        summary, _notes = summary_of(run, settings.measurement.slo)
         write_summary(prefix, summary)
-        block = results_block(run.name, summary, answers(summary, settings.input_tokens))
-        if settings.check:
-            checks = [parse_check(text) for text in settings.check]
-            passed = judge_and_write(run.name, prefix, summary, checks, settings.check_inconclusive == "pass")
+        block = results_block(run.name, summary, answers(summary, settings.prompts.input_tokens))
+        if settings.output.check:
+            checks = [parse_check(text) for text in settings.output.check]
+            passed = judge_and_write(run.name, prefix, summary, checks, settings.output.check_inconclusive == "pass")
     except (ReportInputError, OSError) as exc:
-        if settings.check:
+        if settings.output.check:
             say_error(f"--check: cannot judge the run: {exc}")
             passed = False
     if not passed and not environment.process_exit_code:

@@ -56,10 +56,10 @@ class LiveFigures:
 
     def serve_metrics(self) -> bool:
         """``--metrics-port``: the Prometheus figures on a port of their own; True when served."""
-        port = self.run.context.settings.metrics_port
+        port = self.run.context.settings.output.metrics_port
         if port is None:
             return False
-        web_host = getattr(self.environment.parsed_options, "web_host", "") or ""
+        web_host = self.run.context.settings.locust.web_host
         host = "" if web_host in ("", "*") else web_host
         try:
             _server, bound = serve(self.exporter, host, port)
@@ -78,10 +78,13 @@ class LiveFigures:
                 self.refresh()
 
         gevent.spawn(loop)
-        if getattr(self.environment.parsed_options, "web_port", None) == 0:
+        locust = self.run.context.settings.locust
+        if locust.web_port == 0:
             gevent.spawn(self.say_web_port)
-        web_login.install(self.environment)
-        web_extension.install(self.environment, self.run.live, self.run.request_log, csv_prefix, self.exporter)
+        web_login.install(self.environment, locust.web_login, locust.web_base_path)
+        web_extension.install(
+            self.environment, self.run.live, self.run.request_log, csv_prefix, self.exporter, locust.web_base_path
+        )
 
     def say_web_port(self) -> None:
         """``--web-port 0`` binds a free port: say which, once it is bound (Locust says 0)."""
@@ -96,10 +99,5 @@ class LiveFigures:
 
     def refresh(self) -> None:
         live = self.run.live
-        live.in_flight = int(self.in_flight())
-        live.queued = int(self.queued())
-        live.client_cpu_share = self.cpu.share_now()
-        server = self.run.primer.latest()
-        if server:
-            live.server = server
+        live.update(int(self.in_flight()), int(self.queued()), self.cpu.share_now(), self.run.primer.latest())
         live.snapshot()

@@ -19,9 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import subprocess
-import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import gevent
@@ -40,6 +38,7 @@ from users.observe.observers import Observers
 from users.observe.otlp import OtlpReceiver
 from users.observe.request_log import RequestLog
 from users.runtime.fail_ratio import FailRatioGuard
+from users.runtime.handle import keep_run
 from users.runtime.lifecycle import (
     RampWatch,
     deliver_ctrl_c_to_main,
@@ -59,8 +58,9 @@ from users.runtime.live import LiveFigures
 from users.runtime.locust_fixes import install_cached_default_args, install_final_csv_write, install_requests_only_total
 from users.services.recorder import ENDPOINT_KEY, RECORD_KEY
 from users.services.run import LLMRun
-from users.settings.budget import RequestBudget
-from users.settings.options import Settings
+from users.settings.budget import Budget, RequestBudget
+from users.settings.mode import Levels
+from users.settings.settings import Settings
 from users.web import login as web_login
 
 if TYPE_CHECKING:
@@ -68,7 +68,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-RUN_ATTRIBUTE = "llm_run"
 R = TypeVar("R")
 
 
@@ -79,18 +78,29 @@ class Role:
     builds_load: ClassVar[bool] = True
     # resets, warms and scrapes the server (local, master)
     touches_server: ClassVar[bool] = True
+    # the ``worker`` column of this process's rows
+    worker_id = "local"
+    # distinguishes this process's prompt suffixes (and its users' randomness) from other workers'
+    stream_id = "0"
 
     def __init__(self, environment: Environment, settings: Settings) -> None:
         self.environment = environment
-        options = environment.parsed_options
-        self.options = options
-        self.csv_prefix: str | None = getattr(options, "csv_prefix", None) if options is not None else None
-        self.host: str | None = environment.host or getattr(options, "host", None)
+        self.csv_prefix = settings.locust.csv_prefix
+        self.host: str | None = environment.host or settings.locust.host
         self.request_log = RequestLog(
             f"{self.csv_prefix}_requests.csv" if self.csv_prefix else None, forward=not self.touches_server
         )
-        self.run = LLMRun(settings, self.request_log, environment.events.request.fire, self.csv_prefix, self.stream_id)
-        self.run.prompts.on_fatal = lambda message: end_with_error(environment, message)
+        # is the client the bottleneck?
+        self.cpu = CpuWatch()
+        self.run = LLMRun(
+            settings,
+            self.request_log,
+            environment.events.request.fire,
+            self.on_fatal,
+            self.csv_prefix,
+            self.stream_id,
+            extra_columns=self.cpu.peak_for_scrape,
+        )
         # every finished request's live observers (observe/observers.py)
         self.observers = Observers()
         self.fail_guard: FailRatioGuard | None = None
@@ -98,22 +108,13 @@ class Role:
         self.open_loop: OpenLoop | None = None
         # a sweep's or capacity search's levels (local, master)
         self.sweep: SweepDriver | None = None
-        # is the client the bottleneck?
-        self.cpu = CpuWatch()
-        self.run.primer.extra_columns = self.cpu.peak_for_scrape
         self.figures = LiveFigures(environment, self.run, self.cpu, self.in_flight_now, self.queued_now)
         # did the closed loop reach its users before it stopped?
         self.ramp = RampWatch()
 
-    @property
-    def worker_id(self) -> str:
-        """The ``worker`` column of this process's rows."""
-        return "local"
-
-    @property
-    def stream_id(self) -> str:
-        """Distinguishes this process's prompt suffixes from other workers'."""
-        return "0"
+    def on_fatal(self, message: str) -> None:
+        """The run cannot go on: said once, the run ends."""
+        end_with_error(self.environment, message)
 
     def in_flight_now(self) -> float:
         return float(self.run.context.in_flight)
@@ -125,9 +126,8 @@ class Role:
     def wire(self) -> None:
         events = self.environment.events
         run = self.run
-        options = self.environment.parsed_options
-        headless = bool(getattr(options, "headless", False))
-        if (run.context.settings.check or headless) and self.touches_server and self.csv_prefix:
+        headless = run.context.settings.locust.headless
+        if (run.context.settings.output.check or headless) and self.touches_server and self.csv_prefix:
             # quitting calls its listeners last first: this one after every row is in
             prefix = self.csv_prefix
             # the results, printed after Locust's own tables
@@ -146,7 +146,7 @@ class Role:
             hook.add_listener(run.recorder.drain)
         events.request.add_listener(self.on_request)
         events.quit.add_listener(lambda **_kw: self.request_log.close())
-        port = run.context.settings.otlp_port
+        port = run.context.settings.measurement.otlp_port
         # after the rows are closed: the spans joined into them
         if port is not None and self.touches_server:
             try:
@@ -165,11 +165,7 @@ class Role:
         """The live figures, the exporter and a sweep's level windows observe every finished request."""
         self.observers.add(self.run.live.observe)
         self.observers.add(self.figures.exporter.observe)
-        self.observers.add(self.observe_level)
-
-    def observe_level(self, row: Row) -> None:
-        if self.sweep is not None:
-            self.sweep.observe(row)
+        self.observers.add(lambda row: self.sweep.observe(row) if self.sweep is not None else None)
 
     def on_request(self, context: dict[str, Any] | None = None, **_kw: object) -> None:
         """Locust's request event: a request of this process finished (its TTFT/TPOT rows carry no record)."""
@@ -187,25 +183,27 @@ class Role:
             return
         self.run.live.reset()
         self.cpu.start()
-        self.run.context.started = time.time()
         try:
             # the web UI's form (and, on a worker, the master's spawn message) may have changed the options
-            options = Settings.from_options(environment.parsed_options)
-            if options != replace(self.run.context.settings, model=options.model):
-                self.run.context.apply(options)
+            self.run.context.retake(Settings.from_options(environment.parsed_options))
             self.start(host)
         except (PromptError, ConfigError, ValueError) as exc:
             logger.error("cannot start the test: %s", exc)
             gevent.spawn(stop_run, environment)
 
+    def new_budget(self) -> Budget:
+        """The requests this process may send in a test (``-n``: its share, or none to count)."""
+        return RequestBudget(None)
+
     def start(self, host: str) -> None:
         """The role's part of a test start (raises PromptError, ConfigError, ValueError)."""
+        self.run.context.begin_test(self.new_budget())
         if self.builds_load:
             self.run.prompts.prepare(host)
         if self.touches_server:
             say_trace(self.run)
             self.run.primer.prime(host)
-            ratio = self.run.context.settings.max_fail_ratio
+            ratio = self.run.context.settings.load.max_fail_ratio
             if ratio is not None:
                 self.fail_guard = FailRatioGuard(
                     self.environment.stats,
@@ -236,19 +234,19 @@ class Role:
             self.open_loop = None
 
     def start_sweep(self, host: str, port: LoadPort, on_end: Callable[[], None] | None = None) -> None:
-        plan = self.run.context.settings.make_plan()
-        assert plan is not None
+        levels = self.run.context.settings.mode
+        assert isinstance(levels, Levels)
 
         def end() -> None:
             if on_end is not None:
                 on_end()
             gevent.spawn(stop_run, self.environment)
 
-        self.sweep = SweepDriver(self.run, port, plan, self.csv_prefix, host, end)
+        self.sweep = SweepDriver(self.run, port, levels, self.csv_prefix, host, end)
         self.sweep.start()
 
     def on_budget_complete(self) -> None:
-        logger.info("All %s requests finished", self.run.context.settings.num_requests)
+        logger.info("All %s requests finished", self.run.context.settings.total_requests)
         gevent.spawn(stop_run, self.environment)
 
 
@@ -259,16 +257,19 @@ class LocalRole(Role):
         self.figures.serve_metrics()
         self.figures.wire_web(self.csv_prefix)
 
+    def new_budget(self) -> Budget:
+        self.budget = RequestBudget(self.run.context.settings.total_requests, on_complete=self.on_budget_complete)
+        return self.budget
+
     def start(self, host: str) -> None:
         settings = self.run.context.settings
-        budget = RequestBudget(settings.num_requests, on_complete=self.on_budget_complete)
-        self.run.context.budget = budget
         super().start(host)
-        if settings.levels:
-            self.open_loop = OpenLoop(self.run, host, settings.max_concurrency)
-            self.start_sweep(host, LocalPort(self.open_loop, settings.burstiness, settings.seed))
-        elif settings.open_loop_run:
-            self.open_loop = OpenLoop(self.run, host, settings.max_concurrency)
+        budget = self.budget
+        if settings.mode.levels:
+            self.open_loop = OpenLoop(self.run, host, settings.load.max_concurrency)
+            self.start_sweep(host, LocalPort(self.open_loop, settings.load.burstiness, settings.load.seed))
+        elif settings.mode.one_schedule:
+            self.open_loop = OpenLoop(self.run, host, settings.load.max_concurrency)
 
             # with -n the budget ends the run; a schedule that ends first (stages, a trace) ends it here, from
             # a greenlet of its own (stopping kills the open loop's, which calls this)
@@ -284,8 +285,8 @@ class MasterRole(Role):
 
     def __init__(self, environment: Environment, settings: Settings) -> None:
         super().__init__(environment, settings)
-        self.side = MasterSide(runner_of(environment, MasterRunner), self.request_log, self.observers, self.cpu)
-        self.side.on_fatal = self.run.prompts.on_fatal
+        runner = runner_of(environment, MasterRunner)
+        self.side = MasterSide(runner, self.request_log, self.observers, self.cpu, self.on_fatal)
 
     def in_flight_now(self) -> float:
         return super().in_flight_now() + sum(self.side.in_flight.values())
@@ -296,7 +297,7 @@ class MasterRole(Role):
     def wire(self) -> None:
         super().wire()
         # Locust binds a free port then, and says 0
-        if getattr(self.options, "master_bind_port", None) == 0:
+        if self.run.context.settings.locust.master_bind_port == 0:
             logger.info("master listening for workers on port %d", self.side.runner.server.port)
         self.side.wire()
         events = self.environment.events
@@ -308,33 +309,24 @@ class MasterRole(Role):
 
     def start(self, host: str) -> None:
         side = self.side
-        side.new_test()
-        # a new ledger for every test
-        if side.coordinator is not None:
-            side.coordinator.stop()
         settings = self.run.context.settings
         # an open loop's -n is its schedule's: no grants, the dispatch says how many rows to expect
-        side.coordinator = MasterCoordinator(
+        coordinator = MasterCoordinator(
             self.environment,
-            None if settings.open_loop_run else settings.num_requests,
+            None if settings.mode.one_schedule else settings.total_requests,
             on_complete=self.on_budget_complete,
         )
-        side.coordinator.start()
+        dispatch = MasterDispatch(self.run, side.runner, coordinator) if settings.mode.scheduled else None
+        port = MasterPort(dispatch, side.runner, settings.load.burstiness, settings.load.seed) if dispatch else None
+        side.begin_test(coordinator, dispatch, port if settings.mode.levels else None)
         super().start(host)
-        if settings.levels:
-            side.dispatch = MasterDispatch(self.run, side.runner, side.coordinator)
-            side.port = MasterPort(side.dispatch, side.runner, settings.burstiness, settings.seed)
+        if side.port is not None:
             self.start_sweep(host, side.port, on_end=side.port.end)
-        elif settings.open_loop_run:
-            side.dispatch = MasterDispatch(self.run, side.runner, side.coordinator)
+        elif side.dispatch is not None:
             side.dispatch.start()
 
     def on_test_stop(self, **_kw: object) -> None:
-        if self.side.coordinator is not None:
-            self.side.coordinator.stop()
-        if self.side.dispatch is not None:
-            self.side.dispatch.stop()
-            self.side.dispatch = None
+        self.side.end_test()
         super().on_test_stop()
 
     def on_quitting(self, environment: Environment, **_kw: object) -> None:
@@ -349,20 +341,16 @@ class WorkerRole(Role):
     touches_server = False
 
     def __init__(self, environment: Environment, settings: Settings) -> None:
+        runner = runner_of(environment, WorkerRunner)
+        self.worker_id = str(runner.client_id)
+        index = getattr(runner, "worker_index", None)
+        self.stream_id = f"w{index}" if index is not None else "0"
         super().__init__(environment, settings)
-        self.side = WorkerSide(runner_of(environment, WorkerRunner), self.run, self.request_log, self.cpu)
+        self.side = WorkerSide(runner, self.run, self.request_log, self.cpu)
+
+    def on_fatal(self, message: str) -> None:
         # the master says it and ends the run
-        self.run.prompts.on_fatal = self.side.report_fatal
-
-    @property
-    def worker_id(self) -> str:
-        runner = self.environment.runner
-        return str(getattr(runner, "client_id", "worker"))
-
-    @property
-    def stream_id(self) -> str:
-        index = getattr(self.environment.runner, "worker_index", None)
-        return f"w{index}" if index is not None else "0"
+        self.side.report_fatal(message)
 
     def wire(self) -> None:
         install_cached_default_args()
@@ -375,18 +363,21 @@ class WorkerRole(Role):
         events.quitting.add_listener(self.side.ship)
         events.quit.add_listener(self.side.stop_shipping)
         # a worker's own figures on --metrics-port (one forked by --processes leaves them to the master)
-        if not getattr(self.options, "processes", None) and self.figures.serve_metrics():
+        if not self.run.context.settings.locust.processes and self.figures.serve_metrics():
             self.observers.add(self.figures.exporter.observe)
 
-    def start(self, host: str) -> None:
-        context = self.run.context
-        open_loop = context.settings.scheduled
+    def new_budget(self) -> Budget:
+        settings = self.run.context.settings
         # an open loop's -n is the master's schedule: no grants
-        context.budget = (
-            WorkerBudget(self.side.send) if context.settings.num_requests and not open_loop else RequestBudget(None)
+        return (
+            WorkerBudget(self.side.send)
+            if settings.total_requests and not settings.mode.scheduled
+            else RequestBudget(None)
         )
+
+    def start(self, host: str) -> None:
         super().start(host)
-        if open_loop:
+        if self.run.context.settings.mode.scheduled:
             self.open_loop = self.side.start_open_loop(host)
 
     def stop_open_loop(self, **_kw: object) -> None:
@@ -394,12 +385,14 @@ class WorkerRole(Role):
         self.side.stop()
 
 
-def run_calibration(settings: Settings, options: Any, csv_prefix: str | None) -> None:
+def run_calibration(settings: Settings, csv_prefix: str | None) -> None:
     """``--calibrate``: the client's floor at this run's concurrency and sizes, before it starts."""
-    users = settings.max_concurrency or getattr(options, "num_users", None) or 1
+    users = settings.load.max_concurrency or settings.locust.users or 1
     logger.info("calibrating the client's floor at %d streams (about 10 s)", users)
     try:
-        result = calibrate(users, settings.input_tokens, settings.max_tokens, endpoint=settings.endpoint)
+        result = calibrate(
+            users, settings.prompts.input_tokens, settings.prompts.max_tokens, endpoint=settings.server.endpoint
+        )
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
         logger.warning("the calibration failed, the run goes on without it: %s", exc)
         return
@@ -425,44 +418,46 @@ def role_for(environment: Environment) -> type[Role]:
 
 
 def register(environment: Environment, preflight_checks: bool = True) -> LLMRun:
-    """Validate options, check the server, and wire recording into ``environment``."""
-    options = environment.parsed_options
+    """Validate the options, check the server, and build this process's run into ``environment``: the one
+    place a run is built (its role's constructor makes its parts)."""
     try:
-        settings = Settings.from_options(options)
+        settings = Settings.from_options(environment.parsed_options)
     except ConfigError as exc:
         fail_fast(str(exc))
     role_class = role_for(environment)
-    # a real locust process (not an Environment built by a test)
-    if options is not None:
+    locust = settings.locust
+    if locust.parsed:
         deliver_ctrl_c_to_main()
-    if getattr(options, "web_login", False) and role_class.touches_server and web_login.credentials() is None:
+    if locust.web_login and role_class.touches_server and web_login.credentials() is None:
         fail_fast("--web-login needs LOCUST_WEB_USERNAME and LOCUST_WEB_PASSWORD in the environment")
     try:
         role = role_class(environment, settings)
-    except ValueError as exc:
+    except (ValueError, ConfigError) as exc:
         fail_fast(str(exc))
     run = role.run
-    setattr(environment, RUN_ATTRIBUTE, run)
+    keep_run(environment, run)
+    choose_classes(environment, settings, role_class)
     install_requests_only_total()
-    if settings.check and role_class.touches_server and not role.csv_prefix:
+    if settings.output.check and role_class.touches_server and not role.csv_prefix:
         fail_fast("--check judges the run's summary, written beside the CSVs: give --csv PREFIX")
-    warn_if_exposed(options, settings)
-    if preflight_checks and options is not None and getattr(options, "headless", False) and role.touches_server:
+    warn_if_exposed(settings)
+    if preflight_checks and locust.parsed and locust.headless and role.touches_server:
         preflight(run, role.host, role.builds_load)
     if role.csv_prefix:
         install_final_csv_write()
-        write_run_config(f"{role.csv_prefix}_config.json", run.context.settings, options, role.host)
-    if run.context.settings.calibrate and role.touches_server:
-        run_calibration(run.context.settings, options, role.csv_prefix)
+        write_run_config(f"{role.csv_prefix}_config.json", run.context.settings, role.host)
+    if settings.measurement.calibrate and role.touches_server:
+        run_calibration(run.context.settings, role.csv_prefix)
     role.wire()
     return run
 
 
-def get_run(environment: Environment) -> LLMRun:
-    """The run ``register`` kept on the environment (a bare one for an Environment built by hand, as tests do)."""
-    run: LLMRun | None = getattr(environment, RUN_ATTRIBUTE, None)
-    if run is None:
-        settings = Settings.from_options(environment.parsed_options)
-        run = LLMRun(settings, RequestLog(None), environment.events.request.fire)
-        setattr(environment, RUN_ATTRIBUTE, run)
-    return run
+def choose_classes(environment: Environment, settings: Settings, role_class: type[Role]) -> None:
+    """The locustfile's classes this run uses: a user class that runs only when named is dropped unless it
+    was (a worker runs what its master names), and the suite's StagesShape unless --stages names users."""
+    named = set(settings.locust.user_classes)
+    if role_class is not WorkerRole:
+        kept = [u for u in environment.user_classes if not getattr(u, "only_when_named", False) or u.__name__ in named]
+        environment.user_classes = kept
+    if getattr(environment.shape_class, "runs_user_stages", False) and settings.mode.user_stages is None:
+        environment.shape_class = None

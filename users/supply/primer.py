@@ -15,7 +15,6 @@ from gevent.pool import Pool
 
 from llmclient.control import profiler, reset_prefix_cache, warm_up
 from llmclient.errors import ConfigError
-from llmclient.http import Target
 from llmclient.server_metrics import ReplicaMetrics
 from llmclient.telemetry import GpuTelemetry
 from users.settings.context import RunContext
@@ -28,15 +27,21 @@ TELEMETRY_INTERVAL_S = 1.0
 
 
 class ServerPrimer:
-    def __init__(self, context: RunContext, prompts: PromptService, csv_prefix: str | None) -> None:
+    def __init__(
+        self,
+        context: RunContext,
+        prompts: PromptService,
+        csv_prefix: str | None,
+        extra_columns: Callable[[], dict[str, float | None]] | None = None,
+    ) -> None:
         self.context = context
         self.prompts = prompts
         self.csv_prefix = csv_prefix
         self.metrics: ReplicaMetrics | None = None
         # a sweep's prefix-cache handling: reset or warm-up
         self.level_cache = ""
-        # the client's own, per scrape
-        self.extra_columns: Callable[[], dict[str, float | None]] | None = None
+        # the client's own figures, beside each scrape's
+        self.extra_columns = extra_columns
         self._loop: gevent.Greenlet[[], None] | None = None
         self._stage_loop: gevent.Greenlet[[float], None] | None = None
         # --telemetry-url: the GPU exporters
@@ -51,23 +56,23 @@ class ServerPrimer:
         s = context.settings
         # looked up once here too: the live figures are labelled with it
         context.model(host)
-        if s.reset_prefix_cache:
+        if s.server.reset_prefix_cache:
             self._reset_all(host)
-        if s.warmup:
-            self._warm_up(host, s.warmup)
-        if s.metrics_interval > 0:
-            urls = list(s.metrics_url) or split_hosts(host)
-            self.metrics = ReplicaMetrics(urls, context.auth, self.csv_prefix, self.extra_columns)
+        if s.prompts.warmup:
+            self._warm_up(host, s.prompts.warmup)
+        if s.server.metrics_interval > 0:
+            urls = list(s.server.metrics_url) or split_hosts(host)
+            self.metrics = ReplicaMetrics(urls, context.auth, self.csv_prefix, self.extra_columns, context.tls)
             self.metrics.scrape()
-            self._loop = gevent.spawn(self._scrape_every, s.metrics_interval)
-            if s.stage_steps:
+            self._loop = gevent.spawn(self._scrape_every, s.server.metrics_interval)
+            if s.mode.stages:
                 self._stage_loop = gevent.spawn(self._scrape_at_stage_ends, time.time())
         # the measured part begins: after the reset and warm-up
-        if s.profile and s.profile_level is None:
+        if s.measurement.profile and s.measurement.profile_level is None:
             self.start_profile(host)
-        if s.telemetry_url:
+        if s.energy.telemetry_url:
             path = f"{self.csv_prefix}_gpu_telemetry.csv" if self.csv_prefix else None
-            self.telemetry = GpuTelemetry(list(s.telemetry_url), path)
+            self.telemetry = GpuTelemetry(list(s.energy.telemetry_url), path, context.tls)
             self.telemetry.scrape()
             self._telemetry_loop = gevent.spawn(self._telemetry_every, TELEMETRY_INTERVAL_S)
 
@@ -75,18 +80,18 @@ class ServerPrimer:
         """--profile: every host's profiler on (a host that refuses is said in one line; the run goes on)."""
         for one in split_hosts(host):
             try:
-                profiler(Target.parse(one), self.context.auth, "start")
+                profiler(self.context.target(one), self.context.auth, "start")
                 self.profiling.append(one)
                 logger.info("profiling %s", one)
             except ConfigError as exc:
-                logger.error("%s", exc)
+                logger.error("--profile: %s", exc)
 
     def stop_profile(self) -> None:
         """The profilers this run started, off (each writes its trace where the server was told)."""
         while self.profiling:
             one = self.profiling.pop()
             try:
-                profiler(Target.parse(one), self.context.auth, "stop")
+                profiler(self.context.target(one), self.context.auth, "stop")
                 logger.info("profile of %s stopped: its trace is where the server's --profiler-config says", one)
             except ConfigError as exc:
                 logger.error("%s", exc)
@@ -99,14 +104,14 @@ class ServerPrimer:
     def _scrape_at_stage_ends(self, started: float) -> None:
         """``--stages``: a scrape as each stage ends, so each stage's server figures are its own."""
         end = started
-        for stage in self.context.settings.stage_steps:
+        for stage in self.context.settings.mode.stages:
             end += stage.duration_s
             gevent.sleep(max(0.0, end - time.time()))
             self.scrape_now()
 
     def _reset_all(self, host: str) -> bool:
         """Reset every host's prefix cache; True when all allowed it."""
-        return all([reset_prefix_cache(Target.parse(h), self.context.auth) for h in split_hosts(host)])
+        return all([reset_prefix_cache(self.context.target(h), self.context.auth) for h in split_hosts(host)])
 
     def _warm_up(self, host: str, per_group: int) -> None:
         """The same unmeasured requests to every host (each replica has a cache of its own)."""
@@ -115,7 +120,7 @@ class ServerPrimer:
         pool = Pool(16)
         for one in split_hosts(host):
             ok = warm_up(
-                Target.parse(one),
+                self.context.target(one),
                 context.endpoint,
                 context.model(host),
                 context.headers,
@@ -135,7 +140,7 @@ class ServerPrimer:
             self.level_cache = "reset"
         else:
             self.level_cache = "warm-up"
-            self._warm_up(host, max(self.context.settings.warmup, 1))
+            self._warm_up(host, max(self.context.settings.prompts.warmup, 1))
             self.scrape_now()
         return self.level_cache
 

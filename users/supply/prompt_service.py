@@ -10,7 +10,6 @@ from locust.exception import StopUser
 
 from llmclient.control import ServerTokenizer
 from llmclient.errors import ConfigError
-from llmclient.http import Target
 from prompts.dataset import DatasetPrompts, load_dataset
 from prompts.source import Prompt, PromptError, PromptSource
 from prompts.synthetic import SharedPrefixPrompts
@@ -19,6 +18,7 @@ from prompts.trace_prompts import TracePrompts
 from scheduler.levels import PromptLevel
 from users.settings.context import RunContext
 from users.settings.hosts import primary
+from users.settings.mode import Levels
 from users.supply.prompt_pool import PromptPool
 
 logger = logging.getLogger(__name__)
@@ -28,38 +28,43 @@ PREBUILD_MAX = 4096
 
 
 class PromptService:
-    def __init__(self, context: RunContext) -> None:
+    def __init__(self, context: RunContext, on_fatal: Callable[[str], None]) -> None:
         self.context = context
         # a prompt that cannot be built, counted or sent mid-run ends the run: the role says how (once)
-        self.on_fatal: Callable[[str], None] = lambda message: logger.error("%s", message)
+        self.on_fatal = on_fatal
         self._fatal = ""
         self.source: PromptSource | None = None
         # a sweep's prompt levels: each one's prompts, by name
         self.level_pools: dict[str, PromptPool] = {}
-        self._prepared_for: tuple[str, object] | None = None
+        self._prepared_for: tuple[object, ...] | None = None
 
     def token_counter(self, host: str) -> TokenCounter:
         s = self.context.settings
-        if s.tokenizer:
-            return LocalTokenizer(s.tokenizer)
-        return ServerTokenizer(Target.parse(primary(host)), self.context.model(host), self.context.auth)
+        if s.prompts.tokenizer:
+            return LocalTokenizer(s.prompts.tokenizer)
+        return ServerTokenizer(
+            self.context.target(primary(host)),
+            self.context.model(host),
+            self.context.auth,
+            without_route="pass --tokenizer NAME_OR_PATH (the served model's tokenizer) so prompts can be sized",
+        )
 
     def build_source(self, host: str, stream: str, level: PromptLevel | None = None) -> PromptSource:
         """The run's prompts; ``level``: a prompt level's, with shared prefixes of its own."""
         s = self.context.settings
         trace = self.context.trace()
         if trace is not None:
-            return TracePrompts(self.token_counter(host), self.context.endpoint.messages, trace, s.seed)
-        if s.dataset:
-            return DatasetPrompts(load_dataset(s.dataset), s.seed, stream)
+            return TracePrompts(self.token_counter(host), self.context.endpoint.messages, trace, s.load.seed)
+        if s.prompts.dataset:
+            return DatasetPrompts(load_dataset(s.prompts.dataset), s.load.seed, stream)
         return SharedPrefixPrompts(
             self.token_counter(host),
             chat=self.context.endpoint.messages,
-            input_tokens=s.input_tokens,
-            prefix_tokens=s.prefix_tokens if level is None else level.prefix_tokens,
-            prefix_groups=s.prefix_groups if level is None else level.groups,
-            input_tokens_stddev=s.input_tokens_stddev,
-            seed=s.seed,
+            input_tokens=s.prompts.input_tokens,
+            prefix_tokens=s.prompts.prefix_tokens if level is None else level.prefix_tokens,
+            prefix_groups=s.prompts.prefix_groups if level is None else level.groups,
+            input_tokens_stddev=s.prompts.input_tokens_stddev,
+            seed=s.load.seed,
             stream=stream,
             prefix_salt=f"-{level.name}" if level is not None else "",
         )
@@ -68,7 +73,7 @@ class PromptService:
         """Build the source and fill its pool before users start (raises PromptError/ConfigError). A new
         test starts with prompts that may be built again (a web UI run can follow one that failed)."""
         self._fatal = ""
-        key = (host, self.context.settings)
+        key = self.prepared_key(host)
         self.context.prepare_images()
         if self._prepared_for == key and self.source is not None:
             return
@@ -82,7 +87,7 @@ class PromptService:
             self.source = source
         else:
             s = self.context.settings
-            n = s.num_requests * s.embed_batch if s.num_requests else None
+            n = s.total_requests * s.prompts.embed_batch if s.total_requests else None
             # no process issues more than -n requests (a worker's share is at most the global total)
             pool = PromptPool(source, min(n, PREBUILD_MAX) if n else 256, total=n)
             started = time.perf_counter()
@@ -91,10 +96,18 @@ class PromptService:
             self.source = pool
         self._prepared_for = key
 
+    def prepared_key(self, host: str) -> tuple[object, ...]:
+        """What this test's prompts depend on: the host and the suite's options (not Locust's own)."""
+        s = self.context.settings
+        return (host, s.load, s.prompts, s.server, s.mode)
+
     def _prepare_levels(self, host: str) -> None:
         """Each prompt level's prompts, built before the run: a level starts on time."""
         s = self.context.settings
-        per_level = s.level_requests or int((s.request_rate or 1.0) * (s.level_duration or 60.0) * 1.2) + 16
+        # prompt levels are a sweep's
+        levels = s.mode
+        assert isinstance(levels, Levels)
+        per_level = levels.requests or int((s.load.request_rate or 1.0) * (levels.duration or 60.0) * 1.2) + 16
         started = time.perf_counter()
         self.level_pools = {}
         for level in s.prompt_levels:

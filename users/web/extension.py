@@ -36,12 +36,17 @@ NO_CSV = "no per-request CSV yet (start Locust with --csv PREFIX)\n"
 
 
 def install(
-    environment: Environment, live: LiveStats, request_log: RequestLog, csv_prefix: str | None, exporter: Exporter
+    environment: Environment,
+    live: LiveStats,
+    request_log: RequestLog,
+    csv_prefix: str | None,
+    exporter: Exporter,
+    base: str = "",
 ) -> None:
+    """The LLM tab and the /llm routes on the web UI served under ``base`` (``--web-base-path``)."""
     web_ui = environment.web_ui
     if web_ui is None or web_ui.app is None:
         return
-    base = getattr(environment.parsed_options, "web_base_path", "") or ""
     add_tab(web_ui.template_args, base, csv_prefix)
     routes = Routes(environment, live, request_log, csv_prefix, exporter)
     web_ui.app.register_blueprint(routes.blueprint(base, web_ui.auth_required_if_enabled))

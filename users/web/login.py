@@ -33,10 +33,10 @@ def credentials() -> tuple[str, str] | None:
     return (user, password) if user and password else None
 
 
-def install(environment: Environment) -> None:
+def install(environment: Environment, login: bool, base: str) -> None:
+    """``--web-login`` (``login``) on the web UI served under ``base`` (``--web-base-path``)."""
     web_ui = environment.web_ui
-    options = environment.parsed_options
-    if web_ui is None or web_ui.app is None or not getattr(options, "web_login", False):
+    if web_ui is None or web_ui.app is None or not login:
         return
     creds = credentials()
     assert creds is not None, "checked at start-up"
@@ -44,7 +44,6 @@ def install(environment: Environment) -> None:
     app = web_ui.app
     app.config["SECRET_KEY"] = os.environ.get("FLASK_SECRET_KEY") or secrets.token_hex(32)
     web_ui.login_manager.user_loader(lambda uid: WebUser(uid) if uid == user else None)
-    base = getattr(options, "web_base_path", "") or ""
     web_ui.auth_args = {"username_password_callback": f"{base}{LOGIN_ROUTE}"}
     bp = Blueprint("llm_login", __name__, url_prefix=base or None)
 

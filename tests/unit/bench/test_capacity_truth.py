@@ -66,6 +66,6 @@ def test_the_answer_in_words():
     least = capacity_sentence(Capacity(36.8, (30.0, None), (36.8, None), 5, True, 1.0), slo, 0.95)
     assert "at least 36.8 req/s (no rate tried, up to it, fell below the target)" in least
     unconfirmed = capacity_sentence(Capacity(19.1, (0.0, 20.0), (18.8, 19.4), 5, False, 41.7), slo, 0.95)
-    assert "No rate was confirmed" in unconfirmed and "longer --level-duration" in unconfirmed
+    assert "No rate was confirmed" in unconfirmed and "use longer levels" in unconfirmed
     none = capacity_sentence(Capacity(0.0, (0.0, 10.0), (0.0, 10.0), None, False, 1.0), slo, 0.95)
     assert none.endswith("below 10 req/s: no rate tried met it.")

@@ -14,7 +14,8 @@ from locust.argument_parser import get_parser
 
 from tests.kustomize import build, load_yaml
 from tests.procs import ROOT
-from users.settings.options import OPTIONS, add_options
+from users.settings.parser import add_options
+from users.settings.sections import OPTIONS
 
 K8S = ROOT / "docker" / "kubernetes"
 KUBERNETES_VERSION = "1.33.0"

@@ -63,6 +63,7 @@ def test_a_failed_calibration_is_one_warning_and_the_run_goes_on(monkeypatch, tm
 
     from users.calibration.floor import floor
     from users.runtime import roles
+    from users.settings.settings import Settings
 
     with pytest.raises(RuntimeError, match="the calibration run finished no request"):
         floor([], {}, 1.0, 4, 128, 16)
@@ -71,8 +72,8 @@ def test_a_failed_calibration_is_one_warning_and_the_run_goes_on(monkeypatch, tm
         raise RuntimeError("the calibration's emulator did not start: nothing")
 
     monkeypatch.setattr(roles, "calibrate", failing)
-    settings = SimpleNamespace(max_concurrency=None, input_tokens=128, max_tokens=16, endpoint="chat")
+    settings = Settings.from_options(SimpleNamespace(num_users=4, input_tokens=128, max_tokens=16))
     with caplog.at_level("WARNING"):
-        roles.run_calibration(settings, SimpleNamespace(num_users=4), str(tmp_path / "run"))  # type: ignore[arg-type]
+        roles.run_calibration(settings, str(tmp_path / "run"))
     assert "the calibration failed, the run goes on without it" in caplog.text
     assert not (tmp_path / "run_calibration.json").exists()

@@ -11,20 +11,14 @@ from llmclient.schema import COLUMNS, HEADER, NAMES, Row, csv_line
 
 def a_full_row() -> Row:
     """Every field set to a value that is not its default."""
-    values = {
-        "text": 'a "quoted", text',
-        "float": 0.1234567891,
-        "int": 42,
-        "bool": True,
-        "gaps": (0.0025, 0.003),
-    }
+    values = {"text": 'a "quoted", text', "float": 0.1234567891, "int": 42, "bool": True, "gaps": (0.0025, 0.003)}
     return Row(**{c.name: values[c.kind] for c in COLUMNS})
 
 
 def test_the_columns_are_the_rows_fields_each_with_a_kind_and_a_meaning():
-    assert NAMES == [f.name for f in dataclasses.fields(Row)]
+    assert [f.name for f in dataclasses.fields(Row)] == NAMES
     assert all(c.meaning and c.kind in ("text", "float", "int", "bool", "gaps") for c in COLUMNS)
-    assert HEADER == ",".join(NAMES) + "\n"
+    assert ",".join(NAMES) + "\n" == HEADER
 
 
 def test_a_row_survives_the_csv_and_the_trip_to_the_master():

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from scheduler.arrivals import ConstantRate, Ramp, Stage, Stages, parse_burstiness, parse_stages, schedule, stage_at
+from scheduler.errors import ParameterError
 from scheduler.proof import prove
 
 N = 20_000
@@ -83,12 +84,15 @@ def test_stage_and_burstiness_parsing_and_their_one_line_errors():
     assert stage_at(parse_stages("10s:4u,20s:16u"), 12.0) == (2, Stage(20, users=16))
     assert stage_at(parse_stages("10s:4u,20s:16u"), 30.0) is None
     assert parse_burstiness("inf") == math.inf and parse_burstiness("0.5") == 0.5
+    flag = lambda parameter: f"--{parameter}"  # noqa: E731
     for bad in ("30s", "x:5", "30s:0", "-1:5", "30s:fast", "30s:5,10s:4u", "30s:2.5u", "30s:0u"):
-        with pytest.raises(ValueError, match="--stages"):
+        with pytest.raises(ParameterError) as err:
             parse_stages(bad)
+        assert err.value.named(flag).startswith("--stages")
     for bad in ("0", "-1"):
-        with pytest.raises(ValueError, match="--burstiness must be positive"):
+        with pytest.raises(ParameterError) as err:
             parse_burstiness(bad)
+        assert err.value.named(flag).startswith("--burstiness must be positive")
 
 
 def test_the_proof_compares_requested_and_achieved_and_warns_only_when_slipped():

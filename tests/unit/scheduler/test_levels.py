@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from scheduler.errors import ParameterError
 from scheduler.levels import (
     AutoSweep,
     CapacitySearch,
@@ -76,8 +77,10 @@ def test_verdicts():
     ],
 )
 def test_bad_sweeps_give_one_line(text, message):
-    with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
+    """The scheduler names the parameter; a command line, its flag."""
+    with pytest.raises(ParameterError) as err:
         parse_sweep(text)
+    assert err.value.parameter == "sweep" and err.value.named(lambda p: f"--{p}").startswith(message)
 
 
 def test_parse_sweep_and_slo():

@@ -84,7 +84,7 @@ def test_a_bad_trace_is_one_line_naming_the_row(tmp_path, records, message):
     path = write_jsonl(tmp_path / "bad.jsonl", records)
     with pytest.raises(TraceError) as err:
         load_trace(path)
-    assert message in str(err.value) and str(err.value).startswith(f"--trace {path}")
+    assert message in str(err.value) and str(err.value).startswith(f"trace {path}")
     assert "\n" not in str(err.value)
 
 

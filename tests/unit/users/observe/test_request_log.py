@@ -126,7 +126,7 @@ def test_worker_ships_rows_in_reports_and_master_writes_and_observes_them(tmp_pa
     master_path = tmp_path / "m_requests.csv"
     master_log, observers, seen = RequestLog(str(master_path)), Observers(), []
     observers.add(seen.append)
-    master = MasterSide(FakeRunner(), master_log, observers, CpuWatch())
+    master = MasterSide(FakeRunner(), master_log, observers, CpuWatch(), on_fatal=print)
     master.wire()
     master_env.events.worker_report.add_listener(master.on_worker_report)
     for i in range(3):

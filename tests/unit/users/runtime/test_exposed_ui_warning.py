@@ -6,11 +6,11 @@ from types import SimpleNamespace
 import pytest
 
 from users.runtime.lifecycle import warn_if_exposed
-from users.settings.options import Settings
+from users.settings.settings import Settings
 
 
-def settings(key):
-    return Settings.from_options(SimpleNamespace(api_key=key, num_users=1, headless=False))
+def settings(key, **locust):
+    return Settings.from_options(SimpleNamespace(api_key=key, num_users=1, headless=False, **locust))
 
 
 @pytest.mark.parametrize(
@@ -27,8 +27,7 @@ def test_warns_when_the_ui_is_open_beyond_localhost_with_a_key_and_no_login(
     caplog, monkeypatch, web_host, key, login, warned
 ):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    options = SimpleNamespace(headless=False, worker=False, web_host=web_host, web_login=login)
     with caplog.at_level(logging.WARNING):
-        warn_if_exposed(options, settings(key))
+        warn_if_exposed(settings(key, worker=False, web_host=web_host, web_login=login))
     assert ("use --web-login" in caplog.text) == warned
     assert "sk-x" not in caplog.text

@@ -7,12 +7,13 @@ import math
 import pandas as pd
 import pytest
 
+from llmclient.errors import ConfigError
 from llmclient.server_metrics import Histogram, combine, metrics_target
 from reports.load import Replica
 from reports.metrics import per_host, per_replica
 from tests.unit.users.settings.test_options import opts
 from users.settings.hosts import HostChooser, primary, split_hosts
-from users.settings.options import ConfigError, Settings
+from users.settings.settings import Settings
 
 A, B, C = "http://a:1", "http://b:2", "http://c:3"
 
@@ -49,8 +50,8 @@ def test_hosts_and_metrics_urls_parse_or_say_why_in_one_line():
         split_hosts(f"{A},b:2")
     assert metrics_target("http://a:9/metrics") == metrics_target("http://a:9")
     s = Settings.from_options(opts(metrics_url=["http://a:9/metrics", "http://b:9,http://c:9"]))
-    assert s.metrics_url == ("http://a:9/metrics", "http://b:9", "http://c:9")
-    assert Settings.from_options(opts(metrics_url="http://a:9")).metrics_url == (
+    assert s.server.metrics_url == ("http://a:9/metrics", "http://b:9", "http://c:9")
+    assert Settings.from_options(opts(metrics_url="http://a:9")).server.metrics_url == (
         "http://a:9",
         # from LOCUST_METRICS_URL
     )

@@ -5,9 +5,11 @@ from types import SimpleNamespace
 
 import pytest
 
+from llmclient.errors import ConfigError
 from scheduler.levels import Level, LevelResult
 from tests.procs import ROOT
-from users.settings.options import ConfigError, Settings
+from users.settings.mode import OpenLoop, Repetitions
+from users.settings.settings import Settings
 
 
 def opts(**kw):
@@ -32,7 +34,12 @@ def opts(**kw):
 
 def test_defaults_are_the_seed_scenario():
     s = Settings.from_options(opts())
-    assert (s.max_tokens, s.input_tokens, s.endpoint, s.num_requests) == (512, 2048, "chat", None)
+    assert (s.prompts.max_tokens, s.prompts.input_tokens, s.server.endpoint, s.load.num_requests) == (
+        512,
+        2048,
+        "chat",
+        None,
+    )
 
 
 @pytest.mark.parametrize(
@@ -61,21 +68,31 @@ def test_bad_values_give_one_clear_line(kw, message):
 
 
 def test_otlp_port_sends_the_trace_context_it_joins_by():
-    assert Settings.from_options(opts(otlp_port=4318)).trace_context is True
-    assert Settings.from_options(opts()).trace_context is False
+    assert Settings.from_options(opts(otlp_port=4318)).measurement.trace_context is True
+    assert Settings.from_options(opts()).measurement.trace_context is False
 
 
 def test_api_key_falls_back_to_environment(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
-    assert Settings.from_options(opts()).api_key == "sk-env"
-    assert Settings.from_options(opts(api_key="sk-flag")).api_key == "sk-flag"
+    assert Settings.from_options(opts()).server.api_key == "sk-env"
+    assert Settings.from_options(opts(api_key="sk-flag")).server.api_key == "sk-flag"
 
 
 def test_text_from_the_web_ui_form_is_converted_or_refused_in_one_line():
     s = Settings.from_options(opts(request_rate="20", burstiness="inf", max_concurrency="4", max_tokens="64"))
-    assert (s.request_rate, s.burstiness, s.max_concurrency, s.max_tokens) == (20.0, float("inf"), 4, 64)
+    assert (s.load.request_rate, s.load.burstiness, s.load.max_concurrency, s.prompts.max_tokens) == (
+        20.0,
+        float("inf"),
+        4,
+        64,
+    )
     empty = Settings.from_options(opts(num_requests="", request_rate="", ignore_eos="false", insecure="true"))
-    assert (empty.num_requests, empty.request_rate, empty.ignore_eos, empty.insecure) == (None, None, False, True)
+    assert (empty.load.num_requests, empty.load.request_rate, empty.prompts.ignore_eos, empty.server.insecure) == (
+        None,
+        None,
+        False,
+        True,
+    )
     with pytest.raises(ConfigError, match="--request-rate: expected a number, got 'fast'"):
         Settings.from_options(opts(request_rate="fast"))
 
@@ -154,22 +171,22 @@ def test_bad_sweep_settings_give_one_clear_line(kw, message):
 
 def test_a_sweep_plans_its_levels_and_lets_users_idle():
     s = Settings.from_options(opts(sweep="concurrency:1,8", level_requests=20, max_concurrency=16))
-    assert s.scheduled and s.levels and s.open_loop is None
-    plan = s.make_plan()
+    assert s.mode.scheduled and s.mode.levels and not isinstance(s.mode, OpenLoop)
+    plan = s.mode.plan()
     assert plan is not None and plan.next_level([]).value == 1
     cliff = Settings.from_options(
         opts(sweep="prefix-groups:1,8", level_requests=20, request_rate=4.0, prefix_tokens=64)
     )
-    assert cliff.levels and not cliff.open_loop_run and [lv.groups for lv in cliff.prompt_levels] == [1, 8]
-    assert cliff.make_plan().next_level([]) == Level(1, "prefix-groups", 1.0, rate=4.0)
+    assert cliff.mode.levels and not cliff.mode.one_schedule and [lv.groups for lv in cliff.prompt_levels] == [1, 8]
+    assert cliff.mode.plan().next_level([]) == Level(1, "prefix-groups", 1.0, rate=4.0)
     speedup = Settings.from_options(opts(sweep="prefix-tokens:0,1536", level_requests=20, max_concurrency=8))
     assert [(lv.name, lv.prefix_tokens) for lv in speedup.prompt_levels] == [
         ("prefix-tokens:0", 0),
         ("prefix-tokens:1536", 1536),
     ]
-    first = speedup.make_plan().next_level([])
+    first = speedup.mode.plan().next_level([])
     assert first == Level(1, "prefix-tokens", 0.0, concurrency=8) and not first.open_loop and first.in_flight == 8
-    twice = Settings.from_options(opts(sweep="rate:1,2", level_requests=5, repeat=2)).make_plan()
+    twice = Settings.from_options(opts(sweep="rate:1,2", level_requests=5, repeat=2)).mode.plan()
     order, results = [], []
     while (level := twice.next_level(results)) is not None:
         order.append((level.value, level.repeat))
@@ -177,11 +194,11 @@ def test_a_sweep_plans_its_levels_and_lets_users_idle():
     # interleaved: A B A B
     assert order == [(1.0, 1), (2.0, 1), (1.0, 2), (2.0, 2)]
     whole = Settings.from_options(opts(num_requests=50, repeat=3, num_users=16, headless=True))
-    assert whole.levels and whole.num_requests is None and whole.level_requests == 50
-    assert whole.make_plan().next_level([]) == Level(1, "concurrency", 16.0, repeat=1)
+    assert isinstance(whole.mode, Repetitions) and whole.total_requests is None and whole.mode.requests == 50
+    assert whole.mode.plan().next_level([]) == Level(1, "concurrency", 16.0, repeat=1)
     capacity = Settings.from_options(opts(find_capacity=True, slo="ttft_ms=500", level_duration=5.0))
     # the throughput level, without --max-concurrency
-    assert capacity.make_plan().next_level([]).value == 256
+    assert capacity.mode.plan().next_level([]).value == 256
 
 
 def parsed(*argv: str) -> Settings:
@@ -189,7 +206,7 @@ def parsed(*argv: str) -> Settings:
     from locust import events
     from locust.argument_parser import parse_options
 
-    from users.settings.options import add_options
+    from users.settings.parser import add_options
 
     events.init_command_line_parser.add_listener(add_options)
     try:
@@ -240,9 +257,9 @@ def test_vllm_bench_serves_spellings_are_the_same_options():
         "--ramp-up-end-rps",
         "4",
     )
-    assert theirs.goodput == ("ttft:500", "tpot:50")
-    assert {**vars(theirs), "goodput": ()} == {**vars(ours), "goodput": ()}
-    assert theirs.slo_limits == ours.slo_limits == {"ttft_ms": 500.0, "tpot_ms": 50.0}
+    assert theirs.measurement.goodput == ("ttft:500", "tpot:50")
+    assert {**theirs.config(), "goodput": []} == {**ours.config(), "goodput": []}
+    assert theirs.measurement.slo == ours.measurement.slo == {"ttft_ms": 500.0, "tpot_ms": 50.0}
 
 
 @pytest.mark.parametrize(
@@ -263,11 +280,9 @@ def test_a_bad_goodput_is_one_line(argv, message):
 
 
 def test_help_puts_each_option_in_a_titled_group_with_its_default_and_environment_variable():
-    from users.settings.options import GROUPS, OPTIONS
+    from users.settings.sections import SECTIONS
 
-    grouped = [dest for dests in GROUPS.values() for dest in dests]
-    # each option in exactly one group
-    assert sorted(grouped) == sorted(o.dest for o in OPTIONS)
+    titles = [section.__doc__ for section in SECTIONS]
     proc = subprocess.run(
         [sys.executable, "-m", "users", "--help"],
         cwd=ROOT,
@@ -277,7 +292,7 @@ def test_help_puts_each_option_in_a_titled_group_with_its_default_and_environmen
         env={**os.environ, "COLUMNS": "200"},
     )
     text = proc.stdout
-    for title in GROUPS:
+    for title in titles:
         assert f"\n{title}:\n" in text
     load = text.split("LLM load: how requests are sent:")[1].split("\n\n")[0]
     assert "--burstiness X" in load and "[default 1.0; env LOCUST_BURSTINESS]" in load
