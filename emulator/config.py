@@ -90,6 +90,9 @@ class ServerConfig:
     )
     api_key: str | None = setting(None, "require this Bearer token on /v1/*")
     request_log: str | None = setting(None, "append one JSON line of ground truth per request")
+    session_header: str = setting(
+        "x-session-id", "the header naming a request's session (as routers read it): kept in the truth log"
+    )
     include_cached_tokens: bool = setting(
         True,
         "omit usage.prompt_tokens_details (as vLLM without --enable-prompt-tokens-details)",

@@ -42,6 +42,8 @@ class Sequence:
     adapter: str = ""
     # the trace its traceparent header named (--otlp-traces-endpoint: its span's)
     trace_id: str = ""
+    # the session its --session-header named
+    session: str = ""
     cached: int = 0
     prefill_left: int = 0
     target_len: int = 0

@@ -164,6 +164,7 @@ class App:
             received_wall=received_wall,
             adapter="" if model == self.cfg.model else model,
             trace_id=trace_id_of(headers.get("traceparent", "")),
+            session=headers.get(self.cfg.session_header.lower(), ""),
         )
         conn.active = seq
         self.engine.submit(seq)
@@ -246,6 +247,7 @@ class App:
             {
                 "id": seq.request_id,
                 "trace_id": seq.trace_id or None,
+                "session": seq.session or None,
                 "spans": timings,
                 "model": seq.adapter or self.cfg.model,
                 "status": status,

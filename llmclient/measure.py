@@ -90,6 +90,10 @@ class RequestRecord:
     resent: bool = False
     # that first attempt's error
     resent_error: str = ""
+    # a session's id, its turn (1-based; 0: not in a session) and whether the turn is its last
+    session_id: str = ""
+    turn: int = 0
+    last_turn: bool = False
 
     @property
     def warm_cache(self) -> bool:

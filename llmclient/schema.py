@@ -60,7 +60,9 @@ class Row:
     level: str = column("text", "sweep or capacity search: its level number (PREFIX_levels.csv says what it was)")
     trace_index: int | None = column("int", "trace replay: the request's row in the trace (0-based, in time order)")
     ideal_cached_tokens: int | None = column(
-        "int", "trace replay: the tokens an unbounded prefix cache would hold for it"
+        "int",
+        "trace replay: the tokens an unbounded prefix cache would hold for it; a session's later turn: the "
+        "history's, its earlier prompt's whole blocks (--kv-block-size)",
     )
     host: str = column("text", "the host (of -H's) the request went to")
     repeat: int | None = column("int", "--repeat: which repetition of the workload or of its level (1-based)")
@@ -84,6 +86,9 @@ class Row:
         "server may have read it: count it among the server's receipts)",
     )
     resent_error: str = column("text", "a resent request's first attempt's error")
+    session_id: str = column("text", "sessions: the session's id (unique in the run)")
+    turn: int | None = column("int", "sessions: the request's turn in its session (1-based)")
+    last_turn: bool = column("bool", "sessions: true on a session's last turn (a session counted as done)")
 
     @classmethod
     def of(cls, rec: RequestRecord, endpoint: str, worker: str) -> Row:
@@ -124,6 +129,9 @@ class Row:
             trace_id=rec.trace_id,
             resent=int(rec.resent),
             resent_error=" ".join(rec.resent_error.split()),
+            session_id=rec.session_id,
+            turn=rec.turn or None,
+            last_turn=rec.last_turn,
         )
 
     def fields(self) -> list[str]:
@@ -167,6 +175,14 @@ class Column:
 
 COLUMNS: tuple[Column, ...] = tuple(Column(f.name, f.metadata["kind"], f.metadata["meaning"]) for f in fields(Row))
 NAMES: list[str] = [c.name for c in COLUMNS]
+_LAST_TURN = NAMES.index("last_turn")
+
+
+def ends_session(shipped: Sequence[str]) -> bool:
+    """A shipped row (its CSV fields) is a session's last turn (an older worker's rows end none)."""
+    return len(shipped) > _LAST_TURN and shipped[_LAST_TURN] == "true"
+
+
 TEXT = [c.name for c in COLUMNS if c.kind in ("text", "gaps")]
 NUMERIC = [c.name for c in COLUMNS if c.kind in ("float", "int")]
 BOOLEAN = [c.name for c in COLUMNS if c.kind == "bool"]

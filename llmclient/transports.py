@@ -52,9 +52,12 @@ class SocketTransport:
         kernel_timestamps: bool = True,
         reactor: StreamReactor | None = None,
         pacer: Pacer | None = None,
+        session_header: str = "",
     ) -> None:
         self.conn = Connection(target, read_timeout=stream_timeout, kernel_timestamps=kernel_timestamps)
         self.headers = headers
+        # a session's requests carry its id in this header (routers keep a session where its history is)
+        self.session_header = session_header
         self.request_timeout = request_timeout
         self.reactor = reactor
         # sends a record with a scheduled_time at that time
@@ -63,11 +66,14 @@ class SocketTransport:
     def send(
         self, endpoint: Endpoint, body: dict[str, object], record: RequestRecord, collect_text: bool
     ) -> RequestRecord:
+        headers = self.headers
+        if self.session_header and record.session_id:
+            headers = {**headers, self.session_header: record.session_id}
         return stream_request(
             self.conn,
             endpoint,
             orjson.dumps(body),
-            self.headers,
+            headers,
             deadline_s=self.request_timeout,
             record=record,
             collect_text=collect_text,
@@ -116,7 +122,12 @@ class OpenAISDKTransport:
     """
 
     def __init__(
-        self, base_url: str, api_key: str | None, timeout: float, clock: Callable[[], float] = time.perf_counter
+        self,
+        base_url: str,
+        api_key: str | None,
+        timeout: float,
+        clock: Callable[[], float] = time.perf_counter,
+        session_header: str = "",
     ) -> None:
         # imported only when used: it adds half a second to every start-up
         import openai
@@ -130,6 +141,7 @@ class OpenAISDKTransport:
             max_retries=0,
         )
         self.clock = clock
+        self.session_header = session_header
 
     def send(
         self, endpoint: Endpoint, body: dict[str, object], record: RequestRecord, collect_text: bool
@@ -139,6 +151,8 @@ class OpenAISDKTransport:
         extra = {k: v for k, v in body.items() if k not in SDK_KEYWORDS}
         if extra:
             kwargs["extra_body"] = extra
+        if self.session_header and record.session_id:
+            kwargs["extra_headers"] = {self.session_header: record.session_id}
         create = self.client.chat.completions.create if endpoint is CHAT else self.client.completions.create
         record.start_time = time.time()
         acc = accumulator(endpoint, record, self.clock(), collect_text)

@@ -74,6 +74,10 @@ def charts_of(run: RunData, summary: dict) -> list[str]:
         if summary.get("models"):
             out.append(charts.cdfs({m: rows[rows["model"] == m] for m in summary["models"]}, f"{p}_models_cdf.png"))
         out.append(charts.cache_hit_vs_miss(rows, f"{p}_cache_hit_vs_miss.png"))
+        if len(summary.get("by_turn") or ()) > 1:
+            out.append(charts.sessions_by_turn(summary, f"{p}_by_turn.png"))
+        if summary.get("retention"):
+            out.append(charts.retention(summary, f"{p}_retention.png"))
         if summary.get("prefix_cache_by_trace_minute"):
             out.append(charts.prefix_cache_over_trace(summary, f"{p}_prefix_cache_efficiency.png"))
         if summary.get("prefix_cache_speedup"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from reports.sessions import retention_sentence, session_sentence
 from reports.speedup import speedup_sentence
 from scheduler.levels import Capacity, capacity_sentence
 
@@ -46,6 +47,8 @@ def answers(summary: dict, input_tokens: int | None = None) -> list[str]:
             _latency(summary),
             _cache(summary),
             speedup_sentence(summary, input_tokens),
+            session_sentence(summary),
+            retention_sentence(summary),
             _levels(summary),
             _trace(summary),
             _energy(summary),

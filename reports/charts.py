@@ -468,3 +468,54 @@ def tuning_pareto(points: list[dict], best: str | None, path: str) -> str:
     ax.set_ylabel("output tokens/s per user (1000 / mean TPOT ms)")
     ax.set_title("Tuning: each point of the grid (the mean of its runs, no intervals drawn)")
     return _save(fig, path)
+
+
+def sessions_by_turn(summary: dict, path: str) -> str:
+    """TTFT p50 by turn (with its interval) and, beside it, the hit rate and the history kept by turn."""
+    turns = summary["by_turn"]
+    x = np.array([t["turn"] for t in turns])
+    p50 = np.array([t["ttft_p50_ms"] if t["ttft_p50_ms"] is not None else np.nan for t in turns], dtype=float)
+    bounds = [t.get("ttft_p50_ms_ci") or [None, None] for t in turns]
+    low = np.array([v - b[0] if b[0] is not None else 0.0 for v, b in zip(p50, bounds, strict=True)])
+    high = np.array([b[1] - v if b[1] is not None else 0.0 for v, b in zip(p50, bounds, strict=True)])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5))
+    left.errorbar(x, p50, yerr=[np.clip(low, 0, None), np.clip(high, 0, None)], marker="o", capsize=4)
+    left.set_xlabel("turn")
+    left.set_ylabel("TTFT p50 (ms; bars: intervals where bounded)")
+    left.set_title(f"TTFT by turn ({summary.get('sessions')} sessions)")
+    hit = [t["hit_rate"] if t["hit_rate"] is not None else np.nan for t in turns]
+    kept = [t.get("history_kept", np.nan) for t in turns]
+    right.plot(x, hit, marker="o", label="prompt tokens cached (hit rate)", color="#55A868")
+    right.plot(x, kept, marker="s", label="history kept (of its whole blocks)", color="#C44E52")
+    right.set_ylim(0, 1.05)
+    right.set_xlabel("turn")
+    right.set_title("Prefix cache by turn")
+    right.legend(loc="lower right")
+    for ax in (left, right):
+        ax.set_xticks(x)
+    return _save(fig, path)
+
+
+def retention(summary: dict, path: str) -> str:
+    """A think-time sweep: the share of later turns whose history was kept, by think time, with intervals."""
+    found = summary["retention"]
+    gaps = np.array([g["think_time_s"] for g in found], dtype=float)
+    kept = np.array([g["kept"] for g in found], dtype=float)
+    ci = [g["kept_ci"] for g in found]
+    low = np.array(
+        [k - c[0] if c[0] is not None and not np.isnan(c[0]) else 0.0 for k, c in zip(kept, ci, strict=True)]
+    )
+    high = np.array(
+        [c[1] - k if c[1] is not None and not np.isnan(c[1]) else 0.0 for k, c in zip(kept, ci, strict=True)]
+    )
+    fig, ax = plt.subplots(figsize=(12, 5))
+    ax.errorbar(gaps, kept, yerr=[np.clip(low, 0, None), np.clip(high, 0, None)], marker="o", capsize=4)
+    ax.axhline(0.5, color="#7f7f7f", linestyle="--", label="half")
+    if gaps.size and gaps.min() > 0:
+        ax.set_xscale("log")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("think time between turns (s)")
+    ax.set_ylabel("later turns whose history was kept")
+    ax.set_title("How long the server keeps a session's history")
+    ax.legend(loc="upper right")
+    return _save(fig, path)

@@ -50,6 +50,10 @@ FIGURES: dict[str, str] = {
     "mean_decode_tps": "mean of each request's decode speed (output tokens after the first per second)",
     "median_decode_tps": "median of each request's decode speed",
     "prefix_cache_hit_rate": "share of prompt tokens the server had in its prefix cache",
+    "sessions": "sessions: how many sessions sent at least one request",
+    "history_kept": "sessions: the share of the later turns' ideal cached tokens (their history's whole blocks) "
+    "the server reported cached, each turn counted up to its ideal",
+    "history_kept_turns": "sessions: the share of later turns whose whole history the server had cached",
     "usage_prefix_cache_hit_rate": "prefix_cache_hit_rate from the responses' usage (cached_tokens)",
     "cache_hit_requests": "requests with some cached prompt tokens",
     "median_ttft_cache_hit_ms": "median TTFT of requests with cached prompt tokens",
@@ -118,6 +122,15 @@ DESCRIPTIVE: dict[str, str] = {
     "repeats": "--repeat: each repetition's headline figures",
     "energy_j_bounds": "--telemetry-url: [low, high] of energy_j where it was integrated from power samples",
     "gpu_energy_source": "--telemetry-url: where energy_j came from (the energy counter, or power integrated)",
+    "by_turn": "sessions: one object per turn number (requests, ttft_p50_ms and ttft_p99_ms with their _ci, "
+    "tpot_p50_ms, mean prompt_tokens, cached_tokens and ideal_cached_tokens, hit_rate, history_kept, "
+    "history_kept_turns with its _ci)",
+    "by_turn_by_host": "sessions with -H a,b: by_turn for each host's requests (did a session stay where its "
+    "history was?)",
+    "retention": "--sweep think-time: per think time (think_time_s), the later turns, the share whose history "
+    "was kept (kept) and its Wilson interval (kept_ci)",
+    "retention_gap_s_bracket": "--sweep think-time: [the last think time at which at least half the histories "
+    "were kept, the first after it at which fewer were] (null: none such)",
     "kv_cache_cliff_tokens": "prefix-groups sweep: [largest working set the cache held, smallest it did not], tokens",
     "trace_ideal_prefix_cache_hit_rate": "trace replay: the ideal hit rate over the whole trace file",
     "server_pXX_<h>_ms_bounds": "[low, high] of the histogram bucket server_pXX_<h>_ms was interpolated in (high "

@@ -26,6 +26,7 @@ from reports.metrics import (
     trace_summary,
 )
 from reports.repeats import repeats_summary
+from reports.sessions import sessions_summary
 from reports.speedup import prefix_cache_speedup
 from scheduler.slo import parse_slo
 
@@ -64,6 +65,7 @@ def summary_of(run: RunData, slo: Mapping[str, float], ci_level: float | None = 
         notes.append(EMBEDDINGS_NOTE)
     _trace_figures(run, rows, summary, notes)
     _level_figures(run, rows, slo, summary, notes)
+    summary.update(sessions_summary(rows, run.levels, level))
     one_load = run.levels is not None and run.levels[["kind", "value"]].drop_duplicates().shape[0] == 1
     summary.update(repeats_summary(rows, slo, level, one_load))
     return summary, notes

@@ -36,11 +36,13 @@ import numpy as np
 from scheduler.errors import ParameterError
 from scheduler.slo import met
 
-KINDS = ("rate", "concurrency", "prefix-groups", "prefix-tokens")
+KINDS = ("rate", "concurrency", "prefix-groups", "prefix-tokens", "think-time")
 # levels counted in whole numbers
 WHOLE_KINDS = ("concurrency", "prefix-groups", "prefix-tokens")
 # levels with prompts of their own, built before the run
 PROMPT_KINDS = ("prefix-groups", "prefix-tokens")
+# levels at one load (a rate or a concurrency) that differ in something else
+AT_ONE_LOAD = (*PROMPT_KINDS, "think-time")
 # PREFIX_levels.csv, one line per level as the run ran it (users/load/sweep.py writes it, reports read it)
 # windows: its sending windows, "start-end" in unix seconds, ";" between an extension's
 LEVEL_LOG_COLUMNS = (
@@ -83,7 +85,7 @@ class Level:
     @property
     def open_loop(self) -> bool:
         """Arrivals at a rate (a rate level, a prompt level with a rate), not a closed loop."""
-        return self.kind == "rate" or (self.kind in PROMPT_KINDS and self.rate is not None)
+        return self.kind == "rate" or (self.kind in AT_ONE_LOAD and self.rate is not None)
 
     @property
     def in_flight(self) -> int:
@@ -94,6 +96,11 @@ class Level:
     def prompt_set(self) -> str | None:
         """The name of a prompt level's own prompts (None: the run's)."""
         return prompt_set(self.kind, self.value)
+
+    @property
+    def think_time(self) -> float | None:
+        """A think-time level's gap between a session's turns (seconds); None for other kinds."""
+        return self.value if self.kind == "think-time" else None
 
     @property
     def arrival_rate(self) -> float:
@@ -107,6 +114,9 @@ class Level:
             return f"level {self.number}: {self.value:g} shared prefixes at {load}{again}"
         if self.kind == "prefix-tokens":
             return f"level {self.number}: {self.value:g} shared prompt tokens at {load}{again}"
+        if self.kind == "think-time":
+            load = f"{self.arrival_rate:g} sessions/s" if self.open_loop else f"{self.in_flight} sessions in flight"
+            return f"level {self.number}: think time {self.value:g} s at {load}{again}"
         unit = "req/s" if self.kind == "rate" else "in flight"
         return f"level {self.number}: {self.kind} {self.value:g} {unit}{again}"
 
@@ -238,7 +248,8 @@ def parse_sweep(text: str) -> SweepSpec:
     if not sep or kind not in KINDS:
         raise ParameterError(
             "sweep",
-            " takes rate:R1,R2,…, concurrency:C1,C2,…, prefix-groups:G1,G2,…, prefix-tokens:P1,P2,… or auto; "
+            " takes rate:R1,R2,…, concurrency:C1,C2,…, prefix-groups:G1,G2,…, prefix-tokens:P1,P2,…, "
+            "think-time:S1,S2,… or auto; "
             f"got {text!r}",
         )
     out = []
@@ -247,7 +258,7 @@ def parse_sweep(text: str) -> SweepSpec:
             value = float(part)
         except ValueError:
             raise ParameterError("sweep", f" {kind}: {part.strip()!r} is not a number") from None
-        if not (value > 0 or (value == 0 and kind == "prefix-tokens")) or math.isinf(value):
+        if not (value > 0 or (value == 0 and kind in ("prefix-tokens", "think-time"))) or math.isinf(value):
             raise ParameterError("sweep", f" {kind} levels must be positive, got {part.strip()}")
         if kind in WHOLE_KINDS and value != int(value):
             raise ParameterError("sweep", f" {kind} levels are whole numbers, got {part.strip()}")

@@ -28,7 +28,6 @@ from locust.exception import StopUser
 from llmclient.measure import RequestRecord
 from llmclient.stream import Messages
 from llmclient.transports import Transport
-from prompts.text import join, words
 from users.load.client import LLMClient, socket_transport
 from users.runtime.handle import get_run
 from users.services.run import LLMRun
@@ -73,56 +72,26 @@ class LLMUser(User):
 
 
 def send_next_prompt(user: LLMUser) -> None:
-    """The built-in task: the run's next prompt, or with ``--turns K`` the next turn of a conversation."""
+    """The built-in task: the run's next prompt, or with sessions (``--turns K``) a whole session."""
     run = user.llm_run
     # the test could not start (said in one line): the run is stopping
     if not run.prompts.ready:
         raise StopUser()
     settings = run.context.settings
-    endpoint = run.context.endpoint
     # the schedule sends the requests (users/load/open_loop.py, users/load/sweep.py): idle
     if settings.mode.scheduled:
         gevent.sleep(OPEN_LOOP_IDLE_S)
         return
-    if settings.prompts.turns <= 1:
+    if not settings.in_sessions:
         user.client.send_prompt(run.prompts.next_prompt())
         return
-    talk: Conversation = user.__dict__.setdefault("conversation", Conversation(user.rng))
-    if talk.continues(settings.prompts.turns):
-        messages = talk.follow_up(settings.prompts.turn_tokens)
-    else:
-        prompt = run.prompts.next_prompt()
-        talk.max_tokens = prompt.max_tokens
-        messages = talk.start(prompt.content)
-    talk.last = user.client.request(endpoint, messages, max_tokens=talk.max_tokens, collect_text=True)
+    endpoint = run.context.endpoint
 
+    def send(rec: RequestRecord, messages: Messages, max_tokens: int | None) -> RequestRecord:
+        return user.client.request(endpoint, messages, max_tokens=max_tokens, collect_text=True, record=rec)
 
-class Conversation:
-    """A user's multi-turn conversation: its history, and how many turns it has had."""
-
-    def __init__(self, rng: random.Random) -> None:
-        self.rng = rng
-        self.history: Messages = []
-        self.turn = 0
-        # the first prompt's own output length, if it has one
-        self.max_tokens: int | None = None
-        self.last: RequestRecord | None = None
-
-    def continues(self, turns: int) -> bool:
-        last = self.last
-        return 0 < self.turn < turns and last is not None and last.success
-
-    def start(self, first_message: str) -> Messages:
-        self.history = [{"role": "user", "content": first_message}]
-        self.turn = 1
-        return list(self.history)
-
-    def follow_up(self, turn_tokens: int) -> Messages:
-        assert self.last is not None
-        question = join(words(self.rng, turn_tokens))
-        self.history += [{"role": "assistant", "content": self.last.text}, {"role": "user", "content": question}]
-        self.turn += 1
-        return list(self.history)
+    sid, plan = run.sessions.next_plan(user.rng)
+    run.sessions.run_session(plan, sid, send, user.rng)
 
 
 __all__ = ["LLMClient", "LLMUser", "send_next_prompt"]

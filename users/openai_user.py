@@ -33,4 +33,9 @@ class OpenAISDKUser(LLMUser):
 
     def make_transport(self, run: LLMRun, host: str) -> Transport:
         s = run.context.settings
-        return OpenAISDKTransport(host, s.server.api_key, s.server.request_timeout or s.server.stream_timeout)
+        return OpenAISDKTransport(
+            host,
+            s.server.api_key,
+            s.server.request_timeout or s.server.stream_timeout,
+            session_header=s.load.session_header,
+        )

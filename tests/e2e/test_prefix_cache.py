@@ -193,41 +193,6 @@ def test_reset_prefix_cache_makes_a_rerun_cold_and_warns_where_not_allowed(emula
     assert "does not allow resetting its prefix cache" in run.output and "VLLM_SERVER_DEV_MODE=1" in run.output
 
 
-@pytest.mark.timeout(180)
-def test_multi_turn_conversations_reuse_their_history(emulator_factory, tmp_path):
-    emu = emulator_factory(*FAST, "--eos-prob", "0")
-    prefix = tmp_path / "mt"
-    run = run_locust(
-        "--headless",
-        "-u",
-        "2",
-        "-r",
-        "2",
-        "-n",
-        "12",
-        "-H",
-        emu.url,
-        "--input-tokens",
-        "200",
-        "--turns",
-        "3",
-        "--turn-tokens",
-        "40",
-        "--max-tokens",
-        "20",
-        "--csv",
-        str(prefix),
-        "--only-summary",
-    )
-    assert run.returncode == 0, run
-    rows = sorted(read_rows(prefix), key=lambda r: float(r["start_time"]))
-    assert len(rows) == 12 and all(r["success"] == "true" for r in rows)
-    grows = [int(r["prompt_tokens"]) for r in rows if int(r["prompt_tokens"]) > 200 + 20 + 40]
-    # turns 2 and 3 of four conversations carry the history
-    assert len(grows) == 8
-    assert all(int(r["cached_tokens"]) >= 192 for r in rows if int(r["prompt_tokens"]) > 260)
-
-
 @pytest.mark.timeout(120)
 def test_dataset_prompts_and_their_output_lengths(emulator_factory, tmp_path):
     emu = emulator_factory(*FAST)

@@ -24,6 +24,7 @@ import gevent
 from locust.runners import STATE_MISSING, MasterRunner
 
 from llmclient.errors import ConfigError
+from llmclient.schema import ends_session
 from scheduler.levels import Level
 from users.distributed import protocol
 from users.load.open_loop import Due, local_arrivals
@@ -44,8 +45,12 @@ logger = logging.getLogger(__name__)
 class MasterCoordinator:
     """The master's side: grants, departed workers, and the end of the run."""
 
-    def __init__(self, environment: Environment, total: int | None, on_complete: Callable[[], None]) -> None:
+    def __init__(
+        self, environment: Environment, total: int | None, on_complete: Callable[[], None], sessions: bool = False
+    ) -> None:
+        """``sessions``: the run counts sessions (a row ending one counts), not requests."""
         self.environment = environment
+        self.sessions = sessions
         self.ledger = GrantLedger(total) if total else None
         self._on_complete = on_complete
         self._completed = False
@@ -96,7 +101,7 @@ class MasterCoordinator:
     def _complete(self, total: int) -> None:
         if not self._completed:
             self._completed = True
-            logger.info("All %s requests finished", total)
+            logger.info("All %s %s finished", total, "sessions" if self.sessions else "requests")
             self._on_complete()
 
     @property
@@ -418,8 +423,9 @@ class MasterSide:
         if rows:
             self.request_log.write_rows(rows)
             self.observers.rows(rows)
-            if self.coordinator is not None:
-                self.coordinator.on_rows(worker, len(rows))
+            coordinator = self.coordinator
+            if coordinator is not None:
+                coordinator.on_rows(worker, sum(map(ends_session, rows)) if coordinator.sessions else len(rows))
 
     def on_ready(self, worker: str, _data: object) -> None:
         if self.dispatch is not None:

@@ -137,10 +137,10 @@ class LLMClient:
         prompt's text, else ``--images``' do."""
         run = self.run
         context = run.context
-        if not context.budget.take():
+        rec = record if record is not None else RequestRecord()
+        if not context.units.take(rec):
             raise StopUser()
         started = time.perf_counter()
-        rec = record if record is not None else RequestRecord()
         counted = False
         try:
             body = self._prepare(rec, endpoint, prompt, max_tokens, extra_body or {}, images)
@@ -168,7 +168,7 @@ class LLMClient:
             return rec
         finally:
             if not counted:
-                context.budget.finish()
+                context.units.finish(rec)
 
     def _prepare(
         self,
@@ -256,6 +256,7 @@ def socket_transport(context: RunContext, host: str) -> SocketTransport:
         kernel_timestamps=s.measurement.kernel_timestamps,
         reactor=context.reactor,
         pacer=context.pacer,
+        session_header=s.load.session_header,
     )
 
 

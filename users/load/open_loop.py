@@ -15,9 +15,12 @@ draws it and hands each worker its arrivals a little ahead of time, as unix due 
 
 from __future__ import annotations
 
+import itertools
 import logging
+import random
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import gevent
@@ -26,6 +29,7 @@ from gevent.pool import Group
 from locust.exception import StopUser
 
 from llmclient.measure import RequestRecord
+from llmclient.stream import Messages
 from llmclient.transports import Transport
 from scheduler.arrivals import schedule
 from scheduler.trace import arrivals as trace_arrivals
@@ -116,6 +120,13 @@ class OpenLoop:
         self.queued = 0
         # arrivals made ready but stopped before their due time: no request, no row
         self.unsent = 0
+        # each arrival is a session (--session-rate, a think-time sweep), not a request
+        self.in_sessions = run.context.settings.in_sessions
+        self._session_numbers = itertools.count(1)
+        # a think-time level's gap before a user's turn (None: the sessions' own)
+        self.think: float | None = None
+        # sessions' requests sent (a level's: its rows to expect)
+        self.turns_sent = 0
         # a sweep's current level: every request sent now carries it
         self.level = ""
         # and its repetition (--repeat)
@@ -184,38 +195,75 @@ class OpenLoop:
         self.requests.kill(block=True)
 
     def _send(self, rec: RequestRecord, capped: bool = True) -> None:
-        """Make the request ready and send it (at its due time, when it has one), then read it to its end."""
-        if self.cap is not None and capped:
+        """Make the request ready and send it (at its due time, when it has one), then read it to its end;
+        with sessions, play a session whose first turn it is."""
+        with self._slot(rec, capped):
+            try:
+                if self.in_sessions:
+                    self._session(rec)
+                    return
+                prompts = self.run.prompts
+                prompt = prompts.prompt_for(rec.trace_index) if rec.trace_index is not None else prompts.next_prompt()
+                self._on_host(lambda client: client.send_prompt(prompt, rec))
+            # -n is spent
+            except StopUser:
+                pass
+
+    @contextmanager
+    def _slot(self, rec: RequestRecord, capped: bool) -> Iterator[None]:
+        """A slot of --max-concurrency (a request's, or with sessions a session's) held meanwhile; the wait
+        past the due time is the record's queue_s."""
+        use_cap = capped and self.cap is not None
+        if self.cap is not None and use_cap:
             self.queued += 1
             try:
                 self.cap.acquire()
             finally:
                 self.queued -= 1
-        # the wait for a slot past the due time
         if capped and rec.scheduled_time is not None:
             rec.queue_s = max(0.0, time.time() - rec.scheduled_time) if self.cap is not None else 0.0
+        try:
+            yield
+        finally:
+            if rec.scheduled_time is not None and not rec.start_time:
+                self.unsent += 1
+            if self.cap is not None and use_cap:
+                self.cap.release()
+
+    def _on_host(self, call: Callable[[LLMClient], RequestRecord]) -> RequestRecord:
+        """``call`` with a client to the host the chooser picks, over one of its pool's transports."""
         host = self.chooser.pick()
         pool = self.pools[host]
         transport = pool.get()
         self.chooser.started(host)
         try:
-            prompts = self.run.prompts
-            prompt = prompts.prompt_for(rec.trace_index) if rec.trace_index is not None else prompts.next_prompt()
-            LLMClient(self.run, host, transport).send_prompt(prompt, rec)
-        # -n is spent
-        except StopUser:
-            pass
+            return call(LLMClient(self.run, host, transport))
         finally:
-            if rec.scheduled_time is not None and not rec.start_time:
-                self.unsent += 1
             self.chooser.finished(host)
             pool.put(transport)
-            if self.cap is not None and capped:
-                self.cap.release()
 
-    def begin_level(self, label: str, repeat: int | None) -> None:
-        """A sweep's level begins: every request sent from now on carries its label and repetition."""
-        self.level, self.repeat = label, repeat
+    def _session(self, first: RequestRecord) -> None:
+        """A session arrived: its turns, each on the host the chooser picks then."""
+        sessions = self.run.sessions
+        settings = self.run.context.settings
+        rng = random.Random(f"{settings.load.seed}-{self.run.context.stream_id}-session-{next(self._session_numbers)}")
+        sid, plan = sessions.next_plan(rng)
+
+        def send(rec: RequestRecord, messages: Messages, max_tokens: int | None) -> RequestRecord:
+            endpoint = self.run.context.endpoint
+            done = self._on_host(
+                lambda client: client.request(endpoint, messages, max_tokens=max_tokens, collect_text=True, record=rec)
+            )
+            self.turns_sent += 1
+            return done
+
+        sessions.run_session(plan, sid, send, rng, first=first, think=self.think)
+
+    def begin_level(self, label: str, repeat: int | None, think: float | None = None) -> None:
+        """A sweep's level begins: every request sent from now on carries its label and repetition (a
+        think-time level: its sessions wait ``think`` seconds before each user's turn)."""
+        self.level, self.repeat, self.think = label, repeat, think
+        self.turns_sent = 0
         self.unsent = 0
 
     def stop(self) -> None:

@@ -89,7 +89,7 @@ class LocalPort:
         self.sent = 0
 
     def start_level(self, level: Level, label: str, until: float, limit: int | None) -> None:
-        self.open_loop.begin_level(label, level.repeat)
+        self.open_loop.begin_level(label, level.repeat, level.think_time)
         self.sent = 0
         start = time.time() + LEVEL_START_LEAD_S
         if level.prompt_set:
@@ -111,7 +111,10 @@ class LocalPort:
         return self.open_loop.sending
 
     def expected_rows(self) -> int | None:
-        return None if self.open_loop.sending else self.sent - self.open_loop.unsent
+        if self.open_loop.sending:
+            return None
+        # sessions: each sent its turns
+        return self.open_loop.turns_sent if self.open_loop.in_sessions else self.sent - self.open_loop.unsent
 
     def in_flight(self, rows: int) -> int:
         return self.open_loop.run.context.in_flight

@@ -217,9 +217,11 @@ def say_schedule(run: LLMRun) -> None:
     proof = run.live.schedule_proof()
     if proof is None:
         return
+    unit = run.context.settings.unit
     logger.info(
-        "open loop: %d requests, scheduled %.2f req/s, achieved %.2f, schedule lag p50/p99/max %.2f/%.2f/%.2f ms",
+        "open loop: %d %s, scheduled %.2f/s, achieved %.2f, schedule lag p50/p99/max %.2f/%.2f/%.2f ms",
         proof.requests,
+        unit,
         proof.scheduled_rate,
         proof.achieved_rate,
         proof.lag_p50_s * 1e3,

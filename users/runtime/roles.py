@@ -200,6 +200,7 @@ class Role:
         self.run.context.begin_test(self.new_budget())
         if self.builds_load:
             self.run.prompts.prepare(host)
+            self.run.sessions.prepare(host)
         if self.touches_server:
             say_trace(self.run)
             self.run.primer.prime(host)
@@ -246,7 +247,8 @@ class Role:
         self.sweep.start()
 
     def on_budget_complete(self) -> None:
-        logger.info("All %s requests finished", self.run.context.settings.total_requests)
+        settings = self.run.context.settings
+        logger.info("All %s %s finished", settings.total_requests, settings.unit)
         gevent.spawn(stop_run, self.environment)
 
 
@@ -310,11 +312,14 @@ class MasterRole(Role):
     def start(self, host: str) -> None:
         side = self.side
         settings = self.run.context.settings
+        if settings.mode.levels and settings.in_sessions:
+            raise ConfigError("--sweep think-time runs in one process for now: run it without --master")
         # an open loop's -n is its schedule's: no grants, the dispatch says how many rows to expect
         coordinator = MasterCoordinator(
             self.environment,
             None if settings.mode.one_schedule else settings.total_requests,
             on_complete=self.on_budget_complete,
+            sessions=settings.unit == "sessions",
         )
         dispatch = MasterDispatch(self.run, side.runner, coordinator) if settings.mode.scheduled else None
         port = MasterPort(dispatch, side.runner, settings.load.burstiness, settings.load.seed) if dispatch else None

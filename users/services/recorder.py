@@ -44,7 +44,7 @@ class Recorder:
 
     def _record_and_count(self, item: tuple[RequestRecord, Endpoint, float]) -> None:
         self.record(*item)
-        self.context.budget.finish()
+        self.context.units.finish(item[0])
 
     def record(self, rec: RequestRecord, endpoint: Endpoint, elapsed: float) -> None:
         """Fire the request's events now. ``elapsed`` stands in for E2E when no token came."""

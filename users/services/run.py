@@ -12,6 +12,7 @@ from collections.abc import Callable
 from users.observe.live_stats import LiveStats
 from users.observe.request_log import RequestLog
 from users.services.recorder import Fire, Recorder
+from users.services.sessions import SessionRunner
 from users.settings.context import RunContext
 from users.settings.settings import Settings
 from users.supply.primer import ServerPrimer
@@ -37,6 +38,7 @@ class LLMRun:
         self.request_log = request_log
         self.primer = ServerPrimer(self.context, self.prompts, csv_prefix, extra_columns)
         self.live = LiveStats()
+        self.sessions = SessionRunner(self.context, self.prompts)
         self._users = itertools.count()
 
     def new_user(self) -> int:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from llmclient.measure import RequestRecord
+
 
 class Budget(Protocol):
     """What a user asks before each request (``take``) and says after it (``finish``)."""
@@ -17,6 +19,25 @@ class Budget(Protocol):
     def take(self) -> bool: ...
 
     def finish(self) -> None: ...
+
+
+class Units:
+    """What a request spends of the budget: one, or with ``sessions`` (``--sessions N``) its session's one (its
+    first turn takes it, its last turn finishes it; a request outside a session spends its own)."""
+
+    def __init__(self, budget: Budget, sessions: bool) -> None:
+        self.budget = budget
+        self.sessions = sessions
+
+    def take(self, rec: RequestRecord) -> bool:
+        if self.sessions and rec.turn > 1:
+            return True
+        return self.budget.take()
+
+    def finish(self, rec: RequestRecord) -> None:
+        if self.sessions and rec.turn and not rec.last_turn:
+            return
+        self.budget.finish()
 
 
 class RequestBudget:

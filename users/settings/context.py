@@ -20,7 +20,7 @@ from prompts.images import ImageSet, parse_size
 from prompts.source import PromptError
 from scheduler.arrivals import stage_at
 from scheduler.trace import Trace, TraceError, load_trace
-from users.settings.budget import Budget, RequestBudget
+from users.settings.budget import Budget, RequestBudget, Units
 from users.settings.hosts import HostChooser, primary, split_hosts
 from users.settings.model_mix import ModelPicker
 from users.settings.settings import Settings
@@ -36,6 +36,8 @@ class RunContext:
         # distinguishes the prompt suffixes of different worker processes
         self.stream_id = stream_id
         self.budget: Budget = RequestBudget(settings.total_requests)
+        # what each request spends of it
+        self.units = Units(self.budget, settings.counts_sessions)
         # so that opening connections never waits for the kernel (see there)
         grow_descriptor_table()
         # the open loop's sends, fired when due (llmclient/pacer.py)
@@ -56,6 +58,7 @@ class RunContext:
     def begin_test(self, budget: Budget) -> None:
         """A test starts now, with this budget of requests."""
         self.budget = budget
+        self.units = Units(budget, self.settings.counts_sessions)
         self.started = time.time()
 
     def retake(self, settings: Settings) -> None:

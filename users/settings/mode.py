@@ -18,6 +18,7 @@ from typing import ClassVar
 from llmclient.errors import ConfigError
 from scheduler.arrivals import ConstantRate, Ramp, RateProfile, Stage, Stages
 from scheduler.levels import (
+    AT_ONE_LOAD,
     PROMPT_KINDS,
     AutoSweep,
     CapacitySearch,
@@ -89,6 +90,8 @@ class OpenLoop(Mode):
     """Arrivals at the profile's rate, whatever earlier requests do."""
 
     profile: RateProfile
+    # each arrival is a session (--session-rate), not a request
+    sessions: bool = False
     scheduled: ClassVar[bool] = True
     one_schedule: ClassVar[bool] = True
     name: ClassVar[str] = "open loop"
@@ -136,9 +139,9 @@ class Sweep(Levels):
         kind, values = self.spec
         if kind == "auto":
             return AutoSweep(self.saturating)
-        if kind not in PROMPT_KINDS:
+        if kind not in AT_ONE_LOAD:
             return ExplicitSweep(kind, values, repeat=self.repeat)
-        # prefix-tokens levels without a rate: --max-concurrency in flight
+        # levels at one load without a rate: --max-concurrency in flight
         closed = self.rate is None
         return ExplicitSweep(kind, values, self.rate, self.concurrency if closed else None, self.repeat)
 
@@ -197,7 +200,7 @@ def load_mode(load: LoadOptions, prompts: PromptOptions, measurement: Measuremen
         _check_trace(load, prompts)
         return TraceReplay()
     if profile is not None:
-        return OpenLoop(profile)
+        return OpenLoop(profile, sessions=load.session_rate is not None)
     if load.stages:
         return UserStages(load.stages)
     return ClosedLoop()
@@ -206,7 +209,8 @@ def load_mode(load: LoadOptions, prompts: PromptOptions, measurement: Measuremen
 def _open_loop(load: LoadOptions, prompts: PromptOptions) -> RateProfile | None:
     """The arrival rate profile the options give (one way at a time), or None."""
     rate_stages = bool(load.stages) and load.stages[0].rate is not None
-    ways = [flag for flag, on in (("--request-rate", load.request_rate), ("--ramp-up", load.ramp_up)) if on]
+    given = (("--request-rate", load.request_rate), ("--ramp-up", load.ramp_up), ("--session-rate", load.session_rate))
+    ways = [flag for flag, on in given if on]
     ways += ["--stages"] if rate_stages else []
     if len(ways) > 1:
         raise ConfigError(f"{' and '.join(ways)} both set the arrival rate: give one")
@@ -224,11 +228,17 @@ def _open_loop(load: LoadOptions, prompts: PromptOptions) -> RateProfile | None:
         raise ConfigError("--ramp-up-start and --ramp-up-end need --ramp-up linear|exponential")
     if not ways and load.max_concurrency is not None and not (load.sweep or load.find_capacity or load.trace):
         raise ConfigError(
-            "--max-concurrency caps an open loop: give --request-rate, --ramp-up, --stages or --trace "
+            "--max-concurrency caps an open loop: give --request-rate, --session-rate, --ramp-up, --stages or --trace "
             "(-u is the concurrency of a closed loop)"
         )
-    if ways and prompts.turns > 1:
-        raise ConfigError("--turns needs a closed loop (each user holds a conversation): drop the arrival rate")
+    if ways and prompts.in_sessions and load.session_rate is None:
+        raise ConfigError(
+            f"sessions arrive at --session-rate R (sessions per second), or run in a closed loop: drop {ways[0]}"
+        )
+    if load.session_rate is not None:
+        if load.num_requests:
+            raise ConfigError("--session-rate counts sessions: give --sessions N, not -n")
+        return ConstantRate(load.session_rate)
     if load.request_rate is not None:
         return ConstantRate(load.request_rate)
     if load.ramp_up and load.ramp_up_start is not None and load.ramp_up_end is not None and load.num_requests:
@@ -243,7 +253,8 @@ def _check_trace(load: LoadOptions, prompts: PromptOptions) -> None:
         ("--ramp-up", load.ramp_up),
         ("--stages", load.stages),
         ("--dataset", prompts.dataset),
-        ("--turns", prompts.turns > 1),
+        ("--turns", prompts.turns.most > 1),
+        ("--session-file", prompts.session_file),
     ):
         if given:
             raise ConfigError(f"--trace sets when each request is sent and its lengths: drop {other}")
@@ -271,18 +282,22 @@ def _levels(load: LoadOptions, prompts: PromptOptions, measurement: MeasurementO
     if load.level_duration is None and load.level_requests is None:
         raise ConfigError(f"{flag} needs --level-duration S or --level-requests N (how long each level runs)")
     by_prompts = load.sweep is not None and load.sweep.kind in PROMPT_KINDS
+    by_think = load.sweep is not None and load.sweep.kind == "think-time"
     if load.sweep is not None and by_prompts:
         _check_prompt_levels(load, prompts, load.sweep)
+    if by_think:
+        _check_think_levels(load, prompts)
     for other, given in (
         ("--request-rate", load.request_rate and not by_prompts),
+        ("--session-rate", load.session_rate and not by_think),
         ("--ramp-up", load.ramp_up),
         ("--stages", load.stages),
         ("-n", load.num_requests),
     ):
         if given:
             raise ConfigError(f"{flag} sets the load level by level: drop {other}")
-    if prompts.turns > 1:
-        raise ConfigError(f"{flag} needs single-turn requests: drop --turns")
+    if prompts.in_sessions and not by_think:
+        raise ConfigError(f"{flag} needs single-turn requests (or --sweep think-time:…): drop --turns")
     if load.trace:
         raise ConfigError(f"--trace sets when each request is sent and its lengths: drop {flag}")
     saturating = load.max_concurrency or SATURATING_CONCURRENCY
@@ -293,10 +308,23 @@ def _levels(load: LoadOptions, prompts: PromptOptions, measurement: MeasurementO
         load.level_requests,
         saturating,
         load.sweep,
-        load.request_rate,
+        load.session_rate if by_think else load.request_rate,
         load.max_concurrency,
         load.repeat,
     )
+
+
+def _check_think_levels(load: LoadOptions, prompts: PromptOptions) -> None:
+    """Levels that differ in the gap between a session's turns: sessions, at one load."""
+    if not prompts.in_sessions:
+        raise ConfigError("--sweep think-time needs sessions of more than one turn: give --turns K (2 or more)")
+    if load.session_rate is None and load.max_concurrency is None:
+        raise ConfigError(
+            "--sweep think-time runs its levels at one load: give --session-rate R or --max-concurrency C "
+            "(C sessions at a time)"
+        )
+    if load.num_requests or load.sessions:
+        raise ConfigError("--sweep think-time sets each level's sessions by --level-duration: drop -n/--sessions")
 
 
 def _check_prompt_levels(load: LoadOptions, prompts: PromptOptions, sweep: SweepSpec) -> None:
@@ -332,7 +360,7 @@ def _repetitions(load: LoadOptions, prompts: PromptOptions, users: int | None) -
         ("--ramp-up", load.ramp_up),
         ("--stages", load.stages),
         ("--trace", load.trace),
-        ("--turns", prompts.turns > 1),
+        ("--turns", prompts.in_sessions),
     ):
         if given:
             raise ConfigError(f"--repeat repeats one steady load: drop {flag}")

@@ -14,11 +14,13 @@ from types import MappingProxyType
 
 from prompts.images import FORMATS as IMAGE_FORMATS
 from prompts.images import parse_size
+from prompts.sessions import SessionShape
 from reports.checks import check_error
 from reports.intervals import ci_level_error
 from scheduler.arrivals import Stage, format_stages, parse_stages
 from scheduler.levels import SweepSpec, parse_sweep
 from scheduler.slo import format_slo, goodput_as_slo, parse_slo
+from scheduler.spread import Spread, parse_think, parse_tool_time, parse_turns
 from scheduler.trace import FORMATS as TRACE_FORMATS
 from users.settings.hosts import STRATEGIES as HOST_STRATEGIES
 from users.settings.model_mix import ModelMix
@@ -83,8 +85,30 @@ class LoadOptions:
         ("--max-concurrency",),
         None,
         "Open loop: at most this many requests in flight (split among processes); a request waits for a "
-        "free slot, and the wait is its queue_s (default: no cap)",
+        "free slot, and the wait is its queue_s (default: no cap); with --session-rate it caps sessions",
         check=at_least(1),
+    )
+    session_rate: float | None = option(
+        "float",
+        ("--session-rate",),
+        None,
+        "Open loop of sessions: sessions per second for the whole run (--burstiness shapes the gaps), each "
+        "running its turns on its own",
+        check=positive(),
+    )
+    sessions: int | None = option(
+        "int",
+        ("--sessions",),
+        None,
+        "Sessions in the run: stop starting sessions at N, let those started finish, then stop (-n counts "
+        "requests instead)",
+        check=positive("sessions"),
+    )
+    session_header: str = option(
+        "str",
+        ("--session-header",),
+        "",
+        "Sessions: send each session's id in this header (routers route by it, e.g. x-session-id)",
     )
     ramp_up: str = option(
         "str",
@@ -234,18 +258,66 @@ class PromptOptions:
         "JSONL (or JSON array) of prompts or ShareGPT conversations, instead of synthetic prompts",
         check=existing_file(),
     )
-    turns: int = option(
-        "int",
+    turns: Spread = option(
+        "str",
         ("--turns",),
-        1,
-        "Multi-turn conversations: each user re-sends the history for this many turns",
-        check=at_least(1),
+        "1",
+        "Sessions: turns per session, K or uniform:LO,HI; each turn re-sends the whole history (the first turn "
+        "is one of the run's prompts, its shared prefix the system prompt every session shares)",
+        parse=parse_turns,
+        check=parsed_by(parse_turns),
+        show=str,
     )
     turn_tokens: int = option(
+        "int", ("--turn-tokens",), 128, "Sessions: tokens of each follow-up user message", check=at_least(1)
+    )
+    think_time: Spread = option(
+        "str",
+        ("--think-time",),
+        "0",
+        "Sessions: seconds from the end of an answer to the user's next turn: S, exp:MEAN or uniform:LO,HI",
+        parse=parse_think,
+        check=parsed_by(parse_think),
+        show=str,
+    )
+    tool_turns: float = option(
+        "float",
+        ("--tool-turns",),
+        0.0,
+        "Sessions: the share of follow-up turns that are a tool's result (an agent's step) instead of a user message",
+        check=between_0_and_1(),
+    )
+    tool_tokens: int = option("int", ("--tool-tokens",), 256, "Sessions: tokens of each tool result", check=at_least(1))
+    tool_time: Spread = option(
+        "str",
+        ("--tool-time",),
+        "0.5",
+        "Sessions: seconds a tool runs before its result is sent (as --think-time)",
+        parse=parse_tool_time,
+        check=parsed_by(parse_tool_time),
+        show=str,
+    )
+    session_file: str = option(
+        "str",
+        ("--session-file",),
+        "",
+        "Sessions replayed from a JSONL file: per line a session_id and its turns (kind user|tool, "
+        "input_tokens, output_tokens, gap_s)",
+        check=existing_file(),
+    )
+    session_time_scale: float = option(
+        "float",
+        ("--session-time-scale",),
+        1.0,
+        "Sessions from --session-file: their gaps multiplied by this (0.1: ten times faster)",
+        check=at_least(0),
+    )
+    kv_block_size: int = option(
         "int",
-        ("--turn-tokens",),
-        128,
-        "Approximate length of each follow-up user message in multi-turn runs",
+        ("--kv-block-size",),
+        16,
+        "Sessions: the server's KV-cache block size (vLLM's --block-size): a history's ideal cached tokens "
+        "are its whole blocks",
         check=at_least(1),
     )
     tokenizer: str = option(
@@ -289,6 +361,18 @@ class PromptOptions:
         "--endpoint embeddings: the prompts each request embeds (its input list; -n counts requests)",
         check=at_least(1),
     )
+
+    @property
+    def in_sessions(self) -> bool:
+        """Requests come in sessions of more than one turn (``--turns``, ``--session-file``)."""
+        return self.turns.most > 1 or bool(self.session_file)
+
+    @property
+    def session_shape(self) -> SessionShape:
+        """The options' sessions (a session file's set their own turns)."""
+        return SessionShape(
+            self.turns, self.think_time, self.turn_tokens, self.tool_turns, self.tool_tokens, self.tool_time
+        )
 
 
 @dataclass(frozen=True)

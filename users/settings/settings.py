@@ -97,6 +97,7 @@ class Settings:
         measurement, output = _section(MeasurementOptions, values), _section(OutputOptions, values)
         energy = _section(EnergyOptions, values)
         _check_prompts(prompts, server)
+        _check_sessions(load, prompts)
         if (energy.gpu_hour_cost is None) != (energy.gpus is None):
             raise ConfigError("--gpu-hour-cost and --gpus go together: the cost is the GPUs' hours at that price")
         mode = load_mode(load, prompts, measurement, locust.users)
@@ -104,8 +105,23 @@ class Settings:
 
     @property
     def total_requests(self) -> int | None:
-        """-n, the run's requests (levels count their own)."""
-        return None if self.mode.levels else self.load.num_requests
+        """What the run counts: -n requests, or --sessions sessions (levels count their own)."""
+        return None if self.mode.levels else self.load.sessions or self.load.num_requests
+
+    @property
+    def counts_sessions(self) -> bool:
+        """--sessions N: the run's budget is in sessions (a session's first turn takes one, its last ends it)."""
+        return self.load.sessions is not None and not self.mode.levels
+
+    @property
+    def unit(self) -> str:
+        """What the run counts and schedules: "sessions" (--sessions, or sessions arriving), else "requests"."""
+        return "sessions" if self.counts_sessions or (self.mode.scheduled and self.in_sessions) else "requests"
+
+    @property
+    def in_sessions(self) -> bool:
+        """Requests come in sessions: of several turns, or arriving at --session-rate."""
+        return self.prompts.in_sessions or self.load.session_rate is not None
 
     @cached_property
     def prompt_levels(self) -> tuple[PromptLevel, ...]:
@@ -162,5 +178,16 @@ def _check_prompts(prompts: PromptOptions, server: ServerOptions) -> None:
         )
     if prompts.embed_batch > 1 and server.endpoint != "embeddings":
         raise ConfigError("--embed-batch needs --endpoint embeddings (only an embeddings request takes a list)")
-    if prompts.turns > 1 and server.endpoint != "chat":
+    if prompts.in_sessions and server.endpoint != "chat":
         raise ConfigError("--turns needs --endpoint chat (conversations are chat messages)")
+
+
+def _check_sessions(load: LoadOptions, prompts: PromptOptions) -> None:
+    """What counts sessions and what only sessions use."""
+    if load.sessions is not None and load.num_requests is not None:
+        raise ConfigError("-n counts requests and --sessions counts sessions: give one")
+    in_sessions = prompts.in_sessions or load.session_rate is not None
+    if not in_sessions:
+        for flag, given in (("--sessions", load.sessions), ("--session-header", load.session_header)):
+            if given:
+                raise ConfigError(f"{flag} needs sessions: give --turns K, --session-file or --session-rate")

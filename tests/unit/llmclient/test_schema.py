@@ -6,7 +6,7 @@ import csv
 import dataclasses
 import io
 
-from llmclient.schema import COLUMNS, HEADER, NAMES, Row, csv_line
+from llmclient.schema import COLUMNS, HEADER, NAMES, Row, csv_line, ends_session
 
 
 def a_full_row() -> Row:
@@ -31,5 +31,7 @@ def test_a_row_survives_the_csv_and_the_trip_to_the_master():
 
 def test_a_row_shipped_by_an_older_worker_lacks_only_its_last_columns():
     row = a_full_row()
-    older = Row.from_fields(row.fields()[:-2])
-    assert older == dataclasses.replace(row, resent=None, resent_error="")
+    older = Row.from_fields(row.fields()[:-5])
+    assert older == dataclasses.replace(row, resent=None, resent_error="", session_id="", turn=None, last_turn=False)
+    # it ends no session: the master counts sessions by the rows that end one
+    assert ends_session(row.fields()) and not ends_session(row.fields()[:-5])

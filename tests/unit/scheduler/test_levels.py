@@ -67,7 +67,8 @@ def test_verdicts():
     [
         (
             "rate",
-            "--sweep takes rate:R1,R2,…, concurrency:C1,C2,…, prefix-groups:G1,G2,…, prefix-tokens:P1,P2,… or auto",
+            "--sweep takes rate:R1,R2,…, concurrency:C1,C2,…, prefix-groups:G1,G2,…, prefix-tokens:P1,P2,…, "
+            "think-time:S1,S2,… or auto",
         ),
         ("prefix-groups:2,2.5", "--sweep prefix-groups levels are whole numbers, got 2.5"),
         ("speed:1,2", "--sweep takes rate:R1,R2,…"),

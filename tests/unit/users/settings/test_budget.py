@@ -61,3 +61,27 @@ def test_late_joiner_shares_the_remaining_budget():
     assert ledger.request("a", 3) == 3
     assert ledger.request("late", 3) == 2
     assert ledger.available == 0
+
+
+from llmclient.measure import RequestRecord  # noqa: E402
+from users.settings.budget import Units  # noqa: E402
+
+
+def test_with_sessions_a_session_spends_one_from_its_first_turn_to_its_last():
+    done = []
+    budget = RequestBudget(2, on_complete=lambda: done.append(True))
+    units = Units(budget, sessions=True)
+    first, middle, last = (RequestRecord(turn=t, last_turn=t == 3) for t in (1, 2, 3))
+    assert units.take(first) and units.take(middle) and units.take(last)
+    units.finish(first)
+    units.finish(middle)
+    assert budget.finished == 0
+    units.finish(last)
+    assert budget.finished == 1
+    # a second session, then none: two sessions whatever their turns
+    assert units.take(RequestRecord(turn=1)) and not units.take(RequestRecord(turn=1))
+    units.finish(RequestRecord(turn=1, last_turn=True))
+    assert done == [True]
+    # a request outside any session spends its own
+    counted = Units(RequestBudget(1), sessions=False)
+    assert counted.take(RequestRecord(turn=2)) and not counted.take(RequestRecord(turn=3))

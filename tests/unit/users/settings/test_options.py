@@ -159,7 +159,36 @@ def test_text_from_the_web_ui_form_is_converted_or_refused_in_one_line():
             {"trace": __file__, "sweep": "rate:1", "level_requests": 10},
             "--trace sets when each request is sent and its lengths: drop --sweep",
         ),
-        ({"trace": __file__, "turns": 2}, "--trace sets when each request is sent and its lengths: drop --turns"),
+        ({"trace": __file__, "turns": "2"}, "--trace sets when each request is sent and its lengths: drop --turns"),
+        (
+            {"turns": "2", "request_rate": 4.0},
+            "sessions arrive at --session-rate R (sessions per second), or run in a closed loop: drop --request-rate",
+        ),
+        ({"session_rate": 2.0, "num_requests": 10}, "--session-rate counts sessions: give --sessions N, not -n"),
+        (
+            {"turns": "3", "sessions": 4, "num_requests": 10},
+            "-n counts requests and --sessions counts sessions: give one",
+        ),
+        ({"sessions": 4}, "--sessions needs sessions: give --turns K, --session-file or --session-rate"),
+        (
+            {"session_header": "x-session-id"},
+            "--session-header needs sessions: give --turns K, --session-file or --session-rate",
+        ),
+        ({"turns": "uniform:1"}, "--turns takes S, exp:MEAN or uniform:LO,HI; got 'uniform:1'"),
+        ({"think_time": "exp:-1"}, "--think-time needs 0 <= LO <= HI; got 'exp:-1'"),
+        (
+            {"sweep": "think-time:1,10", "level_duration": 5.0, "session_rate": 2.0},
+            "--sweep think-time needs sessions of more than one turn: give --turns K (2 or more)",
+        ),
+        (
+            {"sweep": "think-time:1,10", "level_duration": 5.0, "turns": "2"},
+            "--sweep think-time runs its levels at one load: give --session-rate R or --max-concurrency C (C sessions at a time)",
+        ),
+        (
+            {"sweep": "rate:1,2", "level_duration": 5.0, "turns": "2"},
+            "--sweep needs single-turn requests (or --sweep think-time:…): drop --turns",
+        ),
+        ({"turns": "2", "endpoint": "completions"}, "--turns needs --endpoint chat (conversations are chat messages)"),
         ({"trace": "/no/such/trace.jsonl"}, "--trace /no/such/trace.jsonl: no such file"),
     ],
 )
@@ -316,4 +345,22 @@ def test_locusts_own_help_lists_the_suites_options():
     )
     assert (
         proc.returncode == 0 and "--find-capacity" in proc.stdout and "LLM load: how requests are sent:" in proc.stdout
+    )
+
+
+def test_sessions_at_a_rate_are_an_open_loop_of_sessions_and_a_think_time_sweep_runs_at_one_load():
+    rate = Settings.from_options(opts(turns="3", session_rate=2.0, sessions=10))
+    assert isinstance(rate.mode, OpenLoop) and rate.mode.sessions and rate.total_requests == 10
+    assert rate.counts_sessions and rate.unit == "sessions"
+    closed = Settings.from_options(opts(turns="3", num_requests=10))
+    assert not closed.counts_sessions and closed.unit == "requests" and closed.in_sessions
+    sweep = Settings.from_options(opts(turns="2", sweep="think-time:0,5", level_duration=5.0, session_rate=2.0))
+    first = sweep.mode.plan().next_level([])
+    assert first == Level(1, "think-time", 0.0, rate=2.0) and first.open_loop and first.think_time == 0.0
+    held = Settings.from_options(opts(turns="2", sweep="think-time:5", level_duration=5.0, max_concurrency=4))
+    level = held.mode.plan().next_level([])
+    assert (
+        not level.open_loop
+        and level.in_flight == 4
+        and level.label == "level 1: think time 5 s at 4 sessions in flight"
     )
