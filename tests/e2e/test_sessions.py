@@ -5,6 +5,7 @@ against the emulator's LRU arithmetic, and exact counts with sessions kept on on
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import defaultdict
 
@@ -78,7 +79,7 @@ def test_closed_loop_sessions_hold_their_think_time_and_the_cache_holds_their_hi
         seen = [truth[r["request_id"]] for r in turns]
         # the header reached the server
         assert {t["session"] for t in seen} == {sid}
-        for before, after, row, prior in zip(seen, seen[1:], turns[1:], turns, strict=False):
+        for (before, after), (prior, row) in zip(itertools.pairwise(seen), itertools.pairwise(turns), strict=True):
             # the server saw the next turn no earlier than the think time after it wrote the answer
             assert after["received_wall"] - answer_ended(before) >= 0.3
             # the history's whole blocks, cached exactly as predicted
