@@ -118,6 +118,25 @@ def read_rows(prefix) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def by_session(rows: list[dict]) -> dict[str, list[dict]]:
+    """A sessions run's rows: each session's in turn order."""
+    out: dict[str, list[dict]] = {}
+    for row in rows:
+        out.setdefault(row["session_id"], []).append(row)
+    return {sid: sorted(turns, key=lambda r: int(r["turn"])) for sid, turns in out.items()}
+
+
+def lru_forgets_after(rows: list[dict], capacity: int, rate: float, block: int) -> float:
+    """A two-turn sessions run at ``rate`` sessions/s against an LRU prefix cache of ``capacity`` blocks: after
+    how many seconds of think time a session's history is gone, by arithmetic. After a session's first turn,
+    each later session adds its first turn's blocks, and each session's second turn moves its own blocks ahead
+    and adds its new ones: blocks newer than the session's come at rate x (first + second) per second, and its
+    own are evicted once capacity - first of them have come."""
+    first = min(int(r["prompt_tokens"]) for r in rows if r["turn"] == "1") // block
+    second = min(int(r["prompt_tokens"]) for r in rows if r["turn"] == "2") // block
+    return (capacity - first) / (rate * (first + second))
+
+
 def workers_with_rows(prefix) -> int:
     try:
         return len({r["worker"] for r in read_rows(prefix)})

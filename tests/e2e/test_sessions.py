@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections import defaultdict
 
 import numpy as np
 import pytest
@@ -15,18 +14,10 @@ from scipy import stats
 
 from emulator.tokenizer import chat_ids
 from tests.e2e.test_distributed import wait_for_cluster
-from tests.procs import read_rows, run_locust, start_locust, start_master
+from tests.procs import by_session, lru_forgets_after, read_rows, run_locust, start_locust, start_master
 
 FAST = ("--step-ms", "5", "--step-ms-per-seq", "0.02", "--prefill-ms-per-token", "0.001", "--eos-prob", "0")
 BLOCK = 16
-
-
-def by_session(rows: list[dict]) -> dict[str, list[dict]]:
-    """Each session's rows in turn order."""
-    out: dict[str, list[dict]] = defaultdict(list)
-    for row in rows:
-        out[row["session_id"]].append(row)
-    return {sid: sorted(turns, key=lambda r: int(r["turn"])) for sid, turns in out.items()}
 
 
 def answer_ended(truth: dict) -> float:
@@ -179,12 +170,7 @@ def test_a_think_time_sweep_finds_where_the_emulators_lru_cache_forgets(emulator
     )
     assert run.returncode == 0, run
     rows = read_rows(prefix)
-    first = np.median([int(r["prompt_tokens"]) for r in rows if r["turn"] == "1"]) // BLOCK
-    second = np.median([int(r["prompt_tokens"]) for r in rows if r["turn"] == "2"]) // BLOCK
-    # LRU arithmetic: after a session's first turn, each later session adds its first turn's blocks, and each
-    # session's second turn moves its own blocks ahead and adds its new ones: blocks newer than ours come at
-    # rate x (first + second) per second, and ours are evicted once capacity - first of them have come
-    forgets_after = (capacity - first) / (rate * (first + second))
+    forgets_after = lru_forgets_after(rows, capacity, rate, BLOCK)
     summary = json.loads(prefix.with_name("keep_summary.json").read_text())
     low, high = summary["retention_gap_s_bracket"]
     # the bracket is two neighbouring levels around the arithmetic's point: found within one sweep step
@@ -238,3 +224,46 @@ def test_sessions_stay_on_one_worker_and_the_counts_are_exact(emulator_factory, 
     else:
         # -n counts requests: the sessions still going when it is spent end there
         assert len(rows) == 10 and all(r["success"] == "true" for r in rows)
+
+
+@pytest.mark.timeout(180)
+def test_a_session_kept_on_one_host_keeps_its_history_and_one_sent_round_robin_does_not(emulator_factory, tmp_path):
+    kept = {}
+    for strategy in ("session", "round-robin"):
+        # servers of their own: the same --seed sends the same sessions again
+        one, two = emulator_factory(*FAST), emulator_factory(*FAST)
+        prefix = tmp_path / strategy
+        run = run_locust(
+            "--headless",
+            "-u",
+            "1",
+            "--sessions",
+            "4",
+            "-H",
+            f"{one.url},{two.url}",
+            "--host-strategy",
+            strategy,
+            "--input-tokens",
+            "200",
+            "--turns",
+            "3",
+            "--turn-tokens",
+            "40",
+            "--max-tokens",
+            "8",
+            "--session-header",
+            "x-session-id",
+            "--csv",
+            str(prefix),
+            "--only-summary",
+        )
+        assert run.returncode == 0, run
+        rows = read_rows(prefix)
+        summary = json.loads(prefix.with_name(f"{strategy}_summary.json").read_text())
+        kept[strategy] = summary["history_kept_turns"]
+        if strategy == "session":
+            assert all(len({r["host"] for r in turns}) == 1 for turns in by_session(rows).values())
+        # by host, the later turns each found (or did not find) its history there
+        assert set(summary["by_turn_by_host"]) == {one.url, two.url}
+    # a router with session affinity keeps every history; round robin sends each next turn to the other host
+    assert kept == {"session": 1.0, "round-robin": 0.0}

@@ -7,24 +7,16 @@ from __future__ import annotations
 import itertools
 import json
 import re
-from collections import defaultdict
 
 import pytest
 
-from tests.procs import read_rows, run_locust
+from tests.procs import by_session, lru_forgets_after, read_rows, run_locust
 from tests.vllm.conftest import VLLMServer
 
 pytestmark = pytest.mark.vllm
 
 # scripts/vllm_cpu_serve.sh's --block-size
 BLOCK = 32
-
-
-def by_session(rows: list[dict]) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = defaultdict(list)
-    for row in rows:
-        out[row["session_id"]].append(row)
-    return {sid: sorted(turns, key=lambda r: int(r["turn"])) for sid, turns in out.items()}
 
 
 @pytest.mark.timeout(400)
@@ -127,12 +119,8 @@ def test_a_think_time_sweep_finds_where_a_small_vllm_cache_forgets(small_cache_s
         timeout=400,
     )
     assert run.returncode == 0, run
-    rows = read_rows(prefix)
-    first = sorted(int(r["prompt_tokens"]) for r in rows if r["turn"] == "1")[0] // BLOCK
-    second = sorted(int(r["prompt_tokens"]) for r in rows if r["turn"] == "2")[0] // BLOCK
-    # as against the emulator (tests/e2e/test_sessions.py): blocks newer than a session's come at
-    # rate x (first + second) per second, and vLLM's free queue evicts its oldest first
-    forgets_after = (capacity - first) / (rate * (first + second))
+    # vLLM's free queue evicts its least recently used blocks first, as the emulator's cache does
+    forgets_after = lru_forgets_after(read_rows(prefix), capacity, rate, BLOCK)
     summary = json.loads(prefix.with_name("keep_summary.json").read_text())
     print("vLLM retention:", summary["retention"], "arithmetic:", forgets_after)
     low, high = summary["retention_gap_s_bracket"]

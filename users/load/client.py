@@ -229,7 +229,7 @@ class LLMClient:
     ) -> None:
         """Send to the host the chooser picks, counted in flight meanwhile."""
         context = self.run.context
-        host = rec.host = self.chooser.pick()
+        host = rec.host = self.chooser.pick(rec.session_id)
         context.in_flight += 1
         self.chooser.started(host)
         try:

@@ -230,9 +230,10 @@ class OpenLoop:
             if self.cap is not None and use_cap:
                 self.cap.release()
 
-    def _on_host(self, call: Callable[[LLMClient], RequestRecord]) -> RequestRecord:
-        """``call`` with a client to the host the chooser picks, over one of its pool's transports."""
-        host = self.chooser.pick()
+    def _on_host(self, call: Callable[[LLMClient], RequestRecord], session: str = "") -> RequestRecord:
+        """``call`` with a client to the host the chooser picks (for ``session``'s turn), over one of its pool's
+        transports."""
+        host = self.chooser.pick(session)
         pool = self.pools[host]
         transport = pool.get()
         self.chooser.started(host)
@@ -252,7 +253,8 @@ class OpenLoop:
         def send(rec: RequestRecord, messages: Messages, max_tokens: int | None) -> RequestRecord:
             endpoint = self.run.context.endpoint
             done = self._on_host(
-                lambda client: client.request(endpoint, messages, max_tokens=max_tokens, collect_text=True, record=rec)
+                lambda client: client.request(endpoint, messages, max_tokens=max_tokens, collect_text=True, record=rec),
+                rec.session_id,
             )
             self.turns_sent += 1
             return done

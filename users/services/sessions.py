@@ -89,8 +89,8 @@ class SessionRunner:
         ended = 0.0
         for number, turn in enumerate(plan.turns, 1):
             if number == 1:
-                history, max_tokens = self._first(turn, rng)
                 rec = template
+                history, max_tokens = self._first(turn, rng, rec)
             else:
                 sleep_until(ended + self._gap(turn, think))
                 assert last is not None
@@ -108,10 +108,13 @@ class SessionRunner:
         """The wait before ``turn``: a think-time level's (``think``) before a user's turn, else the plan's."""
         return think if turn.kind == "user" and think is not None else turn.gap_s
 
-    def _first(self, turn: Turn, rng: random.Random) -> tuple[Messages, int | None]:
+    def _first(self, turn: Turn, rng: random.Random, rec: RequestRecord) -> tuple[Messages, int | None]:
+        """The first turn's messages and max_tokens: one of the run's prompts (where its own part begins goes on
+        ``rec``: a hit past it is a cache warm from an earlier run), or a session file's first message."""
         prompts = self.prompts
         if turn.new_tokens is None:
             prompt = prompts.next_prompt()
+            rec.unique_from = prompt.unique_from
             return [{"role": "user", "content": prompt.content}], turn.output_tokens or prompt.max_tokens
         return [{"role": "user", "content": self.turn_text(rng, turn.new_tokens)}], turn.output_tokens
 

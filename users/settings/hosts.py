@@ -2,15 +2,18 @@
 
 ``--host-strategy round-robin`` sends each process's requests to the hosts in turn;
 ``least-inflight`` to the host with the fewest of this process's requests in flight (ties in
-turn). The control plane (models, ``/tokenize``) uses the first host; the prefix cache is reset
+turn); ``session`` keeps each session's turns on one host (by a hash of its id, in every process
+alike, as a router with session affinity does), other requests in turn. The control plane (models, ``/tokenize``) uses the first host; the prefix cache is reset
 and warmed on every host, and every host's ``/metrics`` is scraped (unless ``--metrics-url``).
 """
 
 from __future__ import annotations
 
+import zlib
+
 from llmclient.http import Target
 
-STRATEGIES = ("round-robin", "least-inflight")
+STRATEGIES = ("round-robin", "least-inflight", "session")
 
 
 def split_hosts(text: str) -> list[str]:
@@ -34,11 +37,14 @@ class HostChooser:
         self.in_flight = dict.fromkeys(hosts, 0)
         self._turn = 0
 
-    def pick(self) -> str:
-        """The host for the next request (count it with ``started`` and ``finished``)."""
+    def pick(self, session: str = "") -> str:
+        """The host for the next request, of ``session`` if it is a session's (count it with ``started`` and
+        ``finished``)."""
         n = len(self.hosts)
         if n == 1:
             return self.hosts[0]
+        if session and self.strategy == "session":
+            return self.hosts[zlib.crc32(session.encode()) % n]
         order = [self.hosts[(self._turn + i) % n] for i in range(n)]
         host = min(order, key=self.in_flight.__getitem__) if self.strategy == "least-inflight" else order[0]
         self._turn = (self.hosts.index(host) + 1) % n

@@ -433,8 +433,8 @@ class ServerOptions:
         "str",
         ("--host-strategy",),
         "round-robin",
-        "With several hosts in -H (comma-separated replicas): round-robin, or least-inflight (the host with the "
-        "fewest of this process's requests in flight)",
+        "With several hosts in -H (comma-separated replicas): round-robin, least-inflight (the host with the "
+        "fewest of this process's requests in flight), or session (each session's turns on one host)",
         choices=HOST_STRATEGIES,
     )
     metrics_url: tuple[str, ...] = option(

@@ -118,3 +118,12 @@ def test_capacity_truth_benchmark_runs_small():
     (result,) = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
     assert result["server"] == "simulated" and result["searches"] == 3 and 0 <= result["held"] <= 3
     assert 17.5 < result["truth_rps"] < 18.1 and result["median_levels"] >= 2
+
+
+@pytest.mark.timeout(120)
+def test_sessions_benchmark_runs_small():
+    stdout = bench("sessions", "--sessions", "60", "--think", "0.5", "--seconds", "2")
+    result = json.loads(stdout[stdout.index("{") :])
+    many = result["many"]
+    assert many["sessions"] == 60 and many["later_turns"] > 0 and many["client_cpu_ms_per_turn"] > 0
+    assert "kb_per_session" in result
