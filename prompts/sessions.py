@@ -4,7 +4,8 @@ A session's plan is its turns (``Turn``): the first is one of the run's prompts 
 system prompt every session shares); each later one adds, after the previous answer and a gap, a new
 user message (``user``) or a tool's result (``tool``, after the tool's time) of ``new_tokens`` tokens.
 Plans come from the options (``synthetic_plan``) or from a session file (``load_session_file``: JSONL,
-one session per line, exact in lengths, its gaps scaled in time).
+one session per line, exact in lengths, its gaps scaled in time; or ShareGPT conversations, their human
+messages sent as they are, each reply's length in words its answer's max_tokens).
 
 The history's ideal (``history_ideal``): a turn's prompt begins with the previous turn's prompt, token for
 token, so a prefix cache that kept the session holds at least that prompt's whole blocks. No Locust.
@@ -36,8 +37,10 @@ class Turn:
     new_tokens: int | None = None
     # the answer's max_tokens (None: the run's --max-tokens)
     output_tokens: int | None = None
-    # from the end of the previous answer to this turn's send (the first turn's: 0)
-    gap_s: float = 0.0
+    # from the end of the previous answer to this turn's send (the first turn's: 0; None: --think-time's)
+    gap_s: float | None = 0.0
+    # a recorded conversation's own message ("": made to new_tokens)
+    text: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,9 +96,12 @@ def _plan(line: str, path: str, number: int, time_scale: float) -> SessionPlan:
         data = json.loads(line)
     except ValueError:
         raise PromptError(f"{where}: not JSON") from None
+    conversation = (data.get("conversations") or data.get("conversation")) if isinstance(data, dict) else None
+    if isinstance(conversation, list):
+        return _conversation(conversation, where, str(data.get("id") or data.get("session_id") or ""))
     turns = data.get("turns") if isinstance(data, dict) else None
     if not isinstance(turns, list) or not turns:
-        raise PromptError(f'{where}: needs "turns", a list of turns')
+        raise PromptError(f'{where}: needs "turns", a list of turns (or ShareGPT "conversations")')
     out = []
     for i, turn in enumerate(turns):
         if not isinstance(turn, dict):
@@ -111,6 +117,23 @@ def _plan(line: str, path: str, number: int, time_scale: float) -> SessionPlan:
             )
         out.append(Turn(kind, new, output, 0.0 if i == 0 else float(gap) * time_scale))
     return SessionPlan(tuple(out), str(data.get("session_id") or ""))
+
+
+def _conversation(conversation: list, where: str, name: str) -> SessionPlan:
+    """A ShareGPT conversation: a turn per human message, sent as it is, with the reply's length in words as
+    its max_tokens; the gaps are --think-time's."""
+    said = [t for t in conversation if isinstance(t, dict) and isinstance(t.get("value"), str)]
+    turns: list[Turn] = []
+    for i, message in enumerate(said):
+        if message.get("from") in ("human", "user") and message["value"].strip():
+            reply = (
+                said[i + 1]["value"] if i + 1 < len(said) and said[i + 1].get("from") in ("gpt", "assistant") else ""
+            )
+            answer = len(reply.split()) or None
+            turns.append(Turn("user", None, answer, 0.0 if not turns else None, text=message["value"]))
+    if not turns:
+        raise PromptError(f"{where}: a conversation without a human message")
+    return SessionPlan(tuple(turns), name)
 
 
 def _whole(value: object, low: int) -> bool:

@@ -90,8 +90,12 @@ def test_sessions_arrive_at_the_asked_rate_and_a_session_file_is_replayed_exactl
         {"kind": "tool", "input_tokens": 64, "output_tokens": 9, "gap_s": 0.2},
         {"input_tokens": 30, "output_tokens": 5, "gap_s": 0.4},
     ]
+    # and a recorded conversation (ShareGPT): its own messages, its replies' lengths in words
+    said = ["What is a prefix cache?", "a cache of blocks", "And how long does it keep them?", "until evicted"]
+    talk = [{"from": "human" if i % 2 == 0 else "gpt", "value": text} for i, text in enumerate(said)]
     path = tmp_path / "agents.jsonl"
-    path.write_text("\n".join(json.dumps({"session_id": f"a{i}", "turns": plan}) for i in range(3)) + "\n")
+    lines = [{"session_id": f"a{i}", "turns": plan} for i in range(3)] + [{"id": "c1", "conversations": talk}]
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     prefix = tmp_path / "agents"
     run = run_locust(
         "--headless",
@@ -109,6 +113,8 @@ def test_sessions_arrive_at_the_asked_rate_and_a_session_file_is_replayed_exactl
         str(path),
         "--session-time-scale",
         "0.5",
+        "--think-time",
+        "0.3",
         "--csv",
         str(prefix),
         "--only-summary",
@@ -118,13 +124,20 @@ def test_sessions_arrive_at_the_asked_rate_and_a_session_file_is_replayed_exactl
     rows = read_rows(prefix)
     truth = {t["id"]: t for t in emu.truth()}
     sessions = by_session(rows)
-    assert len(sessions) == 150 and len(rows) == 450 and all(r["success"] == "true" for r in rows)
+    # the file's four sessions in turn: 113 of three turns, 37 conversations of two
+    assert len(sessions) == 150 and len(rows) == 113 * 3 + 37 * 2 and all(r["success"] == "true" for r in rows)
     # the sessions' first turns reached the server as a Poisson process at 25 per second
     firsts = np.sort([truth[turns[0]["request_id"]]["received_wall"] for turns in sessions.values()])
     assert stats.kstest(np.diff(firsts), "expon", args=(0, 1 / 25)).pvalue > 0.01
     overhead = len(chat_ids([{"role": "user", "content": ""}]))
-    for turns in sessions.values():
+    for sid, turns in sessions.items():
         seen = [truth[r["request_id"]] for r in turns]
+        if sid.endswith("-c1"):
+            # the conversation's first message as it is; answers as long as its replies; --think-time between
+            assert int(turns[0]["prompt_tokens"]) == len(chat_ids([{"role": "user", "content": said[0]}]))
+            assert [int(r["output_tokens"]) for r in turns] == [4, 2]
+            assert seen[1]["received_wall"] - answer_ended(seen[0]) >= 0.3
+            continue
         # exact lengths: the first message's tokens, each answer's
         assert int(turns[0]["prompt_tokens"]) == overhead + 120
         assert [int(r["output_tokens"]) for r in turns] == [6, 9, 5]

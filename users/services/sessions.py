@@ -92,7 +92,7 @@ class SessionRunner:
                 rec = template
                 history, max_tokens = self._first(turn, rng, rec)
             else:
-                sleep_until(ended + self._gap(turn, think))
+                sleep_until(ended + self._gap(turn, think, rng))
                 assert last is not None
                 history += self._follow_up(turn, number, last, rng)
                 max_tokens = turn.output_tokens
@@ -103,24 +103,27 @@ class SessionRunner:
             ended = time.perf_counter()
             prompts.append(last.prompt_tokens)
 
-    @staticmethod
-    def _gap(turn: Turn, think: float | None) -> float:
-        """The wait before ``turn``: a think-time level's (``think``) before a user's turn, else the plan's."""
-        return think if turn.kind == "user" and think is not None else turn.gap_s
+    def _gap(self, turn: Turn, think: float | None, rng: random.Random) -> float:
+        """The wait before ``turn``: a think-time level's (``think``) before a user's turn, else the plan's, else
+        one drawn from --think-time."""
+        if turn.kind == "user" and think is not None:
+            return think
+        return turn.gap_s if turn.gap_s is not None else self.context.settings.prompts.think_time.draw(rng)
 
     def _first(self, turn: Turn, rng: random.Random, rec: RequestRecord) -> tuple[Messages, int | None]:
         """The first turn's messages and max_tokens: one of the run's prompts (where its own part begins goes on
         ``rec``: a hit past it is a cache warm from an earlier run), or a session file's first message."""
         prompts = self.prompts
-        if turn.new_tokens is None:
+        if turn.new_tokens is None and not turn.text:
             prompt = prompts.next_prompt()
             rec.unique_from = prompt.unique_from
             return [{"role": "user", "content": prompt.content}], turn.output_tokens or prompt.max_tokens
-        return [{"role": "user", "content": self.turn_text(rng, turn.new_tokens)}], turn.output_tokens
+        text = turn.text or self.turn_text(rng, turn.new_tokens or 1)
+        return [{"role": "user", "content": text}], turn.output_tokens
 
     def _follow_up(self, turn: Turn, number: int, last: RequestRecord, rng: random.Random) -> Messages:
         """The previous answer and this turn's new message."""
-        text = self.turn_text(rng, turn.new_tokens or 1)
+        text = turn.text or self.turn_text(rng, turn.new_tokens or 1)
         if turn.kind == "tool":
             call = f"call_{number - 1}"
             tool_call = {"id": call, "type": "function", "function": {"name": "tool", "arguments": "{}"}}

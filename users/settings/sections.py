@@ -302,7 +302,7 @@ class PromptOptions:
         ("--session-file",),
         "",
         "Sessions replayed from a JSONL file: per line a session_id and its turns (kind user|tool, "
-        "input_tokens, output_tokens, gap_s)",
+        "input_tokens, output_tokens, gap_s), or a ShareGPT conversation",
         check=existing_file(),
     )
     session_time_scale: float = option(

@@ -82,3 +82,22 @@ def test_the_historys_ideal_is_the_last_known_earlier_prompts_whole_blocks():
     # the previous turn failed (no usage): the one before it is what the server last read whole
     assert history_ideal([200, 276, None], 16) == 272
     assert history_ideal([200, 276], 32) == 256
+
+
+def test_a_sharegpt_conversation_is_a_session_of_its_human_messages(tmp_path):
+    talk = [
+        {"from": "system", "value": "be brief"},
+        {"from": "human", "value": "hello there"},
+        {"from": "gpt", "value": "hi, how can I help"},
+        {"from": "human", "value": "tell me more"},
+    ]
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"id": "x9", "conversations": talk}) + "\n")
+    (plan,) = load_session_file(str(path))
+    assert plan.name == "x9"
+    # the first starts the session; the next waits --think-time (None); the last has no reply to size it
+    assert plan.turns == (Turn("user", None, 5, 0.0, "hello there"), Turn("user", None, None, None, "tell me more"))
+    path.write_text(json.dumps({"conversations": [{"from": "gpt", "value": "alone"}]}) + "\n")
+    with pytest.raises(PromptError) as err:
+        load_session_file(str(path))
+    assert "a conversation without a human message" in str(err.value)
