@@ -200,7 +200,7 @@ def load_mode(load: LoadOptions, prompts: PromptOptions, measurement: Measuremen
         _check_trace(load, prompts)
         return TraceReplay()
     if profile is not None:
-        return OpenLoop(profile, sessions=load.session_rate is not None)
+        return OpenLoop(profile, sessions=load.session_rate is not None or prompts.in_sessions)
     if load.stages:
         return UserStages(load.stages)
     return ClosedLoop()
@@ -231,13 +231,15 @@ def _open_loop(load: LoadOptions, prompts: PromptOptions) -> RateProfile | None:
             "--max-concurrency caps an open loop: give --request-rate, --session-rate, --ramp-up, --stages or --trace "
             "(-u is the concurrency of a closed loop)"
         )
-    if ways and prompts.in_sessions and load.session_rate is None:
+    # sessions arrive at a rate, or in stages of rates (sessions per second)
+    if ways and prompts.in_sessions and load.session_rate is None and ways != ["--stages"]:
         raise ConfigError(
-            f"sessions arrive at --session-rate R (sessions per second), or run in a closed loop: drop {ways[0]}"
+            f"sessions arrive at --session-rate R (sessions per second), --stages in rates, or run in a closed "
+            f"loop: drop {ways[0]}"
         )
+    if (load.session_rate is not None or (prompts.in_sessions and rate_stages)) and load.num_requests:
+        raise ConfigError("sessions arriving at a rate are counted in sessions: give --sessions N, not -n")
     if load.session_rate is not None:
-        if load.num_requests:
-            raise ConfigError("--session-rate counts sessions: give --sessions N, not -n")
         return ConstantRate(load.session_rate)
     if load.request_rate is not None:
         return ConstantRate(load.request_rate)

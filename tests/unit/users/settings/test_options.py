@@ -162,9 +162,16 @@ def test_text_from_the_web_ui_form_is_converted_or_refused_in_one_line():
         ({"trace": __file__, "turns": "2"}, "--trace sets when each request is sent and its lengths: drop --turns"),
         (
             {"turns": "2", "request_rate": 4.0},
-            "sessions arrive at --session-rate R (sessions per second), or run in a closed loop: drop --request-rate",
+            "sessions arrive at --session-rate R (sessions per second), --stages in rates, or run in a closed loop: drop --request-rate",
         ),
-        ({"session_rate": 2.0, "num_requests": 10}, "--session-rate counts sessions: give --sessions N, not -n"),
+        (
+            {"session_rate": 2.0, "num_requests": 10},
+            "sessions arriving at a rate are counted in sessions: give --sessions N, not -n",
+        ),
+        (
+            {"turns": "2", "stages": "10s:2", "num_requests": 10},
+            "sessions arriving at a rate are counted in sessions: give --sessions N, not -n",
+        ),
         (
             {"turns": "3", "sessions": 4, "num_requests": 10},
             "-n counts requests and --sessions counts sessions: give one",
@@ -352,6 +359,8 @@ def test_sessions_at_a_rate_are_an_open_loop_of_sessions_and_a_think_time_sweep_
     rate = Settings.from_options(opts(turns="3", session_rate=2.0, sessions=10))
     assert isinstance(rate.mode, OpenLoop) and rate.mode.sessions and rate.total_requests == 10
     assert rate.counts_sessions and rate.unit == "sessions"
+    staged = Settings.from_options(opts(turns="3", stages="10s:2,10s:4"))
+    assert isinstance(staged.mode, OpenLoop) and staged.mode.sessions and staged.unit == "sessions"
     closed = Settings.from_options(opts(turns="3", num_requests=10))
     assert not closed.counts_sessions and closed.unit == "requests" and closed.in_sessions
     sweep = Settings.from_options(opts(turns="2", sweep="think-time:0,5", level_duration=5.0, session_rate=2.0))
