@@ -14,7 +14,7 @@ from scipy import stats
 
 from emulator.tokenizer import chat_ids
 from tests.e2e.test_distributed import wait_for_cluster
-from tests.procs import by_session, lru_forgets_after, read_rows, run_locust, start_locust, start_master
+from tests.procs import Run, by_session, lru_forgets_after, read_rows, run_locust, start_locust, start_master
 
 FAST = ("--step-ms", "5", "--step-ms-per-seq", "0.02", "--prefill-ms-per-token", "0.001", "--eos-prob", "0")
 BLOCK = 16
@@ -148,39 +148,23 @@ def test_sessions_arrive_at_the_asked_rate_and_a_session_file_is_replayed_exactl
 
 
 @pytest.mark.timeout(240)
-def test_a_think_time_sweep_finds_where_the_emulators_lru_cache_forgets(emulator_factory, tmp_path):
+@pytest.mark.parametrize("workers", [0, 2], ids=["local", "two-workers"])
+def test_a_think_time_sweep_finds_where_the_emulators_lru_cache_forgets(emulator_factory, tmp_path, workers):
     capacity, rate = 440, 10.0
     emu = emulator_factory(*FAST, "--num-blocks", str(capacity))
     prefix = tmp_path / "keep"
     gaps = (0.25, 0.5, 2.0, 4.0)
-    run = run_locust(
-        "--headless",
-        "-u",
-        "1",
-        "--session-rate",
-        str(rate),
-        # evenly spaced sessions: the arithmetic below counts them
-        "--burstiness",
-        "1000",
-        "--sweep",
-        "think-time:" + ",".join(map(str, gaps)),
-        "--level-duration",
-        "3",
-        "-H",
-        emu.url,
-        "--input-tokens",
-        "320",
-        "--turns",
-        "2",
-        "--turn-tokens",
-        "16",
-        "--max-tokens",
-        "8",
-        "--csv",
-        str(prefix),
-        "--only-summary",
-        timeout=200,
-    )
+    # evenly spaced sessions (the arithmetic below counts them), of two turns, at each think time
+    load = ("--session-rate", str(rate), "--burstiness", "1000", "--sweep", "think-time:" + ",".join(map(str, gaps)))
+    sizes = ("--input-tokens", "320", "--turns", "2", "--turn-tokens", "16", "--max-tokens", "8")
+    args = ("--headless", "-u", "2", *load, "--level-duration", "3", "-H", emu.url, *sizes, "--csv", str(prefix))
+    if workers:
+        master, master_out, port = start_master(*args, "--expect-workers", str(workers), "--only-summary")
+        procs = [start_locust("--worker", "--master-host", "127.0.0.1", "--master-port", str(port)) for _ in range(2)]
+        outputs, _ = wait_for_cluster(master, master_out, procs)
+        run = Run(master.returncode, outputs[0])
+    else:
+        run = run_locust(*args, "--only-summary", timeout=200)
     assert run.returncode == 0, run
     rows = read_rows(prefix)
     forgets_after = lru_forgets_after(rows, capacity, rate, BLOCK)

@@ -161,12 +161,8 @@ class MasterDispatch:
         # rows the run waits for (None: until the schedule ends)
         self.expected = run.context.settings.total_requests
         self.lost = 0
-        # a sweep's level of the arrivals being handed out
-        self.level = ""
-        # and its prompt set (a prompt level's)
-        self.prompts: str | None = None
-        # and its repetition (--repeat)
-        self.repeat: int | None = None
+        # what the arrivals being handed out carry: a sweep's level, its prompt set, repetition and think time
+        self.tag = protocol.level_tag()
         self.due_times: list[float] = []
         self._batches: dict[str, list[Due]] = {}
         self._next = 0
@@ -213,12 +209,11 @@ class MasterDispatch:
         self._batches = {w: [] for w in self.workers}
         return True
 
-    def send_arrivals(
-        self, arrivals: Iterable[Due], level: str = "", prompts: str | None = None, repeat: int | None = None
-    ) -> int:
-        """Hand out these arrivals as they come within reach; how many were handed out."""
+    def send_arrivals(self, arrivals: Iterable[Due], tag: dict[str, Any] | None = None) -> int:
+        """Hand out these arrivals as they come within reach, each batch with the level's ``tag``
+        (``protocol.level_tag``); how many were handed out."""
         batches = self._batches
-        self.level, self.prompts, self.repeat = level, prompts, repeat
+        self.tag = tag or protocol.level_tag()
         # this call's, for counting what fell due
         self.due_times = []
         for arrival in arrivals:
@@ -252,7 +247,7 @@ class MasterDispatch:
     def _flush(self, batches: dict[str, list[Due]]) -> None:
         for worker, arrivals in batches.items():
             if arrivals:
-                data = protocol.arrivals(arrivals, self.cap_share, self.level, self.prompts, self.repeat)
+                data = protocol.arrivals(arrivals, self.cap_share, self.tag)
                 self.runner.send_message(protocol.ARRIVALS, data, client_id=worker)
                 batches[worker] = []
 
@@ -320,12 +315,14 @@ class MasterPort:
         start = time.time() + LEVEL_START_LEAD_S
         if level.open_loop:
             arrivals = level_arrivals(level, start, until, limit, self.burstiness, self.seed)
-            self.sender = gevent.spawn(self.dispatch.send_arrivals, arrivals, label, level.prompt_set, level.repeat)
+            tag = protocol.level_tag(label, level.prompt_set, level.repeat, level.think_time)
+            self.sender = gevent.spawn(self.dispatch.send_arrivals, arrivals, tag)
             return
         self.waiting, self.sent = set(workers), {}
         limits = shares(limit, len(workers)) if limit else [None] * len(workers)
         for worker, concurrency, most in zip(workers, shares(level.in_flight, len(workers)), limits, strict=True):
-            data = protocol.closed_level(label, concurrency, until, most, level.prompt_set, level.repeat)
+            tag = protocol.level_tag(label, level.prompt_set, level.repeat, level.think_time)
+            data = protocol.closed_level(tag, concurrency, until, most)
             self.runner.send_message(protocol.CLOSED_LEVEL, data, client_id=worker)
 
     def on_level_done(self, worker: str, data: dict[str, Any]) -> None:

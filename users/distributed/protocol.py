@@ -53,13 +53,15 @@ MESSAGES: tuple[Message, ...] = (
         "master",
         '{"arrivals": [[due unix s, stage, trace row or null], ...], "cap": its share of '
         '--max-concurrency, "level": a sweep level or "", "prompts": a prompt level\'s'
-        ' prompt set (scheduler.levels.prompt_set) or null, "repeat": --repeat\'s repetition or null}',
+        ' prompt set (scheduler.levels.prompt_set) or null, "repeat": --repeat\'s repetition or null, "think": a'
+        " think-time level's gap or null}",
     ),
     Message(ARRIVALS_END, "master", "none: the schedule has ended"),
     Message(
         CLOSED_LEVEL,
         "master",
-        '{"level", "concurrency", "until" (unix s), "limit", "prompts", "repeat"}: its share of a closed-loop level',
+        '{"level", "prompts", "repeat", "think", "concurrency", "until" (unix s), "limit"}: its share of a '
+        "closed-loop level",
     ),
     Message(CANCEL_LEVEL, "master", '{"level"}: cut the level off'),
     Message(ABORT, "master", '{"message"}: the run ends on an error: the worker stops and exits non-zero'),
@@ -90,23 +92,19 @@ def rows(batch: list[list[str]]) -> dict[str, list[list[str]]]:
     return {"rows": batch}
 
 
-def arrivals(
-    batch: list[Any], cap: int | None, level: str, prompts: str | None, repeat: int | None = None
+def level_tag(
+    level: str = "", prompts: str | None = None, repeat: int | None = None, think: float | None = None
 ) -> dict[str, Any]:
-    return {"arrivals": [list(a) for a in batch], "cap": cap, "level": level, "prompts": prompts, "repeat": repeat}
+    """What a level's arrivals and sends carry: its label, its prompt set, its repetition, its think time."""
+    return {"level": level, "prompts": prompts, "repeat": repeat, "think": think}
 
 
-def closed_level(
-    level: str, concurrency: int, until: float, limit: int | None, prompts: str | None = None, repeat: int | None = None
-) -> dict[str, Any]:
-    return {
-        "level": level,
-        "concurrency": concurrency,
-        "until": until,
-        "limit": limit,
-        "prompts": prompts,
-        "repeat": repeat,
-    }
+def arrivals(batch: list[Any], cap: int | None, tag: dict[str, Any]) -> dict[str, Any]:
+    return {"arrivals": [list(a) for a in batch], "cap": cap, **tag}
+
+
+def closed_level(tag: dict[str, Any], concurrency: int, until: float, limit: int | None) -> dict[str, Any]:
+    return {**tag, "concurrency": concurrency, "until": until, "limit": limit}
 
 
 def cancel_level(level: str) -> dict[str, str]:

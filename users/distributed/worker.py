@@ -189,7 +189,7 @@ class WorkerSide:
     def on_arrivals(self, _master: str, data: dict[str, Any]) -> None:
         if self.open_loop is not None and self.feed is not None and data:
             self.open_loop.set_cap(data.get("cap"))
-            self.open_loop.begin_level(str(data.get("level") or ""), data.get("repeat"))
+            self.open_loop.begin_level(str(data.get("level") or ""), data.get("repeat"), data.get("think"))
             # a prompt level: its own prompts
             if data.get("prompts"):
                 self.run.prompts.use_prompt_set(str(data["prompts"]))
@@ -213,7 +213,7 @@ class WorkerSide:
             open_loop.join_closed()
             self.send(protocol.LEVEL_DONE, protocol.level_done(data["level"], sent[0]))
 
-        open_loop.begin_level(str(data["level"]), data.get("repeat"))
+        open_loop.begin_level(str(data["level"]), data.get("repeat"), data.get("think"))
         # a prompt level: its own prompts
         if data.get("prompts"):
             self.run.prompts.use_prompt_set(str(data["prompts"]))

@@ -125,8 +125,6 @@ class OpenLoop:
         self._session_numbers = itertools.count(1)
         # a think-time level's gap before a user's turn (None: the sessions' own)
         self.think: float | None = None
-        # sessions' requests sent (a level's: its rows to expect)
-        self.turns_sent = 0
         # a sweep's current level: every request sent now carries it
         self.level = ""
         # and its repetition (--repeat)
@@ -252,12 +250,10 @@ class OpenLoop:
 
         def send(rec: RequestRecord, messages: Messages, max_tokens: int | None) -> RequestRecord:
             endpoint = self.run.context.endpoint
-            done = self._on_host(
+            return self._on_host(
                 lambda client: client.request(endpoint, messages, max_tokens=max_tokens, collect_text=True, record=rec),
                 rec.session_id,
             )
-            self.turns_sent += 1
-            return done
 
         sessions.run_session(plan, sid, send, rng, first=first, think=self.think)
 
@@ -265,7 +261,6 @@ class OpenLoop:
         """A sweep's level begins: every request sent from now on carries its label and repetition (a
         think-time level: its sessions wait ``think`` seconds before each user's turn)."""
         self.level, self.repeat, self.think = label, repeat, think
-        self.turns_sent = 0
         self.unsent = 0
 
     def stop(self) -> None:

@@ -111,10 +111,8 @@ class LocalPort:
         return self.open_loop.sending
 
     def expected_rows(self) -> int | None:
-        if self.open_loop.sending:
-            return None
-        # sessions: each sent its turns
-        return self.open_loop.turns_sent if self.open_loop.in_sessions else self.sent - self.open_loop.unsent
+        """Requests (with sessions: sessions) sent, once sending is over."""
+        return None if self.open_loop.sending else self.sent - self.open_loop.unsent
 
     def in_flight(self, rows: int) -> int:
         return self.open_loop.run.context.in_flight
@@ -140,10 +138,20 @@ class LevelRows:
     ttft: list[float] = field(default_factory=list)
     tpot: list[float] = field(default_factory=list)
     e2e: list[float] = field(default_factory=list)
+    # rows that ended a session
+    sessions_ended: int = 0
 
     def add(
-        self, start: float, success: bool, cancelled: bool, ttft: float | None, tpot: float | None, e2e: float | None
+        self,
+        start: float,
+        success: bool,
+        cancelled: bool,
+        ttft: float | None,
+        tpot: float | None,
+        e2e: float | None,
+        last_turn: bool = False,
     ) -> None:
+        self.sessions_ended += last_turn
         self.start.append(start)
         self.success.append(success)
         self.cancelled.append(cancelled)
@@ -186,6 +194,8 @@ class SweepDriver:
         self.path = f"{csv_prefix}_levels.csv" if csv_prefix else None
         self.on_end = on_end
         self.rows = LevelRows("")
+        # each of a level's arrivals (or a closed level's sends) is a session, counted when its last turn ends
+        self.sessions = run.context.settings.in_sessions
         self.results: list[LevelResult] = []
         self.cache = ""
         self._loop: gevent.Greenlet[..., None] | None = None
@@ -206,7 +216,11 @@ class SweepDriver:
         f = row
         if f.level and f.level == self.rows.label:
             start = math.nan if f.start_time is None else f.start_time
-            self.rows.add(start, f.success, f.cancelled, f.ttft_s, f.tpot_s, f.e2e_s)
+            self.rows.add(start, f.success, f.cancelled, f.ttft_s, f.tpot_s, f.e2e_s, f.last_turn)
+
+    def done(self) -> int:
+        """What the level has seen end: its requests, or with sessions (each arrival a session) its sessions."""
+        return self.rows.sessions_ended if self.sessions else len(self.rows)
 
     # -- the levels ----------------------------------------------------------------------------
     def _run(self) -> None:
@@ -260,10 +274,10 @@ class SweepDriver:
         self.run.live.begin_level({"level": level.number, "kind": level.kind, "value": level.value})
         self.port.start_level(level, label, until, self.levels.requests)
         saturated, send_end = self._watch_level(level, until)
-        if saturated or self.port.sending() or self.port.expected_rows() != len(self.rows):
+        if saturated or self.port.sending() or self.port.expected_rows() != self.done():
             self.port.cancel()
             settle = time.monotonic() + SETTLE_S
-            while (self.port.expected_rows() or 0) > len(self.rows) and time.monotonic() < settle:
+            while (self.port.expected_rows() or 0) > self.done() and time.monotonic() < settle:
                 gevent.sleep(0.1)
         send_end = send_end or time.time()
         self.rows.windows.append((start + LEVEL_START_LEAD_S, send_end))
@@ -292,9 +306,10 @@ class SweepDriver:
             if send_end is None and (not self.port.sending() or now >= until):
                 send_end = min(now, until)
             expected = self.port.expected_rows()
-            if expected is not None and len(self.rows) >= expected and not self.port.sending():
+            if expected is not None and self.done() >= expected and not self.port.sending():
                 return False, send_end
-            if level.open_loop:
+            # (a think-time level's load is its session rate; its TTFT grows with what the cache forgets)
+            if level.open_loop and level.think_time is None:
                 test.add(self.port.in_flight(len(self.rows)), self.rows.ttft_median_of_new())
                 if test.saturated():
                     logger.warning(
@@ -303,10 +318,9 @@ class SweepDriver:
                         test.window,
                     )
                     return True, send_end
-            if send_end is not None and now - send_end > DRAIN_LIMIT_S:
-                logger.warning(
-                    "%s: requests still running %.0f s after the last send: cut off", level.label, DRAIN_LIMIT_S
-                )
+            drain = DRAIN_LIMIT_S + (level.think_time or 0.0) * self.run.sessions.most_turns
+            if send_end is not None and now - send_end > drain:
+                logger.warning("%s: requests still running %.0f s after the last send: cut off", level.label, drain)
                 return False, send_end
 
     def _log(self, result: LevelResult) -> None:

@@ -312,8 +312,6 @@ class MasterRole(Role):
     def start(self, host: str) -> None:
         side = self.side
         settings = self.run.context.settings
-        if settings.mode.levels and settings.in_sessions:
-            raise ConfigError("--sweep think-time runs in one process for now: run it without --master")
         # an open loop's -n is its schedule's: no grants, the dispatch says how many rows to expect
         coordinator = MasterCoordinator(
             self.environment,

@@ -12,6 +12,7 @@ turns, so ``--sessions`` ends exactly; the end of the test or a spent ``-n`` cut
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
@@ -54,6 +55,16 @@ class SessionRunner:
         self._text = TurnText(self.prompts.token_counter(host))
         file = s.prompts.session_file
         self.plans = load_session_file(file, s.prompts.session_time_scale) if file else []
+
+    @property
+    def most_turns(self) -> int:
+        """The most turns a session of this run can have (an unbounded draw counted as 100)."""
+        s = self.context.settings
+        plans = self.plans or (load_session_file(s.prompts.session_file) if s.prompts.session_file else [])
+        if plans:
+            return max(len(plan.turns) for plan in plans)
+        most = s.prompts.turns.most
+        return 100 if math.isinf(most) else int(most)
 
     def turn_text(self, rng: random.Random, tokens: int) -> str:
         """A new message of ``tokens`` tokens."""
