@@ -18,6 +18,7 @@ from llmclient.errors import ConfigError
 from llmclient.server_metrics import metrics_target
 from llmclient.telemetry import telemetry_page
 from scheduler.errors import ParameterError
+from scheduler.spread import Spread
 
 Kind = Literal["int", "float", "str", "flag", "list", "words"]
 # the problem with a value, or None: called with the value and the option's name (its flag, for messages)
@@ -79,6 +80,11 @@ def option(kind: Kind, flags: tuple[str, ...], default: Any, help: str, **kw: An
     if type(typed).__hash__ is None:
         return field(default_factory=lambda: typed, metadata={"option": spec})
     return field(default=typed, metadata={"option": spec})
+
+
+def spread_option(flags: tuple[str, ...], default: str, help: str, parse: Callable[[str], Spread]) -> Any:
+    """An option whose value is a ``Spread`` (scheduler/spread.py): S, exp:MEAN or uniform:LO,HI."""
+    return option("str", flags, default, help, parse=parse, check=parsed_by(parse), show=str)
 
 
 def options_of(section: type) -> tuple[Option, ...]:

@@ -34,6 +34,7 @@ from users.settings.option import (
     options_of,
     parsed_by,
     positive,
+    spread_option,
     telemetry_urls,
 )
 
@@ -258,27 +259,21 @@ class PromptOptions:
         "JSONL (or JSON array) of prompts or ShareGPT conversations, instead of synthetic prompts",
         check=existing_file(),
     )
-    turns: Spread = option(
-        "str",
+    turns: Spread = spread_option(
         ("--turns",),
         "1",
         "Sessions: turns per session, K or uniform:LO,HI; each turn re-sends the whole history (the first turn "
         "is one of the run's prompts, its shared prefix the system prompt every session shares)",
-        parse=parse_turns,
-        check=parsed_by(parse_turns),
-        show=str,
+        parse_turns,
     )
     turn_tokens: int = option(
         "int", ("--turn-tokens",), 128, "Sessions: tokens of each follow-up user message", check=at_least(1)
     )
-    think_time: Spread = option(
-        "str",
+    think_time: Spread = spread_option(
         ("--think-time",),
         "0",
         "Sessions: seconds from the end of an answer to the user's next turn: S, exp:MEAN or uniform:LO,HI",
-        parse=parse_think,
-        check=parsed_by(parse_think),
-        show=str,
+        parse_think,
     )
     tool_turns: float = option(
         "float",
@@ -288,14 +283,11 @@ class PromptOptions:
         check=between_0_and_1(),
     )
     tool_tokens: int = option("int", ("--tool-tokens",), 256, "Sessions: tokens of each tool result", check=at_least(1))
-    tool_time: Spread = option(
-        "str",
+    tool_time: Spread = spread_option(
         ("--tool-time",),
         "0.5",
         "Sessions: seconds a tool runs before its result is sent (as --think-time)",
-        parse=parse_tool_time,
-        check=parsed_by(parse_tool_time),
-        show=str,
+        parse_tool_time,
     )
     session_file: str = option(
         "str",
