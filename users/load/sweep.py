@@ -300,6 +300,8 @@ class SweepDriver:
         """Wait for a level's rows: whether it was cut off past saturation, and when its sending ended."""
         test = SaturationTest()
         send_end: float | None = None
+        # a think-time level's sessions think between their turns
+        drain = DRAIN_LIMIT_S + (level.think_time * self.run.sessions.most_turns if level.think_time else 0.0)
         while True:
             gevent.sleep(TICK_S)
             now = time.time()
@@ -318,7 +320,6 @@ class SweepDriver:
                         test.window,
                     )
                     return True, send_end
-            drain = DRAIN_LIMIT_S + (level.think_time or 0.0) * self.run.sessions.most_turns
             if send_end is not None and now - send_end > drain:
                 logger.warning("%s: requests still running %.0f s after the last send: cut off", level.label, drain)
                 return False, send_end

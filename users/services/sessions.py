@@ -1,6 +1,6 @@
 """Sessions: a conversation's or an agent's turns, each re-sending the whole history, with the gaps between.
 
-``SessionRunner.run`` plays one session's plan (``prompts.sessions``) through ``send`` (the closed loop's
+``SessionRunner.run_session`` plays one session's plan (``prompts.sessions``) through ``send`` (the closed loop's
 user client, or the open loop's sender): the first turn is one of the run's prompts (or a session file's
 first message); each later one waits its gap, counted from the end of the previous answer (a person
 reads, then types; a tool runs), then adds the answer and a new user message or a tool's result. Every
